@@ -1,0 +1,118 @@
+//! The datasets that ship inside the binary (from smartcore), named as scikit-learn names them.
+
+use super::{Column, ColumnKind, ColumnValues, Dataset};
+use sha2::{Digest, Sha256};
+
+/// A dataset bundled with mlserve: no download, no file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BundledDataset {
+    /// Breast cancer Wisconsin (diagnostic): 569 rows, 30 numeric features, malignant or benign.
+    BreastCancer,
+    /// Iris: 150 rows, 4 numeric features, three species.
+    Iris,
+}
+
+impl BundledDataset {
+    /// The name used on the command line and in provenance.
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            BundledDataset::BreastCancer => "breast-cancer",
+            BundledDataset::Iris => "iris",
+        }
+    }
+
+    /// The default model name for this dataset.
+    pub fn model_name(self) -> &'static str {
+        match self {
+            BundledDataset::BreastCancer => "breast_cancer",
+            BundledDataset::Iris => "iris",
+        }
+    }
+}
+
+/// Loads a bundled dataset with snake_case feature names and named classes.
+pub fn load_bundled(which: BundledDataset) -> Dataset {
+    let (raw, labels) = match which {
+        // smartcore encodes breast cancer as scikit-learn does: 0 = malignant, 1 = benign.
+        BundledDataset::BreastCancer => (
+            smartcore::dataset::breast_cancer::load_dataset(),
+            vec!["malignant", "benign"],
+        ),
+        BundledDataset::Iris => (
+            smartcore::dataset::iris::load_dataset(),
+            vec!["setosa", "versicolor", "virginica"],
+        ),
+    };
+    let mut hasher = Sha256::new();
+    for value in &raw.data {
+        hasher.update(value.to_le_bytes());
+    }
+    for class in &raw.target {
+        hasher.update(class.to_le_bytes());
+    }
+    let columns = raw
+        .feature_names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| Column {
+            name: snake_case_feature_name(name),
+            kind: ColumnKind::Number,
+            values: ColumnValues::Numeric(
+                (0..raw.num_samples)
+                    .map(|i| shortest_f64(raw.data[i * raw.num_features + j]))
+                    .collect(),
+            ),
+        })
+        .collect();
+    Dataset {
+        source: which.cli_name().to_string(),
+        sha256: format!("{:x}", hasher.finalize()),
+        columns,
+        target: raw.target.iter().map(|&class| class as usize).collect(),
+        labels: labels.into_iter().map(String::from).collect(),
+    }
+}
+
+/// "mean concave points" → "mean_concave_points"; "sepal length (cm)" → "sepal_length".
+fn snake_case_feature_name(name: &str) -> String {
+    let without_unit = name.split(" (").next().unwrap_or(name);
+    without_unit.trim().replace(' ', "_")
+}
+
+/// The data ships as f32; widen it to the f64 with the same shortest decimal form,
+/// so that 17.99 stays 17.99 in schemas and examples rather than 17.989999771118164.
+fn shortest_f64(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(f64::from(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breast_cancer_matches_scikit_learn_naming_and_counts() {
+        let data = load_bundled(BundledDataset::BreastCancer);
+        assert_eq!(data.n_rows(), 569);
+        assert_eq!(data.columns.len(), 30);
+        assert_eq!(data.columns[0].name, "mean_radius");
+        assert_eq!(data.columns[7].name, "mean_concave_points");
+        assert_eq!(data.columns[29].name, "worst_fractal_dimension");
+        assert_eq!(data.class_counts(), vec![212, 357]);
+        let ColumnValues::Numeric(radius) = &data.columns[0].values else {
+            panic!("numeric column expected")
+        };
+        assert_eq!(radius[0], 17.99);
+    }
+
+    #[test]
+    fn iris_has_three_balanced_species() {
+        let data = load_bundled(BundledDataset::Iris);
+        assert_eq!(data.n_rows(), 150);
+        let names: Vec<_> = data.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+        );
+        assert_eq!(data.class_counts(), vec![50, 50, 50]);
+    }
+}

@@ -1,0 +1,379 @@
+//! Reading a labelled dataset from a CSV file with a header row.
+//!
+//! Column types are detected from the data unless declared: a column whose cells are all
+//! `true`/`false` is boolean, all whole numbers is integer, all numbers is number, and a column
+//! of text is categorical. A column that is mostly numbers with a few text cells is taken as
+//! numeric, and the first text cell is reported with its line: that is almost always a typo,
+//! and silently turning the column into categories would hide it.
+
+use super::{Column, ColumnKind, ColumnValues, DataError, Dataset};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// How to read a CSV file.
+#[derive(Debug, Clone, Default)]
+pub struct CsvOptions {
+    /// The column holding the class.
+    pub target: String,
+    /// Columns to treat as categorical whatever their content.
+    pub categorical: Vec<String>,
+}
+
+/// Reads `path` into a dataset.
+pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let table = read_table(path, &bytes)?;
+    let target_index = table
+        .header
+        .iter()
+        .position(|name| *name == options.target)
+        .ok_or_else(|| DataError::MissingTarget {
+            path: path.to_path_buf(),
+            column: options.target.clone(),
+            available: table.header.join(", "),
+        })?;
+    for name in &options.categorical {
+        if *name == options.target || !table.header.contains(name) {
+            return Err(DataError::UnknownCategorical {
+                path: path.to_path_buf(),
+                column: name.clone(),
+            });
+        }
+    }
+    let source = path.display().to_string();
+    if table.rows.is_empty() {
+        return Err(DataError::Empty(source));
+    }
+    if table.header.len() < 2 {
+        return Err(DataError::NoFeatures(source));
+    }
+
+    let mut columns = Vec::with_capacity(table.header.len() - 1);
+    for (index, name) in table.header.iter().enumerate() {
+        if index == target_index {
+            continue;
+        }
+        let declared_categorical = options.categorical.contains(name);
+        columns.push(parse_column(&table, index, declared_categorical)?);
+    }
+    let (target, labels) = parse_target(&table, target_index)?;
+    if labels.len() < 2 {
+        return Err(DataError::SingleClass {
+            origin: source,
+            label: labels.into_iter().next().unwrap_or_default(),
+        });
+    }
+    Ok(Dataset {
+        source,
+        sha256: format!("{:x}", Sha256::digest(&bytes)),
+        columns,
+        target,
+        labels,
+    })
+}
+
+/// The raw text of a CSV file: header and rows, each row with its 1-based line number.
+struct Table {
+    path: PathBuf,
+    header: Vec<String>,
+    rows: Vec<(u64, csv::StringRecord)>,
+}
+
+impl Table {
+    fn cell(&self, row: usize, column: usize) -> (u64, &str) {
+        let (line, record) = &self.rows[row];
+        (*line, record.get(column).unwrap_or("").trim())
+    }
+}
+
+fn read_table(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes);
+    let malformed = |error: csv::Error| {
+        let line = error.position().map_or(1, |position| position.line());
+        DataError::Malformed {
+            path: path.to_path_buf(),
+            line,
+            message: describe_csv_error(&error),
+        }
+    };
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(malformed)?
+        .iter()
+        .map(|name| name.trim().to_string())
+        .collect();
+    check_header(path, &header)?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(malformed)?;
+        let line = record.position().map_or(0, |position| position.line());
+        if record.iter().all(|cell| cell.trim().is_empty()) {
+            continue; // a blank line at the end of a file is not a data row
+        }
+        rows.push((line, record));
+    }
+    Ok(Table {
+        path: path.to_path_buf(),
+        header,
+        rows,
+    })
+}
+
+fn describe_csv_error(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("this row has {len} fields but the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8 text".to_string(),
+        _ => error.to_string(),
+    }
+}
+
+fn check_header(path: &Path, header: &[String]) -> Result<(), DataError> {
+    let no_header = |message: &str| DataError::NoHeader {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    };
+    if header.is_empty() || header.iter().all(String::is_empty) {
+        return Err(no_header("the file is empty; expected a header row of column names"));
+    }
+    if header.iter().all(|name| name.parse::<f64>().is_ok()) {
+        return Err(no_header(
+            "the first line holds numbers, not column names; add a header row",
+        ));
+    }
+    if let Some(position) = header.iter().position(String::is_empty) {
+        return Err(no_header(&format!(
+            "header column {} has no name",
+            position + 1
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    for name in header {
+        if !seen.insert(name) {
+            return Err(DataError::DuplicateColumn {
+                path: path.to_path_buf(),
+                column: name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn parse_column(table: &Table, index: usize, categorical: bool) -> Result<Column, DataError> {
+    let name = table.header[index].clone();
+    for row in 0..table.rows.len() {
+        let (line, cell) = table.cell(row, index);
+        if cell.is_empty() {
+            return Err(DataError::EmptyCell {
+                path: table.path.clone(),
+                line,
+                column: name,
+            });
+        }
+    }
+    let kind = if categorical {
+        ColumnKind::Categorical
+    } else {
+        detect_kind(table, index)
+    };
+    let values = match kind {
+        ColumnKind::Categorical => ColumnValues::Text(
+            (0..table.rows.len())
+                .map(|row| table.cell(row, index).1.to_string())
+                .collect(),
+        ),
+        numeric_kind => {
+            let mut values = Vec::with_capacity(table.rows.len());
+            for row in 0..table.rows.len() {
+                let (line, cell) = table.cell(row, index);
+                let value = parse_numeric(cell, numeric_kind).ok_or_else(|| DataError::BadCell {
+                    path: table.path.clone(),
+                    line,
+                    column: name.clone(),
+                    expected: expected_words(numeric_kind),
+                    value: cell.to_string(),
+                })?;
+                values.push(value);
+            }
+            ColumnValues::Numeric(values)
+        }
+    };
+    Ok(Column { name, kind, values })
+}
+
+fn detect_kind(table: &Table, index: usize) -> ColumnKind {
+    let cells = || (0..table.rows.len()).map(|row| table.cell(row, index).1);
+    if cells().all(|cell| parse_bool(cell).is_some()) {
+        return ColumnKind::Boolean;
+    }
+    let numeric = cells().filter(|cell| parse_finite(cell).is_some()).count();
+    if numeric * 2 <= table.rows.len() {
+        return ColumnKind::Categorical;
+    }
+    if cells().all(|cell| cell.parse::<i64>().is_ok()) {
+        ColumnKind::Integer
+    } else {
+        ColumnKind::Number
+    }
+}
+
+fn parse_numeric(cell: &str, kind: ColumnKind) -> Option<f64> {
+    match kind {
+        ColumnKind::Boolean => parse_bool(cell).map(|b| if b { 1.0 } else { 0.0 }),
+        ColumnKind::Integer => cell.parse::<i64>().ok().map(|i| i as f64),
+        _ => parse_finite(cell),
+    }
+}
+
+fn parse_finite(cell: &str) -> Option<f64> {
+    cell.parse::<f64>().ok().filter(|value| value.is_finite())
+}
+
+fn parse_bool(cell: &str) -> Option<bool> {
+    if cell.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if cell.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn expected_words(kind: ColumnKind) -> &'static str {
+    match kind {
+        ColumnKind::Boolean => "true or false",
+        ColumnKind::Integer => "a whole number",
+        _ => "a finite number",
+    }
+}
+
+/// Class labels are sorted numerically when every label is an integer, otherwise as text,
+/// so that 0/1 targets keep their natural order.
+fn parse_target(table: &Table, index: usize) -> Result<(Vec<usize>, Vec<String>), DataError> {
+    let mut raw = Vec::with_capacity(table.rows.len());
+    for row in 0..table.rows.len() {
+        let (line, cell) = table.cell(row, index);
+        if cell.is_empty() {
+            return Err(DataError::EmptyCell {
+                path: table.path.clone(),
+                line,
+                column: table.header[index].clone(),
+            });
+        }
+        raw.push(cell.to_string());
+    }
+    let mut labels: Vec<String> = raw
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if labels.iter().all(|label| label.parse::<i64>().is_ok()) {
+        labels.sort_by_key(|label| label.parse::<i64>().unwrap_or_default());
+    }
+    let target = raw
+        .iter()
+        .map(|value| labels.iter().position(|label| label == value).unwrap_or(0))
+        .collect();
+    Ok((target, labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load(text: &str, categorical: &[&str]) -> Result<Dataset, DataError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let options = CsvOptions {
+            target: "y".into(),
+            categorical: categorical.iter().map(|s| s.to_string()).collect(),
+        };
+        load_csv(file.path(), &options)
+    }
+
+    #[test]
+    fn detects_each_column_kind() {
+        let data = load(
+            "age,score,smoker,city,y\n30,1.5,true,Oslo,yes\n41,2.25,false,Rome,no\n52,3,TRUE,Oslo,yes\n",
+            &[],
+        )
+        .unwrap();
+        let kinds: Vec<_> = data.columns.iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                ColumnKind::Integer,
+                ColumnKind::Number,
+                ColumnKind::Boolean,
+                ColumnKind::Categorical
+            ]
+        );
+        assert_eq!(data.labels, ["no", "yes"]);
+        assert_eq!(data.target, [1, 0, 1]);
+        assert_eq!(data.columns[2].values, ColumnValues::Numeric(vec![1.0, 0.0, 1.0]));
+    }
+
+    #[test]
+    fn declared_categorical_keeps_numbers_as_text() {
+        let data = load("zip,y\n1000,0\n2000,1\n1000,1\n", &["zip"]).unwrap();
+        assert_eq!(data.columns[0].kind, ColumnKind::Categorical);
+        assert_eq!(
+            data.columns[0].values,
+            ColumnValues::Text(vec!["1000".into(), "2000".into(), "1000".into()])
+        );
+    }
+
+    #[test]
+    fn integer_labels_sort_numerically() {
+        let data = load("x,y\n1,10\n2,9\n3,10\n", &[]).unwrap();
+        assert_eq!(data.labels, ["9", "10"]);
+    }
+
+    #[test]
+    fn bad_cell_names_line_and_column() {
+        let error = load("a,b,y\n1,2,x\n3,4,x\n5,oops,z\n", &[]).unwrap_err();
+        assert_eq!(
+            error.to_string().split_once(':').unwrap().1,
+            "4: column 'b': expected a finite number, got 'oops'"
+        );
+    }
+
+    #[test]
+    fn empty_cell_names_line_and_column() {
+        let error = load("a,b,y\n1,2,x\n3,,z\n", &[]).unwrap_err();
+        assert!(matches!(error, DataError::EmptyCell { line: 3, ref column, .. } if column == "b"));
+    }
+
+    #[test]
+    fn missing_target_lists_columns() {
+        let error = load("a,b\n1,2\n", &[]).unwrap_err();
+        assert!(error.to_string().ends_with("no column named 'y' for the target; the columns are: a, b"));
+    }
+
+    #[test]
+    fn header_of_numbers_is_refused() {
+        let error = load("1,2,3\n4,5,6\n", &[]).unwrap_err();
+        assert!(matches!(error, DataError::NoHeader { .. }));
+    }
+
+    #[test]
+    fn ragged_row_is_malformed_with_line() {
+        let error = load("a,y\n1,x\n2,y,3\n", &[]).unwrap_err();
+        assert!(matches!(error, DataError::Malformed { line: 3, .. }), "{error}");
+    }
+
+    #[test]
+    fn single_class_is_refused() {
+        let error = load("a,y\n1,x\n2,x\n", &[]).unwrap_err();
+        assert!(matches!(error, DataError::SingleClass { .. }));
+    }
+}

@@ -1,0 +1,294 @@
+//! Versioned model folders: `models/<name>/<version>/{model.toml, model.bin, metrics.json, report.html}`.
+//!
+//! A version is written into a hidden folder beside its final place and renamed into place,
+//! so a reader (a server watching the repository) never sees half a model.
+
+use super::manifest::Manifest;
+use super::native::NativeModel;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MODEL_MAGIC: &[u8; 8] = b"MLSERVE\0";
+const MODEL_FORMAT: u16 = 1;
+/// Name of the native model file in a version folder.
+pub const NATIVE_MODEL_FILE: &str = "model.bin";
+const MANIFEST_FILE: &str = "model.toml";
+
+/// A loaded model version.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The model itself.
+    pub model: NativeModel,
+    /// The version folder.
+    pub dir: PathBuf,
+}
+
+/// The files of a version, built once its version number is known.
+pub struct ArtifactFiles {
+    /// The manifest; its `artifact` section is filled in on writing.
+    pub manifest: Manifest,
+    /// The fitted model.
+    pub model: NativeModel,
+    /// Other files (metrics.json, report.html), by name.
+    pub extra: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// Errors reading or writing model folders.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The model name cannot be a folder name and a URL segment.
+    #[error(
+        "invalid model name '{0}': use 1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit"
+    )]
+    InvalidName(String),
+    /// model.toml is missing a field, has a wrong one, or is not TOML.
+    #[error("{path}: invalid manifest: {message}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The model file does not match its manifest or cannot be decoded.
+    #[error("{path}: corrupt model file: {message}")]
+    Corrupt {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
+    move |source| ArtifactError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Checks that a model name is safe as a folder name and a URL path segment.
+pub fn validate_model_name(name: &str) -> Result<(), ArtifactError> {
+    let valid = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ArtifactError::InvalidName(name.to_string()))
+    }
+}
+
+/// The version numbers present under `model_dir`, ascending. Hidden and non-numeric entries are ignored.
+pub fn list_versions(model_dir: &Path) -> Result<Vec<u32>, ArtifactError> {
+    let entries = match std::fs::read_dir(model_dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(io_error(model_dir)(error)),
+    };
+    let mut versions = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_error(model_dir))?;
+        let is_dir = entry.file_type().map_err(io_error(model_dir))?.is_dir();
+        let version = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok());
+        if let (true, Some(version)) = (is_dir, version) {
+            versions.push(version);
+        }
+    }
+    versions.sort_unstable();
+    Ok(versions)
+}
+
+/// Encodes the native model with a magic header and format version.
+fn encode_model(model: &NativeModel) -> Result<Vec<u8>, postcard::Error> {
+    let mut bytes = Vec::with_capacity(1024);
+    bytes.extend_from_slice(MODEL_MAGIC);
+    bytes.extend_from_slice(&MODEL_FORMAT.to_le_bytes());
+    bytes.extend_from_slice(&postcard::to_allocvec(model)?);
+    Ok(bytes)
+}
+
+fn decode_model(bytes: &[u8]) -> Result<NativeModel, String> {
+    let body = bytes
+        .strip_prefix(MODEL_MAGIC)
+        .ok_or("not an mlserve model file (bad magic bytes)")?;
+    let (format, payload) = body.split_at_checked(2).ok_or("truncated header")?;
+    let format = u16::from_le_bytes([format[0], format[1]]);
+    if format != MODEL_FORMAT {
+        return Err(format!(
+            "model format {format} is not supported by this mlserve (it reads format {MODEL_FORMAT})"
+        ));
+    }
+    let model: NativeModel = postcard::from_bytes(payload).map_err(|error| error.to_string())?;
+    model.check_consistency()?;
+    Ok(model)
+}
+
+/// Writes `files` as the next version of `name` under `models_dir` and returns the version and its folder.
+///
+/// `build` is called with the version number chosen; if another writer takes that number
+/// first, it is called again with the next one.
+pub fn write_new_version(
+    models_dir: &Path,
+    name: &str,
+    mut build: impl FnMut(u32) -> ArtifactFiles,
+) -> Result<(u32, PathBuf), ArtifactError> {
+    validate_model_name(name)?;
+    let model_dir = models_dir.join(name);
+    std::fs::create_dir_all(&model_dir).map_err(io_error(&model_dir))?;
+    let mut version = list_versions(&model_dir)?.last().map_or(1, |last| last + 1);
+    loop {
+        let staging = model_dir.join(format!(".incoming-{version}-{}", std::process::id()));
+        let result = write_files(&staging, build(version))
+            .and_then(|()| publish(&staging, &model_dir.join(version.to_string())));
+        match result {
+            Ok(Some(final_dir)) => return Ok((version, final_dir)),
+            Ok(None) => version += 1, // taken by a concurrent writer
+            Err(error) => {
+                // Best effort: the staging folder is hidden from readers anyway.
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(error);
+            }
+        }
+    }
+}
+
+fn write_files(staging: &Path, mut files: ArtifactFiles) -> Result<(), ArtifactError> {
+    if staging.exists() {
+        std::fs::remove_dir_all(staging).map_err(io_error(staging))?;
+    }
+    std::fs::create_dir_all(staging).map_err(io_error(staging))?;
+    let model_bytes = encode_model(&files.model).map_err(|error| ArtifactError::Corrupt {
+        path: staging.join(NATIVE_MODEL_FILE),
+        message: error.to_string(),
+    })?;
+    files.manifest.artifact.file = NATIVE_MODEL_FILE.to_string();
+    files.manifest.artifact.sha256 = format!("{:x}", Sha256::digest(&model_bytes));
+    let manifest = toml::to_string(&files.manifest).map_err(|error| ArtifactError::Manifest {
+        path: staging.join(MANIFEST_FILE),
+        message: error.to_string(),
+    })?;
+    write_synced(&staging.join(NATIVE_MODEL_FILE), &model_bytes)?;
+    for (file_name, bytes) in &files.extra {
+        write_synced(&staging.join(file_name), bytes)?;
+    }
+    // The manifest goes last: a folder with a manifest has everything the manifest names.
+    write_synced(&staging.join(MANIFEST_FILE), manifest.as_bytes())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
+    let mut file = std::fs::File::create(path).map_err(io_error(path))?;
+    file.write_all(bytes).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))
+}
+
+/// Renames the staging folder into place; `None` when the version already exists.
+fn publish(staging: &Path, final_dir: &Path) -> Result<Option<PathBuf>, ArtifactError> {
+    if final_dir.exists() {
+        std::fs::remove_dir_all(staging).map_err(io_error(staging))?;
+        return Ok(None);
+    }
+    match std::fs::rename(staging, final_dir) {
+        Ok(()) => Ok(Some(final_dir.to_path_buf())),
+        // rename(2) refuses to replace a non-empty folder: someone else published this version.
+        Err(error) if final_dir.exists() => {
+            tracing::debug!(%error, "version folder taken concurrently");
+            std::fs::remove_dir_all(staging).map_err(io_error(staging))?;
+            Ok(None)
+        }
+        Err(error) => Err(io_error(final_dir)(error)),
+    }
+}
+
+/// Loads and checks one version folder: the manifest parses, the model file matches its
+/// checksum, decodes, and agrees with the manifest.
+pub fn load_version(dir: &Path) -> Result<Artifact, ArtifactError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path).map_err(io_error(&manifest_path))?;
+    let manifest: Manifest = toml::from_str(&text).map_err(|error| ArtifactError::Manifest {
+        path: manifest_path.clone(),
+        message: error.message().to_string(),
+    })?;
+    let model_path = dir.join(&manifest.artifact.file);
+    if manifest.artifact.file.contains(['/', '\\']) {
+        return Err(ArtifactError::Manifest {
+            path: manifest_path,
+            message: "artifact.file must be a file name in the version folder".to_string(),
+        });
+    }
+    let bytes = std::fs::read(&model_path).map_err(io_error(&model_path))?;
+    let corrupt = |message: String| ArtifactError::Corrupt {
+        path: model_path.clone(),
+        message,
+    };
+    let digest = format!("{:x}", Sha256::digest(&bytes));
+    if digest != manifest.artifact.sha256 {
+        return Err(corrupt(format!(
+            "SHA-256 is {digest}, the manifest says {}",
+            manifest.artifact.sha256
+        )));
+    }
+    let model = decode_model(&bytes).map_err(corrupt)?;
+    if model.n_classes != manifest.labels.len() || model.preprocessor.inputs.len() != manifest.features.len() {
+        return Err(corrupt(format!(
+            "the model has {} classes and {} inputs, the manifest {} labels and {} features",
+            model.n_classes,
+            model.preprocessor.inputs.len(),
+            manifest.labels.len(),
+            manifest.features.len()
+        )));
+    }
+    Ok(Artifact {
+        manifest,
+        model,
+        dir: dir.to_path_buf(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_are_checked() {
+        for good in ["iris", "breast_cancer", "a", "model-2.1"] {
+            assert!(validate_model_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".hidden", "../up", "a/b", "with space", "ü", &"x".repeat(65)] {
+            assert!(validate_model_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions_ignore_hidden_and_non_numeric_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["1", "10", "2", ".incoming-3-1", "notes"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        std::fs::write(dir.path().join("7"), b"a file, not a version").unwrap();
+        assert_eq!(list_versions(dir.path()).unwrap(), [1, 2, 10]);
+        assert_eq!(list_versions(&dir.path().join("absent")).unwrap(), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn decoding_refuses_garbage_and_other_formats() {
+        assert!(decode_model(b"PK\x03\x04 a zip file").unwrap_err().contains("magic"));
+        let mut future = MODEL_MAGIC.to_vec();
+        future.extend_from_slice(&9u16.to_le_bytes());
+        assert!(decode_model(&future).unwrap_err().contains("format 9"));
+        let mut truncated = MODEL_MAGIC.to_vec();
+        truncated.extend_from_slice(&MODEL_FORMAT.to_le_bytes());
+        truncated.push(3);
+        assert!(decode_model(&truncated).is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! `model.toml`: what a model is, what it takes, what it answers, and where it came from.
+
+use crate::data::ColumnKind;
+use crate::train::AlgorithmParams;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The manifest of one model version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version, for later migrations.
+    pub format: u32,
+    /// Model name (the folder name and the URL segment).
+    pub name: String,
+    /// Version number (the folder name).
+    pub version: u32,
+    /// What the model predicts.
+    pub task: Task,
+    /// Which backend runs it.
+    pub backend: Backend,
+    /// When it was written, RFC 3339.
+    pub created_at: String,
+    /// Class labels, in the order of the model's probabilities.
+    pub labels: Vec<String>,
+    /// The model file and its checksum.
+    pub artifact: ArtifactInfo,
+    /// How it was trained.
+    pub training: Provenance,
+    /// The headline metrics on the held-out split (all of them are in metrics.json).
+    pub metrics: MetricsSummary,
+    /// Input features, in order.
+    pub features: Vec<FeatureSchema>,
+}
+
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// One label out of a fixed set, with a probability per label.
+    Classification,
+}
+
+/// Which runtime executes the model file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// mlserve's own inference code on `model.bin`.
+    Native,
+}
+
+/// The model file of a version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactInfo {
+    /// File name inside the version folder.
+    pub file: String,
+    /// SHA-256 of the file, checked on load.
+    pub sha256: String,
+}
+
+/// Training provenance: enough to reproduce the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Dataset name or file path.
+    pub dataset: String,
+    /// SHA-256 of the dataset.
+    pub dataset_sha256: String,
+    /// Rows in the dataset.
+    pub rows: usize,
+    /// Rows the model was fitted on.
+    pub train_rows: usize,
+    /// Held-out rows it was evaluated on.
+    pub test_rows: usize,
+    /// Share of rows held out.
+    pub test_size: f64,
+    /// Random seed of the split and the algorithm.
+    pub seed: u64,
+    /// Cross-validation folds, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv_folds: Option<usize>,
+    /// mlserve version that trained it.
+    pub mlserve_version: String,
+    /// The algorithm and its hyper-parameters.
+    pub estimator: AlgorithmParams,
+}
+
+/// Headline metrics on the held-out split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSummary {
+    /// Share of correct predictions.
+    pub accuracy: f64,
+    /// Macro-averaged precision.
+    pub precision_macro: f64,
+    /// Macro-averaged recall.
+    pub recall_macro: f64,
+    /// Macro-averaged F1.
+    pub f1_macro: f64,
+    /// ROC AUC (one-vs-rest macro for several classes), when defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roc_auc: Option<f64>,
+    /// Mean log loss.
+    pub log_loss: f64,
+}
+
+/// One input feature: its type, its training statistics and an example value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSchema {
+    /// Name, as clients send it.
+    pub name: String,
+    /// Declared type.
+    #[serde(rename = "type")]
+    pub kind: ColumnKind,
+    /// Whether null is accepted.
+    pub nullable: bool,
+    /// A typical value, from a real training row.
+    pub example: ExampleValue,
+    /// Training minimum (numeric types).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Training maximum (numeric types).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Training mean (numeric types; for booleans, the share of `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    /// Training standard deviation (numeric types).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+    /// Known categories (categorical).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<String>>,
+    /// Share of training rows per category (categorical).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequencies: Option<BTreeMap<String, f64>>,
+}
+
+/// An example value of a feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExampleValue {
+    /// Boolean features.
+    Bool(bool),
+    /// Integer features.
+    Integer(i64),
+    /// Number features.
+    Number(f64),
+    /// Categorical features.
+    Text(String),
+}

@@ -1,0 +1,312 @@
+//! Training: split, preprocess, fit, evaluate, and write a versioned artifact.
+
+mod algorithms;
+pub mod metrics;
+mod params;
+pub mod preprocess;
+mod report;
+mod schema;
+
+pub use metrics::Evaluation;
+pub use params::{Algorithm, AlgorithmParams, Gamma, HyperParameterFlags, MaxFeatures};
+
+use crate::data::{DataError, Dataset, stratified_kfold, stratified_split};
+use crate::model::{
+    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, Manifest, MetricsSummary, NativeModel, Provenance, Task,
+    write_new_version,
+};
+use preprocess::{fit_preprocessor, transform};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Everything that can stop a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The data could not be read or split.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A hyper-parameter is out of range or does not apply.
+    #[error("{0}")]
+    Parameter(String),
+    /// The algorithm failed on this data.
+    #[error("training failed: {0}")]
+    Fit(String),
+    /// The artifact could not be written.
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+}
+
+/// Reports progress of long work (forests, cross-validation). Implementations must be
+/// shareable across the threads that grow a forest.
+pub trait Progress: Sync {
+    /// A new phase of `total` steps begins.
+    fn start(&self, message: &str, total: u64);
+    /// `steps` more steps are done.
+    fn advance(&self, steps: u64);
+    /// The phase is over.
+    fn finish(&self);
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// How to train.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Algorithm and hyper-parameters.
+    pub params: AlgorithmParams,
+    /// Share of rows held out for evaluation.
+    pub test_size: f64,
+    /// Seed of the split, the folds and the algorithm.
+    pub seed: u64,
+    /// Cross-validation folds on the training split, if wanted.
+    pub cv: Option<usize>,
+}
+
+/// Mean and standard deviation of a score over folds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldScores {
+    /// Mean over folds.
+    pub mean: f64,
+    /// Population standard deviation over folds.
+    pub std: f64,
+    /// The score of each fold.
+    pub folds: Vec<f64>,
+}
+
+impl FoldScores {
+    fn of(values: Vec<f64>) -> Self {
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        FoldScores {
+            mean,
+            std,
+            folds: values,
+        }
+    }
+}
+
+/// k-fold cross-validation on the training split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossValidation {
+    /// Number of folds.
+    pub folds: usize,
+    /// Accuracy over the folds.
+    pub accuracy: FoldScores,
+    /// Macro F1 over the folds.
+    pub f1_macro: FoldScores,
+    /// ROC AUC over the folds.
+    pub roc_auc: Option<FoldScores>,
+}
+
+/// How the rows were split; enough for anyone to evaluate on the same rows again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitInfo {
+    /// Seed of the split.
+    pub seed: u64,
+    /// Share held out.
+    pub test_size: f64,
+    /// Number of training rows.
+    pub train_rows: usize,
+    /// The held-out rows, as 0-based data row indices.
+    pub test_rows: Vec<usize>,
+}
+
+/// The contents of metrics.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsFile {
+    /// Evaluation on the held-out split.
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+    /// Cross-validation, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<CrossValidation>,
+    /// The split.
+    pub split: SplitInfo,
+}
+
+/// A fitted and evaluated model, not yet written.
+#[derive(Debug, Clone)]
+pub struct TrainedModel {
+    /// The model.
+    pub model: NativeModel,
+    /// Its evaluation.
+    pub metrics: MetricsFile,
+    /// Feature schemas with training statistics.
+    pub features: Vec<crate::model::FeatureSchema>,
+    /// Provenance for the manifest.
+    pub provenance: Provenance,
+    /// Class labels.
+    pub labels: Vec<String>,
+}
+
+fn fit_on_rows(
+    data: &Dataset,
+    rows: &[usize],
+    options: &TrainOptions,
+    progress: &dyn Progress,
+) -> Result<NativeModel, TrainError> {
+    let preprocessor = fit_preprocessor(data, rows);
+    let x = transform(&preprocessor, data, rows);
+    let y: Vec<usize> = rows.iter().map(|&row| data.target[row]).collect();
+    let estimator = algorithms::fit(&options.params, &x, &y, data.labels.len(), options.seed, progress)?;
+    Ok(NativeModel {
+        preprocessor,
+        estimator,
+        n_classes: data.labels.len(),
+    })
+}
+
+fn evaluate_on_rows(model: &NativeModel, data: &Dataset, rows: &[usize]) -> Evaluation {
+    let x = transform(&model.preprocessor, data, rows);
+    let probabilities: Vec<Vec<f64>> = (0..x.rows).map(|i| model.predict_proba_encoded(x.row(i))).collect();
+    let truth: Vec<usize> = rows.iter().map(|&row| data.target[row]).collect();
+    metrics::evaluate(&truth, &probabilities, &data.labels)
+}
+
+fn cross_validate(
+    data: &Dataset,
+    train_rows: &[usize],
+    folds: usize,
+    options: &TrainOptions,
+    progress: &dyn Progress,
+) -> Result<CrossValidation, TrainError> {
+    for (class, count) in train_rows
+        .iter()
+        .fold(vec![0; data.labels.len()], |mut counts, &row| {
+            counts[data.target[row]] += 1;
+            counts
+        })
+        .into_iter()
+        .enumerate()
+    {
+        if count < folds {
+            return Err(DataError::Split(format!(
+                "--cv {folds}: class '{}' has only {count} training rows, fewer than the folds",
+                data.labels[class]
+            ))
+            .into());
+        }
+    }
+    let partition = stratified_kfold(train_rows, &data.target, data.labels.len(), folds, options.seed)?;
+    progress.start("cross-validating", folds as u64);
+    let mut scores = Vec::with_capacity(folds);
+    for (fold_train, fold_validation) in &partition {
+        let model = fit_on_rows(data, fold_train, options, &NoProgress)?;
+        scores.push(evaluate_on_rows(&model, data, fold_validation));
+        progress.advance(1);
+    }
+    progress.finish();
+    let roc_auc = scores
+        .iter()
+        .map(|e| e.roc_auc)
+        .collect::<Option<Vec<f64>>>()
+        .map(FoldScores::of);
+    Ok(CrossValidation {
+        folds,
+        accuracy: FoldScores::of(scores.iter().map(|e| e.accuracy).collect()),
+        f1_macro: FoldScores::of(scores.iter().map(|e| e.f1_macro).collect()),
+        roc_auc,
+    })
+}
+
+/// Splits, optionally cross-validates, fits on the training split and evaluates on the test split.
+pub fn train(data: &Dataset, options: &TrainOptions, progress: &dyn Progress) -> Result<TrainedModel, TrainError> {
+    let (train_rows, test_rows) = stratified_split(&data.target, data.labels.len(), options.test_size, options.seed)?;
+    options.params.check_against_rows(train_rows.len())?;
+    let cv = match options.cv {
+        Some(folds) => Some(cross_validate(data, &train_rows, folds, options, progress)?),
+        None => None,
+    };
+    let steps = algorithms::progress_steps(&options.params, data.labels.len());
+    if steps > 0 {
+        progress.start("fitting", steps);
+    }
+    let model = fit_on_rows(data, &train_rows, options, progress)?;
+    if steps > 0 {
+        progress.finish();
+    }
+    let evaluation = evaluate_on_rows(&model, data, &test_rows);
+    let features = schema::feature_schemas(data, &train_rows, &model.preprocessor);
+    let provenance = Provenance {
+        dataset: data.source.clone(),
+        dataset_sha256: data.sha256.clone(),
+        rows: data.n_rows(),
+        train_rows: train_rows.len(),
+        test_rows: test_rows.len(),
+        test_size: options.test_size,
+        seed: options.seed,
+        cv_folds: options.cv,
+        mlserve_version: env!("CARGO_PKG_VERSION").to_string(),
+        estimator: options.params.clone(),
+    };
+    Ok(TrainedModel {
+        model,
+        metrics: MetricsFile {
+            evaluation,
+            cv,
+            split: SplitInfo {
+                seed: options.seed,
+                test_size: options.test_size,
+                train_rows: train_rows.len(),
+                test_rows,
+            },
+        },
+        features,
+        provenance,
+        labels: data.labels.clone(),
+    })
+}
+
+impl TrainedModel {
+    fn manifest(&self, name: &str, version: u32, created_at: &str) -> Manifest {
+        let e = &self.metrics.evaluation;
+        Manifest {
+            format: 1,
+            name: name.to_string(),
+            version,
+            task: Task::Classification,
+            backend: Backend::Native,
+            created_at: created_at.to_string(),
+            labels: self.labels.clone(),
+            artifact: ArtifactInfo {
+                file: String::new(),
+                sha256: String::new(),
+            },
+            training: self.provenance.clone(),
+            metrics: MetricsSummary {
+                accuracy: e.accuracy,
+                precision_macro: e.precision_macro,
+                recall_macro: e.recall_macro,
+                f1_macro: e.f1_macro,
+                roc_auc: e.roc_auc,
+                log_loss: e.log_loss,
+            },
+            features: self.features.clone(),
+        }
+    }
+
+    /// Writes the model as the next version of `name` under `models_dir`, with its manifest,
+    /// metrics.json and model card; returns the version and its folder.
+    pub fn save(&self, models_dir: &Path, name: &str) -> Result<(u32, PathBuf), TrainError> {
+        let created_at = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now()).to_string();
+        let metrics_json = serde_json::to_vec_pretty(&self.metrics)
+            .map_err(|error| TrainError::Fit(format!("cannot encode metrics: {error}")))?;
+        Ok(write_new_version(models_dir, name, |version| {
+            let manifest = self.manifest(name, version, &created_at);
+            let card = report::model_card(&manifest, &self.metrics);
+            ArtifactFiles {
+                manifest,
+                model: self.model.clone(),
+                extra: vec![("metrics.json", metrics_json.clone()), ("report.html", card.into_bytes())],
+            }
+        })?)
+    }
+}

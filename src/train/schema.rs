@@ -1,0 +1,76 @@
+//! The feature schema of a trained model: each feature's type, training statistics and an
+//! example value taken from one real, typical training row.
+
+use super::preprocess::transform;
+use crate::data::{ColumnKind, ColumnValues, Dataset};
+use crate::model::native::{InputEncoding, Preprocessor};
+use crate::model::{ExampleValue, FeatureSchema};
+use std::collections::BTreeMap;
+
+/// Schemas of every feature, from the training rows.
+pub fn feature_schemas(data: &Dataset, train_rows: &[usize], preprocessor: &Preprocessor) -> Vec<FeatureSchema> {
+    let example_row = most_typical_row(data, train_rows, preprocessor);
+    data.columns
+        .iter()
+        .zip(&preprocessor.inputs)
+        .map(|(column, encoding)| {
+            let mut schema = FeatureSchema {
+                name: column.name.clone(),
+                kind: column.kind,
+                nullable: false,
+                example: ExampleValue::Number(0.0),
+                min: None,
+                max: None,
+                mean: None,
+                std: None,
+                categories: None,
+                frequencies: None,
+            };
+            match (&column.values, encoding) {
+                (ColumnValues::Numeric(values), _) => {
+                    let training: Vec<f64> = train_rows.iter().map(|&row| values[row]).collect();
+                    let n = training.len().max(1) as f64;
+                    let mean = training.iter().sum::<f64>() / n;
+                    schema.min = Some(training.iter().copied().fold(f64::INFINITY, f64::min));
+                    schema.max = Some(training.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+                    schema.mean = Some(mean);
+                    schema.std = Some((training.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt());
+                    schema.example = numeric_example(column.kind, values[example_row]);
+                }
+                (ColumnValues::Text(values), InputEncoding::OneHot(categories)) => {
+                    let mut counts: BTreeMap<String, f64> = categories.iter().map(|c| (c.clone(), 0.0)).collect();
+                    for &row in train_rows {
+                        *counts.entry(values[row].clone()).or_default() += 1.0;
+                    }
+                    let n = train_rows.len().max(1) as f64;
+                    counts.values_mut().for_each(|count| *count /= n);
+                    schema.categories = Some(categories.clone());
+                    schema.frequencies = Some(counts);
+                    schema.example = ExampleValue::Text(values[example_row].clone());
+                }
+                (ColumnValues::Text(values), InputEncoding::Numeric) => {
+                    schema.example = ExampleValue::Text(values[example_row].clone());
+                }
+            }
+            schema
+        })
+        .collect()
+}
+
+fn numeric_example(kind: ColumnKind, value: f64) -> ExampleValue {
+    match kind {
+        ColumnKind::Boolean => ExampleValue::Bool(value != 0.0),
+        ColumnKind::Integer => ExampleValue::Integer(value as i64),
+        _ => ExampleValue::Number(value),
+    }
+}
+
+/// The training row nearest the centre of the standardized training data: a real combination
+/// of values, so the example never pairs values that never occur together.
+fn most_typical_row(data: &Dataset, train_rows: &[usize], preprocessor: &Preprocessor) -> usize {
+    let x = transform(preprocessor, data, train_rows);
+    let distance = |i: usize| x.row(i).iter().map(|v| v * v).sum::<f64>();
+    (0..x.rows)
+        .min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
+        .map_or(0, |i| train_rows[i])
+}
