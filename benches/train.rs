@@ -1,1 +1,74 @@
-fn main() {}
+//! Training time per algorithm on the bundled datasets, and single-row prediction latency.
+//! Run with `cargo bench --bench train`; prints a Markdown table.
+
+use mlserve::data::{BundledDataset, load_bundled};
+use mlserve::train::preprocess::raw_row;
+use mlserve::train::{
+    Algorithm, AlgorithmParams, HyperParameterFlags, NoProgress, TrainOptions, train,
+};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::LogisticRegression,
+    Algorithm::RandomForest,
+    Algorithm::DecisionTree,
+    Algorithm::Knn,
+    Algorithm::Svm,
+    Algorithm::NaiveBayes,
+];
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    println!(
+        "| dataset | algorithm | train + evaluate (median) | predict one row (median) | test accuracy |"
+    );
+    println!("|---|---|---|---|---|");
+    for dataset in [BundledDataset::BreastCancer, BundledDataset::Iris] {
+        let data = load_bundled(dataset);
+        for algorithm in ALGORITHMS {
+            let options = TrainOptions {
+                params: AlgorithmParams::from_flags(algorithm, &HyperParameterFlags::default())
+                    .unwrap(),
+                test_size: 0.2,
+                seed: 42,
+                cv: None,
+            };
+            let mut trained = None;
+            let mut train_times = Vec::new();
+            for _ in 0..7 {
+                let started = Instant::now();
+                trained = Some(black_box(train(&data, &options, &NoProgress).unwrap()));
+                train_times.push(started.elapsed());
+            }
+            let trained = trained.unwrap();
+            let rows: Vec<_> = trained
+                .metrics
+                .split
+                .test_rows
+                .iter()
+                .map(|&r| raw_row(&data, r))
+                .collect();
+            let mut predict_times = Vec::new();
+            for _ in 0..21 {
+                let started = Instant::now();
+                for row in &rows {
+                    black_box(trained.model.predict_proba(black_box(row)).unwrap());
+                }
+                predict_times.push(started.elapsed() / rows.len() as u32);
+            }
+            println!(
+                "| {} | {} | {:.1} ms | {:.2} µs | {:.4} |",
+                dataset.cli_name(),
+                algorithm.cli_name(),
+                median(train_times).as_secs_f64() * 1e3,
+                median(predict_times).as_secs_f64() * 1e6,
+                trained.metrics.evaluation.accuracy
+            );
+        }
+    }
+}

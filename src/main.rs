@@ -4,7 +4,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlserve::data::{BundledDataset, CsvOptions, Dataset, load_bundled, load_csv};
-use mlserve::train::{Algorithm, AlgorithmParams, HyperParameterFlags, Progress, TrainError, TrainOptions, TrainedModel};
+use mlserve::train::{
+    Algorithm, AlgorithmParams, HyperParameterFlags, Progress, TrainError, TrainOptions,
+    TrainedModel,
+};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -48,10 +51,15 @@ struct TrainArgs {
     #[arg(long)]
     name: Option<String>,
     /// Model repository folder
-    #[arg(long, value_name = "DIR", default_value = "models", env = "MLSERVE_MODELS")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "models",
+        env = "MLSERVE_MODELS"
+    )]
     models: PathBuf,
     /// Share of rows held out for evaluation
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     test_size: f64,
     /// Random seed: the same data, flags and seed give the same model
     #[arg(long, default_value_t = 42)]
@@ -87,14 +95,23 @@ fn run_train(args: TrainArgs) -> ExitCode {
             tracing::error!(%error, "training failed");
             eprintln!("error: {error}");
             // Writing the artifact is the only failure a user cannot fix by changing the command.
-            let code = if matches!(error, TrainError::Artifact(mlserve::model::ArtifactError::Io { .. })) { 1 } else { EXIT_USAGE };
+            let code = if matches!(
+                error,
+                TrainError::Artifact(mlserve::model::ArtifactError::Io { .. })
+            ) {
+                1
+            } else {
+                EXIT_USAGE
+            };
             ExitCode::from(code)
         }
     }
 }
 
 fn init_logging(log_file: Option<&Path>) -> anyhow::Result<()> {
-    use tracing_subscriber::{EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+    use tracing_subscriber::{
+        EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+    };
     let console = fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
@@ -105,11 +122,19 @@ fn init_logging(log_file: Option<&Path>) -> anyhow::Result<()> {
                 .append(true)
                 .open(path)
                 .with_context(|| format!("cannot open log file {}", path.display()))?;
-            Some(fmt::layer().with_ansi(false).with_writer(Mutex::new(file)).with_filter(EnvFilter::new("info")))
+            Some(
+                fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(Mutex::new(file))
+                    .with_filter(EnvFilter::new("info")),
+            )
         }
         None => None,
     };
-    tracing_subscriber::registry().with(console).with(file).init();
+    tracing_subscriber::registry()
+        .with(console)
+        .with(file)
+        .init();
     Ok(())
 }
 
@@ -124,7 +149,11 @@ fn load_dataset(args: &TrainArgs) -> Result<(Dataset, String), TrainError> {
         categorical: args.categorical.clone(),
     };
     let data = load_csv(&path, &options)?;
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .to_string();
     Ok((data, stem))
 }
 
@@ -152,7 +181,13 @@ fn train_command(args: &TrainArgs) -> Result<(), TrainError> {
     Ok(())
 }
 
-fn print_summary(trained: &TrainedModel, name: &str, version: u32, dir: &Path, elapsed: std::time::Duration) {
+fn print_summary(
+    trained: &TrainedModel,
+    name: &str,
+    version: u32,
+    dir: &Path,
+    elapsed: std::time::Duration,
+) {
     let e = &trained.metrics.evaluation;
     let p = &trained.provenance;
     println!(
@@ -170,23 +205,44 @@ fn print_summary(trained: &TrainedModel, name: &str, version: u32, dir: &Path, e
     println!("  F1 (macro)          {:.4}", e.f1_macro);
     match e.roc_auc {
         Some(auc) => println!("  ROC AUC             {auc:.4}"),
-        None => println!("  ROC AUC             undefined (a class is missing from the test split)"),
+        None => {
+            println!("  ROC AUC             undefined (a class is missing from the test split)")
+        }
     }
     println!("  log loss            {:.4}", e.log_loss);
     if let Some(cv) = &trained.metrics.cv {
-        println!("  {}-fold CV accuracy  {:.4} ± {:.4}", cv.folds, cv.accuracy.mean, cv.accuracy.std);
+        println!(
+            "  {}-fold CV accuracy  {:.4} ± {:.4}",
+            cv.folds, cv.accuracy.mean, cv.accuracy.std
+        );
     }
-    let width = e.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).max(5);
+    let width = e
+        .labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     println!();
     println!("  {:width$}  precision  recall      F1  support", "class");
     for label in &e.labels {
         if let Some(m) = e.per_class.get(label) {
-            println!("  {label:width$}  {:9.4}  {:6.4}  {:6.4}  {:7}", m.precision, m.recall, m.f1, m.support);
+            println!(
+                "  {label:width$}  {:9.4}  {:6.4}  {:6.4}  {:7}",
+                m.precision, m.recall, m.f1, m.support
+            );
         }
     }
     println!();
     println!("  confusion matrix (rows: true, columns: predicted)");
-    let cell = e.confusion_matrix.iter().flatten().map(|c| c.to_string().len()).max().unwrap_or(1).max(width.min(12));
+    let cell = e
+        .confusion_matrix
+        .iter()
+        .flatten()
+        .map(|c| c.to_string().len())
+        .max()
+        .unwrap_or(1)
+        .max(width.min(12));
     print!("  {:width$}", "");
     for label in &e.labels {
         let short: String = label.chars().take(cell).collect();
@@ -212,7 +268,10 @@ struct BarProgress {
 
 impl BarProgress {
     fn new(quiet: bool) -> Self {
-        BarProgress { quiet, bar: Mutex::new(None) }
+        BarProgress {
+            quiet,
+            bar: Mutex::new(None),
+        }
     }
 }
 
@@ -222,7 +281,9 @@ impl Progress for BarProgress {
             return;
         }
         let bar = ProgressBar::new(total).with_message(message.to_string());
-        if let Ok(style) = ProgressStyle::with_template("{msg:>16} [{bar:30}] {pos}/{len} {elapsed}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg:>16} [{bar:30}] {pos}/{len} {elapsed}")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         if let Ok(mut slot) = self.bar.lock() {

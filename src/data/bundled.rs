@@ -43,6 +43,10 @@ pub fn load_bundled(which: BundledDataset) -> Dataset {
             vec!["setosa", "versicolor", "virginica"],
         ),
     };
+    let mut raw = raw;
+    if which == BundledDataset::Iris {
+        correct_uci_iris(&mut raw.data, raw.num_features);
+    }
     let mut hasher = Sha256::new();
     for value in &raw.data {
         hasher.update(value.to_le_bytes());
@@ -71,6 +75,14 @@ pub fn load_bundled(which: BundledDataset) -> Dataset {
         target: raw.target.iter().map(|&class| class as usize).collect(),
         labels: labels.into_iter().map(String::from).collect(),
     }
+}
+
+/// smartcore ships the UCI iris file, which has two transcription errors that scikit-learn
+/// (and Fisher's paper) correct: rows 35 and 38 (1-based). We serve the corrected data so that
+/// models trained here compare with scikit-learn's row for row.
+fn correct_uci_iris(data: &mut [f32], width: usize) {
+    data[34 * width..35 * width].copy_from_slice(&[4.9, 3.1, 1.5, 0.2]);
+    data[37 * width..38 * width].copy_from_slice(&[4.9, 3.6, 1.4, 0.1]);
 }
 
 /// "mean concave points" → "mean_concave_points"; "sepal length (cm)" → "sepal_length".
@@ -114,5 +126,17 @@ mod tests {
             ["sepal_length", "sepal_width", "petal_length", "petal_width"]
         );
         assert_eq!(data.class_counts(), vec![50, 50, 50]);
+        let row = |i: usize| -> Vec<f64> {
+            data.columns
+                .iter()
+                .map(|c| match &c.values {
+                    ColumnValues::Numeric(v) => v[i],
+                    ColumnValues::Text(_) => f64::NAN,
+                })
+                .collect()
+        };
+        // scikit-learn's corrected rows, not the UCI file's typos.
+        assert_eq!(row(34), [4.9, 3.1, 1.5, 0.2]);
+        assert_eq!(row(37), [4.9, 3.6, 1.4, 0.1]);
     }
 }

@@ -141,7 +141,9 @@ fn check_header(path: &Path, header: &[String]) -> Result<(), DataError> {
         message: message.to_string(),
     };
     if header.is_empty() || header.iter().all(String::is_empty) {
-        return Err(no_header("the file is empty; expected a header row of column names"));
+        return Err(no_header(
+            "the file is empty; expected a header row of column names",
+        ));
     }
     if header.iter().all(|name| name.parse::<f64>().is_ok()) {
         return Err(no_header(
@@ -193,13 +195,14 @@ fn parse_column(table: &Table, index: usize, categorical: bool) -> Result<Column
             let mut values = Vec::with_capacity(table.rows.len());
             for row in 0..table.rows.len() {
                 let (line, cell) = table.cell(row, index);
-                let value = parse_numeric(cell, numeric_kind).ok_or_else(|| DataError::BadCell {
-                    path: table.path.clone(),
-                    line,
-                    column: name.clone(),
-                    expected: expected_words(numeric_kind),
-                    value: cell.to_string(),
-                })?;
+                let value =
+                    parse_numeric(cell, numeric_kind).ok_or_else(|| DataError::BadCell {
+                        path: table.path.clone(),
+                        line,
+                        column: name.clone(),
+                        expected: expected_words(numeric_kind),
+                        value: cell.to_string(),
+                    })?;
                 values.push(value);
             }
             ColumnValues::Numeric(values)
@@ -319,7 +322,10 @@ mod tests {
         );
         assert_eq!(data.labels, ["no", "yes"]);
         assert_eq!(data.target, [1, 0, 1]);
-        assert_eq!(data.columns[2].values, ColumnValues::Numeric(vec![1.0, 0.0, 1.0]));
+        assert_eq!(
+            data.columns[2].values,
+            ColumnValues::Numeric(vec![1.0, 0.0, 1.0])
+        );
     }
 
     #[test]
@@ -356,7 +362,11 @@ mod tests {
     #[test]
     fn missing_target_lists_columns() {
         let error = load("a,b\n1,2\n", &[]).unwrap_err();
-        assert!(error.to_string().ends_with("no column named 'y' for the target; the columns are: a, b"));
+        assert!(
+            error
+                .to_string()
+                .ends_with("no column named 'y' for the target; the columns are: a, b")
+        );
     }
 
     #[test]
@@ -368,7 +378,10 @@ mod tests {
     #[test]
     fn ragged_row_is_malformed_with_line() {
         let error = load("a,y\n1,x\n2,y,3\n", &[]).unwrap_err();
-        assert!(matches!(error, DataError::Malformed { line: 3, .. }), "{error}");
+        assert!(
+            matches!(error, DataError::Malformed { line: 3, .. }),
+            "{error}"
+        );
     }
 
     #[test]

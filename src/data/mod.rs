@@ -28,6 +28,18 @@ pub enum ColumnKind {
     Categorical,
 }
 
+impl ColumnKind {
+    /// The type's name in manifests and schemas.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnKind::Number => "number",
+            ColumnKind::Integer => "integer",
+            ColumnKind::Boolean => "boolean",
+            ColumnKind::Categorical => "categorical",
+        }
+    }
+}
+
 /// The values of one column, parsed to their kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnValues {

@@ -51,6 +51,9 @@ pub fn stratified_split(
     Ok((train, test))
 }
 
+/// One fold of k-fold cross-validation: (training rows, validation rows).
+pub type Fold = (Vec<usize>, Vec<usize>);
+
 /// Partitions `rows` (indices into `target`) into `k` stratified folds and returns
 /// (train, validation) index lists for each fold.
 pub fn stratified_kfold(
@@ -59,7 +62,7 @@ pub fn stratified_kfold(
     n_classes: usize,
     k: usize,
     seed: u64,
-) -> Result<Vec<(Vec<usize>, Vec<usize>)>, DataError> {
+) -> Result<Vec<Fold>, DataError> {
     if k < 2 {
         return Err(DataError::Split(format!(
             "--cv needs at least 2 folds, got {k}"
@@ -89,7 +92,10 @@ pub fn stratified_kfold(
                 (0..rows.len()).partition(|&position| fold_of[position] == fold);
             (
                 train.into_iter().map(|position| rows[position]).collect(),
-                validation.into_iter().map(|position| rows[position]).collect(),
+                validation
+                    .into_iter()
+                    .map(|position| rows[position])
+                    .collect(),
             )
         })
         .collect())
@@ -117,8 +123,14 @@ mod tests {
     #[test]
     fn split_is_reproducible_for_a_seed_and_changes_with_it() {
         let y = target();
-        assert_eq!(stratified_split(&y, 2, 0.2, 1).unwrap(), stratified_split(&y, 2, 0.2, 1).unwrap());
-        assert_ne!(stratified_split(&y, 2, 0.2, 1).unwrap(), stratified_split(&y, 2, 0.2, 2).unwrap());
+        assert_eq!(
+            stratified_split(&y, 2, 0.2, 1).unwrap(),
+            stratified_split(&y, 2, 0.2, 1).unwrap()
+        );
+        assert_ne!(
+            stratified_split(&y, 2, 0.2, 1).unwrap(),
+            stratified_split(&y, 2, 0.2, 2).unwrap()
+        );
     }
 
     #[test]
@@ -149,6 +161,10 @@ mod tests {
     #[test]
     fn kfold_refuses_more_folds_than_rows() {
         let error = stratified_kfold(&[0, 1], &[0, 1], 2, 3, 0).unwrap_err();
-        assert!(error.to_string().contains("more folds than the 2 training rows"));
+        assert!(
+            error
+                .to_string()
+                .contains("more folds than the 2 training rows")
+        );
     }
 }

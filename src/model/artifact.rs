@@ -81,7 +81,9 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
 pub fn validate_model_name(name: &str) -> Result<(), ArtifactError> {
     let valid = (1..=64).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if valid {
         Ok(())
     } else {
@@ -100,7 +102,10 @@ pub fn list_versions(model_dir: &Path) -> Result<Vec<u32>, ArtifactError> {
     for entry in entries {
         let entry = entry.map_err(io_error(model_dir))?;
         let is_dir = entry.file_type().map_err(io_error(model_dir))?.is_dir();
-        let version = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok());
+        let version = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok());
         if let (true, Some(version)) = (is_dir, version) {
             versions.push(version);
         }
@@ -239,7 +244,9 @@ pub fn load_version(dir: &Path) -> Result<Artifact, ArtifactError> {
         )));
     }
     let model = decode_model(&bytes).map_err(corrupt)?;
-    if model.n_classes != manifest.labels.len() || model.preprocessor.inputs.len() != manifest.features.len() {
+    if model.n_classes != manifest.labels.len()
+        || model.preprocessor.inputs.len() != manifest.features.len()
+    {
         return Err(corrupt(format!(
             "the model has {} classes and {} inputs, the manifest {} labels and {} features",
             model.n_classes,
@@ -264,7 +271,15 @@ mod tests {
         for good in ["iris", "breast_cancer", "a", "model-2.1"] {
             assert!(validate_model_name(good).is_ok(), "{good}");
         }
-        for bad in ["", ".hidden", "../up", "a/b", "with space", "ü", &"x".repeat(65)] {
+        for bad in [
+            "",
+            ".hidden",
+            "../up",
+            "a/b",
+            "with space",
+            "ü",
+            &"x".repeat(65),
+        ] {
             assert!(validate_model_name(bad).is_err(), "{bad}");
         }
     }
@@ -277,12 +292,19 @@ mod tests {
         }
         std::fs::write(dir.path().join("7"), b"a file, not a version").unwrap();
         assert_eq!(list_versions(dir.path()).unwrap(), [1, 2, 10]);
-        assert_eq!(list_versions(&dir.path().join("absent")).unwrap(), Vec::<u32>::new());
+        assert_eq!(
+            list_versions(&dir.path().join("absent")).unwrap(),
+            Vec::<u32>::new()
+        );
     }
 
     #[test]
     fn decoding_refuses_garbage_and_other_formats() {
-        assert!(decode_model(b"PK\x03\x04 a zip file").unwrap_err().contains("magic"));
+        assert!(
+            decode_model(b"PK\x03\x04 a zip file")
+                .unwrap_err()
+                .contains("magic")
+        );
         let mut future = MODEL_MAGIC.to_vec();
         future.extend_from_slice(&9u16.to_le_bytes());
         assert!(decode_model(&future).unwrap_err().contains("format 9"));

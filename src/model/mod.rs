@@ -5,6 +5,11 @@ mod artifact;
 mod manifest;
 pub mod native;
 
-pub use artifact::{Artifact, ArtifactError, ArtifactFiles, list_versions, load_version, validate_model_name, write_new_version};
-pub use manifest::{ArtifactInfo, Backend, ExampleValue, FeatureSchema, Manifest, MetricsSummary, Provenance, Task};
+pub use artifact::{
+    Artifact, ArtifactError, ArtifactFiles, list_versions, load_version, validate_model_name,
+    write_new_version,
+};
+pub use manifest::{
+    ArtifactInfo, Backend, ExampleValue, FeatureSchema, Manifest, MetricsSummary, Provenance, Task,
+};
 pub use native::{FeatureValue, NativeModel};

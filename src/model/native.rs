@@ -65,7 +65,11 @@ impl Preprocessor {
             match (encoding, value) {
                 (InputEncoding::Numeric, FeatureValue::Number(number)) => out.push(*number),
                 (InputEncoding::OneHot(categories), FeatureValue::Category(category)) => {
-                    out.extend(categories.iter().map(|known| f64::from(u8::from(known == category))));
+                    out.extend(
+                        categories
+                            .iter()
+                            .map(|known| f64::from(u8::from(known == category))),
+                    );
                 }
                 _ => return Err(ModelError::WrongKind { position }),
             }
@@ -238,9 +242,13 @@ impl NativeModel {
         let p = &self.preprocessor;
         let width = p.width();
         let encoded: usize = p.inputs.iter().map(InputEncoding::width).sum();
-        ensure(width > 0 && encoded == width && p.scale.len() == width, "preprocessor sizes disagree")?;
         ensure(
-            p.mean.iter().all(|m| m.is_finite()) && p.scale.iter().all(|s| s.is_finite() && *s > 0.0),
+            width > 0 && encoded == width && p.scale.len() == width,
+            "preprocessor sizes disagree",
+        )?;
+        ensure(
+            p.mean.iter().all(|m| m.is_finite())
+                && p.scale.iter().all(|s| s.is_finite() && *s > 0.0),
             "scaler holds a non-finite or non-positive value",
         )?;
         ensure(self.n_classes >= 2, "fewer than two classes")?;
@@ -249,7 +257,11 @@ impl NativeModel {
 }
 
 fn ensure(condition: bool, message: &str) -> Result<(), String> {
-    if condition { Ok(()) } else { Err(message.to_string()) }
+    if condition {
+        Ok(())
+    } else {
+        Err(message.to_string())
+    }
 }
 
 impl Tree {
@@ -259,7 +271,10 @@ impl Tree {
             n > 0 && self.right.len() == n && self.feature.len() == n && self.threshold.len() == n,
             "tree arrays disagree in length",
         )?;
-        ensure(self.value.len() == n * n_classes, "tree values disagree with the node count")?;
+        ensure(
+            self.value.len() == n * n_classes,
+            "tree values disagree with the node count",
+        )?;
         for node in 0..n {
             let (left, right) = (self.left[node], self.right[node]);
             if left == Self::LEAF || right == Self::LEAF {
@@ -268,10 +283,16 @@ impl Tree {
             }
             // Children always come after their parent: no index out of range, no cycle.
             ensure(
-                (left as usize) > node && (left as usize) < n && (right as usize) > node && (right as usize) < n,
+                (left as usize) > node
+                    && (left as usize) < n
+                    && (right as usize) > node
+                    && (right as usize) < n,
                 "tree child index out of range",
             )?;
-            ensure((self.feature[node] as usize) < width, "tree splits on a column the model does not have")?;
+            ensure(
+                (self.feature[node] as usize) < width,
+                "tree splits on a column the model does not have",
+            )?;
         }
         Ok(())
     }
@@ -281,27 +302,47 @@ impl Estimator {
     fn check_consistency(&self, width: usize, n_classes: usize) -> Result<(), String> {
         let rows_for = |rows: usize| rows == n_classes || (n_classes == 2 && rows == 1);
         match self {
-            Estimator::LogisticRegression { coefficients, intercepts } => ensure(
+            Estimator::LogisticRegression {
+                coefficients,
+                intercepts,
+            } => ensure(
                 rows_for(intercepts.len()) && coefficients.len() == intercepts.len() * width,
                 "logistic regression coefficients disagree with the model size",
             ),
             Estimator::DecisionTree(tree) => tree.check_consistency(width, n_classes),
             Estimator::RandomForest(trees) => {
                 ensure(!trees.is_empty(), "random forest without trees")?;
-                trees.iter().try_for_each(|tree| tree.check_consistency(width, n_classes))
+                trees
+                    .iter()
+                    .try_for_each(|tree| tree.check_consistency(width, n_classes))
             }
-            Estimator::KNearestNeighbors { k, points, classes, .. } => ensure(
+            Estimator::KNearestNeighbors {
+                k, points, classes, ..
+            } => ensure(
                 *k > 0
                     && !classes.is_empty()
                     && points.len() == classes.len() * width
                     && classes.iter().all(|&c| (c as usize) < n_classes),
                 "nearest-neighbour points disagree with the model size",
             ),
-            Estimator::SupportVectorMachine { gamma, support_vectors, machines } => {
-                ensure(gamma.is_finite() && *gamma > 0.0, "SVM gamma must be positive")?;
-                ensure(support_vectors.len() % width == 0, "support vectors disagree with the model width")?;
+            Estimator::SupportVectorMachine {
+                gamma,
+                support_vectors,
+                machines,
+            } => {
+                ensure(
+                    gamma.is_finite() && *gamma > 0.0,
+                    "SVM gamma must be positive",
+                )?;
+                ensure(
+                    support_vectors.len() % width == 0,
+                    "support vectors disagree with the model width",
+                )?;
                 let n_support = support_vectors.len() / width;
-                ensure(rows_for(machines.len()), "SVM machine count disagrees with the classes")?;
+                ensure(
+                    rows_for(machines.len()),
+                    "SVM machine count disagrees with the classes",
+                )?;
                 machines.iter().try_for_each(|machine| {
                     ensure(
                         machine.support.len() == machine.dual_coef.len()
@@ -310,7 +351,11 @@ impl Estimator {
                     )
                 })
             }
-            Estimator::GaussianNaiveBayes { theta, variance, log_prior } => ensure(
+            Estimator::GaussianNaiveBayes {
+                theta,
+                variance,
+                log_prior,
+            } => ensure(
                 log_prior.len() == n_classes
                     && theta.len() == n_classes * width
                     && variance.len() == n_classes * width
@@ -378,7 +423,12 @@ pub fn softmax_in_place(scores: &mut [f64]) {
     }
 }
 
-fn logistic_probabilities(coefficients: &[f64], intercepts: &[f64], x: &[f64], n_classes: usize) -> Vec<f64> {
+fn logistic_probabilities(
+    coefficients: &[f64],
+    intercepts: &[f64],
+    x: &[f64],
+    n_classes: usize,
+) -> Vec<f64> {
     let width = x.len();
     let mut scores: Vec<f64> = intercepts
         .iter()
@@ -482,7 +532,12 @@ fn svm_probabilities(
     }
 }
 
-fn naive_bayes_probabilities(theta: &[f64], variance: &[f64], log_prior: &[f64], x: &[f64]) -> Vec<f64> {
+fn naive_bayes_probabilities(
+    theta: &[f64],
+    variance: &[f64],
+    log_prior: &[f64],
+    x: &[f64],
+) -> Vec<f64> {
     let width = x.len();
     let mut scores: Vec<f64> = log_prior
         .iter()
@@ -494,7 +549,8 @@ fn naive_bayes_probabilities(theta: &[f64], variance: &[f64], log_prior: &[f64],
                 .iter()
                 .zip(means.iter().zip(variances))
                 .map(|(value, (mean, var))| {
-                    -0.5 * (2.0 * std::f64::consts::PI * var).ln() - 0.5 * (value - mean).powi(2) / var
+                    -0.5 * (2.0 * std::f64::consts::PI * var).ln()
+                        - 0.5 * (value - mean).powi(2) / var
                 })
                 .sum();
             prior + log_likelihood
@@ -549,17 +605,32 @@ mod tests {
     #[test]
     fn one_hot_encoding_then_scaling() {
         let preprocessor = Preprocessor {
-            inputs: vec![InputEncoding::Numeric, InputEncoding::OneHot(vec!["a".into(), "b".into()])],
+            inputs: vec![
+                InputEncoding::Numeric,
+                InputEncoding::OneHot(vec!["a".into(), "b".into()]),
+            ],
             mean: vec![1.0, 0.0, 0.0],
             scale: vec![2.0, 1.0, 1.0],
         };
         let mut out = Vec::new();
         preprocessor
-            .encode_into(&[FeatureValue::Number(5.0), FeatureValue::Category("b".into())], &mut out)
+            .encode_into(
+                &[
+                    FeatureValue::Number(5.0),
+                    FeatureValue::Category("b".into()),
+                ],
+                &mut out,
+            )
             .unwrap();
         assert_eq!(out, [2.0, 0.0, 1.0]);
         let error = preprocessor
-            .encode_into(&[FeatureValue::Category("a".into()), FeatureValue::Number(1.0)], &mut Vec::new())
+            .encode_into(
+                &[
+                    FeatureValue::Category("a".into()),
+                    FeatureValue::Number(1.0),
+                ],
+                &mut Vec::new(),
+            )
             .unwrap_err();
         assert_eq!(error, ModelError::WrongKind { position: 0 });
     }

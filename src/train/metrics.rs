@@ -59,10 +59,17 @@ pub fn evaluate(truth: &[usize], probabilities: &[Vec<f64>], labels: &[String]) 
     let n_classes = labels.len();
     let predicted: Vec<usize> = probabilities.iter().map(|p| argmax(p)).collect();
     let confusion = confusion_matrix(truth, &predicted, n_classes);
-    let per_class: Vec<ClassMetrics> = (0..n_classes).map(|class| class_metrics(&confusion, class)).collect();
-    let macro_mean = |f: fn(&ClassMetrics) -> f64| per_class.iter().map(f).sum::<f64>() / n_classes as f64;
+    let per_class: Vec<ClassMetrics> = (0..n_classes)
+        .map(|class| class_metrics(&confusion, class))
+        .collect();
+    let macro_mean =
+        |f: fn(&ClassMetrics) -> f64| per_class.iter().map(f).sum::<f64>() / n_classes as f64;
     let correct: u64 = (0..n_classes).map(|class| confusion[class][class]).sum();
-    let curve_classes: Vec<usize> = if n_classes == 2 { vec![1] } else { (0..n_classes).collect() };
+    let curve_classes: Vec<usize> = if n_classes == 2 {
+        vec![1]
+    } else {
+        (0..n_classes).collect()
+    };
     let one_vs_rest = |class: usize| -> (Vec<bool>, Vec<f64>) {
         (
             truth.iter().map(|&t| t == class).collect(),
@@ -109,7 +116,11 @@ pub fn confusion_matrix(truth: &[usize], predicted: &[usize], n_classes: usize) 
 
 /// A ratio that is 0 when its denominator is, as scikit-learn's `zero_division=0`.
 fn ratio(numerator: u64, denominator: u64) -> f64 {
-    if denominator == 0 { 0.0 } else { numerator as f64 / denominator as f64 }
+    if denominator == 0 {
+        0.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
 }
 
 fn class_metrics(confusion: &[Vec<u64>], class: usize) -> ClassMetrics {
@@ -172,7 +183,9 @@ pub fn roc_curve(positive: &[bool], scores: &[f64]) -> Vec<[f64; 2]> {
         } else {
             false_positives += 1.0;
         }
-        let last_of_threshold = order.get(position + 1).is_none_or(|&next| scores[next] != scores[i]);
+        let last_of_threshold = order
+            .get(position + 1)
+            .is_none_or(|&next| scores[next] != scores[i]);
         if last_of_threshold {
             points.push([false_positives / n_negative, true_positives / n_positive]);
         }
@@ -212,7 +225,10 @@ mod tests {
         // predicted: 0 0 1 1 0
         // class 0: tp 2, fp 1, fn 1 → p = 2/3, r = 2/3; class 1: tp 1, fp 1, fn 1 → p = r = 1/2
         let labels = vec!["a".to_string(), "b".to_string()];
-        let probs: Vec<Vec<f64>> = [0.9, 0.8, 0.4, 0.3, 0.6].iter().map(|&p0| vec![p0, 1.0 - p0]).collect();
+        let probs: Vec<Vec<f64>> = [0.9, 0.8, 0.4, 0.3, 0.6]
+            .iter()
+            .map(|&p0| vec![p0, 1.0 - p0])
+            .collect();
         let e = evaluate(&[0, 0, 0, 1, 1], &probs, &labels);
         assert!(close(e.accuracy, 0.6));
         assert!(close(e.per_class["a"].precision, 2.0 / 3.0));
@@ -223,7 +239,8 @@ mod tests {
         assert!(close(e.f1_macro, (2.0 / 3.0 + 0.5) / 2.0));
         // Scores of class b: positives 0.7, 0.4; negatives 0.1, 0.2, 0.6 → pairs won: 3 + 2 = 5 of 6.
         assert!(close(e.roc_auc.unwrap(), 5.0 / 6.0));
-        let expected_loss = -(0.9f64.ln() + 0.8f64.ln() + 0.4f64.ln() + 0.7f64.ln() + 0.4f64.ln()) / 5.0;
+        let expected_loss =
+            -(0.9f64.ln() + 0.8f64.ln() + 0.4f64.ln() + 0.7f64.ln() + 0.4f64.ln()) / 5.0;
         assert!(close(e.log_loss, expected_loss));
     }
 
@@ -239,14 +256,21 @@ mod tests {
     #[test]
     fn roc_auc_counts_ties_as_half() {
         assert!(close(roc_auc(&[true, false], &[0.5, 0.5]).unwrap(), 0.5));
-        assert!(close(roc_auc(&[true, true, false], &[0.9, 0.2, 0.5]).unwrap(), 0.5));
+        assert!(close(
+            roc_auc(&[true, true, false], &[0.9, 0.2, 0.5]).unwrap(),
+            0.5
+        ));
         assert!(close(roc_auc(&[false, true], &[0.1, 0.9]).unwrap(), 1.0));
     }
 
     #[test]
     fn multiclass_auc_is_one_vs_rest_macro() {
         let labels: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let probs = vec![vec![0.8, 0.1, 0.1], vec![0.1, 0.2, 0.7], vec![0.3, 0.3, 0.4]];
+        let probs = vec![
+            vec![0.8, 0.1, 0.1],
+            vec![0.1, 0.2, 0.7],
+            vec![0.3, 0.3, 0.4],
+        ];
         // a: positive 0.8 vs 0.1, 0.3 → 1. b: positive 0.2 vs 0.1, 0.3 → 1/2. c: positive 0.4 vs 0.1, 0.7 → 1/2.
         let e = evaluate(&[0, 1, 2], &probs, &labels);
         assert!(close(e.roc_auc.unwrap(), 2.0 / 3.0));

@@ -12,8 +12,8 @@ pub use params::{Algorithm, AlgorithmParams, Gamma, HyperParameterFlags, MaxFeat
 
 use crate::data::{DataError, Dataset, stratified_kfold, stratified_split};
 use crate::model::{
-    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, Manifest, MetricsSummary, NativeModel, Provenance, Task,
-    write_new_version,
+    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, Manifest, MetricsSummary, NativeModel,
+    Provenance, Task, write_new_version,
 };
 use preprocess::{fit_preprocessor, transform};
 use serde::{Deserialize, Serialize};
@@ -156,7 +156,14 @@ fn fit_on_rows(
     let preprocessor = fit_preprocessor(data, rows);
     let x = transform(&preprocessor, data, rows);
     let y: Vec<usize> = rows.iter().map(|&row| data.target[row]).collect();
-    let estimator = algorithms::fit(&options.params, &x, &y, data.labels.len(), options.seed, progress)?;
+    let estimator = algorithms::fit(
+        &options.params,
+        &x,
+        &y,
+        data.labels.len(),
+        options.seed,
+        progress,
+    )?;
     Ok(NativeModel {
         preprocessor,
         estimator,
@@ -166,7 +173,9 @@ fn fit_on_rows(
 
 fn evaluate_on_rows(model: &NativeModel, data: &Dataset, rows: &[usize]) -> Evaluation {
     let x = transform(&model.preprocessor, data, rows);
-    let probabilities: Vec<Vec<f64>> = (0..x.rows).map(|i| model.predict_proba_encoded(x.row(i))).collect();
+    let probabilities: Vec<Vec<f64>> = (0..x.rows)
+        .map(|i| model.predict_proba_encoded(x.row(i)))
+        .collect();
     let truth: Vec<usize> = rows.iter().map(|&row| data.target[row]).collect();
     metrics::evaluate(&truth, &probabilities, &data.labels)
 }
@@ -195,7 +204,13 @@ fn cross_validate(
             .into());
         }
     }
-    let partition = stratified_kfold(train_rows, &data.target, data.labels.len(), folds, options.seed)?;
+    let partition = stratified_kfold(
+        train_rows,
+        &data.target,
+        data.labels.len(),
+        folds,
+        options.seed,
+    )?;
     progress.start("cross-validating", folds as u64);
     let mut scores = Vec::with_capacity(folds);
     for (fold_train, fold_validation) in &partition {
@@ -218,8 +233,17 @@ fn cross_validate(
 }
 
 /// Splits, optionally cross-validates, fits on the training split and evaluates on the test split.
-pub fn train(data: &Dataset, options: &TrainOptions, progress: &dyn Progress) -> Result<TrainedModel, TrainError> {
-    let (train_rows, test_rows) = stratified_split(&data.target, data.labels.len(), options.test_size, options.seed)?;
+pub fn train(
+    data: &Dataset,
+    options: &TrainOptions,
+    progress: &dyn Progress,
+) -> Result<TrainedModel, TrainError> {
+    let (train_rows, test_rows) = stratified_split(
+        &data.target,
+        data.labels.len(),
+        options.test_size,
+        options.seed,
+    )?;
     options.params.check_against_rows(train_rows.len())?;
     let cv = match options.cv {
         Some(folds) => Some(cross_validate(data, &train_rows, folds, options, progress)?),
@@ -296,7 +320,10 @@ impl TrainedModel {
     /// Writes the model as the next version of `name` under `models_dir`, with its manifest,
     /// metrics.json and model card; returns the version and its folder.
     pub fn save(&self, models_dir: &Path, name: &str) -> Result<(u32, PathBuf), TrainError> {
-        let created_at = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now()).to_string();
+        let created_at = jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or(jiff::Timestamp::now())
+            .to_string();
         let metrics_json = serde_json::to_vec_pretty(&self.metrics)
             .map_err(|error| TrainError::Fit(format!("cannot encode metrics: {error}")))?;
         Ok(write_new_version(models_dir, name, |version| {
@@ -305,7 +332,10 @@ impl TrainedModel {
             ArtifactFiles {
                 manifest,
                 model: self.model.clone(),
-                extra: vec![("metrics.json", metrics_json.clone()), ("report.html", card.into_bytes())],
+                extra: vec![
+                    ("metrics.json", metrics_json.clone()),
+                    ("report.html", card.into_bytes()),
+                ],
             }
         })?)
     }

@@ -75,7 +75,9 @@ impl FromStr for MaxFeatures {
             "all" => Ok(MaxFeatures::All),
             other => match other.parse::<usize>() {
                 Ok(count) if count > 0 => Ok(MaxFeatures::Count(count)),
-                _ => Err(format!("expected sqrt, log2, all or a positive whole number, got '{other}'")),
+                _ => Err(format!(
+                    "expected sqrt, log2, all or a positive whole number, got '{other}'"
+                )),
             },
         }
     }
@@ -125,7 +127,9 @@ impl FromStr for Gamma {
             "auto" => Ok(Gamma::Auto),
             other => match other.parse::<f64>() {
                 Ok(value) if value.is_finite() && value > 0.0 => Ok(Gamma::Value(value)),
-                _ => Err(format!("expected scale, auto or a positive number, got '{other}'")),
+                _ => Err(format!(
+                    "expected scale, auto or a positive number, got '{other}'"
+                )),
             },
         }
     }
@@ -158,7 +162,7 @@ impl TryFrom<String> for Gamma {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct HyperParameterFlags {
     /// Inverse regularisation strength (logistic-regression, svm) [default: 1.0]
-    #[arg(long = "c", value_name = "C")]
+    #[arg(long = "c", value_name = "C", allow_negative_numbers = true)]
     pub c: Option<f64>,
     /// Number of trees (random-forest) [default: 100]
     #[arg(long, value_name = "N")]
@@ -182,10 +186,10 @@ pub struct HyperParameterFlags {
     #[arg(long, value_enum)]
     pub weights: Option<KnnWeights>,
     /// RBF kernel width: scale, auto or a number (svm) [default: scale]
-    #[arg(long, value_name = "GAMMA")]
+    #[arg(long, value_name = "GAMMA", allow_negative_numbers = true)]
     pub gamma: Option<Gamma>,
     /// Share of the largest variance added to every variance (naive-bayes) [default: 1e-9]
-    #[arg(long, value_name = "EPS")]
+    #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
     pub var_smoothing: Option<f64>,
 }
 
@@ -204,7 +208,11 @@ impl HyperParameterFlags {
             ("--gamma", self.gamma.is_some()),
             ("--var-smoothing", self.var_smoothing.is_some()),
         ];
-        flags.into_iter().filter(|(_, given)| *given).map(|(name, _)| name).collect()
+        flags
+            .into_iter()
+            .filter(|(_, given)| *given)
+            .map(|(name, _)| name)
+            .collect()
     }
 }
 
@@ -265,9 +273,14 @@ pub enum AlgorithmParams {
 impl AlgorithmParams {
     /// Settles the hyper-parameters of `algorithm` from the flags, refusing flags that do not
     /// apply to it and values out of range.
-    pub fn from_flags(algorithm: Algorithm, flags: &HyperParameterFlags) -> Result<Self, TrainError> {
+    pub fn from_flags(
+        algorithm: Algorithm,
+        flags: &HyperParameterFlags,
+    ) -> Result<Self, TrainError> {
         let params = match algorithm {
-            Algorithm::LogisticRegression => AlgorithmParams::LogisticRegression { c: flags.c.unwrap_or(1.0) },
+            Algorithm::LogisticRegression => AlgorithmParams::LogisticRegression {
+                c: flags.c.unwrap_or(1.0),
+            },
             Algorithm::RandomForest => AlgorithmParams::RandomForest {
                 n_trees: flags.n_trees.unwrap_or(100),
                 max_depth: flags.max_depth,
@@ -293,7 +306,11 @@ impl AlgorithmParams {
             },
         };
         let applicable = params.flag_names();
-        if let Some(flag) = flags.given().into_iter().find(|flag| !applicable.contains(flag)) {
+        if let Some(flag) = flags
+            .given()
+            .into_iter()
+            .find(|flag| !applicable.contains(flag))
+        {
             return Err(TrainError::Parameter(format!(
                 "{flag} does not apply to {}; its flags are: {}",
                 algorithm.cli_name(),
@@ -326,7 +343,9 @@ impl AlgorithmParams {
                 "--min-samples-leaf",
                 "--max-features",
             ],
-            AlgorithmParams::DecisionTree { .. } => &["--max-depth", "--min-samples-split", "--min-samples-leaf"],
+            AlgorithmParams::DecisionTree { .. } => {
+                &["--max-depth", "--min-samples-split", "--min-samples-leaf"]
+            }
             AlgorithmParams::Knn { .. } => &["--k", "--weights"],
             AlgorithmParams::Svm { .. } => &["--c", "--gamma"],
             AlgorithmParams::NaiveBayes { .. } => &["--var-smoothing"],
@@ -343,7 +362,9 @@ impl AlgorithmParams {
             }
         };
         match self {
-            AlgorithmParams::LogisticRegression { c } | AlgorithmParams::Svm { c, .. } => positive("--c", *c),
+            AlgorithmParams::LogisticRegression { c } | AlgorithmParams::Svm { c, .. } => {
+                positive("--c", *c)
+            }
             AlgorithmParams::RandomForest {
                 n_trees,
                 max_depth,
@@ -363,24 +384,32 @@ impl AlgorithmParams {
             } => check_tree_limits(*max_depth, *min_samples_split, *min_samples_leaf),
             AlgorithmParams::Knn { k, .. } if *k == 0 => bad("--k must be at least 1".into()),
             AlgorithmParams::Knn { .. } => Ok(()),
-            AlgorithmParams::NaiveBayes { var_smoothing } => positive("--var-smoothing", *var_smoothing),
+            AlgorithmParams::NaiveBayes { var_smoothing } => {
+                positive("--var-smoothing", *var_smoothing)
+            }
         }
     }
 
     /// Checks what depends on the training data: k-nearest neighbours needs at least k rows.
     pub fn check_against_rows(&self, train_rows: usize) -> Result<(), TrainError> {
         match self {
-            AlgorithmParams::Knn { k, .. } if *k > train_rows => Err(TrainError::Parameter(format!(
-                "--k {k} is more than the {train_rows} training rows"
-            ))),
+            AlgorithmParams::Knn { k, .. } if *k > train_rows => Err(TrainError::Parameter(
+                format!("--k {k} is more than the {train_rows} training rows"),
+            )),
             _ => Ok(()),
         }
     }
 }
 
-fn check_tree_limits(max_depth: Option<usize>, min_samples_split: usize, min_samples_leaf: usize) -> Result<(), TrainError> {
+fn check_tree_limits(
+    max_depth: Option<usize>,
+    min_samples_split: usize,
+    min_samples_leaf: usize,
+) -> Result<(), TrainError> {
     if max_depth == Some(0) {
-        return Err(TrainError::Parameter("--max-depth must be at least 1".into()));
+        return Err(TrainError::Parameter(
+            "--max-depth must be at least 1".into(),
+        ));
     }
     if min_samples_split < 2 {
         return Err(TrainError::Parameter(format!(
@@ -388,7 +417,9 @@ fn check_tree_limits(max_depth: Option<usize>, min_samples_split: usize, min_sam
         )));
     }
     if min_samples_leaf == 0 {
-        return Err(TrainError::Parameter("--min-samples-leaf must be at least 1".into()));
+        return Err(TrainError::Parameter(
+            "--min-samples-leaf must be at least 1".into(),
+        ));
     }
     Ok(())
 }
@@ -399,7 +430,9 @@ mod tests {
 
     #[test]
     fn defaults_follow_scikit_learn() {
-        let params = AlgorithmParams::from_flags(Algorithm::RandomForest, &HyperParameterFlags::default()).unwrap();
+        let params =
+            AlgorithmParams::from_flags(Algorithm::RandomForest, &HyperParameterFlags::default())
+                .unwrap();
         assert_eq!(
             params,
             AlgorithmParams::RandomForest {
@@ -419,20 +452,35 @@ mod tests {
             ..Default::default()
         };
         let error = AlgorithmParams::from_flags(Algorithm::LogisticRegression, &flags).unwrap_err();
-        assert_eq!(error.to_string(), "--k does not apply to logistic-regression; its flags are: --c");
+        assert_eq!(
+            error.to_string(),
+            "--k does not apply to logistic-regression; its flags are: --c"
+        );
     }
 
     #[test]
     fn out_of_range_values_are_refused() {
         for flags in [
-            HyperParameterFlags { c: Some(0.0), ..Default::default() },
-            HyperParameterFlags { c: Some(f64::NAN), ..Default::default() },
+            HyperParameterFlags {
+                c: Some(0.0),
+                ..Default::default()
+            },
+            HyperParameterFlags {
+                c: Some(f64::NAN),
+                ..Default::default()
+            },
         ] {
             assert!(AlgorithmParams::from_flags(Algorithm::Svm, &flags).is_err());
         }
-        let flags = HyperParameterFlags { min_samples_split: Some(1), ..Default::default() };
+        let flags = HyperParameterFlags {
+            min_samples_split: Some(1),
+            ..Default::default()
+        };
         assert!(AlgorithmParams::from_flags(Algorithm::DecisionTree, &flags).is_err());
-        let flags = HyperParameterFlags { n_trees: Some(0), ..Default::default() };
+        let flags = HyperParameterFlags {
+            n_trees: Some(0),
+            ..Default::default()
+        };
         assert!(AlgorithmParams::from_flags(Algorithm::RandomForest, &flags).is_err());
     }
 

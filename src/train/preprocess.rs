@@ -96,7 +96,11 @@ fn column_mean_and_scale(matrix: &Matrix) -> (Vec<f64>, Vec<f64>) {
         .iter()
         .map(|v| {
             let std = (v / n).sqrt();
-            if std > 1e-12 * (1.0 + std) && std.is_finite() { std } else { 1.0 }
+            if std > 1e-12 * (1.0 + std) && std.is_finite() {
+                std
+            } else {
+                1.0
+            }
         })
         .collect();
     (mean, scale)
@@ -149,7 +153,10 @@ mod tests {
     fn statistics_and_categories_come_from_training_rows_only() {
         let data = dataset();
         let preprocessor = fit_preprocessor(&data, &[0, 1]);
-        assert_eq!(preprocessor.inputs[1], InputEncoding::OneHot(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            preprocessor.inputs[1],
+            InputEncoding::OneHot(vec!["a".into(), "b".into()])
+        );
         assert_eq!(preprocessor.mean, [2.0, 0.5, 0.5]);
         assert_eq!(preprocessor.scale, [1.0, 0.5, 0.5]);
         let test = transform(&preprocessor, &data, &[2]);

@@ -67,7 +67,12 @@ fn data_section(html: &mut String, manifest: &Manifest) {
     let mut rows = String::new();
     if let Some(map) = parameters.as_object() {
         for (key, value) in map.iter().filter(|(key, _)| key.as_str() != "algorithm") {
-            let _ = write!(rows, "<tr><th class=\"l\">{}</th><td>{}</td></tr>", escape(key), escape(&value.to_string()));
+            let _ = write!(
+                rows,
+                "<tr><th class=\"l\">{}</th><td>{}</td></tr>",
+                escape(key),
+                escape(&value.to_string())
+            );
         }
     }
     let _ = write!(
@@ -169,12 +174,16 @@ fn confusion_svg(labels: &[String], matrix: &[Vec<u64>]) -> String {
             escape(&short),
         );
     }
-    svg.push_str("</svg><figcaption>Rows: true class. Columns: predicted class.</figcaption></figure>");
+    svg.push_str(
+        "</svg><figcaption>Rows: true class. Columns: predicted class.</figcaption></figure>",
+    );
     svg
 }
 
 fn roc_svg(e: &super::Evaluation) -> String {
-    const COLORS: [&str; 6] = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"];
+    const COLORS: [&str; 6] = [
+        "#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2",
+    ];
     let (size, pad) = (300.0, 36.0);
     let plot = size - 2.0 * pad;
     let to_x = |fpr: f64| pad + fpr * plot;
@@ -188,7 +197,10 @@ fn roc_svg(e: &super::Evaluation) -> String {
     );
     for (index, (label, points)) in e.roc_curve.iter().enumerate() {
         let color = COLORS[index % COLORS.len()];
-        let path: Vec<String> = points.iter().map(|[fpr, tpr]| format!("{:.1},{:.1}", to_x(*fpr), to_y(*tpr))).collect();
+        let path: Vec<String> = points
+            .iter()
+            .map(|[fpr, tpr]| format!("{:.1},{:.1}", to_x(*fpr), to_y(*tpr)))
+            .collect();
         let _ = write!(
             svg,
             r##"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/><text x="{}" y="{}" fill="{color}" text-anchor="end">{}</text>"##,
@@ -199,7 +211,10 @@ fn roc_svg(e: &super::Evaluation) -> String {
         );
     }
     let auc = e.roc_auc.map_or("undefined".to_string(), number);
-    let _ = write!(svg, "</svg><figcaption>ROC curve (AUC {auc})</figcaption></figure>");
+    let _ = write!(
+        svg,
+        "</svg><figcaption>ROC curve (AUC {auc})</figcaption></figure>"
+    );
     svg
 }
 
@@ -207,7 +222,7 @@ fn features_section(html: &mut String, manifest: &Manifest) {
     html.push_str("<h2>Features</h2><table><tr><th class=\"l\">name</th><th class=\"l\">type</th><th>min</th><th>max</th><th>mean</th><th class=\"l\">categories</th></tr>");
     let optional = |value: Option<f64>| value.map_or(String::new(), |v| format!("{v:.4}"));
     for feature in &manifest.features {
-        let kind = serde_json::to_value(feature.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let kind = feature.kind.name();
         let _ = write!(
             html,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
@@ -216,7 +231,13 @@ fn features_section(html: &mut String, manifest: &Manifest) {
             optional(feature.min),
             optional(feature.max),
             optional(feature.mean),
-            escape(&feature.categories.as_ref().map(|c| c.join(", ")).unwrap_or_default()),
+            escape(
+                &feature
+                    .categories
+                    .as_ref()
+                    .map(|c| c.join(", "))
+                    .unwrap_or_default()
+            ),
         );
     }
     html.push_str("</table>");
@@ -228,6 +249,9 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape("<b a=\"1\">&'"), "&lt;b a=&quot;1&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<b a=\"1\">&'"),
+            "&lt;b a=&quot;1&quot;&gt;&amp;&#39;"
+        );
     }
 }

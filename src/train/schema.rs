@@ -8,7 +8,11 @@ use crate::model::{ExampleValue, FeatureSchema};
 use std::collections::BTreeMap;
 
 /// Schemas of every feature, from the training rows.
-pub fn feature_schemas(data: &Dataset, train_rows: &[usize], preprocessor: &Preprocessor) -> Vec<FeatureSchema> {
+pub fn feature_schemas(
+    data: &Dataset,
+    train_rows: &[usize],
+    preprocessor: &Preprocessor,
+) -> Vec<FeatureSchema> {
     let example_row = most_typical_row(data, train_rows, preprocessor);
     data.columns
         .iter()
@@ -34,11 +38,13 @@ pub fn feature_schemas(data: &Dataset, train_rows: &[usize], preprocessor: &Prep
                     schema.min = Some(training.iter().copied().fold(f64::INFINITY, f64::min));
                     schema.max = Some(training.iter().copied().fold(f64::NEG_INFINITY, f64::max));
                     schema.mean = Some(mean);
-                    schema.std = Some((training.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt());
+                    schema.std =
+                        Some((training.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt());
                     schema.example = numeric_example(column.kind, values[example_row]);
                 }
                 (ColumnValues::Text(values), InputEncoding::OneHot(categories)) => {
-                    let mut counts: BTreeMap<String, f64> = categories.iter().map(|c| (c.clone(), 0.0)).collect();
+                    let mut counts: BTreeMap<String, f64> =
+                        categories.iter().map(|c| (c.clone(), 0.0)).collect();
                     for &row in train_rows {
                         *counts.entry(values[row].clone()).or_default() += 1.0;
                     }

@@ -12,7 +12,8 @@ use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegress
 /// smartcore's `alpha` defaults to 0 (no regularisation) and penalises `alpha/2·|w|²` against
 /// the summed log-loss, so `alpha = 1/c` is scikit-learn's objective.
 pub fn fit(x: &Matrix, y: &[usize], n_classes: usize, c: f64) -> Result<Estimator, TrainError> {
-    let fit_error = |error: smartcore::error::Failed| TrainError::Fit(format!("logistic regression: {error}"));
+    let fit_error =
+        |error: smartcore::error::Failed| TrainError::Fit(format!("logistic regression: {error}"));
     let matrix = DenseMatrix::new(x.rows, x.cols, x.data.clone(), false).map_err(fit_error)?;
     let classes: Vec<i32> = y.iter().map(|&class| class as i32).collect();
     let parameters = LogisticRegressionParameters::default().with_alpha(1.0 / c);

@@ -35,7 +35,14 @@ pub fn fit(
                 max_features: x.cols,
             };
             let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
-            Estimator::DecisionTree(tree::fit_tree(x, y, n_classes, (0..x.rows).collect(), limits, &mut rng))
+            Estimator::DecisionTree(tree::fit_tree(
+                x,
+                y,
+                n_classes,
+                (0..x.rows).collect(),
+                limits,
+                &mut rng,
+            ))
         }
         AlgorithmParams::RandomForest {
             n_trees,
@@ -50,7 +57,9 @@ pub fn fit(
                 min_samples_leaf: *min_samples_leaf,
                 max_features: max_features.resolve(x.cols),
             };
-            Estimator::RandomForest(tree::fit_forest(x, y, n_classes, *n_trees, limits, seed, progress))
+            Estimator::RandomForest(tree::fit_forest(
+                x, y, n_classes, *n_trees, limits, seed, progress,
+            ))
         }
         AlgorithmParams::Knn { k, weights } => Estimator::KNearestNeighbors {
             k: *k,
@@ -66,7 +75,9 @@ pub fn fit(
             };
             svm::fit(x, y, n_classes, *c, gamma, seed, progress)
         }
-        AlgorithmParams::NaiveBayes { var_smoothing } => naive_bayes::fit(x, y, n_classes, *var_smoothing),
+        AlgorithmParams::NaiveBayes { var_smoothing } => {
+            naive_bayes::fit(x, y, n_classes, *var_smoothing)
+        }
     };
     Ok(estimator)
 }

@@ -11,7 +11,10 @@ pub fn fit(x: &Matrix, y: &[usize], n_classes: usize, var_smoothing: f64) -> Est
     let mut theta = vec![0.0; n_classes * width];
     for (row, &class) in y.iter().enumerate() {
         counts[class] += 1.0;
-        for (sum, value) in theta[class * width..(class + 1) * width].iter_mut().zip(x.row(row)) {
+        for (sum, value) in theta[class * width..(class + 1) * width]
+            .iter_mut()
+            .zip(x.row(row))
+        {
             *sum += value;
         }
     }
@@ -51,7 +54,10 @@ fn largest_column_variance(x: &Matrix) -> f64 {
     (0..x.cols)
         .map(|col| {
             let mean = (0..x.rows).map(|row| x.row(row)[col]).sum::<f64>() / n;
-            (0..x.rows).map(|row| (x.row(row)[col] - mean).powi(2)).sum::<f64>() / n
+            (0..x.rows)
+                .map(|row| (x.row(row)[col] - mean).powi(2))
+                .sum::<f64>()
+                / n
         })
         .fold(0.0, f64::max)
 }

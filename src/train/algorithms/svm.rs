@@ -69,7 +69,11 @@ impl<'a> Kernel<'a> {
         let n = self.x.rows;
         match &self.cached {
             Some(k) => std::borrow::Cow::Borrowed(&k[i * n..(i + 1) * n]),
-            None => std::borrow::Cow::Owned((0..n).map(|j| rbf(self.gamma, self.x.row(i), self.x.row(j))).collect()),
+            None => std::borrow::Cow::Owned(
+                (0..n)
+                    .map(|j| rbf(self.gamma, self.x.row(i), self.x.row(j)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -110,12 +114,26 @@ fn fit_binary(x: &Matrix, y: &[f64], c: f64, gamma: f64) -> BinaryMachine {
     let rho = offset(&alpha, &gradient, y, c);
     let support: Vec<usize> = (0..n).filter(|&t| alpha[t] > 0.0).collect();
     let dual_coef = support.iter().map(|&t| alpha[t] * y[t]).collect();
-    BinaryMachine { support, dual_coef, rho }
+    BinaryMachine {
+        support,
+        dual_coef,
+        rho,
+    }
 }
 
 /// The analytic solution of the two-variable sub-problem, clipped to the box [0, C] (libsvm's update).
 #[allow(clippy::too_many_arguments)]
-fn update_pair(alpha: &mut [f64], gradient: &[f64], y: &[f64], c: f64, i: usize, j: usize, k_ii: f64, k_jj: f64, k_ij: f64) {
+fn update_pair(
+    alpha: &mut [f64],
+    gradient: &[f64],
+    y: &[f64],
+    c: f64,
+    i: usize,
+    j: usize,
+    k_ii: f64,
+    k_jj: f64,
+    k_ij: f64,
+) {
     const TAU: f64 = 1e-12;
     let q_ij = y[i] * y[j] * k_ij;
     if y[i] != y[j] {
@@ -186,7 +204,11 @@ fn offset(alpha: &[f64], gradient: &[f64], y: &[f64], c: f64) -> f64 {
             free_count += 1;
         }
     }
-    if free_count > 0 { free_sum / free_count as f64 } else { (upper + lower) / 2.0 }
+    if free_count > 0 {
+        free_sum / free_count as f64
+    } else {
+        (upper + lower) / 2.0
+    }
 }
 
 /// Platt's sigmoid `P(y = 1 | f) = 1 / (1 + exp(a·f + b))`, fitted by Newton's method with
@@ -196,14 +218,21 @@ fn fit_platt(decisions: &[f64], positive: &[bool]) -> (f64, f64) {
     let prior_negative = positive.len() as f64 - prior_positive;
     let high = (prior_positive + 1.0) / (prior_positive + 2.0);
     let low = 1.0 / (prior_negative + 2.0);
-    let targets: Vec<f64> = positive.iter().map(|&p| if p { high } else { low }).collect();
+    let targets: Vec<f64> = positive
+        .iter()
+        .map(|&p| if p { high } else { low })
+        .collect();
     let objective = |a: f64, b: f64| -> f64 {
         decisions
             .iter()
             .zip(&targets)
             .map(|(f, t)| {
                 let z = f * a + b;
-                if z >= 0.0 { t * z + (-z).exp().ln_1p() } else { (t - 1.0) * z + z.exp().ln_1p() }
+                if z >= 0.0 {
+                    t * z + (-z).exp().ln_1p()
+                } else {
+                    (t - 1.0) * z + z.exp().ln_1p()
+                }
             })
             .sum()
     };
@@ -253,13 +282,26 @@ fn fit_platt(decisions: &[f64], positive: &[bool]) -> (f64, f64) {
 
 /// Out-of-fold decision values for Platt scaling; the training decisions of a machine would be
 /// over-confident. Falls back to those when a class is too small to fold.
-fn out_of_fold_decisions(x: &Matrix, y: &[f64], c: f64, gamma: f64, seed: u64, full: &BinaryMachine) -> Vec<f64> {
+fn out_of_fold_decisions(
+    x: &Matrix,
+    y: &[f64],
+    c: f64,
+    gamma: f64,
+    seed: u64,
+    full: &BinaryMachine,
+) -> Vec<f64> {
     let classes: Vec<usize> = y.iter().map(|&label| usize::from(label > 0.0)).collect();
     let rows: Vec<usize> = (0..x.rows).collect();
-    let smallest_class = classes.iter().filter(|&&c| c == 1).count().min(classes.iter().filter(|&&c| c == 0).count());
+    let smallest_class = classes
+        .iter()
+        .filter(|&&c| c == 1)
+        .count()
+        .min(classes.iter().filter(|&&c| c == 0).count());
     let folds = PLATT_FOLDS.min(smallest_class);
     let Ok(partition) = stratified_kfold(&rows, &classes, 2, folds, seed) else {
-        return (0..x.rows).map(|row| full.decision(x, gamma, x.row(row))).collect();
+        return (0..x.rows)
+            .map(|row| full.decision(x, gamma, x.row(row)))
+            .collect();
     };
     let mut decisions = vec![0.0; x.rows];
     for (train, validation) in partition {
@@ -283,11 +325,18 @@ pub fn fit(
     seed: u64,
     progress: &dyn Progress,
 ) -> Estimator {
-    let positives: Vec<usize> = if n_classes == 2 { vec![1] } else { (0..n_classes).collect() };
+    let positives: Vec<usize> = if n_classes == 2 {
+        vec![1]
+    } else {
+        (0..n_classes).collect()
+    };
     let mut shared_rows: BTreeMap<usize, u32> = BTreeMap::new();
     let mut machines = Vec::with_capacity(positives.len());
     for positive_class in positives {
-        let labels: Vec<f64> = y.iter().map(|&class| if class == positive_class { 1.0 } else { -1.0 }).collect();
+        let labels: Vec<f64> = y
+            .iter()
+            .map(|&class| if class == positive_class { 1.0 } else { -1.0 })
+            .collect();
         let machine = fit_binary(x, &labels, c, gamma);
         let decisions = out_of_fold_decisions(x, &labels, c, gamma, seed, &machine);
         let is_positive: Vec<bool> = labels.iter().map(|&label| label > 0.0).collect();
@@ -309,9 +358,15 @@ pub fn fit(
         });
         progress.advance(1);
     }
-    let mut by_index: Vec<(u32, usize)> = shared_rows.into_iter().map(|(row, index)| (index, row)).collect();
+    let mut by_index: Vec<(u32, usize)> = shared_rows
+        .into_iter()
+        .map(|(row, index)| (index, row))
+        .collect();
     by_index.sort_unstable();
-    let support_vectors = by_index.iter().flat_map(|&(_, row)| x.row(row).iter().copied()).collect();
+    let support_vectors = by_index
+        .iter()
+        .flat_map(|&(_, row)| x.row(row).iter().copied())
+        .collect();
     Estimator::SupportVectorMachine {
         gamma,
         support_vectors,
@@ -324,7 +379,11 @@ pub fn scale_gamma(x: &Matrix) -> f64 {
     let n = x.data.len().max(1) as f64;
     let mean = x.data.iter().sum::<f64>() / n;
     let variance = x.data.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    if variance > 0.0 { 1.0 / (x.cols as f64 * variance) } else { 1.0 }
+    if variance > 0.0 {
+        1.0 / (x.cols as f64 * variance)
+    } else {
+        1.0
+    }
 }
 
 #[cfg(test)]
@@ -334,7 +393,9 @@ mod tests {
 
     #[test]
     fn separates_two_clusters_with_confident_probabilities() {
-        let points = [-2.0, -1.8, -2.2, -1.9, -2.1, -2.05, 2.0, 1.8, 2.2, 1.9, 2.1, 2.05];
+        let points = [
+            -2.0, -1.8, -2.2, -1.9, -2.1, -2.05, 2.0, 1.8, 2.2, 1.9, 2.1, 2.05,
+        ];
         let x = Matrix {
             rows: points.len(),
             cols: 1,

@@ -80,7 +80,10 @@ impl TreeBuilder<'_> {
                 continue;
             };
             informative_seen += 1;
-            if best.as_ref().is_none_or(|(best_score, _)| score > *best_score) {
+            if best
+                .as_ref()
+                .is_none_or(|(best_score, _)| score > *best_score)
+            {
                 best = Some((score, Split { feature, threshold }));
             }
         }
@@ -116,7 +119,10 @@ impl TreeBuilder<'_> {
             right[class] -= 1.0;
             let (value, next) = (sorted[i].0, sorted[i + 1].0);
             let (n_left, n_right) = (i + 1, n - i - 1);
-            if value == next || n_left < self.limits.min_samples_leaf || n_right < self.limits.min_samples_leaf {
+            if value == next
+                || n_left < self.limits.min_samples_leaf
+                || n_right < self.limits.min_samples_leaf
+            {
                 continue;
             }
             let score = left_squares / n_left as f64 + right_squares / n_right as f64;
@@ -188,7 +194,9 @@ pub fn fit_forest(
 ) -> Vec<Tree> {
     let mut seeder = StdRng::seed_from_u64(seed);
     let seeds: Vec<u64> = (0..n_trees).map(|_| seeder.random()).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(n_trees.max(1));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(n_trees.max(1));
     let grow = |tree_seed: u64| {
         let mut rng = StdRng::seed_from_u64(tree_seed);
         let bootstrap: Vec<usize> = (0..x.rows).map(|_| rng.random_range(0..x.rows)).collect();
@@ -211,7 +219,11 @@ pub fn fit_forest(
             .collect();
         workers
             .into_iter()
-            .flat_map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     });
     trees.sort_by_key(|(index, _)| *index);
@@ -244,7 +256,14 @@ mod tests {
     fn splits_at_the_midpoint_between_classes() {
         let x = matrix(&[1.0, 2.0, 3.0, 10.0, 11.0]);
         let y = [0, 0, 0, 1, 1];
-        let tree = fit_tree(&x, &y, 2, (0..5).collect(), unlimited(), &mut StdRng::seed_from_u64(0));
+        let tree = fit_tree(
+            &x,
+            &y,
+            2,
+            (0..5).collect(),
+            unlimited(),
+            &mut StdRng::seed_from_u64(0),
+        );
         assert_eq!(tree.n_nodes(), 3);
         assert_eq!(tree.threshold[0], 6.5);
         assert_eq!(tree.leaf_probabilities(&[6.5], 2), [1.0, 0.0]);
@@ -259,7 +278,14 @@ mod tests {
             max_depth: Some(0),
             ..unlimited()
         };
-        let tree = fit_tree(&x, &y, 2, (0..4).collect(), limits, &mut StdRng::seed_from_u64(0));
+        let tree = fit_tree(
+            &x,
+            &y,
+            2,
+            (0..4).collect(),
+            limits,
+            &mut StdRng::seed_from_u64(0),
+        );
         assert_eq!(tree.n_nodes(), 1);
         assert_eq!(tree.leaf_probabilities(&[0.0], 2), [0.5, 0.5]);
     }
@@ -272,7 +298,14 @@ mod tests {
             min_samples_leaf: 2,
             ..unlimited()
         };
-        let tree = fit_tree(&x, &y, 2, (0..5).collect(), limits, &mut StdRng::seed_from_u64(0));
+        let tree = fit_tree(
+            &x,
+            &y,
+            2,
+            (0..5).collect(),
+            limits,
+            &mut StdRng::seed_from_u64(0),
+        );
         assert_eq!(tree.threshold[0], 2.5);
         assert_eq!(tree.leaf_probabilities(&[1.0], 2), [0.5, 0.5]);
     }

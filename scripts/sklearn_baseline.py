@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Compare mlserve's held-out accuracy and ROC AUC with scikit-learn's on the same split.
+
+For each bundled dataset and algorithm this trains with `mlserve train` into a temporary
+model repository, reads the held-out row indices from its metrics.json, fits the matching
+scikit-learn estimator in Pipeline(StandardScaler(), model) on exactly the other rows, and
+prints a Markdown table. It exits non-zero if any accuracy differs by more than 2 points.
+
+Run it from anywhere (the binary defaults to target/release/mlserve, else target/debug/mlserve):
+
+    python3 -m venv /tmp/skl && /tmp/skl/bin/pip install scikit-learn==1.9.1 \
+        && /tmp/skl/bin/python scripts/sklearn_baseline.py [path/to/mlserve]
+
+Data: mlserve bundles smartcore's copies of the datasets. Breast cancer is identical to
+sklearn.datasets.load_breast_cancer. Iris is smartcore's UCI file with the two transcription
+errors (rows 34 and 37, 0-based) corrected by mlserve, as scikit-learn corrects them, so it is
+identical to load_iris. The script checks the data against mlserve's own dataset_sha256 and
+training-row feature statistics before comparing.
+"""
+import argparse
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import tomllib
+import warnings
+from pathlib import Path
+
+import numpy as np
+import sklearn
+from sklearn.datasets import load_breast_cancer, load_iris
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+SEED = 42
+TOLERANCE_POINTS = 2.0
+REPO = Path(__file__).resolve().parent.parent
+# SVC(probability=True) is deprecated since scikit-learn 1.9 (removed in 1.11) but still works.
+warnings.filterwarnings("ignore", message="The `probability` parameter", category=FutureWarning)
+
+# mlserve's --algorithm names and the scikit-learn estimators its defaults mirror.
+ALGORITHMS = {
+    "logistic-regression": lambda: LogisticRegression(C=1.0),
+    "random-forest": lambda: RandomForestClassifier(n_estimators=100, max_features="sqrt", random_state=SEED),
+    "decision-tree": lambda: DecisionTreeClassifier(random_state=SEED),
+    "knn": lambda: KNeighborsClassifier(n_neighbors=5),
+    # Note: SVC.predict uses the decision function, not argmax of these Platt probabilities.
+    "svm": lambda: SVC(C=1.0, kernel="rbf", gamma="scale", probability=True, random_state=SEED),
+    "naive-bayes": lambda: GaussianNB(var_smoothing=1e-9),
+}
+
+
+def load_dataset(dataset):
+    """The dataset exactly as mlserve bundles it, as float64 features and int targets."""
+    if dataset == "breast-cancer":
+        data = load_breast_cancer()
+        return data.data, data.target
+    data = load_iris()
+    x = data.data.copy()
+    return x, data.target
+
+
+def check_same_data(x, y, train, version_dir):
+    """Fail loudly unless our copy of the data is the one mlserve trained on."""
+    manifest = tomllib.loads((version_dir / "model.toml").read_text())
+    # mlserve hashes the raw data as little-endian f32 features, then u32 targets.
+    sha = hashlib.sha256(x.astype("<f4").tobytes() + y.astype("<u4").tobytes()).hexdigest()
+    problems = [] if sha == manifest["training"]["dataset_sha256"] else ["dataset_sha256"]
+    # The manifest's feature statistics are computed on the training rows.
+    for column, feature in zip(x[train].T, manifest["features"]):
+        for stat, ours in (("min", column.min()), ("max", column.max()), ("mean", column.mean())):
+            if not np.isclose(ours, feature[stat], rtol=1e-12, atol=0):
+                problems.append(f"{feature['name']} {stat}: {ours} vs {feature[stat]}")
+    if problems:
+        sys.exit(f"{version_dir}: data differs from mlserve's: {'; '.join(problems)}")
+
+
+def run_mlserve(binary, dataset, algorithm, models):
+    """Train with mlserve into a fresh repository; return its version folder and metrics."""
+    cmd = [str(binary), "train", "--dataset", dataset, "--algorithm", algorithm,
+           "--models", str(models), "--seed", str(SEED), "-q"]
+    subprocess.run(cmd, check=True)
+    version_dir = models / dataset.replace("-", "_") / "1"
+    return version_dir, json.loads((version_dir / "metrics.json").read_text())
+
+
+def sklearn_scores(algorithm, x, y, train, test):
+    """Fit scaler + estimator on the training rows; score the held-out rows."""
+    model = make_pipeline(StandardScaler(), ALGORITHMS[algorithm]()).fit(x[train], y[train])
+    proba = model.predict_proba(x[test])
+    if proba.shape[1] == 2:
+        auc = roc_auc_score(y[test], proba[:, 1])
+    else:
+        auc = roc_auc_score(y[test], proba, multi_class="ovr", average="macro")
+    return accuracy_score(y[test], model.predict(x[test])), auc
+
+
+def default_binary():
+    release = REPO / "target" / "release" / "mlserve"
+    return release if release.exists() else REPO / "target" / "debug" / "mlserve"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("binary", nargs="?", type=Path, default=default_binary(),
+                        help="the mlserve binary (default: target/release, else target/debug)")
+    binary = parser.parse_args().binary
+    if not binary.exists():
+        sys.exit(f"no mlserve binary at {binary}: build it first")
+
+    print(f"scikit-learn {sklearn.__version__}, Python {platform.python_version()}, "
+          f"mlserve {binary}, seed {SEED}\n")
+    print("| dataset | algorithm | mlserve accuracy | scikit-learn accuracy | difference (pp) "
+          "| mlserve ROC AUC | scikit-learn ROC AUC |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    outside = []
+    with tempfile.TemporaryDirectory(prefix="mlserve-baseline-") as tmp:
+        for dataset in ("breast-cancer", "iris"):
+            x, y = load_dataset(dataset)
+            for algorithm in ALGORITHMS:
+                # A fresh repository per run, so the model is always version 1.
+                version_dir, metrics = run_mlserve(binary, dataset, algorithm, Path(tmp) / f"{dataset}-{algorithm}")
+                test = np.array(metrics["split"]["test_rows"])
+                train = np.setdiff1d(np.arange(len(y)), test)
+                check_same_data(x, y, train, version_dir)
+                accuracy, auc = sklearn_scores(algorithm, x, y, train, test)
+                diff = 100 * (metrics["accuracy"] - accuracy)
+                print(f"| {dataset} | {algorithm} | {metrics['accuracy']:.4f} | {accuracy:.4f} "
+                      f"| {diff:+.4f} | {metrics['roc_auc']:.4f} | {auc:.4f} |")
+                if abs(diff) > TOLERANCE_POINTS:
+                    outside.append(f"{dataset}/{algorithm} ({diff:+.2f} pp)")
+    if outside:
+        sys.exit(f"\nAccuracy differs by more than {TOLERANCE_POINTS:g} points: {', '.join(outside)}")
+    print(f"\nEvery accuracy is within {TOLERANCE_POINTS:g} percentage points of scikit-learn's.")
+
+
+if __name__ == "__main__":
+    main()
