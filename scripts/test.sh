@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if command -v cargo-nextest >/dev/null 2>&1; then
-  cargo nextest run --no-fail-fast "$@"
-  # nextest does not run doc tests.
+  # nextest does not run doc tests; run them first so the suite's summary stays the last line.
   cargo test --doc "$@"
+  cargo nextest run --no-fail-fast "$@"
 else
   cargo test "$@"
 fi
