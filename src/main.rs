@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use mlserve::config::SettingsFlags;
 use mlserve::data::{BundledDataset, CsvOptions, Dataset, load_bundled, load_csv};
 use mlserve::train::{
     Algorithm, AlgorithmParams, HyperParameterFlags, Progress, TrainError, TrainOptions,
@@ -16,10 +17,17 @@ use std::sync::Mutex;
 const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "mlserve", version, about = "Train classic tabular models and serve them over REST", long_about = None)]
+#[command(
+    name = "mlserve",
+    version,
+    about = "Train classic tabular models and serve them over REST",
+    long_about = "Train classic tabular models and serve them over REST.\n\n\
+        Without a command, mlserve serves ./models on 127.0.0.1:8080, training the demo models \
+        (breast_cancer, iris) first when the repository is empty: the same as `mlserve serve --demo-models`."
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -27,6 +35,41 @@ enum Command {
     /// Train a model on a bundled dataset or a CSV file, evaluate it, and write a new version
     /// of it into the model repository.
     Train(TrainArgs),
+    /// Serve every model of the repository over REST (settings: defaults < mlserve.toml <
+    /// MLSERVE_* variables < flags).
+    Serve(ServeArgs),
+    /// Print the effective server settings as TOML, after every layer is applied.
+    Config(ServeArgs),
+    /// Predict a CSV file offline with a model of the repository, streaming row by row.
+    Predict(PredictArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    settings: SettingsFlags,
+}
+
+#[derive(clap::Args)]
+struct PredictArgs {
+    /// The model, as NAME (its default version) or NAME/VERSION
+    #[arg(long, value_name = "NAME[/VERSION]")]
+    model: String,
+    /// Input CSV with a header row naming the features (other columns pass through)
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Output CSV: the input columns, then label and probability_<label> columns
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+    /// Model repository folder
+    #[arg(long, value_name = "DIR", default_value = "models", env = "MLSERVE_MODELS")]
+    models: PathBuf,
+    /// Stop at the first bad row (exit code 2) instead of skipping it (exit code 3 at the end)
+    #[arg(long)]
+    fail_fast: bool,
+    /// Print nothing but errors
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -77,11 +120,138 @@ struct TrainArgs {
     log_file: Option<PathBuf>,
 }
 
+/// Exit code of `mlserve predict` when some rows were skipped (the output holds the others).
+const EXIT_ROWS_SKIPPED: u8 = 3;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Train(args) => run_train(args),
+        Some(Command::Train(args)) => run_train(args),
+        Some(Command::Serve(args)) => run_serve(args.settings),
+        Some(Command::Config(args)) => print_config(&args.settings),
+        Some(Command::Predict(args)) => run_predict(&args),
+        None => run_serve(SettingsFlags {
+            demo_models: Some(true),
+            ..SettingsFlags::default()
+        }),
     }
+}
+
+fn print_config(flags: &SettingsFlags) -> ExitCode {
+    match flags.resolve() {
+        Ok(settings) => match toml::to_string(&settings) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn run_serve(flags: SettingsFlags) -> ExitCode {
+    let settings = match flags.resolve() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let _guard = match mlserve::logging::init(&settings.log_level, settings.log_format, settings.log_dir.as_deref()) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if settings.demo_models {
+        match mlserve::train::train_demo_models_if_empty(&settings.models) {
+            Ok(written) if !written.is_empty() => {
+                tracing::info!(models = ?written, dir = %settings.models.display(), "the repository was empty: trained the demo models");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(%error, "cannot train the demo models");
+                eprintln!("error: cannot train the demo models: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(mlserve::serve::run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ mlserve::serve::ServeError::Bind { .. }) => {
+            tracing::error!(%error, "cannot start");
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_predict(args: &PredictArgs) -> ExitCode {
+    match predict_command(args) {
+        Ok(summary) if summary.skipped > 0 => {
+            if !args.quiet {
+                eprintln!(
+                    "predicted {} rows into {}; skipped {} bad rows (listed above)",
+                    summary.predicted,
+                    args.output.display(),
+                    summary.skipped
+                );
+            }
+            ExitCode::from(EXIT_ROWS_SKIPPED)
+        }
+        Ok(summary) => {
+            if !args.quiet {
+                eprintln!("predicted {} rows into {}", summary.predicted, args.output.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn predict_command(args: &PredictArgs) -> anyhow::Result<mlserve::model::batch::BatchSummary> {
+    let (name, version) = match args.model.split_once('/') {
+        Some((name, version)) => (name, Some(version)),
+        None => (args.model.as_str(), None),
+    };
+    mlserve::model::validate_model_name(name)?;
+    let repository = mlserve::model::Repository::new(&args.models);
+    let report = repository.reload_model(name).with_context(|| {
+        format!("no model named '{name}' in {}", args.models.display())
+    })?;
+    let catalog = repository.catalog();
+    let model = mlserve::serve::api::resolve(&catalog, name, version).map_err(|problem| {
+        let failures = report.failed.join("; ");
+        anyhow::anyhow!("{}{}", problem.detail, if failures.is_empty() { String::new() } else { format!(" ({failures})") })
+    })?;
+    let input = &args.input;
+    let summary = mlserve::model::batch::predict_csv(&model, input, &args.output, args.fail_fast, |bad| {
+        eprintln!("{}:{}: skipped: {}", input.display(), bad.line, mlserve::model::batch::describe(&bad.errors));
+    })?;
+    Ok(summary)
 }
 
 fn run_train(args: TrainArgs) -> ExitCode {

@@ -1,15 +1,17 @@
-//! Model artifacts: the manifest and schema, the native model and its inference, and the
-//! versioned folders of a model repository.
+//! Model artifacts: the manifest and schema, the native model and its inference, input
+//! validation, and the repository of versioned folders.
 
 mod artifact;
+pub mod batch;
 mod manifest;
 pub mod native;
+pub mod repository;
+pub mod validate;
 
 pub use artifact::{
-    Artifact, ArtifactError, ArtifactFiles, list_versions, load_version, validate_model_name,
-    write_new_version,
+    Artifact, ArtifactError, ArtifactFiles, list_versions, load_version, validate_model_name, write_new_version,
 };
-pub use manifest::{
-    ArtifactInfo, Backend, ExampleValue, FeatureSchema, Manifest, MetricsSummary, Provenance, Task,
-};
+pub use manifest::{ArtifactInfo, Backend, ExampleValue, FeatureSchema, Manifest, MetricsSummary, Provenance, Task};
 pub use native::{FeatureValue, NativeModel};
+pub use repository::{Catalog, LoadedModel, ModelEntry, ReloadReport, Repository, VersionSlot};
+pub use validate::{FieldError, RawValue, UnknownFields, ValidRow, Validator};

@@ -340,3 +340,33 @@ impl TrainedModel {
         })?)
     }
 }
+
+/// The demo models: breast cancer with logistic regression, iris with a random forest.
+pub const DEMO_MODELS: [(crate::data::BundledDataset, Algorithm); 2] = [
+    (crate::data::BundledDataset::BreastCancer, Algorithm::LogisticRegression),
+    (crate::data::BundledDataset::Iris, Algorithm::RandomForest),
+];
+
+/// Trains the demo models into `models_dir` if it holds no model at all; returns the
+/// `name/version` of each model written (none when the repository already has models).
+pub fn train_demo_models_if_empty(models_dir: &Path) -> Result<Vec<String>, TrainError> {
+    let has_models = std::fs::read_dir(models_dir)
+        .map(|entries| entries.flatten().any(|e| !e.file_name().to_string_lossy().starts_with('.')))
+        .unwrap_or(false);
+    if has_models {
+        return Ok(Vec::new());
+    }
+    let mut written = Vec::new();
+    for (dataset, algorithm) in DEMO_MODELS {
+        let options = TrainOptions {
+            params: AlgorithmParams::from_flags(algorithm, &HyperParameterFlags::default())?,
+            test_size: 0.2,
+            seed: 42,
+            cv: None,
+        };
+        let trained = train(&crate::data::load_bundled(dataset), &options, &NoProgress)?;
+        let (version, _) = trained.save(models_dir, dataset.model_name())?;
+        written.push(format!("{}/{version}", dataset.model_name()));
+    }
+    Ok(written)
+}

@@ -1,0 +1,274 @@
+//! Server settings, layered: built-in defaults < `mlserve.toml` < `MLSERVE_*` environment
+//! variables < command-line flags.
+//!
+//! clap reads each flag and its environment variable (so `--help` lists both); the file layer
+//! sits underneath. A hand-made merge of three `Option`s per setting is simpler than a
+//! configuration framework and keeps `--help` exact.
+
+use crate::model::UnknownFields;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The effective settings of `mlserve serve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Model repository folder.
+    pub models: PathBuf,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most rows in one batch request.
+    pub max_batch_rows: usize,
+    /// Longest time a request may take, in seconds.
+    pub request_timeout_secs: f64,
+    /// Log filter (`info`, `debug`, or a tracing filter such as `mlserve=debug,info`).
+    pub log_level: String,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Folder for daily-rotated log files, besides the console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_dir: Option<PathBuf>,
+    /// What to do with request fields that are not features.
+    pub unknown_fields: UnknownFields,
+    /// Train the demo models into an empty repository before serving.
+    pub demo_models: bool,
+    /// Watch the repository folder and reload changed models.
+    pub watch: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            models: PathBuf::from("models"),
+            max_body_bytes: 2 * 1024 * 1024,
+            max_batch_rows: 1000,
+            request_timeout_secs: 30.0,
+            log_level: "info".to_string(),
+            log_format: LogFormat::Auto,
+            log_dir: None,
+            unknown_fields: UnknownFields::Reject,
+            demo_models: false,
+            watch: true,
+        }
+    }
+}
+
+/// Settings given on the command line or in the environment; each overrides the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SettingsFlags {
+    /// Settings file [default: mlserve.toml, if it exists]
+    #[arg(long, env = "MLSERVE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "MLSERVE_ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// Model repository folder [default: models]
+    #[arg(long, env = "MLSERVE_MODELS", value_name = "DIR")]
+    pub models: Option<PathBuf>,
+    /// Largest request body in bytes [default: 2097152]
+    #[arg(long, env = "MLSERVE_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most rows in one batch request [default: 1000]
+    #[arg(long, env = "MLSERVE_MAX_BATCH_ROWS", value_name = "ROWS")]
+    pub max_batch_rows: Option<usize>,
+    /// Request timeout in seconds [default: 30]
+    #[arg(long, env = "MLSERVE_REQUEST_TIMEOUT_SECS", value_name = "SECONDS")]
+    pub request_timeout_secs: Option<f64>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive [default: info]
+    #[arg(long, env = "MLSERVE_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log format [default: auto: human on a terminal, JSON otherwise]
+    #[arg(long, env = "MLSERVE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Also write daily-rotated log files into this folder
+    #[arg(long, env = "MLSERVE_LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Request fields that are not features: reject (422) or ignore [default: reject]
+    #[arg(long, env = "MLSERVE_UNKNOWN_FIELDS", value_enum)]
+    pub unknown_fields: Option<UnknownFields>,
+    /// Train the demo models (breast_cancer, iris) into an empty repository first
+    #[arg(long, env = "MLSERVE_DEMO_MODELS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub demo_models: Option<bool>,
+    /// Watch the repository and reload changed models [default: true]
+    #[arg(long, env = "MLSERVE_WATCH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub watch: Option<bool>,
+}
+
+/// The file layer: every setting optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    addr: Option<SocketAddr>,
+    models: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+    max_batch_rows: Option<usize>,
+    request_timeout_secs: Option<f64>,
+    log_level: Option<String>,
+    log_format: Option<LogFormat>,
+    log_dir: Option<PathBuf>,
+    unknown_fields: Option<UnknownFields>,
+    demo_models: Option<bool>,
+    watch: Option<bool>,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The settings file cannot be read.
+    #[error("cannot read settings file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The settings file is not valid.
+    #[error("settings file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid setting {name}: {message}")]
+    Invalid {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl SettingsFlags {
+    /// Merges flags and environment over the settings file over the defaults, and checks the result.
+    pub fn resolve(&self) -> Result<Settings, ConfigError> {
+        let file = read_file(self.config.as_deref())?;
+        let d = Settings::default();
+        let settings = Settings {
+            addr: self.addr.or(file.addr).unwrap_or(d.addr),
+            models: self.models.clone().or(file.models).unwrap_or(d.models),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(d.max_body_bytes),
+            max_batch_rows: self.max_batch_rows.or(file.max_batch_rows).unwrap_or(d.max_batch_rows),
+            request_timeout_secs: self
+                .request_timeout_secs
+                .or(file.request_timeout_secs)
+                .unwrap_or(d.request_timeout_secs),
+            log_level: self.log_level.clone().or(file.log_level).unwrap_or(d.log_level),
+            log_format: self.log_format.or(file.log_format).unwrap_or(d.log_format),
+            log_dir: self.log_dir.clone().or(file.log_dir),
+            unknown_fields: self.unknown_fields.or(file.unknown_fields).unwrap_or(d.unknown_fields),
+            demo_models: self.demo_models.or(file.demo_models).unwrap_or(d.demo_models),
+            watch: self.watch.or(file.watch).unwrap_or(d.watch),
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+}
+
+fn read_file(explicit: Option<&Path>) -> Result<FileSettings, ConfigError> {
+    let default_path = Path::new("mlserve.toml");
+    let path = match explicit {
+        Some(path) => path,
+        None if default_path.exists() => default_path,
+        None => return Ok(FileSettings::default()),
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|error| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: error.to_string().trim().replace('\n', " "),
+    })
+}
+
+impl Settings {
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |name, message: &str| {
+            Err(ConfigError::Invalid {
+                name,
+                message: message.to_string(),
+            })
+        };
+        if self.max_body_bytes == 0 {
+            return invalid("max_body_bytes", "must be at least 1");
+        }
+        if self.max_batch_rows == 0 {
+            return invalid("max_batch_rows", "must be at least 1");
+        }
+        if !(self.request_timeout_secs.is_finite() && self.request_timeout_secs > 0.0 && self.request_timeout_secs <= 86_400.0) {
+            return invalid("request_timeout_secs", "must be a number of seconds above 0 and at most 86400");
+        }
+        if let Err(error) = tracing_subscriber::EnvFilter::builder().parse(&self.log_level) {
+            return invalid("log_level", &format!("'{}' is not a log filter: {error}", self.log_level));
+        }
+        Ok(())
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.request_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mlserve.toml");
+        std::fs::write(&file, "max_batch_rows = 50\nlog_level = \"debug\"\naddr = \"127.0.0.1:9000\"\n").unwrap();
+        let flags = SettingsFlags {
+            config: Some(file),
+            addr: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let settings = flags.resolve().unwrap();
+        assert_eq!(settings.addr.port(), 9100);
+        assert_eq!(settings.max_batch_rows, 50);
+        assert_eq!(settings.log_level, "debug");
+        assert_eq!(settings.max_body_bytes, Settings::default().max_body_bytes);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "max_batch_row = 5\n").unwrap();
+        let flags = SettingsFlags {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let error = flags.resolve().unwrap_err().to_string();
+        assert!(error.contains("unknown field `max_batch_row`"), "{error}");
+
+        std::fs::write(&file, "request_timeout_secs = -1\n").unwrap();
+        let error = flags.resolve().unwrap_err().to_string();
+        assert!(error.contains("request_timeout_secs"), "{error}");
+
+        let flags = SettingsFlags {
+            log_level: Some("loud=+".into()),
+            ..Default::default()
+        };
+        assert!(flags.resolve().unwrap_err().to_string().contains("log_level"));
+    }
+}

@@ -1,0 +1,209 @@
+//! Offline batch prediction: a CSV file in, a CSV file out, streamed row by row so memory
+//! stays flat whatever the file size. Every row goes through the same validator as the API.
+
+use super::repository::LoadedModel;
+use super::validate::{FieldError, RawValue, UnknownFields};
+use crate::train::metrics::argmax;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// A row that could not be predicted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    /// 1-based line number in the input.
+    pub line: u64,
+    /// What is wrong with it.
+    pub errors: Vec<FieldError>,
+}
+
+/// What a batch run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// Rows predicted and written.
+    pub predicted: u64,
+    /// Rows skipped (each reported as it was met).
+    pub skipped: u64,
+}
+
+/// Errors that stop a batch run.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// A file cannot be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The input is not well-formed CSV.
+    #[error("{path}:{line}: {message}")]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The header lacks feature columns.
+    #[error("{path}: the header lacks the feature column(s) {missing}")]
+    MissingColumns {
+        /// The file.
+        path: PathBuf,
+        /// Comma-separated missing names.
+        missing: String,
+    },
+    /// A bad row, with `--fail-fast`.
+    #[error("{path}:{line}: {details}")]
+    BadRow {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// The row's problems.
+        details: String,
+    },
+}
+
+/// Describes a bad row's problems on one line.
+pub fn describe(errors: &[FieldError]) -> String {
+    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+}
+
+/// Predicts every row of `input` into `output`: the input columns, then `label` and one
+/// `probability_<label>` column per class. Bad rows are skipped and reported through
+/// `on_bad_row`, or stop the run when `fail_fast`. The output appears only when complete.
+pub fn predict_csv(
+    model: &LoadedModel,
+    input: &Path,
+    output: &Path,
+    fail_fast: bool,
+    mut on_bad_row: impl FnMut(&BadRow),
+) -> Result<BatchSummary, BatchError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BatchError::Io { path, source }
+    };
+    let file = File::open(input).map_err(io(input))?;
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 16, file));
+    let csv_error = |error: csv::Error| BatchError::Csv {
+        path: input.to_path_buf(),
+        line: error.position().map_or(1, |p| p.line()),
+        message: error.to_string(),
+    };
+    let header: Vec<String> = reader.headers().map_err(csv_error)?.iter().map(|h| h.trim().to_string()).collect();
+    let missing: Vec<&str> = model
+        .validator
+        .features()
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|name| !header.iter().any(|h| h == name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(BatchError::MissingColumns {
+            path: input.to_path_buf(),
+            missing: missing.join(", "),
+        });
+    }
+    let staging = staging_path(output);
+    let result = write_predictions(model, &mut reader, &header, &staging, input, fail_fast, &mut on_bad_row);
+    match result {
+        Ok(summary) => {
+            std::fs::rename(&staging, output).map_err(io(output))?;
+            Ok(summary)
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&staging);
+            Err(error)
+        }
+    }
+}
+
+fn staging_path(output: &Path) -> PathBuf {
+    let name = output.file_name().and_then(|n| n.to_str()).unwrap_or("predictions.csv");
+    output.with_file_name(format!(".{name}.partial"))
+}
+
+fn write_predictions<R: std::io::Read>(
+    model: &LoadedModel,
+    reader: &mut csv::Reader<R>,
+    header: &[String],
+    staging: &Path,
+    input: &Path,
+    fail_fast: bool,
+    on_bad_row: &mut impl FnMut(&BadRow),
+) -> Result<BatchSummary, BatchError> {
+    let write_error = |source: std::io::Error| BatchError::Io {
+        path: staging.to_path_buf(),
+        source,
+    };
+    let file = File::create(staging).map_err(write_error)?;
+    let mut writer = csv::Writer::from_writer(BufWriter::with_capacity(1 << 16, file));
+    let labels = &model.artifact.manifest.labels;
+    let mut out_header: Vec<String> = header.to_vec();
+    out_header.push("label".to_string());
+    out_header.extend(labels.iter().map(|l| format!("probability_{l}")));
+    let csv_write = |error: csv::Error| write_error(std::io::Error::other(error));
+    writer.write_record(&out_header).map_err(csv_write)?;
+    let mut summary = BatchSummary::default();
+    let mut record = csv::StringRecord::new();
+    let mut errors = Vec::new();
+    let mut number = String::new();
+    loop {
+        let more = reader.read_record(&mut record).map_err(|error| BatchError::Csv {
+            path: input.to_path_buf(),
+            line: error.position().map_or(0, |p| p.line()),
+            message: error.to_string(),
+        })?;
+        if !more {
+            break;
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        errors.clear();
+        // Columns that are not features (an id, say) pass through to the output untouched.
+        let row = model.validator.validate(
+            header.iter().zip(record.iter()).map(|(h, cell)| (h.as_str(), RawValue::Text(cell))),
+            UnknownFields::Ignore,
+            "",
+            &mut errors,
+        );
+        let Some(row) = row else {
+            let bad = BadRow {
+                line,
+                errors: errors.clone(),
+            };
+            if fail_fast {
+                return Err(BatchError::BadRow {
+                    path: input.to_path_buf(),
+                    line,
+                    details: describe(&bad.errors),
+                });
+            }
+            on_bad_row(&bad);
+            summary.skipped += 1;
+            continue;
+        };
+        let probabilities = model
+            .artifact
+            .model
+            .predict_proba(&row.values)
+            .map_err(|e| write_error(std::io::Error::other(e)))?;
+        for cell in record.iter() {
+            writer.write_field(cell).map_err(csv_write)?;
+        }
+        writer.write_field(&labels[argmax(&probabilities)]).map_err(csv_write)?;
+        for p in &probabilities {
+            number.clear();
+            use std::fmt::Write as _;
+            let _ = write!(number, "{p}");
+            writer.write_field(&number).map_err(csv_write)?;
+        }
+        writer.write_record(None::<&[u8]>).map_err(csv_write)?;
+        summary.predicted += 1;
+    }
+    let mut inner = writer.into_inner().map_err(|e| write_error(std::io::Error::other(e.to_string())))?;
+    inner.flush().map_err(write_error)?;
+    Ok(summary)
+}

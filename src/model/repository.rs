@@ -1,0 +1,264 @@
+//! The model repository as the server sees it: every version of every model, loaded, with
+//! atomic swaps on reload.
+//!
+//! Readers take a snapshot ([`Repository::catalog`]) without locking; a reload builds a new
+//! catalog beside the old one and swaps it in, so a request keeps the model it started with.
+//! A version that fails to load never replaces one that works: the old one keeps serving and
+//! the failure is shown in its status.
+
+use super::artifact::{Artifact, list_versions, load_version, validate_model_name};
+use super::validate::Validator;
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A model version ready to predict.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The artifact: manifest and model.
+    pub artifact: Artifact,
+    /// The validator of its schema.
+    pub validator: Validator,
+    /// The version as clients see it.
+    pub version_label: String,
+}
+
+impl LoadedModel {
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        &self.artifact.manifest.name
+    }
+}
+
+/// One version folder's state.
+#[derive(Debug, Clone)]
+pub struct VersionSlot {
+    /// The model in memory, if one ever loaded.
+    pub loaded: Option<Arc<LoadedModel>>,
+    /// The last load failure, if the files on disk could not be loaded.
+    pub error: Option<String>,
+    /// Hash of the manifest the slot was last loaded from (it names the model file's hash).
+    fingerprint: Option<[u8; 32]>,
+}
+
+impl VersionSlot {
+    /// `ready`, `failed`, or `stale` (serving an older load because a reload failed).
+    pub fn status(&self) -> &'static str {
+        match (&self.loaded, &self.error) {
+            (Some(_), None) => "ready",
+            (Some(_), Some(_)) => "stale",
+            (None, _) => "failed",
+        }
+    }
+}
+
+/// Every version of one model.
+#[derive(Debug, Clone, Default)]
+pub struct ModelEntry {
+    /// Versions by number.
+    pub versions: BTreeMap<u32, VersionSlot>,
+}
+
+impl ModelEntry {
+    /// The default version: the highest one that is loaded.
+    pub fn default_model(&self) -> Option<&Arc<LoadedModel>> {
+        self.versions.values().rev().find_map(|slot| slot.loaded.as_ref())
+    }
+}
+
+/// A snapshot of the repository.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Models by name.
+    pub models: BTreeMap<String, ModelEntry>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadReport {
+    /// `name/version` of versions newly loaded or reloaded.
+    pub loaded: Vec<String>,
+    /// `name/version` of versions removed because their folder is gone.
+    pub removed: Vec<String>,
+    /// `name/version: reason` of versions that failed to load.
+    pub failed: Vec<String>,
+}
+
+/// The served repository.
+#[derive(Debug)]
+pub struct Repository {
+    dir: PathBuf,
+    catalog: ArcSwap<Catalog>,
+    reloading: Mutex<()>,
+    initial_load_done: AtomicBool,
+}
+
+impl Repository {
+    /// A repository over `dir`, empty until the first [`Repository::reload_all`].
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Repository {
+            dir: dir.into(),
+            catalog: ArcSwap::from_pointee(Catalog::default()),
+            reloading: Mutex::new(()),
+            initial_load_done: AtomicBool::new(false),
+        }
+    }
+
+    /// The repository folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current snapshot.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    /// Whether the first full load has finished.
+    pub fn is_loaded(&self) -> bool {
+        self.initial_load_done.load(Ordering::Acquire)
+    }
+
+    /// Rescans the whole folder: loads new and changed versions, drops removed ones.
+    /// `force` reloads every version even when its manifest did not change.
+    pub fn reload_all(&self, force: bool) -> ReloadReport {
+        let _guard = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let old = self.catalog.load_full();
+        let mut report = ReloadReport::default();
+        let mut next = Catalog::default();
+        for name in self.model_names() {
+            let previous = old.models.get(&name).cloned().unwrap_or_default();
+            let entry = self.scan_model(&name, previous, force, &mut report);
+            if !entry.versions.is_empty() {
+                next.models.insert(name, entry);
+            }
+        }
+        for (name, entry) in &old.models {
+            if !next.models.contains_key(name) {
+                report.removed.extend(entry.versions.keys().map(|v| format!("{name}/{v}")));
+            }
+        }
+        self.catalog.store(Arc::new(next));
+        self.initial_load_done.store(true, Ordering::Release);
+        log_report(&report);
+        report
+    }
+
+    /// Rescans one model's folder, reloading every version; `None` if the model has no folder.
+    pub fn reload_model(&self, name: &str) -> Option<ReloadReport> {
+        if validate_model_name(name).is_err() || !self.dir.join(name).is_dir() {
+            return None;
+        }
+        let _guard = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let old = self.catalog.load_full();
+        let mut report = ReloadReport::default();
+        let previous = old.models.get(name).cloned().unwrap_or_default();
+        let entry = self.scan_model(name, previous, true, &mut report);
+        let mut next = (*old).clone();
+        if entry.versions.is_empty() {
+            next.models.remove(name);
+        } else {
+            next.models.insert(name.to_string(), entry);
+        }
+        self.catalog.store(Arc::new(next));
+        log_report(&report);
+        Some(report)
+    }
+
+    fn model_names(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            tracing::warn!(dir = %self.dir.display(), "model repository folder cannot be read");
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|name| !name.starts_with('.'))
+            .filter(|name| {
+                let valid = validate_model_name(name).is_ok();
+                if !valid {
+                    tracing::warn!(folder = %name, "skipping a folder whose name is not a valid model name");
+                }
+                valid
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn scan_model(&self, name: &str, mut entry: ModelEntry, force: bool, report: &mut ReloadReport) -> ModelEntry {
+        let model_dir = self.dir.join(name);
+        let versions = list_versions(&model_dir).unwrap_or_default();
+        let gone: Vec<u32> = entry.versions.keys().filter(|v| !versions.contains(v)).copied().collect();
+        for version in gone {
+            entry.versions.remove(&version);
+            report.removed.push(format!("{name}/{version}"));
+        }
+        for version in versions {
+            let dir = model_dir.join(version.to_string());
+            let fingerprint = manifest_fingerprint(&dir);
+            let slot = entry.versions.get(&version);
+            let unchanged = slot.is_some_and(|s| s.fingerprint == fingerprint && fingerprint.is_some());
+            if unchanged && !force {
+                continue;
+            }
+            let previous = slot.and_then(|s| s.loaded.clone());
+            let new_slot = match load_checked(&dir, name, version) {
+                Ok(model) => {
+                    report.loaded.push(format!("{name}/{version}"));
+                    VersionSlot {
+                        loaded: Some(Arc::new(model)),
+                        error: None,
+                        fingerprint,
+                    }
+                }
+                Err(error) => {
+                    report.failed.push(format!("{name}/{version}: {error}"));
+                    VersionSlot {
+                        loaded: previous,
+                        error: Some(error),
+                        fingerprint,
+                    }
+                }
+            };
+            entry.versions.insert(version, new_slot);
+        }
+        entry
+    }
+}
+
+fn manifest_fingerprint(dir: &Path) -> Option<[u8; 32]> {
+    std::fs::read(dir.join("model.toml")).ok().map(|bytes| Sha256::digest(bytes).into())
+}
+
+fn load_checked(dir: &Path, name: &str, version: u32) -> Result<LoadedModel, String> {
+    let artifact = load_version(dir).map_err(|error| error.to_string())?;
+    let manifest = &artifact.manifest;
+    if manifest.name != name || manifest.version != version {
+        return Err(format!(
+            "the manifest says {}/{}, but the folder is {name}/{version}",
+            manifest.name, manifest.version
+        ));
+    }
+    Ok(LoadedModel {
+        validator: Validator::new(&manifest.features),
+        version_label: version.to_string(),
+        artifact,
+    })
+}
+
+fn log_report(report: &ReloadReport) {
+    for loaded in &report.loaded {
+        tracing::info!(model = %loaded, "model loaded");
+    }
+    for removed in &report.removed {
+        tracing::info!(model = %removed, "model removed");
+    }
+    for failed in &report.failed {
+        tracing::error!(model = %failed, "model failed to load; any previous load keeps serving");
+    }
+}

@@ -1,0 +1,412 @@
+//! Validation of input rows against a model's schema: the one place that decides what a
+//! feature value may be. JSON bodies, query strings and CSV cells all come through here.
+
+use super::manifest::FeatureSchema;
+use super::native::FeatureValue;
+use crate::data::ColumnKind;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// What to do with fields that are not features of the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownFields {
+    /// Refuse the row (the default: a typo in a field name must not go unnoticed).
+    #[default]
+    Reject,
+    /// Ignore them.
+    Ignore,
+}
+
+/// One problem with one field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field, prefixed by its row in a batch (`instances[2].mean_radius`).
+    pub field: String,
+    /// What is wrong, saying what was expected and what came.
+    pub message: String,
+}
+
+/// A raw input value before validation.
+#[derive(Debug, Clone, Copy)]
+pub enum RawValue<'a> {
+    /// A JSON value: types must match exactly (a number is not a string).
+    Json(&'a serde_json::Value),
+    /// Text from a query string or a CSV cell, parsed by the feature's type.
+    Text(&'a str),
+}
+
+/// Checks rows against the features of one model version.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    features: Vec<FeatureSchema>,
+    positions: HashMap<String, usize>,
+}
+
+/// A validated row and the warnings it raised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidRow {
+    /// One value per feature, in schema order.
+    pub values: Vec<FeatureValue>,
+    /// Values outside the training range, in words.
+    pub warnings: Vec<String>,
+}
+
+impl Validator {
+    /// A validator for these features.
+    pub fn new(features: &[FeatureSchema]) -> Self {
+        Validator {
+            features: features.to_vec(),
+            positions: features.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect(),
+        }
+    }
+
+    /// The features, in order.
+    pub fn features(&self) -> &[FeatureSchema] {
+        &self.features
+    }
+
+    /// Validates one row given as (field, value) pairs. Every problem is pushed to `errors`,
+    /// each field name prefixed by `prefix`; the row comes back only when it has none.
+    pub fn validate<'a>(
+        &self,
+        fields: impl IntoIterator<Item = (&'a str, RawValue<'a>)>,
+        unknown: UnknownFields,
+        prefix: &str,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<ValidRow> {
+        let errors_before = errors.len();
+        let mut values: Vec<Option<FeatureValue>> = vec![None; self.features.len()];
+        let mut warnings = Vec::new();
+        for (name, raw) in fields {
+            let field = || format!("{prefix}{name}");
+            let Some(&position) = self.positions.get(name) else {
+                if unknown == UnknownFields::Reject {
+                    errors.push(FieldError {
+                        field: field(),
+                        message: "unknown field: not a feature of this model".to_string(),
+                    });
+                }
+                continue;
+            };
+            if values[position].is_some() {
+                errors.push(FieldError {
+                    field: field(),
+                    message: "given more than once".to_string(),
+                });
+                continue;
+            }
+            let feature = &self.features[position];
+            match check_value(feature, raw) {
+                Ok(value) => {
+                    if let Some(warning) = range_warning(feature, &value) {
+                        warnings.push(warning);
+                    }
+                    values[position] = Some(value);
+                }
+                Err(message) => {
+                    errors.push(FieldError { field: field(), message });
+                    // Mark as seen, so it is not also reported missing.
+                    values[position] = Some(FeatureValue::Number(0.0));
+                }
+            }
+        }
+        for (feature, value) in self.features.iter().zip(&values) {
+            if value.is_none() {
+                errors.push(FieldError {
+                    field: format!("{prefix}{}", feature.name),
+                    message: format!("missing: expected {}", expected(feature)),
+                });
+            }
+        }
+        if errors.len() > errors_before {
+            return None;
+        }
+        Some(ValidRow {
+            values: values.into_iter().flatten().collect(),
+            warnings,
+        })
+    }
+}
+
+/// The feature's type in words, for messages.
+pub fn expected(feature: &FeatureSchema) -> String {
+    match feature.kind {
+        ColumnKind::Number => "a finite number".to_string(),
+        ColumnKind::Integer => "an integer".to_string(),
+        ColumnKind::Boolean => "a boolean (true or false)".to_string(),
+        ColumnKind::Categorical => match &feature.categories {
+            Some(categories) => format!("one of {}", quoted_list(categories)),
+            None => "a category".to_string(),
+        },
+    }
+}
+
+fn quoted_list(items: &[String]) -> String {
+    items.iter().map(|item| format!("\"{item}\"")).collect::<Vec<_>>().join(", ")
+}
+
+/// What a JSON value is, in words.
+fn json_kind(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "null".to_string(),
+        serde_json::Value::Bool(b) => format!("the boolean {b}"),
+        serde_json::Value::Number(n) => format!("the number {n}"),
+        serde_json::Value::String(s) => format!("the string \"{}\"", truncate(s)),
+        serde_json::Value::Array(_) => "an array".to_string(),
+        serde_json::Value::Object(_) => "an object".to_string(),
+    }
+}
+
+/// Echoed input is cut short, so a huge string does not make a huge error.
+fn truncate(text: &str) -> String {
+    const LIMIT: usize = 40;
+    if text.chars().count() <= LIMIT {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(LIMIT).collect::<String>())
+    }
+}
+
+fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValue, String> {
+    let expected = expected(feature);
+    match (feature.kind, raw) {
+        (ColumnKind::Number, RawValue::Json(serde_json::Value::Number(n))) => n
+            .as_f64()
+            .filter(|v| v.is_finite())
+            .map(FeatureValue::Number)
+            .ok_or_else(|| format!("expected {expected}, got {n}")),
+        (ColumnKind::Integer, RawValue::Json(serde_json::Value::Number(n))) => match n.as_i64() {
+            Some(i) => Ok(FeatureValue::Number(i as f64)),
+            None => match n.as_f64() {
+                // 3.0 is an integer written as a float: accept it, as JSON does not tell them apart.
+                Some(v) if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 => Ok(FeatureValue::Number(v)),
+                _ => Err(format!("expected an integer, got {n}")),
+            },
+        },
+        (ColumnKind::Boolean, RawValue::Json(serde_json::Value::Bool(b))) => Ok(FeatureValue::Number(f64::from(u8::from(*b)))),
+        (ColumnKind::Categorical, RawValue::Json(serde_json::Value::String(s))) => category(feature, s),
+        (_, RawValue::Json(serde_json::Value::String(s))) if non_finite_word(s) => {
+            Err(format!("expected {expected}, got {s}: not a finite number"))
+        }
+        (_, RawValue::Json(other)) => Err(format!("expected {expected}, got {}", json_kind(other))),
+        (kind, RawValue::Text(text)) => check_text(feature, kind, text.trim(), &expected),
+    }
+}
+
+fn non_finite_word(text: &str) -> bool {
+    let lower = text.trim().to_ascii_lowercase();
+    matches!(lower.trim_start_matches(['+', '-']), "nan" | "inf" | "infinity")
+}
+
+fn check_text(feature: &FeatureSchema, kind: ColumnKind, text: &str, expected: &str) -> Result<FeatureValue, String> {
+    let got = || format!("expected {expected}, got \"{}\"", truncate(text));
+    if text.is_empty() {
+        return Err(format!("expected {expected}, got an empty value"));
+    }
+    match kind {
+        ColumnKind::Number => match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(FeatureValue::Number(v)),
+            Ok(_) => Err(format!("expected {expected}, got {text}: not a finite number")),
+            Err(_) => Err(got()),
+        },
+        ColumnKind::Integer => match text.parse::<i64>() {
+            Ok(i) => Ok(FeatureValue::Number(i as f64)),
+            Err(_) => match text.parse::<f64>() {
+                Ok(v) if v.is_finite() => Err(format!("expected an integer, got {text}")),
+                _ => Err(got()),
+            },
+        },
+        ColumnKind::Boolean => {
+            if text.eq_ignore_ascii_case("true") {
+                Ok(FeatureValue::Number(1.0))
+            } else if text.eq_ignore_ascii_case("false") {
+                Ok(FeatureValue::Number(0.0))
+            } else {
+                Err(got())
+            }
+        }
+        ColumnKind::Categorical => category(feature, text),
+    }
+}
+
+fn category(feature: &FeatureSchema, value: &str) -> Result<FeatureValue, String> {
+    match &feature.categories {
+        Some(categories) if categories.iter().any(|c| c == value) => Ok(FeatureValue::Category(value.to_string())),
+        Some(categories) => Err(format!(
+            "unknown category \"{}\": expected one of {}",
+            truncate(value),
+            quoted_list(categories)
+        )),
+        None => Ok(FeatureValue::Category(value.to_string())),
+    }
+}
+
+/// A warning when a numeric value lies outside the range seen in training: the model still
+/// answers, but it is extrapolating.
+fn range_warning(feature: &FeatureSchema, value: &FeatureValue) -> Option<String> {
+    let FeatureValue::Number(v) = value else {
+        return None;
+    };
+    if feature.kind == ColumnKind::Boolean {
+        return None;
+    }
+    match (feature.min, feature.max) {
+        (Some(min), _) if *v < min => Some(format!("{} = {v} is below the training minimum {min}", feature.name)),
+        (_, Some(max)) if *v > max => Some(format!("{} = {v} is above the training maximum {max}", feature.name)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ExampleValue;
+    use serde_json::json;
+
+    fn feature(name: &str, kind: ColumnKind) -> FeatureSchema {
+        FeatureSchema {
+            name: name.into(),
+            kind,
+            nullable: false,
+            example: ExampleValue::Number(1.0),
+            min: Some(0.0),
+            max: Some(10.0),
+            mean: None,
+            std: None,
+            categories: (kind == ColumnKind::Categorical).then(|| vec!["red".into(), "blue".into()]),
+            frequencies: None,
+        }
+    }
+
+    fn validator() -> Validator {
+        Validator::new(&[
+            feature("x", ColumnKind::Number),
+            feature("n", ColumnKind::Integer),
+            feature("b", ColumnKind::Boolean),
+            feature("c", ColumnKind::Categorical),
+        ])
+    }
+
+    fn check_json(body: serde_json::Value) -> Result<ValidRow, Vec<FieldError>> {
+        let object = body.as_object().unwrap().clone();
+        let mut errors = Vec::new();
+        let row = validator().validate(
+            object.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
+            UnknownFields::Reject,
+            "",
+            &mut errors,
+        );
+        row.ok_or(errors)
+    }
+
+    fn messages(errors: Vec<FieldError>) -> Vec<String> {
+        errors.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect()
+    }
+
+    #[test]
+    fn a_good_row_comes_back_in_schema_order() {
+        let row = check_json(json!({"c": "blue", "b": true, "n": 3, "x": 2.5})).unwrap();
+        assert_eq!(
+            row.values,
+            [
+                FeatureValue::Number(2.5),
+                FeatureValue::Number(3.0),
+                FeatureValue::Number(1.0),
+                FeatureValue::Category("blue".into())
+            ]
+        );
+        assert!(row.warnings.is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let errors = check_json(json!({"x": "1.5", "n": 10.1, "b": 1, "c": "green", "extra": 1})).unwrap_err();
+        assert_eq!(
+            messages(errors),
+            [
+                "x: expected a finite number, got the string \"1.5\"",
+                "n: expected an integer, got 10.1",
+                "b: expected a boolean (true or false), got the number 1",
+                "c: unknown category \"green\": expected one of \"red\", \"blue\"",
+                "extra: unknown field: not a feature of this model",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_and_null_fields_are_named() {
+        let errors = check_json(json!({"x": null, "n": 1, "b": false})).unwrap_err();
+        assert_eq!(
+            messages(errors),
+            [
+                "x: expected a finite number, got null",
+                "c: missing: expected one of \"red\", \"blue\""
+            ]
+        );
+    }
+
+    #[test]
+    fn non_finite_words_are_refused_with_a_clear_message() {
+        let errors = check_json(json!({"x": "NaN", "n": "Infinity", "b": true, "c": "red"})).unwrap_err();
+        assert_eq!(
+            messages(errors),
+            [
+                "x: expected a finite number, got NaN: not a finite number",
+                "n: expected an integer, got Infinity: not a finite number"
+            ]
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_accepted_with_a_warning() {
+        let row = check_json(json!({"x": 11.0, "n": -2, "b": true, "c": "red"})).unwrap();
+        assert_eq!(
+            row.warnings,
+            ["x = 11 is above the training maximum 10", "n = -2 is below the training minimum 0"]
+        );
+    }
+
+    #[test]
+    fn text_values_parse_by_type() {
+        let mut errors = Vec::new();
+        let fields = [
+            ("x", RawValue::Text("1e-3")),
+            ("n", RawValue::Text("7")),
+            ("b", RawValue::Text("FALSE")),
+            ("c", RawValue::Text("red")),
+        ];
+        let row = validator().validate(fields, UnknownFields::Reject, "", &mut errors).unwrap();
+        assert_eq!(row.values[0], FeatureValue::Number(0.001));
+        let bad = [
+            ("x", RawValue::Text("inf")),
+            ("n", RawValue::Text("2.5")),
+            ("b", RawValue::Text("yes")),
+            ("c", RawValue::Text("")),
+        ];
+        assert!(validator().validate(bad, UnknownFields::Reject, "rows[1].", &mut errors).is_none());
+        assert_eq!(
+            messages(errors),
+            [
+                "rows[1].x: expected a finite number, got inf: not a finite number",
+                "rows[1].n: expected an integer, got 2.5",
+                "rows[1].b: expected a boolean (true or false), got \"yes\"",
+                "rows[1].c: expected one of \"red\", \"blue\", got an empty value",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_can_be_ignored() {
+        let mut errors = Vec::new();
+        let fields = [
+            ("x", RawValue::Text("1")),
+            ("n", RawValue::Text("1")),
+            ("b", RawValue::Text("true")),
+            ("c", RawValue::Text("red")),
+            ("id", RawValue::Text("abc")),
+        ];
+        assert!(validator().validate(fields, UnknownFields::Ignore, "", &mut errors).is_some());
+        assert!(errors.is_empty());
+    }
+}

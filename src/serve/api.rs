@@ -1,0 +1,465 @@
+//! The native REST API: list models, describe them, predict, reload.
+
+use super::App;
+use super::body::{json_body, parse_query};
+use super::middleware::{ModelTag, RequestId};
+use super::problem::Problem;
+use crate::model::{Catalog, FieldError, LoadedModel, ModelEntry, RawValue, ValidRow};
+use crate::train::metrics::argmax;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Batches larger than this run on the blocking pool, so they do not stall other requests.
+const INLINE_BATCH_ROWS: usize = 64;
+
+/// Class probabilities by label name, in the model's label order.
+struct Probabilities<'a> {
+    labels: &'a [String],
+    values: &'a [f64],
+}
+
+impl Serialize for Probabilities<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.labels.len()))?;
+        for (label, value) in self.labels.iter().zip(self.values) {
+            map.serialize_entry(label, value)?;
+        }
+        map.end()
+    }
+}
+
+/// One prediction.
+pub struct Prediction {
+    /// Index of the predicted class.
+    pub class: usize,
+    /// Probability of each class.
+    pub probabilities: Vec<f64>,
+    /// Values outside the training range.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct SingleAnswer<'a> {
+    model: &'a str,
+    version: &'a str,
+    label: &'a str,
+    probabilities: Probabilities<'a>,
+    warnings: &'a [String],
+    request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct BatchItem<'a> {
+    label: &'a str,
+    probabilities: Probabilities<'a>,
+    warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+struct BatchAnswer<'a> {
+    model: &'a str,
+    version: &'a str,
+    predictions: Vec<BatchItem<'a>>,
+    request_id: &'a str,
+}
+
+/// Finds the model version a request names: the default (highest loaded) version, or a pinned one.
+pub fn resolve(catalog: &Catalog, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, Problem> {
+    let entry = catalog.models.get(name).ok_or_else(|| unknown_model(catalog, name))?;
+    match version {
+        None => entry.default_model().cloned().ok_or_else(|| no_loaded_version(name, entry)),
+        Some(text) => {
+            let slot = text
+                .parse::<u32>()
+                .ok()
+                .and_then(|v| entry.versions.get(&v))
+                .ok_or_else(|| {
+                    let known: Vec<String> = entry.versions.keys().map(u32::to_string).collect();
+                    Problem::not_found(format!("model '{name}' has no version '{text}'; its versions are {}", known.join(", ")))
+                })?;
+            slot.loaded.clone().ok_or_else(|| {
+                Problem::unavailable(
+                    format!("model '{name}' version {text} failed to load: {}", slot.error.as_deref().unwrap_or("unknown error")),
+                    5,
+                )
+            })
+        }
+    }
+}
+
+fn unknown_model(catalog: &Catalog, name: &str) -> Problem {
+    let names: Vec<&str> = catalog.models.keys().map(String::as_str).collect();
+    let available = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+    Problem::not_found(format!("no model named '{name}'; the models are: {available}"))
+}
+
+fn no_loaded_version(name: &str, entry: &ModelEntry) -> Problem {
+    let reasons: Vec<String> = entry
+        .versions
+        .iter()
+        .filter_map(|(v, slot)| slot.error.as_ref().map(|e| format!("version {v}: {e}")))
+        .collect();
+    Problem::unavailable(format!("model '{name}' has no version that loads ({})", reasons.join("; ")), 5)
+}
+
+/// Runs the model on validated rows; labels come from the argmax of the probabilities.
+pub fn predict_rows(model: &LoadedModel, rows: Vec<ValidRow>) -> Result<Vec<Prediction>, Problem> {
+    rows.into_iter()
+        .map(|row| {
+            let probabilities = model.artifact.model.predict_proba(&row.values).map_err(|e| Problem::internal(&e))?;
+            Ok(Prediction {
+                class: argmax(&probabilities),
+                probabilities,
+                warnings: row.warnings,
+            })
+        })
+        .collect()
+}
+
+/// The rows of a request body: one object of features, or `{"instances": [...]}`.
+enum Rows {
+    Single(serde_json::Map<String, Value>),
+    Batch(Vec<Value>),
+}
+
+fn shape_of(body: Value) -> Result<Rows, Problem> {
+    let shape_error = |field: &str, message: &str| {
+        Problem::invalid(vec![FieldError {
+            field: field.to_string(),
+            message: message.to_string(),
+        }])
+    };
+    match body {
+        Value::Object(mut map) if map.len() == 1 && map.contains_key("instances") => match map.remove("instances") {
+            Some(Value::Array(rows)) if rows.is_empty() => Err(shape_error("instances", "empty: send at least one row")),
+            Some(Value::Array(rows)) => Ok(Rows::Batch(rows)),
+            _ => Err(shape_error("instances", "expected an array of feature objects")),
+        },
+        Value::Object(map) => Ok(Rows::Single(map)),
+        _ => Err(shape_error("", "expected a JSON object of features, or {\"instances\": [objects of features]}")),
+    }
+}
+
+fn validate_object(
+    app: &App,
+    model: &LoadedModel,
+    object: &serde_json::Map<String, Value>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<ValidRow> {
+    model.validator.validate(
+        object.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
+        app.settings.unknown_fields,
+        prefix,
+        errors,
+    )
+}
+
+fn tag(mut response: Response, model: &LoadedModel) -> Response {
+    response.extensions_mut().insert(ModelTag {
+        model: model.name().to_string(),
+        version: model.version_label.clone(),
+    });
+    response
+}
+
+fn json_response(body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(error) => Problem::internal(&error).into_response(),
+    }
+}
+
+fn single_answer(model: &LoadedModel, prediction: &Prediction, request_id: &str) -> Response {
+    let labels = &model.artifact.manifest.labels;
+    json_response(&SingleAnswer {
+        model: model.name(),
+        version: &model.version_label,
+        label: &labels[prediction.class],
+        probabilities: Probabilities {
+            labels,
+            values: &prediction.probabilities,
+        },
+        warnings: &prediction.warnings,
+        request_id,
+    })
+}
+
+async fn predict_body(app: &App, model: Arc<LoadedModel>, body: Value, request_id: &str) -> Result<Response, Problem> {
+    match shape_of(body)? {
+        Rows::Single(object) => {
+            let mut errors = Vec::new();
+            let row = validate_object(app, &model, &object, "", &mut errors).ok_or_else(|| Problem::invalid(errors))?;
+            let predictions = predict_rows(&model, vec![row])?;
+            Ok(single_answer(&model, &predictions[0], request_id))
+        }
+        Rows::Batch(items) => {
+            if items.len() > app.settings.max_batch_rows {
+                return Err(Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the batch has {} rows; the limit is {} (setting max_batch_rows)",
+                        items.len(),
+                        app.settings.max_batch_rows
+                    ),
+                ));
+            }
+            let mut errors = Vec::new();
+            let mut rows = Vec::with_capacity(items.len());
+            for (index, item) in items.iter().enumerate() {
+                let prefix = format!("instances[{index}].");
+                match item {
+                    Value::Object(object) => rows.extend(validate_object(app, &model, object, &prefix, &mut errors)),
+                    _ => errors.push(FieldError {
+                        field: format!("instances[{index}]"),
+                        message: "expected an object of features".to_string(),
+                    }),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(Problem::invalid(errors));
+            }
+            let predictions = if rows.len() > INLINE_BATCH_ROWS {
+                let model = model.clone();
+                tokio::task::spawn_blocking(move || predict_rows(&model, rows))
+                    .await
+                    .map_err(|e| Problem::internal(&e))??
+            } else {
+                predict_rows(&model, rows)?
+            };
+            let labels = &model.artifact.manifest.labels;
+            Ok(json_response(&BatchAnswer {
+                model: model.name(),
+                version: &model.version_label,
+                predictions: predictions
+                    .iter()
+                    .map(|p| BatchItem {
+                        label: &labels[p.class],
+                        probabilities: Probabilities {
+                            labels,
+                            values: &p.probabilities,
+                        },
+                        warnings: &p.warnings,
+                    })
+                    .collect(),
+                request_id,
+            }))
+        }
+    }
+}
+
+async fn predict_post_any(
+    app: App,
+    name: String,
+    version: Option<String>,
+    request_id: RequestId,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let id = request_id.0;
+    let model = match resolve(&app.repository.catalog(), &name, version.as_deref()) {
+        Ok(model) => model,
+        Err(problem) => return problem.with_request_id(&id).into_response(),
+    };
+    let result = match json_body(&headers, body) {
+        Ok(value) => predict_body(&app, model.clone(), value, &id).await,
+        Err(problem) => Err(problem),
+    };
+    let response = result.unwrap_or_else(|problem| problem.with_request_id(&id).into_response());
+    tag(response, &model)
+}
+
+/// POST /api/models/{name}/predict
+pub async fn predict_post(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    predict_post_any(app, name, None, request_id, headers, body).await
+}
+
+/// POST /api/models/{name}/versions/{version}/predict
+pub async fn predict_post_version(
+    State(app): State<App>,
+    Path((name, version)): Path<(String, String)>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    predict_post_any(app, name, Some(version), request_id, headers, body).await
+}
+
+fn predict_query_any(app: App, name: String, version: Option<String>, request_id: RequestId, query: Option<String>) -> Response {
+    let id = request_id.0;
+    let model = match resolve(&app.repository.catalog(), &name, version.as_deref()) {
+        Ok(model) => model,
+        Err(problem) => return problem.with_request_id(&id).into_response(),
+    };
+    let result = parse_query(query.as_deref().unwrap_or("")).and_then(|pairs| {
+        let mut errors = Vec::new();
+        let row = model
+            .validator
+            .validate(
+                pairs.iter().map(|(k, v)| (k.as_str(), RawValue::Text(v))),
+                app.settings.unknown_fields,
+                "",
+                &mut errors,
+            )
+            .ok_or_else(|| Problem::invalid(errors))?;
+        let predictions = predict_rows(&model, vec![row])?;
+        Ok(single_answer(&model, &predictions[0], &id))
+    });
+    let response = result.unwrap_or_else(|problem| problem.with_request_id(&id).into_response());
+    tag(response, &model)
+}
+
+/// GET /api/models/{name}/predict?feature=value&…
+pub async fn predict_get(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Extension(request_id): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    predict_query_any(app, name, None, request_id, query)
+}
+
+/// GET /api/models/{name}/versions/{version}/predict?feature=value&…
+pub async fn predict_get_version(
+    State(app): State<App>,
+    Path((name, version)): Path<(String, String)>,
+    Extension(request_id): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    predict_query_any(app, name, Some(version), request_id, query)
+}
+
+fn version_list(entry: &ModelEntry) -> Vec<Value> {
+    entry
+        .versions
+        .iter()
+        .map(|(version, slot)| {
+            let mut item = json!({"version": version.to_string(), "status": slot.status()});
+            if let Some(error) = &slot.error {
+                item["error"] = json!(error);
+            }
+            item
+        })
+        .collect()
+}
+
+/// GET /api/models
+pub async fn list_models(State(app): State<App>) -> Response {
+    let catalog = app.repository.catalog();
+    let models: Vec<Value> = catalog
+        .models
+        .iter()
+        .map(|(name, entry)| {
+            let default = entry.default_model();
+            json!({
+                "name": name,
+                "status": if default.is_some() { "ready" } else { "failed" },
+                "default_version": default.map(|m| m.version_label.clone()),
+                "algorithm": default.map(|m| m.artifact.manifest.training.estimator.algorithm().cli_name()),
+                "labels": default.map(|m| m.artifact.manifest.labels.clone()),
+                "accuracy": default.map(|m| m.artifact.manifest.metrics.accuracy),
+                "versions": version_list(entry),
+                "links": {"self": format!("/api/models/{name}"), "predict": format!("/api/models/{name}/predict")},
+            })
+        })
+        .collect();
+    Json(json!({ "models": models })).into_response()
+}
+
+fn describe(model: &LoadedModel, entry: &ModelEntry) -> Value {
+    let manifest = &model.artifact.manifest;
+    let name = &manifest.name;
+    let version = &model.version_label;
+    let example: serde_json::Map<String, Value> = manifest
+        .features
+        .iter()
+        .map(|f| (f.name.clone(), serde_json::to_value(&f.example).unwrap_or(Value::Null)))
+        .collect();
+    json!({
+        "name": name,
+        "version": version,
+        "versions": version_list(entry),
+        "task": manifest.task,
+        "backend": manifest.backend,
+        "created_at": manifest.created_at,
+        "labels": manifest.labels,
+        "features": manifest.features,
+        "example": example,
+        "metrics": manifest.metrics,
+        "training": manifest.training,
+        "links": {
+            "predict": format!("/api/models/{name}/versions/{version}/predict"),
+            "report": format!("/api/models/{name}/versions/{version}/report"),
+        },
+    })
+}
+
+fn describe_response(app: &App, name: &str, version: Option<&str>, request_id: &RequestId) -> Response {
+    let catalog = app.repository.catalog();
+    let described = resolve(&catalog, name, version).map(|model| {
+        // resolve() found the entry, so it is there.
+        let entry = catalog.models.get(name).cloned().unwrap_or_default();
+        tag(Json(describe(&model, &entry)).into_response(), &model)
+    });
+    described.unwrap_or_else(|problem| problem.with_request_id(&request_id.0).into_response())
+}
+
+/// GET /api/models/{name}
+pub async fn model_info(State(app): State<App>, Path(name): Path<String>, Extension(rid): Extension<RequestId>) -> Response {
+    describe_response(&app, &name, None, &rid)
+}
+
+/// GET /api/models/{name}/versions/{version}
+pub async fn model_version_info(
+    State(app): State<App>,
+    Path((name, version)): Path<(String, String)>,
+    Extension(rid): Extension<RequestId>,
+) -> Response {
+    describe_response(&app, &name, Some(&version), &rid)
+}
+
+/// GET /api/models/{name}/versions/{version}/report: the model card.
+pub async fn model_report(
+    State(app): State<App>,
+    Path((name, version)): Path<(String, String)>,
+    Extension(rid): Extension<RequestId>,
+) -> Response {
+    let model = match resolve(&app.repository.catalog(), &name, Some(&version)) {
+        Ok(model) => model,
+        Err(problem) => return problem.with_request_id(&rid.0).into_response(),
+    };
+    match tokio::fs::read_to_string(model.artifact.dir.join("report.html")).await {
+        Ok(html) => tag(Html(html).into_response(), &model),
+        Err(_) => Problem::not_found(format!("model '{name}' version {version} has no model card")).with_request_id(&rid.0).into_response(),
+    }
+}
+
+/// POST /api/models/{name}/reload: rescans the model's folder now.
+pub async fn reload_model(State(app): State<App>, Path(name): Path<String>, Extension(rid): Extension<RequestId>) -> Response {
+    let repository = app.repository.clone();
+    let target = name.clone();
+    let report = match tokio::task::spawn_blocking(move || repository.reload_model(&target)).await {
+        Ok(report) => report,
+        Err(error) => return Problem::internal(&error).with_request_id(&rid.0).into_response(),
+    };
+    let Some(report) = report else {
+        return Problem::not_found(format!("no model folder named '{name}' in the repository")).with_request_id(&rid.0).into_response();
+    };
+    let catalog = app.repository.catalog();
+    let versions = catalog.models.get(&name).map(version_list).unwrap_or_default();
+    Json(json!({"model": name, "report": report, "versions": versions})).into_response()
+}

@@ -1,0 +1,136 @@
+//! Reading request bodies and query strings, with a clear problem for each way they go wrong.
+
+use super::problem::Problem;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::Value;
+
+/// Checks the content type, the size, and the JSON syntax of a request body.
+pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, Problem> {
+    require_json_content_type(headers)?;
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than the limit (setting max_body_bytes)")
+        } else {
+            Problem::bad_request(format!("the request body could not be read: {rejection}"))
+        }
+    })?;
+    parse_json(&bytes)
+}
+
+fn require_json_content_type(headers: &HeaderMap) -> Result<(), Problem> {
+    let unsupported = |detail: String| Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, detail);
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(unsupported("no Content-Type header; send the body as application/json".to_string()));
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(unsupported(format!("Content-Type '{text}' is not supported; send application/json")))
+    }
+}
+
+/// Parses JSON. Bodies with bare `NaN` or `Infinity` (which Python's json module writes) are
+/// not JSON, but the intent is clear: they are re-read with those words quoted, so validation
+/// can name the field and answer 422 instead of a bare syntax error.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(error) => {
+            if let Some(quoted) = quote_non_finite_literals(bytes)
+                && let Ok(value) = serde_json::from_slice(&quoted)
+            {
+                return Ok(value);
+            }
+            Err(Problem::bad_request(format!(
+                "the body is not valid JSON: {error} (line {}, column {})",
+                error.line(),
+                error.column()
+            )))
+        }
+    }
+}
+
+/// Quotes `NaN`, `Infinity` and `-Infinity` where a JSON value starts; `None` if there are none.
+fn quote_non_finite_literals(bytes: &[u8]) -> Option<Vec<u8>> {
+    const WORDS: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let (mut in_string, mut escaped, mut changed) = (false, false, false);
+    let mut last_significant = b' ';
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            out.push(b);
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        let at_value_start = matches!(last_significant, b':' | b'[' | b',' | b' ');
+        if let Some(word) = WORDS.iter().find(|w| at_value_start && bytes[i..].starts_with(w)) {
+            out.push(b'"');
+            out.extend_from_slice(word);
+            out.push(b'"');
+            i += word.len();
+            last_significant = b'"';
+            changed = true;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+        }
+        if !b.is_ascii_whitespace() {
+            last_significant = b;
+        }
+        out.push(b);
+        i += 1;
+    }
+    changed.then_some(out)
+}
+
+/// Decodes a query string into (name, value) pairs.
+pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, Problem> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .map_err(|error| Problem::bad_request(format!("the query string cannot be decoded: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_non_finite_numbers_become_strings() {
+        let value = parse_json(br#"{"a": NaN, "b": [Infinity, -Infinity], "c": "NaN inside"}"#).unwrap();
+        assert_eq!(value["a"], "NaN");
+        assert_eq!(value["b"][1], "-Infinity");
+        assert_eq!(value["c"], "NaN inside");
+    }
+
+    #[test]
+    fn other_syntax_errors_stay_400_with_position() {
+        let problem = parse_json(b"{\"a\": 1,,}").unwrap_err();
+        assert_eq!(problem.status, 400);
+        assert!(problem.detail.contains("line 1"), "{}", problem.detail);
+        assert!(parse_json(b"{\"a\": NaNa}").is_err());
+    }
+
+    #[test]
+    fn content_type_must_be_json() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(require_json_content_type(&headers).unwrap_err().status, 415);
+        headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert_eq!(require_json_content_type(&headers).unwrap_err().status, 415);
+        headers.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        assert!(require_json_content_type(&headers).is_ok());
+        headers.insert(header::CONTENT_TYPE, "application/vnd.api+json".parse().unwrap());
+        assert!(require_json_content_type(&headers).is_ok());
+    }
+}

@@ -1,0 +1,79 @@
+//! Per-request plumbing: the request id, the timeout, and one log line per request.
+
+use super::problem::Problem;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::time::{Duration, Instant};
+
+/// The header that carries the request id both ways.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the current request: the caller's `x-request-id` when it is sane, else a new UUID.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Which model and version answered, for the log line.
+#[derive(Debug, Clone)]
+pub struct ModelTag {
+    /// Model name.
+    pub model: String,
+    /// Version.
+    pub version: String,
+}
+
+/// An incoming id is kept only if it is short and plain, so it cannot inject into logs or headers.
+fn accept_incoming_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let plain = (1..=128).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='));
+    plain.then(|| text.to_string())
+}
+
+/// Assigns the request id, applies the timeout, and logs the request when it is answered.
+pub async fn request_context(State(timeout): State<Duration>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(accept_incoming_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::unavailable(format!("the request took longer than {:.1} s and was stopped", timeout.as_secs_f64()), 1)
+            .with_request_id(&id)
+            .into_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    let tag = response.extensions().get::<ModelTag>();
+    tracing::info!(
+        target: "mlserve::access",
+        request_id = %id,
+        method = %method,
+        path = %path,
+        model = tag.map_or("", |t| t.model.as_str()),
+        version = tag.map_or("", |t| t.version.as_str()),
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incoming_ids_are_kept_only_when_plain() {
+        assert_eq!(accept_incoming_id(&HeaderValue::from_static("abc-123")), Some("abc-123".into()));
+        assert_eq!(accept_incoming_id(&HeaderValue::from_static("has space")), None);
+        assert_eq!(accept_incoming_id(&HeaderValue::from_str(&"a".repeat(129)).unwrap()), None);
+    }
+}

@@ -1,0 +1,208 @@
+//! The HTTP server: an axum app over the model repository.
+//!
+//! One module per concern: [`api`] (the native REST API), [`health`] (probes), [`openapi`]
+//! (the document and Swagger UI), [`body`] (reading requests), [`problem`] (RFC 9457 errors),
+//! [`middleware`] (request id, timeout, access log), [`watch`] (hot reload).
+
+pub mod api;
+pub mod body;
+pub mod health;
+pub mod middleware;
+pub mod openapi;
+pub mod problem;
+pub mod watch;
+
+use crate::config::Settings;
+use crate::model::Repository;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Extension, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use middleware::RequestId;
+use problem::Problem;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct App {
+    /// The served models.
+    pub repository: Arc<Repository>,
+    /// The effective settings.
+    pub settings: Arc<Settings>,
+}
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+async fn not_found(Extension(rid): Extension<RequestId>, request: Request) -> Response {
+    Problem::not_found(format!("no route for {} {}", request.method(), request.uri().path()))
+        .with_request_id(&rid.0)
+        .into_response()
+}
+
+async fn method_not_allowed(Extension(rid): Extension<RequestId>, request: Request) -> Response {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on {}", request.method(), request.uri().path()),
+    )
+    .with_request_id(&rid.0)
+    .into_response()
+}
+
+/// The complete router.
+pub fn router(app: App) -> Router {
+    let timeout = app.settings.request_timeout();
+    let body_limit = app.settings.max_body_bytes;
+    let swagger: Router = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .config(utoipa_swagger_ui::Config::from("/openapi.json"))
+        .into();
+    Router::new()
+        .route("/api/models", get(api::list_models))
+        .route("/api/models/{name}", get(api::model_info))
+        .route("/api/models/{name}/predict", post(api::predict_post).get(api::predict_get))
+        .route("/api/models/{name}/reload", post(api::reload_model))
+        .route("/api/models/{name}/versions/{version}", get(api::model_version_info))
+        .route(
+            "/api/models/{name}/versions/{version}/predict",
+            post(api::predict_post_version).get(api::predict_get_version),
+        )
+        .route("/api/models/{name}/versions/{version}/report", get(api::model_report))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/api/liveness", get(health::live))
+        .route("/api/readiness", get(health::ready))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+        .merge(swagger)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(timeout, middleware::request_context))
+}
+
+/// A server running in the background; stops when told or when dropped.
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The served repository.
+    pub repository: Arc<Repository>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+    _watcher: Option<watch::RepositoryWatcher>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets in-flight requests finish, and waits for the end.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(error) => Err(ServeError::Io(std::io::Error::other(error))),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+    }
+}
+
+/// Binds the address, starts serving at once (readiness answers 503 until the models are
+/// loaded), loads the repository in the background, and starts watching it.
+pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
+    let listener = tokio::net::TcpListener::bind(settings.addr).await.map_err(|source| ServeError::Bind {
+        addr: settings.addr,
+        source,
+    })?;
+    let addr = listener.local_addr()?;
+    let repository = Arc::new(Repository::new(&settings.models));
+    let watcher = if settings.watch {
+        match watch::watch(repository.clone()) {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch the model repository; use POST /api/models/{{name}}/reload");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let loading = repository.clone();
+    tokio::task::spawn_blocking(move || loading.reload_all(false));
+    let app = App {
+        repository: repository.clone(),
+        settings: Arc::new(settings),
+    };
+    let (sender, receiver) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(async move {
+                let _ = receiver.await;
+            })
+            .await
+            .map_err(ServeError::Io)
+    });
+    tracing::info!(%addr, "listening");
+    Ok(RunningServer {
+        addr,
+        repository,
+        shutdown: Some(sender),
+        task,
+        _watcher: watcher,
+    })
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, then drains in-flight requests and returns.
+pub async fn run(settings: Settings) -> Result<(), ServeError> {
+    let server = start(settings).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}

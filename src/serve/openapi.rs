@@ -1,0 +1,303 @@
+//! The OpenAPI 3.1 document, built from the loaded models: every model gets its own request
+//! and answer schemas (features with types, ranges and an example row) and its own paths.
+
+use super::App;
+use crate::config::Settings;
+use crate::data::ColumnKind;
+use crate::model::{Catalog, FeatureSchema, LoadedModel, UnknownFields};
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+/// GET /openapi.json
+pub async fn openapi_json(State(app): State<App>) -> Response {
+    Json(document(&app.repository.catalog(), &app.settings)).into_response()
+}
+
+fn problem_responses(codes: &[(&str, &str)]) -> Map<String, Value> {
+    codes
+        .iter()
+        .map(|(code, description)| {
+            (
+                code.to_string(),
+                json!({
+                    "description": description,
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                }),
+            )
+        })
+        .collect()
+}
+
+const PREDICT_ERRORS: [(&str, &str); 7] = [
+    ("400", "The body or query cannot be parsed."),
+    ("404", "No such model or version."),
+    ("413", "The body or the batch is too large."),
+    ("415", "The body is not application/json."),
+    ("422", "Fields are missing, unknown, or not of their declared type; every problem is listed."),
+    ("503", "The model or version is not loaded, or the request timed out."),
+    ("500", "An internal error; the body never shows internals."),
+];
+
+fn with_ok(ok: Value, errors: &[(&str, &str)]) -> Value {
+    let mut responses = problem_responses(errors);
+    responses.insert("200".to_string(), ok);
+    Value::Object(responses)
+}
+
+fn json_ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn path_param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": description, "schema": {"type": "string"}})
+}
+
+fn feature_schema(feature: &FeatureSchema) -> Value {
+    let mut schema = match feature.kind {
+        ColumnKind::Number => json!({"type": "number"}),
+        ColumnKind::Integer => json!({"type": "integer"}),
+        ColumnKind::Boolean => json!({"type": "boolean"}),
+        ColumnKind::Categorical => json!({"type": "string", "enum": feature.categories.clone().unwrap_or_default()}),
+    };
+    if let (Some(min), Some(max)) = (feature.min, feature.max)
+        && feature.kind != ColumnKind::Boolean
+    {
+        schema["description"] = json!(format!(
+            "Training range {min} to {max}{}. Values outside it are accepted and flagged in `warnings`.",
+            feature.mean.map(|m| format!(" (mean {m:.4})")).unwrap_or_default()
+        ));
+        schema["x-training-range"] = json!([min, max]);
+    }
+    schema["examples"] = json!([feature.example]);
+    schema
+}
+
+fn example_row(model: &LoadedModel) -> Value {
+    let row: Map<String, Value> = model
+        .artifact
+        .manifest
+        .features
+        .iter()
+        .map(|f| (f.name.clone(), serde_json::to_value(&f.example).unwrap_or(Value::Null)))
+        .collect();
+    Value::Object(row)
+}
+
+fn model_schemas(model: &LoadedModel, settings: &Settings, schemas: &mut Map<String, Value>) {
+    let manifest = &model.artifact.manifest;
+    let name = &manifest.name;
+    let properties: Map<String, Value> = manifest.features.iter().map(|f| (f.name.clone(), feature_schema(f))).collect();
+    let required: Vec<&str> = manifest.features.iter().map(|f| f.name.as_str()).collect();
+    let mut features = json!({
+        "type": "object",
+        "description": format!("The features of one row for model '{name}'."),
+        "properties": properties,
+        "required": required,
+        "examples": [example_row(model)],
+    });
+    if settings.unknown_fields == UnknownFields::Reject {
+        features["additionalProperties"] = json!(false);
+    }
+    let features_ref = json!({"$ref": format!("#/components/schemas/{name}.Features")});
+    schemas.insert(format!("{name}.Features"), features);
+    schemas.insert(
+        format!("{name}.Batch"),
+        json!({
+            "type": "object",
+            "properties": {"instances": {"type": "array", "items": features_ref, "minItems": 1, "maxItems": settings.max_batch_rows}},
+            "required": ["instances"],
+            "additionalProperties": false,
+        }),
+    );
+    let probabilities: Map<String, Value> = manifest
+        .labels
+        .iter()
+        .map(|label| (label.clone(), json!({"type": "number", "minimum": 0, "maximum": 1})))
+        .collect();
+    let probabilities = json!({"type": "object", "properties": probabilities, "required": manifest.labels});
+    let label = json!({"type": "string", "enum": manifest.labels});
+    let warnings = json!({"type": "array", "items": {"type": "string"}});
+    schemas.insert(
+        format!("{name}.Prediction"),
+        json!({
+            "type": "object",
+            "properties": {
+                "model": {"type": "string"}, "version": {"type": "string"}, "label": label,
+                "probabilities": probabilities, "warnings": warnings, "request_id": {"type": "string"}
+            },
+            "required": ["model", "version", "label", "probabilities", "warnings", "request_id"],
+        }),
+    );
+    schemas.insert(
+        format!("{name}.BatchPrediction"),
+        json!({
+            "type": "object",
+            "properties": {
+                "model": {"type": "string"}, "version": {"type": "string"}, "request_id": {"type": "string"},
+                "predictions": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {"label": label, "probabilities": probabilities, "warnings": warnings},
+                    "required": ["label", "probabilities", "warnings"],
+                }},
+            },
+            "required": ["model", "version", "predictions", "request_id"],
+        }),
+    );
+}
+
+fn model_paths(model: &LoadedModel, paths: &mut Map<String, Value>) {
+    let manifest = &model.artifact.manifest;
+    let name = &manifest.name;
+    let schema = |suffix: &str| json!({"$ref": format!("#/components/schemas/{name}.{suffix}")});
+    let answers = json!({"oneOf": [schema("Prediction"), schema("BatchPrediction")]});
+    let query: Vec<Value> = manifest
+        .features
+        .iter()
+        .map(|f| json!({"name": f.name, "in": "query", "required": true, "schema": feature_schema(f)}))
+        .collect();
+    let mut batch_example = Map::new();
+    batch_example.insert("instances".into(), json!([example_row(model)]));
+    paths.insert(
+        format!("/api/models/{name}/predict"),
+        json!({
+            "post": {
+                "tags": [name],
+                "operationId": format!("predict_{name}"),
+                "summary": format!("Predict with {name} (default version)"),
+                "description": format!(
+                    "Send one object of features, or `{{\"instances\": [...]}}` for a batch. Labels: {}.",
+                    manifest.labels.join(", ")
+                ),
+                "requestBody": {"required": true, "content": {"application/json": {
+                    "schema": {"oneOf": [schema("Features"), schema("Batch")]},
+                    "examples": {
+                        "row": {"summary": "One typical training row", "value": example_row(model)},
+                        "batch": {"summary": "A batch of one row", "value": Value::Object(batch_example)},
+                    }
+                }}},
+                "responses": with_ok(json_ok("The prediction, or one per row of a batch.", answers), &PREDICT_ERRORS),
+            },
+            "get": {
+                "tags": [name],
+                "operationId": format!("predict_{name}_query"),
+                "summary": format!("Predict with {name} from query parameters"),
+                "parameters": query,
+                "responses": with_ok(json_ok("The prediction.", schema("Prediction")), &PREDICT_ERRORS),
+            },
+        }),
+    );
+}
+
+fn generic_paths(paths: &mut Map<String, Value>) {
+    let name = path_param("name", "Model name.");
+    let version = path_param("version", "Version number.");
+    let any_row = json!({"type": "object", "description": "One object of features, or {\"instances\": [...]}"});
+    let predict = |params: Vec<Value>, id: &str| {
+        json!({
+            "post": {
+                "tags": ["models"], "operationId": id, "summary": "Predict with any model",
+                "parameters": params,
+                "requestBody": {"required": true, "content": {"application/json": {"schema": any_row}}},
+                "responses": with_ok(json_ok("The prediction(s).", json!({"type": "object"})), &PREDICT_ERRORS),
+            },
+            "get": {
+                "tags": ["models"], "operationId": format!("{id}_query"), "summary": "Predict with any model from query parameters (one per feature)",
+                "parameters": params,
+                "responses": with_ok(json_ok("The prediction.", json!({"type": "object"})), &PREDICT_ERRORS),
+            },
+        })
+    };
+    paths.insert(
+        "/api/models".into(),
+        json!({"get": {"tags": ["models"], "operationId": "list_models", "summary": "The models, their versions and status",
+            "responses": {"200": json_ok("The models.", json!({"type": "object", "properties": {"models": {"type": "array", "items": {"type": "object"}}}}))}}}),
+    );
+    let info_errors = [("404", "No such model or version."), ("503", "No version of the model loads.")];
+    paths.insert(
+        "/api/models/{name}".into(),
+        json!({"get": {"tags": ["models"], "operationId": "get_model", "summary": "Schema, labels, metrics and versions of a model",
+            "parameters": [name], "responses": with_ok(json_ok("The model's default version.", json!({"type": "object"})), &info_errors)}}),
+    );
+    paths.insert(
+        "/api/models/{name}/versions/{version}".into(),
+        json!({"get": {"tags": ["models"], "operationId": "get_model_version", "summary": "Schema, labels, metrics of one version",
+            "parameters": [name, version], "responses": with_ok(json_ok("The version.", json!({"type": "object"})), &info_errors)}}),
+    );
+    paths.insert(
+        "/api/models/{name}/versions/{version}/report".into(),
+        json!({"get": {"tags": ["models"], "operationId": "get_model_report", "summary": "The model card (HTML)",
+            "parameters": [name, version], "responses": with_ok(
+                json!({"description": "The model card.", "content": {"text/html": {"schema": {"type": "string"}}}}), &info_errors)}}),
+    );
+    paths.insert("/api/models/{name}/predict".into(), predict(vec![name.clone()], "predict"));
+    paths.insert(
+        "/api/models/{name}/versions/{version}/predict".into(),
+        predict(vec![name.clone(), version], "predict_version"),
+    );
+    paths.insert(
+        "/api/models/{name}/reload".into(),
+        json!({"post": {"tags": ["models"], "operationId": "reload_model", "summary": "Rescan the model's folder now",
+            "parameters": [name], "responses": with_ok(json_ok("What was loaded, removed or failed.", json!({"type": "object"})), &[("404", "No such model folder.")])}}),
+    );
+    let probe = |id: &str, summary: &str, ready: bool| {
+        let mut responses = Map::new();
+        responses.insert("200".into(), json_ok("OK", json!({"type": "object", "properties": {"status": {"type": "string"}}})));
+        if ready {
+            responses.insert("503".into(), json_ok("Still loading.", json!({"type": "object"})));
+        }
+        json!({"get": {"tags": ["health"], "operationId": id, "summary": summary, "responses": responses}})
+    };
+    paths.insert("/health/live".into(), probe("live", "Liveness", false));
+    paths.insert("/health/ready".into(), probe("ready", "Readiness: 503 until the models are loaded", true));
+    paths.insert("/api/liveness".into(), probe("liveness_alias", "Liveness (alias)", false));
+    paths.insert("/api/readiness".into(), probe("readiness_alias", "Readiness (alias)", true));
+}
+
+/// The whole document for the current catalog.
+pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    schemas.insert(
+        "Problem".into(),
+        json!({
+            "type": "object",
+            "description": "RFC 9457 problem details.",
+            "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                "detail": {"type": "string"}, "request_id": {"type": "string"},
+                "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+            },
+            "required": ["type", "title", "status", "detail"],
+        }),
+    );
+    schemas.insert(
+        "FieldError".into(),
+        json!({"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}, "required": ["field", "message"]}),
+    );
+    generic_paths(&mut paths);
+    let mut tags = vec![json!({"name": "models", "description": "Any model, by name"})];
+    for entry in catalog.models.values() {
+        if let Some(model) = entry.default_model() {
+            model_schemas(model, settings, &mut schemas);
+            model_paths(model, &mut paths);
+            let m = &model.artifact.manifest;
+            tags.push(json!({"name": m.name, "description": format!(
+                "{} (version {}, {}, accuracy {:.4})", m.name, model.version_label,
+                m.training.estimator.algorithm().cli_name(), m.metrics.accuracy)}));
+        }
+    }
+    tags.push(json!({"name": "health", "description": "Probes"}));
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "mlserve",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Predictions from the models of this server's repository. Errors are RFC 9457 problem details.",
+        },
+        "tags": tags,
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}

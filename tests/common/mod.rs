@@ -1,0 +1,123 @@
+//! Shared helpers of the end-to-end tests: model repositories and servers on 127.0.0.1.
+#![allow(dead_code)]
+
+use mlserve::config::Settings;
+use mlserve::data::{BundledDataset, load_bundled};
+use mlserve::serve::RunningServer;
+use mlserve::train::{Algorithm, AlgorithmParams, HyperParameterFlags, NoProgress, TrainOptions, train};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Trains a bundled dataset into `models` as the next version of `name`.
+pub fn train_into(models: &Path, dataset: BundledDataset, algorithm: Algorithm, name: &str, seed: u64) -> PathBuf {
+    let options = TrainOptions {
+        params: AlgorithmParams::from_flags(algorithm, &HyperParameterFlags::default()).unwrap(),
+        test_size: 0.2,
+        seed,
+        cv: None,
+    };
+    let trained = train(&load_bundled(dataset), &options, &NoProgress).unwrap();
+    trained.save(models, name).unwrap().1
+}
+
+/// A repository with the demo models and a model with a categorical feature.
+pub fn demo_repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    mlserve::train::train_demo_models_if_empty(dir.path()).unwrap();
+    let csv = dir.path().join("..").join(format!("plans-{}.csv", std::process::id()));
+    let mut text = String::from("tenure,plan,senior,churned\n");
+    for i in 0..90 {
+        let plan = ["basic", "plus", "pro"][i % 3];
+        let churned = if i % 3 == 0 || i % 7 == 0 { "yes" } else { "no" };
+        text.push_str(&format!("{},{plan},{},{churned}\n", i % 30, i % 4 == 0));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let data = mlserve::data::load_csv(
+        &csv,
+        &mlserve::data::CsvOptions {
+            target: "churned".into(),
+            categorical: vec![],
+        },
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(&csv);
+    let options = TrainOptions {
+        params: AlgorithmParams::from_flags(Algorithm::LogisticRegression, &HyperParameterFlags::default()).unwrap(),
+        test_size: 0.2,
+        seed: 1,
+        cv: None,
+    };
+    train(&data, &options, &NoProgress).unwrap().save(dir.path(), "churn").unwrap();
+    dir
+}
+
+/// Settings for a test server on a free port of 127.0.0.1.
+pub fn test_settings(models: &Path) -> Settings {
+    Settings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        models: models.to_path_buf(),
+        ..Settings::default()
+    }
+}
+
+/// A started server and a client for it.
+pub struct TestServer {
+    pub server: RunningServer,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    /// Starts a server and waits until it is ready.
+    pub async fn start(settings: Settings) -> TestServer {
+        let server = mlserve::serve::start(settings).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ready = client.get(format!("{base}/health/ready")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server not ready in 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        TestServer { server, base, client }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a JSON body; returns status, headers and the JSON answer.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let response = self.client.post(self.url(path)).json(body).send().await.unwrap();
+        split(response).await
+    }
+
+    /// GETs a path; returns status, headers and the JSON answer (Null if not JSON).
+    pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        split(response).await
+    }
+}
+
+pub async fn split(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap();
+    let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, headers, value)
+}
+
+/// Waits until `check` holds, for at most `limit`.
+pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
