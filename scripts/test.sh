@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit tests, end-to-end tests against the real binary.
-# This is the README's test command; .ci/run calls it after installing what the tests need.
+# Runs the whole test suite: unit tests and end-to-end tests against real servers on 127.0.0.1.
+# This is the README's test command; .ci/run calls it. It installs the test-only tools it needs
+# (a Python venv with the OpenAPI validator) under target/, once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+venv=target/test-venv
+if ! "$venv/bin/python" -c "import openapi_spec_validator" 2>/dev/null; then
+  echo "== setting up $venv (openapi-spec-validator)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
+fi
+export MLSERVE_TEST_PYTHON="$PWD/$venv/bin/python"
+
 if command -v cargo-nextest >/dev/null 2>&1; then
   # nextest does not run doc tests; run them first so the suite's summary stays the last line.
   cargo test --doc "$@"

@@ -88,7 +88,12 @@ pub struct SettingsFlags {
     #[arg(long, env = "MLSERVE_MAX_BATCH_ROWS", value_name = "ROWS")]
     pub max_batch_rows: Option<usize>,
     /// Request timeout in seconds [default: 30]
-    #[arg(long, env = "MLSERVE_REQUEST_TIMEOUT_SECS", value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "MLSERVE_REQUEST_TIMEOUT_SECS",
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     pub request_timeout_secs: Option<f64>,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive [default: info]
     #[arg(long, env = "MLSERVE_LOG_LEVEL", value_name = "FILTER")]
@@ -164,17 +169,33 @@ impl SettingsFlags {
         let settings = Settings {
             addr: self.addr.or(file.addr).unwrap_or(d.addr),
             models: self.models.clone().or(file.models).unwrap_or(d.models),
-            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(d.max_body_bytes),
-            max_batch_rows: self.max_batch_rows.or(file.max_batch_rows).unwrap_or(d.max_batch_rows),
+            max_body_bytes: self
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(d.max_body_bytes),
+            max_batch_rows: self
+                .max_batch_rows
+                .or(file.max_batch_rows)
+                .unwrap_or(d.max_batch_rows),
             request_timeout_secs: self
                 .request_timeout_secs
                 .or(file.request_timeout_secs)
                 .unwrap_or(d.request_timeout_secs),
-            log_level: self.log_level.clone().or(file.log_level).unwrap_or(d.log_level),
+            log_level: self
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or(d.log_level),
             log_format: self.log_format.or(file.log_format).unwrap_or(d.log_format),
             log_dir: self.log_dir.clone().or(file.log_dir),
-            unknown_fields: self.unknown_fields.or(file.unknown_fields).unwrap_or(d.unknown_fields),
-            demo_models: self.demo_models.or(file.demo_models).unwrap_or(d.demo_models),
+            unknown_fields: self
+                .unknown_fields
+                .or(file.unknown_fields)
+                .unwrap_or(d.unknown_fields),
+            demo_models: self
+                .demo_models
+                .or(file.demo_models)
+                .unwrap_or(d.demo_models),
             watch: self.watch.or(file.watch).unwrap_or(d.watch),
         };
         settings.check()?;
@@ -213,11 +234,20 @@ impl Settings {
         if self.max_batch_rows == 0 {
             return invalid("max_batch_rows", "must be at least 1");
         }
-        if !(self.request_timeout_secs.is_finite() && self.request_timeout_secs > 0.0 && self.request_timeout_secs <= 86_400.0) {
-            return invalid("request_timeout_secs", "must be a number of seconds above 0 and at most 86400");
+        if !(self.request_timeout_secs.is_finite()
+            && self.request_timeout_secs > 0.0
+            && self.request_timeout_secs <= 86_400.0)
+        {
+            return invalid(
+                "request_timeout_secs",
+                "must be a number of seconds above 0 and at most 86400",
+            );
         }
         if let Err(error) = tracing_subscriber::EnvFilter::builder().parse(&self.log_level) {
-            return invalid("log_level", &format!("'{}' is not a log filter: {error}", self.log_level));
+            return invalid(
+                "log_level",
+                &format!("'{}' is not a log filter: {error}", self.log_level),
+            );
         }
         Ok(())
     }
@@ -236,7 +266,11 @@ mod tests {
     fn flags_override_the_file_which_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("mlserve.toml");
-        std::fs::write(&file, "max_batch_rows = 50\nlog_level = \"debug\"\naddr = \"127.0.0.1:9000\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "max_batch_rows = 50\nlog_level = \"debug\"\naddr = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap();
         let flags = SettingsFlags {
             config: Some(file),
             addr: Some("127.0.0.1:9100".parse().unwrap()),
@@ -269,6 +303,12 @@ mod tests {
             log_level: Some("loud=+".into()),
             ..Default::default()
         };
-        assert!(flags.resolve().unwrap_err().to_string().contains("log_level"));
+        assert!(
+            flags
+                .resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("log_level")
+        );
     }
 }

@@ -30,7 +30,9 @@ pub enum LoggingError {
 }
 
 fn filter(level: &str) -> Result<EnvFilter, LoggingError> {
-    EnvFilter::builder().parse(level).map_err(|_| LoggingError::Filter(level.to_string()))
+    EnvFilter::builder()
+        .parse(level)
+        .map_err(|_| LoggingError::Filter(level.to_string()))
 }
 
 /// Installs the global subscriber: console in `format`, plus JSON files rotated daily in `dir`.
@@ -41,9 +43,17 @@ pub fn init(level: &str, format: LogFormat, dir: Option<&Path>) -> Result<LogGua
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
     let console = if json {
-        fmt::layer().json().flatten_event(true).with_writer(std::io::stderr).with_filter(filter(level)?).boxed()
+        fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .with_filter(filter(level)?)
+            .boxed()
     } else {
-        fmt::layer().with_writer(std::io::stderr).with_filter(filter(level)?).boxed()
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter(level)?)
+            .boxed()
     };
     let (file_layer, guard) = match dir {
         Some(dir) => {
@@ -51,13 +61,24 @@ pub fn init(level: &str, format: LogFormat, dir: Option<&Path>) -> Result<LogGua
                 path: dir.to_path_buf(),
                 source,
             })?;
-            let (writer, guard) = tracing_appender::non_blocking(tracing_appender::rolling::daily(dir, "mlserve.log"));
-            let layer = fmt::layer().json().flatten_event(true).with_ansi(false).with_writer(writer).with_filter(filter(level)?);
+            let (writer, guard) = tracing_appender::non_blocking(tracing_appender::rolling::daily(
+                dir,
+                "mlserve.log",
+            ));
+            let layer = fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_ansi(false)
+                .with_writer(writer)
+                .with_filter(filter(level)?);
             (Some(layer), Some(guard))
         }
         None => (None, None),
     };
     // A second init (tests start several servers in one process) keeps the first subscriber.
-    let _ = tracing_subscriber::registry().with(console).with(file_layer).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(console)
+        .with(file_layer)
+        .try_init();
     Ok(LogGuard { _file: guard })
 }

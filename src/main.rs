@@ -62,7 +62,12 @@ struct PredictArgs {
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
     /// Model repository folder
-    #[arg(long, value_name = "DIR", default_value = "models", env = "MLSERVE_MODELS")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "models",
+        env = "MLSERVE_MODELS"
+    )]
     models: PathBuf,
     /// Stop at the first bad row (exit code 2) instead of skipping it (exit code 3 at the end)
     #[arg(long)]
@@ -164,7 +169,11 @@ fn run_serve(flags: SettingsFlags) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let _guard = match mlserve::logging::init(&settings.log_level, settings.log_format, settings.log_dir.as_deref()) {
+    let _guard = match mlserve::logging::init(
+        &settings.log_level,
+        settings.log_format,
+        settings.log_dir.as_deref(),
+    ) {
         Ok(guard) => guard,
         Err(error) => {
             eprintln!("error: {error}");
@@ -184,7 +193,10 @@ fn run_serve(flags: SettingsFlags) -> ExitCode {
             }
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -221,7 +233,11 @@ fn run_predict(args: &PredictArgs) -> ExitCode {
         }
         Ok(summary) => {
             if !args.quiet {
-                eprintln!("predicted {} rows into {}", summary.predicted, args.output.display());
+                eprintln!(
+                    "predicted {} rows into {}",
+                    summary.predicted,
+                    args.output.display()
+                );
             }
             ExitCode::SUCCESS
         }
@@ -239,18 +255,32 @@ fn predict_command(args: &PredictArgs) -> anyhow::Result<mlserve::model::batch::
     };
     mlserve::model::validate_model_name(name)?;
     let repository = mlserve::model::Repository::new(&args.models);
-    let report = repository.reload_model(name).with_context(|| {
-        format!("no model named '{name}' in {}", args.models.display())
-    })?;
+    let report = repository
+        .reload_model(name)
+        .with_context(|| format!("no model named '{name}' in {}", args.models.display()))?;
     let catalog = repository.catalog();
     let model = mlserve::serve::api::resolve(&catalog, name, version).map_err(|problem| {
         let failures = report.failed.join("; ");
-        anyhow::anyhow!("{}{}", problem.detail, if failures.is_empty() { String::new() } else { format!(" ({failures})") })
+        anyhow::anyhow!(
+            "{}{}",
+            problem.detail,
+            if failures.is_empty() {
+                String::new()
+            } else {
+                format!(" ({failures})")
+            }
+        )
     })?;
     let input = &args.input;
-    let summary = mlserve::model::batch::predict_csv(&model, input, &args.output, args.fail_fast, |bad| {
-        eprintln!("{}:{}: skipped: {}", input.display(), bad.line, mlserve::model::batch::describe(&bad.errors));
-    })?;
+    let summary =
+        mlserve::model::batch::predict_csv(&model, input, &args.output, args.fail_fast, |bad| {
+            eprintln!(
+                "{}:{}: skipped: {}",
+                input.display(),
+                bad.line,
+                mlserve::model::batch::describe(&bad.errors)
+            );
+        })?;
     Ok(summary)
 }
 

@@ -14,7 +14,10 @@ fn iris_row() -> Value {
 
 fn assert_problem(status: u16, headers: &reqwest::header::HeaderMap, body: &Value, expected: u16) {
     assert_eq!(status, expected, "{body}");
-    assert_eq!(headers["content-type"], "application/problem+json", "{body}");
+    assert_eq!(
+        headers["content-type"], "application/problem+json",
+        "{body}"
+    );
     assert_eq!(body["status"], expected, "{body}");
     assert_eq!(body["type"], "about:blank");
     assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
@@ -25,7 +28,9 @@ fn assert_problem(status: u16, headers: &reqwest::header::HeaderMap, body: &Valu
 async fn single_prediction_carries_label_probabilities_version_and_request_id() {
     let models = demo_repository();
     let server = TestServer::start(test_settings(models.path())).await;
-    let (status, headers, body) = server.post_json("/api/models/iris/predict", &iris_row()).await;
+    let (status, headers, body) = server
+        .post_json("/api/models/iris/predict", &iris_row())
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["model"], "iris");
     assert_eq!(body["version"], "1");
@@ -36,7 +41,10 @@ async fn single_prediction_carries_label_probabilities_version_and_request_id() 
     let total: f64 = probabilities.values().map(|p| p.as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-9);
     assert_eq!(body["warnings"], json!([]));
-    assert_eq!(body["request_id"], headers["x-request-id"].to_str().unwrap());
+    assert_eq!(
+        body["request_id"],
+        headers["x-request-id"].to_str().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -62,7 +70,8 @@ async fn served_probabilities_equal_the_artifact_on_the_held_out_rows() {
     let server = TestServer::start(test_settings(models.path())).await;
     let dir = models.path().join("breast_cancer/1");
     let artifact = load_version(&dir).unwrap();
-    let metrics: Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    let metrics: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
     let data = load_bundled(BundledDataset::BreastCancer);
     let rows: Vec<usize> = serde_json::from_value(metrics["split"]["test_rows"].clone()).unwrap();
     let instances: Vec<Value> = rows
@@ -80,7 +89,12 @@ async fn served_probabilities_equal_the_artifact_on_the_held_out_rows() {
             Value::Object(object)
         })
         .collect();
-    let (status, _, body) = server.post_json("/api/models/breast_cancer/predict", &json!({"instances": instances})).await;
+    let (status, _, body) = server
+        .post_json(
+            "/api/models/breast_cancer/predict",
+            &json!({"instances": instances}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     let predictions = body["predictions"].as_array().unwrap();
     assert_eq!(predictions.len(), rows.len());
@@ -104,19 +118,45 @@ async fn query_parameters_and_pinned_versions_predict_too() {
     let models = demo_repository();
     let server = TestServer::start(test_settings(models.path())).await;
     let query = "sepal_length=5.1&sepal_width=3.5&petal_length=1.4&petal_width=0.2";
-    let (status, _, body) = server.get(&format!("/api/models/iris/predict?{query}")).await;
-    assert_eq!((status, body["label"].as_str()), (200, Some("setosa")), "{body}");
-    let (status, _, body) = server.get(&format!("/api/models/iris/versions/1/predict?{query}")).await;
-    assert_eq!((status, body["version"].as_str()), (200, Some("1")), "{body}");
-    let (status, _, body) = server.post_json("/api/models/iris/versions/1/predict", &iris_row()).await;
-    assert_eq!((status, body["label"].as_str()), (200, Some("virginica")), "{body}");
+    let (status, _, body) = server
+        .get(&format!("/api/models/iris/predict?{query}"))
+        .await;
+    assert_eq!(
+        (status, body["label"].as_str()),
+        (200, Some("setosa")),
+        "{body}"
+    );
+    let (status, _, body) = server
+        .get(&format!("/api/models/iris/versions/1/predict?{query}"))
+        .await;
+    assert_eq!(
+        (status, body["version"].as_str()),
+        (200, Some("1")),
+        "{body}"
+    );
+    let (status, _, body) = server
+        .post_json("/api/models/iris/versions/1/predict", &iris_row())
+        .await;
+    assert_eq!(
+        (status, body["label"].as_str()),
+        (200, Some("virginica")),
+        "{body}"
+    );
 
-    let (status, headers, body) = server.get("/api/models/iris/predict?sepal_length=abc&sepal_width=3.5&petal_length=1.4").await;
+    let (status, headers, body) = server
+        .get("/api/models/iris/predict?sepal_length=abc&sepal_width=3.5&petal_length=1.4")
+        .await;
     assert_problem(status, &headers, &body, 422);
     let errors = body["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 2, "{body}");
-    assert_eq!(errors[0], json!({"field": "sepal_length", "message": "expected a finite number, got \"abc\""}));
-    assert_eq!(errors[1], json!({"field": "petal_width", "message": "missing: expected a finite number"}));
+    assert_eq!(
+        errors[0],
+        json!({"field": "sepal_length", "message": "expected a finite number, got \"abc\""})
+    );
+    assert_eq!(
+        errors[1],
+        json!({"field": "petal_width", "message": "missing: expected a finite number"})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,7 +167,10 @@ async fn values_outside_the_training_range_are_answered_with_warnings() {
     row["petal_length"] = json!(42.0);
     let (status, _, body) = server.post_json("/api/models/iris/predict", &row).await;
     assert_eq!(status, 200);
-    assert_eq!(body["warnings"], json!(["petal_length = 42 is above the training maximum 6.9"]));
+    assert_eq!(
+        body["warnings"],
+        json!(["petal_length = 42 is above the training maximum 6.9"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -149,7 +192,12 @@ async fn every_validation_problem_is_listed_at_once_as_422() {
     );
     assert!(problem["request_id"].is_string());
 
-    let (status, _, answer) = server.post_json("/api/models/churn/predict", &json!({"tenure": 3, "plan": "pro", "senior": true})).await;
+    let (status, _, answer) = server
+        .post_json(
+            "/api/models/churn/predict",
+            &json!({"tenure": 3, "plan": "pro", "senior": true}),
+        )
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["probabilities"].as_object().unwrap().len(), 2);
 }
@@ -170,10 +218,24 @@ async fn null_nan_and_infinity_are_refused_by_field() {
         .unwrap();
     let (status, headers, problem) = common::split(response).await;
     assert_problem(status, &headers, &problem, 422);
-    let fields: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    assert_eq!(fields, ["sepal_length", "sepal_width", "petal_length", "petal_width"]);
-    assert_eq!(problem["errors"][2]["message"], "expected a finite number, got null");
-    assert_eq!(problem["errors"][0]["message"], "expected a finite number, got NaN: not a finite number");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    );
+    assert_eq!(
+        problem["errors"][2]["message"],
+        "expected a finite number, got null"
+    );
+    assert_eq!(
+        problem["errors"][0]["message"],
+        "expected a finite number, got NaN: not a finite number"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -192,11 +254,21 @@ async fn batches_validate_every_row_and_name_it() {
             {"field": "instances[2]", "message": "expected an object of features"},
         ])
     );
-    for body in [json!({"instances": []}), json!({"instances": {"a": 1}}), json!([1, 2]), json!("text")] {
+    for body in [
+        json!({"instances": []}),
+        json!({"instances": {"a": 1}}),
+        json!([1, 2]),
+        json!("text"),
+    ] {
         let (status, headers, problem) = server.post_json("/api/models/iris/predict", &body).await;
         assert_problem(status, &headers, &problem, 422);
     }
-    let (status, _, answer) = server.post_json("/api/models/iris/predict", &json!({"instances": [iris_row(), iris_row()]})).await;
+    let (status, _, answer) = server
+        .post_json(
+            "/api/models/iris/predict",
+            &json!({"instances": [iris_row(), iris_row()]}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(answer["predictions"].as_array().unwrap().len(), 2);
     assert_eq!(answer["predictions"][1]["label"], "virginica");
@@ -214,12 +286,24 @@ async fn malformed_bodies_and_wrong_content_types() {
         }
         request.send()
     };
-    let (status, headers, problem) = common::split(send(Some("application/json"), "{\"sepal_length\": 5.1,").await.unwrap()).await;
+    let (status, headers, problem) = common::split(
+        send(Some("application/json"), "{\"sepal_length\": 5.1,")
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_problem(status, &headers, &problem, 400);
-    assert!(problem["detail"].as_str().unwrap().contains("not valid JSON"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{problem}"
+    );
     let (status, headers, problem) = common::split(send(None, "{}").await.unwrap()).await;
     assert_problem(status, &headers, &problem, 415);
-    let (status, headers, problem) = common::split(send(Some("text/csv"), "a,b\n").await.unwrap()).await;
+    let (status, headers, problem) =
+        common::split(send(Some("text/csv"), "a,b\n").await.unwrap()).await;
     assert_problem(status, &headers, &problem, 415);
 }
 
@@ -237,21 +321,42 @@ async fn bodies_and_batches_over_the_limits_are_413() {
     let batch = json!({"instances": [iris_row(), iris_row(), iris_row(), iris_row()]});
     let (status, headers, problem) = server.post_json("/api/models/iris/predict", &batch).await;
     assert_problem(status, &headers, &problem, 413);
-    assert!(problem["detail"].as_str().unwrap().contains("the limit is 3"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the limit is 3"),
+        "{problem}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_models_versions_routes_and_methods() {
     let models = demo_repository();
     let server = TestServer::start(test_settings(models.path())).await;
-    let (status, headers, problem) = server.post_json("/api/models/titanic/predict", &iris_row()).await;
+    let (status, headers, problem) = server
+        .post_json("/api/models/titanic/predict", &iris_row())
+        .await;
     assert_problem(status, &headers, &problem, 404);
-    assert_eq!(problem["detail"], "no model named 'titanic'; the models are: breast_cancer, churn, iris");
-    for path in ["/api/models/iris/versions/9", "/api/models/iris/versions/latest/predict", "/api/models/nope", "/no/such/route"] {
+    assert_eq!(
+        problem["detail"],
+        "no model named 'titanic'; the models are: breast_cancer, churn, iris"
+    );
+    for path in [
+        "/api/models/iris/versions/9",
+        "/api/models/iris/versions/latest/predict",
+        "/api/models/nope",
+        "/no/such/route",
+    ] {
         let (status, headers, problem) = server.get(path).await;
         assert_problem(status, &headers, &problem, 404);
     }
-    let response = server.client.delete(server.url("/api/models/iris/predict")).send().await.unwrap();
+    let response = server
+        .client
+        .delete(server.url("/api/models/iris/predict"))
+        .send()
+        .await
+        .unwrap();
     let (status, headers, problem) = common::split(response).await;
     assert_problem(status, &headers, &problem, 405);
 }
@@ -263,18 +368,37 @@ async fn a_model_without_a_loadable_version_is_503_and_others_still_serve() {
     std::fs::create_dir_all(&broken).unwrap();
     std::fs::write(broken.join("model.toml"), "name = \"broken\"\n").unwrap();
     let server = TestServer::start(test_settings(models.path())).await;
-    let (status, headers, problem) = server.post_json("/api/models/broken/predict", &iris_row()).await;
+    let (status, headers, problem) = server
+        .post_json("/api/models/broken/predict", &iris_row())
+        .await;
     assert_problem(status, &headers, &problem, 503);
     assert!(headers.contains_key("retry-after"));
-    assert!(problem["detail"].as_str().unwrap().contains("invalid manifest"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid manifest"),
+        "{problem}"
+    );
     let (status, _, ready) = server.get("/health/ready").await;
     assert_eq!(status, 200);
     assert_eq!(ready["models"]["broken"]["status"], "failed");
     assert_eq!(ready["models"]["iris"]["status"], "ready");
     let (_, _, list) = server.get("/api/models").await;
-    let broken = list["models"].as_array().unwrap().iter().find(|m| m["name"] == "broken").unwrap().clone();
+    let broken = list["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "broken")
+        .unwrap()
+        .clone();
     assert_eq!(broken["versions"][0]["status"], "failed");
-    assert!(broken["versions"][0]["error"].as_str().unwrap().contains("model.toml"));
+    assert!(
+        broken["versions"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("model.toml")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -283,7 +407,12 @@ async fn model_listing_metadata_and_card() {
     let server = TestServer::start(test_settings(models.path())).await;
     let (status, _, list) = server.get("/api/models").await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = list["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["breast_cancer", "churn", "iris"]);
     assert_eq!(list["models"][2]["algorithm"], "random-forest");
 
@@ -299,14 +428,26 @@ async fn model_listing_metadata_and_card() {
     assert_eq!(info["example"].as_object().unwrap().len(), 30);
     assert!(info["metrics"]["accuracy"].as_f64().unwrap() >= 0.95);
     // The example row is a valid request.
-    let (status, _, _) = server.post_json("/api/models/breast_cancer/predict", &info["example"]).await;
+    let (status, _, _) = server
+        .post_json("/api/models/breast_cancer/predict", &info["example"])
+        .await;
     assert_eq!(status, 200);
 
     let (status, _, version) = server.get("/api/models/breast_cancer/versions/1").await;
     assert_eq!((status, version["version"].as_str()), (200, Some("1")));
-    let card = server.client.get(server.url("/api/models/iris/versions/1/report")).send().await.unwrap();
+    let card = server
+        .client
+        .get(server.url("/api/models/iris/versions/1/report"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(card.status(), 200);
-    assert!(card.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        card.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(card.text().await.unwrap().contains("Confusion matrix"));
 }
 
@@ -334,8 +475,11 @@ async fn readiness_is_503_before_the_first_load() {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, mlserve::serve::router(app)).await });
-    let response = reqwest::get(format!("http://{addr}/health/ready")).await.unwrap();
+    let server =
+        tokio::spawn(async move { axum::serve(listener, mlserve::serve::router(app)).await });
+    let response = reqwest::get(format!("http://{addr}/health/ready"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
     server.abort();
@@ -357,25 +501,52 @@ async fn openapi_document_describes_each_model_and_swagger_ui_is_served() {
     assert_eq!(churn["plan"]["enum"], json!(["basic", "plus", "pro"]));
     assert_eq!(churn["tenure"]["type"], "integer");
     assert_eq!(churn["senior"]["type"], "boolean");
-    let example = &doc["paths"]["/api/models/iris/predict"]["post"]["requestBody"]["content"]["application/json"]["examples"]["row"]["value"];
+    let example = &doc["paths"]["/api/models/iris/predict"]["post"]["requestBody"]["content"]["application/json"]
+        ["examples"]["row"]["value"];
     let (status, _, _) = server.post_json("/api/models/iris/predict", example).await;
     assert_eq!(status, 200, "the documented example is a valid request");
 
-    let docs = server.client.get(server.url("/docs/")).send().await.unwrap();
+    let docs = server
+        .client
+        .get(server.url("/docs/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(docs.status(), 200);
-    assert!(docs.text().await.unwrap().to_lowercase().contains("swagger"));
-    let init = server.client.get(server.url("/docs/swagger-initializer.js")).send().await.unwrap();
+    assert!(
+        docs.text()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("swagger")
+    );
+    let init = server
+        .client
+        .get(server.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap();
     assert!(init.text().await.unwrap().contains("/openapi.json"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn openapi_document_passes_the_openapi_3_1_validator() {
     let Ok(python) = std::env::var("MLSERVE_TEST_PYTHON") else {
-        panic!("MLSERVE_TEST_PYTHON is not set: run the suite with scripts/test.sh, which installs openapi-spec-validator");
+        panic!(
+            "MLSERVE_TEST_PYTHON is not set: run the suite with scripts/test.sh, which installs openapi-spec-validator"
+        );
     };
     let models = demo_repository();
     let server = TestServer::start(test_settings(models.path())).await;
-    let doc = server.client.get(server.url("/openapi.json")).send().await.unwrap().text().await.unwrap();
+    let doc = server
+        .client
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let file = models.path().join("openapi.json");
     std::fs::write(&file, doc).unwrap();
     let output = std::process::Command::new(python)

@@ -69,7 +69,11 @@ pub enum BatchError {
 
 /// Describes a bad row's problems on one line.
 pub fn describe(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Predicts every row of `input` into `output`: the input columns, then `label` and one
@@ -87,13 +91,20 @@ pub fn predict_csv(
         move |source| BatchError::Io { path, source }
     };
     let file = File::open(input).map_err(io(input))?;
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 16, file));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(BufReader::with_capacity(1 << 16, file));
     let csv_error = |error: csv::Error| BatchError::Csv {
         path: input.to_path_buf(),
         line: error.position().map_or(1, |p| p.line()),
         message: error.to_string(),
     };
-    let header: Vec<String> = reader.headers().map_err(csv_error)?.iter().map(|h| h.trim().to_string()).collect();
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(csv_error)?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
     let missing: Vec<&str> = model
         .validator
         .features()
@@ -108,7 +119,15 @@ pub fn predict_csv(
         });
     }
     let staging = staging_path(output);
-    let result = write_predictions(model, &mut reader, &header, &staging, input, fail_fast, &mut on_bad_row);
+    let result = write_predictions(
+        model,
+        &mut reader,
+        &header,
+        &staging,
+        input,
+        fail_fast,
+        &mut on_bad_row,
+    );
     match result {
         Ok(summary) => {
             std::fs::rename(&staging, output).map_err(io(output))?;
@@ -122,7 +141,10 @@ pub fn predict_csv(
 }
 
 fn staging_path(output: &Path) -> PathBuf {
-    let name = output.file_name().and_then(|n| n.to_str()).unwrap_or("predictions.csv");
+    let name = output
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("predictions.csv");
     output.with_file_name(format!(".{name}.partial"))
 }
 
@@ -152,11 +174,13 @@ fn write_predictions<R: std::io::Read>(
     let mut errors = Vec::new();
     let mut number = String::new();
     loop {
-        let more = reader.read_record(&mut record).map_err(|error| BatchError::Csv {
-            path: input.to_path_buf(),
-            line: error.position().map_or(0, |p| p.line()),
-            message: error.to_string(),
-        })?;
+        let more = reader
+            .read_record(&mut record)
+            .map_err(|error| BatchError::Csv {
+                path: input.to_path_buf(),
+                line: error.position().map_or(0, |p| p.line()),
+                message: error.to_string(),
+            })?;
         if !more {
             break;
         }
@@ -164,7 +188,10 @@ fn write_predictions<R: std::io::Read>(
         errors.clear();
         // Columns that are not features (an id, say) pass through to the output untouched.
         let row = model.validator.validate(
-            header.iter().zip(record.iter()).map(|(h, cell)| (h.as_str(), RawValue::Text(cell))),
+            header
+                .iter()
+                .zip(record.iter())
+                .map(|(h, cell)| (h.as_str(), RawValue::Text(cell))),
             UnknownFields::Ignore,
             "",
             &mut errors,
@@ -193,7 +220,9 @@ fn write_predictions<R: std::io::Read>(
         for cell in record.iter() {
             writer.write_field(cell).map_err(csv_write)?;
         }
-        writer.write_field(&labels[argmax(&probabilities)]).map_err(csv_write)?;
+        writer
+            .write_field(&labels[argmax(&probabilities)])
+            .map_err(csv_write)?;
         for p in &probabilities {
             number.clear();
             use std::fmt::Write as _;
@@ -203,7 +232,9 @@ fn write_predictions<R: std::io::Read>(
         writer.write_record(None::<&[u8]>).map_err(csv_write)?;
         summary.predicted += 1;
     }
-    let mut inner = writer.into_inner().map_err(|e| write_error(std::io::Error::other(e.to_string())))?;
+    let mut inner = writer
+        .into_inner()
+        .map_err(|e| write_error(std::io::Error::other(e.to_string())))?;
     inner.flush().map_err(write_error)?;
     Ok(summary)
 }

@@ -9,9 +9,12 @@ pub mod repository;
 pub mod validate;
 
 pub use artifact::{
-    Artifact, ArtifactError, ArtifactFiles, list_versions, load_version, validate_model_name, write_new_version,
+    Artifact, ArtifactError, ArtifactFiles, list_versions, load_version, validate_model_name,
+    write_new_version,
 };
-pub use manifest::{ArtifactInfo, Backend, ExampleValue, FeatureSchema, Manifest, MetricsSummary, Provenance, Task};
+pub use manifest::{
+    ArtifactInfo, Backend, ExampleValue, FeatureSchema, Manifest, MetricsSummary, Provenance, Task,
+};
 pub use native::{FeatureValue, NativeModel};
 pub use repository::{Catalog, LoadedModel, ModelEntry, ReloadReport, Repository, VersionSlot};
 pub use validate::{FieldError, RawValue, UnknownFields, ValidRow, Validator};

@@ -65,7 +65,10 @@ pub struct ModelEntry {
 impl ModelEntry {
     /// The default version: the highest one that is loaded.
     pub fn default_model(&self) -> Option<&Arc<LoadedModel>> {
-        self.versions.values().rev().find_map(|slot| slot.loaded.as_ref())
+        self.versions
+            .values()
+            .rev()
+            .find_map(|slot| slot.loaded.as_ref())
     }
 }
 
@@ -125,7 +128,10 @@ impl Repository {
     /// Rescans the whole folder: loads new and changed versions, drops removed ones.
     /// `force` reloads every version even when its manifest did not change.
     pub fn reload_all(&self, force: bool) -> ReloadReport {
-        let _guard = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .reloading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let old = self.catalog.load_full();
         let mut report = ReloadReport::default();
         let mut next = Catalog::default();
@@ -138,7 +144,9 @@ impl Repository {
         }
         for (name, entry) in &old.models {
             if !next.models.contains_key(name) {
-                report.removed.extend(entry.versions.keys().map(|v| format!("{name}/{v}")));
+                report
+                    .removed
+                    .extend(entry.versions.keys().map(|v| format!("{name}/{v}")));
             }
         }
         self.catalog.store(Arc::new(next));
@@ -152,7 +160,10 @@ impl Repository {
         if validate_model_name(name).is_err() || !self.dir.join(name).is_dir() {
             return None;
         }
-        let _guard = self.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .reloading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let old = self.catalog.load_full();
         let mut report = ReloadReport::default();
         let previous = old.models.get(name).cloned().unwrap_or_default();
@@ -190,10 +201,21 @@ impl Repository {
         names
     }
 
-    fn scan_model(&self, name: &str, mut entry: ModelEntry, force: bool, report: &mut ReloadReport) -> ModelEntry {
+    fn scan_model(
+        &self,
+        name: &str,
+        mut entry: ModelEntry,
+        force: bool,
+        report: &mut ReloadReport,
+    ) -> ModelEntry {
         let model_dir = self.dir.join(name);
         let versions = list_versions(&model_dir).unwrap_or_default();
-        let gone: Vec<u32> = entry.versions.keys().filter(|v| !versions.contains(v)).copied().collect();
+        let gone: Vec<u32> = entry
+            .versions
+            .keys()
+            .filter(|v| !versions.contains(v))
+            .copied()
+            .collect();
         for version in gone {
             entry.versions.remove(&version);
             report.removed.push(format!("{name}/{version}"));
@@ -202,7 +224,8 @@ impl Repository {
             let dir = model_dir.join(version.to_string());
             let fingerprint = manifest_fingerprint(&dir);
             let slot = entry.versions.get(&version);
-            let unchanged = slot.is_some_and(|s| s.fingerprint == fingerprint && fingerprint.is_some());
+            let unchanged =
+                slot.is_some_and(|s| s.fingerprint == fingerprint && fingerprint.is_some());
             if unchanged && !force {
                 continue;
             }
@@ -232,7 +255,9 @@ impl Repository {
 }
 
 fn manifest_fingerprint(dir: &Path) -> Option<[u8; 32]> {
-    std::fs::read(dir.join("model.toml")).ok().map(|bytes| Sha256::digest(bytes).into())
+    std::fs::read(dir.join("model.toml"))
+        .ok()
+        .map(|bytes| Sha256::digest(bytes).into())
 }
 
 fn load_checked(dir: &Path, name: &str, version: u32) -> Result<LoadedModel, String> {

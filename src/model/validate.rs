@@ -8,7 +8,9 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 /// What to do with fields that are not features of the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum UnknownFields {
     /// Refuse the row (the default: a typo in a field name must not go unnoticed).
@@ -57,7 +59,11 @@ impl Validator {
     pub fn new(features: &[FeatureSchema]) -> Self {
         Validator {
             features: features.to_vec(),
-            positions: features.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect(),
+            positions: features
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name.clone(), i))
+                .collect(),
         }
     }
 
@@ -105,7 +111,10 @@ impl Validator {
                     values[position] = Some(value);
                 }
                 Err(message) => {
-                    errors.push(FieldError { field: field(), message });
+                    errors.push(FieldError {
+                        field: field(),
+                        message,
+                    });
                     // Mark as seen, so it is not also reported missing.
                     values[position] = Some(FeatureValue::Number(0.0));
                 }
@@ -143,7 +152,11 @@ pub fn expected(feature: &FeatureSchema) -> String {
 }
 
 fn quoted_list(items: &[String]) -> String {
-    items.iter().map(|item| format!("\"{item}\"")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|item| format!("\"{item}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What a JSON value is, in words.
@@ -180,12 +193,18 @@ fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValu
             Some(i) => Ok(FeatureValue::Number(i as f64)),
             None => match n.as_f64() {
                 // 3.0 is an integer written as a float: accept it, as JSON does not tell them apart.
-                Some(v) if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 => Ok(FeatureValue::Number(v)),
+                Some(v) if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 => {
+                    Ok(FeatureValue::Number(v))
+                }
                 _ => Err(format!("expected an integer, got {n}")),
             },
         },
-        (ColumnKind::Boolean, RawValue::Json(serde_json::Value::Bool(b))) => Ok(FeatureValue::Number(f64::from(u8::from(*b)))),
-        (ColumnKind::Categorical, RawValue::Json(serde_json::Value::String(s))) => category(feature, s),
+        (ColumnKind::Boolean, RawValue::Json(serde_json::Value::Bool(b))) => {
+            Ok(FeatureValue::Number(f64::from(u8::from(*b))))
+        }
+        (ColumnKind::Categorical, RawValue::Json(serde_json::Value::String(s))) => {
+            category(feature, s)
+        }
         (_, RawValue::Json(serde_json::Value::String(s))) if non_finite_word(s) => {
             Err(format!("expected {expected}, got {s}: not a finite number"))
         }
@@ -196,10 +215,18 @@ fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValu
 
 fn non_finite_word(text: &str) -> bool {
     let lower = text.trim().to_ascii_lowercase();
-    matches!(lower.trim_start_matches(['+', '-']), "nan" | "inf" | "infinity")
+    matches!(
+        lower.trim_start_matches(['+', '-']),
+        "nan" | "inf" | "infinity"
+    )
 }
 
-fn check_text(feature: &FeatureSchema, kind: ColumnKind, text: &str, expected: &str) -> Result<FeatureValue, String> {
+fn check_text(
+    feature: &FeatureSchema,
+    kind: ColumnKind,
+    text: &str,
+    expected: &str,
+) -> Result<FeatureValue, String> {
     let got = || format!("expected {expected}, got \"{}\"", truncate(text));
     if text.is_empty() {
         return Err(format!("expected {expected}, got an empty value"));
@@ -207,7 +234,9 @@ fn check_text(feature: &FeatureSchema, kind: ColumnKind, text: &str, expected: &
     match kind {
         ColumnKind::Number => match text.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(FeatureValue::Number(v)),
-            Ok(_) => Err(format!("expected {expected}, got {text}: not a finite number")),
+            Ok(_) => Err(format!(
+                "expected {expected}, got {text}: not a finite number"
+            )),
             Err(_) => Err(got()),
         },
         ColumnKind::Integer => match text.parse::<i64>() {
@@ -232,7 +261,9 @@ fn check_text(feature: &FeatureSchema, kind: ColumnKind, text: &str, expected: &
 
 fn category(feature: &FeatureSchema, value: &str) -> Result<FeatureValue, String> {
     match &feature.categories {
-        Some(categories) if categories.iter().any(|c| c == value) => Ok(FeatureValue::Category(value.to_string())),
+        Some(categories) if categories.iter().any(|c| c == value) => {
+            Ok(FeatureValue::Category(value.to_string()))
+        }
         Some(categories) => Err(format!(
             "unknown category \"{}\": expected one of {}",
             truncate(value),
@@ -252,8 +283,14 @@ fn range_warning(feature: &FeatureSchema, value: &FeatureValue) -> Option<String
         return None;
     }
     match (feature.min, feature.max) {
-        (Some(min), _) if *v < min => Some(format!("{} = {v} is below the training minimum {min}", feature.name)),
-        (_, Some(max)) if *v > max => Some(format!("{} = {v} is above the training maximum {max}", feature.name)),
+        (Some(min), _) if *v < min => Some(format!(
+            "{} = {v} is below the training minimum {min}",
+            feature.name
+        )),
+        (_, Some(max)) if *v > max => Some(format!(
+            "{} = {v} is above the training maximum {max}",
+            feature.name
+        )),
         _ => None,
     }
 }
@@ -274,7 +311,8 @@ mod tests {
             max: Some(10.0),
             mean: None,
             std: None,
-            categories: (kind == ColumnKind::Categorical).then(|| vec!["red".into(), "blue".into()]),
+            categories: (kind == ColumnKind::Categorical)
+                .then(|| vec!["red".into(), "blue".into()]),
             frequencies: None,
         }
     }
@@ -301,7 +339,10 @@ mod tests {
     }
 
     fn messages(errors: Vec<FieldError>) -> Vec<String> {
-        errors.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect()
+        errors
+            .into_iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect()
     }
 
     #[test]
@@ -321,7 +362,8 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let errors = check_json(json!({"x": "1.5", "n": 10.1, "b": 1, "c": "green", "extra": 1})).unwrap_err();
+        let errors = check_json(json!({"x": "1.5", "n": 10.1, "b": 1, "c": "green", "extra": 1}))
+            .unwrap_err();
         assert_eq!(
             messages(errors),
             [
@@ -348,7 +390,8 @@ mod tests {
 
     #[test]
     fn non_finite_words_are_refused_with_a_clear_message() {
-        let errors = check_json(json!({"x": "NaN", "n": "Infinity", "b": true, "c": "red"})).unwrap_err();
+        let errors =
+            check_json(json!({"x": "NaN", "n": "Infinity", "b": true, "c": "red"})).unwrap_err();
         assert_eq!(
             messages(errors),
             [
@@ -363,7 +406,10 @@ mod tests {
         let row = check_json(json!({"x": 11.0, "n": -2, "b": true, "c": "red"})).unwrap();
         assert_eq!(
             row.warnings,
-            ["x = 11 is above the training maximum 10", "n = -2 is below the training minimum 0"]
+            [
+                "x = 11 is above the training maximum 10",
+                "n = -2 is below the training minimum 0"
+            ]
         );
     }
 
@@ -376,7 +422,9 @@ mod tests {
             ("b", RawValue::Text("FALSE")),
             ("c", RawValue::Text("red")),
         ];
-        let row = validator().validate(fields, UnknownFields::Reject, "", &mut errors).unwrap();
+        let row = validator()
+            .validate(fields, UnknownFields::Reject, "", &mut errors)
+            .unwrap();
         assert_eq!(row.values[0], FeatureValue::Number(0.001));
         let bad = [
             ("x", RawValue::Text("inf")),
@@ -384,7 +432,11 @@ mod tests {
             ("b", RawValue::Text("yes")),
             ("c", RawValue::Text("")),
         ];
-        assert!(validator().validate(bad, UnknownFields::Reject, "rows[1].", &mut errors).is_none());
+        assert!(
+            validator()
+                .validate(bad, UnknownFields::Reject, "rows[1].", &mut errors)
+                .is_none()
+        );
         assert_eq!(
             messages(errors),
             [
@@ -406,7 +458,11 @@ mod tests {
             ("c", RawValue::Text("red")),
             ("id", RawValue::Text("abc")),
         ];
-        assert!(validator().validate(fields, UnknownFields::Ignore, "", &mut errors).is_some());
+        assert!(
+            validator()
+                .validate(fields, UnknownFields::Ignore, "", &mut errors)
+                .is_some()
+        );
         assert!(errors.is_empty());
     }
 }

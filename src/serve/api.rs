@@ -72,10 +72,20 @@ struct BatchAnswer<'a> {
 }
 
 /// Finds the model version a request names: the default (highest loaded) version, or a pinned one.
-pub fn resolve(catalog: &Catalog, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, Problem> {
-    let entry = catalog.models.get(name).ok_or_else(|| unknown_model(catalog, name))?;
+pub fn resolve(
+    catalog: &Catalog,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Arc<LoadedModel>, Problem> {
+    let entry = catalog
+        .models
+        .get(name)
+        .ok_or_else(|| unknown_model(catalog, name))?;
     match version {
-        None => entry.default_model().cloned().ok_or_else(|| no_loaded_version(name, entry)),
+        None => entry
+            .default_model()
+            .cloned()
+            .ok_or_else(|| no_loaded_version(name, entry)),
         Some(text) => {
             let slot = text
                 .parse::<u32>()
@@ -83,11 +93,17 @@ pub fn resolve(catalog: &Catalog, name: &str, version: Option<&str>) -> Result<A
                 .and_then(|v| entry.versions.get(&v))
                 .ok_or_else(|| {
                     let known: Vec<String> = entry.versions.keys().map(u32::to_string).collect();
-                    Problem::not_found(format!("model '{name}' has no version '{text}'; its versions are {}", known.join(", ")))
+                    Problem::not_found(format!(
+                        "model '{name}' has no version '{text}'; its versions are {}",
+                        known.join(", ")
+                    ))
                 })?;
             slot.loaded.clone().ok_or_else(|| {
                 Problem::unavailable(
-                    format!("model '{name}' version {text} failed to load: {}", slot.error.as_deref().unwrap_or("unknown error")),
+                    format!(
+                        "model '{name}' version {text} failed to load: {}",
+                        slot.error.as_deref().unwrap_or("unknown error")
+                    ),
                     5,
                 )
             })
@@ -97,8 +113,14 @@ pub fn resolve(catalog: &Catalog, name: &str, version: Option<&str>) -> Result<A
 
 fn unknown_model(catalog: &Catalog, name: &str) -> Problem {
     let names: Vec<&str> = catalog.models.keys().map(String::as_str).collect();
-    let available = if names.is_empty() { "none".to_string() } else { names.join(", ") };
-    Problem::not_found(format!("no model named '{name}'; the models are: {available}"))
+    let available = if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    };
+    Problem::not_found(format!(
+        "no model named '{name}'; the models are: {available}"
+    ))
 }
 
 fn no_loaded_version(name: &str, entry: &ModelEntry) -> Problem {
@@ -107,14 +129,24 @@ fn no_loaded_version(name: &str, entry: &ModelEntry) -> Problem {
         .iter()
         .filter_map(|(v, slot)| slot.error.as_ref().map(|e| format!("version {v}: {e}")))
         .collect();
-    Problem::unavailable(format!("model '{name}' has no version that loads ({})", reasons.join("; ")), 5)
+    Problem::unavailable(
+        format!(
+            "model '{name}' has no version that loads ({})",
+            reasons.join("; ")
+        ),
+        5,
+    )
 }
 
 /// Runs the model on validated rows; labels come from the argmax of the probabilities.
 pub fn predict_rows(model: &LoadedModel, rows: Vec<ValidRow>) -> Result<Vec<Prediction>, Problem> {
     rows.into_iter()
         .map(|row| {
-            let probabilities = model.artifact.model.predict_proba(&row.values).map_err(|e| Problem::internal(&e))?;
+            let probabilities = model
+                .artifact
+                .model
+                .predict_proba(&row.values)
+                .map_err(|e| Problem::internal(&e))?;
             Ok(Prediction {
                 class: argmax(&probabilities),
                 probabilities,
@@ -138,13 +170,23 @@ fn shape_of(body: Value) -> Result<Rows, Problem> {
         }])
     };
     match body {
-        Value::Object(mut map) if map.len() == 1 && map.contains_key("instances") => match map.remove("instances") {
-            Some(Value::Array(rows)) if rows.is_empty() => Err(shape_error("instances", "empty: send at least one row")),
-            Some(Value::Array(rows)) => Ok(Rows::Batch(rows)),
-            _ => Err(shape_error("instances", "expected an array of feature objects")),
-        },
+        Value::Object(mut map) if map.len() == 1 && map.contains_key("instances") => {
+            match map.remove("instances") {
+                Some(Value::Array(rows)) if rows.is_empty() => {
+                    Err(shape_error("instances", "empty: send at least one row"))
+                }
+                Some(Value::Array(rows)) => Ok(Rows::Batch(rows)),
+                _ => Err(shape_error(
+                    "instances",
+                    "expected an array of feature objects",
+                )),
+            }
+        }
         Value::Object(map) => Ok(Rows::Single(map)),
-        _ => Err(shape_error("", "expected a JSON object of features, or {\"instances\": [objects of features]}")),
+        _ => Err(shape_error(
+            "",
+            "expected a JSON object of features, or {\"instances\": [objects of features]}",
+        )),
     }
 }
 
@@ -193,11 +235,17 @@ fn single_answer(model: &LoadedModel, prediction: &Prediction, request_id: &str)
     })
 }
 
-async fn predict_body(app: &App, model: Arc<LoadedModel>, body: Value, request_id: &str) -> Result<Response, Problem> {
+async fn predict_body(
+    app: &App,
+    model: Arc<LoadedModel>,
+    body: Value,
+    request_id: &str,
+) -> Result<Response, Problem> {
     match shape_of(body)? {
         Rows::Single(object) => {
             let mut errors = Vec::new();
-            let row = validate_object(app, &model, &object, "", &mut errors).ok_or_else(|| Problem::invalid(errors))?;
+            let row = validate_object(app, &model, &object, "", &mut errors)
+                .ok_or_else(|| Problem::invalid(errors))?;
             let predictions = predict_rows(&model, vec![row])?;
             Ok(single_answer(&model, &predictions[0], request_id))
         }
@@ -217,7 +265,9 @@ async fn predict_body(app: &App, model: Arc<LoadedModel>, body: Value, request_i
             for (index, item) in items.iter().enumerate() {
                 let prefix = format!("instances[{index}].");
                 match item {
-                    Value::Object(object) => rows.extend(validate_object(app, &model, object, &prefix, &mut errors)),
+                    Value::Object(object) => {
+                        rows.extend(validate_object(app, &model, object, &prefix, &mut errors))
+                    }
                     _ => errors.push(FieldError {
                         field: format!("instances[{index}]"),
                         message: "expected an object of features".to_string(),
@@ -299,7 +349,13 @@ pub async fn predict_post_version(
     predict_post_any(app, name, Some(version), request_id, headers, body).await
 }
 
-fn predict_query_any(app: App, name: String, version: Option<String>, request_id: RequestId, query: Option<String>) -> Response {
+fn predict_query_any(
+    app: App,
+    name: String,
+    version: Option<String>,
+    request_id: RequestId,
+    query: Option<String>,
+) -> Response {
     let id = request_id.0;
     let model = match resolve(&app.repository.catalog(), &name, version.as_deref()) {
         Ok(model) => model,
@@ -387,7 +443,12 @@ fn describe(model: &LoadedModel, entry: &ModelEntry) -> Value {
     let example: serde_json::Map<String, Value> = manifest
         .features
         .iter()
-        .map(|f| (f.name.clone(), serde_json::to_value(&f.example).unwrap_or(Value::Null)))
+        .map(|f| {
+            (
+                f.name.clone(),
+                serde_json::to_value(&f.example).unwrap_or(Value::Null),
+            )
+        })
         .collect();
     json!({
         "name": name,
@@ -408,7 +469,12 @@ fn describe(model: &LoadedModel, entry: &ModelEntry) -> Value {
     })
 }
 
-fn describe_response(app: &App, name: &str, version: Option<&str>, request_id: &RequestId) -> Response {
+fn describe_response(
+    app: &App,
+    name: &str,
+    version: Option<&str>,
+    request_id: &RequestId,
+) -> Response {
     let catalog = app.repository.catalog();
     let described = resolve(&catalog, name, version).map(|model| {
         // resolve() found the entry, so it is there.
@@ -419,7 +485,11 @@ fn describe_response(app: &App, name: &str, version: Option<&str>, request_id: &
 }
 
 /// GET /api/models/{name}
-pub async fn model_info(State(app): State<App>, Path(name): Path<String>, Extension(rid): Extension<RequestId>) -> Response {
+pub async fn model_info(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Extension(rid): Extension<RequestId>,
+) -> Response {
     describe_response(&app, &name, None, &rid)
 }
 
@@ -444,22 +514,40 @@ pub async fn model_report(
     };
     match tokio::fs::read_to_string(model.artifact.dir.join("report.html")).await {
         Ok(html) => tag(Html(html).into_response(), &model),
-        Err(_) => Problem::not_found(format!("model '{name}' version {version} has no model card")).with_request_id(&rid.0).into_response(),
+        Err(_) => Problem::not_found(format!(
+            "model '{name}' version {version} has no model card"
+        ))
+        .with_request_id(&rid.0)
+        .into_response(),
     }
 }
 
 /// POST /api/models/{name}/reload: rescans the model's folder now.
-pub async fn reload_model(State(app): State<App>, Path(name): Path<String>, Extension(rid): Extension<RequestId>) -> Response {
+pub async fn reload_model(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Extension(rid): Extension<RequestId>,
+) -> Response {
     let repository = app.repository.clone();
     let target = name.clone();
     let report = match tokio::task::spawn_blocking(move || repository.reload_model(&target)).await {
         Ok(report) => report,
-        Err(error) => return Problem::internal(&error).with_request_id(&rid.0).into_response(),
+        Err(error) => {
+            return Problem::internal(&error)
+                .with_request_id(&rid.0)
+                .into_response();
+        }
     };
     let Some(report) = report else {
-        return Problem::not_found(format!("no model folder named '{name}' in the repository")).with_request_id(&rid.0).into_response();
+        return Problem::not_found(format!("no model folder named '{name}' in the repository"))
+            .with_request_id(&rid.0)
+            .into_response();
     };
     let catalog = app.repository.catalog();
-    let versions = catalog.models.get(&name).map(version_list).unwrap_or_default();
+    let versions = catalog
+        .models
+        .get(&name)
+        .map(version_list)
+        .unwrap_or_default();
     Json(json!({"model": name, "report": report, "versions": versions})).into_response()
 }

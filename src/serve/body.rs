@@ -7,11 +7,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 
 /// Checks the content type, the size, and the JSON syntax of a request body.
-pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, Problem> {
+pub fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, Problem> {
     require_json_content_type(headers)?;
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than the limit (setting max_body_bytes)")
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is larger than the limit (setting max_body_bytes)",
+            )
         } else {
             Problem::bad_request(format!("the request body could not be read: {rejection}"))
         }
@@ -22,14 +28,25 @@ pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Re
 fn require_json_content_type(headers: &HeaderMap) -> Result<(), Problem> {
     let unsupported = |detail: String| Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, detail);
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Err(unsupported("no Content-Type header; send the body as application/json".to_string()));
+        return Err(unsupported(
+            "no Content-Type header; send the body as application/json".to_string(),
+        ));
     };
     let text = value.to_str().unwrap_or("");
-    let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         Ok(())
     } else {
-        Err(unsupported(format!("Content-Type '{text}' is not supported; send application/json")))
+        Err(unsupported(format!(
+            "Content-Type '{text}' is not supported; send application/json"
+        )))
     }
 }
 
@@ -75,7 +92,10 @@ fn quote_non_finite_literals(bytes: &[u8]) -> Option<Vec<u8>> {
             continue;
         }
         let at_value_start = matches!(last_significant, b':' | b'[' | b',' | b' ');
-        if let Some(word) = WORDS.iter().find(|w| at_value_start && bytes[i..].starts_with(w)) {
+        if let Some(word) = WORDS
+            .iter()
+            .find(|w| at_value_start && bytes[i..].starts_with(w))
+        {
             out.push(b'"');
             out.extend_from_slice(word);
             out.push(b'"');
@@ -98,8 +118,9 @@ fn quote_non_finite_literals(bytes: &[u8]) -> Option<Vec<u8>> {
 
 /// Decodes a query string into (name, value) pairs.
 pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, Problem> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-        .map_err(|error| Problem::bad_request(format!("the query string cannot be decoded: {error}")))
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query).map_err(|error| {
+        Problem::bad_request(format!("the query string cannot be decoded: {error}"))
+    })
 }
 
 #[cfg(test)]
@@ -108,7 +129,8 @@ mod tests {
 
     #[test]
     fn bare_non_finite_numbers_become_strings() {
-        let value = parse_json(br#"{"a": NaN, "b": [Infinity, -Infinity], "c": "NaN inside"}"#).unwrap();
+        let value =
+            parse_json(br#"{"a": NaN, "b": [Infinity, -Infinity], "c": "NaN inside"}"#).unwrap();
         assert_eq!(value["a"], "NaN");
         assert_eq!(value["b"][1], "-Infinity");
         assert_eq!(value["c"], "NaN inside");
@@ -128,9 +150,15 @@ mod tests {
         assert_eq!(require_json_content_type(&headers).unwrap_err().status, 415);
         headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
         assert_eq!(require_json_content_type(&headers).unwrap_err().status, 415);
-        headers.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
         assert!(require_json_content_type(&headers).is_ok());
-        headers.insert(header::CONTENT_TYPE, "application/vnd.api+json".parse().unwrap());
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/vnd.api+json".parse().unwrap(),
+        );
         assert!(require_json_content_type(&headers).is_ok());
     }
 }

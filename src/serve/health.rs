@@ -17,7 +17,12 @@ pub async fn live() -> Response {
 pub async fn ready(State(app): State<App>) -> Response {
     if !app.repository.is_loaded() {
         let body = Json(json!({"status": "loading", "detail": "models are still loading"}));
-        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], body).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            body,
+        )
+            .into_response();
     }
     let catalog = app.repository.catalog();
     let models: serde_json::Map<String, serde_json::Value> = catalog

@@ -27,12 +27,18 @@ pub struct ModelTag {
 fn accept_incoming_id(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;
     let plain = (1..=128).contains(&text.len())
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='));
+        && text.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
+        });
     plain.then(|| text.to_string())
 }
 
 /// Assigns the request id, applies the timeout, and logs the request when it is answered.
-pub async fn request_context(State(timeout): State<Duration>, mut request: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(timeout): State<Duration>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = request
         .headers()
@@ -44,9 +50,15 @@ pub async fn request_context(State(timeout): State<Duration>, mut request: Reque
     request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => Problem::unavailable(format!("the request took longer than {:.1} s and was stopped", timeout.as_secs_f64()), 1)
-            .with_request_id(&id)
-            .into_response(),
+        Err(_) => Problem::unavailable(
+            format!(
+                "the request took longer than {:.1} s and was stopped",
+                timeout.as_secs_f64()
+            ),
+            1,
+        )
+        .with_request_id(&id)
+        .into_response(),
     };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
@@ -72,8 +84,17 @@ mod tests {
 
     #[test]
     fn incoming_ids_are_kept_only_when_plain() {
-        assert_eq!(accept_incoming_id(&HeaderValue::from_static("abc-123")), Some("abc-123".into()));
-        assert_eq!(accept_incoming_id(&HeaderValue::from_static("has space")), None);
-        assert_eq!(accept_incoming_id(&HeaderValue::from_str(&"a".repeat(129)).unwrap()), None);
+        assert_eq!(
+            accept_incoming_id(&HeaderValue::from_static("abc-123")),
+            Some("abc-123".into())
+        );
+        assert_eq!(
+            accept_incoming_id(&HeaderValue::from_static("has space")),
+            None
+        );
+        assert_eq!(
+            accept_incoming_id(&HeaderValue::from_str(&"a".repeat(129)).unwrap()),
+            None
+        );
     }
 }

@@ -51,15 +51,23 @@ pub enum ServeError {
 }
 
 async fn not_found(Extension(rid): Extension<RequestId>, request: Request) -> Response {
-    Problem::not_found(format!("no route for {} {}", request.method(), request.uri().path()))
-        .with_request_id(&rid.0)
-        .into_response()
+    Problem::not_found(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+    .with_request_id(&rid.0)
+    .into_response()
 }
 
 async fn method_not_allowed(Extension(rid): Extension<RequestId>, request: Request) -> Response {
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{} is not allowed on {}", request.method(), request.uri().path()),
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
     )
     .with_request_id(&rid.0)
     .into_response()
@@ -75,14 +83,23 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/api/models", get(api::list_models))
         .route("/api/models/{name}", get(api::model_info))
-        .route("/api/models/{name}/predict", post(api::predict_post).get(api::predict_get))
+        .route(
+            "/api/models/{name}/predict",
+            post(api::predict_post).get(api::predict_get),
+        )
         .route("/api/models/{name}/reload", post(api::reload_model))
-        .route("/api/models/{name}/versions/{version}", get(api::model_version_info))
+        .route(
+            "/api/models/{name}/versions/{version}",
+            get(api::model_version_info),
+        )
         .route(
             "/api/models/{name}/versions/{version}/predict",
             post(api::predict_post_version).get(api::predict_get_version),
         )
-        .route("/api/models/{name}/versions/{version}/report", get(api::model_report))
+        .route(
+            "/api/models/{name}/versions/{version}/report",
+            get(api::model_report),
+        )
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/api/liveness", get(health::live))
@@ -93,7 +110,10 @@ pub fn router(app: App) -> Router {
         .with_state(app)
         .merge(swagger)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(timeout, middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            timeout,
+            middleware::request_context,
+        ))
 }
 
 /// A server running in the background; stops when told or when dropped.
@@ -131,10 +151,12 @@ impl Drop for RunningServer {
 /// Binds the address, starts serving at once (readiness answers 503 until the models are
 /// loaded), loads the repository in the background, and starts watching it.
 pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
-    let listener = tokio::net::TcpListener::bind(settings.addr).await.map_err(|source| ServeError::Bind {
-        addr: settings.addr,
-        source,
-    })?;
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: settings.addr,
+            source,
+        })?;
     let addr = listener.local_addr()?;
     let repository = Arc::new(Repository::new(&settings.models));
     let watcher = if settings.watch {
@@ -178,14 +200,15 @@ pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {},
             _ = terminate.recv() => {},

@@ -35,8 +35,14 @@ const PREDICT_ERRORS: [(&str, &str); 7] = [
     ("404", "No such model or version."),
     ("413", "The body or the batch is too large."),
     ("415", "The body is not application/json."),
-    ("422", "Fields are missing, unknown, or not of their declared type; every problem is listed."),
-    ("503", "The model or version is not loaded, or the request timed out."),
+    (
+        "422",
+        "Fields are missing, unknown, or not of their declared type; every problem is listed.",
+    ),
+    (
+        "503",
+        "The model or version is not loaded, or the request timed out.",
+    ),
     ("500", "An internal error; the body never shows internals."),
 ];
 
@@ -59,14 +65,19 @@ fn feature_schema(feature: &FeatureSchema) -> Value {
         ColumnKind::Number => json!({"type": "number"}),
         ColumnKind::Integer => json!({"type": "integer"}),
         ColumnKind::Boolean => json!({"type": "boolean"}),
-        ColumnKind::Categorical => json!({"type": "string", "enum": feature.categories.clone().unwrap_or_default()}),
+        ColumnKind::Categorical => {
+            json!({"type": "string", "enum": feature.categories.clone().unwrap_or_default()})
+        }
     };
     if let (Some(min), Some(max)) = (feature.min, feature.max)
         && feature.kind != ColumnKind::Boolean
     {
         schema["description"] = json!(format!(
             "Training range {min} to {max}{}. Values outside it are accepted and flagged in `warnings`.",
-            feature.mean.map(|m| format!(" (mean {m:.4})")).unwrap_or_default()
+            feature
+                .mean
+                .map(|m| format!(" (mean {m:.4})"))
+                .unwrap_or_default()
         ));
         schema["x-training-range"] = json!([min, max]);
     }
@@ -80,7 +91,12 @@ fn example_row(model: &LoadedModel) -> Value {
         .manifest
         .features
         .iter()
-        .map(|f| (f.name.clone(), serde_json::to_value(&f.example).unwrap_or(Value::Null)))
+        .map(|f| {
+            (
+                f.name.clone(),
+                serde_json::to_value(&f.example).unwrap_or(Value::Null),
+            )
+        })
         .collect();
     Value::Object(row)
 }
@@ -88,7 +104,11 @@ fn example_row(model: &LoadedModel) -> Value {
 fn model_schemas(model: &LoadedModel, settings: &Settings, schemas: &mut Map<String, Value>) {
     let manifest = &model.artifact.manifest;
     let name = &manifest.name;
-    let properties: Map<String, Value> = manifest.features.iter().map(|f| (f.name.clone(), feature_schema(f))).collect();
+    let properties: Map<String, Value> = manifest
+        .features
+        .iter()
+        .map(|f| (f.name.clone(), feature_schema(f)))
+        .collect();
     let required: Vec<&str> = manifest.features.iter().map(|f| f.name.as_str()).collect();
     let mut features = json!({
         "type": "object",
@@ -114,9 +134,15 @@ fn model_schemas(model: &LoadedModel, settings: &Settings, schemas: &mut Map<Str
     let probabilities: Map<String, Value> = manifest
         .labels
         .iter()
-        .map(|label| (label.clone(), json!({"type": "number", "minimum": 0, "maximum": 1})))
+        .map(|label| {
+            (
+                label.clone(),
+                json!({"type": "number", "minimum": 0, "maximum": 1}),
+            )
+        })
         .collect();
-    let probabilities = json!({"type": "object", "properties": probabilities, "required": manifest.labels});
+    let probabilities =
+        json!({"type": "object", "properties": probabilities, "required": manifest.labels});
     let label = json!({"type": "string", "enum": manifest.labels});
     let warnings = json!({"type": "array", "items": {"type": "string"}});
     schemas.insert(
@@ -214,7 +240,10 @@ fn generic_paths(paths: &mut Map<String, Value>) {
         json!({"get": {"tags": ["models"], "operationId": "list_models", "summary": "The models, their versions and status",
             "responses": {"200": json_ok("The models.", json!({"type": "object", "properties": {"models": {"type": "array", "items": {"type": "object"}}}}))}}}),
     );
-    let info_errors = [("404", "No such model or version."), ("503", "No version of the model loads.")];
+    let info_errors = [
+        ("404", "No such model or version."),
+        ("503", "No version of the model loads."),
+    ];
     paths.insert(
         "/api/models/{name}".into(),
         json!({"get": {"tags": ["models"], "operationId": "get_model", "summary": "Schema, labels, metrics and versions of a model",
@@ -231,7 +260,10 @@ fn generic_paths(paths: &mut Map<String, Value>) {
             "parameters": [name, version], "responses": with_ok(
                 json!({"description": "The model card.", "content": {"text/html": {"schema": {"type": "string"}}}}), &info_errors)}}),
     );
-    paths.insert("/api/models/{name}/predict".into(), predict(vec![name.clone()], "predict"));
+    paths.insert(
+        "/api/models/{name}/predict".into(),
+        predict(vec![name.clone()], "predict"),
+    );
     paths.insert(
         "/api/models/{name}/versions/{version}/predict".into(),
         predict(vec![name.clone(), version], "predict_version"),
@@ -243,16 +275,34 @@ fn generic_paths(paths: &mut Map<String, Value>) {
     );
     let probe = |id: &str, summary: &str, ready: bool| {
         let mut responses = Map::new();
-        responses.insert("200".into(), json_ok("OK", json!({"type": "object", "properties": {"status": {"type": "string"}}})));
+        responses.insert(
+            "200".into(),
+            json_ok(
+                "OK",
+                json!({"type": "object", "properties": {"status": {"type": "string"}}}),
+            ),
+        );
         if ready {
-            responses.insert("503".into(), json_ok("Still loading.", json!({"type": "object"})));
+            responses.insert(
+                "503".into(),
+                json_ok("Still loading.", json!({"type": "object"})),
+            );
         }
         json!({"get": {"tags": ["health"], "operationId": id, "summary": summary, "responses": responses}})
     };
     paths.insert("/health/live".into(), probe("live", "Liveness", false));
-    paths.insert("/health/ready".into(), probe("ready", "Readiness: 503 until the models are loaded", true));
-    paths.insert("/api/liveness".into(), probe("liveness_alias", "Liveness (alias)", false));
-    paths.insert("/api/readiness".into(), probe("readiness_alias", "Readiness (alias)", true));
+    paths.insert(
+        "/health/ready".into(),
+        probe("ready", "Readiness: 503 until the models are loaded", true),
+    );
+    paths.insert(
+        "/api/liveness".into(),
+        probe("liveness_alias", "Liveness (alias)", false),
+    );
+    paths.insert(
+        "/api/readiness".into(),
+        probe("readiness_alias", "Readiness (alias)", true),
+    );
 }
 
 /// The whole document for the current catalog.

@@ -54,7 +54,10 @@ impl Problem {
     /// 422 with the field problems.
     pub fn invalid(errors: Vec<FieldError>) -> Self {
         let detail = match errors.len() {
-            1 => format!("1 problem with the input: {}: {}", errors[0].field, errors[0].message),
+            1 => format!(
+                "1 problem with the input: {}: {}",
+                errors[0].field, errors[0].message
+            ),
             n => format!("{n} problems with the input; see errors"),
         };
         Problem {
@@ -74,7 +77,10 @@ impl Problem {
     /// 500: logs the cause and tells the client only that it happened.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "an internal error occurred; the request id finds it in the server log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "an internal error occurred; the request id finds it in the server log",
+        )
     }
 
     /// Attaches the request id.
@@ -99,7 +105,10 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

@@ -343,7 +343,10 @@ impl TrainedModel {
 
 /// The demo models: breast cancer with logistic regression, iris with a random forest.
 pub const DEMO_MODELS: [(crate::data::BundledDataset, Algorithm); 2] = [
-    (crate::data::BundledDataset::BreastCancer, Algorithm::LogisticRegression),
+    (
+        crate::data::BundledDataset::BreastCancer,
+        Algorithm::LogisticRegression,
+    ),
     (crate::data::BundledDataset::Iris, Algorithm::RandomForest),
 ];
 
@@ -351,7 +354,11 @@ pub const DEMO_MODELS: [(crate::data::BundledDataset, Algorithm); 2] = [
 /// `name/version` of each model written (none when the repository already has models).
 pub fn train_demo_models_if_empty(models_dir: &Path) -> Result<Vec<String>, TrainError> {
     let has_models = std::fs::read_dir(models_dir)
-        .map(|entries| entries.flatten().any(|e| !e.file_name().to_string_lossy().starts_with('.')))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        })
         .unwrap_or(false);
     if has_models {
         return Ok(Vec::new());

@@ -4,12 +4,20 @@
 use mlserve::config::Settings;
 use mlserve::data::{BundledDataset, load_bundled};
 use mlserve::serve::RunningServer;
-use mlserve::train::{Algorithm, AlgorithmParams, HyperParameterFlags, NoProgress, TrainOptions, train};
+use mlserve::train::{
+    Algorithm, AlgorithmParams, HyperParameterFlags, NoProgress, TrainOptions, train,
+};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Trains a bundled dataset into `models` as the next version of `name`.
-pub fn train_into(models: &Path, dataset: BundledDataset, algorithm: Algorithm, name: &str, seed: u64) -> PathBuf {
+pub fn train_into(
+    models: &Path,
+    dataset: BundledDataset,
+    algorithm: Algorithm,
+    name: &str,
+    seed: u64,
+) -> PathBuf {
     let options = TrainOptions {
         params: AlgorithmParams::from_flags(algorithm, &HyperParameterFlags::default()).unwrap(),
         test_size: 0.2,
@@ -24,11 +32,18 @@ pub fn train_into(models: &Path, dataset: BundledDataset, algorithm: Algorithm, 
 pub fn demo_repository() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     mlserve::train::train_demo_models_if_empty(dir.path()).unwrap();
-    let csv = dir.path().join("..").join(format!("plans-{}.csv", std::process::id()));
+    let csv = dir
+        .path()
+        .join("..")
+        .join(format!("plans-{}.csv", std::process::id()));
     let mut text = String::from("tenure,plan,senior,churned\n");
     for i in 0..90 {
         let plan = ["basic", "plus", "pro"][i % 3];
-        let churned = if i % 3 == 0 || i % 7 == 0 { "yes" } else { "no" };
+        let churned = if i % 3 == 0 || i % 7 == 0 {
+            "yes"
+        } else {
+            "no"
+        };
         text.push_str(&format!("{},{plan},{},{churned}\n", i % 30, i % 4 == 0));
     }
     std::fs::write(&csv, text).unwrap();
@@ -42,12 +57,19 @@ pub fn demo_repository() -> tempfile::TempDir {
     .unwrap();
     let _ = std::fs::remove_file(&csv);
     let options = TrainOptions {
-        params: AlgorithmParams::from_flags(Algorithm::LogisticRegression, &HyperParameterFlags::default()).unwrap(),
+        params: AlgorithmParams::from_flags(
+            Algorithm::LogisticRegression,
+            &HyperParameterFlags::default(),
+        )
+        .unwrap(),
         test_size: 0.2,
         seed: 1,
         cv: None,
     };
-    train(&data, &options, &NoProgress).unwrap().save(dir.path(), "churn").unwrap();
+    train(&data, &options, &NoProgress)
+        .unwrap()
+        .save(dir.path(), "churn")
+        .unwrap();
     dir
 }
 
@@ -82,7 +104,11 @@ impl TestServer {
             assert!(Instant::now() < deadline, "server not ready in 10 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        TestServer { server, base, client }
+        TestServer {
+            server,
+            base,
+            client,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -90,8 +116,18 @@ impl TestServer {
     }
 
     /// POSTs a JSON body; returns status, headers and the JSON answer.
-    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
-        let response = self.client.post(self.url(path)).json(body).send().await.unwrap();
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         split(response).await
     }
 
@@ -102,7 +138,9 @@ impl TestServer {
     }
 }
 
-pub async fn split(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+pub async fn split(
+    response: reqwest::Response,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response.bytes().await.unwrap();
