@@ -8,9 +8,22 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, fmt};
 
-/// Keeps the file writer flushing; drop it last.
+/// Keeps the log writers flushing; drop it last, so buffered lines are written.
 pub struct LogGuard {
+    _console: tracing_appender::non_blocking::WorkerGuard,
     _file: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+/// Log lines are written by a background thread in batches: formatting stays on the request
+/// path, but the write system calls (one per line otherwise, a third of a request's CPU time)
+/// do not. Lines are never dropped: a full queue makes callers wait.
+fn background_writer<W: std::io::Write + Send + 'static>(
+    writer: W,
+) -> (tracing_appender::non_blocking::NonBlocking, tracing_appender::non_blocking::WorkerGuard) {
+    tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("mlserve-log")
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, writer))
 }
 
 /// Errors setting up logging.
@@ -42,16 +55,18 @@ pub fn init(level: &str, format: LogFormat, dir: Option<&Path>) -> Result<LogGua
         LogFormat::Human => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    let (console_writer, console_guard) = background_writer(std::io::stderr());
     let console = if json {
         fmt::layer()
             .json()
             .flatten_event(true)
-            .with_writer(std::io::stderr)
+            .with_writer(console_writer)
             .with_filter(filter(level)?)
             .boxed()
     } else {
         fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(console_writer)
             .with_filter(filter(level)?)
             .boxed()
     };
@@ -80,5 +95,8 @@ pub fn init(level: &str, format: LogFormat, dir: Option<&Path>) -> Result<LogGua
         .with(console)
         .with(file_layer)
         .try_init();
-    Ok(LogGuard { _file: guard })
+    Ok(LogGuard {
+        _console: console_guard,
+        _file: guard,
+    })
 }
