@@ -251,7 +251,7 @@ async fn batches_validate_every_row_and_name_it() {
         problem["errors"],
         json!([
             {"field": "instances[1].sepal_width", "message": "expected a finite number, got the boolean true"},
-            {"field": "instances[2]", "message": "expected an object of features"},
+            {"field": "instances[2]", "message": "expected an object of features, got a number"},
         ])
     );
     for body in [

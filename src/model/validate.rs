@@ -38,11 +38,34 @@ pub enum RawValue<'a> {
     Text(&'a str),
 }
 
+/// FNV-1a: field names are short, and SipHash's per-lookup cost showed on the predict path.
+/// Flooding is no concern: the table is built from the model's own feature names and
+/// requests only look names up.
+#[derive(Debug, Clone, Copy)]
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Checks rows against the features of one model version.
 #[derive(Debug, Clone)]
 pub struct Validator {
     features: Vec<FeatureSchema>,
-    positions: HashMap<String, usize>,
+    positions: HashMap<String, usize, std::hash::BuildHasherDefault<Fnv1a>>,
 }
 
 /// A validated row and the warnings it raised.

@@ -1,9 +1,10 @@
 //! The native REST API: list models, describe them, predict, reload.
 
 use super::App;
-use super::body::{json_body, parse_query};
+use super::body::{json_bytes, parse_lenient, parse_query};
 use super::middleware::{ModelTag, RequestId};
 use super::problem::Problem;
+use super::rows::{Fields, PredictBody};
 use crate::model::{Catalog, FieldError, LoadedModel, ModelEntry, RawValue, ValidRow};
 use crate::train::metrics::argmax;
 use axum::Json;
@@ -156,49 +157,15 @@ pub fn predict_rows(model: &LoadedModel, rows: Vec<ValidRow>) -> Result<Vec<Pred
         .collect()
 }
 
-/// The rows of a request body: one object of features, or `{"instances": [...]}`.
-enum Rows {
-    Single(serde_json::Map<String, Value>),
-    Batch(Vec<Value>),
-}
-
-fn shape_of(body: Value) -> Result<Rows, Problem> {
-    let shape_error = |field: &str, message: &str| {
-        Problem::invalid(vec![FieldError {
-            field: field.to_string(),
-            message: message.to_string(),
-        }])
-    };
-    match body {
-        Value::Object(mut map) if map.len() == 1 && map.contains_key("instances") => {
-            match map.remove("instances") {
-                Some(Value::Array(rows)) if rows.is_empty() => {
-                    Err(shape_error("instances", "empty: send at least one row"))
-                }
-                Some(Value::Array(rows)) => Ok(Rows::Batch(rows)),
-                _ => Err(shape_error(
-                    "instances",
-                    "expected an array of feature objects",
-                )),
-            }
-        }
-        Value::Object(map) => Ok(Rows::Single(map)),
-        _ => Err(shape_error(
-            "",
-            "expected a JSON object of features, or {\"instances\": [objects of features]}",
-        )),
-    }
-}
-
-fn validate_object(
+fn validate_fields(
     app: &App,
     model: &LoadedModel,
-    object: &serde_json::Map<String, Value>,
+    fields: &Fields<'_>,
     prefix: &str,
     errors: &mut Vec<FieldError>,
 ) -> Option<ValidRow> {
     model.validator.validate(
-        object.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
+        fields.iter().map(|(k, v)| (k.as_ref(), RawValue::Json(v))),
         app.settings.unknown_fields,
         prefix,
         errors,
@@ -235,21 +202,32 @@ fn single_answer(model: &LoadedModel, prediction: &Prediction, request_id: &str)
     })
 }
 
+fn shape_problem(field: &str, message: &str) -> Problem {
+    Problem::invalid(vec![FieldError {
+        field: field.to_string(),
+        message: message.to_string(),
+    }])
+}
+
 async fn predict_body(
     app: &App,
     model: Arc<LoadedModel>,
-    body: Value,
+    body: PredictBody<'_>,
     request_id: &str,
 ) -> Result<Response, Problem> {
-    match shape_of(body)? {
-        Rows::Single(object) => {
+    match body {
+        PredictBody::Misshapen(message) => Err(shape_problem("", &message)),
+        PredictBody::Single(fields) => {
             let mut errors = Vec::new();
-            let row = validate_object(app, &model, &object, "", &mut errors)
+            let row = validate_fields(app, &model, &fields, "", &mut errors)
                 .ok_or_else(|| Problem::invalid(errors))?;
             let predictions = predict_rows(&model, vec![row])?;
             Ok(single_answer(&model, &predictions[0], request_id))
         }
-        Rows::Batch(items) => {
+        PredictBody::Batch(items) if items.is_empty() => {
+            Err(shape_problem("instances", "empty: send at least one row"))
+        }
+        PredictBody::Batch(items) => {
             if items.len() > app.settings.max_batch_rows {
                 return Err(Problem::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -263,14 +241,17 @@ async fn predict_body(
             let mut errors = Vec::new();
             let mut rows = Vec::with_capacity(items.len());
             for (index, item) in items.iter().enumerate() {
-                let prefix = format!("instances[{index}].");
                 match item {
-                    Value::Object(object) => {
-                        rows.extend(validate_object(app, &model, object, &prefix, &mut errors))
-                    }
-                    _ => errors.push(FieldError {
+                    Ok(fields) => rows.extend(validate_fields(
+                        app,
+                        &model,
+                        fields,
+                        &format!("instances[{index}]."),
+                        &mut errors,
+                    )),
+                    Err(kind) => errors.push(FieldError {
                         field: format!("instances[{index}]"),
-                        message: "expected an object of features".to_string(),
+                        message: format!("expected an object of features, got {kind}"),
                     }),
                 }
             }
@@ -319,8 +300,12 @@ async fn predict_post_any(
         Ok(model) => model,
         Err(problem) => return problem.with_request_id(&id).into_response(),
     };
-    let result = match json_body(&headers, body) {
-        Ok(value) => predict_body(&app, model.clone(), value, &id).await,
+    let mut quoted = None;
+    let result = match json_bytes(&headers, body) {
+        Ok(bytes) => match parse_lenient::<PredictBody>(&bytes, &mut quoted) {
+            Ok(parsed) => predict_body(&app, model.clone(), parsed, &id).await,
+            Err(problem) => Err(problem),
+        },
         Err(problem) => Err(problem),
     };
     let response = result.unwrap_or_else(|problem| problem.with_request_id(&id).into_response());

@@ -4,15 +4,15 @@ use super::problem::Problem;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use serde_json::Value;
+use serde::Deserialize;
 
-/// Checks the content type, the size, and the JSON syntax of a request body.
-pub fn json_body(
+/// Checks the content type and the size of a JSON request body and returns its bytes.
+pub fn json_bytes(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Value, Problem> {
+) -> Result<Bytes, Problem> {
     require_json_content_type(headers)?;
-    let bytes = body.map_err(|rejection| {
+    body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -21,8 +21,7 @@ pub fn json_body(
         } else {
             Problem::bad_request(format!("the request body could not be read: {rejection}"))
         }
-    })?;
-    parse_json(&bytes)
+    })
 }
 
 fn require_json_content_type(headers: &HeaderMap) -> Result<(), Problem> {
@@ -50,25 +49,28 @@ fn require_json_content_type(headers: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
-/// Parses JSON. Bodies with bare `NaN` or `Infinity` (which Python's json module writes) are
-/// not JSON, but the intent is clear: they are re-read with those words quoted, so validation
-/// can name the field and answer 422 instead of a bare syntax error.
-pub fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
-    match serde_json::from_slice(bytes) {
-        Ok(value) => Ok(value),
-        Err(error) => {
-            if let Some(quoted) = quote_non_finite_literals(bytes)
-                && let Ok(value) = serde_json::from_slice(&quoted)
-            {
-                return Ok(value);
-            }
-            Err(Problem::bad_request(format!(
-                "the body is not valid JSON: {error} (line {}, column {})",
-                error.line(),
-                error.column()
-            )))
-        }
+/// Parses JSON into `T`, borrowing from `bytes`. Bodies with bare `NaN` or `Infinity` (which
+/// Python's json module writes) are not JSON, but the intent is clear: they are re-read with
+/// those words quoted (into `quoted`), so validation can name the field and answer 422
+/// instead of a bare syntax error.
+pub fn parse_lenient<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    quoted: &'a mut Option<Vec<u8>>,
+) -> Result<T, Problem> {
+    let error = match serde_json::from_slice(bytes) {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    *quoted = quote_non_finite_literals(bytes);
+    let quoted: &'a Option<Vec<u8>> = quoted;
+    if let Some(Ok(value)) = quoted.as_deref().map(serde_json::from_slice) {
+        return Ok(value);
     }
+    Err(Problem::bad_request(format!(
+        "the body is not valid JSON: {error} (line {}, column {})",
+        error.line(),
+        error.column()
+    )))
 }
 
 /// Quotes `NaN`, `Infinity` and `-Infinity` where a JSON value starts; `None` if there are none.
@@ -126,6 +128,11 @@ pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
+    fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
+        parse_lenient(bytes, &mut None)
+    }
 
     #[test]
     fn bare_non_finite_numbers_become_strings() {

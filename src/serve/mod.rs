@@ -10,6 +10,7 @@ pub mod health;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod rows;
 pub mod watch;
 
 use crate::config::Settings;
