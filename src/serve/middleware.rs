@@ -66,13 +66,13 @@ pub async fn request_context(
     let tag = response.extensions().get::<ModelTag>();
     tracing::info!(
         target: "mlserve::access",
-        request_id = %id,
-        method = %method,
-        path = %path,
+        request_id = id.as_str(),
+        method = method.as_str(),
+        path = path.as_str(),
         model = tag.map_or("", |t| t.model.as_str()),
         version = tag.map_or("", |t| t.version.as_str()),
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         "request"
     );
     response
