@@ -110,3 +110,18 @@ fn a_missing_model_file_is_an_io_error_naming_it() {
     let error = load_version(&dir).unwrap_err();
     assert!(error.to_string().contains("model.bin"), "{error}");
 }
+
+#[test]
+fn a_manifest_that_declares_other_feature_types_than_the_model_reads_is_refused() {
+    let models = tempfile::tempdir().unwrap();
+    let dir = write_model(models.path());
+    let manifest = std::fs::read_to_string(dir.join("model.toml")).unwrap();
+    let edited = manifest.replacen("type = \"number\"", "type = \"date\"", 1);
+    assert_ne!(edited, manifest);
+    std::fs::write(dir.join("model.toml"), edited).unwrap();
+    let error = load_version(&dir).unwrap_err().to_string();
+    assert!(
+        error.contains("feature 'sepal_length' is declared date"),
+        "{error}"
+    );
+}

@@ -83,7 +83,9 @@ async fn served_probabilities_equal_the_artifact_on_the_held_out_rows() {
                 .zip(raw_row(&data, row))
                 .map(|(column, value)| match value {
                     mlserve::model::FeatureValue::Number(n) => (column.name.clone(), json!(n)),
-                    mlserve::model::FeatureValue::Category(c) => (column.name.clone(), json!(c)),
+                    mlserve::model::FeatureValue::Category(c)
+                    | mlserve::model::FeatureValue::Text(c) => (column.name.clone(), json!(c)),
+                    mlserve::model::FeatureValue::Missing => (column.name.clone(), Value::Null),
                 })
                 .collect();
             Value::Object(object)

@@ -186,11 +186,13 @@ fn parse_column(table: &Table, index: usize, categorical: bool) -> Result<Column
         detect_kind(table, index)
     };
     let values = match kind {
-        ColumnKind::Categorical => ColumnValues::Text(
-            (0..table.rows.len())
-                .map(|row| table.cell(row, index).1.to_string())
-                .collect(),
-        ),
+        ColumnKind::Categorical | ColumnKind::String | ColumnKind::Date | ColumnKind::DateTime => {
+            ColumnValues::Text(
+                (0..table.rows.len())
+                    .map(|row| table.cell(row, index).1.to_string())
+                    .collect(),
+            )
+        }
         numeric_kind => {
             let mut values = Vec::with_capacity(table.rows.len());
             for row in 0..table.rows.len() {

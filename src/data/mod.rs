@@ -26,6 +26,13 @@ pub enum ColumnKind {
     Boolean,
     /// One of a fixed set of text categories, one-hot encoded for the model.
     Categorical,
+    /// Free text (for models whose backend reads text, such as imported ONNX graphs).
+    String,
+    /// An RFC 3339 full date, `2024-05-17`.
+    Date,
+    /// An RFC 3339 date-time with an offset, `2024-05-17T09:30:00Z`.
+    #[serde(rename = "date-time")]
+    DateTime,
 }
 
 impl ColumnKind {
@@ -36,6 +43,9 @@ impl ColumnKind {
             ColumnKind::Integer => "integer",
             ColumnKind::Boolean => "boolean",
             ColumnKind::Categorical => "categorical",
+            ColumnKind::String => "string",
+            ColumnKind::Date => "date",
+            ColumnKind::DateTime => "date-time",
         }
     }
 }

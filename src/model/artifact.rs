@@ -255,11 +255,43 @@ pub fn load_version(dir: &Path) -> Result<Artifact, ArtifactError> {
             manifest.features.len()
         )));
     }
+    check_inputs_match_features(&manifest, &model).map_err(corrupt)?;
     Ok(Artifact {
         manifest,
         model,
         dir: dir.to_path_buf(),
     })
+}
+
+/// The native model reads numbers and one-hot categories, never nulls: a manifest that
+/// declares anything else for it cannot be served.
+fn check_inputs_match_features(manifest: &Manifest, model: &NativeModel) -> Result<(), String> {
+    use super::native::InputEncoding;
+    use crate::data::ColumnKind;
+    for (feature, encoding) in manifest.features.iter().zip(&model.preprocessor.inputs) {
+        let fits = !feature.nullable
+            && match encoding {
+                InputEncoding::Numeric => {
+                    matches!(
+                        feature.kind,
+                        ColumnKind::Number | ColumnKind::Integer | ColumnKind::Boolean
+                    )
+                }
+                InputEncoding::OneHot(categories) => {
+                    feature.kind == ColumnKind::Categorical
+                        && feature.categories.as_ref() == Some(categories)
+                }
+            };
+        if !fits {
+            return Err(format!(
+                "feature '{}' is declared {}{} in the manifest, which the native model's inputs do not match",
+                feature.name,
+                if feature.nullable { "nullable " } else { "" },
+                feature.kind.name()
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@ pub enum FeatureValue {
     Number(f64),
     /// A categorical value.
     Category(String),
+    /// Free text, a date or a date-time, as validated text.
+    Text(String),
+    /// Null, for a nullable feature.
+    Missing,
 }
 
 /// How one input feature becomes model columns.

@@ -171,6 +171,11 @@ pub fn expected(feature: &FeatureSchema) -> String {
             Some(categories) => format!("one of {}", quoted_list(categories)),
             None => "a category".to_string(),
         },
+        ColumnKind::String => "a string".to_string(),
+        ColumnKind::Date => "an RFC 3339 date (YYYY-MM-DD)".to_string(),
+        ColumnKind::DateTime => {
+            "an RFC 3339 date-time (YYYY-MM-DDTHH:MM:SSZ or with an offset)".to_string()
+        }
     }
 }
 
@@ -207,6 +212,16 @@ fn truncate(text: &str) -> String {
 fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValue, String> {
     let expected = expected(feature);
     match (feature.kind, raw) {
+        (_, RawValue::Json(serde_json::Value::Null)) if feature.nullable => {
+            Ok(FeatureValue::Missing)
+        }
+        (_, RawValue::Text(text)) if feature.nullable && text.trim().is_empty() => {
+            Ok(FeatureValue::Missing)
+        }
+        (
+            ColumnKind::String | ColumnKind::Date | ColumnKind::DateTime,
+            RawValue::Json(serde_json::Value::String(s)),
+        ) => check_text(feature, feature.kind, s, &expected),
         (ColumnKind::Number, RawValue::Json(serde_json::Value::Number(n))) => n
             .as_f64()
             .filter(|v| v.is_finite())
@@ -279,7 +294,33 @@ fn check_text(
             }
         }
         ColumnKind::Categorical => category(feature, text),
+        ColumnKind::String => Ok(FeatureValue::Text(text.to_string())),
+        ColumnKind::Date => match text.parse::<jiff::civil::Date>() {
+            Ok(_) if text.len() == 10 => Ok(FeatureValue::Text(text.to_string())),
+            _ => Err(format!(
+                "expected {expected}, got \"{}\": not an RFC 3339 date",
+                truncate(text)
+            )),
+        },
+        ColumnKind::DateTime => match text.parse::<jiff::Timestamp>() {
+            Ok(_) if is_rfc3339_date_time(text) => Ok(FeatureValue::Text(text.to_string())),
+            _ => Err(format!(
+                "expected {expected}, got \"{}\": not an RFC 3339 date-time",
+                truncate(text)
+            )),
+        },
     }
+}
+
+/// jiff also reads ISO 8601 forms that RFC 3339 does not allow (a space instead of `T` is
+/// allowed by both; week dates and bracketed zones are not RFC 3339).
+fn is_rfc3339_date_time(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() >= 20
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && matches!(bytes[10], b'T' | b't' | b' ')
+        && !text.contains('[')
 }
 
 fn category(feature: &FeatureSchema, value: &str) -> Result<FeatureValue, String> {
@@ -469,6 +510,56 @@ mod tests {
                 "rows[1].c: expected one of \"red\", \"blue\", got an empty value",
             ]
         );
+    }
+
+    #[test]
+    fn strings_dates_and_date_times_follow_rfc_3339() {
+        let mut nullable = feature("note", ColumnKind::String);
+        nullable.nullable = true;
+        let validator = Validator::new(&[
+            feature("day", ColumnKind::Date),
+            feature("at", ColumnKind::DateTime),
+            nullable,
+        ]);
+        let check = |day: serde_json::Value, at: serde_json::Value, note: serde_json::Value| {
+            let mut errors = Vec::new();
+            let fields = [
+                ("day", RawValue::Json(&day)),
+                ("at", RawValue::Json(&at)),
+                ("note", RawValue::Json(&note)),
+            ];
+            validator
+                .validate(fields, UnknownFields::Reject, "", &mut errors)
+                .map(|row| row.values)
+                .ok_or_else(|| messages(errors))
+        };
+        let row = check(
+            json!("2024-05-17"),
+            json!("2024-05-17T09:30:00+02:00"),
+            json!(null),
+        )
+        .unwrap();
+        assert_eq!(row[2], FeatureValue::Missing);
+        assert_eq!(row[0], FeatureValue::Text("2024-05-17".into()));
+        assert!(
+            check(
+                json!("2024-05-17"),
+                json!("2024-05-17T09:30:00Z"),
+                json!("a note")
+            )
+            .is_ok()
+        );
+        let errors = check(json!("17/05/2024"), json!("2024-05-17 09:30"), json!(3)).unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "day: expected an RFC 3339 date (YYYY-MM-DD), got \"17/05/2024\": not an RFC 3339 date",
+                "at: expected an RFC 3339 date-time (YYYY-MM-DDTHH:MM:SSZ or with an offset), got \"2024-05-17 09:30\": not an RFC 3339 date-time",
+                "note: expected a string, got the number 3",
+            ]
+        );
+        let errors = check(json!("2024-02-30"), json!(null), json!(null)).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
     }
 
     #[test]

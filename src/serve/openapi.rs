@@ -65,10 +65,20 @@ fn feature_schema(feature: &FeatureSchema) -> Value {
         ColumnKind::Number => json!({"type": "number"}),
         ColumnKind::Integer => json!({"type": "integer"}),
         ColumnKind::Boolean => json!({"type": "boolean"}),
+        ColumnKind::String => json!({"type": "string"}),
+        ColumnKind::Date => json!({"type": "string", "format": "date"}),
+        ColumnKind::DateTime => json!({"type": "string", "format": "date-time"}),
         ColumnKind::Categorical => {
             json!({"type": "string", "enum": feature.categories.clone().unwrap_or_default()})
         }
     };
+    if feature.nullable {
+        let kind = schema["type"].clone();
+        schema["type"] = json!([kind, "null"]);
+        if let Some(values) = schema.get_mut("enum").and_then(Value::as_array_mut) {
+            values.push(Value::Null);
+        }
+    }
     if let (Some(min), Some(max)) = (feature.min, feature.max)
         && feature.kind != ColumnKind::Boolean
     {
