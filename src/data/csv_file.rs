@@ -168,18 +168,24 @@ fn check_header(path: &Path, header: &[String]) -> Result<(), DataError> {
     Ok(())
 }
 
-fn parse_column(table: &Table, index: usize, categorical: bool) -> Result<Column, DataError> {
-    let name = table.header[index].clone();
+/// Every cell of a column needs a value: training has no imputation.
+fn check_no_empty_cell(table: &Table, index: usize) -> Result<(), DataError> {
     for row in 0..table.rows.len() {
         let (line, cell) = table.cell(row, index);
         if cell.is_empty() {
             return Err(DataError::EmptyCell {
                 path: table.path.clone(),
                 line,
-                column: name,
+                column: table.header[index].clone(),
             });
         }
     }
+    Ok(())
+}
+
+fn parse_column(table: &Table, index: usize, categorical: bool) -> Result<Column, DataError> {
+    check_no_empty_cell(table, index)?;
+    let name = table.header[index].clone();
     let kind = if categorical {
         ColumnKind::Categorical
     } else {
@@ -262,18 +268,10 @@ fn expected_words(kind: ColumnKind) -> &'static str {
 /// Class labels are sorted numerically when every label is an integer, otherwise as text,
 /// so that 0/1 targets keep their natural order.
 fn parse_target(table: &Table, index: usize) -> Result<(Vec<usize>, Vec<String>), DataError> {
-    let mut raw = Vec::with_capacity(table.rows.len());
-    for row in 0..table.rows.len() {
-        let (line, cell) = table.cell(row, index);
-        if cell.is_empty() {
-            return Err(DataError::EmptyCell {
-                path: table.path.clone(),
-                line,
-                column: table.header[index].clone(),
-            });
-        }
-        raw.push(cell.to_string());
-    }
+    check_no_empty_cell(table, index)?;
+    let raw: Vec<String> = (0..table.rows.len())
+        .map(|row| table.cell(row, index).1.to_string())
+        .collect();
     let mut labels: Vec<String> = raw
         .iter()
         .cloned()

@@ -33,6 +33,21 @@ pub struct Manifest {
     pub features: Vec<FeatureSchema>,
 }
 
+impl Manifest {
+    /// The example row: every feature's example value, by name, in schema order.
+    pub fn example_row(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.features
+            .iter()
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    serde_json::to_value(&f.example).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
 /// What a model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

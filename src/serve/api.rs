@@ -425,16 +425,7 @@ fn describe(model: &LoadedModel, entry: &ModelEntry) -> Value {
     let manifest = &model.artifact.manifest;
     let name = &manifest.name;
     let version = &model.version_label;
-    let example: serde_json::Map<String, Value> = manifest
-        .features
-        .iter()
-        .map(|f| {
-            (
-                f.name.clone(),
-                serde_json::to_value(&f.example).unwrap_or(Value::Null),
-            )
-        })
-        .collect();
+    let example = manifest.example_row();
     json!({
         "name": name,
         "version": version,

@@ -96,19 +96,7 @@ fn feature_schema(feature: &FeatureSchema) -> Value {
 }
 
 fn example_row(model: &LoadedModel) -> Value {
-    let row: Map<String, Value> = model
-        .artifact
-        .manifest
-        .features
-        .iter()
-        .map(|f| {
-            (
-                f.name.clone(),
-                serde_json::to_value(&f.example).unwrap_or(Value::Null),
-            )
-        })
-        .collect();
-    Value::Object(row)
+    Value::Object(model.artifact.manifest.example_row())
 }
 
 fn model_schemas(model: &LoadedModel, settings: &Settings, schemas: &mut Map<String, Value>) {
