@@ -563,3 +563,31 @@ async fn openapi_document_passes_the_openapi_3_1_validator() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_over_the_timeout_is_503_with_retry_after() {
+    let models = demo_repository();
+    let mut settings = test_settings(models.path());
+    // A microsecond: a 1,000-row batch (run off the request thread) cannot make it.
+    settings.request_timeout_secs = 1e-6;
+    let server = mlserve::serve::start(settings).await.unwrap();
+    let client = reqwest::Client::new();
+    let batch = json!({"instances": vec![iris_row(); 1000]});
+    let response = client
+        .post(format!("http://{}/api/models/iris/predict", server.addr))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, problem) = common::split(response).await;
+    assert_problem(status, &headers, &problem, 503);
+    assert_eq!(headers["retry-after"], "1");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("took longer than"),
+        "{problem}"
+    );
+    assert!(problem["request_id"].is_string());
+}
