@@ -44,6 +44,19 @@ enum Command {
     Predict(PredictArgs),
 }
 
+/// The model repository flag, shared by the commands that read or write it.
+#[derive(clap::Args)]
+struct RepositoryArg {
+    /// Model repository folder
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "models",
+        env = "MLSERVE_MODELS"
+    )]
+    models: PathBuf,
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     #[command(flatten)]
@@ -61,14 +74,8 @@ struct PredictArgs {
     /// Output CSV: the input columns, then label and probability_<label> columns
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
-    /// Model repository folder
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "models",
-        env = "MLSERVE_MODELS"
-    )]
-    models: PathBuf,
+    #[command(flatten)]
+    repository: RepositoryArg,
     /// Stop at the first bad row (exit code 2) instead of skipping it (exit code 3 at the end)
     #[arg(long)]
     fail_fast: bool,
@@ -98,14 +105,8 @@ struct TrainArgs {
     /// Model name [default: the dataset's name, or the CSV file's stem]
     #[arg(long)]
     name: Option<String>,
-    /// Model repository folder
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "models",
-        env = "MLSERVE_MODELS"
-    )]
-    models: PathBuf,
+    #[command(flatten)]
+    repository: RepositoryArg,
     /// Share of rows held out for evaluation
     #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     test_size: f64,
@@ -254,10 +255,13 @@ fn predict_command(args: &PredictArgs) -> anyhow::Result<mlserve::model::batch::
         None => (args.model.as_str(), None),
     };
     mlserve::model::validate_model_name(name)?;
-    let repository = mlserve::model::Repository::new(&args.models);
-    let report = repository
-        .reload_model(name)
-        .with_context(|| format!("no model named '{name}' in {}", args.models.display()))?;
+    let repository = mlserve::model::Repository::new(&args.repository.models);
+    let report = repository.reload_model(name).with_context(|| {
+        format!(
+            "no model named '{name}' in {}",
+            args.repository.models.display()
+        )
+    })?;
     let catalog = repository.catalog();
     let model = mlserve::serve::api::resolve(&catalog, name, version).map_err(|problem| {
         let failures = report.failed.join("; ");
@@ -373,7 +377,7 @@ fn train_command(args: &TrainArgs) -> Result<(), TrainError> {
     let progress = BarProgress::new(args.quiet);
     let trained = mlserve::train::train(&data, &options, &progress)?;
     let elapsed = started.elapsed();
-    let (version, dir) = trained.save(&args.models, &name)?;
+    let (version, dir) = trained.save(&args.repository.models, &name)?;
     tracing::info!(model = %name, version, dir = %dir.display(), seconds = elapsed.as_secs_f64(), "model written");
     if !args.quiet {
         print_summary(&trained, &name, version, &dir, elapsed);

@@ -128,10 +128,7 @@ impl Repository {
     /// Rescans the whole folder: loads new and changed versions, drops removed ones.
     /// `force` reloads every version even when its manifest did not change.
     pub fn reload_all(&self, force: bool) -> ReloadReport {
-        let _guard = self
-            .reloading
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self.lock_reloads();
         let old = self.catalog.load_full();
         let mut report = ReloadReport::default();
         let mut next = Catalog::default();
@@ -155,15 +152,22 @@ impl Repository {
         report
     }
 
-    /// Rescans one model's folder, reloading every version; `None` if the model has no folder.
+    /// Reloads run one at a time; a reload that panicked leaves nothing half-done behind
+    /// (the catalog is only ever swapped whole), so a poisoned lock is simply taken over.
+    fn lock_reloads(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.reloading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Rescans one model's folder, reloading every version (and unloading them all if the
+    /// folder is gone); `None` if the model is neither on disk nor loaded.
     pub fn reload_model(&self, name: &str) -> Option<ReloadReport> {
-        if validate_model_name(name).is_err() || !self.dir.join(name).is_dir() {
+        let known = self.catalog.load().models.contains_key(name);
+        if validate_model_name(name).is_err() || !(known || self.dir.join(name).is_dir()) {
             return None;
         }
-        let _guard = self
-            .reloading
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self.lock_reloads();
         let old = self.catalog.load_full();
         let mut report = ReloadReport::default();
         let previous = old.models.get(name).cloned().unwrap_or_default();
