@@ -25,9 +25,13 @@ const EXIT_USAGE: u8 = 2;
         Without a command, mlserve serves ./models on 127.0.0.1:8080, training the demo models \
         (breast_cancer, iris) first when the repository is empty: the same as `mlserve serve --demo-models`."
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Server settings when no command is given (the same as `serve`'s).
+    #[command(flatten)]
+    settings: SettingsFlags,
 }
 
 #[derive(Subcommand)]
@@ -137,8 +141,8 @@ fn main() -> ExitCode {
         Some(Command::Config(args)) => print_config(&args.settings),
         Some(Command::Predict(args)) => run_predict(&args),
         None => run_serve(SettingsFlags {
-            demo_models: Some(true),
-            ..SettingsFlags::default()
+            demo_models: cli.settings.demo_models.or(Some(true)),
+            ..cli.settings
         }),
     }
 }

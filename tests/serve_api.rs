@@ -591,3 +591,47 @@ async fn a_request_over_the_timeout_is_503_with_retry_after() {
     );
     assert!(problem["request_id"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_the_model_cannot_score_are_422_and_whole_numbers_are_integers_everywhere() {
+    let models = demo_repository();
+    let server = TestServer::start(test_settings(models.path())).await;
+    let (_, _, info) = server.get("/api/models/breast_cancer").await;
+    let mut extreme = info["example"].clone();
+    for value in extreme.as_object_mut().unwrap().values_mut() {
+        *value = json!(1.7e308);
+    }
+    let (status, headers, problem) = server
+        .post_json("/api/models/breast_cancer/predict", &extreme)
+        .await;
+    assert_problem(status, &headers, &problem, 422);
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot score this row"),
+        "{problem}"
+    );
+    let batch = json!({"instances": [info["example"], extreme]});
+    let (status, _, problem) = server
+        .post_json("/api/models/breast_cancer/predict", &batch)
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["errors"][0]["field"], "instances[1]");
+
+    let (status, _, answer) = server
+        .get("/api/models/churn/predict?tenure=3.0&plan=pro&senior=true")
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, _, problem) = server
+        .post_json(
+            "/api/models/churn/predict",
+            &json!({"tenure": 1e17, "plan": "pro", "senior": true}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        problem["errors"][0]["message"],
+        "expected an integer, got 1e+17"
+    );
+}

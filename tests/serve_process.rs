@@ -117,6 +117,8 @@ fn terminate(process: &mut ServerProcess) -> std::process::ExitStatus {
 fn without_a_command_it_trains_the_demo_models_serves_them_and_logs_each_request() {
     let cwd = tempfile::tempdir().unwrap();
     let mut server = spawn_server(cwd.path(), &[], &[]);
+    // MLSERVE_ADDR=127.0.0.1:0 applies without a command too: a free port, not 8080.
+    assert!(!server.addr.ends_with(":8080"), "{}", server.addr);
     wait_ready(&server.addr);
     for model in ["breast_cancer/1/model.toml", "iris/1/model.bin"] {
         assert!(cwd.path().join("models").join(model).exists(), "{model}");

@@ -129,10 +129,13 @@ pub fn predict_csv(
         &mut on_bad_row,
     );
     match result {
-        Ok(summary) => {
-            std::fs::rename(&staging, output).map_err(io(output))?;
-            Ok(summary)
-        }
+        Ok(summary) => match std::fs::rename(&staging, output) {
+            Ok(()) => Ok(summary),
+            Err(error) => {
+                let _ = std::fs::remove_file(&staging);
+                Err(io(output)(error))
+            }
+        },
         Err(error) => {
             let _ = std::fs::remove_file(&staging);
             Err(error)
@@ -145,7 +148,7 @@ fn staging_path(output: &Path) -> PathBuf {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("predictions.csv");
-    output.with_file_name(format!(".{name}.partial"))
+    output.with_file_name(format!(".{name}.{}.partial", std::process::id()))
 }
 
 fn write_predictions<R: std::io::Read>(
@@ -212,11 +215,26 @@ fn write_predictions<R: std::io::Read>(
             summary.skipped += 1;
             continue;
         };
-        let probabilities = model
-            .artifact
-            .model
-            .predict_proba(&row.values)
-            .map_err(|e| write_error(std::io::Error::other(e)))?;
+        let probabilities = match model.probabilities(&row.values) {
+            Ok(probabilities) => probabilities,
+            Err(error @ super::repository::PredictError::Unscorable) => {
+                let errors = vec![FieldError {
+                    field: "row".to_string(),
+                    message: error.to_string(),
+                }];
+                if fail_fast {
+                    return Err(BatchError::BadRow {
+                        path: input.to_path_buf(),
+                        line,
+                        details: describe(&errors),
+                    });
+                }
+                on_bad_row(&BadRow { line, errors });
+                summary.skipped += 1;
+                continue;
+            }
+            Err(error) => return Err(write_error(std::io::Error::other(error))),
+        };
         for cell in record.iter() {
             writer.write_field(cell).map_err(csv_write)?;
         }
@@ -236,5 +254,7 @@ fn write_predictions<R: std::io::Read>(
         .into_inner()
         .map_err(|e| write_error(std::io::Error::other(e.to_string())))?;
     inner.flush().map_err(write_error)?;
+    // On disk before the rename makes it visible: a crash never leaves a short output file.
+    inner.get_ref().sync_all().map_err(write_error)?;
     Ok(summary)
 }

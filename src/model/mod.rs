@@ -16,5 +16,7 @@ pub use manifest::{
     ArtifactInfo, Backend, ExampleValue, FeatureSchema, Manifest, MetricsSummary, Provenance, Task,
 };
 pub use native::{FeatureValue, NativeModel};
-pub use repository::{Catalog, LoadedModel, ModelEntry, ReloadReport, Repository, VersionSlot};
+pub use repository::{
+    Catalog, LoadedModel, ModelEntry, PredictError, ReloadReport, Repository, VersionSlot,
+};
 pub use validate::{FieldError, RawValue, UnknownFields, ValidRow, Validator};

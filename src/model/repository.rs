@@ -26,10 +26,34 @@ pub struct LoadedModel {
     pub version_label: String,
 }
 
+/// Why a validated row got no prediction.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    /// The model's arithmetic overflowed: the values are far outside anything it was trained on.
+    #[error("the model cannot score this row: its values are too far outside the training range")]
+    Unscorable,
+    /// The row does not fit the model (a validator bug, never user input).
+    #[error(transparent)]
+    Model(#[from] super::native::ModelError),
+}
+
 impl LoadedModel {
     /// The model's name.
     pub fn name(&self) -> &str {
         &self.artifact.manifest.name
+    }
+
+    /// Class probabilities of a validated row; every one finite, or an error.
+    pub fn probabilities(
+        &self,
+        values: &[super::native::FeatureValue],
+    ) -> Result<Vec<f64>, PredictError> {
+        let probabilities = self.artifact.model.predict_proba(values)?;
+        if probabilities.iter().all(|p| p.is_finite()) {
+            Ok(probabilities)
+        } else {
+            Err(PredictError::Unscorable)
+        }
     }
 }
 
@@ -132,7 +156,19 @@ impl Repository {
         let old = self.catalog.load_full();
         let mut report = ReloadReport::default();
         let mut next = Catalog::default();
-        for name in self.model_names() {
+        let names = match self.model_names() {
+            Ok(names) => names,
+            Err(error) => {
+                // Keep serving what is loaded; the next change or reload tries again.
+                report
+                    .failed
+                    .push(format!("{}: {error}", self.dir.display()));
+                self.initial_load_done.store(true, Ordering::Release);
+                log_report(&report);
+                return report;
+            }
+        };
+        for name in names {
             let previous = old.models.get(&name).cloned().unwrap_or_default();
             let entry = self.scan_model(&name, previous, force, &mut report);
             if !entry.versions.is_empty() {
@@ -183,10 +219,12 @@ impl Repository {
         Some(report)
     }
 
-    fn model_names(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            tracing::warn!(dir = %self.dir.display(), "model repository folder cannot be read");
-            return Vec::new();
+    /// The model folders; `Err` when the repository cannot be read (a missing folder is empty).
+    fn model_names(&self) -> Result<Vec<String>, std::io::Error> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(error),
         };
         let mut names: Vec<String> = entries
             .flatten()
@@ -202,7 +240,7 @@ impl Repository {
             })
             .collect();
         names.sort();
-        names
+        Ok(names)
     }
 
     fn scan_model(
@@ -213,7 +251,15 @@ impl Repository {
         report: &mut ReloadReport,
     ) -> ModelEntry {
         let model_dir = self.dir.join(name);
-        let versions = list_versions(&model_dir).unwrap_or_default();
+        // A folder that cannot be read right now (out of file handles, permissions) keeps
+        // what is loaded: only a folder that is gone unloads versions.
+        let versions = match list_versions(&model_dir) {
+            Ok(versions) => versions,
+            Err(error) => {
+                report.failed.push(format!("{name}: {error}"));
+                return entry;
+            }
+        };
         let gone: Vec<u32> = entry
             .versions
             .keys()
@@ -228,8 +274,11 @@ impl Repository {
             let dir = model_dir.join(version.to_string());
             let fingerprint = manifest_fingerprint(&dir);
             let slot = entry.versions.get(&version);
-            let unchanged =
-                slot.is_some_and(|s| s.fingerprint == fingerprint && fingerprint.is_some());
+            // A version whose last load failed is tried again: a copy that wrote the manifest
+            // before the model file completes later without changing the manifest.
+            let unchanged = slot.is_some_and(|s| {
+                s.error.is_none() && s.fingerprint == fingerprint && fingerprint.is_some()
+            });
             if unchanged && !force {
                 continue;
             }

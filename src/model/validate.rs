@@ -227,16 +227,11 @@ fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValu
             .filter(|v| v.is_finite())
             .map(FeatureValue::Number)
             .ok_or_else(|| format!("expected {expected}, got {n}")),
-        (ColumnKind::Integer, RawValue::Json(serde_json::Value::Number(n))) => match n.as_i64() {
-            Some(i) => Ok(FeatureValue::Number(i as f64)),
-            None => match n.as_f64() {
-                // 3.0 is an integer written as a float: accept it, as JSON does not tell them apart.
-                Some(v) if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 => {
-                    Ok(FeatureValue::Number(v))
-                }
-                _ => Err(format!("expected an integer, got {n}")),
-            },
-        },
+        (ColumnKind::Integer, RawValue::Json(serde_json::Value::Number(n))) => n
+            .as_f64()
+            .and_then(whole_number)
+            .map(FeatureValue::Number)
+            .ok_or_else(|| format!("expected an integer, got {n}")),
         (ColumnKind::Boolean, RawValue::Json(serde_json::Value::Bool(b))) => {
             Ok(FeatureValue::Number(f64::from(u8::from(*b))))
         }
@@ -249,6 +244,13 @@ fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValu
         (_, RawValue::Json(other)) => Err(format!("expected {expected}, got {}", json_kind(other))),
         (kind, RawValue::Text(text)) => check_text(feature, kind, text.trim(), &expected),
     }
+}
+
+/// A whole number that an f64 holds exactly (below 2^53 in magnitude). `3.0` counts: JSON
+/// and CSV do not tell integers from floats that happen to be whole.
+fn whole_number(value: f64) -> Option<f64> {
+    (value.is_finite() && value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0)
+        .then_some(value)
 }
 
 fn non_finite_word(text: &str) -> bool {
@@ -277,12 +279,11 @@ fn check_text(
             )),
             Err(_) => Err(got()),
         },
-        ColumnKind::Integer => match text.parse::<i64>() {
-            Ok(i) => Ok(FeatureValue::Number(i as f64)),
-            Err(_) => match text.parse::<f64>() {
-                Ok(v) if v.is_finite() => Err(format!("expected an integer, got {text}")),
-                _ => Err(got()),
-            },
+        ColumnKind::Integer => match text.parse::<f64>() {
+            Ok(v) => whole_number(v)
+                .map(FeatureValue::Number)
+                .ok_or_else(|| format!("expected an integer, got {text}")),
+            Err(_) => Err(got()),
         },
         ColumnKind::Boolean => {
             if text.eq_ignore_ascii_case("true") {
@@ -337,6 +338,15 @@ fn category(feature: &FeatureSchema, value: &str) -> Result<FeatureValue, String
     }
 }
 
+/// A number as a person reads it: 42 or 0.5, but 1e300 rather than three hundred digits.
+fn readable(value: f64) -> String {
+    if value != 0.0 && !(1e-6..1e15).contains(&value.abs()) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
+}
+
 /// A warning when a numeric value lies outside the range seen in training: the model still
 /// answers, but it is extrapolating.
 fn range_warning(feature: &FeatureSchema, value: &FeatureValue) -> Option<String> {
@@ -348,12 +358,14 @@ fn range_warning(feature: &FeatureSchema, value: &FeatureValue) -> Option<String
     }
     match (feature.min, feature.max) {
         (Some(min), _) if *v < min => Some(format!(
-            "{} = {v} is below the training minimum {min}",
-            feature.name
+            "{} = {} is below the training minimum {min}",
+            feature.name,
+            readable(*v)
         )),
         (_, Some(max)) if *v > max => Some(format!(
-            "{} = {v} is above the training maximum {max}",
-            feature.name
+            "{} = {} is above the training maximum {max}",
+            feature.name,
+            readable(*v)
         )),
         _ => None,
     }

@@ -5,7 +5,9 @@ use super::body::{json_bytes, parse_lenient, parse_query};
 use super::middleware::{ModelTag, RequestId};
 use super::problem::Problem;
 use super::rows::{Fields, PredictBody};
-use crate::model::{Catalog, FieldError, LoadedModel, ModelEntry, RawValue, ValidRow};
+use crate::model::{
+    Catalog, FieldError, LoadedModel, ModelEntry, PredictError, RawValue, ValidRow,
+};
 use crate::train::metrics::argmax;
 use axum::Json;
 use axum::body::Bytes;
@@ -140,21 +142,37 @@ fn no_loaded_version(name: &str, entry: &ModelEntry) -> Problem {
 }
 
 /// Runs the model on validated rows; labels come from the argmax of the probabilities.
-pub fn predict_rows(model: &LoadedModel, rows: Vec<ValidRow>) -> Result<Vec<Prediction>, Problem> {
-    rows.into_iter()
-        .map(|row| {
-            let probabilities = model
-                .artifact
-                .model
-                .predict_proba(&row.values)
-                .map_err(|e| Problem::internal(&e))?;
-            Ok(Prediction {
+/// `batch` names a failing row by its index in `instances`.
+pub fn predict_rows(
+    model: &LoadedModel,
+    rows: Vec<ValidRow>,
+    batch: bool,
+) -> Result<Vec<Prediction>, Problem> {
+    let mut unscorable = Vec::new();
+    let mut predictions = Vec::with_capacity(rows.len());
+    for (index, row) in rows.into_iter().enumerate() {
+        match model.probabilities(&row.values) {
+            Ok(probabilities) => predictions.push(Prediction {
                 class: argmax(&probabilities),
                 probabilities,
                 warnings: row.warnings,
-            })
-        })
-        .collect()
+            }),
+            Err(error @ PredictError::Unscorable) => unscorable.push(FieldError {
+                field: if batch {
+                    format!("instances[{index}]")
+                } else {
+                    String::new()
+                },
+                message: error.to_string(),
+            }),
+            Err(error) => return Err(Problem::internal(&error)),
+        }
+    }
+    if unscorable.is_empty() {
+        Ok(predictions)
+    } else {
+        Err(Problem::invalid(unscorable))
+    }
 }
 
 fn validate_fields(
@@ -221,7 +239,7 @@ async fn predict_body(
             let mut errors = Vec::new();
             let row = validate_fields(app, &model, &fields, "", &mut errors)
                 .ok_or_else(|| Problem::invalid(errors))?;
-            let predictions = predict_rows(&model, vec![row])?;
+            let predictions = predict_rows(&model, vec![row], false)?;
             Ok(single_answer(&model, &predictions[0], request_id))
         }
         PredictBody::Batch(items) if items.is_empty() => {
@@ -260,11 +278,11 @@ async fn predict_body(
             }
             let predictions = if rows.len() > INLINE_BATCH_ROWS {
                 let model = model.clone();
-                tokio::task::spawn_blocking(move || predict_rows(&model, rows))
+                tokio::task::spawn_blocking(move || predict_rows(&model, rows, true))
                     .await
                     .map_err(|e| Problem::internal(&e))??
             } else {
-                predict_rows(&model, rows)?
+                predict_rows(&model, rows, true)?
             };
             let labels = &model.artifact.manifest.labels;
             Ok(json_response(&BatchAnswer {
@@ -357,7 +375,7 @@ fn predict_query_any(
                 &mut errors,
             )
             .ok_or_else(|| Problem::invalid(errors))?;
-        let predictions = predict_rows(&model, vec![row])?;
+        let predictions = predict_rows(&model, vec![row], false)?;
         Ok(single_answer(&model, &predictions[0], &id))
     });
     let response = result.unwrap_or_else(|problem| problem.with_request_id(&id).into_response());

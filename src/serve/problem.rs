@@ -5,39 +5,48 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// An error answer: `application/problem+json` with every field problem listed.
-#[derive(Debug, Clone, Serialize)]
+/// An error answer: `application/problem+json` with every field problem listed. Kept small
+/// (it travels in every handler's `Result`); the body is assembled in [`IntoResponse`].
+#[derive(Debug, Clone)]
 pub struct Problem {
-    /// A URI naming the kind of problem; `about:blank` means "see the status code".
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// The status code's reason phrase.
-    pub title: &'static str,
     /// The HTTP status code.
     pub status: u16,
     /// What went wrong in this case, for a person.
     pub detail: String,
     /// Every field problem, for a program.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     /// The request id, to find the request in the logs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    #[serde(skip)]
+    pub request_id: Option<Box<str>>,
     retry_after: Option<u32>,
+    /// What went wrong inside, for the log only (never the body).
+    cause: Option<Box<str>>,
+}
+
+/// The wire form of a problem.
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    /// `about:blank`: the status code says what kind of problem it is.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
 }
 
 impl Problem {
     /// A problem with a status and a detail.
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Problem {
-            kind: "about:blank",
-            title: reason_phrase(status),
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
             request_id: None,
             retry_after: None,
+            cause: None,
         }
     }
 
@@ -85,7 +94,7 @@ impl Problem {
 
     /// Attaches the request id.
     pub fn with_request_id(mut self, request_id: &str) -> Self {
-        self.request_id = Some(request_id.to_string());
+        self.request_id = Some(request_id.into());
         self
     }
 }
@@ -101,8 +110,19 @@ fn reason_phrase(status: StatusCode) -> &'static str {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        if let Some(cause) = &self.cause {
+            tracing::error!(request_id = self.request_id.as_deref().unwrap_or(""), %cause, "internal error");
+        }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let body = serde_json::to_vec(&ProblemBody {
+            kind: "about:blank",
+            title: reason_phrase(status),
+            status: self.status,
+            detail: &self.detail,
+            errors: &self.errors,
+            request_id: self.request_id.as_deref(),
+        })
+        .unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
