@@ -4,7 +4,7 @@ use super::App;
 use super::body::{json_bytes, parse_lenient, parse_query};
 use super::middleware::{ModelTag, RequestId};
 use super::problem::Problem;
-use super::rows::{Fields, PredictBody};
+use super::rows::{Fields, PredictBody, PredictBodySeed};
 use crate::model::{
     Catalog, FieldError, LoadedModel, ModelEntry, PredictError, RawValue, ValidRow,
 };
@@ -245,17 +245,14 @@ async fn predict_body(
         PredictBody::Batch(items) if items.is_empty() => {
             Err(shape_problem("instances", "empty: send at least one row"))
         }
+        PredictBody::TooManyRows(count) => Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the batch has {count} rows; the limit is {} (setting max_batch_rows)",
+                app.settings.max_batch_rows
+            ),
+        )),
         PredictBody::Batch(items) => {
-            if items.len() > app.settings.max_batch_rows {
-                return Err(Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "the batch has {} rows; the limit is {} (setting max_batch_rows)",
-                        items.len(),
-                        app.settings.max_batch_rows
-                    ),
-                ));
-            }
             let mut errors = Vec::new();
             let mut rows = Vec::with_capacity(items.len());
             for (index, item) in items.iter().enumerate() {
@@ -320,7 +317,13 @@ async fn predict_post_any(
     };
     let mut quoted = None;
     let result = match json_bytes(&headers, body) {
-        Ok(bytes) => match parse_lenient::<PredictBody>(&bytes, &mut quoted) {
+        Ok(bytes) => match parse_lenient(
+            &bytes,
+            &mut quoted,
+            PredictBodySeed {
+                max_rows: app.settings.max_batch_rows,
+            },
+        ) {
             Ok(parsed) => predict_body(&app, model.clone(), parsed, &id).await,
             Err(problem) => Err(problem),
         },

@@ -4,7 +4,7 @@ use super::problem::Problem;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use serde::Deserialize;
+use serde::de::DeserializeSeed;
 
 /// Checks the content type and the size of a JSON request body and returns its bytes.
 pub fn json_bytes(
@@ -49,21 +49,22 @@ fn require_json_content_type(headers: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
-/// Parses JSON into `T`, borrowing from `bytes`. Bodies with bare `NaN` or `Infinity` (which
+/// Parses JSON with `seed`, borrowing from `bytes`. Bodies with bare `NaN` or `Infinity` (which
 /// Python's json module writes) are not JSON, but the intent is clear: they are re-read with
 /// those words quoted (into `quoted`), so validation can name the field and answer 422
 /// instead of a bare syntax error.
-pub fn parse_lenient<'a, T: Deserialize<'a>>(
+pub fn parse_lenient<'a, S: DeserializeSeed<'a> + Copy>(
     bytes: &'a [u8],
     quoted: &'a mut Option<Vec<u8>>,
-) -> Result<T, Problem> {
-    let error = match serde_json::from_slice(bytes) {
+    seed: S,
+) -> Result<S::Value, Problem> {
+    let error = match parse_with(bytes, seed) {
         Ok(value) => return Ok(value),
         Err(error) => error,
     };
     *quoted = quote_non_finite_literals(bytes);
     let quoted: &'a Option<Vec<u8>> = quoted;
-    if let Some(Ok(value)) = quoted.as_deref().map(serde_json::from_slice) {
+    if let Some(Ok(value)) = quoted.as_deref().map(|q| parse_with(q, seed)) {
         return Ok(value);
     }
     Err(Problem::bad_request(format!(
@@ -71,6 +72,16 @@ pub fn parse_lenient<'a, T: Deserialize<'a>>(
         error.line(),
         error.column()
     )))
+}
+
+fn parse_with<'a, S: DeserializeSeed<'a>>(
+    bytes: &'a [u8],
+    seed: S,
+) -> serde_json::Result<S::Value> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = seed.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
 }
 
 /// Quotes `NaN`, `Infinity` and `-Infinity` where a JSON value starts; `None` if there are none.
@@ -131,7 +142,7 @@ mod tests {
     use serde_json::Value;
 
     fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
-        parse_lenient(bytes, &mut None)
+        parse_lenient(bytes, &mut None, std::marker::PhantomData::<Value>)
     }
 
     #[test]

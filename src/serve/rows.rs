@@ -20,6 +20,8 @@ pub enum PredictBody<'a> {
     Single(Fields<'a>),
     /// `{"instances": [...]}`: each item an object of features, or what else it was.
     Batch(Vec<Result<Fields<'a>, &'static str>>),
+    /// A batch of this many rows, over the limit: counted, not kept.
+    TooManyRows(usize),
     /// Not a body of either shape; says what it was.
     Misshapen(String),
 }
@@ -110,10 +112,15 @@ impl<'de> Deserialize<'de> for Item<'de> {
 /// The value of a leading `instances` key: a batch when it is an array, else an ordinary value.
 enum Instances<'a> {
     Rows(Vec<Result<Fields<'a>, &'static str>>),
+    TooMany(usize),
     Value(Value),
 }
 
-struct InstancesSeed;
+/// Reads `instances`, keeping at most `max_rows` rows: a body over the limit costs a count,
+/// not the memory of its rows.
+struct InstancesSeed {
+    max_rows: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for InstancesSeed {
     type Value = Instances<'de>;
@@ -121,18 +128,32 @@ impl<'de> DeserializeSeed<'de> for InstancesSeed {
         self,
         deserializer: D,
     ) -> Result<Instances<'de>, D::Error> {
-        struct InstancesVisitor;
+        struct InstancesVisitor {
+            max_rows: usize,
+        }
         impl<'de> Visitor<'de> for InstancesVisitor {
             type Value = Instances<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an array of rows")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Instances<'de>, A::Error> {
-                let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(4096));
-                while let Some(Item(item)) = seq.next_element()? {
-                    rows.push(item);
+                let mut rows =
+                    Vec::with_capacity(seq.size_hint().unwrap_or(16).min(self.max_rows).min(4096));
+                while rows.len() < self.max_rows {
+                    match seq.next_element()? {
+                        Some(Item(item)) => rows.push(item),
+                        None => return Ok(Instances::Rows(rows)),
+                    }
                 }
-                Ok(Instances::Rows(rows))
+                let mut count = rows.len();
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    count += 1;
+                }
+                Ok(if count > self.max_rows {
+                    Instances::TooMany(count)
+                } else {
+                    Instances::Rows(rows)
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Instances<'de>, A::Error> {
                 Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(Instances::Value)
@@ -156,13 +177,37 @@ impl<'de> DeserializeSeed<'de> for InstancesSeed {
                 Ok(Instances::Value(Value::Null))
             }
         }
-        deserializer.deserialize_any(InstancesVisitor)
+        deserializer.deserialize_any(InstancesVisitor {
+            max_rows: self.max_rows,
+        })
     }
+}
+
+/// Reads a prediction body, keeping at most `max_rows` rows of a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct PredictBodySeed {
+    /// The batch limit.
+    pub max_rows: usize,
 }
 
 impl<'de> Deserialize<'de> for PredictBody<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct BodyVisitor;
+        PredictBodySeed {
+            max_rows: usize::MAX,
+        }
+        .deserialize(deserializer)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for PredictBodySeed {
+    type Value = PredictBody<'de>;
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<PredictBody<'de>, D::Error> {
+        struct BodyVisitor {
+            max_rows: usize,
+        }
         impl<'de> Visitor<'de> for BodyVisitor {
             type Value = PredictBody<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -181,7 +226,9 @@ impl<'de> Deserialize<'de> for PredictBody<'de> {
                     fields.push((first, value));
                     return Ok(PredictBody::Single(read_fields(map, fields)?));
                 }
-                match map.next_value_seed(InstancesSeed)? {
+                match map.next_value_seed(InstancesSeed {
+                    max_rows: self.max_rows,
+                })? {
                     Instances::Rows(rows) => {
                         if map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
                             drain_map(map)?;
@@ -190,6 +237,10 @@ impl<'de> Deserialize<'de> for PredictBody<'de> {
                             ));
                         }
                         Ok(PredictBody::Batch(rows))
+                    }
+                    Instances::TooMany(count) => {
+                        drain_map(map)?;
+                        Ok(PredictBody::TooManyRows(count))
                     }
                     // An "instances" that is not an array is an ordinary (unknown) field.
                     Instances::Value(value) => {
@@ -220,7 +271,9 @@ impl<'de> Deserialize<'de> for PredictBody<'de> {
                 Ok(misshapen("null"))
             }
         }
-        deserializer.deserialize_any(BodyVisitor)
+        deserializer.deserialize_any(BodyVisitor {
+            max_rows: self.max_rows,
+        })
     }
 }
 
@@ -258,6 +311,22 @@ mod tests {
         assert_eq!(rows[0].as_ref().unwrap()[0].1, json!(1));
         assert_eq!(rows[1], Err("an array"));
         assert_eq!(rows[2], Err("a number"));
+    }
+
+    #[test]
+    fn a_batch_over_the_limit_is_counted_not_kept() {
+        let mut deserializer =
+            serde_json::Deserializer::from_str(r#"{"instances": [{"a": 1}, {"a": 2}, {"a": 3}]}"#);
+        let body = PredictBodySeed { max_rows: 2 }
+            .deserialize(&mut deserializer)
+            .unwrap();
+        assert!(matches!(body, PredictBody::TooManyRows(3)));
+        let mut deserializer =
+            serde_json::Deserializer::from_str(r#"{"instances": [{"a": 1}, {"a": 2}]}"#);
+        let body = PredictBodySeed { max_rows: 2 }
+            .deserialize(&mut deserializer)
+            .unwrap();
+        assert!(matches!(body, PredictBody::Batch(rows) if rows.len() == 2));
     }
 
     #[test]
