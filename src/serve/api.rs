@@ -1,7 +1,7 @@
 //! The native REST API: list models, describe them, predict, reload.
 
 use super::App;
-use super::body::{json_bytes, parse_lenient, parse_query};
+use super::body::{PathParams, json_bytes, parse_lenient, parse_query};
 use super::middleware::{ModelTag, RequestId};
 use super::problem::Problem;
 use super::rows::{Fields, PredictBody, PredictBodySeed};
@@ -12,7 +12,7 @@ use crate::train::metrics::argmax;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
@@ -336,7 +336,7 @@ async fn predict_post_any(
 /// POST /api/models/{name}/predict
 pub async fn predict_post(
     State(app): State<App>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -347,7 +347,7 @@ pub async fn predict_post(
 /// POST /api/models/{name}/versions/{version}/predict
 pub async fn predict_post_version(
     State(app): State<App>,
-    Path((name, version)): Path<(String, String)>,
+    PathParams((name, version)): PathParams<(String, String)>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -388,7 +388,7 @@ fn predict_query_any(
 /// GET /api/models/{name}/predict?feature=value&…
 pub async fn predict_get(
     State(app): State<App>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
     Extension(request_id): Extension<RequestId>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -398,7 +398,7 @@ pub async fn predict_get(
 /// GET /api/models/{name}/versions/{version}/predict?feature=value&…
 pub async fn predict_get_version(
     State(app): State<App>,
-    Path((name, version)): Path<(String, String)>,
+    PathParams((name, version)): PathParams<(String, String)>,
     Extension(request_id): Extension<RequestId>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -484,7 +484,7 @@ fn describe_response(
 /// GET /api/models/{name}
 pub async fn model_info(
     State(app): State<App>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
     Extension(rid): Extension<RequestId>,
 ) -> Response {
     describe_response(&app, &name, None, &rid)
@@ -493,7 +493,7 @@ pub async fn model_info(
 /// GET /api/models/{name}/versions/{version}
 pub async fn model_version_info(
     State(app): State<App>,
-    Path((name, version)): Path<(String, String)>,
+    PathParams((name, version)): PathParams<(String, String)>,
     Extension(rid): Extension<RequestId>,
 ) -> Response {
     describe_response(&app, &name, Some(&version), &rid)
@@ -502,7 +502,7 @@ pub async fn model_version_info(
 /// GET /api/models/{name}/versions/{version}/report: the model card.
 pub async fn model_report(
     State(app): State<App>,
-    Path((name, version)): Path<(String, String)>,
+    PathParams((name, version)): PathParams<(String, String)>,
     Extension(rid): Extension<RequestId>,
 ) -> Response {
     let model = match resolve(&app.repository.catalog(), &name, Some(&version)) {
@@ -522,7 +522,7 @@ pub async fn model_report(
 /// POST /api/models/{name}/reload: rescans the model's folder now.
 pub async fn reload_model(
     State(app): State<App>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
     Extension(rid): Extension<RequestId>,
 ) -> Response {
     let repository = app.repository.clone();

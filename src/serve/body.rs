@@ -136,6 +136,38 @@ pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, Problem> {
     })
 }
 
+/// Path parameters, with a problem-details 400 (carrying the request id) when they cannot be
+/// decoded, for example `%FF`, instead of axum's plain-text rejection.
+pub struct PathParams<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for PathParams<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(PathParams(value)),
+            Err(rejection) => {
+                let mut problem = Problem::bad_request(format!(
+                    "the path cannot be decoded: {}",
+                    rejection.body_text()
+                ));
+                if let Some(id) = parts.extensions.get::<super::middleware::RequestId>() {
+                    problem = problem.with_request_id(&id.0);
+                }
+                Err(problem.into_response())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
