@@ -113,7 +113,24 @@ fn refuses_missing_columns_unknown_models_and_versions() {
     let output = models.path().join("out.csv");
     std::fs::write(&input, "sepal_length,sepal_width,petal_length\n1,2,3\n").unwrap();
     let (i, o) = (input.to_str().unwrap(), output.to_str().unwrap());
+    let clash = models.path().join("clash.csv");
+    std::fs::write(
+        &clash,
+        "sepal_length,sepal_width,petal_length,petal_width,label\n1,2,3,4,x\n",
+    )
+    .unwrap();
     let cases = [
+        (
+            vec![
+                "--model",
+                "iris",
+                "--input",
+                clash.to_str().unwrap(),
+                "--output",
+                o,
+            ],
+            "already has a column named 'label'",
+        ),
         (
             vec!["--model", "iris", "--input", i, "--output", o],
             "lacks the feature column(s) petal_width",

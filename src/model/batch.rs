@@ -55,6 +55,16 @@ pub enum BatchError {
         /// Comma-separated missing names.
         missing: String,
     },
+    /// An input column has the name of an output column.
+    #[error(
+        "{path}: the input already has a column named '{column}', which the output adds; rename it"
+    )]
+    ColumnClash {
+        /// The file.
+        path: PathBuf,
+        /// The clashing name.
+        column: String,
+    },
     /// A bad row, with `--fail-fast`.
     #[error("{path}:{line}: {details}")]
     BadRow {
@@ -117,6 +127,17 @@ pub fn predict_csv(
             path: input.to_path_buf(),
             missing: missing.join(", "),
         });
+    }
+    let labels = &model.artifact.manifest.labels;
+    let added = std::iter::once("label".to_string())
+        .chain(labels.iter().map(|l| format!("probability_{l}")));
+    for column in added {
+        if header.contains(&column) {
+            return Err(BatchError::ColumnClash {
+                path: input.to_path_buf(),
+                column,
+            });
+        }
     }
     let staging = staging_path(output);
     let result = write_predictions(
