@@ -235,13 +235,12 @@ async fn predict_body(
 ) -> Result<Response, Problem> {
     match body {
         PredictBody::Misshapen(message) => Err(shape_problem("", &message)),
-        PredictBody::Single(fields) => {
-            let mut errors = Vec::new();
-            let row = validate_fields(app, &model, &fields, "", &mut errors)
-                .ok_or_else(|| Problem::invalid(errors))?;
-            let predictions = predict_rows(&model, vec![row], false)?;
-            Ok(single_answer(&model, &predictions[0], request_id))
-        }
+        PredictBody::Single(fields) => predict_one(
+            app,
+            &model,
+            fields.iter().map(|(k, v)| (k.as_ref(), RawValue::Json(v))),
+            request_id,
+        ),
         PredictBody::Batch(items) if items.is_empty() => {
             Err(shape_problem("instances", "empty: send at least one row"))
         }
@@ -302,6 +301,22 @@ async fn predict_body(
     }
 }
 
+/// Validates and predicts one row, however it came (JSON body or query string).
+fn predict_one<'a>(
+    app: &App,
+    model: &LoadedModel,
+    fields: impl IntoIterator<Item = (&'a str, RawValue<'a>)>,
+    request_id: &str,
+) -> Result<Response, Problem> {
+    let mut errors = Vec::new();
+    let row = model
+        .validator
+        .validate(fields, app.settings.unknown_fields, "", &mut errors)
+        .ok_or_else(|| Problem::invalid(errors))?;
+    let predictions = predict_rows(model, vec![row], false)?;
+    Ok(single_answer(model, &predictions[0], request_id))
+}
+
 async fn predict_post_any(
     app: App,
     name: String,
@@ -315,20 +330,16 @@ async fn predict_post_any(
         Ok(model) => model,
         Err(problem) => return problem.with_request_id(&id).into_response(),
     };
-    let mut quoted = None;
-    let result = match json_bytes(&headers, body) {
-        Ok(bytes) => match parse_lenient(
-            &bytes,
-            &mut quoted,
-            PredictBodySeed {
-                max_rows: app.settings.max_batch_rows,
-            },
-        ) {
-            Ok(parsed) => predict_body(&app, model.clone(), parsed, &id).await,
-            Err(problem) => Err(problem),
-        },
-        Err(problem) => Err(problem),
-    };
+    let result = async {
+        let bytes = json_bytes(&headers, body)?;
+        let mut quoted = None;
+        let seed = PredictBodySeed {
+            max_rows: app.settings.max_batch_rows,
+        };
+        let parsed = parse_lenient(&bytes, &mut quoted, seed)?;
+        predict_body(&app, model.clone(), parsed, &id).await
+    }
+    .await;
     let response = result.unwrap_or_else(|problem| problem.with_request_id(&id).into_response());
     tag(response, &model)
 }
@@ -368,18 +379,8 @@ fn predict_query_any(
         Err(problem) => return problem.with_request_id(&id).into_response(),
     };
     let result = parse_query(query.as_deref().unwrap_or("")).and_then(|pairs| {
-        let mut errors = Vec::new();
-        let row = model
-            .validator
-            .validate(
-                pairs.iter().map(|(k, v)| (k.as_str(), RawValue::Text(v))),
-                app.settings.unknown_fields,
-                "",
-                &mut errors,
-            )
-            .ok_or_else(|| Problem::invalid(errors))?;
-        let predictions = predict_rows(&model, vec![row], false)?;
-        Ok(single_answer(&model, &predictions[0], &id))
+        let fields = pairs.iter().map(|(k, v)| (k.as_str(), RawValue::Text(v)));
+        predict_one(&app, &model, fields, &id)
     });
     let response = result.unwrap_or_else(|problem| problem.with_request_id(&id).into_response());
     tag(response, &model)
