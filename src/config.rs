@@ -34,6 +34,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Most rows in one batch request.
     pub max_batch_rows: usize,
+    /// Largest CSV file accepted by the web UI's batch upload, in bytes.
+    pub max_upload_bytes: usize,
     /// Longest time a request may take, in seconds.
     pub request_timeout_secs: f64,
     /// Log filter (`info`, `debug`, or a tracing filter such as `mlserve=debug,info`).
@@ -58,6 +60,7 @@ impl Default for Settings {
             models: PathBuf::from("models"),
             max_body_bytes: 2 * 1024 * 1024,
             max_batch_rows: 1000,
+            max_upload_bytes: 32 * 1024 * 1024,
             request_timeout_secs: 30.0,
             log_level: "info".to_string(),
             log_format: LogFormat::Auto,
@@ -87,6 +90,9 @@ pub struct SettingsFlags {
     /// Most rows in one batch request [default: 1000]
     #[arg(long, env = "MLSERVE_MAX_BATCH_ROWS", value_name = "ROWS")]
     pub max_batch_rows: Option<usize>,
+    /// Largest CSV upload in the web UI, in bytes [default: 33554432]
+    #[arg(long, env = "MLSERVE_MAX_UPLOAD_BYTES", value_name = "BYTES")]
+    pub max_upload_bytes: Option<usize>,
     /// Request timeout in seconds [default: 30]
     #[arg(
         long,
@@ -123,6 +129,7 @@ struct FileSettings {
     models: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     max_batch_rows: Option<usize>,
+    max_upload_bytes: Option<usize>,
     request_timeout_secs: Option<f64>,
     log_level: Option<String>,
     log_format: Option<LogFormat>,
@@ -177,6 +184,10 @@ impl SettingsFlags {
                 .max_batch_rows
                 .or(file.max_batch_rows)
                 .unwrap_or(d.max_batch_rows),
+            max_upload_bytes: self
+                .max_upload_bytes
+                .or(file.max_upload_bytes)
+                .unwrap_or(d.max_upload_bytes),
             request_timeout_secs: self
                 .request_timeout_secs
                 .or(file.request_timeout_secs)
@@ -233,6 +244,9 @@ impl Settings {
         }
         if self.max_batch_rows == 0 {
             return invalid("max_batch_rows", "must be at least 1");
+        }
+        if self.max_upload_bytes == 0 {
+            return invalid("max_upload_bytes", "must be at least 1");
         }
         if !(self.request_timeout_secs.is_finite()
             && self.request_timeout_secs > 0.0

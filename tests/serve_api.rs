@@ -471,10 +471,10 @@ async fn health_probes_and_their_aliases() {
 async fn readiness_is_503_before_the_first_load() {
     let repository = mlserve::model::Repository::new("/nonexistent");
     assert!(!repository.is_loaded());
-    let app = mlserve::serve::App {
-        repository: std::sync::Arc::new(repository),
-        settings: std::sync::Arc::new(mlserve::config::Settings::default()),
-    };
+    let app = mlserve::serve::App::new(
+        std::sync::Arc::new(repository),
+        mlserve::config::Settings::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server =

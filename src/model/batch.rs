@@ -37,6 +37,9 @@ pub enum BatchError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The output stream cannot be written.
+    #[error("cannot write the predictions: {0}")]
+    Write(std::io::Error),
     /// The input is not well-formed CSV.
     #[error("{path}:{line}: {message}")]
     Csv {
@@ -94,18 +97,63 @@ pub fn predict_csv(
     input: &Path,
     output: &Path,
     fail_fast: bool,
-    mut on_bad_row: impl FnMut(&BadRow),
+    on_bad_row: impl FnMut(&BadRow),
 ) -> Result<BatchSummary, BatchError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| BatchError::Io { path, source }
     };
     let file = File::open(input).map_err(io(input))?;
+    let staging = staging_path(output);
+    let result = File::create(&staging)
+        .map_err(io(&staging))
+        .and_then(|out| {
+            let sink = BufWriter::with_capacity(1 << 16, out);
+            let (summary, sink) = predict_csv_stream(
+                model,
+                input,
+                BufReader::with_capacity(1 << 16, file),
+                sink,
+                fail_fast,
+                on_bad_row,
+            )
+            .map_err(|error| match error {
+                BatchError::Write(source) => io(&staging)(source),
+                other => other,
+            })?;
+            let out = sink
+                .into_inner()
+                .map_err(|e| io(&staging)(e.into_error()))?;
+            // On disk before the rename makes it visible: a crash never leaves a short output file.
+            out.sync_all().map_err(io(&staging))?;
+            Ok(summary)
+        })
+        .and_then(|summary| {
+            std::fs::rename(&staging, output).map_err(io(output))?;
+            Ok(summary)
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    result
+}
+
+/// Predicts every row of a CSV stream into another, as [`predict_csv`] does for files.
+/// `source` names the input in messages (a path, or an uploaded file's name). Returns the
+/// sink, flushed, so the caller decides what makes the output visible.
+pub fn predict_csv_stream<R: std::io::Read, W: Write>(
+    model: &LoadedModel,
+    source: &Path,
+    input: R,
+    output: W,
+    fail_fast: bool,
+    mut on_bad_row: impl FnMut(&BadRow),
+) -> Result<(BatchSummary, W), BatchError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
+        .from_reader(input);
     let csv_error = |error: csv::Error| BatchError::Csv {
-        path: input.to_path_buf(),
+        path: source.to_path_buf(),
         line: error.position().map_or(1, |p| p.line()),
         message: error.to_string(),
     };
@@ -124,7 +172,7 @@ pub fn predict_csv(
         .collect();
     if !missing.is_empty() {
         return Err(BatchError::MissingColumns {
-            path: input.to_path_buf(),
+            path: source.to_path_buf(),
             missing: missing.join(", "),
         });
     }
@@ -134,34 +182,20 @@ pub fn predict_csv(
     for column in added {
         if header.contains(&column) {
             return Err(BatchError::ColumnClash {
-                path: input.to_path_buf(),
+                path: source.to_path_buf(),
                 column,
             });
         }
     }
-    let staging = staging_path(output);
-    let result = write_predictions(
+    write_predictions(
         model,
         &mut reader,
         &header,
-        &staging,
-        input,
+        output,
+        source,
         fail_fast,
         &mut on_bad_row,
-    );
-    match result {
-        Ok(summary) => match std::fs::rename(&staging, output) {
-            Ok(()) => Ok(summary),
-            Err(error) => {
-                let _ = std::fs::remove_file(&staging);
-                Err(io(output)(error))
-            }
-        },
-        Err(error) => {
-            let _ = std::fs::remove_file(&staging);
-            Err(error)
-        }
-    }
+    )
 }
 
 fn staging_path(output: &Path) -> PathBuf {
@@ -172,21 +206,17 @@ fn staging_path(output: &Path) -> PathBuf {
     output.with_file_name(format!(".{name}.{}.partial", std::process::id()))
 }
 
-fn write_predictions<R: std::io::Read>(
+fn write_predictions<R: std::io::Read, W: Write>(
     model: &LoadedModel,
     reader: &mut csv::Reader<R>,
     header: &[String],
-    staging: &Path,
+    output: W,
     input: &Path,
     fail_fast: bool,
     on_bad_row: &mut impl FnMut(&BadRow),
-) -> Result<BatchSummary, BatchError> {
-    let write_error = |source: std::io::Error| BatchError::Io {
-        path: staging.to_path_buf(),
-        source,
-    };
-    let file = File::create(staging).map_err(write_error)?;
-    let mut writer = csv::Writer::from_writer(BufWriter::with_capacity(1 << 16, file));
+) -> Result<(BatchSummary, W), BatchError> {
+    let write_error = BatchError::Write;
+    let mut writer = csv::Writer::from_writer(output);
     let labels = &model.artifact.manifest.labels;
     let mut out_header: Vec<String> = header.to_vec();
     out_header.push("label".to_string());
@@ -275,7 +305,5 @@ fn write_predictions<R: std::io::Read>(
         .into_inner()
         .map_err(|e| write_error(std::io::Error::other(e.to_string())))?;
     inner.flush().map_err(write_error)?;
-    // On disk before the rename makes it visible: a crash never leaves a short output file.
-    inner.get_ref().sync_all().map_err(write_error)?;
-    Ok(summary)
+    Ok((summary, inner))
 }

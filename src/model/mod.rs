@@ -6,6 +6,7 @@ pub mod batch;
 mod manifest;
 pub mod native;
 pub mod repository;
+pub mod sample;
 pub mod validate;
 
 pub use artifact::{

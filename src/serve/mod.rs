@@ -1,7 +1,7 @@
 //! The HTTP server: an axum app over the model repository.
 //!
 //! One module per concern: [`api`] (the native REST API), [`health`] (probes), [`openapi`]
-//! (the document and Swagger UI), [`body`] (reading requests), [`problem`] (RFC 9457 errors),
+//! (the document and Swagger UI), [`ui`] (the web UI for people), [`body`] (reading requests), [`problem`] (RFC 9457 errors),
 //! [`middleware`] (request id, timeout, access log), [`watch`] (hot reload).
 
 pub mod api;
@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod problem;
 pub mod rows;
+pub mod ui;
 pub mod watch;
 
 use crate::config::Settings;
@@ -33,6 +34,19 @@ pub struct App {
     pub repository: Arc<Repository>,
     /// The effective settings.
     pub settings: Arc<Settings>,
+    /// Batch results of the web UI, kept for download.
+    pub downloads: Arc<ui::Downloads>,
+}
+
+impl App {
+    /// The state of a server over this repository with these settings.
+    pub fn new(repository: Arc<Repository>, settings: Settings) -> Self {
+        App {
+            repository,
+            settings: Arc::new(settings),
+            downloads: Arc::new(ui::Downloads::default()),
+        }
+    }
 }
 
 /// Errors that stop the server from starting.
@@ -78,6 +92,7 @@ async fn method_not_allowed(Extension(rid): Extension<RequestId>, request: Reque
 pub fn router(app: App) -> Router {
     let timeout = app.settings.request_timeout();
     let body_limit = app.settings.max_body_bytes;
+    let upload_limit = app.settings.max_upload_bytes;
     let swagger: Router = utoipa_swagger_ui::SwaggerUi::new("/docs")
         .config(utoipa_swagger_ui::Config::from("/openapi.json"))
         .into();
@@ -106,6 +121,7 @@ pub fn router(app: App) -> Router {
         .route("/api/liveness", get(health::live))
         .route("/api/readiness", get(health::ready))
         .route("/openapi.json", get(openapi::openapi_json))
+        .merge(ui::routes(upload_limit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
@@ -173,10 +189,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     };
     let loading = repository.clone();
     tokio::task::spawn_blocking(move || loading.reload_all(false));
-    let app = App {
-        repository: repository.clone(),
-        settings: Arc::new(settings),
-    };
+    let app = App::new(repository.clone(), settings);
     let (sender, receiver) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router(app))

@@ -4,7 +4,7 @@ mod algorithms;
 pub mod metrics;
 mod params;
 pub mod preprocess;
-mod report;
+pub mod report;
 mod schema;
 
 pub use metrics::Evaluation;

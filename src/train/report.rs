@@ -27,7 +27,6 @@ fn number(value: f64) -> String {
 
 /// Renders the model card of a version.
 pub fn model_card(manifest: &Manifest, metrics: &MetricsFile) -> String {
-    let e = &metrics.evaluation;
     let title = format!("{} v{}", escape(&manifest.name), manifest.version);
     let mut html = String::with_capacity(16 * 1024);
     let _ = write!(
@@ -50,6 +49,16 @@ figure{{margin:0}} figcaption{{font-size:.9rem;color:#5a6472}}
         algorithm = manifest.training.estimator.algorithm().cli_name(),
         dataset = escape(&manifest.training.dataset),
     );
+    html.push_str(&model_card_sections(manifest, metrics));
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// The model card's sections (data and training, metrics, charts, features) as an HTML
+/// fragment, for pages that bring their own frame, such as the web UI.
+pub fn model_card_sections(manifest: &Manifest, metrics: &MetricsFile) -> String {
+    let e = &metrics.evaluation;
+    let mut html = String::with_capacity(16 * 1024);
     data_section(&mut html, manifest);
     metrics_section(&mut html, manifest, metrics);
     html.push_str("<h2>Confusion matrix and ROC curve</h2><div class=\"charts\">");
@@ -57,7 +66,6 @@ figure{{margin:0}} figcaption{{font-size:.9rem;color:#5a6472}}
     html.push_str(&roc_svg(e));
     html.push_str("</div>");
     features_section(&mut html, manifest);
-    html.push_str("</body></html>\n");
     html
 }
 

@@ -1,0 +1,367 @@
+//! Batch predictions in the web UI: upload a CSV, see the predictions and the rows with
+//! problems, download the result. The file goes through the same streaming code as
+//! `mlserve predict`, so both check and write rows alike.
+
+use super::pages::{BadRowView, BatchOutcome, BatchPage, Frame};
+use super::{ModelRef, csrf, find_model, message, model_head, problem_page, render, tag};
+use crate::model::batch::{BadRow, BatchError, describe, predict_csv_stream};
+use crate::model::{LoadedModel, sample};
+use crate::serve::App;
+use crate::serve::middleware::RequestId;
+use axum::body::Bytes;
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// Rows shown in the result table; the download has them all.
+const PREVIEW_ROWS: usize = 200;
+/// Rows with problems listed on the page; all are counted.
+const LISTED_BAD_ROWS: usize = 200;
+
+fn human_bytes(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB {
+        format!("{:.0} MiB", bytes as f64 / MIB as f64)
+    } else {
+        format!("{:.0} KiB", (bytes as f64 / 1024.0).ceil())
+    }
+}
+
+fn batch_page(
+    app: &App,
+    model: &LoadedModel,
+    head: super::pages::ModelHead,
+    csrf: String,
+) -> BatchPage {
+    let manifest = &model.artifact.manifest;
+    BatchPage {
+        frame: Frame::new(
+            format!("Batch: {} v{}", manifest.name, model.version_label),
+            "",
+        ),
+        head,
+        csrf,
+        columns: manifest
+            .features
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        max_upload: human_bytes(app.settings.max_upload_bytes),
+        upload_error: String::new(),
+        outcome: None,
+    }
+}
+
+/// GET /ui/models/{name}/batch: the upload form.
+pub async fn batch_form(
+    State(app): State<App>,
+    target: ModelRef,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+) -> Response {
+    let (catalog, model) = match find_model(&app, &target) {
+        Ok(found) => found,
+        Err(problem) => return problem_page(&problem, &rid.0),
+    };
+    let token = csrf::token_for(&headers);
+    let head = model_head(&catalog, &model, &target, "batch");
+    let page = batch_page(&app, &model, head, token.value);
+    tag(render(StatusCode::OK, &page, token.set_cookie), &model)
+}
+
+/// An uploaded form: its CSRF token and its file.
+#[derive(Default)]
+struct Upload {
+    token: Option<String>,
+    file_name: String,
+    bytes: Option<Bytes>,
+}
+
+async fn read_upload(mut multipart: Multipart) -> Result<Upload, MultipartError> {
+    let mut upload = Upload::default();
+    while let Some(field) = multipart.next_field().await? {
+        match field.name() {
+            Some(csrf::FIELD) => upload.token = Some(field.text().await?),
+            Some("file") => {
+                upload.file_name = field.file_name().unwrap_or("upload.csv").to_string();
+                upload.bytes = Some(field.bytes().await?);
+            }
+            _ => {}
+        }
+    }
+    Ok(upload)
+}
+
+/// What a finished batch run gives the page.
+struct Finished {
+    predicted: u64,
+    skipped: u64,
+    bad_rows: Vec<BadRow>,
+    output: Vec<u8>,
+}
+
+fn run_batch(model: &LoadedModel, file_name: &str, bytes: &[u8]) -> Result<Finished, BatchError> {
+    let mut bad_rows = Vec::new();
+    let (summary, output) = predict_csv_stream(
+        model,
+        std::path::Path::new(file_name),
+        bytes,
+        Vec::with_capacity(bytes.len() * 2),
+        false,
+        |bad| {
+            if bad_rows.len() < LISTED_BAD_ROWS {
+                bad_rows.push(bad.clone());
+            }
+        },
+    )?;
+    Ok(Finished {
+        predicted: summary.predicted,
+        skipped: summary.skipped,
+        bad_rows,
+        output,
+    })
+}
+
+/// The first rows of the output CSV, for the table.
+fn preview(output: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(output);
+    let header = reader
+        .headers()
+        .map(|h| h.iter().map(str::to_string).collect())
+        .unwrap_or_default();
+    let rows = reader
+        .records()
+        .take(PREVIEW_ROWS)
+        .filter_map(Result::ok)
+        .map(|record| record.iter().map(str::to_string).collect())
+        .collect();
+    (header, rows)
+}
+
+/// A file name safe for a Content-Disposition header: letters, digits, `-`, `_`, `.`.
+fn download_name(uploaded: &str, model: &LoadedModel) -> String {
+    let stem = std::path::Path::new(uploaded)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("");
+    let clean: String = stem
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(80)
+        .collect();
+    let stem = if clean.is_empty() {
+        format!("{}-v{}", model.name(), model.version_label)
+    } else {
+        clean
+    };
+    format!("{stem}-predictions.csv")
+}
+
+fn upload_refused(error: &MultipartError, base: &str, request_id: &str) -> Response {
+    let status = error.status();
+    let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "the file is larger than the upload limit (setting max_upload_bytes)".to_string()
+    } else {
+        format!("the upload cannot be read: {}", error.body_text())
+    };
+    message(
+        status,
+        "The upload could not be read",
+        &text,
+        Some((&format!("{base}/batch"), "Back to the upload form")),
+        request_id,
+    )
+}
+
+/// POST /ui/models/{name}/batch: predicts an uploaded CSV.
+pub async fn batch_upload(
+    State(app): State<App>,
+    target: ModelRef,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let (catalog, model) = match find_model(&app, &target) {
+        Ok(found) => found,
+        Err(problem) => return problem_page(&problem, &rid.0),
+    };
+    let base = target.base();
+    let multipart = match multipart {
+        Ok(multipart) => multipart,
+        Err(rejection) => {
+            return message(
+                rejection.status(),
+                "The upload could not be read",
+                &format!(
+                    "this page takes a file upload (multipart/form-data): {}",
+                    rejection.body_text()
+                ),
+                Some((&format!("{base}/batch"), "Back to the upload form")),
+                &rid.0,
+            );
+        }
+    };
+    let upload = match read_upload(multipart).await {
+        Ok(upload) => upload,
+        Err(error) => return upload_refused(&error, &base, &rid.0),
+    };
+    if let Err(error) = csrf::verify(&headers, upload.token.as_deref()) {
+        tracing::warn!(request_id = rid.0.as_str(), %error, "upload refused");
+        return super::refused_post(error, &format!("{base}/batch"), &rid.0);
+    }
+    let token = csrf::token_for(&headers);
+    let head = model_head(&catalog, &model, &target, "batch");
+    let mut page = batch_page(&app, &model, head, token.value);
+    let bytes = match upload.bytes {
+        Some(bytes) if !bytes.is_empty() => bytes,
+        _ => {
+            page.upload_error = "Choose a CSV file to upload.".to_string();
+            return tag(
+                render(StatusCode::UNPROCESSABLE_ENTITY, &page, token.set_cookie),
+                &model,
+            );
+        }
+    };
+    let file_name = upload.file_name;
+    let running = Arc::clone(&model);
+    let name_for_run = file_name.clone();
+    let finished =
+        tokio::task::spawn_blocking(move || run_batch(&running, &name_for_run, &bytes)).await;
+    let finished = match finished {
+        Ok(Ok(finished)) => finished,
+        Ok(Err(error)) => {
+            page.upload_error = error.to_string();
+            return tag(
+                render(StatusCode::UNPROCESSABLE_ENTITY, &page, token.set_cookie),
+                &model,
+            );
+        }
+        Err(error) => {
+            tracing::error!(request_id = rid.0.as_str(), %error, "batch task failed");
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                "the batch could not be run; the request id finds it in the server log",
+                None,
+                &rid.0,
+            );
+        }
+    };
+    let (header, rows) = preview(&finished.output);
+    let download_name = download_name(&file_name, &model);
+    let download = if finished.predicted > 0 {
+        app.downloads
+            .put(download_name.clone(), Bytes::from(finished.output))
+            .map(|id| format!("/ui/downloads/{id}"))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let listed = finished.bad_rows.len() as u64;
+    page.outcome = Some(BatchOutcome {
+        file_name,
+        predicted: finished.predicted,
+        skipped: finished.skipped,
+        download,
+        download_name,
+        keep_minutes: app.downloads.keep().as_secs() / 60,
+        bad_rows: finished
+            .bad_rows
+            .iter()
+            .map(|bad| BadRowView {
+                line: bad.line,
+                problems: describe(&bad.errors),
+            })
+            .collect(),
+        bad_rows_cut: finished.skipped.saturating_sub(listed),
+        rows_cut: finished.predicted.saturating_sub(rows.len() as u64),
+        header,
+        rows,
+    });
+    tag(render(StatusCode::OK, &page, token.set_cookie), &model)
+}
+
+fn csv_attachment(file_name: &str, bytes: Bytes) -> Response {
+    let disposition = format!("attachment; filename=\"{file_name}\"");
+    let mut response = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response();
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// GET /ui/models/{name}/batch/example.csv: the header the upload needs, the example row and
+/// a few random rows, as a starting point.
+pub async fn example_csv(
+    State(app): State<App>,
+    target: ModelRef,
+    Extension(rid): Extension<RequestId>,
+) -> Response {
+    let (_, model) = match find_model(&app, &target) {
+        Ok(found) => found,
+        Err(problem) => return problem_page(&problem, &rid.0),
+    };
+    let features = &model.artifact.manifest.features;
+    let mut rng = rand::rng();
+    let rows = std::iter::once(sample::example_row(features))
+        .chain((0..4).map(|_| sample::random_row(features, &mut rng)));
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let header: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
+    let mut written = writer.write_record(&header);
+    for row in rows {
+        written = written.and_then(|()| writer.write_record(row.iter().map(|(_, v)| v)));
+    }
+    let bytes = written
+        .map_err(|e| e.to_string())
+        .and_then(|()| writer.into_inner().map_err(|e| e.to_string()));
+    match bytes {
+        Ok(bytes) => {
+            let name = format!("{}-example.csv", model.name());
+            tag(csv_attachment(&name, Bytes::from(bytes)), &model)
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot write the example CSV");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// GET /ui/downloads/{id}: a batch result, while it is kept.
+pub async fn download(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Extension(rid): Extension<RequestId>,
+) -> Response {
+    match app.downloads.get(&id) {
+        Some(found) => csv_attachment(&found.file_name, found.bytes),
+        None => message(
+            StatusCode::NOT_FOUND,
+            "Download not found",
+            &format!(
+                "this result is no longer kept (results are kept for {} minutes, and only by the server that made them); upload the file again",
+                app.downloads.keep().as_secs() / 60
+            ),
+            Some(("/", "Back to the models")),
+            &rid.0,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(32 * 1024 * 1024), "32 MiB");
+        assert_eq!(human_bytes(1500), "2 KiB");
+    }
+}

@@ -1,0 +1,255 @@
+//! The web UI's pages: askama templates (in `templates/`) and the views they show.
+//!
+//! Templates are compiled into the binary and escape every value, so a feature name or a
+//! category that holds markup is shown as text.
+
+use super::assets;
+use askama::Template;
+
+/// What every page shows around its content.
+pub struct Frame {
+    /// The page title, before " · mlserve".
+    pub title: String,
+    /// The main navigation entry to mark as current ("models" or "").
+    pub section: &'static str,
+    /// Cache-busting version of the static assets.
+    pub asset_version: &'static str,
+    /// mlserve's version, in the footer.
+    pub mlserve_version: &'static str,
+}
+
+impl Frame {
+    /// A frame with this title.
+    pub fn new(title: impl Into<String>, section: &'static str) -> Self {
+        Frame {
+            title: title.into(),
+            section,
+            asset_version: assets::version(),
+            mlserve_version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+/// One row of the models table.
+pub struct ModelRow {
+    /// Model name.
+    pub name: String,
+    /// Default version, or "–".
+    pub version: String,
+    /// Algorithm of the default version.
+    pub algorithm: String,
+    /// Held-out accuracy, formatted.
+    pub accuracy: String,
+    /// Held-out ROC AUC, formatted, or "–".
+    pub roc_auc: String,
+    /// "ready", "degraded" (some versions failed) or "failed".
+    pub status: &'static str,
+    /// Whether a version is loaded (so the model's pages work).
+    pub ready: bool,
+    /// Why versions failed, when they did.
+    pub problem: String,
+}
+
+/// `/`: the models.
+#[derive(Template)]
+#[template(path = "index.html")]
+pub struct IndexPage {
+    /// The frame.
+    pub frame: Frame,
+    /// One row per model.
+    pub models: Vec<ModelRow>,
+}
+
+/// A link to one version of a model.
+pub struct VersionLink {
+    /// "2", or "2 (failed)".
+    pub label: String,
+    /// Its page.
+    pub href: String,
+    /// Whether this is the version shown.
+    pub current: bool,
+}
+
+/// The heading shared by a model's pages.
+pub struct ModelHead {
+    /// Model name.
+    pub name: String,
+    /// Version shown.
+    pub version: String,
+    /// Algorithm.
+    pub algorithm: String,
+    /// Classes and headline metrics, in a line.
+    pub summary: String,
+    /// Base URL of the pages for this model (and version, when pinned).
+    pub base: String,
+    /// The current tab: "predict", "batch" or "card".
+    pub tab: &'static str,
+    /// Every version of the model.
+    pub versions: Vec<VersionLink>,
+}
+
+/// A choice of a select control.
+pub struct OptionView {
+    /// Submitted value.
+    pub value: String,
+    /// Shown text.
+    pub text: String,
+    /// Whether it is chosen.
+    pub selected: bool,
+}
+
+/// One input of the prediction form.
+pub struct FieldView {
+    /// Element id (made from the position, since feature names may hold any character).
+    pub id: String,
+    /// Feature name, also the form field name.
+    pub name: String,
+    /// "text", "date" or "select".
+    pub control: &'static str,
+    /// Virtual keyboard hint for phones ("decimal", "numeric" or "").
+    pub inputmode: &'static str,
+    /// Current value, as typed.
+    pub value: String,
+    /// Choices, for a select.
+    pub options: Vec<OptionView>,
+    /// The expected type and training range.
+    pub hint: String,
+    /// What is wrong with the value, or "".
+    pub error: String,
+}
+
+/// One class's probability.
+pub struct ClassView {
+    /// Class label.
+    pub label: String,
+    /// Probability, for the meter.
+    pub value: f64,
+    /// Probability in percent, for people.
+    pub percent: String,
+    /// Whether it is the predicted class.
+    pub top: bool,
+}
+
+/// A prediction, as the form page shows it.
+pub struct PredictionView {
+    /// Predicted label.
+    pub label: String,
+    /// Every class, in the model's label order.
+    pub classes: Vec<ClassView>,
+    /// Values outside the training range.
+    pub warnings: Vec<String>,
+}
+
+/// A problem in the error summary, linked to its field.
+pub struct ErrorItem {
+    /// Feature name, or "" for a problem of the whole row.
+    pub field: String,
+    /// Id of the field's input, or "".
+    pub anchor: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// `/ui/models/{name}`: the prediction form and its answer.
+#[derive(Template)]
+#[template(path = "model.html")]
+pub struct ModelPage {
+    /// The frame.
+    pub frame: Frame,
+    /// The heading.
+    pub head: ModelHead,
+    /// The CSRF token for the form.
+    pub csrf: String,
+    /// One input per feature.
+    pub fields: Vec<FieldView>,
+    /// The answer, after a successful post.
+    pub prediction: Option<PredictionView>,
+    /// Every problem, after a refused post.
+    pub errors: Vec<ErrorItem>,
+    /// The request id, shown with the answer.
+    pub request_id: String,
+}
+
+/// A CSV row that was left out.
+pub struct BadRowView {
+    /// Line in the uploaded file.
+    pub line: u64,
+    /// Its problems, in a line.
+    pub problems: String,
+}
+
+/// What a batch upload gave.
+pub struct BatchOutcome {
+    /// The uploaded file's name.
+    pub file_name: String,
+    /// Rows predicted.
+    pub predicted: u64,
+    /// Rows left out.
+    pub skipped: u64,
+    /// Where to download the result.
+    pub download: String,
+    /// The file name to save it under.
+    pub download_name: String,
+    /// How long the download is kept.
+    pub keep_minutes: u64,
+    /// The first rows left out.
+    pub bad_rows: Vec<BadRowView>,
+    /// How many more were left out than listed.
+    pub bad_rows_cut: u64,
+    /// The output header.
+    pub header: Vec<String>,
+    /// The first output rows.
+    pub rows: Vec<Vec<String>>,
+    /// How many more rows the download has than the table.
+    pub rows_cut: u64,
+}
+
+/// `/ui/models/{name}/batch`: CSV upload and its result.
+#[derive(Template)]
+#[template(path = "batch.html")]
+pub struct BatchPage {
+    /// The frame.
+    pub frame: Frame,
+    /// The heading.
+    pub head: ModelHead,
+    /// The CSRF token for the form.
+    pub csrf: String,
+    /// The feature columns the file needs.
+    pub columns: String,
+    /// The upload limit, for people.
+    pub max_upload: String,
+    /// Why the upload as a whole was refused, or "".
+    pub upload_error: String,
+    /// The result, after an upload.
+    pub outcome: Option<BatchOutcome>,
+}
+
+/// `/ui/models/{name}/card`: the model card.
+#[derive(Template)]
+#[template(path = "card.html")]
+pub struct CardPage {
+    /// The frame.
+    pub frame: Frame,
+    /// The heading.
+    pub head: ModelHead,
+    /// The card's sections, rendered (and escaped) by `train::report`.
+    pub sections: String,
+}
+
+/// A page with a heading and a message: errors, and refused posts.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    /// The frame.
+    pub frame: Frame,
+    /// The heading.
+    pub heading: String,
+    /// The message.
+    pub message: String,
+    /// Where to go next, or "".
+    pub link_href: String,
+    /// The link's text.
+    pub link_text: String,
+    /// The request id, or "".
+    pub request_id: String,
+}
