@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests and end-to-end tests against real servers on 127.0.0.1.
-# This is the README's test command; .ci/run calls it. It installs the test-only tools it needs
-# (a Python venv with the OpenAPI validator) under target/, once.
+# This is the README's test command; .ci/run calls it. It installs the test-only tools it needs,
+# once: Chromium and chromedriver for the web UI tests (Debian packages, when missing), and a
+# Python venv with the OpenAPI validator under target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v chromedriver >/dev/null 2>&1 && [ -z "${MLSERVE_CHROMEDRIVER:-}" ]; then
+  echo "== installing chromium and chromium-driver (Debian packages) for the web UI tests"
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+    echo "error: the web UI tests need chromium and chromedriver: apt-get install chromium chromium-driver" >&2
+    exit 1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 
 venv=target/test-venv
 if ! "$venv/bin/python" -c "import openapi_spec_validator" 2>/dev/null; then

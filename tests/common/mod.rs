@@ -1,6 +1,8 @@
 //! Shared helpers of the end-to-end tests: model repositories and servers on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use mlserve::config::Settings;
 use mlserve::data::{BundledDataset, load_bundled};
 use mlserve::serve::RunningServer;

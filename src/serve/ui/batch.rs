@@ -176,6 +176,18 @@ fn upload_refused(error: &MultipartError, base: &str, request_id: &str) -> Respo
     )
 }
 
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
+}
+
 /// POST /ui/models/{name}/batch: predicts an uploaded CSV.
 pub async fn batch_upload(
     State(app): State<App>,
@@ -192,8 +204,13 @@ pub async fn batch_upload(
     let multipart = match multipart {
         Ok(multipart) => multipart,
         Err(rejection) => {
+            let status = if is_multipart(&headers) {
+                rejection.status()
+            } else {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            };
             return message(
-                rejection.status(),
+                status,
                 "The upload could not be read",
                 &format!(
                     "this page takes a file upload (multipart/form-data): {}",
