@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests and end-to-end tests against real servers on 127.0.0.1.
 # This is the README's test command; .ci/run calls it. It installs the test-only tools it needs,
-# once: Chromium and chromedriver for the web UI tests (Debian packages, when missing), and a
-# Python venv with the OpenAPI validator under target/.
+# once: Chromium and chromedriver for the web UI tests (Debian packages, when missing), a
+# Python venv with the OpenAPI validator and axe-core (npm) for accessibility checks, under target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,15 @@ if ! "$venv/bin/python" -c "import openapi_spec_validator" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
 fi
 export MLSERVE_TEST_PYTHON="$PWD/$venv/bin/python"
+
+# axe-core checks the web UI's pages for accessibility problems inside Chromium.
+axe=target/test-node/node_modules/axe-core/axe.min.js
+axe_version="$(cat scripts/axe-core.version)"
+if ! grep -q "\"version\": \"$axe_version\"" target/test-node/node_modules/axe-core/package.json 2>/dev/null; then
+  echo "== installing axe-core $axe_version into target/test-node"
+  npm install --silent --no-audit --no-fund --prefix target/test-node "axe-core@$axe_version"
+fi
+export MLSERVE_TEST_AXE="$PWD/$axe"
 
 if command -v cargo-nextest >/dev/null 2>&1; then
   # nextest does not run doc tests; run them first so the suite's summary stays the last line.

@@ -577,3 +577,85 @@ async fn pages_fit_a_phone_and_work_by_keyboard() {
     wait_for_label(&browser, "setosa").await;
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_passes_the_axe_accessibility_rules() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let browser = Browser::start(true).await;
+    // The checker itself works: a page with an unlabelled input fails it.
+    browser
+        .client
+        .goto("data:text/html,<!doctype html><html lang=en><title>x</title><input>")
+        .await
+        .unwrap();
+    let found = browser.accessibility_violations().await;
+    assert!(found.iter().any(|v| v.starts_with("label ")), "{found:?}");
+    let mut failures = Vec::new();
+    let mut check = async |label: &str| {
+        for violation in browser.accessibility_violations().await {
+            failures.push(format!("{label}: {violation}"));
+        }
+    };
+    for path in [
+        "/",
+        "/ui/models/churn",
+        "/ui/models/iris/batch",
+        "/ui/models/breast_cancer/card",
+        "/ui/models/nope",
+    ] {
+        browser.client.goto(&server.url(path)).await.unwrap();
+        browser.find("main").await;
+        check(path).await;
+    }
+    // The answer and the error states too.
+    browser
+        .client
+        .goto(&server.url("/ui/models/iris"))
+        .await
+        .unwrap();
+    fill_iris(&browser, &SETOSA).await;
+    browser
+        .find("#predict-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_label(&browser, "setosa").await;
+    check("iris answer").await;
+    browser.type_into("[name=\"sepal_width\"]", "wide").await;
+    browser
+        .find("#predict-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.find(".error-summary").await;
+    check("iris errors").await;
+    let upload = write_upload(repo.path());
+    browser
+        .client
+        .goto(&server.url("/ui/models/iris/batch"))
+        .await
+        .unwrap();
+    browser
+        .find("input#file")
+        .await
+        .send_keys(upload.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .find("form.upload button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.find("#batch-summary").await;
+    check("batch result").await;
+    browser.close().await;
+    assert!(
+        failures.is_empty(),
+        "accessibility problems:\n{}",
+        failures.join("\n")
+    );
+}

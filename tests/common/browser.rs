@@ -176,3 +176,31 @@ pub fn screenshot_dir() -> PathBuf {
         .unwrap()
         .join("ui-screenshots")
 }
+
+impl Browser {
+    /// Runs axe-core (WCAG 2 A and AA rules) on the current page and returns its violations,
+    /// one line each. MLSERVE_TEST_AXE names axe.min.js (scripts/test.sh installs it).
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let path = std::env::var("MLSERVE_TEST_AXE").expect(
+            "MLSERVE_TEST_AXE names axe-core's axe.min.js; scripts/test.sh installs it and sets it",
+        );
+        let source = std::fs::read_to_string(&path).unwrap();
+        self.client
+            .execute(&format!("{source}\nreturn 1;"), vec![])
+            .await
+            .expect("inject axe-core");
+        let result = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+                   .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' +
+                       v.nodes.map(n => n.target.join(' ')).join(', '))))
+                   .catch(e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .expect("run axe-core");
+        serde_json::from_value(result).unwrap()
+    }
+}
