@@ -201,7 +201,46 @@ async fn unknown_models_and_wrong_requests_get_pages_with_the_right_status() {
         let html = response.text().await.unwrap();
         assert!(html.contains(text), "{path}: {html}");
     }
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/ui", "/ui/models"] {
+        let response = no_redirects.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 303, "{path}");
+        assert_eq!(response.headers()["location"], "/");
+    }
+    let response = server
+        .client
+        .get(server.url("/ui/nothing/here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("there is no such page")
+    );
+
     let (token, cookie) = open_form(&server, "/ui/models/iris").await;
+    // Behind a proxy that rewrites Host, a browser's Sec-Fetch-Site still tells same-origin posts.
+    let fields: Vec<(&str, &str)> = std::iter::once(("_csrf", token.as_str()))
+        .chain(ROW)
+        .collect();
+    let response = server
+        .client
+        .post(server.url("/ui/models/iris"))
+        .header(COOKIE, &cookie)
+        .header("origin", "https://models.example.com")
+        .header("sec-fetch-site", "same-origin")
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     let response = server
         .client
         .post(server.url("/ui/models/iris"))
@@ -311,10 +350,26 @@ async fn uploads_that_cannot_be_predicted_say_why() {
     let (status, html) = upload(&server, &cookie, &token, "e.csv", Vec::new()).await;
     assert_eq!(status, 422);
     assert!(html.contains("Choose a CSV file"), "{html}");
-    let bad_csv = b"sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n1,2\n".to_vec();
-    let (status, html) = upload(&server, &cookie, &token, "short.csv", bad_csv).await;
-    assert_eq!(status, 422);
-    assert!(html.contains("short.csv:3:"), "{html}");
+    // Short rows and undecodable text are bad rows, listed; the rest is predicted.
+    let mut ragged =
+        b"sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n1,2\n".to_vec();
+    ragged.extend_from_slice(b"5.0,3.4,1.5,0.\xff2\n6.9,3.1,5.4,2.1\n");
+    let (status, html) = upload(&server, &cookie, &token, "ragged.csv", ragged).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("<strong>2</strong> rows predicted, <strong>2</strong> skipped."),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "<td class=\"num\">3</td><td>row: the row has 2 cells; the header has 4</td>"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td class=\"num\">4</td><td>row: cell 4 is not valid UTF-8 text</td>"),
+        "{html}"
+    );
     let clash = b"sepal_length,sepal_width,petal_length,petal_width,label\n1,2,3,4,x\n".to_vec();
     let (status, html) = upload(&server, &cookie, &token, "c.csv", clash).await;
     assert_eq!(status, 422);

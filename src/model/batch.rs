@@ -149,8 +149,10 @@ pub fn predict_csv_stream<R: std::io::Read, W: Write>(
     fail_fast: bool,
     mut on_bad_row: impl FnMut(&BadRow),
 ) -> Result<(BatchSummary, W), BatchError> {
+    // Flexible: a row with too few or too many cells is one bad row, not a broken file.
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
+        .flexible(true)
         .from_reader(input);
     let csv_error = |error: csv::Error| BatchError::Csv {
         path: source.to_path_buf(),
@@ -198,6 +200,27 @@ pub fn predict_csv_stream<R: std::io::Read, W: Write>(
     )
 }
 
+/// A row as text, or what is wrong with it (and the record back, to reuse its allocation).
+fn row_text(
+    record: csv::ByteRecord,
+    columns: usize,
+) -> Result<csv::StringRecord, (String, csv::ByteRecord)> {
+    if record.len() != columns {
+        let problem = format!(
+            "the row has {} cells; the header has {columns}",
+            record.len()
+        );
+        return Err((problem, record));
+    }
+    csv::StringRecord::from_byte_record(record).map_err(|error| {
+        let field = error.utf8_error().field() + 1;
+        (
+            format!("cell {field} is not valid UTF-8 text"),
+            error.into_byte_record(),
+        )
+    })
+}
+
 fn staging_path(output: &Path) -> PathBuf {
     let name = output
         .file_name()
@@ -224,12 +247,12 @@ fn write_predictions<R: std::io::Read, W: Write>(
     let csv_write = |error: csv::Error| write_error(std::io::Error::other(error));
     writer.write_record(&out_header).map_err(csv_write)?;
     let mut summary = BatchSummary::default();
-    let mut record = csv::StringRecord::new();
+    let mut bytes = csv::ByteRecord::new();
     let mut errors = Vec::new();
     let mut number = String::new();
     loop {
         let more = reader
-            .read_record(&mut record)
+            .read_byte_record(&mut bytes)
             .map_err(|error| BatchError::Csv {
                 path: input.to_path_buf(),
                 line: error.position().map_or(0, |p| p.line()),
@@ -238,7 +261,30 @@ fn write_predictions<R: std::io::Read, W: Write>(
         if !more {
             break;
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = bytes.position().map_or(0, |p| p.line());
+        let record = match row_text(std::mem::take(&mut bytes), header.len()) {
+            Ok(record) => record,
+            Err((problem, reused)) => {
+                bytes = reused;
+                let bad = BadRow {
+                    line,
+                    errors: vec![FieldError {
+                        field: "row".to_string(),
+                        message: problem,
+                    }],
+                };
+                if fail_fast {
+                    return Err(BatchError::BadRow {
+                        path: input.to_path_buf(),
+                        line,
+                        details: describe(&bad.errors),
+                    });
+                }
+                on_bad_row(&bad);
+                summary.skipped += 1;
+                continue;
+            }
+        };
         errors.clear();
         // Columns that are not features (an id, say) pass through to the output untouched.
         let row = model.validator.validate(
@@ -300,6 +346,7 @@ fn write_predictions<R: std::io::Read, W: Write>(
         }
         writer.write_record(None::<&[u8]>).map_err(csv_write)?;
         summary.predicted += 1;
+        bytes = record.into_byte_record();
     }
     let mut inner = writer
         .into_inner()

@@ -36,6 +36,9 @@ pub struct App {
     pub settings: Arc<Settings>,
     /// Batch results of the web UI, kept for download.
     pub downloads: Arc<ui::Downloads>,
+    /// Web UI batch uploads predicted at once; more are refused (503), so uploads cannot
+    /// take every core and all the memory.
+    pub batch_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -45,6 +48,7 @@ impl App {
             repository,
             settings: Arc::new(settings),
             downloads: Arc::new(ui::Downloads::default()),
+            batch_slots: Arc::new(tokio::sync::Semaphore::new(2)),
         }
     }
 }

@@ -40,6 +40,7 @@ h1{{margin-bottom:.2rem}} .sub{{color:#5a6472;margin-top:0}}
 table{{border-collapse:collapse;margin:.6rem 0 1.4rem}} th,td{{border:1px solid #d5dae1;padding:.3rem .6rem;text-align:right}}
 th{{background:#f1f4f8}} td.l,th.l{{text-align:left}} .charts{{display:flex;flex-wrap:wrap;gap:2rem}}
 figure{{margin:0}} figcaption{{font-size:.9rem;color:#5a6472}}
+.visually-hidden{{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}}
 </style></head><body>
 <h1>Model card: {title}</h1>
 <p class="sub">Trained {created} by mlserve {mlserve} · {algorithm} on {dataset}</p>
@@ -182,9 +183,21 @@ fn confusion_svg(labels: &[String], matrix: &[Vec<u64>]) -> String {
             escape(&short),
         );
     }
-    svg.push_str(
-        "</svg><figcaption>Rows: true class. Columns: predicted class.</figcaption></figure>",
-    );
+    svg.push_str("</svg><figcaption>Rows: true class. Columns: predicted class.</figcaption>");
+    // The same counts as a table, for screen readers (the chart is one image to them).
+    svg.push_str("<table class=\"visually-hidden\"><caption>Confusion matrix: rows are true classes, columns predicted classes</caption><tr><th>true \\ predicted</th>");
+    for label in labels {
+        let _ = write!(svg, "<th scope=\"col\">{}</th>", escape(label));
+    }
+    svg.push_str("</tr>");
+    for (label, row) in labels.iter().zip(matrix) {
+        let _ = write!(svg, "<tr><th scope=\"row\">{}</th>", escape(label));
+        for count in row {
+            let _ = write!(svg, "<td>{count}</td>");
+        }
+        svg.push_str("</tr>");
+    }
+    svg.push_str("</table></figure>");
     svg
 }
 

@@ -14,6 +14,7 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Rows shown in the result table; the download has them all.
 const PREVIEW_ROWS: usize = 200;
@@ -21,11 +22,66 @@ const PREVIEW_ROWS: usize = 200;
 const LISTED_BAD_ROWS: usize = 200;
 
 fn human_bytes(bytes: usize) -> String {
-    const MIB: usize = 1024 * 1024;
-    if bytes >= MIB {
-        format!("{:.0} MiB", bytes as f64 / MIB as f64)
+    let (value, unit) = if bytes >= 1024 * 1024 {
+        (bytes as f64 / (1024.0 * 1024.0), "MiB")
     } else {
-        format!("{:.0} KiB", (bytes as f64 / 1024.0).ceil())
+        (bytes as f64 / 1024.0, "KiB")
+    };
+    let text = format!("{value:.1}");
+    format!("{} {unit}", text.trim_end_matches(".0"))
+}
+
+/// The CSV header line an upload needs (quoted where a name needs it).
+fn header_line(names: &[&str]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let line = writer
+        .write_record(names)
+        .ok()
+        .and_then(|()| writer.into_inner().ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    line.map_or_else(|| names.join(","), |l| l.trim_end().to_string())
+}
+
+/// An output buffer that stops the run when the request is gone (timed out, or the client
+/// left) or when the result outgrows what the server keeps.
+struct BoundedOutput {
+    bytes: Vec<u8>,
+    limit: usize,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other(Stopped::Cancelled));
+        }
+        if self.bytes.len() + data.len() > self.limit {
+            return Err(std::io::Error::other(Stopped::TooLarge));
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a batch run stopped early.
+#[derive(Debug, thiserror::Error)]
+enum Stopped {
+    #[error("the request was stopped")]
+    Cancelled,
+    #[error("the result is larger than the server keeps")]
+    TooLarge,
+}
+
+/// Sets the flag when dropped: the handler's future is dropped on timeout or disconnect.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -43,12 +99,13 @@ fn batch_page(
         ),
         head,
         csrf,
-        columns: manifest
-            .features
-            .iter()
-            .map(|f| f.name.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
+        columns: header_line(
+            &manifest
+                .features
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>(),
+        ),
         max_upload: human_bytes(app.settings.max_upload_bytes),
         upload_error: String::new(),
         outcome: None,
@@ -103,13 +160,24 @@ struct Finished {
     output: Vec<u8>,
 }
 
-fn run_batch(model: &LoadedModel, file_name: &str, bytes: &[u8]) -> Result<Finished, BatchError> {
+fn run_batch(
+    model: &LoadedModel,
+    file_name: &str,
+    bytes: &[u8],
+    output_limit: usize,
+    cancelled: Arc<AtomicBool>,
+) -> Result<Finished, BatchError> {
     let mut bad_rows = Vec::new();
+    let sink = BoundedOutput {
+        bytes: Vec::with_capacity((bytes.len() * 2).min(output_limit)),
+        limit: output_limit,
+        cancelled,
+    };
     let (summary, output) = predict_csv_stream(
         model,
         std::path::Path::new(file_name),
         bytes,
-        Vec::with_capacity(bytes.len() * 2),
+        sink,
         false,
         |bad| {
             if bad_rows.len() < LISTED_BAD_ROWS {
@@ -121,7 +189,7 @@ fn run_batch(model: &LoadedModel, file_name: &str, bytes: &[u8]) -> Result<Finis
         predicted: summary.predicted,
         skipped: summary.skipped,
         bad_rows,
-        output,
+        output: output.bytes,
     })
 }
 
@@ -242,13 +310,51 @@ pub async fn batch_upload(
             );
         }
     };
+    let Ok(_permit) = app.batch_slots.clone().try_acquire_owned() else {
+        return message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "other uploads are being predicted right now; try again in a few seconds",
+            Some((&format!("{base}/batch"), "Back to the upload form")),
+            &rid.0,
+        );
+    };
     let file_name = upload.file_name;
     let running = Arc::clone(&model);
     let name_for_run = file_name.clone();
-    let finished =
-        tokio::task::spawn_blocking(move || run_batch(&running, &name_for_run, &bytes)).await;
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancelled.clone());
+    let output_limit = app.downloads.max_bytes();
+    let finished = tokio::task::spawn_blocking(move || {
+        run_batch(&running, &name_for_run, &bytes, output_limit, cancelled)
+    })
+    .await;
     let finished = match finished {
         Ok(Ok(finished)) => finished,
+        Ok(Err(BatchError::Write(error))) => {
+            let too_large = error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<Stopped>())
+                .is_some_and(|stopped| matches!(stopped, Stopped::TooLarge));
+            if too_large {
+                page.upload_error = format!(
+                    "The predictions would be larger than {} and are not kept here; run `mlserve predict` on the file instead.",
+                    human_bytes(output_limit)
+                );
+                return tag(
+                    render(StatusCode::PAYLOAD_TOO_LARGE, &page, token.set_cookie),
+                    &model,
+                );
+            }
+            tracing::error!(request_id = rid.0.as_str(), %error, "batch output failed");
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                "the batch could not be run; the request id finds it in the server log",
+                None,
+                &rid.0,
+            );
+        }
         Ok(Err(error)) => {
             page.upload_error = error.to_string();
             return tag(
@@ -309,9 +415,12 @@ fn csv_attachment(file_name: &str, bytes: Bytes) -> Response {
             .headers_mut()
             .insert(header::CONTENT_DISPOSITION, value);
     }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
@@ -379,6 +488,8 @@ mod tests {
     #[test]
     fn sizes_read_well() {
         assert_eq!(human_bytes(32 * 1024 * 1024), "32 MiB");
-        assert_eq!(human_bytes(1500), "2 KiB");
+        assert_eq!(human_bytes(1536 * 1024), "1.5 MiB");
+        assert_eq!(human_bytes(4096), "4 KiB");
+        assert_eq!(header_line(&["a", "b,c"]), "a,\"b,c\"");
     }
 }

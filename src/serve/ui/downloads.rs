@@ -50,6 +50,11 @@ impl Downloads {
         }
     }
 
+    /// The largest result kept.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// How long a result is kept.
     pub fn keep(&self) -> Duration {
         self.keep

@@ -52,8 +52,28 @@ pub fn routes(upload_limit: usize) -> Router<App> {
         .route("/", get(index))
         .nest("/ui/models/{name}", model_routes.clone())
         .nest("/ui/models/{name}/versions/{version}", model_routes)
+        .route("/ui", get(to_index))
+        .route("/ui/", get(to_index))
+        .route("/ui/models", get(to_index))
+        .route("/ui/models/", get(to_index))
+        .route("/ui/{*rest}", get(no_such_page))
         .route("/ui/downloads/{id}", get(batch::download))
         .route("/static/{file}", get(assets::serve))
+}
+
+async fn to_index() -> axum::response::Redirect {
+    axum::response::Redirect::to("/")
+}
+
+/// Unknown pages under /ui answer a page, not the API's problem document.
+async fn no_such_page(Extension(rid): Extension<RequestId>) -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "Not Found",
+        "there is no such page",
+        Some(("/", "Back to the models")),
+        &rid.0,
+    )
 }
 
 /// Headers of every UI page: no caching (pages hold CSRF tokens and predictions), and a
@@ -444,6 +464,9 @@ fn field_views(
         .collect()
 }
 
+/// The hidden form field naming the version the form was made for.
+const VERSION_FIELD: &str = "_version";
+
 /// `?fill=random` asks for a random row instead of the example.
 #[derive(serde::Deserialize)]
 struct FillQuery {
@@ -521,7 +544,7 @@ fn is_form_post(headers: &HeaderMap) -> bool {
 fn prediction_view(model: &LoadedModel, prediction: &super::api::Prediction) -> PredictionView {
     let labels = &model.artifact.manifest.labels;
     PredictionView {
-        label: labels[prediction.class].clone(),
+        label: labels.get(prediction.class).cloned().unwrap_or_default(),
         classes: labels
             .iter()
             .zip(&prediction.probabilities)
@@ -570,10 +593,6 @@ async fn model_predict(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (catalog, model) = match find_model(&app, &target) {
-        Ok(found) => found,
-        Err(problem) => return problem_page(&problem, &rid.0),
-    };
     let base = target.base();
     if !is_form_post(&headers) {
         return message(
@@ -589,17 +608,32 @@ async fn model_predict(
         Ok(pairs) => pairs,
         Err(problem) => return problem_page(&problem, &rid.0),
     };
-    let submitted = pairs
-        .iter()
-        .find(|(name, _)| name == csrf::FIELD)
-        .map(|(_, value)| value.as_str());
-    if let Err(error) = csrf::verify(&headers, submitted) {
+    let hidden = |field: &str| {
+        pairs
+            .iter()
+            .find(|(name, _)| name == field)
+            .map(|(_, value)| value.as_str())
+    };
+    if let Err(error) = csrf::verify(&headers, hidden(csrf::FIELD)) {
         tracing::warn!(request_id = rid.0.as_str(), %error, "form post refused");
         return refused_post(error, &base, &rid.0);
     }
+    // The row is judged by the version whose form the user filled, even if a reload has
+    // made another version the default since.
+    let shown = ModelRef {
+        name: target.name.clone(),
+        version: target
+            .version
+            .clone()
+            .or_else(|| hidden(VERSION_FIELD).map(str::to_string)),
+    };
+    let (catalog, model) = match find_model(&app, &shown).or_else(|_| find_model(&app, &target)) {
+        Ok(found) => found,
+        Err(problem) => return problem_page(&problem, &rid.0),
+    };
     let fields: Vec<(&str, &str)> = pairs
         .iter()
-        .filter(|(name, _)| name != csrf::FIELD)
+        .filter(|(name, _)| name != csrf::FIELD && name != VERSION_FIELD)
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
     let mut errors = Vec::new();

@@ -1,0 +1,269 @@
+//! Writing the prediction log off the request path.
+//!
+//! Requests hand their records to a bounded queue and move on; one writer task drains it and
+//! writes whatever has gathered as one multi-row insert in one transaction. Under load the
+//! batches grow by themselves, so a slow database costs batch size, not request latency. When
+//! the queue is full the record is dropped, counted (`mlserve_prediction_log_dropped_total`)
+//! and logged: never silently. On shutdown the queue is drained before the process exits.
+
+use super::{Store, StoreError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// One logged prediction (one row of a batch).
+#[derive(Debug, Clone)]
+pub struct PredictionRecord {
+    /// The request id.
+    pub request_id: String,
+    /// The row's index in its request (0 for a single row).
+    pub row_index: u32,
+    /// When it was answered, in milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// The validated inputs, as a JSON object.
+    pub inputs: String,
+    /// The predicted label.
+    pub label: String,
+    /// Probabilities by label, as a JSON object.
+    pub probabilities: String,
+    /// Time spent answering the request, in milliseconds.
+    pub latency_ms: f64,
+    /// The API key or user that asked, when auth is on.
+    pub key_name: Option<String>,
+}
+
+/// Queue size and batch size of the log writer.
+#[derive(Debug, Clone, Copy)]
+pub struct LogSettings {
+    /// Records the queue holds before it drops.
+    pub queue_capacity: usize,
+    /// Most records in one insert.
+    pub max_batch: usize,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            queue_capacity: 50_000,
+            max_batch: 500,
+        }
+    }
+}
+
+/// The sending side of the prediction log.
+pub struct PredictionLog {
+    sender: mpsc::Sender<PredictionRecord>,
+    dropped: Arc<AtomicU64>,
+    last_drop_warning: std::sync::Mutex<Option<Instant>>,
+    closing: tokio::sync::watch::Sender<bool>,
+    writer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    store: Store,
+}
+
+/// Columns of one record, in insert order.
+const COLUMNS: usize = 10;
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO predictions (request_id, row_index, created_at_ms, model, version, inputs, \
+         label, probabilities, latency_ms, key_name) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * COLUMNS + column + 1));
+        }
+        sql.push(')');
+    }
+    // A retried batch after a timeout must not log a prediction twice.
+    sql.push_str(" ON CONFLICT (request_id, row_index) DO NOTHING");
+    sql
+}
+
+async fn write_batch(store: &Store, batch: &[PredictionRecord]) -> Result<(), sqlx::Error> {
+    let sql = insert_sql(batch.len());
+    let mut query = sqlx::query(Store::sql(sql));
+    for record in batch {
+        query = query
+            .bind(record.request_id.clone())
+            .bind(i64::from(record.row_index))
+            .bind(record.created_at_ms)
+            .bind(record.model.clone())
+            .bind(record.version.clone())
+            .bind(record.inputs.clone())
+            .bind(record.label.clone())
+            .bind(record.probabilities.clone())
+            .bind(record.latency_ms)
+            .bind(record.key_name.clone());
+    }
+    let mut transaction = store.pool.begin().await?;
+    query.execute(&mut *transaction).await?;
+    transaction.commit().await
+}
+
+/// Writes one batch, retrying while the database is unreachable; gives up (and counts the
+/// loss) only when shutting down finds it still failing.
+async fn write_with_retry(store: &Store, batch: &[PredictionRecord], closing: &dyn Fn() -> bool) {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0u32;
+    loop {
+        match write_batch(store, batch).await {
+            Ok(()) => {
+                metrics::counter!("mlserve_prediction_log_written_total")
+                    .increment(batch.len() as u64);
+                return;
+            }
+            Err(error) => {
+                attempt += 1;
+                metrics::counter!("mlserve_prediction_log_write_errors_total").increment(1);
+                if closing() && attempt >= 3 {
+                    tracing::error!(%error, rows = batch.len(), "prediction log: giving up on a batch at shutdown");
+                    metrics::counter!("mlserve_prediction_log_dropped_total")
+                        .increment(batch.len() as u64);
+                    return;
+                }
+                tracing::warn!(%error, rows = batch.len(), attempt, "prediction log: write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn run_writer(
+    store: Store,
+    mut receiver: mpsc::Receiver<PredictionRecord>,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    loop {
+        let received = tokio::select! {
+            received = receiver.recv_many(&mut batch, max_batch) => received,
+            // Shutdown: refuse new records, then drain what is queued.
+            _ = closing.wait_for(|closing| *closing), if !receiver.is_closed() => {
+                receiver.close();
+                continue;
+            }
+        };
+        if received == 0 {
+            break; // closed and drained
+        }
+        metrics::gauge!("mlserve_prediction_log_queue_depth").set(receiver.len() as f64);
+        let closing = || receiver.is_closed();
+        write_with_retry(&store, &batch, &closing).await;
+        batch.clear();
+    }
+    metrics::gauge!("mlserve_prediction_log_queue_depth").set(0.0);
+}
+
+impl PredictionLog {
+    /// Opens the database and starts the writer.
+    pub async fn start(url: &str, settings: LogSettings) -> Result<PredictionLog, StoreError> {
+        let store = Store::open(url).await?;
+        let (sender, receiver) = mpsc::channel(settings.queue_capacity.max(1));
+        let (closing, closing_receiver) = tokio::sync::watch::channel(false);
+        let writer = tokio::spawn(run_writer(
+            store.clone(),
+            receiver,
+            closing_receiver,
+            settings.max_batch.max(1),
+        ));
+        Ok(PredictionLog {
+            sender,
+            dropped: Arc::new(AtomicU64::new(0)),
+            last_drop_warning: std::sync::Mutex::new(None),
+            closing,
+            writer: tokio::sync::Mutex::new(Some(writer)),
+            store,
+        })
+    }
+
+    /// The store, for reading the log back.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Queues records without waiting; what does not fit is dropped and counted.
+    pub fn record(&self, records: impl IntoIterator<Item = PredictionRecord>) {
+        let mut dropped = 0u64;
+        for record in records {
+            if self.sender.try_send(record).is_err() {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            self.count_drops(dropped);
+        }
+    }
+
+    /// Queues records, waiting for room (for batch jobs, which may wait; requests may not).
+    pub fn record_blocking(&self, records: impl IntoIterator<Item = PredictionRecord>) {
+        for record in records {
+            if self.sender.blocking_send(record).is_err() {
+                self.count_drops(1);
+            }
+        }
+    }
+
+    fn count_drops(&self, count: u64) {
+        metrics::counter!("mlserve_prediction_log_dropped_total").increment(count);
+        let total = self.dropped.fetch_add(count, Ordering::Relaxed) + count;
+        // One warning a second at most: an overload must not also flood the log.
+        let mut last = self
+            .last_drop_warning
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                dropped_total = total,
+                "prediction log queue is full: predictions were not logged"
+            );
+        }
+    }
+
+    /// Records dropped since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records waiting in the queue.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
+    /// Stops taking records, writes what is queued, and closes the database.
+    pub async fn shutdown(&self) {
+        let _ = self.closing.send(true);
+        if let Some(writer) = self.writer.lock().await.take()
+            && let Err(error) = writer.await
+        {
+            tracing::error!(%error, "prediction log writer failed");
+        }
+        self.store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inserts_number_their_placeholders_row_by_row() {
+        let sql = insert_sql(2);
+        assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), ($11,"));
+        assert!(sql.ends_with("($11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (request_id, row_index) DO NOTHING"));
+    }
+}
