@@ -51,6 +51,10 @@ pub struct Settings {
     pub demo_models: bool,
     /// Watch the repository folder and reload changed models.
     pub watch: bool,
+    /// Store every prediction in the database.
+    pub prediction_log: bool,
+    /// The prediction database: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`.
+    pub database_url: String,
 }
 
 impl Default for Settings {
@@ -68,6 +72,8 @@ impl Default for Settings {
             unknown_fields: UnknownFields::Reject,
             demo_models: false,
             watch: true,
+            prediction_log: true,
+            database_url: "sqlite://data/predictions.db".to_string(),
         }
     }
 }
@@ -119,6 +125,12 @@ pub struct SettingsFlags {
     /// Watch the repository and reload changed models [default: true]
     #[arg(long, env = "MLSERVE_WATCH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub watch: Option<bool>,
+    /// Store every prediction in the database [default: true]
+    #[arg(long, env = "MLSERVE_PREDICTION_LOG", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub prediction_log: Option<bool>,
+    /// Prediction database: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [default: sqlite://data/predictions.db]
+    #[arg(long, env = "MLSERVE_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 /// The file layer: every setting optional, unknown keys refused.
@@ -137,6 +149,8 @@ struct FileSettings {
     unknown_fields: Option<UnknownFields>,
     demo_models: Option<bool>,
     watch: Option<bool>,
+    prediction_log: Option<bool>,
+    database_url: Option<String>,
 }
 
 /// A setting that cannot be used.
@@ -208,6 +222,15 @@ impl SettingsFlags {
                 .or(file.demo_models)
                 .unwrap_or(d.demo_models),
             watch: self.watch.or(file.watch).unwrap_or(d.watch),
+            prediction_log: self
+                .prediction_log
+                .or(file.prediction_log)
+                .unwrap_or(d.prediction_log),
+            database_url: self
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .unwrap_or(d.database_url),
         };
         settings.check()?;
         Ok(settings)
@@ -244,6 +267,15 @@ impl Settings {
         }
         if self.max_batch_rows == 0 {
             return invalid("max_batch_rows", "must be at least 1");
+        }
+        if self.prediction_log && crate::store::Backend::of(&self.database_url).is_none() {
+            return invalid(
+                "database_url",
+                &format!(
+                    "'{}' is not supported: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB",
+                    crate::store::redact(&self.database_url)
+                ),
+            );
         }
         if self.max_upload_bytes == 0 {
             return invalid("max_upload_bytes", "must be at least 1");

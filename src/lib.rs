@@ -8,4 +8,5 @@ pub mod data;
 pub mod logging;
 pub mod model;
 pub mod serve;
+pub mod store;
 pub mod train;

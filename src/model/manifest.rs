@@ -151,6 +151,55 @@ pub struct FeatureSchema {
     /// Share of training rows per category (categorical).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frequencies: Option<BTreeMap<String, f64>>,
+    /// The training distribution in bins (numeric types): the baseline for drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Histogram>,
+}
+
+/// A distribution in bins: `shares[i]` of the rows fall in bin `i`, where bin 0 holds values up
+/// to `edges[0]`, bin `i` values above `edges[i - 1]` up to `edges[i]`, and the last bin values
+/// above the last edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Histogram {
+    /// Upper bounds of every bin but the last, ascending.
+    pub edges: Vec<f64>,
+    /// Share of rows in each bin (one more than the edges); they sum to 1.
+    pub shares: Vec<f64>,
+}
+
+impl Histogram {
+    /// Bins at the deciles of the values (fewer when values repeat), with their shares.
+    pub fn deciles(values: &[f64]) -> Option<Histogram> {
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        let mut edges: Vec<f64> = (1..10)
+            .map(|decile| sorted[(sorted.len() * decile / 10).min(sorted.len() - 1)])
+            .collect();
+        edges.dedup();
+        // An edge at the maximum would leave the last bin empty by construction.
+        if edges.last() == sorted.last() {
+            edges.pop();
+        }
+        let mut histogram = Histogram {
+            shares: vec![0.0; edges.len() + 1],
+            edges,
+        };
+        let n = sorted.len() as f64;
+        for value in &sorted {
+            let bin = histogram.bin(*value);
+            histogram.shares[bin] += 1.0 / n;
+        }
+        Some(histogram)
+    }
+
+    /// The bin a value falls in.
+    pub fn bin(&self, value: f64) -> usize {
+        self.edges.partition_point(|edge| *edge < value)
+    }
 }
 
 /// An example value of a feature.

@@ -14,7 +14,8 @@ pub use artifact::{
     write_new_version,
 };
 pub use manifest::{
-    ArtifactInfo, Backend, ExampleValue, FeatureSchema, Manifest, MetricsSummary, Provenance, Task,
+    ArtifactInfo, Backend, ExampleValue, FeatureSchema, Histogram, Manifest, MetricsSummary,
+    Provenance, Task,
 };
 pub use native::{FeatureValue, NativeModel};
 pub use repository::{

@@ -133,6 +133,7 @@ mod tests {
             std: Some(std),
             categories: None,
             frequencies: None,
+            baseline: None,
         }
     }
 

@@ -390,6 +390,7 @@ mod tests {
             categories: (kind == ColumnKind::Categorical)
                 .then(|| vec!["red".into(), "blue".into()]),
             frequencies: None,
+            baseline: None,
         }
     }
 

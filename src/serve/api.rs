@@ -4,6 +4,7 @@ use super::App;
 use super::body::{PathParams, json_bytes, parse_lenient, parse_query};
 use super::middleware::{ModelTag, RequestId};
 use super::problem::Problem;
+use super::record::{Asked, log_predictions};
 use super::rows::{Fields, PredictBody, PredictBodySeed};
 use crate::model::{
     Catalog, FieldError, LoadedModel, ModelEntry, PredictError, RawValue, ValidRow,
@@ -47,6 +48,8 @@ pub struct Prediction {
     pub probabilities: Vec<f64>,
     /// Values outside the training range.
     pub warnings: Vec<String>,
+    /// The validated inputs it was made from, for the prediction log.
+    pub values: Vec<crate::model::FeatureValue>,
 }
 
 #[derive(Serialize)]
@@ -156,6 +159,7 @@ pub fn predict_rows(
                 class: argmax(&probabilities),
                 probabilities,
                 warnings: row.warnings,
+                values: row.values,
             }),
             Err(error @ PredictError::Unscorable) => unscorable.push(FieldError {
                 field: if batch {
@@ -231,15 +235,16 @@ async fn predict_body(
     app: &App,
     model: Arc<LoadedModel>,
     body: PredictBody<'_>,
-    request_id: &str,
+    asked: &Asked,
 ) -> Result<Response, Problem> {
+    let request_id = asked.request_id.as_str();
     match body {
         PredictBody::Misshapen(message) => Err(shape_problem("", &message)),
         PredictBody::Single(fields) => predict_one(
             app,
             &model,
             fields.iter().map(|(k, v)| (k.as_ref(), RawValue::Json(v))),
-            request_id,
+            asked,
         ),
         PredictBody::Batch(items) if items.is_empty() => {
             Err(shape_problem("instances", "empty: send at least one row"))
@@ -280,6 +285,7 @@ async fn predict_body(
             } else {
                 predict_rows(&model, rows, true)?
             };
+            log_predictions(app, &model, asked, &predictions);
             let labels = &model.artifact.manifest.labels;
             Ok(json_response(&BatchAnswer {
                 model: model.name(),
@@ -306,7 +312,7 @@ fn predict_one<'a>(
     app: &App,
     model: &LoadedModel,
     fields: impl IntoIterator<Item = (&'a str, RawValue<'a>)>,
-    request_id: &str,
+    asked: &Asked,
 ) -> Result<Response, Problem> {
     let mut errors = Vec::new();
     let row = model
@@ -314,18 +320,19 @@ fn predict_one<'a>(
         .validate(fields, app.settings.unknown_fields, "", &mut errors)
         .ok_or_else(|| Problem::invalid(errors))?;
     let predictions = predict_rows(model, vec![row], false)?;
-    Ok(single_answer(model, &predictions[0], request_id))
+    log_predictions(app, model, asked, &predictions);
+    Ok(single_answer(model, &predictions[0], &asked.request_id))
 }
 
 async fn predict_post_any(
     app: App,
     name: String,
     version: Option<String>,
-    request_id: RequestId,
+    asked: Asked,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let id = request_id.0;
+    let id = asked.request_id.clone();
     let model = match resolve(&app.repository.catalog(), &name, version.as_deref()) {
         Ok(model) => model,
         Err(problem) => return problem.with_request_id(&id).into_response(),
@@ -337,7 +344,7 @@ async fn predict_post_any(
             max_rows: app.settings.max_batch_rows,
         };
         let parsed = parse_lenient(&bytes, &mut quoted, seed)?;
-        predict_body(&app, model.clone(), parsed, &id).await
+        predict_body(&app, model.clone(), parsed, &asked).await
     }
     .await;
     let response = result.unwrap_or_else(|problem| problem.with_request_id(&id).into_response());
@@ -348,39 +355,39 @@ async fn predict_post_any(
 pub async fn predict_post(
     State(app): State<App>,
     PathParams(name): PathParams<String>,
-    Extension(request_id): Extension<RequestId>,
+    asked: Asked,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    predict_post_any(app, name, None, request_id, headers, body).await
+    predict_post_any(app, name, None, asked, headers, body).await
 }
 
 /// POST /api/models/{name}/versions/{version}/predict
 pub async fn predict_post_version(
     State(app): State<App>,
     PathParams((name, version)): PathParams<(String, String)>,
-    Extension(request_id): Extension<RequestId>,
+    asked: Asked,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    predict_post_any(app, name, Some(version), request_id, headers, body).await
+    predict_post_any(app, name, Some(version), asked, headers, body).await
 }
 
 fn predict_query_any(
     app: App,
     name: String,
     version: Option<String>,
-    request_id: RequestId,
+    asked: Asked,
     query: Option<String>,
 ) -> Response {
-    let id = request_id.0;
+    let id = asked.request_id.clone();
     let model = match resolve(&app.repository.catalog(), &name, version.as_deref()) {
         Ok(model) => model,
         Err(problem) => return problem.with_request_id(&id).into_response(),
     };
     let result = parse_query(query.as_deref().unwrap_or("")).and_then(|pairs| {
         let fields = pairs.iter().map(|(k, v)| (k.as_str(), RawValue::Text(v)));
-        predict_one(&app, &model, fields, &id)
+        predict_one(&app, &model, fields, &asked)
     });
     let response = result.unwrap_or_else(|problem| problem.with_request_id(&id).into_response());
     tag(response, &model)
@@ -390,20 +397,20 @@ fn predict_query_any(
 pub async fn predict_get(
     State(app): State<App>,
     PathParams(name): PathParams<String>,
-    Extension(request_id): Extension<RequestId>,
+    asked: Asked,
     RawQuery(query): RawQuery,
 ) -> Response {
-    predict_query_any(app, name, None, request_id, query)
+    predict_query_any(app, name, None, asked, query)
 }
 
 /// GET /api/models/{name}/versions/{version}/predict?feature=value&…
 pub async fn predict_get_version(
     State(app): State<App>,
     PathParams((name, version)): PathParams<(String, String)>,
-    Extension(request_id): Extension<RequestId>,
+    asked: Asked,
     RawQuery(query): RawQuery,
 ) -> Response {
-    predict_query_any(app, name, Some(version), request_id, query)
+    predict_query_any(app, name, Some(version), asked, query)
 }
 
 fn version_list(entry: &ModelEntry) -> Vec<Value> {

@@ -14,6 +14,14 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// When the request arrived, for latencies measured by handlers.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStart(pub Instant);
+
+/// Who asked: the API key's or user's name, set by authentication.
+#[derive(Debug, Clone)]
+pub struct Caller(pub std::sync::Arc<str>);
+
 /// Which model and version answered, for the log line.
 #[derive(Debug, Clone)]
 pub struct ModelTag {
@@ -48,6 +56,7 @@ pub async fn request_context(
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     request.extensions_mut().insert(RequestId(id.clone()));
+    request.extensions_mut().insert(RequestStart(started));
     let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => Problem::unavailable(

@@ -8,8 +8,10 @@ pub mod api;
 pub mod body;
 pub mod health;
 pub mod middleware;
+pub mod monitoring;
 pub mod openapi;
 pub mod problem;
+pub mod record;
 pub mod rows;
 pub mod ui;
 pub mod watch;
@@ -39,6 +41,8 @@ pub struct App {
     /// Web UI batch uploads predicted at once; more are refused (503), so uploads cannot
     /// take every core and all the memory.
     pub batch_slots: Arc<tokio::sync::Semaphore>,
+    /// The prediction log, when it is on.
+    pub log: Option<Arc<crate::store::PredictionLog>>,
 }
 
 impl App {
@@ -49,6 +53,7 @@ impl App {
             settings: Arc::new(settings),
             downloads: Arc::new(ui::Downloads::default()),
             batch_slots: Arc::new(tokio::sync::Semaphore::new(2)),
+            log: None,
         }
     }
 }
@@ -64,6 +69,9 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The prediction database cannot be opened.
+    #[error("prediction log: {0}")]
+    Store(#[from] crate::store::StoreError),
     /// The server failed while running.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
@@ -120,6 +128,16 @@ pub fn router(app: App) -> Router {
             "/api/models/{name}/versions/{version}/report",
             get(api::model_report),
         )
+        .route("/api/predictions", get(monitoring::list_predictions))
+        .route(
+            "/api/predictions/{request_id}/feedback",
+            post(monitoring::post_feedback),
+        )
+        .route(
+            "/api/models/{name}/monitoring",
+            get(monitoring::model_monitoring),
+        )
+        .route("/api/models/{name}/drift", get(monitoring::model_drift))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/api/liveness", get(health::live))
@@ -146,6 +164,7 @@ pub struct RunningServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
     _watcher: Option<watch::RepositoryWatcher>,
+    log: Option<Arc<crate::store::PredictionLog>>,
 }
 
 impl RunningServer {
@@ -154,10 +173,15 @@ impl RunningServer {
         if let Some(sender) = self.shutdown.take() {
             let _ = sender.send(());
         }
-        match (&mut self.task).await {
+        let served = match (&mut self.task).await {
             Ok(result) => result,
             Err(error) => Err(ServeError::Io(std::io::Error::other(error))),
+        };
+        // Every answered request has queued its records by now; write them before exiting.
+        if let Some(log) = self.log.take() {
+            log.shutdown().await;
         }
+        served
     }
 }
 
@@ -193,7 +217,19 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     };
     let loading = repository.clone();
     tokio::task::spawn_blocking(move || loading.reload_all(false));
-    let app = App::new(repository.clone(), settings);
+    let log = if settings.prediction_log {
+        let log = crate::store::PredictionLog::start(
+            &settings.database_url,
+            crate::store::LogSettings::default(),
+        )
+        .await?;
+        tracing::info!(database = %crate::store::redact(&settings.database_url), "prediction log on");
+        Some(Arc::new(log))
+    } else {
+        None
+    };
+    let mut app = App::new(repository.clone(), settings);
+    app.log = log.clone();
     let (sender, receiver) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router(app))
@@ -210,6 +246,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
         shutdown: Some(sender),
         task,
         _watcher: watcher,
+        log,
     })
 }
 

@@ -114,7 +114,11 @@ async fn write_batch(store: &Store, batch: &[PredictionRecord]) -> Result<(), sq
 
 /// Writes one batch, retrying while the database is unreachable; gives up (and counts the
 /// loss) only when shutting down finds it still failing.
-async fn write_with_retry(store: &Store, batch: &[PredictionRecord], closing: &dyn Fn() -> bool) {
+async fn write_with_retry(
+    store: &Store,
+    batch: &[PredictionRecord],
+    closing: &tokio::sync::watch::Receiver<bool>,
+) {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 0u32;
     loop {
@@ -127,7 +131,7 @@ async fn write_with_retry(store: &Store, batch: &[PredictionRecord], closing: &d
             Err(error) => {
                 attempt += 1;
                 metrics::counter!("mlserve_prediction_log_write_errors_total").increment(1);
-                if closing() && attempt >= 3 {
+                if *closing.borrow() && attempt >= 3 {
                     tracing::error!(%error, rows = batch.len(), "prediction log: giving up on a batch at shutdown");
                     metrics::counter!("mlserve_prediction_log_dropped_total")
                         .increment(batch.len() as u64);
@@ -161,7 +165,6 @@ async fn run_writer(
             break; // closed and drained
         }
         metrics::gauge!("mlserve_prediction_log_queue_depth").set(receiver.len() as f64);
-        let closing = || receiver.is_closed();
         write_with_retry(&store, &batch, &closing).await;
         batch.clear();
     }

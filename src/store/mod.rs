@@ -112,7 +112,10 @@ impl Store {
         let mut connect_url = url.to_string();
         if backend == Backend::Sqlite {
             let path = sqlite_path(url);
-            if let Some(folder) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Some(folder) = Path::new(path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
                     path: path.to_string(),
                     source,

@@ -123,7 +123,8 @@ fn ratio(numerator: u64, denominator: u64) -> f64 {
     }
 }
 
-fn class_metrics(confusion: &[Vec<u64>], class: usize) -> ClassMetrics {
+/// Precision, recall, F1 and support of one class from a confusion matrix.
+pub fn class_metrics(confusion: &[Vec<u64>], class: usize) -> ClassMetrics {
     let true_positive = confusion[class][class];
     let predicted_as_class: u64 = confusion.iter().map(|row| row[class]).sum();
     let support: u64 = confusion[class].iter().sum();

@@ -29,6 +29,7 @@ pub fn feature_schemas(
                 std: None,
                 categories: None,
                 frequencies: None,
+                baseline: None,
             };
             match (&column.values, encoding) {
                 (ColumnValues::Numeric(values), _) => {
@@ -41,6 +42,9 @@ pub fn feature_schemas(
                     schema.std =
                         Some((training.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt());
                     schema.example = numeric_example(column.kind, values[example_row]);
+                    if column.kind != ColumnKind::Boolean {
+                        schema.baseline = crate::model::Histogram::deciles(&training);
+                    }
                 }
                 (ColumnValues::Text(values), InputEncoding::OneHot(categories)) => {
                     let mut counts: BTreeMap<String, f64> =

@@ -76,10 +76,14 @@ pub fn demo_repository() -> tempfile::TempDir {
 }
 
 /// Settings for a test server on a free port of 127.0.0.1.
+/// The prediction log goes to a SQLite file beside the repository (never inside it: the
+/// repository is watched).
 pub fn test_settings(models: &Path) -> Settings {
+    let database = models.with_extension("predictions.db");
     Settings {
         addr: "127.0.0.1:0".parse().unwrap(),
         models: models.to_path_buf(),
+        database_url: format!("sqlite://{}", database.display()),
         ..Settings::default()
     }
 }

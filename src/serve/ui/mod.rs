@@ -590,6 +590,7 @@ async fn model_predict(
     State(app): State<App>,
     target: ModelRef,
     Extension(rid): Extension<RequestId>,
+    asked: super::record::Asked,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -658,6 +659,7 @@ async fn model_predict(
     page.request_id = rid.0.clone();
     let status = match outcome {
         Ok(predictions) => {
+            super::record::log_predictions(&app, &model, &asked, &predictions);
             page.prediction = predictions.first().map(|p| prediction_view(&model, p));
             StatusCode::OK
         }

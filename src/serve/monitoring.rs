@@ -1,0 +1,488 @@
+//! Reading the prediction log: recent predictions, ground-truth feedback, live metrics per
+//! model version, and drift of recent inputs from the training data.
+
+use super::App;
+use super::api::resolve;
+use super::body::PathParams;
+use super::middleware::RequestId;
+use super::problem::Problem;
+use super::record::{Asked, now_ms};
+use crate::model::FieldError;
+use crate::store::drift::{FeatureDrift, feature_drift};
+use crate::store::{PredictionQuery, Store, TruthRow};
+use crate::train::metrics::{class_metrics, confusion_matrix};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Logged inputs read for one drift report, newest first.
+const DRIFT_ROWS: u32 = 20_000;
+/// PSI above this flags a feature, unless the request names another threshold.
+const DEFAULT_DRIFT_THRESHOLD: f64 = 0.2;
+/// The window of monitoring and drift, unless the request names another.
+const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Parses a window such as `90s`, `15m`, `1h` or `7d`.
+pub fn parse_window(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    let total = number.checked_mul(seconds)?;
+    (total > 0 && total <= 366 * 86_400).then(|| Duration::from_secs(total))
+}
+
+fn store_of(app: &App) -> Result<&Store, Problem> {
+    app.log.as_ref().map(|log| log.store()).ok_or_else(|| {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "the prediction log is off (setting prediction_log), so there is nothing to read",
+        )
+    })
+}
+
+fn database_problem(error: &crate::store::StoreError) -> Problem {
+    tracing::error!(%error, "prediction database query failed");
+    Problem::unavailable(
+        "the prediction database did not answer; the server log has the cause",
+        5,
+    )
+}
+
+fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, Problem> {
+    super::body::parse_query(query.unwrap_or(""))
+}
+
+fn invalid_parameter(name: &str, message: impl Into<String>) -> Problem {
+    Problem::invalid(vec![FieldError {
+        field: name.to_string(),
+        message: message.into(),
+    }])
+}
+
+fn window_from(pairs: &[(String, String)]) -> Result<Duration, Problem> {
+    match pairs.iter().find(|(k, _)| k == "window") {
+        None => Ok(DEFAULT_WINDOW),
+        Some((_, value)) => parse_window(value).ok_or_else(|| {
+            invalid_parameter(
+                "window",
+                format!(
+                    "expected a duration such as 90s, 15m, 1h or 7d (up to 366d), got \"{value}\""
+                ),
+            )
+        }),
+    }
+}
+
+fn refuse_unknown(pairs: &[(String, String)], known: &[&str]) -> Result<(), Problem> {
+    let unknown: Vec<FieldError> = pairs
+        .iter()
+        .filter(|(k, _)| !known.contains(&k.as_str()))
+        .map(|(k, _)| FieldError {
+            field: k.clone(),
+            message: format!("unknown parameter; the parameters are {}", known.join(", ")),
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::invalid(unknown))
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
+fn parse_json_object(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// GET /api/predictions?model=&since=&limit=: the log, newest first (admin).
+pub async fn list_predictions(
+    State(app): State<App>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let store = store_of(&app)?;
+        let pairs = query_pairs(query.as_deref())?;
+        refuse_unknown(&pairs, &["model", "since", "limit"])?;
+        let mut request = PredictionQuery {
+            limit: 100,
+            ..PredictionQuery::default()
+        };
+        for (key, value) in &pairs {
+            match key.as_str() {
+                "model" => request.model = Some(value.clone()),
+                "since" => {
+                    let at: jiff::Timestamp = value.parse().map_err(|_| {
+                        invalid_parameter(
+                            "since",
+                            format!("expected an RFC 3339 date-time, got \"{value}\""),
+                        )
+                    })?;
+                    request.since_ms = Some(at.as_millisecond());
+                }
+                _ => {
+                    request.limit = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| {
+                            invalid_parameter(
+                                "limit",
+                                format!("expected a whole number from 1 to 1000, got \"{value}\""),
+                            )
+                        })?;
+                }
+            }
+        }
+        let rows = store
+            .predictions(&request)
+            .await
+            .map_err(|e| database_problem(&e))?;
+        let predictions: Vec<Value> = rows
+            .iter()
+            .map(|row| {
+                json!({
+                    "request_id": row.request_id,
+                    "row": row.row_index,
+                    "created_at": rfc3339(row.created_at_ms),
+                    "model": row.model,
+                    "version": row.version,
+                    "inputs": parse_json_object(&row.inputs),
+                    "label": row.label,
+                    "probabilities": parse_json_object(&row.probabilities),
+                    "latency_ms": row.latency_ms,
+                    "key": row.key_name,
+                    "feedback": row.feedback,
+                })
+            })
+            .collect();
+        Ok::<_, Problem>(Json(json!({ "predictions": predictions })).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|problem| problem.with_request_id(&rid.0).into_response())
+}
+
+/// The body of a feedback post.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Feedback {
+    /// The true label.
+    label: String,
+    /// The row of a batch request (0 for a single row).
+    #[serde(default)]
+    row: u32,
+}
+
+/// POST /api/predictions/{request_id}/feedback: the true label of a logged prediction.
+pub async fn post_feedback(
+    State(app): State<App>,
+    PathParams(request_id): PathParams<String>,
+    asked: Asked,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let store = store_of(&app)?;
+        let bytes = super::body::json_bytes(&headers, body)?;
+        let feedback: Feedback = serde_json::from_slice(&bytes).map_err(|error| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("expected {{\"label\": \"…\", \"row\": 0}}: {error}"),
+            )
+        })?;
+        let found = store
+            .find_prediction(&request_id, feedback.row)
+            .await
+            .map_err(|e| database_problem(&e))?;
+        let Some((model_name, version, predicted)) = found else {
+            return Err(Problem::not_found(format!(
+                "no logged prediction with request id '{request_id}' and row {}; predictions are written within a second of their answer",
+                feedback.row
+            )));
+        };
+        // The label must be one the model version knows, when that version is still served.
+        if let Ok(model) = resolve(&app.repository.catalog(), &model_name, Some(&version)) {
+            let labels = &model.artifact.manifest.labels;
+            if !labels.contains(&feedback.label) {
+                return Err(invalid_parameter(
+                    "label",
+                    format!(
+                        "unknown label \"{}\": expected one of {}",
+                        feedback.label,
+                        labels
+                            .iter()
+                            .map(|l| format!("\"{l}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        store
+            .record_feedback(
+                &request_id,
+                feedback.row,
+                &feedback.label,
+                now_ms(),
+                asked.caller.as_deref(),
+            )
+            .await
+            .map_err(|e| database_problem(&e))?;
+        metrics::counter!("mlserve_feedback_total", "model" => model_name.clone(), "version" => version.clone())
+            .increment(1);
+        Ok(Json(json!({
+            "request_id": request_id,
+            "row": feedback.row,
+            "model": model_name,
+            "version": version,
+            "predicted": predicted,
+            "label": feedback.label,
+            "correct": predicted == feedback.label,
+        }))
+        .into_response())
+    }
+    .await;
+    result.unwrap_or_else(|problem| problem.with_request_id(&asked.request_id).into_response())
+}
+
+/// Live metrics of one model version from its predictions with feedback.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionMonitoring {
+    /// Model version.
+    pub version: String,
+    /// Predictions logged in the window.
+    pub predictions: i64,
+    /// Of those, the ones with a true label.
+    pub with_feedback: usize,
+    /// Share of correct predictions among those with feedback.
+    pub accuracy: Option<f64>,
+    /// Macro-averaged precision over the classes seen.
+    pub precision_macro: Option<f64>,
+    /// Macro-averaged recall over the classes seen.
+    pub recall_macro: Option<f64>,
+}
+
+/// Accuracy and macro precision and recall of the rows with feedback of one version.
+pub fn live_metrics(rows: &[&TruthRow]) -> (Option<f64>, Option<f64>, Option<f64>) {
+    if rows.is_empty() {
+        return (None, None, None);
+    }
+    let mut labels: Vec<&str> = rows
+        .iter()
+        .flat_map(|r| [r.predicted.as_str(), r.actual.as_str()])
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    let index = |label: &str| labels.binary_search(&label).unwrap_or(0);
+    let truth: Vec<usize> = rows.iter().map(|r| index(&r.actual)).collect();
+    let predicted: Vec<usize> = rows.iter().map(|r| index(&r.predicted)).collect();
+    let confusion = confusion_matrix(&truth, &predicted, labels.len());
+    let correct = truth.iter().zip(&predicted).filter(|(t, p)| t == p).count();
+    // Macro averages over the classes that occur as true labels, as scikit-learn's
+    // classification report does for the classes present.
+    let present: Vec<usize> = (0..labels.len())
+        .filter(|&c| confusion[c].iter().sum::<u64>() > 0)
+        .collect();
+    let per_class: Vec<_> = present
+        .iter()
+        .map(|&c| class_metrics(&confusion, c))
+        .collect();
+    let mean = |values: Vec<f64>| values.iter().sum::<f64>() / values.len().max(1) as f64;
+    (
+        Some(correct as f64 / rows.len() as f64),
+        Some(mean(per_class.iter().map(|m| m.precision).collect())),
+        Some(mean(per_class.iter().map(|m| m.recall).collect())),
+    )
+}
+
+/// Live metrics of every version of a model over a window.
+pub async fn monitoring(
+    store: &Store,
+    model: &str,
+    window: Duration,
+) -> Result<Vec<VersionMonitoring>, crate::store::StoreError> {
+    let since = now_ms() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
+    let truth = store.truth(model, since).await?;
+    let counts = store.prediction_counts(model, since).await?;
+    let mut by_version: BTreeMap<String, Vec<&TruthRow>> = BTreeMap::new();
+    for row in &truth {
+        by_version.entry(row.version.clone()).or_default().push(row);
+    }
+    Ok(counts
+        .into_iter()
+        .map(|(version, predictions)| {
+            let rows = by_version.get(&version).map(Vec::as_slice).unwrap_or(&[]);
+            let (accuracy, precision_macro, recall_macro) = live_metrics(rows);
+            for (name, value) in [
+                ("mlserve_live_accuracy", accuracy),
+                ("mlserve_live_precision_macro", precision_macro),
+                ("mlserve_live_recall_macro", recall_macro),
+            ] {
+                if let Some(value) = value {
+                    metrics::gauge!(name, "model" => model.to_string(), "version" => version.clone())
+                        .set(value);
+                }
+            }
+            VersionMonitoring {
+                with_feedback: rows.len(),
+                version,
+                predictions,
+                accuracy,
+                precision_macro,
+                recall_macro,
+            }
+        })
+        .collect())
+}
+
+/// GET /api/models/{name}/monitoring?window=24h
+pub async fn model_monitoring(
+    State(app): State<App>,
+    PathParams(name): PathParams<String>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let store = store_of(&app)?;
+        let pairs = query_pairs(query.as_deref())?;
+        refuse_unknown(&pairs, &["window"])?;
+        let window = window_from(&pairs)?;
+        resolve(&app.repository.catalog(), &name, None)?;
+        let versions = monitoring(store, &name, window)
+            .await
+            .map_err(|e| database_problem(&e))?;
+        Ok::<_, Problem>(
+            Json(json!({
+                "model": name,
+                "window_seconds": window.as_secs(),
+                "versions": versions,
+            }))
+            .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|problem| problem.with_request_id(&rid.0).into_response())
+}
+
+/// The drift of a model's default version over a window.
+pub async fn drift_report(
+    app: &App,
+    name: &str,
+    window: Duration,
+    threshold: f64,
+) -> Result<(String, usize, Vec<FeatureDrift>), Problem> {
+    let store = store_of(app)?;
+    let model = resolve(&app.repository.catalog(), name, None)?;
+    let since = now_ms() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
+    let inputs = store
+        .recent_inputs(name, &model.version_label, since, DRIFT_ROWS)
+        .await
+        .map_err(|e| database_problem(&e))?;
+    let rows: Vec<Map<String, Value>> = inputs
+        .iter()
+        .filter_map(|text| serde_json::from_str(text).ok())
+        .collect();
+    let features = &model.artifact.manifest.features;
+    let drift = feature_drift(features, &rows, threshold);
+    for item in &drift {
+        if let Some(psi) = item.psi {
+            metrics::gauge!("mlserve_feature_psi", "model" => name.to_string(), "version" => model.version_label.clone(), "feature" => item.feature.clone())
+                .set(psi);
+        }
+    }
+    Ok((model.version_label.clone(), rows.len(), drift))
+}
+
+/// GET /api/models/{name}/drift?window=24h&threshold=0.2
+pub async fn model_drift(
+    State(app): State<App>,
+    PathParams(name): PathParams<String>,
+    Extension(rid): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let pairs = query_pairs(query.as_deref())?;
+        refuse_unknown(&pairs, &["window", "threshold"])?;
+        let window = window_from(&pairs)?;
+        let threshold = match pairs.iter().find(|(k, _)| k == "threshold") {
+            None => DEFAULT_DRIFT_THRESHOLD,
+            Some((_, value)) => value
+                .parse::<f64>()
+                .ok()
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .ok_or_else(|| {
+                    invalid_parameter(
+                        "threshold",
+                        format!("expected a positive number, got \"{value}\""),
+                    )
+                })?,
+        };
+        let (version, rows, features) = drift_report(&app, &name, window, threshold).await?;
+        Ok::<_, Problem>(
+            Json(json!({
+                "model": name,
+                "version": version,
+                "window_seconds": window.as_secs(),
+                "rows": rows,
+                "threshold": threshold,
+                "min_values": crate::store::drift::MIN_VALUES,
+                "drifted": features.iter().filter(|f| f.drifted).map(|f| f.feature.clone()).collect::<Vec<_>>(),
+                "features": features,
+            }))
+            .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|problem| problem.with_request_id(&rid.0).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_read_like_durations() {
+        assert_eq!(parse_window("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_window("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_window("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_window("7d"), Some(Duration::from_secs(7 * 86_400)));
+        for bad in ["", "h", "0h", "1w", "-1h", "400d", "1.5h"] {
+            assert_eq!(parse_window(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn live_metrics_count_what_came_back() {
+        let row = |p: &str, a: &str| TruthRow {
+            version: "1".into(),
+            predicted: p.into(),
+            actual: a.into(),
+        };
+        let rows = [row("a", "a"), row("a", "b"), row("b", "b"), row("b", "b")];
+        let refs: Vec<&TruthRow> = rows.iter().collect();
+        let (accuracy, precision, recall) = live_metrics(&refs);
+        assert_eq!(accuracy, Some(0.75));
+        // a: precision 1/2, recall 1/1; b: precision 2/2, recall 2/3.
+        assert!((precision.unwrap() - 0.75).abs() < 1e-12);
+        assert!((recall.unwrap() - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+        assert_eq!(live_metrics(&[]), (None, None, None));
+    }
+}

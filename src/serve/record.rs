@@ -1,0 +1,125 @@
+//! Hands answered predictions to the prediction log (see [`crate::store`]), off the request
+//! path: building the records is all a request pays.
+
+use super::App;
+use super::api::Prediction;
+use super::middleware::{Caller, RequestId, RequestStart};
+use crate::data::ColumnKind;
+use crate::model::{FeatureSchema, FeatureValue, LoadedModel};
+use crate::store::PredictionRecord;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde_json::{Map, Value};
+use std::convert::Infallible;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Who asked and when: what the log needs besides the prediction.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    /// The request id.
+    pub request_id: String,
+    /// When the request arrived.
+    pub started: Instant,
+    /// The key or user that asked, when auth is on.
+    pub caller: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Asked {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let extensions = &parts.extensions;
+        Ok(Asked {
+            request_id: extensions
+                .get::<RequestId>()
+                .map(|id| id.0.clone())
+                .unwrap_or_default(),
+            started: extensions
+                .get::<RequestStart>()
+                .map_or_else(Instant::now, |start| start.0),
+            caller: extensions.get::<Caller>().map(|c| c.0.to_string()),
+        })
+    }
+}
+
+/// A validated value as JSON, typed by its feature.
+fn value_json(feature: &FeatureSchema, value: &FeatureValue) -> Value {
+    match value {
+        FeatureValue::Number(n) => match feature.kind {
+            ColumnKind::Boolean => Value::Bool(*n != 0.0),
+            ColumnKind::Integer => Value::from(*n as i64),
+            _ => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+        },
+        FeatureValue::Category(text) | FeatureValue::Text(text) => Value::String(text.clone()),
+        FeatureValue::Missing => Value::Null,
+    }
+}
+
+/// The inputs of a row as a JSON object, by feature name.
+pub fn inputs_json(features: &[FeatureSchema], values: &[FeatureValue]) -> String {
+    let object: Map<String, Value> = features
+        .iter()
+        .zip(values)
+        .map(|(feature, value)| (feature.name.clone(), value_json(feature, value)))
+        .collect();
+    Value::Object(object).to_string()
+}
+
+fn probabilities_json(labels: &[String], probabilities: &[f64]) -> String {
+    let object: Map<String, Value> = labels
+        .iter()
+        .zip(probabilities)
+        .map(|(label, p)| {
+            (
+                label.clone(),
+                serde_json::Number::from_f64(*p).map_or(Value::Null, Value::Number),
+            )
+        })
+        .collect();
+    Value::Object(object).to_string()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The log records of answered predictions (one per row).
+pub fn records(
+    model: &LoadedModel,
+    asked: &Asked,
+    predictions: &[Prediction],
+) -> Vec<PredictionRecord> {
+    let manifest = &model.artifact.manifest;
+    let latency_ms = asked.started.elapsed().as_secs_f64() * 1e3;
+    let created_at_ms = now_ms();
+    predictions
+        .iter()
+        .enumerate()
+        .map(|(index, prediction)| PredictionRecord {
+            request_id: asked.request_id.clone(),
+            row_index: u32::try_from(index).unwrap_or(u32::MAX),
+            created_at_ms,
+            model: manifest.name.clone(),
+            version: model.version_label.clone(),
+            inputs: inputs_json(&manifest.features, &prediction.values),
+            label: manifest
+                .labels
+                .get(prediction.class)
+                .cloned()
+                .unwrap_or_default(),
+            probabilities: probabilities_json(&manifest.labels, &prediction.probabilities),
+            latency_ms,
+            key_name: asked.caller.clone(),
+        })
+        .collect()
+}
+
+/// Queues answered predictions for the log, when the log is on.
+pub fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, predictions: &[Prediction]) {
+    if let Some(log) = &app.log {
+        log.record(records(model, asked, predictions));
+    }
+}
