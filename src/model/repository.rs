@@ -182,6 +182,7 @@ impl Repository {
                     .extend(entry.versions.keys().map(|v| format!("{name}/{v}")));
             }
         }
+        count_loaded(&next);
         self.catalog.store(Arc::new(next));
         self.initial_load_done.store(true, Ordering::Release);
         log_report(&report);
@@ -214,6 +215,7 @@ impl Repository {
         } else {
             next.models.insert(name.to_string(), entry);
         }
+        count_loaded(&next);
         self.catalog.store(Arc::new(next));
         log_report(&report);
         Some(report)
@@ -329,14 +331,33 @@ fn load_checked(dir: &Path, name: &str, version: u32) -> Result<LoadedModel, Str
     })
 }
 
+/// The model name of a "name/version" or "name/version: error" report entry.
+fn model_of(entry: &str) -> String {
+    entry.split(['/', ':']).next().unwrap_or(entry).to_string()
+}
+
 fn log_report(report: &ReloadReport) {
+    metrics::counter!("mlserve_reloads_total").increment(1);
     for loaded in &report.loaded {
         tracing::info!(model = %loaded, "model loaded");
+        metrics::counter!("mlserve_model_loads_total", "model" => model_of(loaded)).increment(1);
     }
     for removed in &report.removed {
         tracing::info!(model = %removed, "model removed");
     }
     for failed in &report.failed {
         tracing::error!(model = %failed, "model failed to load; any previous load keeps serving");
+        metrics::counter!("mlserve_model_load_failures_total", "model" => model_of(failed))
+            .increment(1);
     }
+}
+
+fn count_loaded(catalog: &Catalog) {
+    let loaded = catalog
+        .models
+        .values()
+        .flat_map(|entry| entry.versions.values())
+        .filter(|slot| slot.loaded.is_some())
+        .count();
+    metrics::gauge!("mlserve_models_loaded").set(loaded as f64);
 }

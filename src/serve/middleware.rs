@@ -55,6 +55,11 @@ pub async fn request_context(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let in_flight = InFlight::enter();
     request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(RequestStart(started));
     let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
@@ -72,7 +77,9 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
+    drop(in_flight);
     let tag = response.extensions().get::<ModelTag>();
+    record_metrics(&route, &method, response.status(), tag, started);
     tracing::info!(
         target: "mlserve::access",
         request_id = id.as_str(),
@@ -85,6 +92,68 @@ pub async fn request_context(
         "request"
     );
     response
+}
+
+/// Counts a request in flight for as long as it lives (also when a timeout drops it).
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> InFlight {
+        metrics::gauge!("mlserve_http_requests_in_flight").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("mlserve_http_requests_in_flight").decrement(1.0);
+    }
+}
+
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        _ => "other",
+    }
+}
+
+fn record_metrics(
+    route: &str,
+    method: &axum::http::Method,
+    status: axum::http::StatusCode,
+    tag: Option<&ModelTag>,
+    started: Instant,
+) {
+    let method = method_label(method);
+    metrics::counter!(
+        "mlserve_http_requests_total",
+        "route" => route.to_string(),
+        "method" => method,
+        "status" => status.as_str().to_string(),
+    )
+    .increment(1);
+    metrics::histogram!(
+        "mlserve_http_request_duration_seconds",
+        "route" => route.to_string(),
+        "method" => method,
+    )
+    .record(started.elapsed().as_secs_f64());
+    if status == axum::http::StatusCode::UNPROCESSABLE_ENTITY
+        && let Some(tag) = tag
+    {
+        metrics::counter!(
+            "mlserve_validation_failures_total",
+            "model" => tag.model.clone(),
+            "version" => tag.version.clone(),
+        )
+        .increment(1);
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod body;
 pub mod health;
+pub mod metrics;
 pub mod middleware;
 pub mod monitoring;
 pub mod openapi;
@@ -143,6 +144,7 @@ pub fn router(app: App) -> Router {
         .route("/api/liveness", get(health::live))
         .route("/api/readiness", get(health::ready))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route("/metrics", get(metrics::render))
         .merge(ui::routes(upload_limit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -196,6 +198,7 @@ impl Drop for RunningServer {
 /// Binds the address, starts serving at once (readiness answers 503 until the models are
 /// loaded), loads the repository in the background, and starts watching it.
 pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
+    metrics::install();
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|source| ServeError::Bind {

@@ -117,8 +117,32 @@ pub fn records(
         .collect()
 }
 
-/// Queues answered predictions for the log, when the log is on.
+/// Counts answered predictions, and queues them for the log when the log is on.
 pub fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, predictions: &[Prediction]) {
+    let manifest = &model.artifact.manifest;
+    metrics::counter!(
+        "mlserve_rows_predicted_total",
+        "model" => manifest.name.clone(),
+        "version" => model.version_label.clone(),
+    )
+    .increment(predictions.len() as u64);
+    let mut per_class = vec![0u64; manifest.labels.len()];
+    for prediction in predictions {
+        if let Some(count) = per_class.get_mut(prediction.class) {
+            *count += 1;
+        }
+    }
+    for (label, count) in manifest.labels.iter().zip(per_class) {
+        if count > 0 {
+            metrics::counter!(
+                "mlserve_predictions_total",
+                "model" => manifest.name.clone(),
+                "version" => model.version_label.clone(),
+                "label" => label.clone(),
+            )
+            .increment(count);
+        }
+    }
     if let Some(log) = &app.log {
         log.record(records(model, asked, predictions));
     }
