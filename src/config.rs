@@ -55,6 +55,18 @@ pub struct Settings {
     pub prediction_log: bool,
     /// The prediction database: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`.
     pub database_url: String,
+    /// Require an API key or HTTP Basic credentials (health probes and docs stay open).
+    pub auth: bool,
+    /// The keys file: API keys and users as argon2id hashes (`mlserve keys`).
+    pub keys_file: PathBuf,
+    /// Require credentials for /metrics too.
+    pub metrics_auth: bool,
+    /// Requests in flight beyond which new ones are refused with 503.
+    pub max_concurrent_requests: usize,
+    /// Requests a second allowed per key or user (0: no limit).
+    pub rate_limit_per_sec: f64,
+    /// Requests a key or user may make at once above its rate.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for Settings {
@@ -74,6 +86,12 @@ impl Default for Settings {
             watch: true,
             prediction_log: true,
             database_url: "sqlite://data/predictions.db".to_string(),
+            auth: false,
+            keys_file: PathBuf::from("mlserve-keys.toml"),
+            metrics_auth: false,
+            max_concurrent_requests: 1024,
+            rate_limit_per_sec: 0.0,
+            rate_limit_burst: 20,
         }
     }
 }
@@ -131,6 +149,24 @@ pub struct SettingsFlags {
     /// Prediction database: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [default: sqlite://data/predictions.db]
     #[arg(long, env = "MLSERVE_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+    /// Require an API key or HTTP Basic credentials [default: false]
+    #[arg(long, env = "MLSERVE_AUTH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub auth: Option<bool>,
+    /// Keys file with API keys and users (argon2id hashes) [default: mlserve-keys.toml]
+    #[arg(long, env = "MLSERVE_KEYS_FILE", value_name = "FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Require credentials for /metrics too [default: false]
+    #[arg(long, env = "MLSERVE_METRICS_AUTH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub metrics_auth: Option<bool>,
+    /// Requests in flight beyond which new ones get 503 [default: 1024]
+    #[arg(long, env = "MLSERVE_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Requests a second per key or user, 0 for no limit [default: 0]
+    #[arg(long, env = "MLSERVE_RATE_LIMIT_PER_SEC", value_name = "RATE")]
+    pub rate_limit_per_sec: Option<f64>,
+    /// Burst above the rate per key or user [default: 20]
+    #[arg(long, env = "MLSERVE_RATE_LIMIT_BURST", value_name = "N")]
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// The file layer: every setting optional, unknown keys refused.
@@ -151,6 +187,12 @@ struct FileSettings {
     watch: Option<bool>,
     prediction_log: Option<bool>,
     database_url: Option<String>,
+    auth: Option<bool>,
+    keys_file: Option<PathBuf>,
+    metrics_auth: Option<bool>,
+    max_concurrent_requests: Option<usize>,
+    rate_limit_per_sec: Option<f64>,
+    rate_limit_burst: Option<u32>,
 }
 
 /// A setting that cannot be used.
@@ -231,6 +273,28 @@ impl SettingsFlags {
                 .clone()
                 .or(file.database_url)
                 .unwrap_or(d.database_url),
+            auth: self.auth.or(file.auth).unwrap_or(d.auth),
+            keys_file: self
+                .keys_file
+                .clone()
+                .or(file.keys_file)
+                .unwrap_or(d.keys_file),
+            metrics_auth: self
+                .metrics_auth
+                .or(file.metrics_auth)
+                .unwrap_or(d.metrics_auth),
+            max_concurrent_requests: self
+                .max_concurrent_requests
+                .or(file.max_concurrent_requests)
+                .unwrap_or(d.max_concurrent_requests),
+            rate_limit_per_sec: self
+                .rate_limit_per_sec
+                .or(file.rate_limit_per_sec)
+                .unwrap_or(d.rate_limit_per_sec),
+            rate_limit_burst: self
+                .rate_limit_burst
+                .or(file.rate_limit_burst)
+                .unwrap_or(d.rate_limit_burst),
         };
         settings.check()?;
         Ok(settings)
@@ -276,6 +340,18 @@ impl Settings {
                     crate::store::redact(&self.database_url)
                 ),
             );
+        }
+        if self.max_concurrent_requests == 0 {
+            return invalid("max_concurrent_requests", "must be at least 1");
+        }
+        if !(self.rate_limit_per_sec.is_finite() && self.rate_limit_per_sec >= 0.0) {
+            return invalid(
+                "rate_limit_per_sec",
+                "must be a number of requests a second, 0 for no limit",
+            );
+        }
+        if self.rate_limit_burst == 0 {
+            return invalid("rate_limit_burst", "must be at least 1");
         }
         if self.max_upload_bytes == 0 {
             return invalid("max_upload_bytes", "must be at least 1");

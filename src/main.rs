@@ -46,6 +46,61 @@ enum Command {
     Config(ServeArgs),
     /// Predict a CSV file offline with a model of the repository, streaming row by row.
     Predict(PredictArgs),
+    /// Manage API keys and HTTP Basic users (kept as argon2id hashes in the keys file).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// The keys file flag.
+#[derive(clap::Args)]
+struct KeysFileArg {
+    /// Keys file
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "mlserve-keys.toml",
+        env = "MLSERVE_KEYS_FILE"
+    )]
+    keys_file: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key and print it: the only time it is shown.
+    Create {
+        /// Who or what uses the key (shown in logs and the prediction log)
+        #[arg(long)]
+        name: String,
+        /// What the key may do
+        #[arg(long, value_enum, default_value = "predict")]
+        role: mlserve::serve::auth::keys::Role,
+        #[command(flatten)]
+        file: KeysFileArg,
+    },
+    /// Add an HTTP Basic user; the password is read from standard input (one line).
+    AddUser {
+        /// User name
+        #[arg(long)]
+        name: String,
+        /// What the user may do
+        #[arg(long, value_enum, default_value = "predict")]
+        role: mlserve::serve::auth::keys::Role,
+        #[command(flatten)]
+        file: KeysFileArg,
+    },
+    /// List keys and users (names, roles, key ids; never secrets).
+    List {
+        #[command(flatten)]
+        file: KeysFileArg,
+    },
+    /// Remove a key or user by name (a running server keeps it until restarted).
+    Revoke {
+        /// The key's or user's name
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        file: KeysFileArg,
+    },
 }
 
 /// The model repository flag, shared by the commands that read or write it.
@@ -140,11 +195,99 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => run_serve(args.settings),
         Some(Command::Config(args)) => print_config(&args.settings),
         Some(Command::Predict(args)) => run_predict(&args),
+        Some(Command::Keys(command)) => run_keys(command),
         None => run_serve(SettingsFlags {
             demo_models: cli.settings.demo_models.or(Some(true)),
             ..cli.settings
         }),
     }
+}
+
+fn run_keys(command: KeysCommand) -> ExitCode {
+    use mlserve::serve::auth::keys::KeysFile;
+    let path = match &command {
+        KeysCommand::Create { file, .. }
+        | KeysCommand::AddUser { file, .. }
+        | KeysCommand::List { file }
+        | KeysCommand::Revoke { file, .. } => file.keys_file.clone(),
+    };
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(EXIT_USAGE)
+    };
+    let mut keys = match KeysFile::load(&path) {
+        Ok(keys) => keys,
+        Err(error) => return fail(error.to_string()),
+    };
+    match command {
+        KeysCommand::Create { name, role, .. } => {
+            let key = match keys.create_key(&name, role) {
+                Ok(key) => key,
+                Err(error) => return fail(error.to_string()),
+            };
+            if let Err(error) = keys.save(&path) {
+                return fail(error.to_string());
+            }
+            eprintln!(
+                "created key '{name}' ({}) in {}; it is shown only now:",
+                role.name(),
+                path.display()
+            );
+            println!("{key}");
+        }
+        KeysCommand::AddUser { name, role, .. } => {
+            let mut password = String::new();
+            if let Err(error) = std::io::stdin().read_line(&mut password) {
+                return fail(format!(
+                    "cannot read the password from standard input: {error}"
+                ));
+            }
+            let password = password.trim_end_matches(['\r', '\n']);
+            if let Err(error) = keys.add_user(&name, role, password) {
+                return fail(error.to_string());
+            }
+            if let Err(error) = keys.save(&path) {
+                return fail(error.to_string());
+            }
+            eprintln!(
+                "added user '{name}' ({}) to {}",
+                role.name(),
+                path.display()
+            );
+        }
+        KeysCommand::List { .. } => {
+            for key in &keys.keys {
+                println!(
+                    "key  {:<24} {:<8} mls_{}_…  created {}",
+                    key.name,
+                    key.role.name(),
+                    key.id,
+                    key.created_at
+                );
+            }
+            for user in &keys.users {
+                println!(
+                    "user {:<24} {:<8} created {}",
+                    user.name,
+                    user.role.name(),
+                    user.created_at
+                );
+            }
+        }
+        KeysCommand::Revoke { name, .. } => {
+            if !keys.revoke(&name) {
+                return fail(format!(
+                    "no key or user named '{name}' in {}",
+                    path.display()
+                ));
+            }
+            if let Err(error) = keys.save(&path) {
+                return fail(error.to_string());
+            }
+            eprintln!("revoked '{name}'; restart running servers to apply");
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn print_config(flags: &SettingsFlags) -> ExitCode {
@@ -210,7 +353,12 @@ fn run_serve(flags: SettingsFlags) -> ExitCode {
     };
     match runtime.block_on(mlserve::serve::run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error @ mlserve::serve::ServeError::Bind { .. }) => {
+        Err(
+            error @ (mlserve::serve::ServeError::Bind { .. }
+            | mlserve::serve::ServeError::Keys(_)
+            | mlserve::serve::ServeError::NoKeys(_)
+            | mlserve::serve::ServeError::Store(_)),
+        ) => {
             tracing::error!(%error, "cannot start");
             eprintln!("error: {error}");
             ExitCode::from(EXIT_USAGE)

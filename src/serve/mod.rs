@@ -5,6 +5,7 @@
 //! [`middleware`] (request id, timeout, access log), [`watch`] (hot reload).
 
 pub mod api;
+pub mod auth;
 pub mod body;
 pub mod health;
 pub mod metrics;
@@ -44,6 +45,10 @@ pub struct App {
     pub batch_slots: Arc<tokio::sync::Semaphore>,
     /// The prediction log, when it is on.
     pub log: Option<Arc<crate::store::PredictionLog>>,
+    /// Authentication, when it is on.
+    pub auth: Option<Arc<auth::AuthState>>,
+    /// Requests in flight, for load shedding.
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl App {
@@ -55,6 +60,8 @@ impl App {
             downloads: Arc::new(ui::Downloads::default()),
             batch_slots: Arc::new(tokio::sync::Semaphore::new(2)),
             log: None,
+            auth: None,
+            in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 }
@@ -70,6 +77,14 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The keys file cannot be used.
+    #[error("{0}")]
+    Keys(#[from] auth::keys::KeysError),
+    /// Auth is on but nobody could sign in.
+    #[error(
+        "auth is on but {0} holds no key and no user: create one with `mlserve keys create --name NAME`"
+    )]
+    NoKeys(String),
     /// The prediction database cannot be opened.
     #[error("prediction log: {0}")]
     Store(#[from] crate::store::StoreError),
@@ -148,8 +163,13 @@ pub fn router(app: App) -> Router {
         .merge(ui::routes(upload_limit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(app)
+        .with_state(app.clone())
         .merge(swagger)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(app, auth::shed_load))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             timeout,
@@ -231,8 +251,28 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     } else {
         None
     };
+    let auth = if settings.auth {
+        let keys = auth::keys::KeysFile::load(&settings.keys_file)?;
+        if keys.is_empty() {
+            return Err(ServeError::NoKeys(settings.keys_file.display().to_string()));
+        }
+        tracing::info!(keys = keys.keys.len(), users = keys.users.len(), file = %settings.keys_file.display(), "auth on");
+        Some(Arc::new(auth::AuthState {
+            authenticator: auth::Authenticator::new(&keys),
+            metrics_auth: settings.metrics_auth,
+            rate_limiter: (settings.rate_limit_per_sec > 0.0).then(|| {
+                auth::RateLimiter::new(
+                    settings.rate_limit_per_sec,
+                    f64::from(settings.rate_limit_burst),
+                )
+            }),
+        }))
+    } else {
+        None
+    };
     let mut app = App::new(repository.clone(), settings);
     app.log = log.clone();
+    app.auth = auth;
     let (sender, receiver) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router(app))

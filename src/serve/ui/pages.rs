@@ -253,3 +253,19 @@ pub struct MessagePage {
     /// The request id, or "".
     pub request_id: String,
 }
+
+/// `/ui/login`: the sign-in form, when auth is on.
+#[derive(Template)]
+#[template(path = "signin.html")]
+pub struct SignInPage {
+    /// The frame.
+    pub frame: Frame,
+    /// The CSRF token for the form.
+    pub csrf: String,
+    /// The page to go back to after signing in.
+    pub next: String,
+    /// Why the last attempt failed, or why sign-in is needed.
+    pub message: String,
+    /// The request id, or "".
+    pub request_id: String,
+}

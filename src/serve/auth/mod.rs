@@ -1,0 +1,642 @@
+//! Authentication, roles, per-key rate limits and load shedding.
+//!
+//! Off by default; `auth = true` turns it on. Credentials: an API key in
+//! `Authorization: Bearer …` or `X-API-Key`, or HTTP Basic; the web UI also takes them from
+//! its sign-in cookie. Every route's required access is in [`required_access`], one table to
+//! audit. A credential is checked against its argon2id hash once; the result is cached under
+//! the credential's SHA-256, so later requests cost a hash-map lookup, not 20 ms of argon2.
+
+pub mod keys;
+
+use super::App;
+use super::middleware::{Caller, RequestId};
+use super::problem::Problem;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use keys::{ApiKey, BasicUser, KeysFile, Role};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+/// The cookie that keeps a web UI sign-in (the credential itself, HttpOnly and SameSite=Strict).
+pub const SESSION_COOKIE: &str = "mlserve_session";
+
+/// Cached successful checks; cleared when full, so a flood of keys cannot grow it forever.
+const CACHE_LIMIT: usize = 10_000;
+
+/// Who a request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's or user's name.
+    pub name: Arc<str>,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health probes, static files, API docs, sign-in.
+    Open,
+    /// `/metrics`: anyone, unless `metrics_auth` is on.
+    Metrics,
+    /// A key or user of any role.
+    Predict,
+    /// An admin key or user.
+    Admin,
+}
+
+/// The access each route needs. Reloading, loading and unloading models and reading the raw
+/// prediction log (which holds every input) are for admins.
+pub fn required_access(method: &Method, path: &str) -> Access {
+    let open = path.starts_with("/health/")
+        || path == "/api/liveness"
+        || path == "/api/readiness"
+        || path.starts_with("/static/")
+        || path == "/docs"
+        || path.starts_with("/docs/")
+        || path == "/openapi.json"
+        || path == "/ui/login"
+        || path == "/ui/logout"
+        || path == "/v2/health/live"
+        || path == "/v2/health/ready";
+    if open {
+        return Access::Open;
+    }
+    if path == "/metrics" {
+        return Access::Metrics;
+    }
+    let admin =
+        (method == Method::POST && path.starts_with("/api/models/") && path.ends_with("/reload"))
+            || path == "/api/predictions"
+            || path.starts_with("/v2/repository/");
+    if admin {
+        Access::Admin
+    } else {
+        Access::Predict
+    }
+}
+
+/// Why a credential was refused (for the log and the metrics; the client hears only 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No credential at all.
+    Missing,
+    /// A header that is not a credential.
+    Malformed,
+    /// No key with that id.
+    UnknownKey,
+    /// The key id exists, the secret does not match.
+    WrongKey,
+    /// No such user.
+    UnknownUser,
+    /// The user exists, the password does not match.
+    WrongPassword,
+}
+
+impl Refusal {
+    fn reason(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::Malformed => "malformed",
+            Refusal::UnknownKey => "unknown_key",
+            Refusal::WrongKey => "wrong_key",
+            Refusal::UnknownUser => "unknown_user",
+            Refusal::WrongPassword => "wrong_password",
+        }
+    }
+}
+
+/// A credential as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An API key.
+    Key(String),
+    /// A user name and password.
+    Basic(String, String),
+}
+
+impl Credential {
+    /// The form kept in the sign-in cookie.
+    pub fn to_cookie_value(&self) -> String {
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        match self {
+            Credential::Key(key) => format!("k.{}", engine.encode(key)),
+            Credential::Basic(user, password) => {
+                format!("b.{}", engine.encode(format!("{user}:{password}")))
+            }
+        }
+    }
+
+    fn from_cookie_value(value: &str) -> Option<Credential> {
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (kind, data) = value.split_once('.')?;
+        let text = String::from_utf8(engine.decode(data).ok()?).ok()?;
+        match kind {
+            "k" => Some(Credential::Key(text)),
+            "b" => {
+                let (user, password) = text.split_once(':')?;
+                Some(Credential::Basic(user.to_string(), password.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    fn digest(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        match self {
+            Credential::Key(key) => {
+                hasher.update(b"key\0");
+                hasher.update(key.as_bytes());
+            }
+            Credential::Basic(user, password) => {
+                hasher.update(b"basic\0");
+                hasher.update(user.as_bytes());
+                hasher.update(b"\0");
+                hasher.update(password.as_bytes());
+            }
+        }
+        hasher.finalize().into()
+    }
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The credential of a request: a header, or (for the web UI) the sign-in cookie.
+pub fn credential(headers: &HeaderMap, ui: bool) -> Result<Option<Credential>, Refusal> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let text = value.to_str().map_err(|_| Refusal::Malformed)?;
+        let (scheme, rest) = text.split_once(' ').ok_or(Refusal::Malformed)?;
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Ok(Some(Credential::Key(rest.to_string())));
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .map_err(|_| Refusal::Malformed)?;
+            let text = String::from_utf8(decoded).map_err(|_| Refusal::Malformed)?;
+            let (user, password) = text.split_once(':').ok_or(Refusal::Malformed)?;
+            return Ok(Some(Credential::Basic(
+                user.to_string(),
+                password.to_string(),
+            )));
+        }
+        return Err(Refusal::Malformed);
+    }
+    if let Some(value) = headers.get("x-api-key") {
+        let key = value.to_str().map_err(|_| Refusal::Malformed)?;
+        return Ok(Some(Credential::Key(key.trim().to_string())));
+    }
+    if ui && let Some(value) = cookie_value(headers, SESSION_COOKIE) {
+        return Credential::from_cookie_value(value)
+            .map(Some)
+            .ok_or(Refusal::Malformed);
+    }
+    Ok(None)
+}
+
+/// Checks credentials against the keys file.
+pub struct Authenticator {
+    keys: HashMap<String, ApiKey>,
+    users: HashMap<String, BasicUser>,
+    has_users: bool,
+    cache: RwLock<HashMap<[u8; 32], Principal>>,
+    /// argon2 costs about 20 ms and 19 MiB; at most two run at once, whatever comes in.
+    hashing: tokio::sync::Semaphore,
+    /// Checked for unknown users, so a wrong user name takes as long as a wrong password.
+    decoy_hash: String,
+}
+
+impl Authenticator {
+    /// An authenticator for these keys and users.
+    pub fn new(file: &KeysFile) -> Authenticator {
+        Authenticator {
+            keys: file
+                .keys
+                .iter()
+                .map(|k| (k.id.clone(), k.clone()))
+                .collect(),
+            users: file
+                .users
+                .iter()
+                .map(|u| (u.name.clone(), u.clone()))
+                .collect(),
+            has_users: !file.users.is_empty(),
+            cache: RwLock::new(HashMap::new()),
+            hashing: tokio::sync::Semaphore::new(2),
+            decoy_hash: keys::hash_secret("decoy password").unwrap_or_default(),
+        }
+    }
+
+    /// Whether HTTP Basic users exist (then 401 offers the Basic scheme too).
+    pub fn has_users(&self) -> bool {
+        self.has_users
+    }
+
+    async fn verify(&self, secret: String, hash: String) -> bool {
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || keys::verify_secret(&secret, &hash))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Who a credential belongs to.
+    pub async fn authenticate(&self, credential: &Credential) -> Result<Principal, Refusal> {
+        let digest = credential.digest();
+        if let Some(known) = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+        {
+            return Ok(known.clone());
+        }
+        let principal = match credential {
+            Credential::Key(key) => {
+                let entry = keys::key_id(key)
+                    .and_then(|id| self.keys.get(id))
+                    .ok_or(Refusal::UnknownKey)?;
+                if !self.verify(key.clone(), entry.hash.clone()).await {
+                    return Err(Refusal::WrongKey);
+                }
+                Principal {
+                    name: entry.name.as_str().into(),
+                    role: entry.role,
+                }
+            }
+            Credential::Basic(user, password) => match self.users.get(user) {
+                Some(entry) => {
+                    if !self.verify(password.clone(), entry.hash.clone()).await {
+                        return Err(Refusal::WrongPassword);
+                    }
+                    Principal {
+                        name: entry.name.as_str().into(),
+                        role: entry.role,
+                    }
+                }
+                None => {
+                    let _ = self.verify(password.clone(), self.decoy_hash.clone()).await;
+                    return Err(Refusal::UnknownUser);
+                }
+            },
+        };
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(digest, principal.clone());
+        Ok(principal)
+    }
+}
+
+/// A token bucket per key or user: `rate` requests a second on average, bursts of `burst`.
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<Arc<str>, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// A limiter; `rate` must be above 0.
+    pub fn new(rate: f64, burst: f64) -> RateLimiter {
+        RateLimiter {
+            rate,
+            burst: burst.max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token for `name`, or says how many seconds until one is there.
+    pub fn check(&self, name: &Arc<str>) -> Result<(), u32> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = buckets.entry(name.clone()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - *tokens) / self.rate;
+            Err(wait.ceil().max(1.0) as u32)
+        }
+    }
+}
+
+/// Whether a path is a web UI page (signed in by cookie, answered with a sign-in page).
+pub fn is_ui_path(path: &str) -> bool {
+    path == "/" || path.starts_with("/ui/") || path == "/ui"
+}
+
+fn challenge(app: &App) -> HeaderValue {
+    let basic = app
+        .auth
+        .as_ref()
+        .is_some_and(|auth| auth.authenticator.has_users());
+    HeaderValue::from_static(if basic {
+        "Bearer realm=\"mlserve\", Basic realm=\"mlserve\", charset=\"UTF-8\""
+    } else {
+        "Bearer realm=\"mlserve\""
+    })
+}
+
+fn unauthorized(app: &App, request_id: &str, detail: &str, ui_path: Option<&str>) -> Response {
+    let mut response = match ui_path {
+        Some(path) => super::ui::sign_in_page(path, detail, request_id),
+        None => Problem::new(StatusCode::UNAUTHORIZED, detail)
+            .with_request_id(request_id)
+            .into_response(),
+    };
+    // A Bearer-only challenge on UI pages: browsers then show our sign-in form rather than
+    // their own Basic dialog.
+    let value = if ui_path.is_some() {
+        HeaderValue::from_static("Bearer realm=\"mlserve\"")
+    } else {
+        challenge(app)
+    };
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, value);
+    response
+}
+
+/// The auth state of a server.
+pub struct AuthState {
+    /// Checks credentials.
+    pub authenticator: Authenticator,
+    /// Whether /metrics needs a credential.
+    pub metrics_auth: bool,
+    /// The per-key rate limit, when set.
+    pub rate_limiter: Option<RateLimiter>,
+}
+
+/// Checks who a request is and whether it may do what it asks.
+pub async fn authorize(State(app): State<App>, mut request: Request, next: Next) -> Response {
+    let Some(auth) = app.auth.clone() else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path().to_string();
+    let access = required_access(request.method(), &path);
+    if access == Access::Open || (access == Access::Metrics && !auth.metrics_auth) {
+        return next.run(request).await;
+    }
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
+    let ui = is_ui_path(&path);
+    let ui_target = (ui && request.method() == Method::GET).then_some(path.as_str());
+    let credential = credential(request.headers(), ui);
+    let outcome = match credential {
+        Ok(Some(credential)) => auth.authenticator.authenticate(&credential).await,
+        Ok(None) => Err(Refusal::Missing),
+        Err(refusal) => Err(refusal),
+    };
+    let principal = match outcome {
+        Ok(principal) => principal,
+        Err(refusal) => {
+            metrics::counter!("mlserve_auth_failures_total", "reason" => refusal.reason())
+                .increment(1);
+            if refusal != Refusal::Missing {
+                // The reason and the request, never the secret.
+                tracing::warn!(
+                    request_id = request_id.as_str(),
+                    path = path.as_str(),
+                    reason = refusal.reason(),
+                    "authentication failed"
+                );
+            }
+            let detail = match refusal {
+                Refusal::Missing => {
+                    "credentials are required: an API key (Authorization: Bearer, or X-API-Key) or HTTP Basic"
+                }
+                _ => "the credentials are not valid",
+            };
+            return unauthorized(&app, &request_id, detail, ui_target);
+        }
+    };
+    let allowed = match access {
+        Access::Admin => principal.role == Role::Admin,
+        _ => true,
+    };
+    if !allowed {
+        metrics::counter!("mlserve_auth_failures_total", "reason" => "forbidden").increment(1);
+        tracing::warn!(
+            request_id = request_id.as_str(),
+            path = path.as_str(),
+            caller = &*principal.name,
+            "role does not allow the route"
+        );
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "'{}' has the {} role; this needs the admin role",
+                principal.name,
+                principal.role.name()
+            ),
+        )
+        .with_request_id(&request_id)
+        .into_response();
+    }
+    if let Some(limiter) = &auth.rate_limiter
+        && let Err(retry_after) = limiter.check(&principal.name)
+    {
+        metrics::counter!("mlserve_rate_limited_total").increment(1);
+        return Problem::too_many_requests(
+            format!(
+                "'{}' is over its rate limit; retry in {retry_after} s",
+                principal.name
+            ),
+            retry_after,
+        )
+        .with_request_id(&request_id)
+        .into_response();
+    }
+    request
+        .extensions_mut()
+        .insert(Caller(principal.name.clone()));
+    next.run(request).await
+}
+
+/// Refuses requests beyond the in-flight limit with 503 and Retry-After, so an overloaded
+/// server answers fast instead of queueing until every request times out. Health probes are
+/// always answered.
+pub async fn shed_load(State(app): State<App>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/health/") || path == "/api/liveness" || path == "/api/readiness" {
+        return next.run(request).await;
+    }
+    let limit = app.settings.max_concurrent_requests;
+    let in_flight = app.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+    let _leave = Leave(&app.in_flight);
+    if in_flight > limit {
+        metrics::counter!("mlserve_requests_shed_total").increment(1);
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default();
+        return Problem::unavailable(
+            format!("the server is at its limit of {limit} requests in flight (setting max_concurrent_requests)"),
+            1,
+        )
+        .with_request_id(&request_id)
+        .into_response();
+    }
+    next.run(request).await
+}
+
+struct Leave<'a>(&'a AtomicUsize);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_need_what_the_table_says() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(required_access(&get, "/health/ready"), Access::Open);
+        assert_eq!(required_access(&get, "/docs/index.html"), Access::Open);
+        assert_eq!(required_access(&get, "/metrics"), Access::Metrics);
+        assert_eq!(
+            required_access(&post, "/api/models/iris/predict"),
+            Access::Predict
+        );
+        assert_eq!(required_access(&get, "/ui/models/iris"), Access::Predict);
+        assert_eq!(required_access(&get, "/"), Access::Predict);
+        assert_eq!(
+            required_access(&post, "/api/models/iris/reload"),
+            Access::Admin
+        );
+        assert_eq!(required_access(&get, "/api/predictions"), Access::Admin);
+        assert_eq!(
+            required_access(&post, "/api/predictions/abc/feedback"),
+            Access::Predict
+        );
+        assert_eq!(
+            required_access(&post, "/v2/repository/models/iris/load"),
+            Access::Admin
+        );
+    }
+
+    #[test]
+    fn credentials_come_from_headers_or_the_ui_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer mls_x"),
+        );
+        assert_eq!(
+            credential(&headers, false),
+            Ok(Some(Credential::Key("mls_x".into())))
+        );
+        let mut headers = HeaderMap::new();
+        // "alice:pw:with:colons"
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic YWxpY2U6cHc6d2l0aDpjb2xvbnM="),
+        );
+        assert_eq!(
+            credential(&headers, false),
+            Ok(Some(Credential::Basic(
+                "alice".into(),
+                "pw:with:colons".into()
+            )))
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_static("mls_y"));
+        assert_eq!(
+            credential(&headers, false),
+            Ok(Some(Credential::Key("mls_y".into())))
+        );
+        let cookie = format!(
+            "{SESSION_COOKIE}={}",
+            Credential::Key("mls_z".into()).to_cookie_value()
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
+        assert_eq!(
+            credential(&headers, false),
+            Ok(None),
+            "the cookie is for UI pages only"
+        );
+        assert_eq!(
+            credential(&headers, true),
+            Ok(Some(Credential::Key("mls_z".into())))
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Digest x"));
+        assert_eq!(credential(&headers, false), Err(Refusal::Malformed));
+    }
+
+    #[test]
+    fn the_rate_limit_allows_a_burst_then_asks_to_wait() {
+        let limiter = RateLimiter::new(1.0, 3.0);
+        let name: Arc<str> = "ci".into();
+        for _ in 0..3 {
+            assert_eq!(limiter.check(&name), Ok(()));
+        }
+        assert_eq!(limiter.check(&name), Err(1));
+        assert_eq!(
+            limiter.check(&"other".into()),
+            Ok(()),
+            "buckets are per key"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_checked_credential_is_remembered_and_a_wrong_one_refused() {
+        let mut file = KeysFile::default();
+        let key = file.create_key("ci", Role::Predict).unwrap();
+        file.add_user("alice", Role::Admin, "correct horse battery")
+            .unwrap();
+        let auth = Authenticator::new(&file);
+        let principal = auth
+            .authenticate(&Credential::Key(key.clone()))
+            .await
+            .unwrap();
+        assert_eq!((&*principal.name, principal.role), ("ci", Role::Predict));
+        assert_eq!(auth.cache.read().unwrap().len(), 1);
+        let mut wrong = key.clone();
+        wrong.replace_range(key.len() - 4.., "0000");
+        assert_eq!(
+            auth.authenticate(&Credential::Key(wrong)).await,
+            Err(Refusal::WrongKey)
+        );
+        assert_eq!(
+            auth.authenticate(&Credential::Key("mls_nope".into())).await,
+            Err(Refusal::UnknownKey)
+        );
+        let alice = Credential::Basic("alice".into(), "correct horse battery".into());
+        assert_eq!(auth.authenticate(&alice).await.unwrap().role, Role::Admin);
+        let bob = Credential::Basic("bob".into(), "correct horse battery".into());
+        assert_eq!(auth.authenticate(&bob).await, Err(Refusal::UnknownUser));
+        let cookie = alice.to_cookie_value();
+        assert_eq!(Credential::from_cookie_value(&cookie), Some(alice));
+    }
+}
