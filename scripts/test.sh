@@ -2,7 +2,8 @@
 # Runs the whole test suite: unit tests and end-to-end tests against real servers on 127.0.0.1.
 # This is the README's test command; .ci/run calls it. It installs the test-only tools it needs,
 # once: Chromium and chromedriver for the web UI tests (Debian packages, when missing), a
-# Python venv with the OpenAPI validator and axe-core (npm) for accessibility checks, under target/.
+# Python venv with the OpenAPI validator and axe-core (npm) for accessibility checks, under target/,
+# and a PostgreSQL server on 127.0.0.1 (scripts/test-postgres.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,12 @@ if ! grep -q "\"version\": \"$axe_version\"" target/test-node/node_modules/axe-c
   npm install --silent --no-audit --no-fund --prefix target/test-node "axe-core@$axe_version"
 fi
 export MLSERVE_TEST_AXE="$PWD/$axe"
+
+# A PostgreSQL server on 127.0.0.1 for the prediction log tests (unless one is named already).
+if [ -z "${MLSERVE_TEST_POSTGRES_URL:-}" ]; then
+  MLSERVE_TEST_POSTGRES_URL="$(scripts/test-postgres.sh)"
+  export MLSERVE_TEST_POSTGRES_URL
+fi
 
 if command -v cargo-nextest >/dev/null 2>&1; then
   # nextest does not run doc tests; run them first so the suite's summary stays the last line.

@@ -185,7 +185,7 @@ fn confusion_svg(labels: &[String], matrix: &[Vec<u64>]) -> String {
     }
     svg.push_str("</svg><figcaption>Rows: true class. Columns: predicted class.</figcaption>");
     // The same counts as a table, for screen readers (the chart is one image to them).
-    svg.push_str("<table class=\"visually-hidden\"><caption>Confusion matrix: rows are true classes, columns predicted classes</caption><tr><th>true \\ predicted</th>");
+    svg.push_str("<div class=\"visually-hidden\"><table><caption>Confusion matrix: rows are true classes, columns predicted classes</caption><tr><th>true \\ predicted</th>");
     for label in labels {
         let _ = write!(svg, "<th scope=\"col\">{}</th>", escape(label));
     }
@@ -197,7 +197,7 @@ fn confusion_svg(labels: &[String], matrix: &[Vec<u64>]) -> String {
         }
         svg.push_str("</tr>");
     }
-    svg.push_str("</table></figure>");
+    svg.push_str("</table></div></figure>");
     svg
 }
 
