@@ -616,6 +616,7 @@ async fn every_page_passes_the_axe_accessibility_rules() {
         "/ui/models/churn",
         "/ui/models/iris/batch",
         "/ui/models/breast_cancer/card",
+        "/ui/models/iris/monitoring",
         "/ui/models/nope",
     ] {
         browser.client.goto(&server.url(path)).await.unwrap();

@@ -587,3 +587,70 @@ async fn markup_in_a_schema_is_shown_as_text() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_monitoring_page_shows_live_metrics_and_drift() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let rows: Vec<serde_json::Value> = (0..60)
+        .map(|i| {
+            serde_json::json!({
+                "sepal_length": 5.0 + f64::from(i % 10) / 10.0,
+                "sepal_width": 3.4,
+                "petal_length": 1.5,
+                "petal_width": 0.2,
+            })
+        })
+        .collect();
+    let response = server
+        .client
+        .post(server.url("/api/models/iris/predict"))
+        .header("x-request-id", "mon")
+        .json(&serde_json::json!({ "instances": rows }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Feedback on two rows: one right, one wrong.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for (row, label) in [(0, "setosa"), (1, "virginica")] {
+        loop {
+            let (status, _, _) = server
+                .post_json(
+                    "/api/predictions/mon/feedback",
+                    &serde_json::json!({"label": label, "row": row}),
+                )
+                .await;
+            if status == 200 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "feedback accepted");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let html = server
+        .client
+        .get(server.url("/ui/models/iris/monitoring?window=1h"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<th scope=\"row\">1</th><td class=\"num\">60</td><td class=\"num\">2</td><td class=\"num\">0.500</td>"),
+        "{html}"
+    );
+    assert!(html.contains("Drift of version 1"));
+    // petal_length never moved from 1.5: far from the training spread, and 60 values.
+    assert!(
+        html.contains("<tr data-feature=\"petal_length\"><th scope=\"row\">petal_length</th>"),
+        "{html}"
+    );
+    assert!(html.contains("status failed\">drifted</span>"), "{html}");
+    assert!(
+        html.contains(
+            "<a href=\"/ui/models/iris/monitoring?window=1h\" aria-current=\"page\">1h</a>"
+        )
+    );
+}

@@ -30,8 +30,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use pages::{
-    ClassView, ErrorItem, FieldView, Frame, MessagePage, ModelHead, ModelPage, ModelRow,
-    OptionView, PredictionView, VersionLink,
+    ClassView, DriftRow, ErrorItem, FieldView, Frame, LiveRow, MessagePage, ModelHead, ModelPage,
+    ModelRow, OptionView, PredictionView, VersionLink, WindowLink,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,7 +47,8 @@ pub fn routes(upload_limit: usize) -> Router<App> {
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/batch/example.csv", get(batch::example_csv))
-        .route("/card", get(card));
+        .route("/card", get(card))
+        .route("/monitoring", get(monitoring_page));
     Router::new()
         .route("/", get(index))
         .nest("/ui/models/{name}", model_routes.clone())
@@ -317,6 +318,7 @@ fn model_head(
     let suffix = match tab {
         "predict" => "",
         "batch" => "/batch",
+        "monitoring" => "/monitoring",
         _ => "/card",
     };
     let versions = catalog
@@ -719,6 +721,118 @@ async fn card(
         sections: crate::train::report::model_card_sections(manifest, &metrics),
     };
     tag(render(StatusCode::OK, &page, None), &model)
+}
+
+#[derive(serde::Deserialize)]
+struct WindowQuery {
+    window: Option<String>,
+}
+
+fn metric_text(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_string(), format_metric)
+}
+
+/// GET /ui/models/{name}/monitoring?window=24h: live metrics from feedback, and drift.
+async fn monitoring_page(
+    State(app): State<App>,
+    target: ModelRef,
+    Query(query): Query<WindowQuery>,
+    Extension(rid): Extension<RequestId>,
+) -> Response {
+    let (catalog, model) = match find_model(&app, &target) {
+        Ok(found) => found,
+        Err(problem) => return problem_page(&problem, &rid.0),
+    };
+    let choice = query.window.unwrap_or_else(|| "24h".to_string());
+    let window =
+        super::monitoring::parse_window(&choice).unwrap_or(std::time::Duration::from_secs(86_400));
+    let base = target.base();
+    let windows = ["1h", "24h", "7d"]
+        .into_iter()
+        .map(|label| WindowLink {
+            label,
+            href: format!("{base}/monitoring?window={label}"),
+            current: label == choice,
+        })
+        .collect();
+    let threshold = 0.2;
+    let mut page = pages::MonitoringPage {
+        frame: Frame::new(format!("Monitoring: {}", model.name()), ""),
+        head: model_head(&catalog, &model, &target, "monitoring"),
+        windows,
+        unavailable: String::new(),
+        versions: Vec::new(),
+        features: Vec::new(),
+        drift_rows: 0,
+        threshold,
+        min_values: crate::store::drift::MIN_VALUES,
+    };
+    let Some(log) = &app.log else {
+        page.unavailable =
+            "The prediction log is off (setting prediction_log), so there is nothing to monitor."
+                .to_string();
+        return tag(render(StatusCode::OK, &page, None), &model);
+    };
+    let live = super::monitoring::monitoring(log.store(), model.name(), window).await;
+    let drift = super::monitoring::drift_report(&app, model.name(), window, threshold).await;
+    match (live, drift) {
+        (Ok(versions), Ok((_, rows, features))) => {
+            let entry = catalog.models.get(model.name());
+            page.versions = versions
+                .into_iter()
+                .map(|v| {
+                    let trained = entry
+                        .and_then(|e| {
+                            v.version
+                                .parse::<u32>()
+                                .ok()
+                                .and_then(|n| e.versions.get(&n))
+                        })
+                        .and_then(|slot| slot.loaded.as_ref())
+                        .map(|m| m.artifact.manifest.metrics.accuracy);
+                    LiveRow {
+                        predictions: v.predictions,
+                        with_feedback: v.with_feedback,
+                        accuracy: metric_text(v.accuracy),
+                        precision: metric_text(v.precision_macro),
+                        recall: metric_text(v.recall_macro),
+                        trained_accuracy: metric_text(trained),
+                        version: v.version,
+                    }
+                })
+                .collect();
+            page.drift_rows = rows;
+            page.features = features.into_iter().map(drift_row).collect();
+        }
+        (Err(error), _) => {
+            tracing::error!(request_id = rid.0.as_str(), %error, "monitoring query failed");
+            page.unavailable =
+                "The prediction database did not answer; the server log has the cause.".to_string();
+        }
+        (_, Err(problem)) => page.unavailable = problem.detail,
+    }
+    tag(render(StatusCode::OK, &page, None), &model)
+}
+
+fn drift_row(feature: crate::store::drift::FeatureDrift) -> DriftRow {
+    let (status, class) = match feature.psi {
+        None => ("no baseline", "ready"),
+        Some(_) if feature.drifted => ("drifted", "failed"),
+        Some(_) if feature.values < crate::store::drift::MIN_VALUES => {
+            ("too few values", "degraded")
+        }
+        Some(psi) if psi > 0.1 => ("moderate", "degraded"),
+        Some(_) => ("stable", "ready"),
+    };
+    DriftRow {
+        name: feature.feature,
+        psi: feature
+            .psi
+            .map_or_else(|| "–".to_string(), |p| format!("{p:.3}")),
+        status,
+        class,
+        values: feature.values,
+    }
 }
 
 /// A local page to return to after signing in; anything else goes to `/`.

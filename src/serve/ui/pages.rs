@@ -269,3 +269,69 @@ pub struct SignInPage {
     /// The request id, or "".
     pub request_id: String,
 }
+
+/// A link to another monitoring window.
+pub struct WindowLink {
+    /// "1h", "24h" or "7d".
+    pub label: &'static str,
+    /// The page for it.
+    pub href: String,
+    /// Whether it is shown.
+    pub current: bool,
+}
+
+/// Live metrics of one version, formatted.
+pub struct LiveRow {
+    /// Version.
+    pub version: String,
+    /// Predictions in the window.
+    pub predictions: i64,
+    /// Of those with a true label.
+    pub with_feedback: usize,
+    /// Accuracy, or "–".
+    pub accuracy: String,
+    /// Macro precision, or "–".
+    pub precision: String,
+    /// Macro recall, or "–".
+    pub recall: String,
+    /// Accuracy on the held-out split at training time, or "–" when the version is not loaded.
+    pub trained_accuracy: String,
+}
+
+/// The drift of one feature, formatted.
+pub struct DriftRow {
+    /// Feature name.
+    pub name: String,
+    /// PSI, or "–".
+    pub psi: String,
+    /// "drifted", "moderate", "stable", "too few values" or "no baseline".
+    pub status: &'static str,
+    /// CSS class of the status badge.
+    pub class: &'static str,
+    /// Values counted.
+    pub values: usize,
+}
+
+/// `/ui/models/{name}/monitoring`: live metrics and drift.
+#[derive(Template)]
+#[template(path = "monitoring.html")]
+pub struct MonitoringPage {
+    /// The frame.
+    pub frame: Frame,
+    /// The heading.
+    pub head: ModelHead,
+    /// Window choices.
+    pub windows: Vec<WindowLink>,
+    /// Why there is nothing to show (the log is off, the database failed), or "".
+    pub unavailable: String,
+    /// Live metrics per version.
+    pub versions: Vec<LiveRow>,
+    /// Drift per feature.
+    pub features: Vec<DriftRow>,
+    /// Rows the drift was computed on.
+    pub drift_rows: usize,
+    /// The drift threshold.
+    pub threshold: f64,
+    /// Fewest values that can flag a feature.
+    pub min_values: usize,
+}
