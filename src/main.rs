@@ -428,15 +428,21 @@ fn predict_command(args: &PredictArgs) -> anyhow::Result<mlserve::model::batch::
         )
     })?;
     let input = &args.input;
-    let summary =
-        mlserve::model::batch::predict_csv(&model, input, &args.output, args.fail_fast, |bad| {
-            eprintln!(
-                "{}:{}: skipped: {}",
-                input.display(),
-                bad.line,
-                mlserve::model::batch::describe(&bad.errors)
-            );
-        })?;
+    let mut report_bad_row = |bad: &mlserve::model::batch::BadRow| {
+        eprintln!(
+            "{}:{}: skipped: {}",
+            input.display(),
+            bad.line,
+            mlserve::model::batch::describe(&bad.errors)
+        );
+    };
+    let summary = mlserve::model::batch::predict_csv(
+        &model,
+        input,
+        &args.output,
+        args.fail_fast,
+        &mut report_bad_row,
+    )?;
     Ok(summary)
 }
 

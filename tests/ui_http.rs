@@ -429,6 +429,7 @@ async fn the_example_csv_round_trips_through_the_upload() {
         .client
         .post(server.url("/ui/models/breast_cancer/batch"))
         .header(COOKIE, &cookie)
+        .header("x-request-id", "upload-1")
         .multipart(form)
         .send()
         .await
@@ -439,6 +440,25 @@ async fn the_example_csv_round_trips_through_the_upload() {
         html.contains("<strong>5</strong> rows predicted, <strong>0</strong> skipped."),
         "{html}"
     );
+    // Uploaded rows are predictions too: each is in the prediction log.
+    let store = mlserve::store::Store::open(&test_settings(repo.path()).database_url)
+        .await
+        .unwrap();
+    for row in 0..5 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store
+            .find_prediction("upload-1", row)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "upload row {row} logged"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     let link = html
         .split("id=\"download\" href=\"")
         .nth(1)

@@ -80,6 +80,21 @@ pub enum BatchError {
     },
 }
 
+/// What a batch run reports as it goes. A closure taking a [`BadRow`] is an observer that
+/// hears only about bad rows.
+pub trait BatchObserver {
+    /// A row that was skipped, or stops the run with `fail_fast`.
+    fn bad_row(&mut self, bad: &BadRow);
+    /// A row that was predicted: its validated values and the class probabilities.
+    fn predicted(&mut self, _values: &[super::native::FeatureValue], _probabilities: &[f64]) {}
+}
+
+impl<F: FnMut(&BadRow)> BatchObserver for F {
+    fn bad_row(&mut self, bad: &BadRow) {
+        self(bad);
+    }
+}
+
 /// Describes a bad row's problems on one line.
 pub fn describe(errors: &[FieldError]) -> String {
     errors
@@ -97,7 +112,7 @@ pub fn predict_csv(
     input: &Path,
     output: &Path,
     fail_fast: bool,
-    on_bad_row: impl FnMut(&BadRow),
+    observer: &mut impl BatchObserver,
 ) -> Result<BatchSummary, BatchError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -115,7 +130,7 @@ pub fn predict_csv(
                 BufReader::with_capacity(1 << 16, file),
                 sink,
                 fail_fast,
-                on_bad_row,
+                observer,
             )
             .map_err(|error| match error {
                 BatchError::Write(source) => io(&staging)(source),
@@ -147,7 +162,7 @@ pub fn predict_csv_stream<R: std::io::Read, W: Write>(
     input: R,
     output: W,
     fail_fast: bool,
-    mut on_bad_row: impl FnMut(&BadRow),
+    observer: &mut impl BatchObserver,
 ) -> Result<(BatchSummary, W), BatchError> {
     // Flexible: a row with too few or too many cells is one bad row, not a broken file.
     let mut reader = csv::ReaderBuilder::new()
@@ -196,7 +211,7 @@ pub fn predict_csv_stream<R: std::io::Read, W: Write>(
         output,
         source,
         fail_fast,
-        &mut on_bad_row,
+        observer,
     )
 }
 
@@ -236,7 +251,7 @@ fn write_predictions<R: std::io::Read, W: Write>(
     output: W,
     input: &Path,
     fail_fast: bool,
-    on_bad_row: &mut impl FnMut(&BadRow),
+    observer: &mut impl BatchObserver,
 ) -> Result<(BatchSummary, W), BatchError> {
     let write_error = BatchError::Write;
     let mut writer = csv::Writer::from_writer(output);
@@ -280,7 +295,7 @@ fn write_predictions<R: std::io::Read, W: Write>(
                         details: describe(&bad.errors),
                     });
                 }
-                on_bad_row(&bad);
+                observer.bad_row(&bad);
                 summary.skipped += 1;
                 continue;
             }
@@ -308,7 +323,7 @@ fn write_predictions<R: std::io::Read, W: Write>(
                     details: describe(&bad.errors),
                 });
             }
-            on_bad_row(&bad);
+            observer.bad_row(&bad);
             summary.skipped += 1;
             continue;
         };
@@ -326,7 +341,7 @@ fn write_predictions<R: std::io::Read, W: Write>(
                         details: describe(&errors),
                     });
                 }
-                on_bad_row(&BadRow { line, errors });
+                observer.bad_row(&BadRow { line, errors });
                 summary.skipped += 1;
                 continue;
             }
@@ -345,6 +360,7 @@ fn write_predictions<R: std::io::Read, W: Write>(
             writer.write_field(&number).map_err(csv_write)?;
         }
         writer.write_record(None::<&[u8]>).map_err(csv_write)?;
+        observer.predicted(&row.values, &probabilities);
         summary.predicted += 1;
         bytes = record.into_byte_record();
     }

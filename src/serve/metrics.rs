@@ -24,8 +24,9 @@ use std::time::Duration;
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Latency buckets, in seconds: from 100 µs (a single-row prediction) to 30 s (the timeout).
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
+const LATENCY_BUCKETS: [f64; 17] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
 ];
 
 /// Installs the recorder once per process and keeps its histograms trimmed.
@@ -60,6 +61,17 @@ pub fn install() {
             })
             .ok();
         describe();
+        // Rare events exist from the start at 0, so rate() sees their first occurrence.
+        for name in [
+            "mlserve_requests_shed_total",
+            "mlserve_rate_limited_total",
+            "mlserve_reloads_total",
+            "mlserve_prediction_log_dropped_total",
+            "mlserve_prediction_log_written_total",
+            "mlserve_prediction_log_write_errors_total",
+        ] {
+            metrics::counter!(name).absolute(0);
+        }
         Some(handle)
     });
 }

@@ -187,6 +187,7 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
     _watcher: Option<watch::RepositoryWatcher>,
     log: Option<Arc<crate::store::PredictionLog>>,
+    refresher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -199,6 +200,9 @@ impl RunningServer {
             Ok(result) => result,
             Err(error) => Err(ServeError::Io(std::io::Error::other(error))),
         };
+        if let Some(refresher) = self.refresher.take() {
+            refresher.abort();
+        }
         // Every answered request has queued its records by now; write them before exiting.
         if let Some(log) = self.log.take() {
             log.shutdown().await;
@@ -209,6 +213,9 @@ impl RunningServer {
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
+        if let Some(refresher) = self.refresher.take() {
+            refresher.abort();
+        }
         if let Some(sender) = self.shutdown.take() {
             let _ = sender.send(());
         }
@@ -273,6 +280,10 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     let mut app = App::new(repository.clone(), settings);
     app.log = log.clone();
     app.auth = auth;
+    let refresher = app
+        .log
+        .is_some()
+        .then(|| tokio::spawn(refresh_quality_gauges(app.clone())));
     let (sender, receiver) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router(app))
@@ -290,7 +301,32 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
         task,
         _watcher: watcher,
         log,
+        refresher,
     })
+}
+
+/// Keeps the live-metric and drift gauges of /metrics current: every minute, for every model,
+/// over the last 24 hours (the API and the UI compute them on demand for any window).
+async fn refresh_quality_gauges(app: App) {
+    let window = std::time::Duration::from_secs(24 * 3600);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        ticks.tick().await;
+        let Some(log) = &app.log else { return };
+        let names: Vec<String> = app.repository.catalog().models.keys().cloned().collect();
+        for name in names {
+            if let Err(error) = monitoring::monitoring(log.store(), &name, window).await {
+                tracing::warn!(%error, model = name.as_str(), "cannot refresh live metrics");
+            }
+            if let Err(problem) = monitoring::drift_report(&app, &name, window, 0.2).await {
+                tracing::debug!(
+                    detail = problem.detail.as_str(),
+                    model = name.as_str(),
+                    "no drift figures"
+                );
+            }
+        }
+    }
 }
 
 /// Resolves when the process receives SIGINT or SIGTERM.

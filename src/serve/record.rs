@@ -86,53 +86,53 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The log record of one answered row.
+pub fn record_of(
+    model: &LoadedModel,
+    asked: &Asked,
+    row_index: usize,
+    class: usize,
+    values: &[FeatureValue],
+    probabilities: &[f64],
+) -> PredictionRecord {
+    let manifest = &model.artifact.manifest;
+    PredictionRecord {
+        request_id: asked.request_id.clone(),
+        row_index: u32::try_from(row_index).unwrap_or(u32::MAX),
+        created_at_ms: now_ms(),
+        model: manifest.name.clone(),
+        version: model.version_label.clone(),
+        inputs: inputs_json(&manifest.features, values),
+        label: manifest.labels.get(class).cloned().unwrap_or_default(),
+        probabilities: probabilities_json(&manifest.labels, probabilities),
+        latency_ms: asked.started.elapsed().as_secs_f64() * 1e3,
+        key_name: asked.caller.clone(),
+    }
+}
+
 /// The log records of answered predictions (one per row).
 pub fn records(
     model: &LoadedModel,
     asked: &Asked,
     predictions: &[Prediction],
 ) -> Vec<PredictionRecord> {
-    let manifest = &model.artifact.manifest;
-    let latency_ms = asked.started.elapsed().as_secs_f64() * 1e3;
-    let created_at_ms = now_ms();
     predictions
         .iter()
         .enumerate()
-        .map(|(index, prediction)| PredictionRecord {
-            request_id: asked.request_id.clone(),
-            row_index: u32::try_from(index).unwrap_or(u32::MAX),
-            created_at_ms,
-            model: manifest.name.clone(),
-            version: model.version_label.clone(),
-            inputs: inputs_json(&manifest.features, &prediction.values),
-            label: manifest
-                .labels
-                .get(prediction.class)
-                .cloned()
-                .unwrap_or_default(),
-            probabilities: probabilities_json(&manifest.labels, &prediction.probabilities),
-            latency_ms,
-            key_name: asked.caller.clone(),
-        })
+        .map(|(index, p)| record_of(model, asked, index, p.class, &p.values, &p.probabilities))
         .collect()
 }
 
-/// Counts answered predictions, and queues them for the log when the log is on.
-pub fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, predictions: &[Prediction]) {
+/// Counts predictions by class for the metrics.
+pub fn count_predictions(model: &LoadedModel, per_class: &[u64]) {
     let manifest = &model.artifact.manifest;
     metrics::counter!(
         "mlserve_rows_predicted_total",
         "model" => manifest.name.clone(),
         "version" => model.version_label.clone(),
     )
-    .increment(predictions.len() as u64);
-    let mut per_class = vec![0u64; manifest.labels.len()];
-    for prediction in predictions {
-        if let Some(count) = per_class.get_mut(prediction.class) {
-            *count += 1;
-        }
-    }
-    for (label, count) in manifest.labels.iter().zip(per_class) {
+    .increment(per_class.iter().sum());
+    for (label, &count) in manifest.labels.iter().zip(per_class) {
         if count > 0 {
             metrics::counter!(
                 "mlserve_predictions_total",
@@ -143,6 +143,17 @@ pub fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, prediction
             .increment(count);
         }
     }
+}
+
+/// Counts answered predictions, and queues them for the log when the log is on.
+pub fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, predictions: &[Prediction]) {
+    let mut per_class = vec![0u64; model.artifact.manifest.labels.len()];
+    for prediction in predictions {
+        if let Some(count) = per_class.get_mut(prediction.class) {
+            *count += 1;
+        }
+    }
+    count_predictions(model, &per_class);
     if let Some(log) = &app.log {
         log.record(records(model, asked, predictions));
     }

@@ -4,10 +4,13 @@
 
 use super::pages::{BadRowView, BatchOutcome, BatchPage, Frame};
 use super::{ModelRef, csrf, find_model, message, model_head, problem_page, render, tag};
-use crate::model::batch::{BadRow, BatchError, describe, predict_csv_stream};
-use crate::model::{LoadedModel, sample};
+use crate::model::batch::{BadRow, BatchError, BatchObserver, describe, predict_csv_stream};
+use crate::model::{FeatureValue, LoadedModel, sample};
 use crate::serve::App;
 use crate::serve::middleware::RequestId;
+use crate::serve::record::{Asked, count_predictions, record_of};
+use crate::store::{PredictionLog, PredictionRecord};
+use crate::train::metrics::argmax;
 use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{Extension, Path, State};
@@ -160,18 +163,79 @@ struct Finished {
     output: Vec<u8>,
 }
 
+/// Keeps the first bad rows for the page, and hands predicted rows to the prediction log in
+/// chunks (waiting for room: an upload may wait, it is not a latency-bound request).
+struct UploadObserver<'a> {
+    model: &'a LoadedModel,
+    asked: &'a Asked,
+    log: Option<&'a PredictionLog>,
+    bad_rows: Vec<BadRow>,
+    pending: Vec<PredictionRecord>,
+    per_class: Vec<u64>,
+    row: usize,
+}
+
+impl UploadObserver<'_> {
+    fn flush(&mut self) {
+        if let Some(log) = self.log
+            && !self.pending.is_empty()
+        {
+            log.record_blocking(self.pending.drain(..));
+        }
+    }
+}
+
+impl BatchObserver for UploadObserver<'_> {
+    fn bad_row(&mut self, bad: &BadRow) {
+        if self.bad_rows.len() < LISTED_BAD_ROWS {
+            self.bad_rows.push(bad.clone());
+        }
+    }
+
+    fn predicted(&mut self, values: &[FeatureValue], probabilities: &[f64]) {
+        let class = argmax(probabilities);
+        if let Some(count) = self.per_class.get_mut(class) {
+            *count += 1;
+        }
+        if self.log.is_some() {
+            self.pending.push(record_of(
+                self.model,
+                self.asked,
+                self.row,
+                class,
+                values,
+                probabilities,
+            ));
+            if self.pending.len() >= 256 {
+                self.flush();
+            }
+        }
+        self.row += 1;
+    }
+}
+
 fn run_batch(
     model: &LoadedModel,
-    file_name: &str,
-    bytes: &[u8],
+    upload: (&str, &[u8]),
     output_limit: usize,
     cancelled: Arc<AtomicBool>,
+    asked: &Asked,
+    log: Option<&PredictionLog>,
 ) -> Result<Finished, BatchError> {
-    let mut bad_rows = Vec::new();
+    let (file_name, bytes) = upload;
     let sink = BoundedOutput {
         bytes: Vec::with_capacity((bytes.len() * 2).min(output_limit)),
         limit: output_limit,
         cancelled,
+    };
+    let mut observer = UploadObserver {
+        model,
+        asked,
+        log,
+        bad_rows: Vec::new(),
+        pending: Vec::new(),
+        per_class: vec![0; model.artifact.manifest.labels.len()],
+        row: 0,
     };
     let (summary, output) = predict_csv_stream(
         model,
@@ -179,16 +243,14 @@ fn run_batch(
         bytes,
         sink,
         false,
-        |bad| {
-            if bad_rows.len() < LISTED_BAD_ROWS {
-                bad_rows.push(bad.clone());
-            }
-        },
+        &mut observer,
     )?;
+    observer.flush();
+    count_predictions(model, &observer.per_class);
     Ok(Finished {
         predicted: summary.predicted,
         skipped: summary.skipped,
-        bad_rows,
+        bad_rows: observer.bad_rows,
         output: output.bytes,
     })
 }
@@ -261,6 +323,7 @@ pub async fn batch_upload(
     State(app): State<App>,
     target: ModelRef,
     Extension(rid): Extension<RequestId>,
+    asked: Asked,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
@@ -325,8 +388,16 @@ pub async fn batch_upload(
     let cancelled = Arc::new(AtomicBool::new(false));
     let _cancel_on_drop = CancelOnDrop(cancelled.clone());
     let output_limit = app.downloads.max_bytes();
+    let log = app.log.clone();
     let finished = tokio::task::spawn_blocking(move || {
-        run_batch(&running, &name_for_run, &bytes, output_limit, cancelled)
+        run_batch(
+            &running,
+            (&name_for_run, &bytes),
+            output_limit,
+            cancelled,
+            &asked,
+            log.as_deref(),
+        )
     })
     .await;
     let finished = match finished {
