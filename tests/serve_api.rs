@@ -538,30 +538,47 @@ async fn openapi_document_passes_the_openapi_3_1_validator() {
             "MLSERVE_TEST_PYTHON is not set: run the suite with scripts/test.sh, which installs openapi-spec-validator"
         );
     };
-    let models = demo_repository();
-    let server = TestServer::start(test_settings(models.path())).await;
-    let doc = server
-        .client
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let file = models.path().join("openapi.json");
-    std::fs::write(&file, doc).unwrap();
-    let output = std::process::Command::new(python)
-        .args(["-m", "openapi_spec_validator", "--schema", "3.1"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    // With auth off, and on (security schemes, open probes).
+    for auth in [false, true] {
+        let models = demo_repository();
+        let outside = tempfile::tempdir().unwrap();
+        let mut settings = test_settings(models.path());
+        if auth {
+            let keys = outside.path().join("keys.toml");
+            let mut file = mlserve::serve::auth::keys::KeysFile::default();
+            file.create_key("ci", mlserve::serve::auth::keys::Role::Predict)
+                .unwrap();
+            file.save(&keys).unwrap();
+            settings.auth = true;
+            settings.keys_file = keys;
+        }
+        let server = TestServer::start(settings).await;
+        let doc = server
+            .client
+            .get(server.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(parsed["security"].as_array().unwrap().is_empty(), !auth);
+        assert!(parsed["paths"]["/api/models/{name}/drift"]["get"].is_object());
+        let file = outside.path().join("openapi.json");
+        std::fs::write(&file, doc).unwrap();
+        let output = std::process::Command::new(&python)
+            .args(["-m", "openapi_spec_validator", "--schema", "3.1"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "auth {auth}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -30,8 +30,14 @@ fn problem_responses(codes: &[(&str, &str)]) -> Map<String, Value> {
         .collect()
 }
 
-const PREDICT_ERRORS: [(&str, &str); 7] = [
+const PREDICT_ERRORS: [(&str, &str); 10] = [
     ("400", "The body or query cannot be parsed."),
+    (
+        "401",
+        "Credentials are missing or wrong (when auth is on); see WWW-Authenticate.",
+    ),
+    ("403", "The key's role does not allow this route."),
+    ("429", "The key is over its rate limit; see Retry-After."),
     ("404", "No such model or version."),
     ("413", "The body or the batch is too large."),
     ("415", "The body is not application/json."),
@@ -41,10 +47,82 @@ const PREDICT_ERRORS: [(&str, &str); 7] = [
     ),
     (
         "503",
-        "The model or version is not loaded, or the request timed out.",
+        "The model or version is not loaded, the request timed out, or the server is at its limit of requests in flight; see Retry-After.",
     ),
     ("500", "An internal error; the body never shows internals."),
 ];
+
+/// The errors of routes that read the prediction log.
+const LOG_ERRORS: [(&str, &str); 6] = [
+    ("401", "Credentials are missing or wrong (when auth is on)."),
+    ("403", "The key's role does not allow this route."),
+    ("404", "No such model, or no such logged prediction."),
+    ("409", "The prediction log is off (setting prediction_log)."),
+    (
+        "422",
+        "A parameter or the body is not valid; every problem is listed.",
+    ),
+    (
+        "503",
+        "The prediction database did not answer; see Retry-After.",
+    ),
+];
+
+fn query_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+}
+
+/// The prediction log, feedback, live metrics, drift and /metrics.
+fn operations_paths(paths: &mut Map<String, Value>) {
+    let name = path_param("name", "Model name.");
+    let window = query_param(
+        "window",
+        "How far back: a number and s, m, h or d (default 24h, at most 366d).",
+        json!({"type": "string", "pattern": "^[0-9]+[smhd]$", "default": "24h"}),
+    );
+    paths.insert(
+        "/api/predictions".into(),
+        json!({"get": {"tags": ["operations"], "operationId": "list_predictions",
+            "summary": "Logged predictions, newest first (admin role)",
+            "parameters": [
+                query_param("model", "Only this model.", json!({"type": "string"})),
+                query_param("since", "Only predictions at or after this time (RFC 3339).", json!({"type": "string", "format": "date-time"})),
+                query_param("limit", "At most this many (1 to 1000, default 100).", json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})),
+            ],
+            "responses": with_ok(json_ok("The predictions: request id, row, time, model, version, inputs, label, probabilities, latency, key, feedback.",
+                json!({"type": "object", "properties": {"predictions": {"type": "array", "items": {"type": "object"}}}})), &LOG_ERRORS)}}),
+    );
+    paths.insert(
+        "/api/predictions/{request_id}/feedback".into(),
+        json!({"post": {"tags": ["operations"], "operationId": "post_feedback",
+            "summary": "The true label of a logged prediction (send again to correct it)",
+            "parameters": [path_param("request_id", "The request id of the prediction (the x-request-id header of its answer).")],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": false, "required": ["label"],
+                "properties": {"label": {"type": "string"}, "row": {"type": "integer", "minimum": 0, "default": 0, "description": "The row of a batch request."}}}}}},
+            "responses": with_ok(json_ok("Recorded, with whether the prediction was correct.", json!({"type": "object"})), &LOG_ERRORS)}}),
+    );
+    paths.insert(
+        "/api/models/{name}/monitoring".into(),
+        json!({"get": {"tags": ["operations"], "operationId": "model_monitoring",
+            "summary": "Live accuracy, macro precision and recall per version, from predictions with feedback",
+            "parameters": [name.clone(), window.clone()],
+            "responses": with_ok(json_ok("Per version: predictions, with_feedback, accuracy, precision_macro, recall_macro.", json!({"type": "object"})), &LOG_ERRORS)}}),
+    );
+    paths.insert(
+        "/api/models/{name}/drift".into(),
+        json!({"get": {"tags": ["operations"], "operationId": "model_drift",
+            "summary": "Per-feature population stability index of recent inputs against the training data",
+            "parameters": [name, window, query_param("threshold", "PSI above which a feature is flagged (default 0.2).", json!({"type": "number", "exclusiveMinimum": 0, "default": 0.2}))],
+            "responses": with_ok(json_ok("Per feature: psi, drifted, values; and the drifted features.", json!({"type": "object"})), &LOG_ERRORS)}}),
+    );
+    paths.insert(
+        "/metrics".into(),
+        json!({"get": {"tags": ["operations"], "operationId": "metrics",
+            "summary": "Prometheus metrics (open unless metrics_auth is on)",
+            "responses": {"200": {"description": "The Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}),
+    );
+}
 
 fn with_ok(ok: Value, errors: &[(&str, &str)]) -> Value {
     let mut responses = problem_responses(errors);
@@ -325,6 +403,7 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
         json!({"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}, "required": ["field", "message"]}),
     );
     generic_paths(&mut paths);
+    operations_paths(&mut paths);
     let mut tags = vec![json!({"name": "models", "description": "Any model, by name"})];
     for entry in catalog.models.values() {
         if let Some(model) = entry.default_model() {
@@ -336,7 +415,33 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
                 m.training.estimator.algorithm().cli_name(), m.metrics.accuracy)}));
         }
     }
+    tags.push(json!({"name": "operations", "description": "Prediction log, feedback, live metrics, drift, Prometheus metrics"}));
     tags.push(json!({"name": "health", "description": "Probes"}));
+    let security_schemes = json!({
+        "bearer": {"type": "http", "scheme": "bearer", "description": "An API key from `mlserve keys create`."},
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The same API key, in its own header."},
+        "basic": {"type": "http", "scheme": "basic", "description": "A user from `mlserve keys add-user`."},
+    });
+    // With auth on, every operation needs one of the schemes, except probes and /metrics
+    // (unless metrics_auth), which say so themselves.
+    if settings.auth {
+        for (path, item) in paths.iter_mut() {
+            let open = path.starts_with("/health/")
+                || path == "/api/liveness"
+                || path == "/api/readiness"
+                || (path == "/metrics" && !settings.metrics_auth);
+            if open && let Some(operations) = item.as_object_mut() {
+                for operation in operations.values_mut() {
+                    operation["security"] = json!([]);
+                }
+            }
+        }
+    }
+    let security = if settings.auth {
+        json!([{"bearer": []}, {"apiKey": []}, {"basic": []}])
+    } else {
+        json!([])
+    };
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -346,6 +451,7 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
         },
         "tags": tags,
         "paths": paths,
-        "components": {"schemas": schemas},
+        "security": security,
+        "components": {"schemas": schemas, "securitySchemes": security_schemes},
     })
 }
