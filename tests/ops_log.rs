@@ -259,6 +259,7 @@ async fn a_full_queue_drops_records_and_counts_every_one() {
         LogSettings {
             queue_capacity: 8,
             max_batch: 1,
+            flush_interval: Duration::from_millis(1),
         },
     )
     .await

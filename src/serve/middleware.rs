@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 /// The header that carries the request id both ways.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The id of the current request: the caller's `x-request-id` when it is sane, else a new UUID.
+/// The id of the current request: the caller's `x-request-id` when it is sane, else a new
+/// time-ordered UUID (version 7).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
@@ -52,7 +53,9 @@ pub async fn request_context(
         .headers()
         .get(&REQUEST_ID)
         .and_then(accept_incoming_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // Version 7: time-ordered, so the prediction log's request-id index grows at its end
+        // instead of at random places (which made every write rewrite pages all over it).
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let route = request

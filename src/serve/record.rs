@@ -9,7 +9,7 @@ use crate::model::{FeatureSchema, FeatureValue, LoadedModel};
 use crate::store::PredictionRecord;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::convert::Infallible;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,41 +42,61 @@ impl<S: Send + Sync> FromRequestParts<S> for Asked {
     }
 }
 
-/// A validated value as JSON, typed by its feature.
-fn value_json(feature: &FeatureSchema, value: &FeatureValue) -> Value {
-    match value {
-        FeatureValue::Number(n) => match feature.kind {
-            ColumnKind::Boolean => Value::Bool(*n != 0.0),
-            ColumnKind::Integer => Value::from(*n as i64),
-            _ => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
-        },
-        FeatureValue::Category(text) | FeatureValue::Text(text) => Value::String(text.clone()),
-        FeatureValue::Missing => Value::Null,
+/// A validated value, typed by its feature.
+struct TypedValue<'a>(&'a FeatureSchema, &'a FeatureValue);
+
+impl Serialize for TypedValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.1 {
+            FeatureValue::Number(n) => match self.0.kind {
+                ColumnKind::Boolean => serializer.serialize_bool(*n != 0.0),
+                ColumnKind::Integer => serializer.serialize_i64(*n as i64),
+                _ if n.is_finite() => serializer.serialize_f64(*n),
+                _ => serializer.serialize_none(),
+            },
+            FeatureValue::Category(text) | FeatureValue::Text(text) => {
+                serializer.serialize_str(text)
+            }
+            FeatureValue::Missing => serializer.serialize_none(),
+        }
     }
 }
 
+/// Pairs serialized as one JSON object, written straight to text (no intermediate map: this
+/// runs for every logged row).
+struct Object<'a, K, V>(&'a [K], &'a [V]);
+
+impl<K: AsRef<str>, V: Serialize> Serialize for Object<'_, K, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0.iter().zip(self.1) {
+            map.serialize_entry(key.as_ref(), value)?;
+        }
+        map.end()
+    }
+}
+
+impl AsRef<str> for TypedName<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0.name
+    }
+}
+
+struct TypedName<'a>(&'a FeatureSchema);
+
 /// The inputs of a row as a JSON object, by feature name.
 pub fn inputs_json(features: &[FeatureSchema], values: &[FeatureValue]) -> String {
-    let object: Map<String, Value> = features
+    let typed: Vec<TypedValue<'_>> = features
         .iter()
         .zip(values)
-        .map(|(feature, value)| (feature.name.clone(), value_json(feature, value)))
+        .map(|(f, v)| TypedValue(f, v))
         .collect();
-    Value::Object(object).to_string()
+    let names: Vec<TypedName<'_>> = features.iter().map(TypedName).collect();
+    serde_json::to_string(&Object(&names, &typed)).unwrap_or_else(|_| "{}".to_string())
 }
 
 fn probabilities_json(labels: &[String], probabilities: &[f64]) -> String {
-    let object: Map<String, Value> = labels
-        .iter()
-        .zip(probabilities)
-        .map(|(label, p)| {
-            (
-                label.clone(),
-                serde_json::Number::from_f64(*p).map_or(Value::Null, Value::Number),
-            )
-        })
-        .collect();
-    Value::Object(object).to_string()
+    serde_json::to_string(&Object(labels, probabilities)).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// Milliseconds since the Unix epoch.

@@ -143,6 +143,11 @@ impl Store {
                         connection.execute("PRAGMA journal_mode = WAL").await?;
                         connection.execute("PRAGMA synchronous = NORMAL").await?;
                         connection.execute("PRAGMA busy_timeout = 5000").await?;
+                        // 32 MiB of page cache: index pages stay in memory instead of being
+                        // read back for every batch.
+                        connection.execute("PRAGMA cache_size = -32768").await?;
+                        // Pages read through a memory map, not copied by pread.
+                        connection.execute("PRAGMA mmap_size = 268435456").await?;
                     }
                     Ok(())
                 })

@@ -14,7 +14,6 @@ CREATE TABLE IF NOT EXISTS predictions (
     UNIQUE (request_id, row_index)
 );
 CREATE INDEX IF NOT EXISTS predictions_by_model_time ON predictions (model, created_at_ms);
-CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions (created_at_ms);
 CREATE TABLE IF NOT EXISTS feedback (
     request_id TEXT NOT NULL,
     row_index INTEGER NOT NULL,

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Prediction log benchmark: single-row POST predict on breast_cancer with wrk, with the log
+# off, on SQLite and on PostgreSQL, in one run on the same machine. Prints Markdown, then how
+# many predictions each database holds and how many were dropped (from /metrics).
+# Needs wrk (apt-get install wrk); PostgreSQL comes from scripts/test-postgres.sh.
+# Usage: scripts/bench-log.sh [seconds per run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-10}"
+command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 2; }
+cargo build --release --quiet --bin mlserve
+bin="$PWD/target/release/mlserve"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+pg_base="${MLSERVE_TEST_POSTGRES_URL:-$(scripts/test-postgres.sh)}"
+pg_db="mlserve_bench_$$"
+psql -q "$pg_base" -c "CREATE DATABASE $pg_db" >/dev/null
+pg_url="${pg_base%/*}/$pg_db"
+trap 'cleanup; psql -q "$pg_base" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+
+# The demo models, trained once.
+(cd "$work" && "$bin" train --dataset breast-cancer --algorithm logistic-regression --name breast_cancer --quiet >/dev/null)
+
+start_server() { # extra args... -> sets port and server_pid
+  port="$(free_port)"
+  (cd "$work" && exec "$bin" serve --addr "127.0.0.1:$port" --log-format json --watch false "$@" 2>>"$work/server.log") &
+  server_pid=$!
+  pids+=("$server_pid")
+  until curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null; do sleep 0.01; done
+}
+
+run_wrk() { # url connections -> "req/s p50 p99 non2xx"
+  wrk -t2 -c"$2" -d"${duration}s" --latency -s "$work/post.lua" "$1" >"$work/wrk.txt"
+  python3 - "$work/wrk.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+def pct(p):
+    m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", text)
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(f"{rps:.0f} {pct(50):.3f} {pct(99):.3f} {int(errors.group(1)) if errors else 0}")
+PY
+}
+
+metric() { curl -sf "http://127.0.0.1:$port/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
+
+declare -A rps
+echo "| prediction log | connections | requests/s | p50 (ms) | p99 (ms) | non-2xx |"
+echo "|---|---:|---:|---:|---:|---:|"
+for mode in off sqlite postgres; do
+  case "$mode" in
+    off) start_server --prediction-log false ;;
+    sqlite) start_server --database-url "sqlite://$work/predictions.db" ;;
+    postgres) start_server --database-url "$pg_url" ;;
+  esac
+  if [ ! -f "$work/post.lua" ]; then
+    curl -sf "http://127.0.0.1:$port/api/models/breast_cancer" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["example"]))' >"$work/body.json"
+    cat >"$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$work/body.json"); wrk.body = f:read("*a"); f:close()
+LUA
+  fi
+  for c in 8 64; do
+    read -r r p50 p99 errors <<<"$(run_wrk "http://127.0.0.1:$port/api/models/breast_cancer/predict" "$c")"
+    rps["$mode-$c"]="$r"
+    echo "| $mode | $c | $r | $p50 | $p99 | $errors |"
+  done
+  sleep 1
+  written="$(metric mlserve_prediction_log_written_total)"
+  dropped="$(metric mlserve_prediction_log_dropped_total)"
+  notes+=("$mode: ${written:-0} predictions written, ${dropped:-0} dropped")
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+done
+echo
+for mode in sqlite postgres; do
+  for c in 8 64; do
+    echo "$mode at $c connections: $(python3 -c "print(f'{100*${rps[$mode-$c]}/${rps[off-$c]}:.0f}')")% of the throughput with the log off"
+  done
+done
+printf '%s\n' "${notes[@]}"
+sqlite_rows="$(python3 -c "import sqlite3; print(sqlite3.connect('$work/predictions.db').execute('select count(*) from predictions').fetchone()[0])")"
+pg_rows="$(psql -tA "$pg_url" -c 'select count(*) from predictions')"
+echo "rows in the databases after shutdown: SQLite $sqlite_rows, PostgreSQL $pg_rows"
