@@ -20,7 +20,7 @@ now_ms() { date +%s%3N; }
 # mlserve on the demo models; logs to a file, as a production server's would go.
 port="$(free_port)"
 started="$(now_ms)"
-(cd "$work" && exec "$bin" serve --demo-models --addr "127.0.0.1:$port" --log-format json --watch false 2>"$work/server.log") &
+(cd "$work" && exec "$bin" serve --demo-models --addr "127.0.0.1:$port" --log-format json --watch false --prediction-log false 2>"$work/server.log") &
 pids+=($!)
 server_pid=$!
 until curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null; do sleep 0.005; done
@@ -30,7 +30,7 @@ rm -rf "$work/models-fresh"
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 port="$(free_port)"
 started2="$(now_ms)"
-(cd "$work" && exec "$bin" serve --addr "127.0.0.1:$port" --log-format json --watch false 2>>"$work/server.log") &
+(cd "$work" && exec "$bin" serve --addr "127.0.0.1:$port" --log-format json --watch false --prediction-log false 2>>"$work/server.log") &
 pids+=($!)
 server_pid=$!
 until curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null; do sleep 0.002; done
