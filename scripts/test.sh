@@ -18,8 +18,8 @@ if ! command -v chromedriver >/dev/null 2>&1 && [ -z "${MLSERVE_CHROMEDRIVER:-}"
 fi
 
 venv=target/test-venv
-if ! "$venv/bin/python" -c "import openapi_spec_validator" 2>/dev/null; then
-  echo "== setting up $venv (openapi-spec-validator)"
+if ! "$venv/bin/python" -c "import openapi_spec_validator, tritonclient.http" 2>/dev/null; then
+  echo "== setting up $venv (openapi-spec-validator, tritonclient)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
 fi

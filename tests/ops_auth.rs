@@ -104,6 +104,23 @@ fn routes() -> Vec<(Method, &'static str, Option<serde_json::Value>, Need)> {
         (Method::GET, "/api/models/iris/drift", None, Need::Predict),
         (Method::POST, "/api/models/iris/reload", None, Need::Admin),
         (Method::GET, "/api/predictions", None, Need::Admin),
+        (Method::GET, "/v2/health/ready", None, Need::Open),
+        (Method::GET, "/v2/models/iris", None, Need::Predict),
+        (
+            Method::POST,
+            "/v2/models/iris/infer",
+            Some(
+                json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}),
+            ),
+            Need::Predict,
+        ),
+        (Method::POST, "/v2/repository/index", None, Need::Admin),
+        (
+            Method::POST,
+            "/v1/models/iris:predict",
+            Some(json!({"instances": [[5.1, 3.5, 1.4, 0.2]]})),
+            Need::Predict,
+        ),
         (Method::GET, "/", None, Need::Predict),
         (Method::GET, "/ui/models/iris", None, Need::Predict),
         (Method::GET, "/ui/models/iris/card", None, Need::Predict),

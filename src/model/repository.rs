@@ -121,6 +121,8 @@ pub struct Repository {
     catalog: ArcSwap<Catalog>,
     reloading: Mutex<()>,
     initial_load_done: AtomicBool,
+    /// Models unloaded on request: rescans leave them out until they are loaded again.
+    unloaded: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Repository {
@@ -131,7 +133,54 @@ impl Repository {
             catalog: ArcSwap::from_pointee(Catalog::default()),
             reloading: Mutex::new(()),
             initial_load_done: AtomicBool::new(false),
+            unloaded: Mutex::new(std::collections::BTreeSet::new()),
         }
+    }
+
+    fn is_unloaded(&self, name: &str) -> bool {
+        self.unloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
+    }
+
+    /// Models on disk that were unloaded on request.
+    pub fn unloaded_models(&self) -> Vec<String> {
+        self.unloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Stops serving a model until [`Repository::load_model`]; false if it is neither loaded
+    /// nor on disk.
+    pub fn unload_model(&self, name: &str) -> bool {
+        let known = self.catalog.load().models.contains_key(name);
+        if validate_model_name(name).is_err() || !(known || self.dir.join(name).is_dir()) {
+            return false;
+        }
+        let _guard = self.lock_reloads();
+        self.unloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string());
+        let mut next = (*self.catalog.load_full()).clone();
+        next.models.remove(name);
+        count_loaded(&next);
+        self.catalog.store(Arc::new(next));
+        tracing::info!(model = name, "model unloaded on request");
+        true
+    }
+
+    /// Serves a model again (after an unload) and rescans its folder now.
+    pub fn load_model(&self, name: &str) -> Option<ReloadReport> {
+        self.unloaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        self.reload_model(name)
     }
 
     /// The repository folder.
@@ -200,6 +249,9 @@ impl Repository {
     /// Rescans one model's folder, reloading every version (and unloading them all if the
     /// folder is gone); `None` if the model is neither on disk nor loaded.
     pub fn reload_model(&self, name: &str) -> Option<ReloadReport> {
+        if self.is_unloaded(name) {
+            return Some(ReloadReport::default());
+        }
         let known = self.catalog.load().models.contains_key(name);
         if validate_model_name(name).is_err() || !(known || self.dir.join(name).is_dir()) {
             return None;
@@ -233,6 +285,7 @@ impl Repository {
             .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|entry| entry.file_name().into_string().ok())
             .filter(|name| !name.starts_with('.'))
+            .filter(|name| !self.is_unloaded(name))
             .filter(|name| {
                 let valid = validate_model_name(name).is_ok();
                 if !valid {

@@ -36,6 +36,11 @@ pub enum RawValue<'a> {
     Json(&'a serde_json::Value),
     /// Text from a query string or a CSV cell, parsed by the feature's type.
     Text(&'a str),
+    /// A number from a typed tensor (the V2 protocol): for number, integer and boolean
+    /// (0 or 1) features; NaN stands for a missing value of a nullable feature.
+    Number(f64),
+    /// A boolean from a typed tensor.
+    Bool(bool),
 }
 
 /// FNV-1a: field names are short, and SipHash's per-lookup cost showed on the predict path.
@@ -218,6 +223,25 @@ fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValu
         (_, RawValue::Text(text)) if feature.nullable && text.trim().is_empty() => {
             Ok(FeatureValue::Missing)
         }
+        (_, RawValue::Number(n)) if feature.nullable && n.is_nan() => Ok(FeatureValue::Missing),
+        (ColumnKind::Number, RawValue::Number(n)) if n.is_finite() => Ok(FeatureValue::Number(n)),
+        (ColumnKind::Integer, RawValue::Number(n)) => whole_number(n)
+            .map(FeatureValue::Number)
+            .ok_or_else(|| format!("expected an integer, got {}", readable(n))),
+        (ColumnKind::Boolean, RawValue::Number(n)) if n == 0.0 || n == 1.0 => {
+            Ok(FeatureValue::Number(n))
+        }
+        (ColumnKind::Boolean, RawValue::Bool(b)) => {
+            Ok(FeatureValue::Number(f64::from(u8::from(b))))
+        }
+        (_, RawValue::Number(n)) if !n.is_finite() => {
+            Err(format!("expected {expected}, got {n}: not a finite number"))
+        }
+        (_, RawValue::Number(n)) => Err(format!(
+            "expected {expected}, got the number {}",
+            readable(n)
+        )),
+        (_, RawValue::Bool(b)) => Err(format!("expected {expected}, got the boolean {b}")),
         (
             ColumnKind::String | ColumnKind::Date | ColumnKind::DateTime,
             RawValue::Json(serde_json::Value::String(s)),

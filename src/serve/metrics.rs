@@ -3,7 +3,8 @@
 //!
 //! The recorder is process-wide (the `metrics` macros have one global recorder), installed the
 //! first time a server starts. Names, all prefixed `mlserve_`:
-//! - `http_requests_total{route, method, status}` and `http_request_duration_seconds{route}`
+//! - `http_requests_total{route, method, status, model, version}` (model and version empty
+//!   for routes that are not about one model) and `http_request_duration_seconds{route}`
 //!   (histogram); `http_requests_in_flight`; `requests_shed_total`, `rate_limited_total`;
 //! - `predictions_total{model, version, label}`, `rows_predicted_total{model, version}`,
 //!   `validation_failures_total{model, version}`;

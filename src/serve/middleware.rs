@@ -139,6 +139,8 @@ fn record_metrics(
         "route" => route.to_string(),
         "method" => method,
         "status" => status.as_str().to_string(),
+        "model" => tag.map_or_else(String::new, |t| t.model.clone()),
+        "version" => tag.map_or_else(String::new, |t| t.version.clone()),
     )
     .increment(1);
     metrics::histogram!(

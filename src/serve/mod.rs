@@ -16,6 +16,8 @@ pub mod problem;
 pub mod record;
 pub mod rows;
 pub mod ui;
+pub mod v1;
+pub mod v2;
 pub mod watch;
 
 use crate::config::Settings;
@@ -154,6 +156,36 @@ pub fn router(app: App) -> Router {
             get(monitoring::model_monitoring),
         )
         .route("/api/models/{name}/drift", get(monitoring::model_drift))
+        .route("/v2", get(v2::server_metadata))
+        .route("/v2/health/live", get(v2::live))
+        .route("/v2/health/ready", get(v2::ready))
+        .route("/v2/models/{name}", get(v2::model_metadata_default))
+        .route("/v2/models/{name}/ready", get(v2::model_ready_default))
+        .route("/v2/models/{name}/infer", post(v2::infer_default))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(v2::model_metadata_version),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(v2::model_ready_version),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(v2::infer_version),
+        )
+        .route("/v2/repository/index", post(v2::repository_index))
+        .route(
+            "/v2/repository/models/{name}/load",
+            post(v2::repository_load),
+        )
+        .route(
+            "/v2/repository/models/{name}/unload",
+            post(v2::repository_unload),
+        )
+        .route("/v2/{*rest}", axum::routing::any(v2::not_found))
+        .route("/v1/models", get(v1::list))
+        .route("/v1/models/{name}", get(v1::status).post(v1::action))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/api/liveness", get(health::live))

@@ -1,0 +1,200 @@
+//! KServe's V1 protocol: `GET /v1/models`, `GET /v1/models/{name}` and
+//! `POST /v1/models/{name}:predict` with `{"instances": […]}` answered by
+//! `{"predictions": […]}` (the labels). An instance is an object of features by name, or an
+//! array of the feature values in schema order. Errors are `{"error": "…"}`.
+
+use super::App;
+use super::api::{predict_rows, resolve};
+use super::middleware::ModelTag;
+use super::record::{Asked, log_predictions};
+use super::v2::{ProtocolError, error};
+use crate::model::{FieldError, LoadedModel, RawValue, ValidRow};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+fn find(app: &App, name: &str) -> Result<Arc<LoadedModel>, ProtocolError> {
+    resolve(&app.repository.catalog(), name, None).map_err(|problem| {
+        if problem.status == 404 {
+            ProtocolError::new(
+                StatusCode::NOT_FOUND,
+                format!("Model with name {name} does not exist."),
+            )
+        } else {
+            ProtocolError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Model with name {name} is not ready."),
+            )
+        }
+    })
+}
+
+fn tag(mut response: Response, model: &LoadedModel) -> Response {
+    response.extensions_mut().insert(ModelTag {
+        model: model.name().to_string(),
+        version: model.version_label.clone(),
+    });
+    response
+}
+
+/// GET /v1/models
+pub async fn list(State(app): State<App>) -> Response {
+    let names: Vec<String> = app.repository.catalog().models.keys().cloned().collect();
+    Json(json!({ "models": names })).into_response()
+}
+
+/// GET /v1/models/{name}
+pub async fn status(State(app): State<App>, Path(name): Path<String>) -> Response {
+    match find(&app, &name) {
+        Ok(model) => tag(
+            Json(json!({"name": name, "ready": true})).into_response(),
+            &model,
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// POST /v1/models/{name}:predict (the verb shares the path segment with the name).
+pub async fn action(
+    State(app): State<App>,
+    Path(segment): Path<String>,
+    asked: Asked,
+    body: Bytes,
+) -> Response {
+    let Some((name, verb)) = segment.rsplit_once(':') else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no route for POST /v1/models/{segment}: use /v1/models/{segment}:predict"),
+        );
+    };
+    match verb {
+        "predict" => predict(app, name, asked, &body).await,
+        "explain" => error(StatusCode::NOT_IMPLEMENTED, "explain is not supported"),
+        other => error(
+            StatusCode::NOT_FOUND,
+            format!("unknown verb ':{other}': use :predict"),
+        ),
+    }
+}
+
+fn instance_row(
+    model: &LoadedModel,
+    index: usize,
+    instance: &Value,
+    errors: &mut Vec<FieldError>,
+) -> Option<ValidRow> {
+    let features = &model.artifact.manifest.features;
+    let prefix = format!("instances[{index}].");
+    match instance {
+        Value::Object(fields) => model.validator.validate(
+            fields.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
+            crate::model::UnknownFields::Reject,
+            &prefix,
+            errors,
+        ),
+        Value::Array(values) if values.len() == features.len() => model.validator.validate(
+            features
+                .iter()
+                .zip(values)
+                .map(|(f, v)| (f.name.as_str(), RawValue::Json(v))),
+            crate::model::UnknownFields::Reject,
+            &prefix,
+            errors,
+        ),
+        Value::Array(values) => {
+            errors.push(FieldError {
+                field: format!("instances[{index}]"),
+                message: format!(
+                    "expected {} values in schema order, got {}",
+                    features.len(),
+                    values.len()
+                ),
+            });
+            None
+        }
+        _ => {
+            errors.push(FieldError {
+                field: format!("instances[{index}]"),
+                message: "expected an object of features or an array of values".to_string(),
+            });
+            None
+        }
+    }
+}
+
+async fn predict(app: App, name: &str, asked: Asked, body: &[u8]) -> Response {
+    let model = match find(&app, name) {
+        Ok(model) => model,
+        Err(e) => return e.into_response(),
+    };
+    let parsed: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(e) => {
+            return tag(
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not JSON: {e}"),
+                ),
+                &model,
+            );
+        }
+    };
+    let instances = match parsed.get("instances").or_else(|| parsed.get("inputs")) {
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        _ => {
+            return tag(
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "Expected \"instances\" to be a non-empty list",
+                ),
+                &model,
+            );
+        }
+    };
+    if instances.len() > app.settings.max_batch_rows {
+        return tag(
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the batch has {} rows; the limit is {} (setting max_batch_rows)",
+                    instances.len(),
+                    app.settings.max_batch_rows
+                ),
+            ),
+            &model,
+        );
+    }
+    let mut errors = Vec::new();
+    let rows: Vec<ValidRow> = instances
+        .iter()
+        .enumerate()
+        .filter_map(|(index, instance)| instance_row(&model, index, instance, &mut errors))
+        .collect();
+    if !errors.is_empty() {
+        let message = errors
+            .iter()
+            .take(20)
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return tag(error(StatusCode::BAD_REQUEST, message), &model);
+    }
+    let predictions = match predict_rows(&model, rows, true) {
+        Ok(predictions) => predictions,
+        Err(problem) => return tag(error(StatusCode::BAD_REQUEST, problem.detail), &model),
+    };
+    log_predictions(&app, &model, &asked, &predictions);
+    let labels = &model.artifact.manifest.labels;
+    let answer: Vec<&str> = predictions
+        .iter()
+        .map(|p| labels[p.class].as_str())
+        .collect();
+    tag(
+        Json(json!({ "predictions": answer })).into_response(),
+        &model,
+    )
+}

@@ -1,0 +1,589 @@
+//! Tensors of the Open Inference Protocol: the JSON request and response, and the binary
+//! tensor data extension (`Inference-Header-Content-Length`, `binary_data_size`).
+//!
+//! Binary data is little-endian and row-major; a BYTES element is a 4-byte little-endian length
+//! followed by its bytes. JSON `data` may be flat or nested; only the element count must match
+//! the shape.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A tensor element type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataType {
+    /// 1 byte, 0 or 1.
+    Bool,
+    /// Unsigned integers.
+    Uint8,
+    /// Unsigned integers.
+    Uint16,
+    /// Unsigned integers.
+    Uint32,
+    /// Unsigned integers.
+    Uint64,
+    /// Signed integers.
+    Int8,
+    /// Signed integers.
+    Int16,
+    /// Signed integers.
+    Int32,
+    /// Signed integers.
+    Int64,
+    /// IEEE 754 single precision.
+    Fp32,
+    /// IEEE 754 double precision.
+    Fp64,
+    /// Byte strings (text).
+    Bytes,
+}
+
+impl DataType {
+    /// The type named in a request; FP16 and BF16 are not supported.
+    pub fn parse(name: &str) -> Option<DataType> {
+        Some(match name {
+            "BOOL" => DataType::Bool,
+            "UINT8" => DataType::Uint8,
+            "UINT16" => DataType::Uint16,
+            "UINT32" => DataType::Uint32,
+            "UINT64" => DataType::Uint64,
+            "INT8" => DataType::Int8,
+            "INT16" => DataType::Int16,
+            "INT32" => DataType::Int32,
+            "INT64" => DataType::Int64,
+            "FP32" => DataType::Fp32,
+            "FP64" => DataType::Fp64,
+            "BYTES" => DataType::Bytes,
+            _ => return None,
+        })
+    }
+
+    /// The protocol's name of the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataType::Bool => "BOOL",
+            DataType::Uint8 => "UINT8",
+            DataType::Uint16 => "UINT16",
+            DataType::Uint32 => "UINT32",
+            DataType::Uint64 => "UINT64",
+            DataType::Int8 => "INT8",
+            DataType::Int16 => "INT16",
+            DataType::Int32 => "INT32",
+            DataType::Int64 => "INT64",
+            DataType::Fp32 => "FP32",
+            DataType::Fp64 => "FP64",
+            DataType::Bytes => "BYTES",
+        }
+    }
+
+    /// Bytes per element in binary data (`None` for BYTES, which vary).
+    fn width(self) -> Option<usize> {
+        match self {
+            DataType::Bool | DataType::Uint8 | DataType::Int8 => Some(1),
+            DataType::Uint16 | DataType::Int16 => Some(2),
+            DataType::Uint32 | DataType::Int32 | DataType::Fp32 => Some(4),
+            DataType::Uint64 | DataType::Int64 | DataType::Fp64 => Some(8),
+            DataType::Bytes => None,
+        }
+    }
+}
+
+/// An inference request, as sent.
+#[derive(Debug, Deserialize)]
+pub struct InferRequest {
+    /// Echoed in the response.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Request parameters (`binary_data_output`).
+    #[serde(default)]
+    pub parameters: Option<Map<String, Value>>,
+    /// The input tensors.
+    pub inputs: Vec<RequestInput>,
+    /// The outputs wanted; all when absent.
+    #[serde(default)]
+    pub outputs: Option<Vec<RequestOutput>>,
+}
+
+/// An input tensor, as sent.
+#[derive(Debug, Deserialize)]
+pub struct RequestInput {
+    /// Name.
+    pub name: String,
+    /// Dimensions.
+    pub shape: Vec<u64>,
+    /// Element type.
+    pub datatype: String,
+    /// Tensor parameters (`binary_data_size`).
+    #[serde(default)]
+    pub parameters: Option<Map<String, Value>>,
+    /// Elements, flat or nested; absent when they come as binary data.
+    #[serde(default)]
+    pub data: Option<Value>,
+}
+
+/// A requested output.
+#[derive(Debug, Deserialize)]
+pub struct RequestOutput {
+    /// Name.
+    pub name: String,
+    /// `binary_data`, `classification`.
+    #[serde(default)]
+    pub parameters: Option<Map<String, Value>>,
+}
+
+/// Decoded elements of a tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Elements {
+    /// Integer and floating-point types.
+    Numbers(Vec<f64>),
+    /// BOOL.
+    Bools(Vec<bool>),
+    /// BYTES, as text.
+    Texts(Vec<String>),
+}
+
+impl Elements {
+    fn len(&self) -> usize {
+        match self {
+            Elements::Numbers(v) => v.len(),
+            Elements::Bools(v) => v.len(),
+            Elements::Texts(v) => v.len(),
+        }
+    }
+}
+
+/// A decoded input tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// Name.
+    pub name: String,
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Element type.
+    pub datatype: DataType,
+    /// Elements, row-major.
+    pub elements: Elements,
+}
+
+/// The header of the binary tensor data extension.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// Splits a body into its JSON part and its binary part.
+pub fn split_body<'a>(
+    body: &'a [u8],
+    header_length: Option<&str>,
+) -> Result<(&'a [u8], &'a [u8]), String> {
+    let Some(text) = header_length else {
+        return Ok((body, &[]));
+    };
+    let length: usize = text.trim().parse().map_err(|_| {
+        format!("Inference-Header-Content-Length must be a byte count, got '{text}'")
+    })?;
+    if length == 0 || length > body.len() {
+        return Err(format!(
+            "inference header size should be in range (0, {}], got: {length}",
+            body.len()
+        ));
+    }
+    Ok(body.split_at(length))
+}
+
+fn shape_of(input: &RequestInput) -> Result<Vec<usize>, String> {
+    input
+        .shape
+        .iter()
+        .map(|&d| {
+            usize::try_from(d)
+                .map_err(|_| format!("input '{}': dimension {d} is too large", input.name))
+        })
+        .collect()
+}
+
+fn element_count(name: &str, shape: &[usize]) -> Result<usize, String> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("input '{name}': the shape {shape:?} is too large"))
+}
+
+fn binary_size(input: &RequestInput) -> Result<Option<usize>, String> {
+    match input
+        .parameters
+        .as_ref()
+        .and_then(|p| p.get("binary_data_size"))
+    {
+        None => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "input '{}': binary_data_size must be a byte count, got {value}",
+                    input.name
+                )
+            }),
+    }
+}
+
+fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|item| flatten(item, out)),
+        other => out.push(other),
+    }
+}
+
+fn json_elements(
+    input: &RequestInput,
+    datatype: DataType,
+    data: &Value,
+) -> Result<Elements, String> {
+    let mut flat = Vec::new();
+    flatten(data, &mut flat);
+    let wrong = |value: &Value| {
+        format!(
+            "input '{}': element {value} is not of datatype {}",
+            input.name,
+            datatype.name()
+        )
+    };
+    Ok(match datatype {
+        DataType::Bool => Elements::Bools(
+            flat.iter()
+                .map(|v| v.as_bool().ok_or_else(|| wrong(v)))
+                .collect::<Result<_, _>>()?,
+        ),
+        DataType::Bytes => Elements::Texts(
+            flat.iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| wrong(v)))
+                .collect::<Result<_, _>>()?,
+        ),
+        DataType::Fp32 | DataType::Fp64 => Elements::Numbers(
+            flat.iter()
+                .map(|v| v.as_f64().ok_or_else(|| wrong(v)))
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => Elements::Numbers(
+            flat.iter()
+                .map(|v| {
+                    v.as_i64()
+                        .map(|n| n as f64)
+                        .or_else(|| v.as_u64().map(|n| n as f64))
+                        .ok_or_else(|| wrong(v))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+fn binary_elements(
+    input: &RequestInput,
+    datatype: DataType,
+    bytes: &[u8],
+    count: usize,
+) -> Result<Elements, String> {
+    let name = &input.name;
+    if let Some(width) = datatype.width() {
+        let expected = count
+            .checked_mul(width)
+            .ok_or_else(|| format!("input '{name}': the tensor is too large"))?;
+        if bytes.len() != expected {
+            return Err(format!(
+                "input byte size mismatch for input '{name}': expected {expected}, got {}",
+                bytes.len()
+            ));
+        }
+    }
+    let chunks = |width: usize| bytes.chunks_exact(width);
+    Ok(match datatype {
+        DataType::Bool => Elements::Bools(bytes.iter().map(|&b| b != 0).collect()),
+        DataType::Uint8 => Elements::Numbers(bytes.iter().map(|&b| f64::from(b)).collect()),
+        DataType::Int8 => Elements::Numbers(bytes.iter().map(|&b| f64::from(b as i8)).collect()),
+        DataType::Uint16 => Elements::Numbers(
+            chunks(2)
+                .map(|c| f64::from(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        ),
+        DataType::Int16 => Elements::Numbers(
+            chunks(2)
+                .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        ),
+        DataType::Uint32 => Elements::Numbers(
+            chunks(4)
+                .map(|c| f64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+        ),
+        DataType::Int32 => Elements::Numbers(
+            chunks(4)
+                .map(|c| f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+        ),
+        DataType::Fp32 => Elements::Numbers(
+            chunks(4)
+                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+        ),
+        DataType::Uint64 => Elements::Numbers(
+            chunks(8)
+                .map(|c| u64::from_le_bytes(eight(c)) as f64)
+                .collect(),
+        ),
+        DataType::Int64 => Elements::Numbers(
+            chunks(8)
+                .map(|c| i64::from_le_bytes(eight(c)) as f64)
+                .collect(),
+        ),
+        DataType::Fp64 => {
+            Elements::Numbers(chunks(8).map(|c| f64::from_le_bytes(eight(c))).collect())
+        }
+        DataType::Bytes => Elements::Texts(length_prefixed(name, bytes)?),
+    })
+}
+
+fn eight(chunk: &[u8]) -> [u8; 8] {
+    let mut array = [0u8; 8];
+    array.copy_from_slice(chunk);
+    array
+}
+
+fn length_prefixed(name: &str, mut bytes: &[u8]) -> Result<Vec<String>, String> {
+    let mut texts = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < 4 {
+            return Err(format!("input '{name}': a BYTES element is cut short"));
+        }
+        let length = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let rest = &bytes[4..];
+        if rest.len() < length {
+            return Err(format!("input '{name}': a BYTES element is cut short"));
+        }
+        let text = std::str::from_utf8(&rest[..length])
+            .map_err(|_| format!("input '{name}': a BYTES element is not UTF-8 text"))?;
+        texts.push(text.to_string());
+        bytes = &rest[length..];
+    }
+    Ok(texts)
+}
+
+/// Decodes every input, taking binary data in input order from `binary`.
+pub fn decode_inputs(request: &InferRequest, mut binary: &[u8]) -> Result<Vec<Tensor>, String> {
+    let mut tensors = Vec::with_capacity(request.inputs.len());
+    for input in &request.inputs {
+        let datatype = DataType::parse(&input.datatype).ok_or_else(|| {
+            format!(
+                "invalid datatype '{}' for input '{}': use BOOL, INT8 to INT64, UINT8 to UINT64, FP32, FP64 or BYTES",
+                input.datatype, input.name
+            )
+        })?;
+        let shape = shape_of(input)?;
+        let count = element_count(&input.name, &shape)?;
+        let elements = match (&input.data, binary_size(input)?) {
+            (Some(data), None) => json_elements(input, datatype, data)?,
+            (None, Some(size)) => {
+                if size > binary.len() {
+                    return Err(format!(
+                        "unexpected size for input '{}', expecting {size} additional bytes; send the binary data after the JSON and its length in Inference-Header-Content-Length",
+                        input.name
+                    ));
+                }
+                let (bytes, rest) = binary.split_at(size);
+                binary = rest;
+                binary_elements(input, datatype, bytes, count)?
+            }
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(format!(
+                    "input '{}' must set exactly one of 'data' and 'binary_data_size' in 'parameters'",
+                    input.name
+                ));
+            }
+        };
+        if elements.len() != count {
+            return Err(format!(
+                "input '{}': shape {:?} holds {count} elements, the data has {}",
+                input.name,
+                shape,
+                elements.len()
+            ));
+        }
+        tensors.push(Tensor {
+            name: input.name.clone(),
+            shape,
+            datatype,
+            elements,
+        });
+    }
+    if !binary.is_empty() {
+        return Err(format!(
+            "unexpected additional input data: {} bytes after the last binary input",
+            binary.len()
+        ));
+    }
+    Ok(tensors)
+}
+
+/// An output tensor of a response.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseOutput {
+    /// Name.
+    pub name: String,
+    /// Element type.
+    pub datatype: &'static str,
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// `binary_data_size` when the data follows the JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Map<String, Value>>,
+    /// Elements, flat, when sent as JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+/// Output elements before encoding.
+#[derive(Debug, Clone)]
+pub enum OutputData {
+    /// INT64.
+    Int64(Vec<i64>),
+    /// FP64.
+    Fp64(Vec<f64>),
+    /// BYTES.
+    Texts(Vec<String>),
+}
+
+impl OutputData {
+    /// The protocol type.
+    pub fn datatype(&self) -> &'static str {
+        match self {
+            OutputData::Int64(_) => "INT64",
+            OutputData::Fp64(_) => "FP64",
+            OutputData::Texts(_) => "BYTES",
+        }
+    }
+
+    /// The elements as a flat JSON array.
+    pub fn to_json(&self) -> Value {
+        match self {
+            OutputData::Int64(v) => Value::from(v.clone()),
+            OutputData::Fp64(v) => Value::Array(
+                v.iter()
+                    .map(|x| serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number))
+                    .collect(),
+            ),
+            OutputData::Texts(v) => Value::from(v.clone()),
+        }
+    }
+
+    /// The elements as binary data, appended to `out`.
+    pub fn write_binary(&self, out: &mut Vec<u8>) {
+        match self {
+            OutputData::Int64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            OutputData::Fp64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            OutputData::Texts(v) => v.iter().for_each(|text| {
+                let length = u32::try_from(text.len()).unwrap_or(u32::MAX);
+                out.extend_from_slice(&length.to_le_bytes());
+                out.extend_from_slice(text.as_bytes());
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(value: Value) -> InferRequest {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn json_data_may_be_flat_or_nested_and_must_fill_the_shape() {
+        let nested = request(
+            json!({"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP32", "data": [[1, 2.5], [3, 4]]}]}),
+        );
+        let tensors = decode_inputs(&nested, &[]).unwrap();
+        assert_eq!(
+            tensors[0].elements,
+            Elements::Numbers(vec![1.0, 2.5, 3.0, 4.0])
+        );
+        let short = request(
+            json!({"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3]}]}),
+        );
+        assert_eq!(
+            decode_inputs(&short, &[]).unwrap_err(),
+            "input 'input': shape [2, 2] holds 4 elements, the data has 3"
+        );
+        let typed = request(
+            json!({"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [1.5]}]}),
+        );
+        assert!(
+            decode_inputs(&typed, &[])
+                .unwrap_err()
+                .contains("not of datatype INT64")
+        );
+        let half = request(
+            json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP16", "data": [1]}]}),
+        );
+        assert!(
+            decode_inputs(&half, &[])
+                .unwrap_err()
+                .starts_with("invalid datatype 'FP16'")
+        );
+    }
+
+    #[test]
+    fn binary_data_follows_the_json_in_input_order() {
+        let json = json!({"inputs": [
+            {"name": "a", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 8}},
+            {"name": "b", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": 11}},
+            {"name": "c", "shape": [1], "datatype": "INT64", "data": [7]},
+        ]});
+        let mut binary = Vec::new();
+        binary.extend_from_slice(&1.5f32.to_le_bytes());
+        binary.extend_from_slice(&(-2.0f32).to_le_bytes());
+        binary.extend_from_slice(&[2, 0, 0, 0, b'a', b'b', 1, 0, 0, 0, b'c']);
+        let tensors = decode_inputs(&request(json.clone()), &binary).unwrap();
+        assert_eq!(tensors[0].elements, Elements::Numbers(vec![1.5, -2.0]));
+        assert_eq!(
+            tensors[1].elements,
+            Elements::Texts(vec!["ab".into(), "c".into()])
+        );
+        assert_eq!(tensors[2].elements, Elements::Numbers(vec![7.0]));
+        let mut extra = binary.clone();
+        extra.push(0);
+        assert!(
+            decode_inputs(&request(json.clone()), &extra)
+                .unwrap_err()
+                .contains("unexpected additional input data")
+        );
+        assert!(decode_inputs(&request(json), &binary[..10]).is_err());
+        let mismatch = json!({"inputs": [{"name": "a", "shape": [3], "datatype": "FP32", "parameters": {"binary_data_size": 8}}]});
+        assert_eq!(
+            decode_inputs(&request(mismatch), &binary[..8]).unwrap_err(),
+            "input byte size mismatch for input 'a': expected 12, got 8"
+        );
+    }
+
+    #[test]
+    fn the_header_length_splits_the_body() {
+        let body = b"{\"x\":1}abcd";
+        assert_eq!(
+            split_body(body, Some("7")).unwrap(),
+            (&body[..7], &body[7..])
+        );
+        assert_eq!(split_body(body, None).unwrap().1.len(), 0);
+        assert!(split_body(body, Some("99")).is_err());
+        assert!(split_body(body, Some("x")).is_err());
+    }
+
+    #[test]
+    fn outputs_encode_little_endian_with_length_prefixed_text() {
+        let mut out = Vec::new();
+        OutputData::Texts(vec!["ab".into()]).write_binary(&mut out);
+        OutputData::Int64(vec![1]).write_binary(&mut out);
+        assert_eq!(out, [2, 0, 0, 0, b'a', b'b', 1, 0, 0, 0, 0, 0, 0, 0]);
+    }
+}

@@ -1,0 +1,558 @@
+//! The Open Inference Protocol (V2) and KServe V1 over real HTTP, and the official Triton
+//! client (tritonclient.http from PyPI) against the server.
+
+mod common;
+
+use common::{TestServer, demo_repository, test_settings};
+use serde_json::{Value, json};
+
+const ROWS: [[f64; 4]; 3] = [
+    [5.1, 3.5, 1.4, 0.2],
+    [6.9, 3.1, 5.4, 2.1],
+    [5.9, 3.0, 4.2, 1.5],
+];
+
+/// The native API's answer for the rows: the reference the protocols must agree with.
+async fn native(server: &TestServer) -> Vec<(String, Vec<f64>)> {
+    let instances: Vec<Value> = ROWS
+        .iter()
+        .map(|r| json!({"sepal_length": r[0], "sepal_width": r[1], "petal_length": r[2], "petal_width": r[3]}))
+        .collect();
+    let (status, _, answer) = server
+        .post_json(
+            "/api/models/iris/predict",
+            &json!({ "instances": instances }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    answer["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let probabilities = ["setosa", "versicolor", "virginica"]
+                .iter()
+                .map(|l| p["probabilities"][l].as_f64().unwrap())
+                .collect();
+            (p["label"].as_str().unwrap().to_string(), probabilities)
+        })
+        .collect()
+}
+
+async fn post_raw(
+    server: &TestServer,
+    path: &str,
+    body: Vec<u8>,
+    header_length: Option<usize>,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut request = server.client.post(server.url(path)).body(body);
+    if let Some(length) = header_length {
+        request = request.header("inference-header-content-length", length.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}
+
+async fn infer_json(server: &TestServer, body: Value) -> (u16, Value) {
+    let (status, _, bytes) = post_raw(
+        server,
+        "/v2/models/iris/infer",
+        serde_json::to_vec(&body).unwrap(),
+        None,
+    )
+    .await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_triton_client_gets_the_native_answers() {
+    let python = std::env::var("MLSERVE_TEST_PYTHON")
+        .expect("MLSERVE_TEST_PYTHON names a Python with tritonclient; scripts/test.sh sets it up");
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let expected = native(&server).await;
+    let addr = server.server.addr.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/triton_client.py"
+            ))
+            .arg(&addr)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "the Triton client failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (
+            seen["live"].clone(),
+            seen["ready"].clone(),
+            seen["model_ready"].clone()
+        ),
+        (json!(true), json!(true), json!(true))
+    );
+    assert_eq!(seen["server"]["name"], "mlserve");
+    assert_eq!(
+        seen["metadata"]["inputs"][0],
+        json!({"name": "input", "datatype": "FP64", "shape": [-1, 4]})
+    );
+    for case in [
+        "binary_default",
+        "json",
+        "binary_in_json_out",
+        "all_outputs_binary",
+    ] {
+        let answer = &seen[case];
+        assert_eq!(answer["id"], "req-7", "{case}");
+        for (row, (label, probabilities)) in expected.iter().enumerate() {
+            assert_eq!(answer["labels"][row], json!(label), "{case}");
+            for (class, p) in probabilities.iter().enumerate() {
+                let got = answer["probabilities"][row][class].as_f64().unwrap();
+                assert!((got - p).abs() < 1e-12, "{case} row {row}: {got} vs {p}");
+            }
+        }
+    }
+    let top1: Vec<String> = expected
+        .iter()
+        .map(|(label, p)| {
+            let class = ["setosa", "versicolor", "virginica"]
+                .iter()
+                .position(|l| l == label)
+                .unwrap();
+            format!("{:.6}:{class}:{label}", p[class])
+        })
+        .collect();
+    assert_eq!(seen["per_feature_top1"], json!(top1));
+    assert_eq!(seen["errors"]["shape"]["status"], "400");
+    assert_eq!(seen["errors"]["unknown_input"]["status"], "400");
+    assert_eq!(seen["errors"]["unknown_model"]["status"], "404");
+    assert_eq!(seen["ready_after_unload"], false);
+    assert_eq!(seen["ready_after_load"], true);
+    let index = seen["index"].as_array().unwrap();
+    assert!(
+        index
+            .iter()
+            .any(|m| m["name"] == "iris" && m["state"] == "READY")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_tensors_are_400_with_the_protocol_error_body() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let cases = [
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3]}]}),
+            "shape [1, 4] holds 4 elements, the data has 3",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP99", "data": [1, 2, 3, 4]}]}),
+            "invalid datatype 'FP99' for input 'input'",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "INT64", "data": [1, 2, "x", 4]}]}),
+            "element \"x\" is not of datatype INT64",
+        ),
+        (
+            json!({"inputs": [{"name": "petals", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}),
+            "unexpected inference input 'petals' for model 'iris'",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}),
+            "Expected [-1,4], got [1, 3]",
+        ),
+        (
+            json!({"inputs": [{"name": "sepal_length", "shape": [1], "datatype": "FP32", "data": [1]}]}),
+            "missing required input(s) 'sepal_width', 'petal_length', 'petal_width'",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32"}]}),
+            "must set exactly one of 'data' and 'binary_data_size'",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}),
+            "expecting 16 additional bytes",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}], "outputs": [{"name": "logits"}]}),
+            "unexpected inference output 'logits'",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [1e308, 2, 3, 4]}]}),
+            "",
+        ),
+        (json!({"inputs": "nope"}), "not valid JSON for the protocol"),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = infer_json(&server, body.clone()).await;
+        if expected.is_empty() {
+            // Extreme but finite values are answered (with range warnings in the native API).
+            assert!(status == 200 || status == 400, "{body}: {status} {answer}");
+            continue;
+        }
+        assert_eq!(status, 400, "{body}: {answer}");
+        let message = answer["error"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{body}: {message}");
+        assert_eq!(
+            answer.as_object().unwrap().len(),
+            1,
+            "only the error field: {answer}"
+        );
+    }
+    // Values the validator refuses, per row.
+    let (status, answer) = infer_json(
+        &server,
+        json!({"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2, 5.1, 3.5, 1.4, "NaN"]}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    // Binary data whose size disagrees with the shape.
+    let header = serde_json::to_vec(&json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 12}}]})).unwrap();
+    let length = header.len();
+    let mut body = header;
+    body.extend_from_slice(&[0u8; 12]);
+    let (status, _, bytes) = post_raw(&server, "/v2/models/iris/infer", body, Some(length)).await;
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(
+        answer["error"],
+        "input byte size mismatch for input 'input': expected 16, got 12"
+    );
+    let (status, _, _) = post_raw(&server, "/v2/models/iris/infer", b"{}".to_vec(), Some(99)).await;
+    assert_eq!(status, 400);
+    let (status, _, bytes) = post_raw(&server, "/v2/models/nope/infer", b"{}".to_vec(), None).await;
+    assert_eq!(status, 404);
+    assert!(serde_json::from_slice::<Value>(&bytes).unwrap()["error"].is_string());
+    let (status, _, bytes) = post_raw(
+        &server,
+        "/v2/models/iris/versions/9/infer",
+        b"{}".to_vec(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&bytes));
+    let response = server
+        .client
+        .get(server.url("/v2/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.json::<Value>().await.unwrap()["error"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_outputs_follow_the_json_header() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let expected = native(&server).await;
+    let header = serde_json::to_vec(&json!({
+        "id": "b1",
+        "inputs": [{"name": "input", "shape": [3, 4], "datatype": "FP64", "parameters": {"binary_data_size": 96}}],
+        "outputs": [{"name": "label", "parameters": {"binary_data": true}}, {"name": "probabilities", "parameters": {"binary_data": true}}, {"name": "label_index"}],
+    }))
+    .unwrap();
+    let length = header.len();
+    let mut body = header;
+    for value in ROWS.iter().flatten() {
+        body.extend_from_slice(&value.to_le_bytes());
+    }
+    let (status, headers, bytes) =
+        post_raw(&server, "/v2/models/iris/infer", body, Some(length)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    let json_length: usize = headers["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&bytes[..json_length]).unwrap();
+    assert_eq!(answer["id"], "b1");
+    assert_eq!(answer["model_name"], "iris");
+    let outputs = answer["outputs"].as_array().unwrap();
+    assert_eq!(
+        outputs[2]["data"],
+        json!(
+            expected
+                .iter()
+                .map(|(l, _)| ["setosa", "versicolor", "virginica"]
+                    .iter()
+                    .position(|x| x == l)
+                    .unwrap())
+                .collect::<Vec<_>>()
+        )
+    );
+    let mut binary = &bytes[json_length..];
+    // label: BYTES, length-prefixed.
+    let label_size = outputs[0]["parameters"]["binary_data_size"]
+        .as_u64()
+        .unwrap() as usize;
+    let (mut labels, rest) = binary.split_at(label_size);
+    binary = rest;
+    for (label, _) in &expected {
+        let n = u32::from_le_bytes(labels[..4].try_into().unwrap()) as usize;
+        assert_eq!(std::str::from_utf8(&labels[4..4 + n]).unwrap(), label);
+        labels = &labels[4 + n..];
+    }
+    assert_eq!(outputs[1]["shape"], json!([3, 3]));
+    assert_eq!(outputs[1]["parameters"]["binary_data_size"], 72);
+    let probabilities: Vec<f64> = binary
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let flat: Vec<f64> = expected.iter().flat_map(|(_, p)| p.clone()).collect();
+    assert_eq!(probabilities, flat);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn models_with_text_features_take_bytes_tensors() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let (_, _, metadata) = server.get("/v2/models/churn").await;
+    assert_eq!(
+        metadata["inputs"],
+        json!([
+            {"name": "tenure", "datatype": "INT64", "shape": [-1]},
+            {"name": "plan", "datatype": "BYTES", "shape": [-1]},
+            {"name": "senior", "datatype": "BOOL", "shape": [-1]},
+        ])
+    );
+    let (_, _, reference) = server
+        .post_json("/api/models/churn/predict", &json!({"instances": [{"tenure": 3, "plan": "basic", "senior": true}, {"tenure": 20, "plan": "pro", "senior": false}]}))
+        .await;
+    let per_feature = json!({"inputs": [
+        {"name": "tenure", "shape": [2], "datatype": "INT64", "data": [3, 20]},
+        {"name": "plan", "shape": [2, 1], "datatype": "BYTES", "data": [["basic"], ["pro"]]},
+        {"name": "senior", "shape": [2], "datatype": "BOOL", "data": [true, false]},
+    ]});
+    let matrix = json!({"inputs": [{"name": "input", "shape": [2, 3], "datatype": "BYTES", "data": ["3", "basic", "true", "20", "pro", "false"]}]});
+    for body in [per_feature, matrix] {
+        let (status, _, bytes) = post_raw(
+            &server,
+            "/v2/models/churn/infer",
+            serde_json::to_vec(&body).unwrap(),
+            None,
+        )
+        .await;
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let labels = &answer["outputs"][0]["data"];
+        assert_eq!(labels[0], reference["predictions"][0]["label"]);
+        assert_eq!(labels[1], reference["predictions"][1]["label"]);
+    }
+    let wrong = json!({"inputs": [
+        {"name": "tenure", "shape": [1], "datatype": "INT64", "data": [3]},
+        {"name": "plan", "shape": [1], "datatype": "BYTES", "data": ["gold"]},
+        {"name": "senior", "shape": [1], "datatype": "BOOL", "data": [true]},
+    ]});
+    let (status, _, bytes) = post_raw(
+        &server,
+        "/v2/models/churn/infer",
+        serde_json::to_vec(&wrong).unwrap(),
+        None,
+    )
+    .await;
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("row 0: plan: unknown category \"gold\""),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_metadata_readiness_and_the_repository() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    for path in [
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/iris/ready",
+        "/v2/models/iris/versions/1/ready",
+    ] {
+        let response = server.client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(
+            response.bytes().await.unwrap().is_empty(),
+            "{path}: the protocol's health bodies are empty"
+        );
+    }
+    let (status, _, server_metadata) = server.get("/v2").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        server_metadata["extensions"],
+        json!(["binary_tensor_data", "classification", "model_repository"])
+    );
+    let (status, _, metadata) = server.get("/v2/models/iris/versions/1").await;
+    assert_eq!((status, metadata["name"].clone()), (200, json!("iris")));
+    assert_eq!(
+        metadata["outputs"][2],
+        json!({"name": "probabilities", "datatype": "FP64", "shape": [-1, 3]})
+    );
+    let (status, _, missing) = server.get("/v2/models/nope/ready").await;
+    assert_eq!(status, 404);
+    assert!(
+        missing["error"]
+            .as_str()
+            .unwrap()
+            .contains("no model named 'nope'")
+    );
+
+    let response = server
+        .client
+        .post(server.url("/v2/repository/models/iris/unload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = server
+        .client
+        .get(server.url("/v2/models/iris/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        404,
+        "an unloaded model is gone until loaded"
+    );
+    let index: Value = server
+        .client
+        .post(server.url("/v2/repository/index"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        index.as_array().unwrap().iter().any(|m| m["name"] == "iris"
+            && m["state"] == "UNAVAILABLE"
+            && m["reason"] == "unloaded")
+    );
+    let ready_only: Value = server
+        .client
+        .post(server.url("/v2/repository/index"))
+        .json(&json!({"ready": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !ready_only
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "iris")
+    );
+    let response = server
+        .client
+        .post(server.url("/v2/repository/models/iris/load"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = server
+        .client
+        .get(server.url("/v2/models/iris/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = server
+        .client
+        .post(server.url("/v2/repository/models/nope/load"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(
+        response.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("nope")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kserve_v1_predicts_instances() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let expected = native(&server).await;
+    let (status, _, list) = server.get("/v1/models").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["models"], json!(["breast_cancer", "churn", "iris"]));
+    let (status, _, ready) = server.get("/v1/models/iris").await;
+    assert_eq!(
+        (status, ready),
+        (200, json!({"name": "iris", "ready": true}))
+    );
+    let (status, _, missing) = server.get("/v1/models/nope").await;
+    assert_eq!(
+        (status, missing),
+        (
+            404,
+            json!({"error": "Model with name nope does not exist."})
+        )
+    );
+    let instances = json!({"instances": [
+        ROWS[0],
+        {"sepal_length": ROWS[1][0], "sepal_width": ROWS[1][1], "petal_length": ROWS[1][2], "petal_width": ROWS[1][3]},
+        ROWS[2],
+    ]});
+    let (status, _, answer) = server
+        .post_json("/v1/models/iris:predict", &instances)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let labels: Vec<&str> = expected.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(answer, json!({ "predictions": labels }));
+    for (body, message) in [
+        (
+            json!({"instances": [[1, 2, 3]]}),
+            "instances[0]: expected 4 values in schema order, got 3",
+        ),
+        (
+            json!({"rows": []}),
+            "Expected \"instances\" to be a non-empty list",
+        ),
+        (
+            json!({"instances": [{"sepal_length": "x", "sepal_width": 1, "petal_length": 1, "petal_width": 1}]}),
+            "instances[0].sepal_length: expected a finite number",
+        ),
+    ] {
+        let (status, _, answer) = server.post_json("/v1/models/iris:predict", &body).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(message),
+            "{answer}"
+        );
+    }
+    let (status, _, _) = server
+        .post_json("/v1/models/nope:predict", &instances)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, answer) = server
+        .post_json("/v1/models/iris:explain", &instances)
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (501, Some("explain is not supported"))
+    );
+}
