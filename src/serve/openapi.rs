@@ -72,6 +72,85 @@ fn query_param(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
 }
 
+fn protocol_error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/V2Error"}}}})
+}
+
+/// The Open Inference Protocol (V2) and KServe V1.
+fn protocol_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
+    schemas.insert("V2Error".into(), json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}));
+    schemas.insert("V2Tensor".into(), json!({
+        "type": "object", "required": ["name", "shape", "datatype"],
+        "properties": {
+            "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "datatype": {"type": "string", "enum": ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP32", "FP64", "BYTES"]},
+            "parameters": {"type": "object", "description": "binary_data_size: the tensor's bytes follow the JSON (binary tensor data extension)."},
+            "data": {"description": "Elements in row-major order, flat or nested; absent when sent as binary data."},
+        }}));
+    schemas.insert("V2InferRequest".into(), json!({
+        "type": "object", "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object", "description": "binary_data_output: all outputs as binary data."},
+            "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2Tensor"},
+                "description": "One `input` of shape [N, F] (features in schema order), or one tensor per feature of shape [N] or [N, 1]."},
+            "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "enum": ["label", "label_index", "probabilities"]},
+                "parameters": {"type": "object", "description": "binary_data (bool); classification (k): the best k classes as \"value:index:label\"."}}}},
+        }}));
+    schemas.insert("V2InferResponse".into(), json!({
+        "type": "object", "required": ["model_name", "outputs"],
+        "properties": {"model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
+            "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2Tensor"}}}}));
+    let name = path_param("name", "Model name.");
+    let version = path_param("version", "Version number.");
+    let errors = |ok: Value| json!({"200": ok, "400": protocol_error("A malformed request or tensor."), "404": protocol_error("No such model or version."), "503": protocol_error("The model is not loaded.")});
+    let empty_ok = json!({"description": "True: 200 with an empty body."});
+    paths.insert("/v2".into(), json!({"get": {"tags": ["v2"], "operationId": "v2_server_metadata", "summary": "Server name, version and extensions",
+        "responses": {"200": json_ok("The server metadata.", json!({"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "extensions": {"type": "array", "items": {"type": "string"}}}}))}}}));
+    paths.insert("/v2/health/live".into(), json!({"get": {"tags": ["v2"], "operationId": "v2_live", "summary": "Server live (200, empty body)", "responses": {"200": empty_ok.clone()}}}));
+    paths.insert("/v2/health/ready".into(), json!({"get": {"tags": ["v2"], "operationId": "v2_ready", "summary": "Server ready: 200, or 400 while loading (empty bodies)",
+        "responses": {"200": empty_ok.clone(), "400": {"description": "Not ready yet."}}}}));
+    let infer_body = json!({"required": true, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/V2InferRequest"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary", "description": "The JSON request followed by binary tensor data; the Inference-Header-Content-Length header gives the JSON's length."}}}});
+    let infer_ok = json!({"description": "The outputs; binary outputs follow the JSON, whose length is in the Inference-Header-Content-Length header.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/V2InferResponse"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}});
+    for (prefix, params, id) in [
+        ("/v2/models/{name}", vec![name.clone()], "v2"),
+        (
+            "/v2/models/{name}/versions/{version}",
+            vec![name.clone(), version.clone()],
+            "v2_version",
+        ),
+    ] {
+        paths.insert(prefix.into(), json!({"get": {"tags": ["v2"], "operationId": format!("{id}_model_metadata"), "summary": "Model metadata: inputs and outputs with datatypes and shapes",
+            "parameters": params, "responses": errors(json_ok("The model metadata.", json!({"type": "object"})))}}));
+        paths.insert(format!("{prefix}/ready"), json!({"get": {"tags": ["v2"], "operationId": format!("{id}_model_ready"), "summary": "Model ready: 200, or 400 when not loaded",
+            "parameters": params, "responses": errors(empty_ok.clone())}}));
+        paths.insert(format!("{prefix}/infer"), json!({"post": {"tags": ["v2"], "operationId": format!("{id}_infer"), "summary": "Inference (JSON or binary tensors)",
+            "parameters": params, "requestBody": infer_body, "responses": errors(infer_ok.clone())}}));
+    }
+    paths.insert("/v2/repository/index".into(), json!({"post": {"tags": ["v2"], "operationId": "v2_repository_index", "summary": "Every model version and its state (admin)",
+        "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"ready": {"type": "boolean"}}}}}},
+        "responses": {"200": json_ok("The index.", json!({"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "state": {"type": "string"}, "reason": {"type": "string"}}}}))}}}));
+    for (verb, summary) in [
+        ("load", "Load (again) every version of a model (admin)"),
+        ("unload", "Stop serving a model until it is loaded (admin)"),
+    ] {
+        paths.insert(format!("/v2/repository/models/{{name}}/{verb}"), json!({"post": {"tags": ["v2"], "operationId": format!("v2_repository_{verb}"), "summary": summary,
+            "parameters": [name.clone()], "responses": {"200": {"description": "Done (empty body)."}, "400": protocol_error("The model does not load."), "404": protocol_error("No such model.")}}}));
+    }
+    paths.insert("/v1/models".into(), json!({"get": {"tags": ["v1"], "operationId": "v1_models", "summary": "The model names",
+        "responses": {"200": json_ok("The models.", json!({"type": "object", "properties": {"models": {"type": "array", "items": {"type": "string"}}}}))}}}));
+    paths.insert("/v1/models/{name}".into(), json!({"get": {"tags": ["v1"], "operationId": "v1_model", "summary": "Whether a model is ready",
+        "parameters": [name.clone()], "responses": errors(json_ok("Ready.", json!({"type": "object", "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}}})))}}));
+    paths.insert("/v1/models/{name}:predict".into(), json!({"post": {"tags": ["v1"], "operationId": "v1_predict", "summary": "Predict instances: objects of features, or arrays of values in schema order",
+        "parameters": [name],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["instances"], "properties": {"instances": {"type": "array", "minItems": 1}}}}}},
+        "responses": errors(json_ok("The labels.", json!({"type": "object", "properties": {"predictions": {"type": "array", "items": {"type": "string"}}}})))}}));
+}
+
 /// The prediction log, feedback, live metrics, drift and /metrics.
 fn operations_paths(paths: &mut Map<String, Value>) {
     let name = path_param("name", "Model name.");
@@ -404,6 +483,7 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
     );
     generic_paths(&mut paths);
     operations_paths(&mut paths);
+    protocol_paths(&mut paths, &mut schemas);
     let mut tags = vec![json!({"name": "models", "description": "Any model, by name"})];
     for entry in catalog.models.values() {
         if let Some(model) = entry.default_model() {
@@ -416,6 +496,8 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
         }
     }
     tags.push(json!({"name": "operations", "description": "Prediction log, feedback, live metrics, drift, Prometheus metrics"}));
+    tags.push(json!({"name": "v2", "description": "Open Inference Protocol (KServe V2 / Triton): errors are {\"error\": \"…\"}"}));
+    tags.push(json!({"name": "v1", "description": "KServe V1 protocol"}));
     tags.push(json!({"name": "health", "description": "Probes"}));
     let security_schemes = json!({
         "bearer": {"type": "http", "scheme": "bearer", "description": "An API key from `mlserve keys create`."},
@@ -427,6 +509,7 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
     if settings.auth {
         for (path, item) in paths.iter_mut() {
             let open = path.starts_with("/health/")
+                || path.starts_with("/v2/health/")
                 || path == "/api/liveness"
                 || path == "/api/readiness"
                 || (path == "/metrics" && !settings.metrics_auth);
