@@ -3,7 +3,8 @@
 # This is the README's test command; .ci/run calls it. It installs the test-only tools it needs,
 # once: Chromium and chromedriver for the web UI tests (Debian packages, when missing), a
 # Python venv with the OpenAPI validator and axe-core (npm) for accessibility checks, under target/,
-# and a PostgreSQL server on 127.0.0.1 (scripts/test-postgres.sh).
+# ONNX Runtime's library (scripts/fetch-onnxruntime.sh), and a PostgreSQL server on 127.0.0.1
+# (scripts/test-postgres.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,12 @@ if ! grep -q "\"version\": \"$axe_version\"" target/test-node/node_modules/axe-c
   npm install --silent --no-audit --no-fund --prefix target/test-node "axe-core@$axe_version"
 fi
 export MLSERVE_TEST_AXE="$PWD/$axe"
+
+# ONNX Runtime's library, from the pinned PyPI wheel, for the ONNX tests.
+if [ -z "${ORT_DYLIB_PATH:-}" ]; then
+  ORT_DYLIB_PATH="$(scripts/fetch-onnxruntime.sh)"
+  export ORT_DYLIB_PATH
+fi
 
 # A PostgreSQL server on 127.0.0.1 for the prediction log tests (unless one is named already).
 if [ -z "${MLSERVE_TEST_POSTGRES_URL:-}" ]; then

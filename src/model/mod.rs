@@ -5,6 +5,7 @@ mod artifact;
 pub mod batch;
 mod manifest;
 pub mod native;
+pub mod onnx;
 pub mod repository;
 pub mod sample;
 pub mod validate;

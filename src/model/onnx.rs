@@ -1,0 +1,369 @@
+//! Models exported as ONNX (scikit-learn through skl2onnx), run by ONNX Runtime through the
+//! `ort` crate, with the library loaded at run time (`load-dynamic`; see
+//! ../shared/notes/onnx-runtime.md). Without the library the server still serves native models
+//! and reports ONNX models not ready, with the reason.
+//!
+//! A graph takes either one float tensor `[N, F]` (the features in order) or one `[N, 1]` tensor
+//! per column (float or string). Its probabilities come as a float tensor `[N, C]`, or, with
+//! the default ZipMap export, as a sequence of maps from class to probability. Labels always
+//! come from the argmax of the probabilities, never from the graph's label output.
+
+use ort::session::Session;
+use ort::session::SessionInputValue;
+use ort::value::{Tensor, TensorElementType, ValueType};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+/// Errors of the ONNX backend.
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxError {
+    /// The runtime library is missing or unusable.
+    #[error("ONNX Runtime is not available: {0}")]
+    Runtime(String),
+    /// The graph cannot be loaded or run.
+    #[error("the ONNX graph {path}: {message}")]
+    Graph {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Running the graph failed.
+    #[error("ONNX Runtime failed: {0}")]
+    Run(String),
+}
+
+/// The process's ONNX Runtime environment, made once from the first library path given.
+static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+
+/// Where the runtime library is looked for: the setting, then `ORT_DYLIB_PATH`, then the
+/// folder `scripts/fetch-onnxruntime.sh` fills.
+pub fn library_candidates(setting: Option<&Path>) -> Vec<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(path) = setting {
+        candidates.push(path.to_path_buf());
+    }
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
+        candidates.push(PathBuf::from(path));
+    }
+    candidates.push(PathBuf::from("target/onnxruntime/libonnxruntime.so.1.32.0"));
+    candidates
+}
+
+/// Loads the runtime library (once per process) and returns the environment.
+pub fn environment(
+    setting: Option<&Path>,
+) -> Result<&'static ort::environment::Environment, OnnxError> {
+    let result = ENVIRONMENT.get_or_init(|| {
+        let candidates = library_candidates(setting);
+        let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+            return Err(format!(
+                "no runtime library found (looked at {}); run scripts/fetch-onnxruntime.sh or set ORT_DYLIB_PATH",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        };
+        ort::init_from(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .with_name("mlserve")
+            .build()
+            .map_err(|e| format!("{}: {e}", path.display()))
+    });
+    result
+        .as_ref()
+        .map_err(|message| OnnxError::Runtime(message.clone()))
+}
+
+/// The kind of values a graph input takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// float32.
+    Float,
+    /// float64.
+    Double,
+    /// int64.
+    Int64,
+    /// Strings.
+    Text,
+}
+
+/// One graph input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphInput {
+    /// Its name in the graph.
+    pub name: String,
+    /// Its element type.
+    pub kind: InputKind,
+    /// Its column count (the second dimension), when fixed.
+    pub width: Option<usize>,
+}
+
+/// Where the probabilities are in the outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbabilityOutput {
+    /// The output's name.
+    pub name: String,
+    /// A ZipMap output (sequence of maps) rather than a `[N, C]` tensor.
+    pub zipmap: bool,
+}
+
+/// What a graph takes and gives, read from the graph itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphSignature {
+    /// Inputs, in graph order.
+    pub inputs: Vec<GraphInput>,
+    /// The probabilities.
+    pub probabilities: ProbabilityOutput,
+}
+
+fn input_kind(name: &str, dtype: &ValueType) -> Result<(InputKind, Option<usize>), String> {
+    match dtype {
+        ValueType::Tensor { ty, shape, .. } => {
+            let kind = match ty {
+                TensorElementType::Float32 => InputKind::Float,
+                TensorElementType::Float64 => InputKind::Double,
+                TensorElementType::Int64 => InputKind::Int64,
+                TensorElementType::String => InputKind::Text,
+                other => {
+                    return Err(format!(
+                        "input '{name}' has element type {other:?}, which is not supported"
+                    ));
+                }
+            };
+            let width = shape.get(1).and_then(|&d| usize::try_from(d).ok());
+            Ok((kind, width))
+        }
+        other => Err(format!("input '{name}' is a {other:?}, not a tensor")),
+    }
+}
+
+/// Reads the inputs and the probability output of a loaded session.
+fn signature(session: &Session) -> Result<GraphSignature, String> {
+    let inputs = session
+        .inputs()
+        .iter()
+        .map(|outlet| {
+            let (kind, width) = input_kind(outlet.name(), outlet.dtype())?;
+            Ok(GraphInput {
+                name: outlet.name().to_string(),
+                kind,
+                width,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    // skl2onnx names them output_label and output_probability; take the float or map output.
+    let probabilities = session
+        .outputs()
+        .iter()
+        .find_map(|outlet| match outlet.dtype() {
+            ValueType::Sequence(inner) if matches!(**inner, ValueType::Map { .. }) => {
+                Some(ProbabilityOutput {
+                    name: outlet.name().to_string(),
+                    zipmap: true,
+                })
+            }
+            ValueType::Tensor {
+                ty: TensorElementType::Float32 | TensorElementType::Float64,
+                shape,
+                ..
+            } if shape.len() == 2 => Some(ProbabilityOutput {
+                name: outlet.name().to_string(),
+                zipmap: false,
+            }),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            "the graph has no probability output (a [N, C] float tensor or a ZipMap)".to_string()
+        })?;
+    Ok(GraphSignature {
+        inputs,
+        probabilities,
+    })
+}
+
+/// A loaded graph with a small pool of sessions (a session runs one request at a time).
+pub struct OnnxModel {
+    path: PathBuf,
+    signature: GraphSignature,
+    sessions: Vec<Mutex<Session>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for OnnxModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxModel")
+            .field("path", &self.path)
+            .field("signature", &self.signature)
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+/// A column of input values for one graph input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// Numbers (NaN for a missing value).
+    Numbers(Vec<f64>),
+    /// Strings.
+    Texts(Vec<String>),
+}
+
+impl OnnxModel {
+    /// Loads a graph with `pool` sessions of one thread each (requests run in parallel across
+    /// sessions, not inside one).
+    pub fn load(path: &Path, library: Option<&Path>, pool: usize) -> Result<OnnxModel, OnnxError> {
+        let environment = environment(library)?;
+        let graph_error = |message: String| OnnxError::Graph {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut sessions = Vec::with_capacity(pool.max(1));
+        for _ in 0..pool.max(1) {
+            let session = Session::builder(environment)
+                .and_then(|b| b.with_intra_threads(1).map_err(Into::into))
+                .and_then(|mut b| b.commit_from_file(path))
+                .map_err(|e| graph_error(e.to_string()))?;
+            sessions.push(Mutex::new(session));
+        }
+        let signature = sessions
+            .first()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
+            .map(|s| signature(&s))
+            .unwrap_or_else(|| Err("no session".to_string()))
+            .map_err(graph_error)?;
+        Ok(OnnxModel {
+            path: path.to_path_buf(),
+            signature,
+            sessions,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// What the graph takes and gives.
+    pub fn signature(&self) -> &GraphSignature {
+        &self.signature
+    }
+
+    /// Class probabilities for `rows` rows, given one column set per graph input (in graph
+    /// order): for a `[N, F]` input, its F columns; for a `[N, 1]` input, one column.
+    pub fn probabilities(
+        &self,
+        rows: usize,
+        inputs: &[Vec<Column>],
+    ) -> Result<Vec<Vec<f64>>, OnnxError> {
+        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
+            Vec::with_capacity(inputs.len());
+        for (graph_input, columns) in self.signature.inputs.iter().zip(inputs) {
+            let width = columns.len();
+            let shape = vec![rows as i64, width as i64];
+            let value: SessionInputValue<'_> = match graph_input.kind {
+                InputKind::Text => {
+                    let mut data = Vec::with_capacity(rows * width);
+                    for row in 0..rows {
+                        for column in columns {
+                            match column {
+                                Column::Texts(t) => data.push(t[row].clone()),
+                                Column::Numbers(n) => data.push(n[row].to_string()),
+                            }
+                        }
+                    }
+                    Tensor::from_string_array((shape, data.as_slice()))
+                        .map_err(|e| OnnxError::Run(e.to_string()))?
+                        .into()
+                }
+                kind => {
+                    let mut data = Vec::with_capacity(rows * width);
+                    for row in 0..rows {
+                        for column in columns {
+                            match column {
+                                Column::Numbers(n) => data.push(n[row]),
+                                Column::Texts(_) => {
+                                    return Err(OnnxError::Run(format!(
+                                        "input '{}' takes numbers",
+                                        graph_input.name
+                                    )));
+                                }
+                            }
+                        }
+                    }
+                    match kind {
+                        InputKind::Float => {
+                            let floats: Vec<f32> = data.iter().map(|&v| v as f32).collect();
+                            Tensor::from_array((shape, floats))
+                                .map_err(|e| OnnxError::Run(e.to_string()))?
+                                .into()
+                        }
+                        InputKind::Double => Tensor::from_array((shape, data))
+                            .map_err(|e| OnnxError::Run(e.to_string()))?
+                            .into(),
+                        _ => {
+                            let ints: Vec<i64> = data.iter().map(|&v| v as i64).collect();
+                            Tensor::from_array((shape, ints))
+                                .map_err(|e| OnnxError::Run(e.to_string()))?
+                                .into()
+                        }
+                    }
+                }
+            };
+            values.push((Cow::Owned(graph_input.name.clone()), value));
+        }
+        let index =
+            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.sessions.len();
+        let mut session = self.sessions[index]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let outputs = session
+            .run(values)
+            .map_err(|e| OnnxError::Run(e.to_string()))?;
+        let output = &outputs[self.signature.probabilities.name.as_str()];
+        if self.signature.probabilities.zipmap {
+            zipmap_rows(output)
+        } else if let Ok((shape, data)) = output.try_extract_tensor::<f32>() {
+            Ok(tensor_rows(
+                shape.get(1).copied().unwrap_or(1),
+                data.iter().map(|&v| f64::from(v)),
+            ))
+        } else {
+            let (shape, data) = output
+                .try_extract_tensor::<f64>()
+                .map_err(|e| OnnxError::Run(e.to_string()))?;
+            Ok(tensor_rows(
+                shape.get(1).copied().unwrap_or(1),
+                data.iter().copied(),
+            ))
+        }
+    }
+}
+
+fn tensor_rows(width: i64, data: impl Iterator<Item = f64>) -> Vec<Vec<f64>> {
+    let width = usize::try_from(width).unwrap_or(1).max(1);
+    let all: Vec<f64> = data.collect();
+    all.chunks(width).map(<[f64]>::to_vec).collect()
+}
+
+/// A ZipMap output: one map from class (int64 or string) to probability per row, in the
+/// order of the classes (keys sorted as the classifier's classes are).
+fn zipmap_rows(output: &ort::value::DynValue) -> Result<Vec<Vec<f64>>, OnnxError> {
+    let run = |e: ort::Error| OnnxError::Run(e.to_string());
+    let maps = output
+        .try_extract_sequence::<ort::value::DynMapValueType>()
+        .map_err(run)?;
+    let mut rows = Vec::with_capacity(maps.len());
+    for map in &maps {
+        if let Ok(by_int) = map.try_extract_map::<i64, f32>() {
+            let mut pairs: Vec<(i64, f32)> = by_int.into_iter().collect();
+            pairs.sort_by_key(|(k, _)| *k);
+            rows.push(pairs.into_iter().map(|(_, v)| f64::from(v)).collect());
+        } else {
+            let by_text = map.try_extract_map::<String, f32>().map_err(run)?;
+            let mut pairs: Vec<(String, f32)> = by_text.into_iter().collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            rows.push(pairs.into_iter().map(|(_, v)| f64::from(v)).collect());
+        }
+    }
+    Ok(rows)
+}
