@@ -556,3 +556,50 @@ async fn kserve_v1_predicts_instances() {
         (501, Some("explain is not supported"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_limits_outputs_and_integer_ranges_are_enforced() {
+    let repo = demo_repository();
+    let mut settings = test_settings(repo.path());
+    settings.max_batch_rows = 2;
+    let server = TestServer::start(settings).await;
+    let row = [5.1, 3.5, 1.4, 0.2];
+    let three: Vec<f64> = row.iter().chain(&row).chain(&row).copied().collect();
+    let cases = [
+        (
+            json!({"inputs": [{"name": "input", "shape": [3, 4], "datatype": "FP64", "data": three}]}),
+            "batch-size must be <= 2",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": row}], "outputs": [{"name": "label", "parameters": {"classification": 2}}]}),
+            "classification applies to 'probabilities' only",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": row}], "outputs": [{"name": "label"}, {"name": "label"}]}),
+            "requested twice",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "INT8", "data": [5, 3, 1000, 0]}]}),
+            "1000 is out of range for INT8",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "UINT8", "data": [5, 3, -1, 0]}]}),
+            "-1 is out of range for UINT8",
+        ),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = infer_json(&server, body.clone()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(expected),
+            "{answer}"
+        );
+    }
+    let (status, _, answer) = server
+        .post_json(
+            "/v1/models/iris:predict",
+            &json!({"instances": [row, row, row]}),
+        )
+        .await;
+    assert_eq!(status, 413, "{answer}");
+}

@@ -176,11 +176,12 @@ impl Repository {
 
     /// Serves a model again (after an unload) and rescans its folder now.
     pub fn load_model(&self, name: &str) -> Option<ReloadReport> {
+        let _guard = self.lock_reloads();
         self.unloaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
-        self.reload_model(name)
+        self.rescan_model(name)
     }
 
     /// The repository folder.
@@ -249,6 +250,13 @@ impl Repository {
     /// Rescans one model's folder, reloading every version (and unloading them all if the
     /// folder is gone); `None` if the model is neither on disk nor loaded.
     pub fn reload_model(&self, name: &str) -> Option<ReloadReport> {
+        let _guard = self.lock_reloads();
+        self.rescan_model(name)
+    }
+
+    /// [`Repository::reload_model`], with the reload lock held by the caller (so an unload
+    /// cannot slip in between the check and the swap).
+    fn rescan_model(&self, name: &str) -> Option<ReloadReport> {
         if self.is_unloaded(name) {
             return Some(ReloadReport::default());
         }
@@ -256,7 +264,6 @@ impl Repository {
         if validate_model_name(name).is_err() || !(known || self.dir.join(name).is_dir()) {
             return None;
         }
-        let _guard = self.lock_reloads();
         let old = self.catalog.load_full();
         let mut report = ReloadReport::default();
         let previous = old.models.get(name).cloned().unwrap_or_default();

@@ -70,6 +70,7 @@ pub fn install() {
             "mlserve_prediction_log_dropped_total",
             "mlserve_prediction_log_written_total",
             "mlserve_prediction_log_write_errors_total",
+            "mlserve_prediction_log_duplicates_total",
         ] {
             metrics::counter!(name).absolute(0);
         }

@@ -7,7 +7,7 @@ use super::App;
 use super::api::{predict_rows, resolve};
 use super::middleware::ModelTag;
 use super::record::{Asked, log_predictions};
-use super::v2::{ProtocolError, error};
+use super::v2::{ProtocolError, error, problem_to_protocol};
 use crate::model::{FieldError, LoadedModel, RawValue, ValidRow};
 use axum::Json;
 use axum::body::Bytes;
@@ -63,8 +63,12 @@ pub async fn action(
     State(app): State<App>,
     Path(segment): Path<String>,
     asked: Asked,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+    };
     let Some((name, verb)) = segment.rsplit_once(':') else {
         return error(
             StatusCode::NOT_FOUND,
@@ -185,7 +189,7 @@ async fn predict(app: App, name: &str, asked: Asked, body: &[u8]) -> Response {
     }
     let predictions = match predict_rows(&model, rows, true) {
         Ok(predictions) => predictions,
-        Err(problem) => return tag(error(StatusCode::BAD_REQUEST, problem.detail), &model),
+        Err(problem) => return tag(problem_to_protocol(&problem).into_response(), &model),
     };
     log_predictions(&app, &model, &asked, &predictions);
     let labels = &model.artifact.manifest.labels;

@@ -104,8 +104,11 @@ fn insert_sql(rows: usize, backend: Backend) -> String {
 /// and then taken from the connection's statement cache; a batch is cut into chunks of these.
 const CHUNKS: [usize; 3] = [100, 10, 1];
 
-async fn write_batch(store: &Store, batch: &[PredictionRecord]) -> Result<(), sqlx::Error> {
+/// Writes a batch in one transaction; returns the rows inserted (a row whose request id and
+/// row index are already logged is left out).
+async fn write_batch(store: &Store, batch: &[PredictionRecord]) -> Result<u64, sqlx::Error> {
     let mut transaction = store.pool.begin().await?;
+    let mut inserted = 0;
     let mut rest = batch;
     while !rest.is_empty() {
         let size = CHUNKS
@@ -128,40 +131,93 @@ async fn write_batch(store: &Store, batch: &[PredictionRecord]) -> Result<(), sq
                 .bind(record.latency_ms)
                 .bind(record.key_name.as_deref());
         }
-        query.execute(&mut *transaction).await?;
+        inserted += query.execute(&mut *transaction).await?.rows_affected();
     }
-    transaction.commit().await
+    transaction.commit().await?;
+    Ok(inserted)
 }
 
-/// Writes one batch, retrying while the database is unreachable; gives up (and counts the
-/// loss) only when shutting down finds it still failing.
+fn count_written(batch: usize, inserted: u64) {
+    metrics::counter!("mlserve_prediction_log_written_total").increment(inserted);
+    let duplicates = (batch as u64).saturating_sub(inserted);
+    if duplicates > 0 {
+        // A client reused an x-request-id: the log keeps the first prediction under it.
+        tracing::warn!(
+            duplicates,
+            "prediction log: request ids already logged were not logged again"
+        );
+        metrics::counter!("mlserve_prediction_log_duplicates_total").increment(duplicates);
+    }
+}
+
+/// Errors that a later attempt may not meet: the database is unreachable or busy.
+fn transient(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+    ) || error
+        .as_database_error()
+        .is_some_and(|e| e.message().contains("locked") || e.message().contains("busy"))
+}
+
+/// At shutdown the queue is written for at most this long; what is left is counted as dropped,
+/// so a database that is down cannot hold the process past its grace period.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
+
+fn count_dropped(rows: usize, why: &str, error: &sqlx::Error) {
+    tracing::error!(%error, rows, "prediction log: {why}");
+    metrics::counter!("mlserve_prediction_log_dropped_total").increment(rows as u64);
+}
+
+/// Writes one batch. While the database is unreachable it retries with backoff (the queue
+/// fills meanwhile and overflow is counted); a batch the database refuses outright is written
+/// row by row, so only the rows it refuses are dropped. At shutdown it gives up after the drain
+/// deadline.
 async fn write_with_retry(
     store: &Store,
     batch: &[PredictionRecord],
     closing: &tokio::sync::watch::Receiver<bool>,
+    closed_at: &mut Option<Instant>,
 ) {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 0u32;
     loop {
-        match write_batch(store, batch).await {
-            Ok(()) => {
-                metrics::counter!("mlserve_prediction_log_written_total")
-                    .increment(batch.len() as u64);
+        let error = match write_batch(store, batch).await {
+            Ok(inserted) => {
+                count_written(batch.len(), inserted);
                 return;
             }
-            Err(error) => {
-                attempt += 1;
-                metrics::counter!("mlserve_prediction_log_write_errors_total").increment(1);
-                if *closing.borrow() && attempt >= 3 {
-                    tracing::error!(%error, rows = batch.len(), "prediction log: giving up on a batch at shutdown");
-                    metrics::counter!("mlserve_prediction_log_dropped_total")
-                        .increment(batch.len() as u64);
-                    return;
-                }
-                tracing::warn!(%error, rows = batch.len(), attempt, "prediction log: write failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+            Err(error) => error,
+        };
+        attempt += 1;
+        metrics::counter!("mlserve_prediction_log_write_errors_total").increment(1);
+        if *closing.borrow() {
+            let since = *closed_at.get_or_insert_with(Instant::now);
+            if since.elapsed() >= SHUTDOWN_DRAIN {
+                count_dropped(batch.len(), "giving up on a batch at shutdown", &error);
+                return;
             }
+        }
+        if !transient(&error) && attempt >= 2 {
+            write_row_by_row(store, batch).await;
+            return;
+        }
+        tracing::warn!(%error, rows = batch.len(), attempt, "prediction log: write failed; retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn write_row_by_row(store: &Store, batch: &[PredictionRecord]) {
+    for record in batch {
+        match write_batch(store, std::slice::from_ref(record)).await {
+            Ok(inserted) => count_written(1, inserted),
+            Err(error) => count_dropped(1, "the database refused a row", &error),
         }
     }
 }
@@ -174,6 +230,7 @@ async fn run_writer(
 ) {
     let max_batch = settings.max_batch.max(1);
     let mut batch = Vec::with_capacity(max_batch);
+    let mut closed_at = None;
     loop {
         let received = tokio::select! {
             received = receiver.recv_many(&mut batch, max_batch) => received,
@@ -204,7 +261,7 @@ async fn run_writer(
             }
         }
         metrics::gauge!("mlserve_prediction_log_queue_depth").set(receiver.len() as f64);
-        write_with_retry(&store, &batch, &closing).await;
+        write_with_retry(&store, &batch, &closing, &mut closed_at).await;
         batch.clear();
     }
     metrics::gauge!("mlserve_prediction_log_queue_depth").set(0.0);

@@ -73,6 +73,7 @@ pub struct Store {
 
 /// The URL without its password, for logs and messages.
 pub fn redact(url: &str) -> String {
+    let url = &redact_query_password(url);
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
@@ -83,6 +84,21 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Hides a `password=` query parameter.
+fn redact_query_password(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
 }
 
 fn sqlite_path(url: &str) -> &str {
@@ -186,6 +202,10 @@ mod tests {
             "postgres://mlserve:***@db:5432/mlserve"
         );
         assert_eq!(redact("sqlite://data/p.db"), "sqlite://data/p.db");
+        assert_eq!(
+            redact("postgres://db/mlserve?user=a&password=s3cret"),
+            "postgres://db/mlserve?user=a&password=***"
+        );
     }
 
     #[test]

@@ -154,12 +154,12 @@ impl Store {
         Ok(())
     }
 
-    /// Predictions of a model since a time that have a true label.
+    /// Predictions of a model since a time that have a true label (the latest 100,000).
     pub async fn truth(&self, model: &str, since_ms: i64) -> Result<Vec<TruthRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT p.version, p.label AS predicted, f.label AS actual FROM predictions p \
              JOIN feedback f ON f.request_id = p.request_id AND f.row_index = p.row_index \
-             WHERE p.model = $1 AND p.created_at_ms >= $2",
+             WHERE p.model = $1 AND p.created_at_ms >= $2 ORDER BY p.id DESC LIMIT 100000",
         )
         .bind(model.to_string())
         .bind(since_ms)

@@ -211,13 +211,16 @@ impl KeysFile {
             std::fs::create_dir_all(folder).map_err(io)?;
         }
         let staging = path.with_extension(format!("tmp.{}", std::process::id()));
-        std::fs::write(&staging, text).map_err(io)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        // Readable by its owner only from the first byte, not after a chmod.
         #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
-                .map_err(io)?;
-        }
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let _ = std::fs::remove_file(&staging);
+        let mut file = options.open(&staging).map_err(io)?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
         std::fs::rename(&staging, path).map_err(io)
     }
 

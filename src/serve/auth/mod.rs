@@ -97,6 +97,8 @@ pub enum Refusal {
     UnknownUser,
     /// The user exists, the password does not match.
     WrongPassword,
+    /// Too many checks at once: try again shortly.
+    Busy,
 }
 
 impl Refusal {
@@ -108,6 +110,7 @@ impl Refusal {
             Refusal::WrongKey => "wrong_key",
             Refusal::UnknownUser => "unknown_user",
             Refusal::WrongPassword => "wrong_password",
+            Refusal::Busy => "busy",
         }
     }
 }
@@ -248,13 +251,19 @@ impl Authenticator {
         self.has_users
     }
 
-    async fn verify(&self, secret: String, hash: String) -> bool {
-        let Ok(_permit) = self.hashing.acquire().await else {
-            return false;
+    /// Checks a secret; `Err` when the hashing slots stayed taken for 2 s (a flood of wrong
+    /// credentials must not queue without end, nor hold every request slot).
+    async fn verify(&self, secret: String, hash: String) -> Result<bool, Refusal> {
+        let permit =
+            tokio::time::timeout(std::time::Duration::from_secs(2), self.hashing.acquire()).await;
+        let Ok(Ok(_permit)) = permit else {
+            return Err(Refusal::Busy);
         };
-        tokio::task::spawn_blocking(move || keys::verify_secret(&secret, &hash))
-            .await
-            .unwrap_or(false)
+        Ok(
+            tokio::task::spawn_blocking(move || keys::verify_secret(&secret, &hash))
+                .await
+                .unwrap_or(false),
+        )
     }
 
     /// Who a credential belongs to.
@@ -273,7 +282,7 @@ impl Authenticator {
                 let entry = keys::key_id(key)
                     .and_then(|id| self.keys.get(id))
                     .ok_or(Refusal::UnknownKey)?;
-                if !self.verify(key.clone(), entry.hash.clone()).await {
+                if !self.verify(key.clone(), entry.hash.clone()).await? {
                     return Err(Refusal::WrongKey);
                 }
                 Principal {
@@ -283,7 +292,7 @@ impl Authenticator {
             }
             Credential::Basic(user, password) => match self.users.get(user) {
                 Some(entry) => {
-                    if !self.verify(password.clone(), entry.hash.clone()).await {
+                    if !self.verify(password.clone(), entry.hash.clone()).await? {
                         return Err(Refusal::WrongPassword);
                     }
                     Principal {
@@ -292,7 +301,8 @@ impl Authenticator {
                     }
                 }
                 None => {
-                    let _ = self.verify(password.clone(), self.decoy_hash.clone()).await;
+                    self.verify(password.clone(), self.decoy_hash.clone())
+                        .await?;
                     return Err(Refusal::UnknownUser);
                 }
             },
@@ -481,7 +491,11 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
 /// always answered.
 pub async fn shed_load(State(app): State<App>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if path.starts_with("/health/") || path == "/api/liveness" || path == "/api/readiness" {
+    if path.starts_with("/health/")
+        || path.starts_with("/v2/health/")
+        || path == "/api/liveness"
+        || path == "/api/readiness"
+    {
         return next.run(request).await;
     }
     let limit = app.settings.max_concurrent_requests;

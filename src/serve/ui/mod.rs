@@ -918,7 +918,7 @@ async fn sign_in(
                 "signed in to the web UI"
             );
             let cookie = format!(
-                "{}={}; Path=/; HttpOnly; SameSite=Strict",
+                "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200",
                 super::auth::SESSION_COOKIE,
                 credential.to_cookie_value()
             );

@@ -19,6 +19,7 @@ use crate::data::ColumnKind;
 use crate::model::{FeatureSchema, LoadedModel, RawValue, UnknownFields, ValidRow};
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -43,6 +44,13 @@ pub struct ProtocolError {
     pub status: StatusCode,
     /// The message.
     pub message: String,
+}
+
+impl From<String> for ProtocolError {
+    /// A client error: 400.
+    fn from(message: String) -> Self {
+        ProtocolError::new(StatusCode::BAD_REQUEST, message)
+    }
 }
 
 impl ProtocolError {
@@ -71,7 +79,8 @@ fn problem_to_error(problem: &super::problem::Problem) -> Response {
     problem_to_protocol(problem).into_response()
 }
 
-fn problem_to_protocol(problem: &super::problem::Problem) -> ProtocolError {
+/// A native-API problem in the protocol's shape.
+pub fn problem_to_protocol(problem: &super::problem::Problem) -> ProtocolError {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     // The protocol's client errors are 400; a 422 of the native API is one of them.
     let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
@@ -247,7 +256,19 @@ fn cell(tensor: &Tensor, index: usize) -> RawValue<'_> {
 }
 
 /// Turns the input tensors into validated rows.
-fn rows_from_tensors(model: &LoadedModel, tensors: &[Tensor]) -> Result<Vec<ValidRow>, String> {
+fn rows_from_tensors(
+    model: &LoadedModel,
+    tensors: &[Tensor],
+    max_rows: usize,
+) -> Result<Vec<ValidRow>, String> {
+    let too_many = |rows: usize| {
+        (rows > max_rows).then(|| {
+            format!(
+                "inference request batch-size must be <= {max_rows} for '{}' (setting max_batch_rows), got {rows}",
+                model.name()
+            )
+        })
+    };
     let name = model.name();
     let features = &model.artifact.manifest.features;
     let feature_list = || {
@@ -280,6 +301,9 @@ fn rows_from_tensors(model: &LoadedModel, tensors: &[Tensor]) -> Result<Vec<Vali
                 features.len(),
                 tensor.shape
             ));
+        }
+        if let Some(message) = too_many(tensor.shape[0]) {
+            return Err(message);
         }
         let width = features.len();
         for row in 0..tensor.shape[0] {
@@ -349,6 +373,9 @@ fn rows_from_tensors(model: &LoadedModel, tensors: &[Tensor]) -> Result<Vec<Vali
                     .join(", ")
             ));
         }
+        if let Some(message) = too_many(batch.unwrap_or(0)) {
+            return Err(message);
+        }
         for row in 0..batch.unwrap_or(0) {
             let fields = tensors.iter().map(|t| (t.name.as_str(), cell(t, row)));
             let mut row_errors = Vec::new();
@@ -411,15 +438,18 @@ async fn infer(
     version: Option<String>,
     asked: Asked,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let model = match find(&app, &name, version.as_deref()) {
         Ok(model) => model,
         Err(e) => return e.into_response(),
     };
-    let response = match infer_with(&app, &model, &asked, &headers, &body).await {
-        Ok(response) => response,
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    let response = match body {
+        Ok(body) => match infer_with(&app, &model, &asked, &headers, &body).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        },
+        Err(rejection) => error(rejection.status(), rejection.body_text()),
     };
     tag(response, &model)
 }
@@ -430,7 +460,7 @@ async fn infer_with(
     asked: &Asked,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Response, String> {
+) -> Result<Response, ProtocolError> {
     let header_length = headers
         .get(tensor::HEADER_LENGTH)
         .map(|v| v.to_str().unwrap_or("not text"));
@@ -439,13 +469,19 @@ async fn infer_with(
     let request: InferRequest = serde_json::from_slice(json_part)
         .map_err(|e| format!("the inference request is not valid JSON for the protocol: {e}"))?;
     let tensors = tensor::decode_inputs(&request, binary)?;
-    let rows = rows_from_tensors(model, &tensors)?;
+    let rows = rows_from_tensors(model, &tensors, app.settings.max_batch_rows)?;
     let count = rows.len();
     let predictions = if count > INLINE_ROWS {
         let running = model.clone();
         tokio::task::spawn_blocking(move || predict_rows(&running, rows, true))
             .await
-            .map_err(|e| format!("the batch failed: {e}"))?
+            .map_err(|e| {
+                tracing::error!(request_id = asked.request_id.as_str(), error = %e, "batch failed");
+                ProtocolError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the batch failed; the request id finds it in the server log",
+                )
+            })?
     } else {
         predict_rows(model, rows, true)
     };
@@ -476,7 +512,18 @@ async fn infer_with(
     };
     let mut outputs = Vec::with_capacity(requested.len());
     let mut binary_out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (output, parameters) in requested {
+        if !seen.insert(output.clone()) {
+            return Err(format!("output '{output}' is requested twice").into());
+        }
+        if !matches!(output.as_str(), "label" | "label_index" | "probabilities") {
+            return Err(format!(
+                "unexpected inference output '{output}' for model '{}': the outputs are label, label_index, probabilities",
+                manifest.name
+            )
+            .into());
+        }
         let k = match parameters.and_then(|p| p.get("classification")) {
             None => None,
             Some(value) => Some(value.as_u64().filter(|&k| k > 0).ok_or_else(|| {
@@ -485,6 +532,12 @@ async fn infer_with(
                 )
             })? as usize),
         };
+        if k.is_some() && output != "probabilities" {
+            return Err(format!(
+                "output '{output}': classification applies to 'probabilities' only"
+            )
+            .into());
+        }
         let (data, shape) = match (output.as_str(), k) {
             (_, Some(k)) => {
                 let k = k.min(classes);
@@ -511,10 +564,7 @@ async fn infer_with(
                 vec![count, classes],
             ),
             (other, None) => {
-                return Err(format!(
-                    "unexpected inference output '{other}' for model '{}': the outputs are label, label_index, probabilities",
-                    manifest.name
-                ));
+                return Err(format!("unexpected inference output '{other}'").into());
             }
         };
         let binary = parameters
@@ -544,10 +594,11 @@ async fn infer_with(
         "model_version": model.version_label,
         "outputs": outputs,
     });
-    if let Some(id) = &request.id {
+    if let Some(id) = request.id.as_ref().filter(|id| !id.is_empty()) {
         answer["id"] = json!(id);
     }
-    let json_bytes = serde_json::to_vec(&answer).map_err(|e| e.to_string())?;
+    let json_bytes = serde_json::to_vec(&answer)
+        .map_err(|e| ProtocolError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if binary_out.is_empty() && !outputs.iter().any(|o| o.parameters.is_some()) {
         return Ok(([(header::CONTENT_TYPE, "application/json")], json_bytes).into_response());
     }
@@ -567,7 +618,7 @@ pub async fn infer_default(
     Path(name): Path<String>,
     asked: Asked,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     infer(app, name, None, asked, headers, body).await
 }
@@ -578,7 +629,7 @@ pub async fn infer_version(
     Path((name, version)): Path<(String, String)>,
     asked: Asked,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     infer(app, name, Some(version), asked, headers, body).await
 }

@@ -262,17 +262,49 @@ fn json_elements(
                 .map(|v| v.as_f64().ok_or_else(|| wrong(v)))
                 .collect::<Result<_, _>>()?,
         ),
-        _ => Elements::Numbers(
-            flat.iter()
-                .map(|v| {
-                    v.as_i64()
-                        .map(|n| n as f64)
-                        .or_else(|| v.as_u64().map(|n| n as f64))
-                        .ok_or_else(|| wrong(v))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+        _ => {
+            let (low, high) = integer_range(datatype);
+            Elements::Numbers(
+                flat.iter()
+                    .map(|v| {
+                        let n = v
+                            .as_i64()
+                            .map(i128::from)
+                            .or_else(|| v.as_u64().map(i128::from))
+                            .ok_or_else(|| wrong(v))?;
+                        if n < low || n > high {
+                            return Err(format!(
+                                "input '{}': {n} is out of range for {}",
+                                input.name,
+                                datatype.name()
+                            ));
+                        }
+                        if n.unsigned_abs() > 1 << 53 {
+                            return Err(format!(
+                                "input '{}': {n} is beyond the integers a model can take exactly (2^53)",
+                                input.name
+                            ));
+                        }
+                        Ok(n as f64)
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        }
     })
+}
+
+/// The values an integer type holds.
+fn integer_range(datatype: DataType) -> (i128, i128) {
+    match datatype {
+        DataType::Int8 => (i128::from(i8::MIN), i128::from(i8::MAX)),
+        DataType::Int16 => (i128::from(i16::MIN), i128::from(i16::MAX)),
+        DataType::Int32 => (i128::from(i32::MIN), i128::from(i32::MAX)),
+        DataType::Uint8 => (0, i128::from(u8::MAX)),
+        DataType::Uint16 => (0, i128::from(u16::MAX)),
+        DataType::Uint32 => (0, i128::from(u32::MAX)),
+        DataType::Uint64 => (0, i128::from(u64::MAX)),
+        _ => (i128::from(i64::MIN), i128::from(i64::MAX)),
+    }
 }
 
 fn binary_elements(
