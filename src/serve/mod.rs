@@ -95,27 +95,45 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// Whether the client is a browser asking for a page (then errors come as HTML pages).
+fn wants_html(request: &Request) -> bool {
+    request
+        .headers()
+        .get(axum::http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// An error for a route that does not exist or a method it does not take: a page for
+/// browsers, problem details for programs.
+fn route_error(status: StatusCode, detail: String, request_id: &str, html: bool) -> Response {
+    if html {
+        let heading = status.canonical_reason().unwrap_or("Error");
+        ui::error_page(status, heading, &detail, request_id)
+    } else {
+        Problem::new(status, detail)
+            .with_request_id(request_id)
+            .into_response()
+    }
+}
+
 async fn not_found(Extension(rid): Extension<RequestId>, request: Request) -> Response {
-    Problem::not_found(format!(
-        "no route for {} {}",
-        request.method(),
-        request.uri().path()
-    ))
-    .with_request_id(&rid.0)
-    .into_response()
+    let detail = format!("no route for {} {}", request.method(), request.uri().path());
+    route_error(StatusCode::NOT_FOUND, detail, &rid.0, wants_html(&request))
 }
 
 async fn method_not_allowed(Extension(rid): Extension<RequestId>, request: Request) -> Response {
-    Problem::new(
+    let detail = format!(
+        "{} is not allowed on {}",
+        request.method(),
+        request.uri().path()
+    );
+    route_error(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!(
-            "{} is not allowed on {}",
-            request.method(),
-            request.uri().path()
-        ),
+        detail,
+        &rid.0,
+        wants_html(&request),
     )
-    .with_request_id(&rid.0)
-    .into_response()
 }
 
 /// The complete router.

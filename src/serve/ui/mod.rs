@@ -152,6 +152,18 @@ fn message(
     response
 }
 
+/// An error as a page, with a way back to the models: for browsers that reach a route that
+/// does not exist.
+pub fn error_page(status: StatusCode, heading: &str, text: &str, request_id: &str) -> Response {
+    message(
+        status,
+        heading,
+        text,
+        Some(("/", "Back to the models")),
+        request_id,
+    )
+}
+
 /// A problem from the shared API code, shown as a page.
 fn problem_page(problem: &Problem, request_id: &str) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
