@@ -179,6 +179,22 @@ pub fn predict_rows(
     }
 }
 
+/// [`predict_rows`], on the blocking pool when the batch is large, so a big batch does not
+/// stall the other requests of its thread.
+pub async fn predict_rows_async(
+    model: &Arc<LoadedModel>,
+    rows: Vec<ValidRow>,
+    batch: bool,
+) -> Result<Vec<Prediction>, Problem> {
+    if rows.len() <= INLINE_BATCH_ROWS {
+        return predict_rows(model, rows, batch);
+    }
+    let running = model.clone();
+    tokio::task::spawn_blocking(move || predict_rows(&running, rows, batch))
+        .await
+        .map_err(|e| Problem::internal(&e))?
+}
+
 fn validate_fields(
     app: &App,
     model: &LoadedModel,
@@ -277,14 +293,7 @@ async fn predict_body(
             if !errors.is_empty() {
                 return Err(Problem::invalid(errors));
             }
-            let predictions = if rows.len() > INLINE_BATCH_ROWS {
-                let model = model.clone();
-                tokio::task::spawn_blocking(move || predict_rows(&model, rows, true))
-                    .await
-                    .map_err(|e| Problem::internal(&e))??
-            } else {
-                predict_rows(&model, rows, true)?
-            };
+            let predictions = predict_rows_async(&model, rows, true).await?;
             log_predictions(app, &model, asked, &predictions);
             let labels = &model.artifact.manifest.labels;
             Ok(json_response(&BatchAnswer {

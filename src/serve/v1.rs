@@ -4,7 +4,7 @@
 //! array of the feature values in schema order. Errors are `{"error": "…"}`.
 
 use super::App;
-use super::api::{predict_rows, resolve};
+use super::api::{predict_rows_async, resolve};
 use super::middleware::ModelTag;
 use super::record::{Asked, log_predictions};
 use super::v2::{ProtocolError, error, problem_to_protocol};
@@ -187,7 +187,7 @@ async fn predict(app: App, name: &str, asked: Asked, body: &[u8]) -> Response {
             .join("; ");
         return tag(error(StatusCode::BAD_REQUEST, message), &model);
     }
-    let predictions = match predict_rows(&model, rows, true) {
+    let predictions = match predict_rows_async(&model, rows, true).await {
         Ok(predictions) => predictions,
         Err(problem) => return tag(problem_to_protocol(&problem).into_response(), &model),
     };

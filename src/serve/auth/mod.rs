@@ -168,17 +168,6 @@ impl Credential {
     }
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
-
 /// The credential of a request: a header, or (for the web UI) the sign-in cookie.
 pub fn credential(headers: &HeaderMap, ui: bool) -> Result<Option<Credential>, Refusal> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
@@ -205,7 +194,7 @@ pub fn credential(headers: &HeaderMap, ui: bool) -> Result<Option<Credential>, R
         let key = value.to_str().map_err(|_| Refusal::Malformed)?;
         return Ok(Some(Credential::Key(key.trim().to_string())));
     }
-    if ui && let Some(value) = cookie_value(headers, SESSION_COOKIE) {
+    if ui && let Some(value) = super::ui::csrf::cookie_value(headers, SESSION_COOKIE) {
         return Credential::from_cookie_value(value)
             .map(Some)
             .ok_or(Refusal::Malformed);

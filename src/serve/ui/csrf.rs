@@ -39,16 +39,20 @@ fn is_well_formed(token: &str) -> bool {
     token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+/// The value of a cookie the browser sent.
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(key, _)| *key == name)
         .map(|(_, value)| value)
-        .filter(|value| is_well_formed(value))
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+    cookie_value(headers, COOKIE).filter(|value| is_well_formed(value))
 }
 
 /// The token for a page: the browser's, when it has a well-formed one, or a new one.

@@ -12,7 +12,7 @@
 pub mod tensor;
 
 use super::App;
-use super::api::{predict_rows, resolve};
+use super::api::{predict_rows_async, resolve};
 use super::middleware::{ModelTag, RequestId};
 use super::record::{Asked, log_predictions};
 use crate::data::ColumnKind;
@@ -27,8 +27,6 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use tensor::{Elements, InferRequest, OutputData, ResponseOutput, Tensor};
 
-/// Batches larger than this are predicted on the blocking pool.
-const INLINE_ROWS: usize = 64;
 /// Row problems listed in one error message.
 const LISTED_PROBLEMS: usize = 20;
 
@@ -255,6 +253,28 @@ fn cell(tensor: &Tensor, index: usize) -> RawValue<'_> {
     }
 }
 
+/// Validates one row, collecting its problems as "row N: field: message".
+fn validate_row<'a>(
+    model: &LoadedModel,
+    row: usize,
+    fields: impl IntoIterator<Item = (&'a str, RawValue<'a>)>,
+    rows: &mut Vec<ValidRow>,
+    errors: &mut Vec<String>,
+) {
+    let mut row_errors = Vec::new();
+    match model
+        .validator
+        .validate(fields, UnknownFields::Reject, "", &mut row_errors)
+    {
+        Some(valid) => rows.push(valid),
+        None => errors.extend(
+            row_errors
+                .into_iter()
+                .map(|e| format!("row {row}: {}: {}", e.field, e.message)),
+        ),
+    }
+}
+
 /// Turns the input tensors into validated rows.
 fn rows_from_tensors(
     model: &LoadedModel,
@@ -311,18 +331,7 @@ fn rows_from_tensors(
                 .iter()
                 .enumerate()
                 .map(|(column, f)| (f.name.as_str(), cell(tensor, row * width + column)));
-            let mut row_errors = Vec::new();
-            match model
-                .validator
-                .validate(fields, UnknownFields::Reject, "", &mut row_errors)
-            {
-                Some(valid) => rows.push(valid),
-                None => errors.extend(
-                    row_errors
-                        .into_iter()
-                        .map(|e| format!("row {row}: {}: {}", e.field, e.message)),
-                ),
-            }
+            validate_row(model, row, fields, &mut rows, &mut errors);
         }
     } else {
         let mut seen = std::collections::HashSet::new();
@@ -378,18 +387,7 @@ fn rows_from_tensors(
         }
         for row in 0..batch.unwrap_or(0) {
             let fields = tensors.iter().map(|t| (t.name.as_str(), cell(t, row)));
-            let mut row_errors = Vec::new();
-            match model
-                .validator
-                .validate(fields, UnknownFields::Reject, "", &mut row_errors)
-            {
-                Some(valid) => rows.push(valid),
-                None => errors.extend(
-                    row_errors
-                        .into_iter()
-                        .map(|e| format!("row {row}: {}: {}", e.field, e.message)),
-                ),
-            }
+            validate_row(model, row, fields, &mut rows, &mut errors);
         }
     }
     if !errors.is_empty() {
@@ -471,21 +469,7 @@ async fn infer_with(
     let tensors = tensor::decode_inputs(&request, binary)?;
     let rows = rows_from_tensors(model, &tensors, app.settings.max_batch_rows)?;
     let count = rows.len();
-    let predictions = if count > INLINE_ROWS {
-        let running = model.clone();
-        tokio::task::spawn_blocking(move || predict_rows(&running, rows, true))
-            .await
-            .map_err(|e| {
-                tracing::error!(request_id = asked.request_id.as_str(), error = %e, "batch failed");
-                ProtocolError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the batch failed; the request id finds it in the server log",
-                )
-            })?
-    } else {
-        predict_rows(model, rows, true)
-    };
-    let predictions = match predictions {
+    let predictions = match predict_rows_async(model, rows, true).await {
         Ok(predictions) => predictions,
         Err(problem) => {
             return Ok(problem_to_error(&problem));
