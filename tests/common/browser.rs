@@ -40,17 +40,21 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium with JavaScript on or off.
     pub async fn start(javascript: bool) -> Browser {
         let port = free_port();
-        let driver = Command::new(chromedriver())
+        let mut command = Command::new(chromedriver());
+        command
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot start chromedriver ({error}): install the Debian packages chromium and \
+            .stderr(Stdio::null());
+        // Its own process group, so that a failing test can end chromedriver and every
+        // browser process it started together.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let driver = command.spawn().unwrap_or_else(|error| {
+            panic!(
+                "cannot start chromedriver ({error}): install the Debian packages chromium and \
                      chromium-driver (.ci/run does), or set MLSERVE_CHROMEDRIVER"
-                )
-            });
+            )
+        });
         let downloads = tempfile::tempdir().unwrap();
         let mut options = json!({
             "args": [
@@ -164,6 +168,10 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        #[cfg(unix)]
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
