@@ -215,6 +215,26 @@ pub fn predict_csv_stream<R: std::io::Read, W: Write>(
     )
 }
 
+/// A row that cannot be predicted: reported and skipped, or, with `fail_fast`, the end of the run.
+fn skip_row(
+    bad: BadRow,
+    fail_fast: bool,
+    input: &Path,
+    observer: &mut impl BatchObserver,
+    summary: &mut BatchSummary,
+) -> Result<(), BatchError> {
+    if fail_fast {
+        return Err(BatchError::BadRow {
+            path: input.to_path_buf(),
+            line: bad.line,
+            details: describe(&bad.errors),
+        });
+    }
+    observer.bad_row(&bad);
+    summary.skipped += 1;
+    Ok(())
+}
+
 /// A row as text, or what is wrong with it (and the record back, to reuse its allocation).
 fn row_text(
     record: csv::ByteRecord,
@@ -281,22 +301,17 @@ fn write_predictions<R: std::io::Read, W: Write>(
             Ok(record) => record,
             Err((problem, reused)) => {
                 bytes = reused;
-                let bad = BadRow {
-                    line,
-                    errors: vec![FieldError {
-                        field: "row".to_string(),
-                        message: problem,
-                    }],
-                };
-                if fail_fast {
-                    return Err(BatchError::BadRow {
-                        path: input.to_path_buf(),
-                        line,
-                        details: describe(&bad.errors),
-                    });
-                }
-                observer.bad_row(&bad);
-                summary.skipped += 1;
+                let errors = vec![FieldError {
+                    field: "row".to_string(),
+                    message: problem,
+                }];
+                skip_row(
+                    BadRow { line, errors },
+                    fail_fast,
+                    input,
+                    observer,
+                    &mut summary,
+                )?;
                 continue;
             }
         };
@@ -316,15 +331,7 @@ fn write_predictions<R: std::io::Read, W: Write>(
                 line,
                 errors: errors.clone(),
             };
-            if fail_fast {
-                return Err(BatchError::BadRow {
-                    path: input.to_path_buf(),
-                    line,
-                    details: describe(&bad.errors),
-                });
-            }
-            observer.bad_row(&bad);
-            summary.skipped += 1;
+            skip_row(bad, fail_fast, input, observer, &mut summary)?;
             continue;
         };
         let probabilities = match model.probabilities(&row.values) {
@@ -334,15 +341,13 @@ fn write_predictions<R: std::io::Read, W: Write>(
                     field: "row".to_string(),
                     message: error.to_string(),
                 }];
-                if fail_fast {
-                    return Err(BatchError::BadRow {
-                        path: input.to_path_buf(),
-                        line,
-                        details: describe(&errors),
-                    });
-                }
-                observer.bad_row(&BadRow { line, errors });
-                summary.skipped += 1;
+                skip_row(
+                    BadRow { line, errors },
+                    fail_fast,
+                    input,
+                    observer,
+                    &mut summary,
+                )?;
                 continue;
             }
             Err(error) => return Err(write_error(std::io::Error::other(error))),

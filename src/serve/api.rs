@@ -2,7 +2,7 @@
 
 use super::App;
 use super::body::{PathParams, json_bytes, parse_lenient, parse_query};
-use super::middleware::{ModelTag, RequestId};
+use super::middleware::{RequestId, tag};
 use super::problem::Problem;
 use super::record::{Asked, log_predictions};
 use super::rows::{Fields, PredictBody, PredictBodySeed};
@@ -208,14 +208,6 @@ fn validate_fields(
         prefix,
         errors,
     )
-}
-
-fn tag(mut response: Response, model: &LoadedModel) -> Response {
-    response.extensions_mut().insert(ModelTag {
-        model: model.name().to_string(),
-        version: model.version_label.clone(),
-    });
-    response
 }
 
 fn json_response(body: &impl Serialize) -> Response {

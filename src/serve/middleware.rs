@@ -32,6 +32,16 @@ pub struct ModelTag {
     pub version: String,
 }
 
+/// Marks a response with the model and version that answered it, for the access log and the
+/// request metrics.
+pub fn tag(mut response: Response, model: &crate::model::LoadedModel) -> Response {
+    response.extensions_mut().insert(ModelTag {
+        model: model.name().to_string(),
+        version: model.version_label.clone(),
+    });
+    response
+}
+
 /// An incoming id is kept only if it is short and plain, so it cannot inject into logs or headers.
 fn accept_incoming_id(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;

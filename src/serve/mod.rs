@@ -368,7 +368,10 @@ async fn refresh_quality_gauges(app: App) {
             if let Err(error) = monitoring::monitoring(log.store(), &name, window).await {
                 tracing::warn!(%error, model = name.as_str(), "cannot refresh live metrics");
             }
-            if let Err(problem) = monitoring::drift_report(&app, &name, window, 0.2).await {
+            if let Err(problem) =
+                monitoring::drift_report(&app, &name, window, monitoring::DEFAULT_DRIFT_THRESHOLD)
+                    .await
+            {
                 tracing::debug!(
                     detail = problem.detail.as_str(),
                     model = name.as_str(),

@@ -25,7 +25,7 @@ use std::time::Duration;
 /// Logged inputs read for one drift report, newest first.
 const DRIFT_ROWS: u32 = 20_000;
 /// PSI above this flags a feature, unless the request names another threshold.
-const DEFAULT_DRIFT_THRESHOLD: f64 = 0.2;
+pub const DEFAULT_DRIFT_THRESHOLD: f64 = 0.2;
 /// The window of monitoring and drift, unless the request names another.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 

@@ -5,7 +5,7 @@
 
 use super::App;
 use super::api::{predict_rows_async, resolve};
-use super::middleware::ModelTag;
+use super::middleware::tag;
 use super::record::{Asked, log_predictions};
 use super::v2::{ProtocolError, error, problem_to_protocol};
 use crate::model::{FieldError, LoadedModel, RawValue, ValidRow};
@@ -31,14 +31,6 @@ fn find(app: &App, name: &str) -> Result<Arc<LoadedModel>, ProtocolError> {
             )
         }
     })
-}
-
-fn tag(mut response: Response, model: &LoadedModel) -> Response {
-    response.extensions_mut().insert(ModelTag {
-        model: model.name().to_string(),
-        version: model.version_label.clone(),
-    });
-    response
 }
 
 /// GET /v1/models

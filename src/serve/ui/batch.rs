@@ -3,11 +3,12 @@
 //! `mlserve predict`, so both check and write rows alike.
 
 use super::pages::{BadRowView, BatchOutcome, BatchPage, Frame};
-use super::{ModelRef, csrf, find_model, message, model_head, problem_page, render, tag};
+use super::{ModelRef, csrf, find_model, message, model_head, problem_page, render};
 use crate::model::batch::{BadRow, BatchError, BatchObserver, describe, predict_csv_stream};
 use crate::model::{FeatureValue, LoadedModel, sample};
 use crate::serve::App;
 use crate::serve::middleware::RequestId;
+use crate::serve::middleware::tag;
 use crate::serve::record::{Asked, count_predictions, record_of};
 use crate::store::{PredictionLog, PredictionRecord};
 use crate::train::metrics::argmax;
@@ -318,6 +319,18 @@ fn is_multipart(headers: &HeaderMap) -> bool {
         })
 }
 
+/// A 500 page for a batch that broke inside: the cause goes to the log, under the request id.
+fn batch_failed(error: &dyn std::fmt::Display, request_id: &str) -> Response {
+    tracing::error!(request_id, %error, "batch upload failed");
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error",
+        "the batch could not be run; the request id finds it in the server log",
+        None,
+        request_id,
+    )
+}
+
 /// POST /ui/models/{name}/batch: predicts an uploaded CSV.
 pub async fn batch_upload(
     State(app): State<App>,
@@ -417,14 +430,7 @@ pub async fn batch_upload(
                     &model,
                 );
             }
-            tracing::error!(request_id = rid.0.as_str(), %error, "batch output failed");
-            return message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error",
-                "the batch could not be run; the request id finds it in the server log",
-                None,
-                &rid.0,
-            );
+            return batch_failed(&error, &rid.0);
         }
         Ok(Err(error)) => {
             page.upload_error = error.to_string();
@@ -434,14 +440,7 @@ pub async fn batch_upload(
             );
         }
         Err(error) => {
-            tracing::error!(request_id = rid.0.as_str(), %error, "batch task failed");
-            return message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error",
-                "the batch could not be run; the request id finds it in the server log",
-                None,
-                &rid.0,
-            );
+            return batch_failed(&error, &rid.0);
         }
     };
     let (header, rows) = preview(&finished.output);

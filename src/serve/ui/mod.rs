@@ -17,7 +17,7 @@ pub use downloads::Downloads;
 use super::App;
 use super::api::{predict_rows, resolve};
 use super::body::parse_query;
-use super::middleware::{ModelTag, RequestId};
+use super::middleware::{RequestId, tag};
 use super::problem::Problem;
 use crate::data::ColumnKind;
 use crate::model::{Catalog, FeatureSchema, FieldError, LoadedModel, RawValue, sample};
@@ -247,14 +247,6 @@ fn find_model(app: &App, target: &ModelRef) -> Result<(Arc<Catalog>, Arc<LoadedM
     let catalog = app.repository.catalog();
     let model = resolve(&catalog, &target.name, target.version.as_deref())?;
     Ok((catalog, model))
-}
-
-fn tag(mut response: Response, model: &LoadedModel) -> Response {
-    response.extensions_mut().insert(ModelTag {
-        model: model.name().to_string(),
-        version: model.version_label.clone(),
-    });
-    response
 }
 
 fn format_metric(value: f64) -> String {
@@ -767,7 +759,7 @@ async fn monitoring_page(
             current: label == choice,
         })
         .collect();
-    let threshold = 0.2;
+    let threshold = super::monitoring::DEFAULT_DRIFT_THRESHOLD;
     let mut page = pages::MonitoringPage {
         frame: Frame::new(format!("Monitoring: {}", model.name()), ""),
         head: model_head(&catalog, &model, &target, "monitoring"),

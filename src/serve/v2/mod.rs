@@ -13,7 +13,7 @@ pub mod tensor;
 
 use super::App;
 use super::api::{predict_rows_async, resolve};
-use super::middleware::{ModelTag, RequestId};
+use super::middleware::{RequestId, tag};
 use super::record::{Asked, log_predictions};
 use crate::data::ColumnKind;
 use crate::model::{FeatureSchema, LoadedModel, RawValue, UnknownFields, ValidRow};
@@ -103,14 +103,6 @@ pub fn problem_to_protocol(problem: &super::problem::Problem) -> ProtocolError {
             .join("; ");
     }
     ProtocolError::new(status, message)
-}
-
-fn tag(mut response: Response, model: &LoadedModel) -> Response {
-    response.extensions_mut().insert(ModelTag {
-        model: model.name().to_string(),
-        version: model.version_label.clone(),
-    });
-    response
 }
 
 /// GET /v2: the server's name, version and extensions.
