@@ -603,3 +603,18 @@ async fn batch_limits_outputs_and_integer_ranges_are_enforced() {
         .await;
     assert_eq!(status, 413, "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_over_the_limit_get_the_protocol_error_shape() {
+    let repo = demo_repository();
+    let mut settings = test_settings(repo.path());
+    settings.max_body_bytes = 64;
+    let server = TestServer::start(settings).await;
+    let big = vec![b' '; 1000];
+    for path in ["/v2/models/iris/infer", "/v1/models/iris:predict"] {
+        let (status, _, bytes) = post_raw(&server, path, big.clone(), None).await;
+        assert_eq!(status, 413, "{path}");
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(answer["error"].is_string(), "{path}: {answer}");
+    }
+}
