@@ -46,6 +46,10 @@ if [ -z "${MLSERVE_TEST_POSTGRES_URL:-}" ]; then
   MLSERVE_TEST_POSTGRES_URL="$(scripts/test-postgres.sh)"
   export MLSERVE_TEST_POSTGRES_URL
 fi
+case "$MLSERVE_TEST_POSTGRES_URL" in
+  postgres://*) echo "== PostgreSQL for the tests: ${MLSERVE_TEST_POSTGRES_URL%%@*}@…" ;;
+  *) echo "error: MLSERVE_TEST_POSTGRES_URL is not a postgres:// URL: '$MLSERVE_TEST_POSTGRES_URL'" >&2; exit 1 ;;
+esac
 
 if command -v cargo-nextest >/dev/null 2>&1; then
   # nextest does not run doc tests; run them first so the suite's summary stays the last line.

@@ -19,7 +19,7 @@ async fn fresh_postgres_database() -> String {
     let name = format!("mlserve_test_{}", uuid_like());
     let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
         .await
-        .expect("connect to the test PostgreSQL");
+        .unwrap_or_else(|error| panic!("connect to the test PostgreSQL at {base:?}: {error}"));
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut connection)
         .await
