@@ -67,6 +67,11 @@ pub struct Settings {
     pub rate_limit_per_sec: f64,
     /// Requests a key or user may make at once above its rate.
     pub rate_limit_burst: u32,
+    /// ONNX Runtime's shared library, looked for before `ORT_DYLIB_PATH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnxruntime: Option<PathBuf>,
+    /// ONNX Runtime sessions per ONNX model (each runs one request at a time).
+    pub onnx_sessions: usize,
 }
 
 impl Default for Settings {
@@ -92,6 +97,8 @@ impl Default for Settings {
             max_concurrent_requests: 1024,
             rate_limit_per_sec: 0.0,
             rate_limit_burst: 20,
+            onnxruntime: None,
+            onnx_sessions: crate::model::imported::OnnxSettings::default().sessions,
         }
     }
 }
@@ -167,6 +174,12 @@ pub struct SettingsFlags {
     /// Burst above the rate per key or user [default: 20]
     #[arg(long, env = "MLSERVE_RATE_LIMIT_BURST", value_name = "N")]
     pub rate_limit_burst: Option<u32>,
+    /// ONNX Runtime's library (libonnxruntime.so) [default: $ORT_DYLIB_PATH, then target/onnxruntime/]
+    #[arg(long, env = "MLSERVE_ONNXRUNTIME", value_name = "FILE")]
+    pub onnxruntime: Option<PathBuf>,
+    /// ONNX Runtime sessions per ONNX model [default: the CPU count, at most 4]
+    #[arg(long, env = "MLSERVE_ONNX_SESSIONS", value_name = "N")]
+    pub onnx_sessions: Option<usize>,
 }
 
 /// The file layer: every setting optional, unknown keys refused.
@@ -193,6 +206,8 @@ struct FileSettings {
     max_concurrent_requests: Option<usize>,
     rate_limit_per_sec: Option<f64>,
     rate_limit_burst: Option<u32>,
+    onnxruntime: Option<PathBuf>,
+    onnx_sessions: Option<usize>,
 }
 
 /// A setting that cannot be used.
@@ -295,6 +310,11 @@ impl SettingsFlags {
                 .rate_limit_burst
                 .or(file.rate_limit_burst)
                 .unwrap_or(d.rate_limit_burst),
+            onnxruntime: self.onnxruntime.clone().or(file.onnxruntime),
+            onnx_sessions: self
+                .onnx_sessions
+                .or(file.onnx_sessions)
+                .unwrap_or(d.onnx_sessions),
         };
         settings.check()?;
         Ok(settings)
@@ -353,6 +373,9 @@ impl Settings {
         if self.rate_limit_burst == 0 {
             return invalid("rate_limit_burst", "must be at least 1");
         }
+        if !(1..=64).contains(&self.onnx_sessions) {
+            return invalid("onnx_sessions", "must be from 1 to 64");
+        }
         if self.max_upload_bytes == 0 {
             return invalid("max_upload_bytes", "must be at least 1");
         }
@@ -372,6 +395,14 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// The ONNX backend's settings.
+    pub fn onnx(&self) -> crate::model::imported::OnnxSettings {
+        crate::model::imported::OnnxSettings {
+            library: self.onnxruntime.clone(),
+            sessions: self.onnx_sessions,
+        }
     }
 
     /// The request timeout.

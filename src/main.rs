@@ -46,6 +46,9 @@ enum Command {
     Config(ServeArgs),
     /// Predict a CSV file offline with a model of the repository, streaming row by row.
     Predict(PredictArgs),
+    /// Import a model exported as ONNX (scikit-learn through skl2onnx) as a new version in the
+    /// repository, reading its inputs, classes, categories and imputed features from the graph.
+    Import(ImportArgs),
     /// Manage API keys and HTTP Basic users (kept as argon2id hashes in the keys file).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -144,6 +147,32 @@ struct PredictArgs {
 }
 
 #[derive(clap::Args)]
+struct ImportArgs {
+    /// The ONNX file
+    #[arg(value_name = "MODEL.onnx")]
+    graph: PathBuf,
+    /// Model name in the repository (a new version is added if it exists)
+    #[arg(long)]
+    name: String,
+    #[command(flatten)]
+    repository: RepositoryArg,
+    /// Feature names, one a line, in the order of the graph's input columns
+    #[arg(long, value_name = "FILE", conflicts_with = "features_from")]
+    features: Option<PathBuf>,
+    /// A CSV whose header names the features (extra columns such as the target are left out
+    /// when the graph has one input per column); its rows, if any, give the training ranges,
+    /// the example row and the drift baseline
+    #[arg(long, value_name = "CSV")]
+    features_from: Option<PathBuf>,
+    /// Class labels in the order of the classifier's classes (replacing the graph's, such as 0,1)
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
+    labels: Option<Vec<String>>,
+    /// ONNX Runtime's library [default: $ORT_DYLIB_PATH, then target/onnxruntime/]
+    #[arg(long, env = "MLSERVE_ONNXRUNTIME", value_name = "FILE")]
+    onnxruntime: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["dataset", "csv"])))]
 struct TrainArgs {
     /// A bundled dataset
@@ -195,6 +224,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => run_serve(args.settings),
         Some(Command::Config(args)) => print_config(&args.settings),
         Some(Command::Predict(args)) => run_predict(&args),
+        Some(Command::Import(args)) => run_import(args),
         Some(Command::Keys(command)) => run_keys(command),
         None => run_serve(SettingsFlags {
             demo_models: cli.settings.demo_models.or(Some(true)),
@@ -367,6 +397,54 @@ fn run_serve(flags: SettingsFlags) -> ExitCode {
             tracing::error!(%error, "server failed");
             eprintln!("error: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_import(args: ImportArgs) -> ExitCode {
+    use mlserve::import::{FeatureNames, ImportError, ImportOptions, import_onnx};
+    let options = ImportOptions {
+        graph: args.graph,
+        name: args.name,
+        models: args.repository.models,
+        features: match (args.features, args.features_from) {
+            (Some(file), _) => FeatureNames::File(file),
+            (None, Some(csv)) => FeatureNames::Csv(csv),
+            (None, None) => FeatureNames::FromGraph,
+        },
+        labels: args.labels,
+        onnx: mlserve::model::imported::OnnxSettings {
+            library: args.onnxruntime,
+            ..Default::default()
+        },
+    };
+    match import_onnx(&options) {
+        Ok(imported) => {
+            let m = &imported.manifest;
+            println!("imported {} as {}/{} in {}", options.graph.display(), m.name, imported.version, imported.dir.display());
+            println!("  classes: {}", m.labels.join(", "));
+            for input in m.onnx.iter().flat_map(|b| &b.inputs) {
+                println!("  graph input {} <- {}", input.name, input.features.join(", "));
+            }
+            for feature in &m.features {
+                println!(
+                    "  feature {}: {}{}",
+                    feature.name,
+                    feature.kind.name(),
+                    if feature.nullable { ", nullable (the graph imputes it)" } else { "" }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            // Only writing the version is a failure the command line cannot fix.
+            let code = if matches!(error, ImportError::Artifact(mlserve::model::ArtifactError::Io { .. })) {
+                1
+            } else {
+                EXIT_USAGE
+            };
+            ExitCode::from(code)
         }
     }
 }

@@ -1,18 +1,23 @@
-//! Versioned model folders: `models/<name>/<version>/{model.toml, model.bin, metrics.json, report.html}`.
+//! Versioned model folders: `models/<name>/<version>/{model.toml, model.bin, metrics.json, report.html}`,
+//! or `model.onnx` in place of `model.bin` for a model imported from ONNX.
 //!
 //! A version is written into a hidden folder beside its final place and renamed into place,
 //! so a reader (a server watching the repository) never sees half a model.
 
-use super::manifest::Manifest;
+use super::imported::OnnxRunner;
+use super::manifest::{Backend, Manifest};
 use super::native::NativeModel;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const MODEL_MAGIC: &[u8; 8] = b"MLSERVE\0";
 const MODEL_FORMAT: u16 = 1;
 /// Name of the native model file in a version folder.
 pub const NATIVE_MODEL_FILE: &str = "model.bin";
+/// Name of the ONNX graph in a version folder.
+pub const ONNX_MODEL_FILE: &str = "model.onnx";
 const MANIFEST_FILE: &str = "model.toml";
 
 /// A loaded model version.
@@ -21,17 +26,34 @@ pub struct Artifact {
     /// Its manifest.
     pub manifest: Manifest,
     /// The model itself.
-    pub model: NativeModel,
+    pub model: Model,
     /// The version folder.
     pub dir: PathBuf,
+}
+
+/// A model ready to run, on its backend.
+#[derive(Debug, Clone)]
+pub enum Model {
+    /// mlserve's own inference.
+    Native(NativeModel),
+    /// An ONNX graph on ONNX Runtime, with its sessions.
+    Onnx(Arc<OnnxRunner>),
+}
+
+/// The model file to write into a new version.
+pub enum ModelFile {
+    /// A fitted native model, encoded into `model.bin`.
+    Native(NativeModel),
+    /// An ONNX graph, written as it is into `model.onnx`.
+    Onnx(Vec<u8>),
 }
 
 /// The files of a version, built once its version number is known.
 pub struct ArtifactFiles {
     /// The manifest; its `artifact` section is filled in on writing.
     pub manifest: Manifest,
-    /// The fitted model.
-    pub model: NativeModel,
+    /// The model.
+    pub model: ModelFile,
     /// Other files (metrics.json, report.html), by name.
     pub extra: Vec<(&'static str, Vec<u8>)>,
 }
@@ -66,6 +88,15 @@ pub enum ArtifactError {
         /// The model file.
         path: PathBuf,
         /// What is wrong.
+        message: String,
+    },
+    /// The model file is intact but cannot run here (no ONNX Runtime, a graph it refuses, a
+    /// graph that does not fit the manifest).
+    #[error("{path}: cannot run: {message}")]
+    Unrunnable {
+        /// The model file.
+        path: PathBuf,
+        /// Why.
         message: String,
     },
 }
@@ -173,17 +204,23 @@ fn write_files(staging: &Path, mut files: ArtifactFiles) -> Result<(), ArtifactE
         std::fs::remove_dir_all(staging).map_err(io_error(staging))?;
     }
     std::fs::create_dir_all(staging).map_err(io_error(staging))?;
-    let model_bytes = encode_model(&files.model).map_err(|error| ArtifactError::Corrupt {
-        path: staging.join(NATIVE_MODEL_FILE),
-        message: error.to_string(),
-    })?;
-    files.manifest.artifact.file = NATIVE_MODEL_FILE.to_string();
+    let (file_name, model_bytes) = match files.model {
+        ModelFile::Native(model) => {
+            let bytes = encode_model(&model).map_err(|error| ArtifactError::Corrupt {
+                path: staging.join(NATIVE_MODEL_FILE),
+                message: error.to_string(),
+            })?;
+            (NATIVE_MODEL_FILE, bytes)
+        }
+        ModelFile::Onnx(bytes) => (ONNX_MODEL_FILE, bytes),
+    };
+    files.manifest.artifact.file = file_name.to_string();
     files.manifest.artifact.sha256 = format!("{:x}", Sha256::digest(&model_bytes));
     let manifest = toml::to_string(&files.manifest).map_err(|error| ArtifactError::Manifest {
         path: staging.join(MANIFEST_FILE),
         message: error.to_string(),
     })?;
-    write_synced(&staging.join(NATIVE_MODEL_FILE), &model_bytes)?;
+    write_synced(&staging.join(file_name), &model_bytes)?;
     for (file_name, bytes) in &files.extra {
         write_synced(&staging.join(file_name), bytes)?;
     }
@@ -243,24 +280,41 @@ pub fn load_version(dir: &Path) -> Result<Artifact, ArtifactError> {
             manifest.artifact.sha256
         )));
     }
-    let model = decode_model(&bytes).map_err(corrupt)?;
-    if model.n_classes != manifest.labels.len()
-        || model.preprocessor.inputs.len() != manifest.features.len()
-    {
-        return Err(corrupt(format!(
-            "the model has {} classes and {} inputs, the manifest {} labels and {} features",
-            model.n_classes,
-            model.preprocessor.inputs.len(),
-            manifest.labels.len(),
-            manifest.features.len()
-        )));
-    }
-    check_inputs_match_features(&manifest, &model).map_err(corrupt)?;
+    let model = match manifest.backend {
+        Backend::Native => Model::Native(load_native(&manifest, &bytes).map_err(corrupt)?),
+        Backend::Onnx => {
+            let runner = OnnxRunner::load(&model_path, &bytes, &manifest).map_err(|message| {
+                ArtifactError::Unrunnable {
+                    path: model_path.clone(),
+                    message,
+                }
+            })?;
+            Model::Onnx(Arc::new(runner))
+        }
+    };
     Ok(Artifact {
         manifest,
         model,
         dir: dir.to_path_buf(),
     })
+}
+
+/// Decodes `model.bin` and checks it against the manifest.
+fn load_native(manifest: &Manifest, bytes: &[u8]) -> Result<NativeModel, String> {
+    let model = decode_model(bytes)?;
+    if model.n_classes != manifest.labels.len()
+        || model.preprocessor.inputs.len() != manifest.features.len()
+    {
+        return Err(format!(
+            "the model has {} classes and {} inputs, the manifest {} labels and {} features",
+            model.n_classes,
+            model.preprocessor.inputs.len(),
+            manifest.labels.len(),
+            manifest.features.len()
+        ));
+    }
+    check_inputs_match_features(manifest, &model)?;
+    Ok(model)
 }
 
 /// The native model reads numbers and one-hot categories, never nulls: a manifest that

@@ -25,15 +25,44 @@ pub struct Manifest {
     pub labels: Vec<String>,
     /// The model file and its checksum.
     pub artifact: ArtifactInfo,
-    /// How it was trained.
-    pub training: Provenance,
-    /// The headline metrics on the held-out split (all of them are in metrics.json).
-    pub metrics: MetricsSummary,
+    /// How it was trained (models trained by mlserve).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<Provenance>,
+    /// Where it came from (models imported with `mlserve import`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<ImportProvenance>,
+    /// The headline metrics on the held-out split (all of them are in metrics.json); imported
+    /// models have none until they are evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSummary>,
+    /// How the features feed an ONNX graph's inputs (the `onnx` backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx: Option<OnnxBinding>,
     /// Input features, in order.
     pub features: Vec<FeatureSchema>,
 }
 
 impl Manifest {
+    /// What the model is, in a word or two: the algorithm of a trained model, `onnx` for an
+    /// imported one.
+    pub fn algorithm_name(&self) -> &str {
+        match (&self.training, self.backend) {
+            (Some(training), _) => training.estimator.algorithm().cli_name(),
+            (None, Backend::Onnx) => "onnx",
+            (None, Backend::Native) => "native",
+        }
+    }
+
+    /// Held-out accuracy, when the model was evaluated.
+    pub fn accuracy(&self) -> Option<f64> {
+        self.metrics.as_ref().map(|m| m.accuracy)
+    }
+
+    /// Held-out ROC AUC, when the model was evaluated and it is defined.
+    pub fn roc_auc(&self) -> Option<f64> {
+        self.metrics.as_ref().and_then(|m| m.roc_auc)
+    }
+
     /// The example row: every feature's example value, by name, in schema order.
     pub fn example_row(&self) -> serde_json::Map<String, serde_json::Value> {
         self.features
@@ -62,6 +91,43 @@ pub enum Task {
 pub enum Backend {
     /// mlserve's own inference code on `model.bin`.
     Native,
+    /// ONNX Runtime on `model.onnx` (models exported from scikit-learn with skl2onnx).
+    Onnx,
+}
+
+/// How the schema's features feed an ONNX graph: each graph input takes one or more features
+/// as its columns (`[N, F]` for a matrix input, `[N, 1]` for a column input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxBinding {
+    /// The graph's inputs, each with the features it takes.
+    pub inputs: Vec<OnnxInput>,
+}
+
+/// One graph input and the features that fill it, in column order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxInput {
+    /// The input's name in the graph.
+    pub name: String,
+    /// The features that are its columns.
+    pub features: Vec<String>,
+}
+
+/// Where an imported model came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportProvenance {
+    /// The file it was imported from.
+    pub source: String,
+    /// SHA-256 of that file.
+    pub source_sha256: String,
+    /// The tool that wrote the graph, as the graph says (`skl2onnx 1.20.0`).
+    pub producer: String,
+    /// The graph's ONNX IR version and operator sets (`ir 8; ai.onnx 17, ai.onnx.ml 3`).
+    pub opsets: String,
+    /// mlserve version that imported it.
+    pub mlserve_version: String,
 }
 
 /// The model file of a version.

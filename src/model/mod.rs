@@ -1,8 +1,9 @@
-//! Model artifacts: the manifest and schema, the native model and its inference, input
-//! validation, and the repository of versioned folders.
+//! Model artifacts: the manifest and schema, the native model and its inference, imported
+//! ONNX models, input validation, and the repository of versioned folders.
 
 mod artifact;
 pub mod batch;
+pub mod imported;
 mod manifest;
 pub mod native;
 pub mod onnx;
@@ -11,12 +12,13 @@ pub mod sample;
 pub mod validate;
 
 pub use artifact::{
-    Artifact, ArtifactError, ArtifactFiles, list_versions, load_version, validate_model_name,
+    Artifact, ArtifactError, ArtifactFiles, Model, ModelFile, NATIVE_MODEL_FILE, ONNX_MODEL_FILE,
+    list_versions, load_version, validate_model_name,
     write_new_version,
 };
 pub use manifest::{
-    ArtifactInfo, Backend, ExampleValue, FeatureSchema, Histogram, Manifest, MetricsSummary,
-    Provenance, Task,
+    ArtifactInfo, Backend, ExampleValue, FeatureSchema, Histogram, ImportProvenance, Manifest,
+    MetricsSummary, OnnxBinding, OnnxInput, Provenance, Task,
 };
 pub use native::{FeatureValue, NativeModel};
 pub use repository::{

@@ -213,9 +213,23 @@ pub enum Column {
 }
 
 impl OnnxModel {
-    /// Loads a graph with `pool` sessions of one thread each (requests run in parallel across
-    /// sessions, not inside one).
+    /// Loads a graph file with `pool` sessions of one thread each (requests run in parallel
+    /// across sessions, not inside one).
     pub fn load(path: &Path, library: Option<&Path>, pool: usize) -> Result<OnnxModel, OnnxError> {
+        let bytes = std::fs::read(path).map_err(|e| OnnxError::Graph {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        OnnxModel::from_bytes(path, &bytes, library, pool)
+    }
+
+    /// Loads a graph from its bytes (already read and checked); `path` names it in messages.
+    pub fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        library: Option<&Path>,
+        pool: usize,
+    ) -> Result<OnnxModel, OnnxError> {
         let environment = environment(library)?;
         let graph_error = |message: String| OnnxError::Graph {
             path: path.to_path_buf(),
@@ -225,7 +239,7 @@ impl OnnxModel {
         for _ in 0..pool.max(1) {
             let session = Session::builder(environment)
                 .and_then(|b| b.with_intra_threads(1).map_err(Into::into))
-                .and_then(|mut b| b.commit_from_file(path))
+                .and_then(|mut b| b.commit_from_memory(bytes))
                 .map_err(|e| graph_error(e.to_string()))?;
             sessions.push(Mutex::new(session));
         }

@@ -6,7 +6,8 @@
 //! A version that fails to load never replaces one that works: the old one keeps serving and
 //! the failure is shown in its status.
 
-use super::artifact::{Artifact, list_versions, load_version, validate_model_name};
+use super::artifact::{Artifact, Model, list_versions, load_version, validate_model_name};
+use super::native::FeatureValue;
 use super::validate::Validator;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
@@ -35,6 +36,9 @@ pub enum PredictError {
     /// The row does not fit the model (a validator bug, never user input).
     #[error(transparent)]
     Model(#[from] super::native::ModelError),
+    /// ONNX Runtime failed to run the graph on validated rows.
+    #[error(transparent)]
+    Onnx(#[from] super::onnx::OnnxError),
 }
 
 impl LoadedModel {
@@ -44,16 +48,47 @@ impl LoadedModel {
     }
 
     /// Class probabilities of a validated row; every one finite, or an error.
-    pub fn probabilities(
+    pub fn probabilities(&self, values: &[FeatureValue]) -> Result<Vec<f64>, PredictError> {
+        let probabilities = match &self.artifact.model {
+            Model::Native(model) => model.predict_proba(values)?,
+            Model::Onnx(runner) => runner
+                .probabilities(&[values])?
+                .pop()
+                .unwrap_or_default(),
+        };
+        finite(probabilities)
+    }
+
+    /// Class probabilities of several validated rows, each finite or an error of its own; an
+    /// ONNX graph runs once for them all. The outer error is a failure of the whole run.
+    pub fn probabilities_of_rows(
         &self,
-        values: &[super::native::FeatureValue],
-    ) -> Result<Vec<f64>, PredictError> {
-        let probabilities = self.artifact.model.predict_proba(values)?;
-        if probabilities.iter().all(|p| p.is_finite()) {
-            Ok(probabilities)
-        } else {
-            Err(PredictError::Unscorable)
+        rows: &[&[FeatureValue]],
+    ) -> Result<Vec<Result<Vec<f64>, PredictError>>, PredictError> {
+        match &self.artifact.model {
+            Model::Native(model) => Ok(rows
+                .iter()
+                .map(|row| {
+                    model
+                        .predict_proba(row)
+                        .map_err(PredictError::from)
+                        .and_then(finite)
+                })
+                .collect()),
+            Model::Onnx(runner) => Ok(runner
+                .probabilities(rows)?
+                .into_iter()
+                .map(finite)
+                .collect()),
         }
+    }
+}
+
+fn finite(probabilities: Vec<f64>) -> Result<Vec<f64>, PredictError> {
+    if probabilities.iter().all(|p| p.is_finite()) {
+        Ok(probabilities)
+    } else {
+        Err(PredictError::Unscorable)
     }
 }
 

@@ -7,6 +7,7 @@ use super::problem::Problem;
 use super::record::{Asked, log_predictions};
 use super::rows::{Fields, PredictBody, PredictBodySeed};
 use crate::model::{
+    FeatureValue,
     Catalog, FieldError, LoadedModel, ModelEntry, PredictError, RawValue, ValidRow,
 };
 use crate::train::metrics::argmax;
@@ -153,8 +154,14 @@ pub fn predict_rows(
 ) -> Result<Vec<Prediction>, Problem> {
     let mut unscorable = Vec::new();
     let mut predictions = Vec::with_capacity(rows.len());
-    for (index, row) in rows.into_iter().enumerate() {
-        match model.probabilities(&row.values) {
+    let scored = {
+        let values: Vec<&[FeatureValue]> = rows.iter().map(|row| row.values.as_slice()).collect();
+        model
+            .probabilities_of_rows(&values)
+            .map_err(|error| Problem::internal(&error))?
+    };
+    for (index, (row, probabilities)) in rows.into_iter().zip(scored).enumerate() {
+        match probabilities {
             Ok(probabilities) => predictions.push(Prediction {
                 class: argmax(&probabilities),
                 probabilities,
@@ -440,9 +447,9 @@ pub async fn list_models(State(app): State<App>) -> Response {
                 "name": name,
                 "status": if default.is_some() { "ready" } else { "failed" },
                 "default_version": default.map(|m| m.version_label.clone()),
-                "algorithm": default.map(|m| m.artifact.manifest.training.estimator.algorithm().cli_name()),
+                "algorithm": default.map(|m| m.artifact.manifest.algorithm_name()),
                 "labels": default.map(|m| m.artifact.manifest.labels.clone()),
-                "accuracy": default.map(|m| m.artifact.manifest.metrics.accuracy),
+                "accuracy": default.and_then(|m| m.artifact.manifest.accuracy()),
                 "versions": version_list(entry),
                 "links": {"self": format!("/api/models/{name}"), "predict": format!("/api/models/{name}/predict")},
             })
@@ -468,6 +475,7 @@ fn describe(model: &LoadedModel, entry: &ModelEntry) -> Value {
         "example": example,
         "metrics": manifest.metrics,
         "training": manifest.training,
+        "imported": manifest.imported,
         "links": {
             "predict": format!("/api/models/{name}/versions/{version}/predict"),
             "report": format!("/api/models/{name}/versions/{version}/report"),

@@ -283,6 +283,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
             source,
         })?;
     let addr = listener.local_addr()?;
+    crate::model::imported::configure(settings.onnx());
     let repository = Arc::new(Repository::new(&settings.models));
     let watcher = if settings.watch {
         match watch::watch(repository.clone()) {

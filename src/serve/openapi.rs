@@ -490,9 +490,11 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
             model_schemas(model, settings, &mut schemas);
             model_paths(model, &mut paths);
             let m = &model.artifact.manifest;
+            let accuracy = m
+                .accuracy()
+                .map_or(String::new(), |a| format!(", accuracy {a:.4}"));
             tags.push(json!({"name": m.name, "description": format!(
-                "{} (version {}, {}, accuracy {:.4})", m.name, model.version_label,
-                m.training.estimator.algorithm().cli_name(), m.metrics.accuracy)}));
+                "{} (version {}, {}{accuracy})", m.name, model.version_label, m.algorithm_name())}));
         }
     }
     tags.push(json!({"name": "operations", "description": "Prediction log, feedback, live metrics, drift, Prometheus metrics"}));

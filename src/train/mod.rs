@@ -12,7 +12,8 @@ pub use params::{Algorithm, AlgorithmParams, Gamma, HyperParameterFlags, MaxFeat
 
 use crate::data::{DataError, Dataset, stratified_kfold, stratified_split};
 use crate::model::{
-    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, Manifest, MetricsSummary, NativeModel,
+    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, Manifest, MetricsSummary, ModelFile,
+    NativeModel,
     Provenance, Task, write_new_version,
 };
 use preprocess::{fit_preprocessor, transform};
@@ -304,15 +305,17 @@ impl TrainedModel {
                 file: String::new(),
                 sha256: String::new(),
             },
-            training: self.provenance.clone(),
-            metrics: MetricsSummary {
+            training: Some(self.provenance.clone()),
+            imported: None,
+            onnx: None,
+            metrics: Some(MetricsSummary {
                 accuracy: e.accuracy,
                 precision_macro: e.precision_macro,
                 recall_macro: e.recall_macro,
                 f1_macro: e.f1_macro,
                 roc_auc: e.roc_auc,
                 log_loss: e.log_loss,
-            },
+            }),
             features: self.features.clone(),
         }
     }
@@ -328,10 +331,10 @@ impl TrainedModel {
             .map_err(|error| TrainError::Fit(format!("cannot encode metrics: {error}")))?;
         Ok(write_new_version(models_dir, name, |version| {
             let manifest = self.manifest(name, version, &created_at);
-            let card = report::model_card(&manifest, &self.metrics);
+            let card = report::model_card(&manifest, Some(&self.metrics));
             ArtifactFiles {
                 manifest,
-                model: self.model.clone(),
+                model: ModelFile::Native(self.model.clone()),
                 extra: vec![
                     ("metrics.json", metrics_json.clone()),
                     ("report.html", card.into_bytes()),

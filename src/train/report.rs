@@ -25,8 +25,9 @@ fn number(value: f64) -> String {
     format!("{value:.4}")
 }
 
-/// Renders the model card of a version.
-pub fn model_card(manifest: &Manifest, metrics: &MetricsFile) -> String {
+/// Renders the model card of a version; `metrics` is None for a model imported without an
+/// evaluation.
+pub fn model_card(manifest: &Manifest, metrics: Option<&MetricsFile>) -> String {
     let title = format!("{} v{}", escape(&manifest.name), manifest.version);
     let mut html = String::with_capacity(16 * 1024);
     let _ = write!(
@@ -43,35 +44,94 @@ figure{{margin:0}} figcaption{{font-size:.9rem;color:#5a6472}}
 .visually-hidden{{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}}
 </style></head><body>
 <h1>Model card: {title}</h1>
-<p class="sub">Trained {created} by mlserve {mlserve} · {algorithm} on {dataset}</p>
+<p class="sub">{origin}</p>
 "#,
-        created = escape(&manifest.created_at),
-        mlserve = escape(&manifest.training.mlserve_version),
-        algorithm = manifest.training.estimator.algorithm().cli_name(),
-        dataset = escape(&manifest.training.dataset),
+        origin = origin_line(manifest),
     );
     html.push_str(&model_card_sections(manifest, metrics));
     html.push_str("</body></html>\n");
     html
 }
 
-/// The model card's sections (data and training, metrics, charts, features) as an HTML
-/// fragment, for pages that bring their own frame, such as the web UI.
-pub fn model_card_sections(manifest: &Manifest, metrics: &MetricsFile) -> String {
-    let e = &metrics.evaluation;
+/// Where the model came from, in one line.
+fn origin_line(manifest: &Manifest) -> String {
+    match (&manifest.training, &manifest.imported) {
+        (Some(t), _) => format!(
+            "Trained {} by mlserve {} · {} on {}",
+            escape(&manifest.created_at),
+            escape(&t.mlserve_version),
+            t.estimator.algorithm().cli_name(),
+            escape(&t.dataset)
+        ),
+        (None, Some(i)) => format!(
+            "Imported {} by mlserve {} · ONNX from {} ({})",
+            escape(&manifest.created_at),
+            escape(&i.mlserve_version),
+            escape(&i.source),
+            escape(&i.producer)
+        ),
+        (None, None) => format!("Written {}", escape(&manifest.created_at)),
+    }
+}
+
+/// The model card's sections (data and training or import, metrics, charts, features) as an
+/// HTML fragment, for pages that bring their own frame, such as the web UI.
+pub fn model_card_sections(manifest: &Manifest, metrics: Option<&MetricsFile>) -> String {
     let mut html = String::with_capacity(16 * 1024);
     data_section(&mut html, manifest);
-    metrics_section(&mut html, manifest, metrics);
-    html.push_str("<h2>Confusion matrix and ROC curve</h2><div class=\"charts\">");
-    html.push_str(&confusion_svg(&e.labels, &e.confusion_matrix));
-    html.push_str(&roc_svg(e));
-    html.push_str("</div>");
+    import_section(&mut html, manifest);
+    match metrics {
+        Some(metrics) => {
+            let e = &metrics.evaluation;
+            metrics_section(&mut html, manifest, metrics);
+            html.push_str("<h2>Confusion matrix and ROC curve</h2><div class=\"charts\">");
+            html.push_str(&confusion_svg(&e.labels, &e.confusion_matrix));
+            html.push_str(&roc_svg(e));
+            html.push_str("</div>");
+        }
+        None => html.push_str(
+            "<h2>Metrics</h2><p>This model was imported: mlserve has not evaluated it, so there \
+             are no held-out metrics. Its live accuracy shows on the Monitoring tab once \
+             predictions get feedback.</p>",
+        ),
+    }
     features_section(&mut html, manifest);
     html
 }
 
+fn import_section(html: &mut String, manifest: &Manifest) {
+    let Some(i) = &manifest.imported else {
+        return;
+    };
+    let inputs: Vec<String> = manifest
+        .onnx
+        .iter()
+        .flat_map(|binding| &binding.inputs)
+        .map(|input| format!("{} ← {}", input.name, input.features.join(", ")))
+        .collect();
+    let _ = write!(
+        html,
+        r#"<h2>Import</h2><table>
+<tr><th class="l">source file</th><td class="l">{source}</td></tr>
+<tr><th class="l">source SHA-256</th><td class="l"><code>{sha}</code></td></tr>
+<tr><th class="l">written by</th><td class="l">{producer}</td></tr>
+<tr><th class="l">ONNX versions</th><td class="l">{opsets}</td></tr>
+<tr><th class="l">classes</th><td class="l">{labels}</td></tr>
+<tr><th class="l">graph inputs</th><td class="l">{inputs}</td></tr>
+</table>"#,
+        source = escape(&i.source),
+        sha = escape(&i.source_sha256),
+        producer = escape(&i.producer),
+        opsets = escape(&i.opsets),
+        labels = escape(&manifest.labels.join(", ")),
+        inputs = escape(&inputs.join("; ")),
+    );
+}
+
 fn data_section(html: &mut String, manifest: &Manifest) {
-    let t = &manifest.training;
+    let Some(t) = &manifest.training else {
+        return;
+    };
     let parameters = serde_json::to_value(&t.estimator).unwrap_or_default();
     let mut rows = String::new();
     if let Some(map) = parameters.as_object() {

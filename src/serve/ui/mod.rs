@@ -20,7 +20,9 @@ use super::body::parse_query;
 use super::middleware::{RequestId, tag};
 use super::problem::Problem;
 use crate::data::ColumnKind;
-use crate::model::{Catalog, FeatureSchema, FieldError, LoadedModel, RawValue, sample};
+use crate::model::{
+    Catalog, FeatureSchema, FieldError, LoadedModel, Manifest, RawValue, sample,
+};
 use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
@@ -281,12 +283,12 @@ async fn index(State(app): State<App>) -> Response {
             ModelRow {
                 name: name.clone(),
                 version: default.map_or("–".into(), |m| m.version_label.clone()),
-                algorithm: manifest.map_or("–".into(), |m| {
-                    m.training.estimator.algorithm().cli_name().to_string()
-                }),
-                accuracy: manifest.map_or("–".into(), |m| format_metric(m.metrics.accuracy)),
+                algorithm: manifest.map_or("–".into(), |m| m.algorithm_name().to_string()),
+                accuracy: manifest
+                    .and_then(Manifest::accuracy)
+                    .map_or("–".into(), format_metric),
                 roc_auc: manifest
-                    .and_then(|m| m.metrics.roc_auc)
+                    .and_then(Manifest::roc_auc)
                     .map_or("–".into(), format_metric),
                 status,
                 ready: default.is_some(),
@@ -309,16 +311,20 @@ fn model_head(
     tab: &'static str,
 ) -> ModelHead {
     let manifest = &model.artifact.manifest;
-    let metrics = &manifest.metrics;
-    let mut summary = format!(
-        "{} classes · accuracy {}",
-        manifest.labels.len(),
-        format_metric(metrics.accuracy)
-    );
-    if let Some(auc) = metrics.roc_auc {
+    let mut summary = format!("{} classes", manifest.labels.len());
+    if let Some(accuracy) = manifest.accuracy() {
+        summary.push_str(&format!(" · accuracy {}", format_metric(accuracy)));
+    }
+    if let Some(auc) = manifest.roc_auc() {
         summary.push_str(&format!(" · ROC AUC {}", format_metric(auc)));
     }
-    summary.push_str(&format!(" · trained {}", manifest.created_at));
+    match &manifest.imported {
+        Some(imported) => summary.push_str(&format!(
+            " · imported {} from {}",
+            manifest.created_at, imported.producer
+        )),
+        None => summary.push_str(&format!(" · trained {}", manifest.created_at)),
+    }
     let suffix = match tab {
         "predict" => "",
         "batch" => "/batch",
@@ -352,12 +358,7 @@ fn model_head(
     ModelHead {
         name: manifest.name.clone(),
         version: model.version_label.clone(),
-        algorithm: manifest
-            .training
-            .estimator
-            .algorithm()
-            .cli_name()
-            .to_string(),
+        algorithm: manifest.algorithm_name().to_string(),
         summary,
         base: target.base(),
         tab,
@@ -696,7 +697,10 @@ async fn card(
     let path = model.artifact.dir.join("metrics.json");
     let metrics = match tokio::fs::read(&path).await {
         Ok(bytes) => serde_json::from_slice::<crate::train::MetricsFile>(&bytes)
+            .map(Some)
             .map_err(|error| error.to_string()),
+        // An imported model has no evaluation: its card shows the import instead.
+        Err(_) if model.artifact.manifest.metrics.is_none() => Ok(None),
         Err(error) => Err(error.to_string()),
     };
     let metrics = match metrics {
@@ -722,7 +726,7 @@ async fn card(
             "",
         ),
         head: model_head(&catalog, &model, &target, "card"),
-        sections: crate::train::report::model_card_sections(manifest, &metrics),
+        sections: crate::train::report::model_card_sections(manifest, metrics.as_ref()),
     };
     tag(render(StatusCode::OK, &page, None), &model)
 }
@@ -793,7 +797,7 @@ async fn monitoring_page(
                                 .and_then(|n| e.versions.get(&n))
                         })
                         .and_then(|slot| slot.loaded.as_ref())
-                        .map(|m| m.artifact.manifest.metrics.accuracy);
+                        .and_then(|m| m.artifact.manifest.accuracy());
                     LiveRow {
                         predictions: v.predictions,
                         with_feedback: v.with_feedback,

@@ -182,7 +182,11 @@ fn model_metadata(app: &App, model: &LoadedModel) -> Value {
     json!({
         "name": manifest.name,
         "versions": versions,
-        "platform": "mlserve_native",
+        // Triton's platform names: ONNX graphs run on ONNX Runtime whoever serves them.
+        "platform": match manifest.backend {
+            crate::model::Backend::Native => "mlserve_native",
+            crate::model::Backend::Onnx => "onnxruntime_onnx",
+        },
         "inputs": inputs,
         "outputs": [
             {"name": "label", "datatype": "BYTES", "shape": [-1]},

@@ -1,0 +1,387 @@
+//! What an ONNX file says about itself beyond what ONNX Runtime reports: who wrote it, its
+//! operator sets, the class labels its classifier or ZipMap node carries, the categories of
+//! one-hot encoded string inputs, and which inputs an Imputer fills when missing.
+//!
+//! A small reader of the protobuf wire format over the few fields of onnx.proto needed here;
+//! a full ONNX crate (with its generated code and a protoc build step) would be far heavier
+//! than these ~250 lines.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Facts read from the graph.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GraphFacts {
+    /// `producer_name producer_version`, such as `skl2onnx 1.20.0`.
+    pub producer: String,
+    /// IR version and operator sets, such as `ir 8; ai.onnx 17, ai.onnx.ml 1`.
+    pub opsets: String,
+    /// The classes, in the order of the probabilities, when a node names them.
+    pub labels: Option<Vec<String>>,
+    /// Known categories of string inputs one-hot encoded straight from the graph input.
+    pub categories: BTreeMap<String, Vec<String>>,
+    /// Graph inputs whose NaNs an Imputer replaces, with the value it puts in per column.
+    pub imputed: BTreeMap<String, Vec<f64>>,
+}
+
+/// Reads the facts from the bytes of an ONNX model.
+pub fn read_facts(bytes: &[u8]) -> Result<GraphFacts, String> {
+    let model = Message::parse(bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
+    let graph_bytes = model
+        .bytes(7)
+        .next()
+        .ok_or("not an ONNX model: it has no graph")?;
+    let graph = Message::parse(graph_bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
+    let nodes: Vec<Node> = graph
+        .bytes(1)
+        .map(Node::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not an ONNX model: {e}"))?;
+    let graph_inputs: BTreeSet<String> = graph
+        .bytes(11)
+        .filter_map(|input| Message::parse(input).ok()?.string(1))
+        .collect();
+    let producer = format!(
+        "{} {}",
+        model.string(2).unwrap_or_else(|| "unknown".to_string()),
+        model.string(3).unwrap_or_default()
+    )
+    .trim()
+    .to_string();
+    Ok(GraphFacts {
+        producer,
+        opsets: opsets(&model),
+        labels: class_labels(&nodes),
+        categories: categories(&nodes, &graph_inputs),
+        imputed: imputed(&nodes, &graph_inputs),
+    })
+}
+
+fn opsets(model: &Message<'_>) -> String {
+    let sets: Vec<String> = model
+        .bytes(8)
+        .filter_map(|set| {
+            let set = Message::parse(set).ok()?;
+            let domain = set.string(1).filter(|d| !d.is_empty());
+            let version = set.varint(2)?;
+            Some(format!(
+                "{} {version}",
+                domain.unwrap_or_else(|| "ai.onnx".to_string())
+            ))
+        })
+        .collect();
+    format!(
+        "ir {}; {}",
+        model.varint(1).unwrap_or(0),
+        sets.join(", ")
+    )
+}
+
+/// The labels of a ZipMap node (it maps probabilities to classes), or else of a classifier
+/// node (LinearClassifier, TreeEnsembleClassifier, SVMClassifier).
+fn class_labels(nodes: &[Node]) -> Option<Vec<String>> {
+    let labels_of = |node: &Node| {
+        node.attributes.iter().find_map(|a| match a.name.as_str() {
+            "classlabels_strings" if !a.strings.is_empty() => Some(a.strings.clone()),
+            "classlabels_int64s" | "classlabels_ints" if !a.ints.is_empty() => {
+                Some(a.ints.iter().map(i64::to_string).collect())
+            }
+            _ => None,
+        })
+    };
+    nodes
+        .iter()
+        .filter(|n| n.op_type == "ZipMap")
+        .find_map(labels_of)
+        .or_else(|| nodes.iter().find_map(labels_of))
+}
+
+/// Ops that pass a tensor's columns through unchanged (for tracing an input to its use).
+const PASS_THROUGH: [&str; 5] = ["Cast", "Identity", "Reshape", "Flatten", "CastLike"];
+
+/// The graph inputs a tensor comes from, through pass-through ops and concatenations.
+fn sources(
+    name: &str,
+    producers: &HashMap<&str, &Node>,
+    inputs: &BTreeSet<String>,
+    depth: usize,
+) -> Vec<String> {
+    if inputs.contains(name) {
+        return vec![name.to_string()];
+    }
+    let Some(node) = producers.get(name) else {
+        return Vec::new();
+    };
+    if depth > 32 {
+        return Vec::new();
+    }
+    match node.op_type.as_str() {
+        "Concat" => node
+            .inputs
+            .iter()
+            .flat_map(|i| sources(i, producers, inputs, depth + 1))
+            .collect(),
+        op if PASS_THROUGH.contains(&op) => node
+            .inputs
+            .first()
+            .map(|i| sources(i, producers, inputs, depth + 1))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+fn producers(nodes: &[Node]) -> HashMap<&str, &Node> {
+    nodes
+        .iter()
+        .flat_map(|n| n.outputs.iter().map(move |o| (o.as_str(), n)))
+        .collect()
+}
+
+/// Categories of string inputs that a OneHotEncoder reads directly.
+fn categories(nodes: &[Node], inputs: &BTreeSet<String>) -> BTreeMap<String, Vec<String>> {
+    let producers = producers(nodes);
+    let mut found = BTreeMap::new();
+    for node in nodes.iter().filter(|n| n.op_type == "OneHotEncoder") {
+        let Some(input) = node.inputs.first() else {
+            continue;
+        };
+        let origin = sources(input, &producers, inputs, 0);
+        let categories = node.attribute("cats_strings").map(|a| a.strings.clone());
+        if let ([origin], Some(categories)) = (origin.as_slice(), categories)
+            && !categories.is_empty()
+        {
+            found.insert(origin.clone(), categories);
+        }
+    }
+    found
+}
+
+/// Graph inputs an Imputer fills when they hold NaN, with the values it puts in.
+fn imputed(nodes: &[Node], inputs: &BTreeSet<String>) -> BTreeMap<String, Vec<f64>> {
+    let producers = producers(nodes);
+    let mut found = BTreeMap::new();
+    for node in nodes.iter().filter(|n| n.op_type == "Imputer") {
+        // Only an Imputer of NaN makes a missing value (sent to the graph as NaN) valid.
+        let replaces_nan = node
+            .attribute("replaced_value_float")
+            .is_some_and(|a| a.float.is_some_and(f32::is_nan));
+        let Some(input) = node.inputs.first() else {
+            continue;
+        };
+        if !replaces_nan {
+            continue;
+        }
+        let values: Vec<f64> = node
+            .attribute("imputed_value_floats")
+            .map(|a| a.floats.iter().map(|&v| f64::from(v)).collect())
+            .unwrap_or_default();
+        let origins = sources(input, &producers, inputs, 0);
+        // Columns of the concatenation in order; a single value applies to every column.
+        for (column, origin) in origins.into_iter().enumerate() {
+            let value = values
+                .get(column)
+                .or(values.first())
+                .copied()
+                .unwrap_or(f64::NAN);
+            found.entry(origin).or_insert_with(Vec::new).push(value);
+        }
+    }
+    found
+}
+
+/// A node of the graph, with the attributes read here.
+#[derive(Debug, Default)]
+struct Node {
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    op_type: String,
+    attributes: Vec<Attribute>,
+}
+
+#[derive(Debug, Default)]
+struct Attribute {
+    name: String,
+    float: Option<f32>,
+    floats: Vec<f32>,
+    ints: Vec<i64>,
+    strings: Vec<String>,
+}
+
+impl Node {
+    fn parse(bytes: &[u8]) -> Result<Node, String> {
+        let message = Message::parse(bytes)?;
+        Ok(Node {
+            inputs: message.strings(1),
+            outputs: message.strings(2),
+            op_type: message.string(4).unwrap_or_default(),
+            attributes: message
+                .bytes(5)
+                .map(Attribute::parse)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+}
+
+impl Attribute {
+    fn parse(bytes: &[u8]) -> Result<Attribute, String> {
+        let message = Message::parse(bytes)?;
+        let mut floats = Vec::new();
+        let mut ints = Vec::new();
+        for field in &message.fields {
+            match (field.number, &field.value) {
+                (7, Value::Fixed32(bits)) => floats.push(f32::from_bits(*bits)),
+                (7, Value::Bytes(packed)) => floats.extend(
+                    packed
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                ),
+                (8, Value::Varint(v)) => ints.push(*v as i64),
+                (8, Value::Bytes(packed)) => ints.extend(
+                    Message::varints(packed)?
+                        .into_iter()
+                        .map(|v| v as i64),
+                ),
+                _ => {}
+            }
+        }
+        Ok(Attribute {
+            name: message.string(1).unwrap_or_default(),
+            float: message.fields.iter().find_map(|f| match (f.number, &f.value) {
+                (2, Value::Fixed32(bits)) => Some(f32::from_bits(*bits)),
+                _ => None,
+            }),
+            floats,
+            ints,
+            strings: message.strings(9),
+        })
+    }
+}
+
+/// One field of a protobuf message.
+#[derive(Debug)]
+struct Field<'a> {
+    number: u64,
+    value: Value<'a>,
+}
+
+#[derive(Debug)]
+enum Value<'a> {
+    Varint(u64),
+    Fixed64,
+    Bytes(&'a [u8]),
+    Fixed32(u32),
+}
+
+/// A protobuf message split into its fields (not decoded further).
+#[derive(Debug)]
+struct Message<'a> {
+    fields: Vec<Field<'a>>,
+}
+
+impl<'a> Message<'a> {
+    fn parse(mut bytes: &'a [u8]) -> Result<Message<'a>, String> {
+        let mut fields = Vec::new();
+        while !bytes.is_empty() {
+            let key = read_varint(&mut bytes)?;
+            let number = key >> 3;
+            let value = match key & 7 {
+                0 => Value::Varint(read_varint(&mut bytes)?),
+                1 => {
+                    take(&mut bytes, 8)?;
+                    Value::Fixed64
+                }
+                2 => {
+                    let length = usize::try_from(read_varint(&mut bytes)?)
+                        .map_err(|_| "a field longer than memory".to_string())?;
+                    Value::Bytes(take(&mut bytes, length)?)
+                }
+                5 => {
+                    let raw = take(&mut bytes, 4)?;
+                    Value::Fixed32(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
+                }
+                wire => return Err(format!("unsupported protobuf wire type {wire}")),
+            };
+            fields.push(Field { number, value });
+        }
+        Ok(Message { fields })
+    }
+
+    fn varints(mut bytes: &[u8]) -> Result<Vec<u64>, String> {
+        let mut values = Vec::new();
+        while !bytes.is_empty() {
+            values.push(read_varint(&mut bytes)?);
+        }
+        Ok(values)
+    }
+
+    fn bytes(&self, number: u64) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.fields.iter().filter_map(move |f| match f.value {
+            Value::Bytes(b) if f.number == number => Some(b),
+            _ => None,
+        })
+    }
+
+    fn string(&self, number: u64) -> Option<String> {
+        self.bytes(number)
+            .next()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+
+    fn strings(&self, number: u64) -> Vec<String> {
+        self.bytes(number)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    }
+
+    fn varint(&self, number: u64) -> Option<u64> {
+        self.fields.iter().find_map(|f| match f.value {
+            Value::Varint(v) if f.number == number => Some(v),
+            _ => None,
+        })
+    }
+}
+
+fn read_varint(bytes: &mut &[u8]) -> Result<u64, String> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first().ok_or("truncated protobuf varint")?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err("protobuf varint longer than 10 bytes".to_string())
+}
+
+fn take<'a>(bytes: &mut &'a [u8], length: usize) -> Result<&'a [u8], String> {
+    if bytes.len() < length {
+        return Err("truncated protobuf field".to_string());
+    }
+    let (head, rest) = bytes.split_at(length);
+    *bytes = rest;
+    Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_not_an_onnx_model() {
+        assert!(read_facts(b"hello world").is_err());
+        assert!(read_facts(&[0x3a, 0x05, 0x01]).is_err(), "truncated graph");
+        assert!(read_facts(b"").unwrap_err().contains("no graph"));
+    }
+
+    #[test]
+    fn varints_read_as_protobuf_writes_them() {
+        let mut bytes: &[u8] = &[0xac, 0x02, 0x01];
+        assert_eq!(read_varint(&mut bytes).unwrap(), 300);
+        assert_eq!(bytes, [0x01]);
+        assert!(read_varint(&mut &[0x80u8][..]).is_err());
+    }
+}

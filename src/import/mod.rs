@@ -1,0 +1,519 @@
+//! `mlserve import`: a model exported as ONNX (scikit-learn through skl2onnx) becomes a new
+//! version in the model repository, with a manifest that binds the schema's features to the
+//! graph's inputs.
+//!
+//! What the graph says is used first: input names, element types and widths (from ONNX
+//! Runtime), class labels, one-hot categories and imputed inputs (from the graph's nodes, see
+//! [`graph`]). The feature names of a matrix input come from a file or a CSV header; the rows
+//! of that CSV, when it has some, give the training statistics the web UI and drift use. The
+//! version is written only once the graph has scored the example row with this binding.
+
+pub mod graph;
+
+use crate::data::ColumnKind;
+use crate::model::imported::{OnnxRunner, OnnxSettings};
+use crate::model::onnx::{GraphInput, InputKind, OnnxModel};
+use crate::model::{
+    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, ExampleValue, FeatureSchema, Histogram,
+    ImportProvenance, Manifest, ModelFile, OnnxBinding, OnnxInput, Task, validate_model_name,
+    write_new_version,
+};
+use graph::GraphFacts;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where the feature names come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureNames {
+    /// The graph's input names (one input per column).
+    FromGraph,
+    /// A text file with one feature name a line.
+    File(PathBuf),
+    /// A CSV file: its header row names the features, its rows (if any) give their statistics.
+    Csv(PathBuf),
+}
+
+/// What to import, and how.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The ONNX file.
+    pub graph: PathBuf,
+    /// The model's name in the repository.
+    pub name: String,
+    /// The repository folder.
+    pub models: PathBuf,
+    /// Where the feature names come from.
+    pub features: FeatureNames,
+    /// Class labels, in the order of the graph's classes, replacing the graph's own.
+    pub labels: Option<Vec<String>>,
+    /// ONNX Runtime settings.
+    pub onnx: OnnxSettings,
+}
+
+/// A version written by an import.
+#[derive(Debug)]
+pub struct Imported {
+    /// Its version number.
+    pub version: u32,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// Why an import was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not an ONNX model.
+    #[error("{path}: {message}")]
+    NotOnnx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// ONNX Runtime cannot load or run the graph.
+    #[error("{path}: the graph cannot run: {message}")]
+    Unrunnable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The feature names do not fit the graph, or the CSV cannot be read.
+    #[error("{0}")]
+    Features(String),
+    /// The labels are missing or do not fit the graph.
+    #[error("{0}")]
+    Labels(String),
+    /// The version could not be written.
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+}
+
+/// Most CSV rows read for the feature statistics.
+const MAX_STATISTICS_ROWS: usize = 100_000;
+
+/// Imports an ONNX graph as the next version of `options.name`. Sets the process's ONNX
+/// settings ([`crate::model::imported::configure`]) from `options.onnx`.
+pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
+    validate_model_name(&options.name)?;
+    crate::model::imported::configure(options.onnx.clone());
+    let path = &options.graph;
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let facts = graph::read_facts(&bytes).map_err(|message| ImportError::NotOnnx {
+        path: path.clone(),
+        message,
+    })?;
+    let unrunnable = |message: String| ImportError::Unrunnable {
+        path: path.clone(),
+        message,
+    };
+    let model = OnnxModel::from_bytes(path, &bytes, options.onnx.library.as_deref(), 1)
+        .map_err(|error| unrunnable(error.to_string()))?;
+    let graph_inputs = model.signature().inputs.clone();
+    drop(model);
+    let (names, sample) = feature_names(&options.features)?;
+    let binding = bind_names(&graph_inputs, names)?;
+    let features = feature_schemas(&graph_inputs, &binding, &facts, &sample)?;
+    let labels = labels(&facts, options.labels.as_deref())?;
+    let created_at = jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or(jiff::Timestamp::now())
+        .to_string();
+    let manifest_for = |version: u32| Manifest {
+        format: 1,
+        name: options.name.clone(),
+        version,
+        task: Task::Classification,
+        backend: Backend::Onnx,
+        created_at: created_at.clone(),
+        labels: labels.clone(),
+        artifact: ArtifactInfo {
+            file: String::new(),
+            sha256: String::new(),
+        },
+        training: None,
+        imported: Some(ImportProvenance {
+            source: path
+                .file_name()
+                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into()),
+            source_sha256: format!("{:x}", Sha256::digest(&bytes)),
+            producer: facts.producer.clone(),
+            opsets: facts.opsets.clone(),
+            mlserve_version: env!("CARGO_PKG_VERSION").to_string(),
+        }),
+        metrics: None,
+        onnx: Some(binding.clone()),
+        features: features.clone(),
+    };
+    // The same check the server makes at load: the binding fits and the example row scores.
+    OnnxRunner::load(path, &bytes, &manifest_for(1)).map_err(unrunnable)?;
+    let (version, dir) = write_new_version(&options.models, &options.name, |version| {
+        let manifest = manifest_for(version);
+        let card = crate::train::report::model_card(&manifest, None);
+        ArtifactFiles {
+            manifest,
+            model: ModelFile::Onnx(bytes.clone()),
+            extra: vec![("report.html", card.into_bytes())],
+        }
+    })?;
+    Ok(Imported {
+        version,
+        manifest: manifest_for(version),
+        dir,
+    })
+}
+
+/// A CSV's rows, by column name, for the statistics.
+type Sample = BTreeMap<String, Vec<String>>;
+
+/// The feature names given, and the CSV's rows by column when a CSV gave them.
+fn feature_names(source: &FeatureNames) -> Result<(Option<Vec<String>>, Sample), ImportError> {
+    match source {
+        FeatureNames::FromGraph => Ok((None, Sample::new())),
+        FeatureNames::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let names: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(str::to_string)
+                .collect();
+            if names.is_empty() {
+                return Err(ImportError::Features(format!(
+                    "{}: no feature names (one a line)",
+                    path.display()
+                )));
+            }
+            Ok((Some(names), Sample::new()))
+        }
+        FeatureNames::Csv(path) => read_sample(path).map(|(names, sample)| (Some(names), sample)),
+    }
+}
+
+fn read_sample(path: &Path) -> Result<(Vec<String>, Sample), ImportError> {
+    let csv_error = |error: csv::Error| ImportError::Features(format!("{}: {error}", path.display()));
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(path)
+        .map_err(csv_error)?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(csv_error)?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if header.iter().all(String::is_empty) {
+        return Err(ImportError::Features(format!(
+            "{}: the header row names no columns",
+            path.display()
+        )));
+    }
+    let mut sample: Sample = header.iter().map(|h| (h.clone(), Vec::new())).collect();
+    for record in reader.records().take(MAX_STATISTICS_ROWS) {
+        let record = record.map_err(csv_error)?;
+        for (name, cell) in header.iter().zip(record.iter()) {
+            if let Some(column) = sample.get_mut(name) {
+                column.push(cell.trim().to_string());
+            }
+        }
+    }
+    Ok((header, sample))
+}
+
+/// Binds feature names to the graph inputs: by name when every input is one column and the
+/// names include them all (other CSV columns, such as the target, are left out), else in
+/// order across the inputs' columns.
+fn bind_names(
+    inputs: &[GraphInput],
+    names: Option<Vec<String>>,
+) -> Result<OnnxBinding, ImportError> {
+    let one_column_each = inputs.iter().all(|i| i.width == Some(1));
+    let Some(names) = names else {
+        if one_column_each {
+            return Ok(OnnxBinding {
+                inputs: inputs
+                    .iter()
+                    .map(|i| OnnxInput {
+                        name: i.name.clone(),
+                        features: vec![i.name.clone()],
+                    })
+                    .collect(),
+            });
+        }
+        return Err(ImportError::Features(format!(
+            "the graph's inputs ({}) take several columns each: name the features with --features FILE or --features-from CSV",
+            describe_inputs(inputs)
+        )));
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(repeated) = names.iter().find(|n| !seen.insert(n.as_str())) {
+        return Err(ImportError::Features(format!(
+            "feature '{repeated}' is named twice"
+        )));
+    }
+    if one_column_each && inputs.iter().all(|i| names.contains(&i.name)) {
+        return Ok(OnnxBinding {
+            inputs: inputs
+                .iter()
+                .map(|i| OnnxInput {
+                    name: i.name.clone(),
+                    features: vec![i.name.clone()],
+                })
+                .collect(),
+        });
+    }
+    let widths: Option<Vec<usize>> = inputs.iter().map(|i| i.width).collect();
+    let Some(widths) = widths else {
+        return Err(ImportError::Features(format!(
+            "the graph's inputs ({}) have no fixed column count, so the features cannot be matched to them",
+            describe_inputs(inputs)
+        )));
+    };
+    let total: usize = widths.iter().sum();
+    if total != names.len() {
+        let missing: Vec<&str> = inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .filter(|name| !names.iter().any(|n| n == name))
+            .collect();
+        let hint = if one_column_each {
+            format!(
+                "; the graph's inputs are named {}, and {} of them are not among the names given",
+                describe_inputs(inputs),
+                missing.join(", ")
+            )
+        } else {
+            String::new()
+        };
+        return Err(ImportError::Features(format!(
+            "the graph takes {total} columns ({}), but {} feature names were given{hint}",
+            describe_inputs(inputs),
+            names.len()
+        )));
+    }
+    let mut names = names.into_iter();
+    Ok(OnnxBinding {
+        inputs: inputs
+            .iter()
+            .zip(widths)
+            .map(|(input, width)| OnnxInput {
+                name: input.name.clone(),
+                features: names.by_ref().take(width).collect(),
+            })
+            .collect(),
+    })
+}
+
+fn describe_inputs(inputs: &[GraphInput]) -> String {
+    inputs
+        .iter()
+        .map(|i| {
+            let kind = match i.kind {
+                InputKind::Float => "float",
+                InputKind::Double => "double",
+                InputKind::Int64 => "int64",
+                InputKind::Text => "string",
+            };
+            let width = i.width.map_or("?".to_string(), |w| w.to_string());
+            format!("{} {kind}[N, {width}]", i.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The schema of every bound feature, in binding order.
+fn feature_schemas(
+    inputs: &[GraphInput],
+    binding: &OnnxBinding,
+    facts: &GraphFacts,
+    sample: &Sample,
+) -> Result<Vec<FeatureSchema>, ImportError> {
+    let mut features = Vec::new();
+    for (input, bound) in inputs.iter().zip(&binding.inputs) {
+        let imputed = facts.imputed.get(&input.name);
+        for (column, name) in bound.features.iter().enumerate() {
+            let categories = if bound.features.len() == 1 {
+                facts.categories.get(&input.name).cloned()
+            } else {
+                None
+            };
+            let kind = match (input.kind, &categories) {
+                (InputKind::Text, Some(_)) => ColumnKind::Categorical,
+                (InputKind::Text, None) => ColumnKind::String,
+                (InputKind::Int64, _) => ColumnKind::Integer,
+                (InputKind::Float | InputKind::Double, _) => ColumnKind::Number,
+            };
+            let imputed_value = imputed.and_then(|values| values.get(column).copied());
+            let mut feature = FeatureSchema {
+                name: name.clone(),
+                kind,
+                nullable: imputed_value.is_some() && kind == ColumnKind::Number,
+                example: default_example(kind, categories.as_deref(), imputed_value),
+                min: None,
+                max: None,
+                mean: None,
+                std: None,
+                categories,
+                frequencies: None,
+                baseline: None,
+            };
+            if let Some(cells) = sample.get(name) {
+                add_statistics(&mut feature, cells)?;
+            }
+            features.push(feature);
+        }
+    }
+    set_examples_from_sample(&mut features, sample);
+    Ok(features)
+}
+
+fn default_example(
+    kind: ColumnKind,
+    categories: Option<&[String]>,
+    imputed: Option<f64>,
+) -> ExampleValue {
+    match kind {
+        ColumnKind::Integer => ExampleValue::Integer(0),
+        ColumnKind::Number => ExampleValue::Number(imputed.filter(|v| v.is_finite()).unwrap_or(0.0)),
+        _ => ExampleValue::Text(
+            categories
+                .and_then(|c| c.first().cloned())
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+/// Training statistics of a feature from the CSV's cells (empty cells are missing values).
+fn add_statistics(feature: &mut FeatureSchema, cells: &[String]) -> Result<(), ImportError> {
+    let present: Vec<(usize, &String)> = cells
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
+    match feature.kind {
+        ColumnKind::Number | ColumnKind::Integer => {
+            let mut values = Vec::with_capacity(present.len());
+            for (row, cell) in present {
+                let value = cell.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                    ImportError::Features(format!(
+                        "CSV column '{}', data row {}: '{cell}' is not a number, and the graph takes numbers there",
+                        feature.name,
+                        row + 1
+                    ))
+                })?;
+                values.push(value);
+            }
+            if values.is_empty() {
+                return Ok(());
+            }
+            let n = values.len() as f64;
+            let mean = values.iter().sum::<f64>() / n;
+            feature.min = values.iter().copied().reduce(f64::min);
+            feature.max = values.iter().copied().reduce(f64::max);
+            feature.mean = Some(mean);
+            feature.std = Some((values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt());
+            feature.baseline = Histogram::deciles(&values);
+        }
+        ColumnKind::Categorical => {
+            let categories = feature.categories.clone().unwrap_or_default();
+            let mut counts: BTreeMap<String, f64> =
+                categories.iter().map(|c| (c.clone(), 0.0)).collect();
+            for (_, cell) in &present {
+                if let Some(count) = counts.get_mut(cell.as_str()) {
+                    *count += 1.0;
+                }
+            }
+            let n = present.len().max(1) as f64;
+            counts.values_mut().for_each(|count| *count /= n);
+            feature.frequencies = Some(counts);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The example row: the first CSV row where every feature has a value the schema accepts.
+fn set_examples_from_sample(features: &mut [FeatureSchema], sample: &Sample) {
+    let rows = features
+        .iter()
+        .filter_map(|f| sample.get(&f.name).map(Vec::len))
+        .min()
+        .unwrap_or(0);
+    if features.iter().any(|f| !sample.contains_key(&f.name)) {
+        return;
+    }
+    let fits = |feature: &FeatureSchema, cell: &str| match feature.kind {
+        _ if cell.is_empty() => false,
+        ColumnKind::Number => cell.parse::<f64>().is_ok_and(f64::is_finite),
+        ColumnKind::Integer => cell.parse::<i64>().is_ok(),
+        ColumnKind::Categorical => feature
+            .categories
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|v| v == cell)),
+        _ => true,
+    };
+    let Some(row) = (0..rows).find(|&row| {
+        features
+            .iter()
+            .all(|f| sample.get(&f.name).is_some_and(|cells| fits(f, &cells[row])))
+    }) else {
+        return;
+    };
+    for feature in features.iter_mut() {
+        let Some(cell) = sample.get(&feature.name).map(|cells| cells[row].as_str()) else {
+            continue;
+        };
+        feature.example = match feature.kind {
+            ColumnKind::Number => ExampleValue::Number(cell.parse().unwrap_or(0.0)),
+            ColumnKind::Integer => ExampleValue::Integer(cell.parse().unwrap_or(0)),
+            _ => ExampleValue::Text(cell.to_string()),
+        };
+    }
+}
+
+/// The class labels: the graph's, renamed by `--labels` when given.
+fn labels(facts: &GraphFacts, given: Option<&[String]>) -> Result<Vec<String>, ImportError> {
+    match (given, &facts.labels) {
+        (Some(given), Some(graph)) if given.len() != graph.len() => Err(ImportError::Labels(
+            format!(
+                "--labels names {} classes, but the graph has {} ({})",
+                given.len(),
+                graph.len(),
+                graph.join(", ")
+            ),
+        )),
+        (Some(given), _) => {
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(repeated) = given.iter().find(|l| !seen.insert(l.as_str())) {
+                return Err(ImportError::Labels(format!(
+                    "label '{repeated}' is given twice in --labels"
+                )));
+            }
+            if given.iter().any(|l| l.trim().is_empty()) {
+                return Err(ImportError::Labels("--labels has an empty label".to_string()));
+            }
+            Ok(given.to_vec())
+        }
+        (None, Some(graph)) => Ok(graph.clone()),
+        (None, None) => Err(ImportError::Labels(
+            "the graph does not name its classes (it has no ZipMap or classifier node that lists them): give them, in the order of the classifier's classes, with --labels a,b,c".to_string(),
+        )),
+    }
+}
