@@ -421,17 +421,31 @@ fn run_import(args: ImportArgs) -> ExitCode {
     match import_onnx(&options) {
         Ok(imported) => {
             let m = &imported.manifest;
-            println!("imported {} as {}/{} in {}", options.graph.display(), m.name, imported.version, imported.dir.display());
+            println!(
+                "imported {} as {}/{} in {}",
+                options.graph.display(),
+                m.name,
+                imported.version,
+                imported.dir.display()
+            );
             println!("  classes: {}", m.labels.join(", "));
             for input in m.onnx.iter().flat_map(|b| &b.inputs) {
-                println!("  graph input {} <- {}", input.name, input.features.join(", "));
+                println!(
+                    "  graph input {} <- {}",
+                    input.name,
+                    input.features.join(", ")
+                );
             }
             for feature in &m.features {
                 println!(
                     "  feature {}: {}{}",
                     feature.name,
                     feature.kind.name(),
-                    if feature.nullable { ", nullable (the graph imputes it)" } else { "" }
+                    if feature.nullable {
+                        ", nullable (the graph imputes it)"
+                    } else {
+                        ""
+                    }
                 );
             }
             ExitCode::SUCCESS
@@ -439,7 +453,10 @@ fn run_import(args: ImportArgs) -> ExitCode {
         Err(error) => {
             eprintln!("error: {error}");
             // Only writing the version is a failure the command line cannot fix.
-            let code = if matches!(error, ImportError::Artifact(mlserve::model::ArtifactError::Io { .. })) {
+            let code = if matches!(
+                error,
+                ImportError::Artifact(mlserve::model::ArtifactError::Io { .. })
+            ) {
                 1
             } else {
                 EXIT_USAGE

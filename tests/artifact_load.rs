@@ -38,7 +38,7 @@ fn a_written_model_loads_back_equal() {
     let (version, dir) = trained.save(models.path(), "iris").unwrap();
     assert_eq!(version, 1);
     let artifact = load_version(&dir).unwrap();
-    assert_eq!(artifact.model, trained.model);
+    assert_eq!(artifact.model.native(), Some(&trained.model));
     assert_eq!(artifact.manifest.features, trained.features);
 }
 

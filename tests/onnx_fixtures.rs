@@ -232,10 +232,10 @@ fn every_fixture_imports_and_predicts_through_the_repository_as_scikit_learn_doe
     let expected: Value =
         serde_json::from_slice(&std::fs::read(fixtures().join("expected.json")).unwrap()).unwrap();
     let repo = tempfile::tempdir().unwrap();
-    let names = repo.path().join("..").join(format!(
-        "features-{}.txt",
-        std::process::id()
-    ));
+    let names = repo
+        .path()
+        .join("..")
+        .join(format!("features-{}.txt", std::process::id()));
     let mut comparison = Comparison::default();
     for (name, fixture) in expected["fixtures"].as_object().unwrap() {
         let dataset = &expected["datasets"][fixture["dataset"].as_str().unwrap()];

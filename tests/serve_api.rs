@@ -102,7 +102,12 @@ async fn served_probabilities_equal_the_artifact_on_the_held_out_rows() {
     assert_eq!(predictions.len(), rows.len());
     let mut correct = 0;
     for (prediction, &row) in predictions.iter().zip(&rows) {
-        let expected = artifact.model.predict_proba(&raw_row(&data, row)).unwrap();
+        let expected = artifact
+            .model
+            .native()
+            .unwrap()
+            .predict_proba(&raw_row(&data, row))
+            .unwrap();
         let served = [
             prediction["probabilities"]["malignant"].as_f64().unwrap(),
             prediction["probabilities"]["benign"].as_f64().unwrap(),

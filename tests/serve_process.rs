@@ -1,75 +1,12 @@
 //! The `mlserve` binary as an operator runs it: the embedded default, settings layers, log
 //! output, bad settings, and a graceful stop on SIGTERM.
 
+mod common;
+
+use common::process::{ServerProcess, spawn_server};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A server process that is killed if the test ends early.
-struct ServerProcess {
-    child: Child,
-    addr: String,
-    /// Log lines up to and including "listening".
-    start_up_lines: Vec<String>,
-    log_lines: mpsc::Receiver<String>,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `mlserve ARGS` in `cwd` on a free port and waits for its "listening" log line.
-fn spawn_server(cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
-    #[allow(clippy::zombie_processes)] // reaped by ServerProcess's Drop
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mlserve"))
-        .args(args)
-        .current_dir(cwd)
-        .env("MLSERVE_ADDR", "127.0.0.1:0")
-        .env("MLSERVE_LOG_FORMAT", "json")
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (sender, log_lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // Owned by the guard at once, so a failed start still kills and reaps the process.
-    let mut process = ServerProcess {
-        child,
-        addr: String::new(),
-        start_up_lines: Vec::new(),
-        log_lines,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let line = process
-            .log_lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("a listening line within 20 s");
-        process.start_up_lines.push(line.clone());
-        let Ok(event) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if event["message"] == "listening" {
-            process.addr = event["addr"].as_str().unwrap().to_string();
-            return process;
-        }
-    }
-}
 
 fn wait_ready(addr: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -45,7 +45,12 @@ fn train_and_replay(dataset: BundledDataset, algorithm: &str) -> (f64, MetricsFi
     let test_rows = &metrics.split.test_rows;
     let mut correct = 0;
     for &row in test_rows {
-        let probabilities = artifact.model.predict_proba(&raw_row(&data, row)).unwrap();
+        let probabilities = artifact
+            .model
+            .native()
+            .unwrap()
+            .predict_proba(&raw_row(&data, row))
+            .unwrap();
         let total: f64 = probabilities.iter().sum();
         assert!(
             (total - 1.0).abs() < 1e-9,
@@ -126,7 +131,7 @@ fn artifact_folder_holds_manifest_model_metrics_and_card() {
     let petal = &manifest.features[2];
     assert_eq!(petal.name, "petal_length");
     assert!(petal.min.unwrap() >= 1.0 && petal.max.unwrap() <= 6.9 && petal.min < petal.max);
-    assert_eq!(manifest.training.cv_folds, Some(5));
+    assert_eq!(manifest.training.as_ref().unwrap().cv_folds, Some(5));
 
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
@@ -280,6 +285,8 @@ fn csv_with_integer_boolean_and_categorical_columns_trains_and_predicts() {
     use mlserve::model::FeatureValue::{Category, Number};
     let p = artifact
         .model
+        .native()
+        .unwrap()
         .predict_proba(&[
             Number(3.0),
             Number(30.0),

@@ -3,49 +3,10 @@
 
 mod common;
 
+use common::forms::{open_form, post_form};
 use common::{TestServer, demo_repository, test_settings};
-use reqwest::header::{CONTENT_TYPE, COOKIE, HeaderMap};
+use reqwest::header::{CONTENT_TYPE, COOKIE};
 use reqwest::multipart::{Form, Part};
-
-/// A page's CSRF token and the cookie that goes with it.
-async fn open_form(server: &TestServer, path: &str) -> (String, String) {
-    let response = server.client.get(server.url(path)).send().await.unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
-    let cookie = cookie.split(';').next().unwrap().to_string();
-    let html = response.text().await.unwrap();
-    let token = html
-        .split("name=\"_csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string();
-    assert_eq!(cookie, format!("mlserve_csrf={token}"));
-    (token, cookie)
-}
-
-async fn post_form(
-    server: &TestServer,
-    path: &str,
-    cookie: Option<&str>,
-    fields: &[(&str, &str)],
-) -> (u16, HeaderMap, String) {
-    let mut request = server.client.post(server.url(path)).form(fields);
-    if let Some(cookie) = cookie {
-        request = request.header(COOKIE, cookie);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.text().await.unwrap())
-}
 
 const ROW: [(&str, &str); 4] = [
     ("sepal_length", "6.9"),

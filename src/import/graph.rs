@@ -69,11 +69,7 @@ fn opsets(model: &Message<'_>) -> String {
             ))
         })
         .collect();
-    format!(
-        "ir {}; {}",
-        model.varint(1).unwrap_or(0),
-        sets.join(", ")
-    )
+    format!("ir {}; {}", model.varint(1).unwrap_or(0), sets.join(", "))
 }
 
 /// The labels of a ZipMap node (it maps probabilities to classes), or else of a classifier
@@ -239,20 +235,21 @@ impl Attribute {
                         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
                 ),
                 (8, Value::Varint(v)) => ints.push(*v as i64),
-                (8, Value::Bytes(packed)) => ints.extend(
-                    Message::varints(packed)?
-                        .into_iter()
-                        .map(|v| v as i64),
-                ),
+                (8, Value::Bytes(packed)) => {
+                    ints.extend(Message::varints(packed)?.into_iter().map(|v| v as i64))
+                }
                 _ => {}
             }
         }
         Ok(Attribute {
             name: message.string(1).unwrap_or_default(),
-            float: message.fields.iter().find_map(|f| match (f.number, &f.value) {
-                (2, Value::Fixed32(bits)) => Some(f32::from_bits(*bits)),
-                _ => None,
-            }),
+            float: message
+                .fields
+                .iter()
+                .find_map(|f| match (f.number, &f.value) {
+                    (2, Value::Fixed32(bits)) => Some(f32::from_bits(*bits)),
+                    _ => None,
+                }),
             floats,
             ints,
             strings: message.strings(9),

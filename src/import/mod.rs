@@ -147,9 +147,10 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         },
         training: None,
         imported: Some(ImportProvenance {
-            source: path
-                .file_name()
-                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into()),
+            source: path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            ),
             source_sha256: format!("{:x}", Sha256::digest(&bytes)),
             producer: facts.producer.clone(),
             opsets: facts.opsets.clone(),
@@ -208,7 +209,8 @@ fn feature_names(source: &FeatureNames) -> Result<(Option<Vec<String>>, Sample),
 }
 
 fn read_sample(path: &Path) -> Result<(Vec<String>, Sample), ImportError> {
-    let csv_error = |error: csv::Error| ImportError::Features(format!("{}: {error}", path.display()));
+    let csv_error =
+        |error: csv::Error| ImportError::Features(format!("{}: {error}", path.display()));
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .from_path(path)
@@ -391,7 +393,9 @@ fn default_example(
 ) -> ExampleValue {
     match kind {
         ColumnKind::Integer => ExampleValue::Integer(0),
-        ColumnKind::Number => ExampleValue::Number(imputed.filter(|v| v.is_finite()).unwrap_or(0.0)),
+        ColumnKind::Number => {
+            ExampleValue::Number(imputed.filter(|v| v.is_finite()).unwrap_or(0.0))
+        }
         _ => ExampleValue::Text(
             categories
                 .and_then(|c| c.first().cloned())
@@ -470,9 +474,11 @@ fn set_examples_from_sample(features: &mut [FeatureSchema], sample: &Sample) {
         _ => true,
     };
     let Some(row) = (0..rows).find(|&row| {
-        features
-            .iter()
-            .all(|f| sample.get(&f.name).is_some_and(|cells| fits(f, &cells[row])))
+        features.iter().all(|f| {
+            sample
+                .get(&f.name)
+                .is_some_and(|cells| fits(f, &cells[row]))
+        })
     }) else {
         return;
     };

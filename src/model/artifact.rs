@@ -40,6 +40,16 @@ pub enum Model {
     Onnx(Arc<OnnxRunner>),
 }
 
+impl Model {
+    /// The native model, if this is one.
+    pub fn native(&self) -> Option<&NativeModel> {
+        match self {
+            Model::Native(model) => Some(model),
+            Model::Onnx(_) => None,
+        }
+    }
+}
+
 /// The model file to write into a new version.
 pub enum ModelFile {
     /// A fitted native model, encoded into `model.bin`.

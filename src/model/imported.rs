@@ -65,12 +65,14 @@ impl OnnxRunner {
     /// Loads the graph in `bytes` (the checked contents of `path`) for `manifest`, checks the
     /// binding and scores the example row.
     pub fn load(path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<OnnxRunner, String> {
-        let binding = manifest.onnx.as_ref().ok_or(
-            "the manifest has no [onnx] section naming the features of each graph input",
-        )?;
+        let binding = manifest
+            .onnx
+            .as_ref()
+            .ok_or("the manifest has no [onnx] section naming the features of each graph input")?;
         let settings = settings();
-        let model = OnnxModel::from_bytes(path, bytes, settings.library.as_deref(), settings.sessions)
-            .map_err(|error| error.to_string())?;
+        let model =
+            OnnxModel::from_bytes(path, bytes, settings.library.as_deref(), settings.sessions)
+                .map_err(|error| error.to_string())?;
         let inputs = bind(&manifest.features, binding, model.signature())?;
         let runner = OnnxRunner {
             model,

@@ -13,8 +13,7 @@ pub mod validate;
 
 pub use artifact::{
     Artifact, ArtifactError, ArtifactFiles, Model, ModelFile, NATIVE_MODEL_FILE, ONNX_MODEL_FILE,
-    list_versions, load_version, validate_model_name,
-    write_new_version,
+    list_versions, load_version, validate_model_name, write_new_version,
 };
 pub use manifest::{
     ArtifactInfo, Backend, ExampleValue, FeatureSchema, Histogram, ImportProvenance, Manifest,

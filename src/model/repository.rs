@@ -51,10 +51,7 @@ impl LoadedModel {
     pub fn probabilities(&self, values: &[FeatureValue]) -> Result<Vec<f64>, PredictError> {
         let probabilities = match &self.artifact.model {
             Model::Native(model) => model.predict_proba(values)?,
-            Model::Onnx(runner) => runner
-                .probabilities(&[values])?
-                .pop()
-                .unwrap_or_default(),
+            Model::Onnx(runner) => runner.probabilities(&[values])?.pop().unwrap_or_default(),
         };
         finite(probabilities)
     }

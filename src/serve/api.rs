@@ -7,8 +7,7 @@ use super::problem::Problem;
 use super::record::{Asked, log_predictions};
 use super::rows::{Fields, PredictBody, PredictBodySeed};
 use crate::model::{
-    FeatureValue,
-    Catalog, FieldError, LoadedModel, ModelEntry, PredictError, RawValue, ValidRow,
+    Catalog, FeatureValue, FieldError, LoadedModel, ModelEntry, PredictError, RawValue, ValidRow,
 };
 use crate::train::metrics::argmax;
 use axum::Json;

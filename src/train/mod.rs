@@ -13,8 +13,7 @@ pub use params::{Algorithm, AlgorithmParams, Gamma, HyperParameterFlags, MaxFeat
 use crate::data::{DataError, Dataset, stratified_kfold, stratified_split};
 use crate::model::{
     ArtifactError, ArtifactFiles, ArtifactInfo, Backend, Manifest, MetricsSummary, ModelFile,
-    NativeModel,
-    Provenance, Task, write_new_version,
+    NativeModel, Provenance, Task, write_new_version,
 };
 use preprocess::{fit_preprocessor, transform};
 use serde::{Deserialize, Serialize};

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod forms;
+pub mod process;
 
 use mlserve::config::Settings;
 use mlserve::data::{BundledDataset, load_bundled};

@@ -20,9 +20,7 @@ use super::body::parse_query;
 use super::middleware::{RequestId, tag};
 use super::problem::Problem;
 use crate::data::ColumnKind;
-use crate::model::{
-    Catalog, FeatureSchema, FieldError, LoadedModel, Manifest, RawValue, sample,
-};
+use crate::model::{Catalog, FeatureSchema, FieldError, LoadedModel, Manifest, RawValue, sample};
 use askama::Template;
 use axum::Router;
 use axum::body::Bytes;

@@ -1,0 +1,641 @@
+//! Models exported from scikit-learn as ONNX, imported with `mlserve import` and served like
+//! native ones: the native API, V2 (BYTES tensors for text, NaN for missing values), the web
+//! UI and offline `mlserve predict`, all agreeing with scikit-learn; imports that cannot run
+//! refused; a server without ONNX Runtime keeps serving native models.
+
+mod common;
+
+use common::forms::{open_form, post_form};
+use common::process::spawn_server;
+use common::{TestServer, test_settings, train_into};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
+}
+
+fn expected() -> Value {
+    serde_json::from_slice(&std::fs::read(fixtures().join("expected.json")).unwrap()).unwrap()
+}
+
+fn library() -> PathBuf {
+    let path = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/onnxruntime/libonnxruntime.so.1.32.0")
+        });
+    assert!(
+        path.is_file(),
+        "ONNX Runtime is missing at {}: scripts/test.sh fetches it",
+        path.display()
+    );
+    path
+}
+
+/// Runs `mlserve import ARGS` with the test's ONNX Runtime.
+fn import(repo: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mlserve"))
+        .arg("import")
+        .args(args)
+        .arg("--models")
+        .arg(repo)
+        .env("ORT_DYLIB_PATH", library())
+        .output()
+        .unwrap()
+}
+
+/// The loans rows as a CSV (empty cell for a missing income), with an extra target column.
+fn loans_csv(dir: &Path, loans: &Value) -> PathBuf {
+    let mut text = String::from("age,income,plan,region,approved\n");
+    for (row, label) in loans["rows"].as_array().unwrap().iter().zip(
+        expected()["fixtures"]["loans_column_transformer"]["sklearn_labels"]
+            .as_array()
+            .unwrap(),
+    ) {
+        let income = row["income"]
+            .as_f64()
+            .map_or(String::new(), |v| v.to_string());
+        text.push_str(&format!(
+            "{},{income},{},{},{}\n",
+            row["age"],
+            row["plan"].as_str().unwrap(),
+            row["region"].as_str().unwrap(),
+            label.as_str().unwrap()
+        ));
+    }
+    let path = dir.join("loans.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn probabilities_of(fixture: &Value) -> Vec<Vec<f64>> {
+    fixture["sklearn_probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn assert_close(got: &[f64], want: &[f64], context: &str) {
+    assert_eq!(got.len(), want.len(), "{context}");
+    for (a, b) in got.iter().zip(want) {
+        assert!((a - b).abs() < 1e-5, "{context}: {got:?} vs {want:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
+    let expected = expected();
+    let loans = &expected["datasets"]["loans"];
+    let want = probabilities_of(&expected["fixtures"]["loans_column_transformer"]);
+    let want_labels = expected["fixtures"]["loans_column_transformer"]["sklearn_labels"].clone();
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("models");
+    let csv = loans_csv(work.path(), loans);
+
+    // The default export (ZipMap), with the CSV naming the features and giving their ranges.
+    let output = import(
+        &repo,
+        &[
+            fixtures()
+                .join("loans_column_transformer.onnx")
+                .to_str()
+                .unwrap(),
+            "--name",
+            "loans",
+            "--features-from",
+            csv.to_str().unwrap(),
+            "--labels",
+            "declined,approved",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("imported") && stdout.contains("loans/1"),
+        "{stdout}"
+    );
+    // The zipmap-off export, with the graph's own class names (0 and 1).
+    let output = import(
+        &repo,
+        &[
+            fixtures()
+                .join("loans_column_transformer_nozipmap.onnx")
+                .to_str()
+                .unwrap(),
+            "--name",
+            "loans_raw",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let manifest: Value = toml::from_str::<toml::Value>(
+        &std::fs::read_to_string(repo.join("loans/1/model.toml")).unwrap(),
+    )
+    .map(|v| serde_json::to_value(v).unwrap())
+    .unwrap();
+    assert_eq!(manifest["backend"], "onnx");
+    assert_eq!(manifest["artifact"]["file"], "model.onnx");
+    assert_eq!(manifest["imported"]["producer"], "skl2onnx 1.20.0");
+    let features = manifest["features"].as_array().unwrap();
+    let by_name = |name: &str| features.iter().find(|f| f["name"] == name).unwrap().clone();
+    // The graph's Imputer fills both numeric columns, so both take null; text stays strict.
+    assert_eq!(by_name("income")["nullable"], true);
+    assert_eq!(by_name("age")["nullable"], true);
+    assert_eq!(by_name("plan")["nullable"], false);
+    assert_eq!(by_name("plan")["type"], "categorical");
+    assert_eq!(
+        by_name("plan")["categories"],
+        json!(["basic", "plus", "pro"])
+    );
+    assert_eq!(
+        by_name("region")["categories"],
+        json!(["east", "north", "south", "west"])
+    );
+    // Ranges and the example come from the CSV's rows; its target column is left out.
+    let ages: Vec<f64> = loans["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["age"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        by_name("age")["min"].as_f64(),
+        ages.iter().copied().reduce(f64::min)
+    );
+    assert_eq!(
+        by_name("age")["max"].as_f64(),
+        ages.iter().copied().reduce(f64::max)
+    );
+    assert!(
+        by_name("income")["baseline"]["edges"]
+            .as_array()
+            .is_some_and(|e| e.len() > 3)
+    );
+    assert_eq!(features.len(), 4);
+    assert_eq!(
+        manifest["onnx"]["inputs"][2],
+        json!({"name": "plan", "features": ["plan"]})
+    );
+
+    let server = TestServer::start(test_settings(&repo)).await;
+
+    // The native API, one batch with the missing incomes as null.
+    let instances: Vec<Value> = loans["rows"].as_array().unwrap().clone();
+    assert!(
+        instances.iter().any(|r| r["income"].is_null()),
+        "the rows include missing incomes"
+    );
+    for (model, labels) in [
+        ("loans", ["declined", "approved"]),
+        ("loans_raw", ["0", "1"]),
+    ] {
+        let (status, _, body) = server
+            .post_json(
+                &format!("/api/models/{model}/predict"),
+                &json!({"instances": instances}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        for (row, prediction) in body["predictions"].as_array().unwrap().iter().enumerate() {
+            let got: Vec<f64> = labels
+                .iter()
+                .map(|l| prediction["probabilities"][l].as_f64().unwrap())
+                .collect();
+            assert_close(&got, &want[row], &format!("{model} row {row}"));
+            let sklearn = want_labels[row].as_str().unwrap();
+            let index = ["declined", "approved"]
+                .iter()
+                .position(|l| *l == sklearn)
+                .unwrap();
+            assert_eq!(prediction["label"], labels[index], "{model} row {row}");
+        }
+    }
+
+    // Strictness: an unknown category, a null category, a missing field.
+    for (bad, field) in [
+        (
+            json!({"age": 40, "income": 50000, "plan": "gold", "region": "east"}),
+            "plan",
+        ),
+        (
+            json!({"age": 40, "income": 50000, "plan": null, "region": "east"}),
+            "plan",
+        ),
+        (json!({"age": 40, "income": 50000, "plan": "pro"}), "region"),
+    ] {
+        let (status, _, body) = server.post_json("/api/models/loans/predict", &bad).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+    }
+
+    // V2: one tensor per column, BYTES for text.
+    let rows: Vec<&Value> = instances
+        .iter()
+        .filter(|r| !r["income"].is_null())
+        .collect();
+    let column = |name: &str| -> Vec<Value> { rows.iter().map(|r| r[name].clone()).collect() };
+    let n = rows.len();
+    let body = json!({
+        "id": "loans-1",
+        "inputs": [
+            {"name": "age", "shape": [n, 1], "datatype": "FP32", "data": column("age")},
+            {"name": "income", "shape": [n], "datatype": "FP64", "data": column("income")},
+            {"name": "plan", "shape": [n, 1], "datatype": "BYTES", "data": column("plan")},
+            {"name": "region", "shape": [n], "datatype": "BYTES", "data": column("region")},
+        ]
+    });
+    let (status, _, answer) = server.post_json("/v2/models/loans/infer", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["id"], "loans-1");
+    let probabilities = answer["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "probabilities")
+        .unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .collect::<Vec<_>>();
+    let indices: Vec<usize> = instances
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r["income"].is_null())
+        .map(|(i, _)| i)
+        .collect();
+    for (k, &row) in indices.iter().enumerate() {
+        // FP32 on the wire rounds the ages; they are whole numbers, so nothing is lost.
+        assert_close(
+            &probabilities[2 * k..2 * k + 2],
+            &want[row],
+            &format!("V2 row {row}"),
+        );
+    }
+    let (status, _, metadata) = server.get("/v2/models/loans").await;
+    assert_eq!(status, 200);
+    assert_eq!(metadata["platform"], "onnxruntime_onnx");
+    assert_eq!(
+        metadata["inputs"][2],
+        json!({"name": "plan", "datatype": "BYTES", "shape": [-1]})
+    );
+
+    // The web UI: the form offers the categories and accepts an empty (missing) income.
+    let (token, cookie) = open_form(&server, "/ui/models/loans").await;
+    let page = server
+        .client
+        .get(server.url("/ui/models/loans"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<select") && page.contains(">pro<"),
+        "the plan list"
+    );
+    let missing_row = instances
+        .iter()
+        .position(|r| r["income"].is_null())
+        .unwrap();
+    let row = &instances[missing_row];
+    let age = row["age"].to_string();
+    let (status, _, html) = post_form(
+        &server,
+        "/ui/models/loans",
+        Some(&cookie),
+        &[
+            ("_csrf", &token),
+            ("age", &age),
+            ("income", ""),
+            ("plan", row["plan"].as_str().unwrap()),
+            ("region", row["region"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    let sklearn = want_labels[missing_row].as_str().unwrap();
+    assert!(
+        html.contains(&format!("<strong id=\"predicted-label\">{sklearn}</strong>")),
+        "{sklearn} is the predicted label"
+    );
+    // The model card shows the import.
+    let card = server
+        .client
+        .get(server.url("/ui/models/loans/card"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(card.status(), 200);
+    let card = card.text().await.unwrap();
+    assert!(card.contains("skl2onnx 1.20.0") && card.contains("loans_column_transformer.onnx"));
+    drop(server);
+
+    // Offline: mlserve predict streams the CSV (empty incomes are missing) through the graph.
+    let predicted = work.path().join("predicted.csv");
+    let output = Command::new(env!("CARGO_BIN_EXE_mlserve"))
+        .args(["predict", "--model", "loans", "--input"])
+        .arg(&csv)
+        .arg("--output")
+        .arg(&predicted)
+        .arg("--models")
+        .arg(&repo)
+        .env("ORT_DYLIB_PATH", library())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut reader = csv::Reader::from_path(&predicted).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let label_column = header.iter().position(|h| h == "label").unwrap();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), want.len());
+    for (row, record) in records.iter().enumerate() {
+        assert_eq!(
+            &record[label_column],
+            want_labels[row].as_str().unwrap(),
+            "CSV row {row}"
+        );
+        let got: Vec<f64> = (1..=2)
+            .map(|k| record[label_column + k].parse().unwrap())
+            .collect();
+        assert_close(&got, &want[row], &format!("CSV row {row}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_triton_client_sends_text_and_missing_values() {
+    let python = std::env::var("MLSERVE_TEST_PYTHON")
+        .expect("MLSERVE_TEST_PYTHON names a Python with tritonclient; scripts/test.sh sets it up");
+    let expected = expected();
+    let loans = &expected["datasets"]["loans"];
+    let want = probabilities_of(&expected["fixtures"]["loans_column_transformer"]);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("models");
+    let output = import(
+        &repo,
+        &[
+            fixtures()
+                .join("loans_column_transformer.onnx")
+                .to_str()
+                .unwrap(),
+            "--name",
+            "loans",
+            "--labels",
+            "declined,approved",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = work.path().join("rows.json");
+    std::fs::write(&rows, serde_json::to_vec(&loans["rows"]).unwrap()).unwrap();
+    let server = TestServer::start(test_settings(&repo)).await;
+    let addr = server.server.addr.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(&python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/triton_loans.py"
+            ))
+            .arg(&addr)
+            .arg(&rows)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "the Triton client failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for case in ["binary", "json_without_missing"] {
+        let answer = seen[case].as_array().unwrap();
+        assert!(!answer.is_empty(), "{case}");
+        for item in answer {
+            let row = item["row"].as_u64().unwrap() as usize;
+            let got: Vec<f64> = item["probabilities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_f64().unwrap())
+                .collect();
+            assert_close(&got, &want[row], &format!("{case} row {row}"));
+        }
+    }
+    assert_eq!(
+        seen["binary"].as_array().unwrap().len(),
+        want.len(),
+        "every row, NaN incomes included"
+    );
+    assert_eq!(seen["unknown_category"]["status"], "400", "{seen}");
+}
+
+#[test]
+fn imports_that_cannot_run_are_refused_and_write_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("models");
+    let garbage = work.path().join("garbage.onnx");
+    std::fs::write(&garbage, b"this is not a graph").unwrap();
+    let truncated = work.path().join("truncated.onnx");
+    let whole = std::fs::read(fixtures().join("iris_logistic_regression.onnx")).unwrap();
+    std::fs::write(&truncated, &whole[..whole.len() / 2]).unwrap();
+    let names = work.path().join("names.txt");
+    std::fs::write(
+        &names,
+        "sepal_length\nsepal_width\npetal_length\npetal_width\n",
+    )
+    .unwrap();
+    let three_names = work.path().join("three.txt");
+    std::fs::write(&three_names, "a\nb\nc\n").unwrap();
+    let iris = fixtures().join("iris_logistic_regression.onnx");
+    let knn = fixtures().join("iris_knn_nozipmap.onnx");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![garbage.to_str().unwrap(), "--name", "g"],
+            "not an ONNX model",
+        ),
+        (
+            vec![truncated.to_str().unwrap(), "--name", "t"],
+            "truncated",
+        ),
+        (
+            vec!["/nonexistent/model.onnx", "--name", "n"],
+            "No such file",
+        ),
+        (
+            vec![iris.to_str().unwrap(), "--name", "iris"],
+            "--features FILE or --features-from CSV",
+        ),
+        (
+            vec![
+                iris.to_str().unwrap(),
+                "--name",
+                "iris",
+                "--features",
+                three_names.to_str().unwrap(),
+            ],
+            "takes 4 columns",
+        ),
+        (
+            vec![
+                iris.to_str().unwrap(),
+                "--name",
+                "iris",
+                "--features",
+                names.to_str().unwrap(),
+                "--labels",
+                "a,b",
+            ],
+            "--labels names 2 classes, but the graph has 3",
+        ),
+        (
+            vec![
+                knn.to_str().unwrap(),
+                "--name",
+                "knn",
+                "--features",
+                names.to_str().unwrap(),
+            ],
+            "--labels a,b,c",
+        ),
+        (
+            vec![
+                iris.to_str().unwrap(),
+                "--name",
+                "../up",
+                "--features",
+                names.to_str().unwrap(),
+            ],
+            "invalid model name",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = import(&repo, &args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    let written: Vec<_> = std::fs::read_dir(&repo)
+        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(written.is_empty(), "nothing written: {written:?}");
+    // The same graph with names and labels imports.
+    let output = import(
+        &repo,
+        &[
+            iris.to_str().unwrap(),
+            "--name",
+            "iris",
+            "--features",
+            names.to_str().unwrap(),
+            "--labels",
+            "setosa,versicolor,virginica",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(repo.join("iris/1/model.onnx").is_file());
+}
+
+#[test]
+fn without_onnx_runtime_onnx_models_fail_with_the_reason_and_native_ones_serve() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("models");
+    let output = import(
+        &repo,
+        &[
+            fixtures()
+                .join("loans_column_transformer.onnx")
+                .to_str()
+                .unwrap(),
+            "--name",
+            "loans",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    train_into(
+        &repo,
+        mlserve::data::BundledDataset::Iris,
+        mlserve::train::Algorithm::LogisticRegression,
+        "iris",
+        1,
+    );
+    let repo_arg = repo.to_str().unwrap().to_string();
+    // No library anywhere: the setting names a missing file, ORT_DYLIB_PATH is unset, and the
+    // working folder has no target/onnxruntime.
+    let mut process = spawn_server(
+        work.path(),
+        &["serve", "--models", &repo_arg, "--prediction-log", "false"],
+        &[
+            ("MLSERVE_ONNXRUNTIME", "/nonexistent/libonnxruntime.so"),
+            ("ORT_DYLIB_PATH", ""),
+        ],
+    );
+    let addr = process.addr.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let url = |path: &str| format!("http://{addr}{path}");
+        assert!(
+            common::eventually(std::time::Duration::from_secs(10), async || {
+                client.get(url("/health/ready")).send().await.is_ok_and(|r| r.status() == 200)
+            })
+            .await
+        );
+        let response = client.get(url("/api/models/loans")).send().await.unwrap();
+        assert_eq!(response.status(), 503);
+        let problem: Value = response.json().await.unwrap();
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("ONNX Runtime is not available") && detail.contains("/nonexistent/libonnxruntime.so"), "{detail}");
+        let response = client
+            .post(url("/api/models/iris/predict"))
+            .json(&json!({"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let response = client.get(url("/v2/models/loans/ready")).send().await.unwrap();
+        assert_eq!(response.status(), 400, "V2 says not ready");
+        let index = client.get(url("/")).header("accept", "text/html").send().await.unwrap().text().await.unwrap();
+        assert!(index.contains("failed"), "the model list shows the failure");
+    });
+    let _ = process.child.kill();
+}
