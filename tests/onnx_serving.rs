@@ -198,6 +198,38 @@ async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
 
     let server = TestServer::start(test_settings(&repo)).await;
 
+    // The OpenAPI document describes the imported model's schema, nulls where the graph imputes.
+    let document = server
+        .client
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let parsed: Value = serde_json::from_str(&document).unwrap();
+    let loans_features = &parsed["components"]["schemas"]["loans.Features"]["properties"];
+    assert_eq!(loans_features["income"]["type"], json!(["number", "null"]));
+    assert_eq!(
+        loans_features["plan"]["enum"],
+        json!(["basic", "plus", "pro"])
+    );
+    let python = std::env::var("MLSERVE_TEST_PYTHON")
+        .expect("MLSERVE_TEST_PYTHON names a Python with openapi-spec-validator; scripts/test.sh sets it up");
+    let file = work.path().join("openapi.json");
+    std::fs::write(&file, &document).unwrap();
+    let output = Command::new(&python)
+        .args(["-m", "openapi_spec_validator", "--schema", "3.1"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+
     // The native API, one batch with the missing incomes as null.
     let instances: Vec<Value> = loans["rows"].as_array().unwrap().clone();
     assert!(
@@ -336,7 +368,9 @@ async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
     assert_eq!(status, 200, "{html}");
     let sklearn = want_labels[missing_row].as_str().unwrap();
     assert!(
-        html.contains(&format!("<strong id=\"predicted-label\">{sklearn}</strong>")),
+        html.contains(&format!(
+            "<strong id=\"predicted-label\">{sklearn}</strong>"
+        )),
         "{sklearn} is the predicted label"
     );
     // The model card shows the import.

@@ -1,6 +1,7 @@
 //! Offline batch prediction: a CSV file in, a CSV file out, streamed row by row so memory
 //! stays flat whatever the file size. Every row goes through the same validator as the API.
 
+use super::native::FeatureValue;
 use super::repository::LoadedModel;
 use super::validate::{FieldError, RawValue, UnknownFields};
 use crate::train::metrics::argmax;
@@ -264,6 +265,94 @@ fn staging_path(output: &Path) -> PathBuf {
     output.with_file_name(format!(".{name}.{}.partial", std::process::id()))
 }
 
+/// Rows scored together: one call of an ONNX graph for many rows is far cheaper than one per
+/// row; the native model scores row by row either way.
+const SCORING_CHUNK: usize = 256;
+
+/// A validated row waiting for its chunk to be scored.
+struct PendingRow {
+    line: u64,
+    record: csv::StringRecord,
+    values: Vec<FeatureValue>,
+}
+
+/// Where predicted rows go: the CSV writer, the observer and the counts.
+struct PredictionSink<'a, W: Write, O: BatchObserver> {
+    writer: csv::Writer<W>,
+    labels: &'a [String],
+    number: String,
+    observer: &'a mut O,
+    summary: BatchSummary,
+    input: &'a Path,
+    fail_fast: bool,
+}
+
+impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
+    fn skip(&mut self, bad: BadRow) -> Result<(), BatchError> {
+        skip_row(
+            bad,
+            self.fail_fast,
+            self.input,
+            self.observer,
+            &mut self.summary,
+        )
+    }
+
+    /// Scores the pending rows and writes them, in input order.
+    fn flush(
+        &mut self,
+        model: &LoadedModel,
+        pending: &mut Vec<PendingRow>,
+    ) -> Result<(), BatchError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let scored = {
+            let views: Vec<&[FeatureValue]> = pending.iter().map(|p| p.values.as_slice()).collect();
+            model
+                .probabilities_of_rows(&views)
+                .map_err(|error| BatchError::Write(std::io::Error::other(error)))?
+        };
+        for (row, probabilities) in pending.drain(..).zip(scored) {
+            match probabilities {
+                Ok(probabilities) => self.write(&row, &probabilities)?,
+                Err(error @ super::repository::PredictError::Unscorable) => {
+                    let errors = vec![FieldError {
+                        field: "row".to_string(),
+                        message: error.to_string(),
+                    }];
+                    self.skip(BadRow {
+                        line: row.line,
+                        errors,
+                    })?;
+                }
+                Err(error) => return Err(BatchError::Write(std::io::Error::other(error))),
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, row: &PendingRow, probabilities: &[f64]) -> Result<(), BatchError> {
+        let csv_write = |error: csv::Error| BatchError::Write(std::io::Error::other(error));
+        for cell in row.record.iter() {
+            self.writer.write_field(cell).map_err(csv_write)?;
+        }
+        self.writer
+            .write_field(&self.labels[argmax(probabilities)])
+            .map_err(csv_write)?;
+        for p in probabilities {
+            self.number.clear();
+            use std::fmt::Write as _;
+            let _ = write!(self.number, "{p}");
+            self.writer.write_field(&self.number).map_err(csv_write)?;
+        }
+        self.writer.write_record(None::<&[u8]>).map_err(csv_write)?;
+        self.observer.predicted(&row.values, probabilities);
+        self.summary.predicted += 1;
+        Ok(())
+    }
+}
+
 fn write_predictions<R: std::io::Read, W: Write>(
     model: &LoadedModel,
     reader: &mut csv::Reader<R>,
@@ -273,18 +362,26 @@ fn write_predictions<R: std::io::Read, W: Write>(
     fail_fast: bool,
     observer: &mut impl BatchObserver,
 ) -> Result<(BatchSummary, W), BatchError> {
-    let write_error = BatchError::Write;
     let mut writer = csv::Writer::from_writer(output);
     let labels = &model.artifact.manifest.labels;
     let mut out_header: Vec<String> = header.to_vec();
     out_header.push("label".to_string());
     out_header.extend(labels.iter().map(|l| format!("probability_{l}")));
-    let csv_write = |error: csv::Error| write_error(std::io::Error::other(error));
-    writer.write_record(&out_header).map_err(csv_write)?;
-    let mut summary = BatchSummary::default();
+    writer
+        .write_record(&out_header)
+        .map_err(|error| BatchError::Write(std::io::Error::other(error)))?;
+    let mut sink = PredictionSink {
+        writer,
+        labels,
+        number: String::new(),
+        observer,
+        summary: BatchSummary::default(),
+        input,
+        fail_fast,
+    };
+    let mut pending: Vec<PendingRow> = Vec::with_capacity(SCORING_CHUNK);
     let mut bytes = csv::ByteRecord::new();
     let mut errors = Vec::new();
-    let mut number = String::new();
     loop {
         let more = reader
             .read_byte_record(&mut bytes)
@@ -305,13 +402,9 @@ fn write_predictions<R: std::io::Read, W: Write>(
                     field: "row".to_string(),
                     message: problem,
                 }];
-                skip_row(
-                    BadRow { line, errors },
-                    fail_fast,
-                    input,
-                    observer,
-                    &mut summary,
-                )?;
+                // Rows are reported in input order: the chunk before this row goes first.
+                sink.flush(model, &mut pending)?;
+                sink.skip(BadRow { line, errors })?;
                 continue;
             }
         };
@@ -331,45 +424,24 @@ fn write_predictions<R: std::io::Read, W: Write>(
                 line,
                 errors: errors.clone(),
             };
-            skip_row(bad, fail_fast, input, observer, &mut summary)?;
+            sink.flush(model, &mut pending)?;
+            sink.skip(bad)?;
             continue;
         };
-        let probabilities = match model.probabilities(&row.values) {
-            Ok(probabilities) => probabilities,
-            Err(error @ super::repository::PredictError::Unscorable) => {
-                let errors = vec![FieldError {
-                    field: "row".to_string(),
-                    message: error.to_string(),
-                }];
-                skip_row(
-                    BadRow { line, errors },
-                    fail_fast,
-                    input,
-                    observer,
-                    &mut summary,
-                )?;
-                continue;
-            }
-            Err(error) => return Err(write_error(std::io::Error::other(error))),
-        };
-        for cell in record.iter() {
-            writer.write_field(cell).map_err(csv_write)?;
+        pending.push(PendingRow {
+            line,
+            record,
+            values: row.values,
+        });
+        if pending.len() == SCORING_CHUNK {
+            sink.flush(model, &mut pending)?;
         }
-        writer
-            .write_field(&labels[argmax(&probabilities)])
-            .map_err(csv_write)?;
-        for p in &probabilities {
-            number.clear();
-            use std::fmt::Write as _;
-            let _ = write!(number, "{p}");
-            writer.write_field(&number).map_err(csv_write)?;
-        }
-        writer.write_record(None::<&[u8]>).map_err(csv_write)?;
-        observer.predicted(&row.values, &probabilities);
-        summary.predicted += 1;
-        bytes = record.into_byte_record();
     }
-    let mut inner = writer
+    sink.flush(model, &mut pending)?;
+    let summary = sink.summary;
+    let write_error = BatchError::Write;
+    let mut inner = sink
+        .writer
         .into_inner()
         .map_err(|e| write_error(std::io::Error::other(e.to_string())))?;
     inner.flush().map_err(write_error)?;
