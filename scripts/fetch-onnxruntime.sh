@@ -24,4 +24,7 @@ with zipfile.ZipFile(wheel) as archive:
         target.write(source.read())
 PY
 fi
-echo "$PWD/$library"
+case "$library" in
+  /*) echo "$library" ;;
+  *) echo "$PWD/$library" ;;
+esac

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests and end-to-end tests against real servers on 127.0.0.1.
 # This is the README's test command; .ci/run calls it. It installs the test-only tools it needs,
-# once: Chromium and chromedriver for the web UI tests (Debian packages, when missing), a
-# Python venv with the OpenAPI validator and axe-core (npm) for accessibility checks, under target/,
-# ONNX Runtime's library (scripts/fetch-onnxruntime.sh), and a PostgreSQL server on 127.0.0.1
-# (scripts/test-postgres.sh).
+# once: Chromium and chromedriver for the web UI tests and nginx for the scale-out test (Debian
+# packages, when missing), a Python venv with the OpenAPI validator and the Triton client and
+# axe-core (npm) for accessibility checks, under target/, ONNX Runtime's library
+# (scripts/fetch-onnxruntime.sh), and a PostgreSQL server on 127.0.0.1 (scripts/test-postgres.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,16 @@ if ! command -v chromedriver >/dev/null 2>&1 && [ -z "${MLSERVE_CHROMEDRIVER:-}"
   fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "== installing nginx (Debian package) for the scale-out test"
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+    echo "error: the scale-out test needs nginx: apt-get install nginx" >&2
+    exit 1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx >/dev/null
 fi
 
 venv=target/test-venv
