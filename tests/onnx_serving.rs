@@ -47,6 +47,20 @@ fn import(repo: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Imports a fixture graph as `name` and returns what the command printed; the import must work.
+fn import_fixture(repo: &Path, fixture: &str, name: &str, extra: &[&str]) -> String {
+    let graph = fixtures().join(fixture);
+    let mut args = vec![graph.to_str().unwrap(), "--name", name];
+    args.extend_from_slice(extra);
+    let output = import(repo, &args);
+    assert!(
+        output.status.success(),
+        "{fixture}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// The loans rows as a CSV (empty cell for a missing income), with an extra target column.
 fn loans_csv(dir: &Path, loans: &Value) -> PathBuf {
     let mut text = String::from("age,income,plan,region,approved\n");
@@ -104,47 +118,27 @@ async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
     let csv = loans_csv(work.path(), loans);
 
     // The default export (ZipMap), with the CSV naming the features and giving their ranges.
-    let output = import(
+    let stdout = import_fixture(
         &repo,
+        "loans_column_transformer.onnx",
+        "loans",
         &[
-            fixtures()
-                .join("loans_column_transformer.onnx")
-                .to_str()
-                .unwrap(),
-            "--name",
-            "loans",
             "--features-from",
             csv.to_str().unwrap(),
             "--labels",
             "declined,approved",
         ],
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert!(
         stdout.contains("imported") && stdout.contains("loans/1"),
         "{stdout}"
     );
     // The zipmap-off export, with the graph's own class names (0 and 1).
-    let output = import(
+    import_fixture(
         &repo,
-        &[
-            fixtures()
-                .join("loans_column_transformer_nozipmap.onnx")
-                .to_str()
-                .unwrap(),
-            "--name",
-            "loans_raw",
-        ],
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        "loans_column_transformer_nozipmap.onnx",
+        "loans_raw",
+        &[],
     );
 
     let manifest: Value = toml::from_str::<toml::Value>(
@@ -199,15 +193,7 @@ async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
     let server = TestServer::start(test_settings(&repo)).await;
 
     // The OpenAPI document describes the imported model's schema, nulls where the graph imputes.
-    let document = server
-        .client
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, document) = server.text("/openapi.json").await;
     let parsed: Value = serde_json::from_str(&document).unwrap();
     let loans_features = &parsed["components"]["schemas"]["loans.Features"]["properties"];
     assert_eq!(loans_features["income"]["type"], json!(["number", "null"]));
@@ -333,15 +319,7 @@ async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
 
     // The web UI: the form offers the categories and accepts an empty (missing) income.
     let (token, cookie) = open_form(&server, "/ui/models/loans").await;
-    let page = server
-        .client
-        .get(server.url("/ui/models/loans"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = server.text("/ui/models/loans").await;
     assert!(
         page.contains("<select") && page.contains(">pro<"),
         "the plan list"
@@ -374,14 +352,8 @@ async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
         "{sklearn} is the predicted label"
     );
     // The model card shows the import.
-    let card = server
-        .client
-        .get(server.url("/ui/models/loans/card"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(card.status(), 200);
-    let card = card.text().await.unwrap();
+    let (status, card) = server.text("/ui/models/loans/card").await;
+    assert_eq!(status, 200);
     assert!(card.contains("skl2onnx 1.20.0") && card.contains("loans_column_transformer.onnx"));
     drop(server);
 
@@ -429,23 +401,11 @@ async fn the_official_triton_client_sends_text_and_missing_values() {
     let want = probabilities_of(&expected["fixtures"]["loans_column_transformer"]);
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("models");
-    let output = import(
+    import_fixture(
         &repo,
-        &[
-            fixtures()
-                .join("loans_column_transformer.onnx")
-                .to_str()
-                .unwrap(),
-            "--name",
-            "loans",
-            "--labels",
-            "declined,approved",
-        ],
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        "loans_column_transformer.onnx",
+        "loans",
+        &["--labels", "declined,approved"],
     );
     let rows = work.path().join("rows.json");
     std::fs::write(&rows, serde_json::to_vec(&loans["rows"]).unwrap()).unwrap();
@@ -582,22 +542,16 @@ fn imports_that_cannot_run_are_refused_and_write_nothing() {
         .unwrap_or_default();
     assert!(written.is_empty(), "nothing written: {written:?}");
     // The same graph with names and labels imports.
-    let output = import(
+    import_fixture(
         &repo,
+        "iris_logistic_regression.onnx",
+        "iris",
         &[
-            iris.to_str().unwrap(),
-            "--name",
-            "iris",
             "--features",
             names.to_str().unwrap(),
             "--labels",
             "setosa,versicolor,virginica",
         ],
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
     );
     assert!(repo.join("iris/1/model.onnx").is_file());
 }
@@ -606,22 +560,7 @@ fn imports_that_cannot_run_are_refused_and_write_nothing() {
 fn without_onnx_runtime_onnx_models_fail_with_the_reason_and_native_ones_serve() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("models");
-    let output = import(
-        &repo,
-        &[
-            fixtures()
-                .join("loans_column_transformer.onnx")
-                .to_str()
-                .unwrap(),
-            "--name",
-            "loans",
-        ],
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    import_fixture(&repo, "loans_column_transformer.onnx", "loans", &[]);
     train_into(
         &repo,
         mlserve::data::BundledDataset::Iris,

@@ -139,6 +139,13 @@ impl TestServer {
         split(response).await
     }
 
+    /// GETs a path; returns status and the body as text (a page, a document).
+    pub async fn text(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
     /// GETs a path; returns status, headers and the JSON answer (Null if not JSON).
     pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
         let response = self.client.get(self.url(path)).send().await.unwrap();
