@@ -52,6 +52,9 @@ enum Command {
     /// Manage API keys and HTTP Basic users (kept as argon2id hashes in the keys file).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Ask a running server whether it is ready: exit code 0 when GET /health/ready answers 200,
+    /// 1 otherwise (a container HEALTHCHECK without curl or a shell).
+    Healthcheck(HealthcheckArgs),
 }
 
 /// The keys file flag.
@@ -147,6 +150,19 @@ struct PredictArgs {
 }
 
 #[derive(clap::Args)]
+struct HealthcheckArgs {
+    /// The server's address (0.0.0.0 or :: is asked on loopback)
+    #[arg(long, env = "MLSERVE_ADDR", default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// The path to ask
+    #[arg(long, default_value = "/health/ready")]
+    path: String,
+    /// Seconds to wait for the answer
+    #[arg(long, default_value_t = 3.0)]
+    timeout_secs: f64,
+}
+
+#[derive(clap::Args)]
 struct ImportArgs {
     /// The ONNX file
     #[arg(value_name = "MODEL.onnx")]
@@ -225,6 +241,7 @@ fn main() -> ExitCode {
         Some(Command::Config(args)) => print_config(&args.settings),
         Some(Command::Predict(args)) => run_predict(&args),
         Some(Command::Import(args)) => run_import(args),
+        Some(Command::Healthcheck(args)) => run_healthcheck(&args),
         Some(Command::Keys(command)) => run_keys(command),
         None => run_serve(SettingsFlags {
             demo_models: cli.settings.demo_models.or(Some(true)),
@@ -396,6 +413,22 @@ fn run_serve(flags: SettingsFlags) -> ExitCode {
         Err(error) => {
             tracing::error!(%error, "server failed");
             eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_healthcheck(args: &HealthcheckArgs) -> ExitCode {
+    let timeout = std::time::Duration::try_from_secs_f64(args.timeout_secs)
+        .unwrap_or(std::time::Duration::from_secs(3));
+    match mlserve::serve::health::probe(args.addr, &args.path, timeout) {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("{}{}: {status}", args.addr, args.path);
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("{}{}: {error}", args.addr, args.path);
             ExitCode::FAILURE
         }
     }

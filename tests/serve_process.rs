@@ -102,6 +102,43 @@ fn without_a_command_it_trains_the_demo_models_serves_them_and_logs_each_request
     assert!(access["latency_ms"].as_f64().is_some());
 }
 
+/// `mlserve healthcheck ARGS`: its exit code and what it printed.
+fn healthcheck(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_mlserve"))
+        .arg("healthcheck")
+        .args(args)
+        .env_remove("MLSERVE_ADDR")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_healthcheck_command_follows_readiness() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut server = spawn_server(cwd.path(), &["--watch", "false"], &[]);
+    wait_ready(&server.addr);
+    assert_eq!(healthcheck(&["--addr", &server.addr]).0, Some(0));
+    // A server listening on every address is asked on loopback, as in a container.
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
+    assert_eq!(
+        healthcheck(&["--addr", &format!("0.0.0.0:{port}")]).0,
+        Some(0)
+    );
+    // Any answer but 200 is unhealthy, and says what it got.
+    let (code, said) = healthcheck(&["--addr", &server.addr, "--path", "/nope"]);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("404"), "{said}");
+    assert_eq!(terminate(&mut server).code(), Some(0));
+    // Nothing listening: unhealthy, with the reason.
+    let (code, said) = healthcheck(&["--addr", &server.addr, "--timeout-secs", "1"]);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("refused"), "{said}");
+}
+
 #[test]
 fn sigterm_finishes_in_flight_requests_and_exits_0() {
     let cwd = tempfile::tempdir().unwrap();
