@@ -568,3 +568,39 @@ fn keys_are_managed_from_the_command_line() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("holds no key and no user"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoked_and_added_keys_apply_without_a_restart() {
+    let keys = make_keys();
+    let (server, _repo) = auth_server(&keys, |_| {}).await;
+    let status = async |key: &str| {
+        send(
+            &server,
+            &Method::GET,
+            "/api/models",
+            &None,
+            Who::Bearer(key),
+        )
+        .await
+        .status()
+    };
+    assert_eq!(status(&keys.predict).await, 200);
+    assert_eq!(status(&keys.admin).await, 200);
+    // `mlserve keys revoke` and `keys create` rewrite the file while the server runs.
+    let mut file = KeysFile::load(&keys.path).unwrap();
+    assert!(file.revoke("ci"));
+    let added = file.create_key("new", Role::Predict).unwrap();
+    file.save(&keys.path).unwrap();
+    let limit = std::time::Duration::from_secs(10);
+    assert!(
+        common::eventually(limit, async || status(&keys.predict).await == 401).await,
+        "the revoked key is refused"
+    );
+    assert_eq!(status(&added).await, 200, "the new key works");
+    assert_eq!(status(&keys.admin).await, 200, "the other keys still work");
+    // A broken file leaves the keys in force.
+    std::fs::write(&keys.path, "keys = [[[").unwrap();
+    tokio::time::sleep(mlserve::serve::auth::KEYS_CHECK_INTERVAL * 2).await;
+    assert_eq!(status(&added).await, 200);
+    assert_eq!(status(&keys.predict).await, 401);
+}

@@ -237,7 +237,8 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
     _watcher: Option<watch::RepositoryWatcher>,
     log: Option<Arc<crate::store::PredictionLog>>,
-    refresher: Option<tokio::task::JoinHandle<()>>,
+    /// Tasks that live as long as the server: gauge refreshes, the keys file watch.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -250,8 +251,8 @@ impl RunningServer {
             Ok(result) => result,
             Err(error) => Err(ServeError::Io(std::io::Error::other(error))),
         };
-        if let Some(refresher) = self.refresher.take() {
-            refresher.abort();
+        for task in self.background.drain(..) {
+            task.abort();
         }
         // Every answered request has queued its records by now; write them before exiting.
         if let Some(log) = self.log.take() {
@@ -263,8 +264,8 @@ impl RunningServer {
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
-        if let Some(refresher) = self.refresher.take() {
-            refresher.abort();
+        for task in self.background.drain(..) {
+            task.abort();
         }
         if let Some(sender) = self.shutdown.take() {
             let _ = sender.send(());
@@ -315,26 +316,31 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
             return Err(ServeError::NoKeys(settings.keys_file.display().to_string()));
         }
         tracing::info!(keys = keys.keys.len(), users = keys.users.len(), file = %settings.keys_file.display(), "auth on");
-        Some(Arc::new(auth::AuthState {
-            authenticator: auth::Authenticator::new(&keys),
-            metrics_auth: settings.metrics_auth,
-            rate_limiter: (settings.rate_limit_per_sec > 0.0).then(|| {
-                auth::RateLimiter::new(
-                    settings.rate_limit_per_sec,
-                    f64::from(settings.rate_limit_burst),
-                )
-            }),
-        }))
+        let rate_limiter = (settings.rate_limit_per_sec > 0.0).then(|| {
+            auth::RateLimiter::new(
+                settings.rate_limit_per_sec,
+                f64::from(settings.rate_limit_burst),
+            )
+        });
+        Some(Arc::new(auth::AuthState::new(
+            &keys,
+            settings.metrics_auth,
+            rate_limiter,
+        )))
     } else {
         None
     };
     let mut app = App::new(repository.clone(), settings);
     app.log = log.clone();
     app.auth = auth;
-    let refresher = app
-        .log
-        .is_some()
-        .then(|| tokio::spawn(refresh_quality_gauges(app.clone())));
+    let mut background = Vec::new();
+    if app.log.is_some() {
+        background.push(tokio::spawn(refresh_quality_gauges(app.clone())));
+    }
+    if let Some(auth) = &app.auth {
+        let path = app.settings.keys_file.clone();
+        background.push(tokio::spawn(auth::watch_keys_file(auth.clone(), path)));
+    }
     let (sender, receiver) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router(app))
@@ -352,7 +358,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
         task,
         _watcher: watcher,
         log,
-        refresher,
+        background,
     })
 }
 

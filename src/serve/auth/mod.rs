@@ -348,7 +348,7 @@ fn challenge(app: &App) -> HeaderValue {
     let basic = app
         .auth
         .as_ref()
-        .is_some_and(|auth| auth.authenticator.has_users());
+        .is_some_and(|auth| auth.authenticator().has_users());
     HeaderValue::from_static(if basic {
         "Bearer realm=\"mlserve\", Basic realm=\"mlserve\", charset=\"UTF-8\""
     } else {
@@ -378,12 +378,71 @@ fn unauthorized(app: &App, request_id: &str, detail: &str, ui_path: Option<&str>
 
 /// The auth state of a server.
 pub struct AuthState {
-    /// Checks credentials.
-    pub authenticator: Authenticator,
+    /// Checks credentials; replaced whole when the keys file changes.
+    authenticator: arc_swap::ArcSwap<Authenticator>,
     /// Whether /metrics needs a credential.
     pub metrics_auth: bool,
     /// The per-key rate limit, when set.
     pub rate_limiter: Option<RateLimiter>,
+}
+
+/// How often the keys file is checked for changes (revoked or added keys apply within this).
+pub const KEYS_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl AuthState {
+    /// Auth over these keys and users.
+    pub fn new(keys: &KeysFile, metrics_auth: bool, rate_limiter: Option<RateLimiter>) -> Self {
+        AuthState {
+            authenticator: arc_swap::ArcSwap::from_pointee(Authenticator::new(keys)),
+            metrics_auth,
+            rate_limiter,
+        }
+    }
+
+    /// The current authenticator (a snapshot: a request keeps the one it started with).
+    pub fn authenticator(&self) -> Arc<Authenticator> {
+        self.authenticator.load_full()
+    }
+
+    /// Serves these keys and users from now on; cached verdicts of the old ones are dropped.
+    pub fn replace_keys(&self, keys: &KeysFile) {
+        self.authenticator.store(Arc::new(Authenticator::new(keys)));
+    }
+}
+
+/// Re-reads the keys file whenever its contents change, so `mlserve keys revoke` (or a new
+/// Kubernetes Secret) applies within [`KEYS_CHECK_INTERVAL`] without a restart. A file that
+/// cannot be read or parsed leaves the keys in force as they are, with an error in the log.
+pub async fn watch_keys_file(auth: Arc<AuthState>, path: std::path::PathBuf) {
+    use sha2::{Digest, Sha256};
+    let fingerprint = |bytes: Option<Vec<u8>>| bytes.map(|b| <[u8; 32]>::from(Sha256::digest(b)));
+    let mut seen = fingerprint(tokio::fs::read(&path).await.ok());
+    let mut ticks = tokio::time::interval(KEYS_CHECK_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = fingerprint(tokio::fs::read(&path).await.ok());
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let file = path.clone();
+        match tokio::task::spawn_blocking(move || KeysFile::load(&file)).await {
+            Ok(Ok(keys)) => {
+                auth.replace_keys(&keys);
+                tracing::info!(
+                    keys = keys.keys.len(),
+                    users = keys.users.len(),
+                    file = %path.display(),
+                    "keys file changed: keys and users reloaded"
+                );
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "keys file changed but cannot be loaded; the previous keys stay in force");
+            }
+            Err(error) => tracing::error!(%error, "keys file reload failed"),
+        }
+    }
 }
 
 /// Checks who a request is and whether it may do what it asks.
@@ -405,7 +464,7 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
     let ui_target = (ui && request.method() == Method::GET).then_some(path.as_str());
     let credential = credential(request.headers(), ui);
     let outcome = match credential {
-        Ok(Some(credential)) => auth.authenticator.authenticate(&credential).await,
+        Ok(Some(credential)) => auth.authenticator().authenticate(&credential).await,
         Ok(None) => Err(Refusal::Missing),
         Err(refusal) => Err(refusal),
     };

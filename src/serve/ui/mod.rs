@@ -916,7 +916,7 @@ async fn sign_in(
     } else {
         super::auth::Credential::Basic(field("user"), field("password"))
     };
-    match auth.authenticator.authenticate(&credential).await {
+    match auth.authenticator().authenticate(&credential).await {
         Ok(principal) => {
             tracing::info!(
                 request_id = rid.0.as_str(),
