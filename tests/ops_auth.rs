@@ -350,6 +350,12 @@ async fn the_web_ui_asks_for_the_same_credentials() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("Signed in as <strong>{}</strong>", USER.0))
+            && html.contains("href=\"/ui/logout\""),
+        "the header names the caller and offers a way out"
+    );
     // The sign-in cookie opens UI pages only, never the API.
     let api = no_redirects
         .get(server.url("/api/models"))

@@ -531,6 +531,12 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
     request
         .extensions_mut()
         .insert(Caller(principal.name.clone()));
+    if ui {
+        // Pages show who is signed in, with a way out.
+        return crate::serve::ui::SIGNED_IN
+            .scope(Some(principal.name.clone()), next.run(request))
+            .await;
+    }
     next.run(request).await
 }
 

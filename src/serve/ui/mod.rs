@@ -36,6 +36,11 @@ use pages::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
+tokio::task_local! {
+    /// Who is signed in, for the page being rendered (set by the auth middleware on UI routes).
+    pub static SIGNED_IN: Option<std::sync::Arc<str>>;
+}
+
 /// The UI's routes.
 pub fn routes(upload_limit: usize) -> Router<App> {
     let model_routes = Router::new()

@@ -16,6 +16,8 @@ pub struct Frame {
     pub asset_version: &'static str,
     /// mlserve's version, in the footer.
     pub mlserve_version: &'static str,
+    /// Who is signed in (with auth on), for the header.
+    pub signed_in: Option<std::sync::Arc<str>>,
 }
 
 impl Frame {
@@ -26,6 +28,7 @@ impl Frame {
             section,
             asset_version: assets::version(),
             mlserve_version: env!("CARGO_PKG_VERSION"),
+            signed_in: super::SIGNED_IN.try_with(Clone::clone).ok().flatten(),
         }
     }
 }
