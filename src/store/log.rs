@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// One logged prediction (one row of a batch).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PredictionRecord {
     /// The request id.
     pub request_id: String,
@@ -72,66 +72,81 @@ pub struct PredictionLog {
 /// Columns of one record, in insert order.
 const COLUMNS: usize = 10;
 
-/// The insert of `rows` records. SQLite gets anonymous `?` placeholders: its driver looks up
+/// The SQLite insert of `rows` records, with anonymous `?` placeholders: the driver looks up
 /// every numbered one by name, which made a 1,000-parameter insert quadratic.
-fn insert_sql(rows: usize, backend: Backend) -> String {
+fn sqlite_insert(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO predictions (request_id, row_index, created_at_ms, model, version, inputs, \
          label, probabilities, latency_ms, key_name) VALUES ",
     );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..COLUMNS {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => sql.push_str(&format!("${}", row * COLUMNS + column + 1)),
-            }
-        }
-        sql.push(')');
-    }
+    let row = format!("({})", vec!["?"; COLUMNS].join(", "));
+    sql.push_str(&vec![row; rows].join(", "));
     // A retried batch after a timeout must not log a prediction twice.
     sql.push_str(" ON CONFLICT (request_id, row_index) DO NOTHING");
     sql
 }
 
-/// Rows per insert statement. Fixed sizes keep the statements few, so each is prepared once
-/// and then taken from the connection's statement cache; a batch is cut into chunks of these.
+/// Rows per SQLite insert statement. Fixed sizes keep the statements few, so each is prepared
+/// once and then taken from the connection's statement cache; a batch is cut into chunks of these.
 const CHUNKS: [usize; 3] = [100, 10, 1];
+
+/// Records per PostgreSQL insert: one statement (one round trip) carries them all as JSON.
+const POSTGRES_CHUNK: usize = 5_000;
+
+/// The PostgreSQL insert of a JSON array of records. One parameter whatever the row count:
+/// sqlx does not set TCP_NODELAY, so every statement can wait for a delayed ACK (up to 40 ms on
+/// Linux); a statement per 100 rows held the log to about 2,000 rows a second over TCP.
+const POSTGRES_INSERT: &str = "INSERT INTO predictions (request_id, row_index, created_at_ms, \
+     model, version, inputs, label, probabilities, latency_ms, key_name) \
+     SELECT request_id, row_index, created_at_ms, model, version, inputs, label, probabilities, \
+     latency_ms, key_name FROM json_to_recordset($1::json) AS r(request_id text, \
+     row_index integer, created_at_ms bigint, model text, version text, inputs text, label text, \
+     probabilities text, latency_ms double precision, key_name text) \
+     ON CONFLICT (request_id, row_index) DO NOTHING";
 
 /// Writes a batch in one transaction; returns the rows inserted (a row whose request id and
 /// row index are already logged is left out).
 async fn write_batch(store: &Store, batch: &[PredictionRecord]) -> Result<u64, sqlx::Error> {
     let mut transaction = store.pool.begin().await?;
     let mut inserted = 0;
-    let mut rest = batch;
-    while !rest.is_empty() {
-        let size = CHUNKS
-            .into_iter()
-            .find(|&size| size <= rest.len())
-            .unwrap_or(1);
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        let mut query = sqlx::query(Store::sql(insert_sql(size, store.backend())));
-        for record in chunk {
-            query = query
-                .bind(record.request_id.as_str())
-                .bind(i64::from(record.row_index))
-                .bind(record.created_at_ms)
-                .bind(record.model.as_str())
-                .bind(record.version.as_str())
-                .bind(record.inputs.as_str())
-                .bind(record.label.as_str())
-                .bind(record.probabilities.as_str())
-                .bind(record.latency_ms)
-                .bind(record.key_name.as_deref());
+    match store.backend() {
+        Backend::Postgres => {
+            for chunk in batch.chunks(POSTGRES_CHUNK) {
+                let records = serde_json::to_string(chunk)
+                    .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+                inserted += sqlx::query(POSTGRES_INSERT)
+                    .bind(records)
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+            }
         }
-        inserted += query.execute(&mut *transaction).await?.rows_affected();
+        Backend::Sqlite => {
+            let mut rest = batch;
+            while !rest.is_empty() {
+                let size = CHUNKS
+                    .into_iter()
+                    .find(|&size| size <= rest.len())
+                    .unwrap_or(1);
+                let (chunk, tail) = rest.split_at(size);
+                rest = tail;
+                let mut query = sqlx::query(Store::sql(sqlite_insert(size)));
+                for record in chunk {
+                    query = query
+                        .bind(record.request_id.as_str())
+                        .bind(i64::from(record.row_index))
+                        .bind(record.created_at_ms)
+                        .bind(record.model.as_str())
+                        .bind(record.version.as_str())
+                        .bind(record.inputs.as_str())
+                        .bind(record.label.as_str())
+                        .bind(record.probabilities.as_str())
+                        .bind(record.latency_ms)
+                        .bind(record.key_name.as_deref());
+                }
+                inserted += query.execute(&mut *transaction).await?.rows_affected();
+            }
+        }
     }
     transaction.commit().await?;
     Ok(inserted)
@@ -261,6 +276,24 @@ async fn run_writer(
             }
         }
         metrics::gauge!("mlserve_prediction_log_queue_depth").set(receiver.len() as f64);
+        if *closing.borrow() {
+            let since = *closed_at.get_or_insert_with(Instant::now);
+            if since.elapsed() >= SHUTDOWN_DRAIN {
+                // A database too slow to take the backlog in time must not hold the process
+                // past its grace period: what is left is counted as dropped.
+                let mut left = batch.len() as u64;
+                while receiver.try_recv().is_ok() {
+                    left += 1;
+                }
+                tracing::error!(
+                    rows = left,
+                    "prediction log: the shutdown drain took its {} s; the rest is dropped",
+                    SHUTDOWN_DRAIN.as_secs()
+                );
+                metrics::counter!("mlserve_prediction_log_dropped_total").increment(left);
+                break;
+            }
+        }
         write_with_retry(&store, &batch, &closing, &mut closed_at).await;
         batch.clear();
     }
@@ -360,12 +393,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn inserts_number_their_placeholders_row_by_row() {
-        assert!(
-            insert_sql(1, Backend::Sqlite).contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON")
-        );
-        let sql = insert_sql(2, Backend::Postgres);
-        assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), ($11,"));
-        assert!(sql.ends_with("($11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (request_id, row_index) DO NOTHING"));
+    fn sqlite_inserts_have_a_row_of_placeholders_per_record() {
+        assert!(sqlite_insert(1).contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT"));
+        assert_eq!(sqlite_insert(3).matches('?').count(), 3 * COLUMNS);
+        assert!(sqlite_insert(2).contains("?), (?"));
+    }
+
+    #[test]
+    fn postgres_reads_records_by_the_names_they_serialize_under() {
+        let record = PredictionRecord {
+            request_id: "r".into(),
+            row_index: 0,
+            created_at_ms: 1,
+            model: "m".into(),
+            version: "1".into(),
+            inputs: "{}".into(),
+            label: "a".into(),
+            probabilities: "{}".into(),
+            latency_ms: 0.5,
+            key_name: None,
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        for field in json.as_object().unwrap().keys() {
+            assert!(POSTGRES_INSERT.contains(&format!("{field} ")), "{field}");
+        }
+        assert_eq!(json.as_object().unwrap().len(), COLUMNS);
     }
 }
