@@ -4,40 +4,11 @@
 
 mod common;
 
+use common::postgres::fresh_postgres_database;
 use common::{TestServer, demo_repository, test_settings};
 use mlserve::store::{LogSettings, PredictionLog, PredictionQuery, PredictionRecord, Store};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-/// A fresh, empty PostgreSQL database on the test server (MLSERVE_TEST_POSTGRES_URL, which
-/// scripts/test.sh sets up).
-async fn fresh_postgres_database() -> String {
-    let base = std::env::var("MLSERVE_TEST_POSTGRES_URL").expect(
-        "MLSERVE_TEST_POSTGRES_URL names a PostgreSQL server; scripts/test.sh starts one (scripts/test-postgres.sh)",
-    );
-    sqlx::any::install_default_drivers();
-    let name = format!("mlserve_test_{}", uuid_like());
-    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
-        .await
-        .unwrap_or_else(|error| panic!("connect to the test PostgreSQL at {base:?}: {error}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    format!("{prefix}/{name}")
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:x}{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
 
 const SETOSA: &str =
     r#"{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}"#;

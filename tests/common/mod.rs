@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod forms;
+pub mod postgres;
 pub mod process;
 
 use mlserve::config::Settings;
