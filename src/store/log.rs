@@ -79,7 +79,7 @@ fn sqlite_insert(rows: usize) -> String {
         "INSERT INTO predictions (request_id, row_index, created_at_ms, model, version, inputs, \
          label, probabilities, latency_ms, key_name) VALUES ",
     );
-    let row = format!("({})", vec!["?"; COLUMNS].join(", "));
+    let row = format!("({})", ["?"; COLUMNS].join(", "));
     sql.push_str(&vec![row; rows].join(", "));
     // A retried batch after a timeout must not log a prediction twice.
     sql.push_str(" ON CONFLICT (request_id, row_index) DO NOTHING");
