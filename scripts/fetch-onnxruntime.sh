@@ -16,12 +16,16 @@ if [ ! -f "$library" ]; then
   python3 -m pip download --quiet --disable-pip-version-check "onnxruntime==$version" \
     --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux_2_28_x86_64 -d "$work" >&2
   python3 - "$work" "$library" <<'PY'
-import glob, sys, zipfile
+import glob, os, sys, zipfile
 wheel = glob.glob(sys.argv[1] + "/onnxruntime-*.whl")[0]
 with zipfile.ZipFile(wheel) as archive:
     name = next(n for n in archive.namelist() if "/capi/libonnxruntime.so" in n)
-    with archive.open(name) as source, open(sys.argv[2], "wb") as target:
+    # Written beside, then renamed: an interrupted fetch never leaves a truncated library
+    # that a later run would take for a good one.
+    partial = sys.argv[2] + ".partial"
+    with archive.open(name) as source, open(partial, "wb") as target:
         target.write(source.read())
+    os.replace(partial, sys.argv[2])
 PY
 fi
 case "$library" in

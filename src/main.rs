@@ -147,6 +147,9 @@ struct PredictArgs {
     /// Print nothing but errors
     #[arg(long, short)]
     quiet: bool,
+    /// ONNX Runtime's library, for ONNX models [default: $ORT_DYLIB_PATH, then target/onnxruntime/]
+    #[arg(long, env = "MLSERVE_ONNXRUNTIME", value_name = "FILE")]
+    onnxruntime: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -419,8 +422,10 @@ fn run_serve(flags: SettingsFlags) -> ExitCode {
 }
 
 fn run_healthcheck(args: &HealthcheckArgs) -> ExitCode {
+    // A zero timeout would mean "none" to the socket calls: at least a millisecond.
     let timeout = std::time::Duration::try_from_secs_f64(args.timeout_secs)
-        .unwrap_or(std::time::Duration::from_secs(3));
+        .unwrap_or(std::time::Duration::from_secs(3))
+        .max(std::time::Duration::from_millis(1));
     match mlserve::serve::health::probe(args.addr, &args.path, timeout) {
         Ok(200) => ExitCode::SUCCESS,
         Ok(status) => {
@@ -535,6 +540,10 @@ fn predict_command(args: &PredictArgs) -> anyhow::Result<mlserve::model::batch::
         None => (args.model.as_str(), None),
     };
     mlserve::model::validate_model_name(name)?;
+    mlserve::model::imported::configure(mlserve::model::imported::OnnxSettings {
+        library: args.onnxruntime.clone(),
+        ..Default::default()
+    });
     let repository = mlserve::model::Repository::new(&args.repository.models);
     let report = repository.reload_model(name).with_context(|| {
         format!(

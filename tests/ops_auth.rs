@@ -604,9 +604,14 @@ async fn revoked_and_added_keys_apply_without_a_restart() {
     );
     assert_eq!(status(&added).await, 200, "the new key works");
     assert_eq!(status(&keys.admin).await, 200, "the other keys still work");
-    // A broken file leaves the keys in force.
-    std::fs::write(&keys.path, "keys = [[[").unwrap();
-    tokio::time::sleep(mlserve::serve::auth::KEYS_CHECK_INTERVAL * 2).await;
-    assert_eq!(status(&added).await, 200);
-    assert_eq!(status(&keys.predict).await, 401);
+    // A broken, emptied or removed file leaves the keys in force.
+    for broken in [Some("keys = [[["), Some(""), None] {
+        match broken {
+            Some(text) => std::fs::write(&keys.path, text).unwrap(),
+            None => std::fs::remove_file(&keys.path).unwrap(),
+        }
+        tokio::time::sleep(mlserve::serve::auth::KEYS_CHECK_INTERVAL * 2).await;
+        assert_eq!(status(&added).await, 200, "{broken:?}");
+        assert_eq!(status(&keys.predict).await, 401, "{broken:?}");
+    }
 }

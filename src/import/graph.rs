@@ -23,8 +23,9 @@ pub struct GraphFacts {
     pub imputed: BTreeMap<String, Vec<f64>>,
 }
 
-/// Reads the facts from the bytes of an ONNX model.
-pub fn read_facts(bytes: &[u8]) -> Result<GraphFacts, String> {
+/// Reads the facts from the bytes of an ONNX model; `widths` gives the column count of each
+/// graph input (from ONNX Runtime), to place an imputer's values on its columns.
+pub fn read_facts(bytes: &[u8], widths: &HashMap<String, usize>) -> Result<GraphFacts, String> {
     let model = Message::parse(bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
     let graph_bytes = model
         .bytes(7)
@@ -39,6 +40,7 @@ pub fn read_facts(bytes: &[u8]) -> Result<GraphFacts, String> {
     let graph_inputs: BTreeSet<String> = graph
         .bytes(11)
         .filter_map(|input| Message::parse(input).ok()?.string(1))
+        .filter(|name| widths.contains_key(name))
         .collect();
     let producer = format!(
         "{} {}",
@@ -52,7 +54,7 @@ pub fn read_facts(bytes: &[u8]) -> Result<GraphFacts, String> {
         opsets: opsets(&model),
         labels: class_labels(&nodes),
         categories: categories(&nodes, &graph_inputs),
-        imputed: imputed(&nodes, &graph_inputs),
+        imputed: imputed(&nodes, widths),
     })
 }
 
@@ -94,34 +96,36 @@ fn class_labels(nodes: &[Node]) -> Option<Vec<String>> {
 /// Ops that pass a tensor's columns through unchanged (for tracing an input to its use).
 const PASS_THROUGH: [&str; 5] = ["Cast", "Identity", "Reshape", "Flatten", "CastLike"];
 
-/// The graph inputs a tensor comes from, through pass-through ops and concatenations.
+/// Most nodes visited tracing one tensor back: a crafted graph of nested concatenations that
+/// reuse their inputs must not make the import take exponential time.
+const TRACE_BUDGET: usize = 10_000;
+
+/// The graph inputs whose columns a tensor holds, in column order, through pass-through ops and
+/// concatenations; `None` when any part of it comes from elsewhere (a computed tensor), since
+/// its columns could then not be placed.
 fn sources(
     name: &str,
     producers: &HashMap<&str, &Node>,
     inputs: &BTreeSet<String>,
-    depth: usize,
-) -> Vec<String> {
+    budget: &mut usize,
+) -> Option<Vec<String>> {
+    *budget = budget.checked_sub(1)?;
     if inputs.contains(name) {
-        return vec![name.to_string()];
+        return Some(vec![name.to_string()]);
     }
-    let Some(node) = producers.get(name) else {
-        return Vec::new();
-    };
-    if depth > 32 {
-        return Vec::new();
-    }
+    let node = producers.get(name)?;
     match node.op_type.as_str() {
-        "Concat" => node
-            .inputs
-            .iter()
-            .flat_map(|i| sources(i, producers, inputs, depth + 1))
-            .collect(),
-        op if PASS_THROUGH.contains(&op) => node
-            .inputs
-            .first()
-            .map(|i| sources(i, producers, inputs, depth + 1))
-            .unwrap_or_default(),
-        _ => Vec::new(),
+        "Concat" => {
+            let mut all = Vec::new();
+            for input in &node.inputs {
+                all.extend(sources(input, producers, inputs, budget)?);
+            }
+            Some(all)
+        }
+        op if PASS_THROUGH.contains(&op) => {
+            sources(node.inputs.first()?, producers, inputs, budget)
+        }
+        _ => None,
     }
 }
 
@@ -140,7 +144,8 @@ fn categories(nodes: &[Node], inputs: &BTreeSet<String>) -> BTreeMap<String, Vec
         let Some(input) = node.inputs.first() else {
             continue;
         };
-        let origin = sources(input, &producers, inputs, 0);
+        let origin =
+            sources(input, &producers, inputs, &mut TRACE_BUDGET.clone()).unwrap_or_default();
         let categories = node.attribute("cats_strings").map(|a| a.strings.clone());
         if let ([origin], Some(categories)) = (origin.as_slice(), categories)
             && !categories.is_empty()
@@ -151,9 +156,10 @@ fn categories(nodes: &[Node], inputs: &BTreeSet<String>) -> BTreeMap<String, Vec
     found
 }
 
-/// Graph inputs an Imputer fills when they hold NaN, with the values it puts in.
-fn imputed(nodes: &[Node], inputs: &BTreeSet<String>) -> BTreeMap<String, Vec<f64>> {
+/// Graph inputs an Imputer fills when they hold NaN, with the value it puts in each column.
+fn imputed(nodes: &[Node], widths: &HashMap<String, usize>) -> BTreeMap<String, Vec<f64>> {
     let producers = producers(nodes);
+    let inputs: BTreeSet<String> = widths.keys().cloned().collect();
     let mut found = BTreeMap::new();
     for node in nodes.iter().filter(|n| n.op_type == "Imputer") {
         // Only an Imputer of NaN makes a missing value (sent to the graph as NaN) valid.
@@ -170,15 +176,24 @@ fn imputed(nodes: &[Node], inputs: &BTreeSet<String>) -> BTreeMap<String, Vec<f6
             .attribute("imputed_value_floats")
             .map(|a| a.floats.iter().map(|&v| f64::from(v)).collect())
             .unwrap_or_default();
-        let origins = sources(input, &producers, inputs, 0);
-        // Columns of the concatenation in order; a single value applies to every column.
-        for (column, origin) in origins.into_iter().enumerate() {
-            let value = values
-                .get(column)
-                .or(values.first())
-                .copied()
-                .unwrap_or(f64::NAN);
-            found.entry(origin).or_insert_with(Vec::new).push(value);
+        let Some(origins) = sources(input, &producers, &inputs, &mut TRACE_BUDGET.clone()) else {
+            continue;
+        };
+        // The imputer's columns are the inputs' columns end to end; one value fills them all.
+        let mut column = 0;
+        for origin in origins {
+            let width = widths.get(&origin).copied().unwrap_or(1);
+            let filled: Vec<f64> = (column..column + width)
+                .map(|c| {
+                    values
+                        .get(c)
+                        .or(values.first().filter(|_| values.len() == 1))
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                })
+                .collect();
+            column += width;
+            found.insert(origin, filled);
         }
     }
     found
@@ -369,9 +384,117 @@ mod tests {
 
     #[test]
     fn garbage_is_not_an_onnx_model() {
-        assert!(read_facts(b"hello world").is_err());
-        assert!(read_facts(&[0x3a, 0x05, 0x01]).is_err(), "truncated graph");
-        assert!(read_facts(b"").unwrap_err().contains("no graph"));
+        let widths = HashMap::new();
+        assert!(read_facts(b"hello world", &widths).is_err());
+        assert!(
+            read_facts(&[0x3a, 0x05, 0x01], &widths).is_err(),
+            "truncated graph"
+        );
+        assert!(read_facts(b"", &widths).unwrap_err().contains("no graph"));
+    }
+
+    /// A protobuf field: key then value (length-delimited for bytes, fixed32 for floats).
+    fn field(number: u64, wire: u64, body: &[u8]) -> Vec<u8> {
+        let mut out = varint((number << 3) | wire);
+        if wire == 2 {
+            out.extend(varint(body.len() as u64));
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn varint(mut value: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    fn text(number: u64, value: &str) -> Vec<u8> {
+        field(number, 2, value.as_bytes())
+    }
+
+    /// A node: inputs, outputs, op type and attributes (already encoded).
+    fn node(inputs: &[&str], outputs: &[&str], op: &str, attributes: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        inputs.iter().for_each(|i| body.extend(text(1, i)));
+        outputs.iter().for_each(|o| body.extend(text(2, o)));
+        body.extend(text(4, op));
+        attributes.iter().for_each(|a| body.extend(field(5, 2, a)));
+        field(1, 2, &body)
+    }
+
+    /// An Imputer of NaN with these values.
+    fn imputer(input: &str, values: &[f32]) -> Vec<u8> {
+        let mut replaced = text(1, "replaced_value_float");
+        replaced.extend(field(2, 5, &f32::NAN.to_le_bytes()));
+        let mut imputed = text(1, "imputed_value_floats");
+        let packed: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        imputed.extend(field(7, 2, &packed));
+        node(&[input], &["filled"], "Imputer", &[replaced, imputed])
+    }
+
+    fn model(graph_nodes: Vec<Vec<u8>>, inputs: &[&str]) -> Vec<u8> {
+        let mut graph: Vec<u8> = graph_nodes.concat();
+        for input in inputs {
+            graph.extend(field(11, 2, &text(1, input)));
+        }
+        let mut bytes = text(2, "test");
+        bytes.extend(field(7, 2, &graph));
+        bytes
+    }
+
+    #[test]
+    fn an_imputer_fills_every_column_of_the_inputs_it_reads() {
+        // A matrix input: each of its three columns gets its own value.
+        let widths = HashMap::from([("input".to_string(), 3)]);
+        let bytes = model(vec![imputer("input", &[1.0, 2.0, 3.0])], &["input"]);
+        let facts = read_facts(&bytes, &widths).unwrap();
+        assert_eq!(facts.imputed["input"], [1.0, 2.0, 3.0]);
+        // Two inputs concatenated: the values follow the columns end to end.
+        let widths = HashMap::from([("a".to_string(), 2), ("b".to_string(), 1)]);
+        let bytes = model(
+            vec![
+                node(&["a", "b"], &["ab"], "Concat", &[]),
+                imputer("ab", &[1.0, 2.0, 3.0]),
+            ],
+            &["a", "b"],
+        );
+        let facts = read_facts(&bytes, &widths).unwrap();
+        assert_eq!(facts.imputed["a"], [1.0, 2.0]);
+        assert_eq!(facts.imputed["b"], [3.0]);
+        // A computed tensor in the concatenation: its columns cannot be placed, so nothing is.
+        let bytes = model(
+            vec![
+                node(&["a"], &["scaled"], "Scaler", &[]),
+                node(&["scaled", "b"], &["ab"], "Concat", &[]),
+                imputer("ab", &[1.0, 2.0, 3.0]),
+            ],
+            &["a", "b"],
+        );
+        assert!(read_facts(&bytes, &widths).unwrap().imputed.is_empty());
+    }
+
+    #[test]
+    fn nested_concatenations_cannot_make_tracing_explode() {
+        // 40 levels, each concatenating the level below with itself: 2^40 paths.
+        let mut nodes = Vec::new();
+        let mut below = "x".to_string();
+        for level in 0..40 {
+            let name = format!("c{level}");
+            nodes.push(node(&[&below, &below], &[&name], "Concat", &[]));
+            below = name;
+        }
+        nodes.push(imputer(&below, &[0.0]));
+        let widths = HashMap::from([("x".to_string(), 1)]);
+        let facts = read_facts(&model(nodes, &["x"]), &widths).unwrap();
+        assert!(facts.imputed.is_empty(), "given up on, quickly");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::model::{
 };
 use graph::GraphFacts;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Where the feature names come from.
@@ -113,10 +113,12 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         path: path.clone(),
         source,
     })?;
-    let facts = graph::read_facts(&bytes).map_err(|message| ImportError::NotOnnx {
+    let not_onnx = |message: String| ImportError::NotOnnx {
         path: path.clone(),
         message,
-    })?;
+    };
+    // Is it ONNX at all? (ONNX Runtime's own message for a file that is not is less clear.)
+    graph::read_facts(&bytes, &HashMap::new()).map_err(not_onnx)?;
     let unrunnable = |message: String| ImportError::Unrunnable {
         path: path.clone(),
         message,
@@ -125,6 +127,11 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         .map_err(|error| unrunnable(error.to_string()))?;
     let graph_inputs = model.signature().inputs.clone();
     drop(model);
+    let widths: HashMap<String, usize> = graph_inputs
+        .iter()
+        .filter_map(|input| Some((input.name.clone(), input.width?)))
+        .collect();
+    let facts = graph::read_facts(&bytes, &widths).map_err(not_onnx)?;
     let (names, sample) = feature_names(&options.features)?;
     let binding = bind_names(&graph_inputs, names)?;
     let features = feature_schemas(&graph_inputs, &binding, &facts, &sample)?;
@@ -396,10 +403,11 @@ fn default_example(
         ColumnKind::Number => {
             ExampleValue::Number(imputed.filter(|v| v.is_finite()).unwrap_or(0.0))
         }
+        // The validator refuses empty text, so a free-text feature needs some word.
         _ => ExampleValue::Text(
             categories
                 .and_then(|c| c.first().cloned())
-                .unwrap_or_default(),
+                .unwrap_or_else(|| "text".to_string()),
         ),
     }
 }
@@ -506,6 +514,7 @@ fn labels(facts: &GraphFacts, given: Option<&[String]>) -> Result<Vec<String>, I
             ),
         )),
         (Some(given), _) => {
+            let given: Vec<String> = given.iter().map(|l| l.trim().to_string()).collect();
             let mut seen = std::collections::BTreeSet::new();
             if let Some(repeated) = given.iter().find(|l| !seen.insert(l.as_str())) {
                 return Err(ImportError::Labels(format!(
@@ -515,7 +524,7 @@ fn labels(facts: &GraphFacts, given: Option<&[String]>) -> Result<Vec<String>, I
             if given.iter().any(|l| l.trim().is_empty()) {
                 return Err(ImportError::Labels("--labels has an empty label".to_string()));
             }
-            Ok(given.to_vec())
+            Ok(given)
         }
         (None, Some(graph)) => Ok(graph.clone()),
         (None, None) => Err(ImportError::Labels(

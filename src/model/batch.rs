@@ -69,6 +69,9 @@ pub enum BatchError {
         /// The clashing name.
         column: String,
     },
+    /// The model failed on rows it should have scored (a server fault, not a bad row).
+    #[error("the model failed: {0}")]
+    Model(String),
     /// A bad row, with `--fail-fast`.
     #[error("{path}:{line}: {details}")]
     BadRow {
@@ -311,12 +314,12 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
             let views: Vec<&[FeatureValue]> = pending.iter().map(|p| p.values.as_slice()).collect();
             model
                 .probabilities_of_rows(&views)
-                .map_err(|error| BatchError::Write(std::io::Error::other(error)))?
+                .map_err(|error| BatchError::Model(error.to_string()))?
         };
         for (row, probabilities) in pending.drain(..).zip(scored) {
             match probabilities {
                 Ok(probabilities) => self.write(&row, &probabilities)?,
-                Err(error @ super::repository::PredictError::Unscorable) => {
+                Err(error) if error.is_about_the_row() => {
                     let errors = vec![FieldError {
                         field: "row".to_string(),
                         message: error.to_string(),
@@ -326,7 +329,7 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
                         errors,
                     })?;
                 }
-                Err(error) => return Err(BatchError::Write(std::io::Error::other(error))),
+                Err(error) => return Err(BatchError::Model(error.to_string())),
             }
         }
         Ok(())

@@ -257,6 +257,23 @@ impl OnnxModel {
         })
     }
 
+    /// A session no one is running, if there is one (so a request does not queue behind a big
+    /// batch while another session idles); else the next in turn, waited for.
+    fn free_session(&self) -> std::sync::MutexGuard<'_, Session> {
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let count = self.sessions.len();
+        for offset in 0..count {
+            match self.sessions[(start + offset) % count].try_lock() {
+                Ok(session) => return session,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        self.sessions[start % count]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// What the graph takes and gives.
     pub fn signature(&self) -> &GraphSignature {
         &self.signature
@@ -325,11 +342,7 @@ impl OnnxModel {
             };
             values.push((Cow::Owned(graph_input.name.clone()), value));
         }
-        let index =
-            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.sessions.len();
-        let mut session = self.sessions[index]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut session = self.free_session();
         let outputs = session
             .run(values)
             .map_err(|e| OnnxError::Run(e.to_string()))?;

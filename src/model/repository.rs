@@ -39,6 +39,17 @@ pub enum PredictError {
     /// ONNX Runtime failed to run the graph on validated rows.
     #[error(transparent)]
     Onnx(#[from] super::onnx::OnnxError),
+    /// The graph refused this one validated row (a value it cannot take, such as a category
+    /// its encoder does not know when it was exported to refuse those).
+    #[error("the model refused this row: {0}")]
+    Refused(String),
+}
+
+impl PredictError {
+    /// Whether the row itself is the cause (answered 422, a skipped CSV row), not the server.
+    pub fn is_about_the_row(&self) -> bool {
+        matches!(self, PredictError::Unscorable | PredictError::Refused(_))
+    }
 }
 
 impl LoadedModel {
@@ -72,11 +83,19 @@ impl LoadedModel {
                         .and_then(finite)
                 })
                 .collect()),
-            Model::Onnx(runner) => Ok(runner
-                .probabilities(rows)?
-                .into_iter()
-                .map(finite)
-                .collect()),
+            Model::Onnx(runner) => match runner.probabilities(rows) {
+                Ok(all) => Ok(all.into_iter().map(finite).collect()),
+                // One row the graph cannot take fails the whole run: score them one by one, so
+                // only that row is refused.
+                Err(_) if rows.len() > 1 => Ok(rows
+                    .iter()
+                    .map(|row| match runner.probabilities(&[row]) {
+                        Ok(mut one) => finite(one.pop().unwrap_or_default()),
+                        Err(error) => Err(PredictError::Refused(error.to_string())),
+                    })
+                    .collect()),
+                Err(error) => Ok(vec![Err(PredictError::Refused(error.to_string()))]),
+            },
         }
     }
 }

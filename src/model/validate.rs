@@ -295,6 +295,12 @@ fn check_text(
     if text.is_empty() {
         return Err(format!("expected {expected}, got an empty value"));
     }
+    // No runtime takes a NUL inside a string (ONNX Runtime's string tensors are C strings).
+    if text.contains('\0') {
+        return Err(format!(
+            "expected {expected}, got text with a NUL character"
+        ));
+    }
     match kind {
         ColumnKind::Number => match text.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(FeatureValue::Number(v)),
@@ -444,6 +450,29 @@ mod tests {
             .into_iter()
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect()
+    }
+
+    #[test]
+    fn free_text_refuses_a_nul_character() {
+        let validator = Validator::new(&[feature("t", ColumnKind::String)]);
+        let mut errors = Vec::new();
+        let text = json!("a\0b");
+        let row = validator.validate(
+            [("t", RawValue::Json(&text))],
+            UnknownFields::Reject,
+            "",
+            &mut errors,
+        );
+        assert!(row.is_none());
+        assert!(messages(errors)[0].contains("NUL"));
+        let fine = json!("a b");
+        let row = validator.validate(
+            [("t", RawValue::Json(&fine))],
+            UnknownFields::Reject,
+            "",
+            &mut Vec::new(),
+        );
+        assert_eq!(row.unwrap().values, [FeatureValue::Text("a b".into())]);
     }
 
     #[test]

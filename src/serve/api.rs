@@ -7,7 +7,7 @@ use super::problem::Problem;
 use super::record::{Asked, log_predictions};
 use super::rows::{Fields, PredictBody, PredictBodySeed};
 use crate::model::{
-    Catalog, FeatureValue, FieldError, LoadedModel, ModelEntry, PredictError, RawValue, ValidRow,
+    Catalog, FeatureValue, FieldError, LoadedModel, ModelEntry, RawValue, ValidRow,
 };
 use crate::train::metrics::argmax;
 use axum::Json;
@@ -167,7 +167,7 @@ pub fn predict_rows(
                 warnings: row.warnings,
                 values: row.values,
             }),
-            Err(error @ PredictError::Unscorable) => unscorable.push(FieldError {
+            Err(error) if error.is_about_the_row() => unscorable.push(FieldError {
                 field: if batch {
                     format!("instances[{index}]")
                 } else {

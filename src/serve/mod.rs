@@ -310,6 +310,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     } else {
         None
     };
+    // Taken before the keys are read: a change in between is then seen by the watch.
+    let keys_seen = auth::keys_fingerprint(&settings.keys_file).await;
     let auth = if settings.auth {
         let keys = auth::keys::KeysFile::load(&settings.keys_file)?;
         if keys.is_empty() {
@@ -339,7 +341,11 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     }
     if let Some(auth) = &app.auth {
         let path = app.settings.keys_file.clone();
-        background.push(tokio::spawn(auth::watch_keys_file(auth.clone(), path)));
+        background.push(tokio::spawn(auth::watch_keys_file(
+            auth.clone(),
+            path,
+            keys_seen,
+        )));
     }
     let (sender, receiver) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

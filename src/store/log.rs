@@ -276,25 +276,30 @@ async fn run_writer(
             }
         }
         metrics::gauge!("mlserve_prediction_log_queue_depth").set(receiver.len() as f64);
-        if *closing.borrow() {
+        let written = if *closing.borrow() {
+            // A database too slow (or hung) to take the backlog in time must not hold the
+            // process past its grace period: what is left then is counted as dropped.
             let since = *closed_at.get_or_insert_with(Instant::now);
-            if since.elapsed() >= SHUTDOWN_DRAIN {
-                // A database too slow to take the backlog in time must not hold the process
-                // past its grace period: what is left is counted as dropped.
-                let mut left = batch.len() as u64;
-                while receiver.try_recv().is_ok() {
-                    left += 1;
-                }
-                tracing::error!(
-                    rows = left,
-                    "prediction log: the shutdown drain took its {} s; the rest is dropped",
-                    SHUTDOWN_DRAIN.as_secs()
-                );
-                metrics::counter!("mlserve_prediction_log_dropped_total").increment(left);
-                break;
+            let left = SHUTDOWN_DRAIN.saturating_sub(since.elapsed());
+            let write = write_with_retry(&store, &batch, &closing, &mut closed_at);
+            tokio::time::timeout(left, write).await.is_ok()
+        } else {
+            write_with_retry(&store, &batch, &closing, &mut closed_at).await;
+            true
+        };
+        if !written {
+            let mut left = batch.len() as u64;
+            while receiver.try_recv().is_ok() {
+                left += 1;
             }
+            tracing::error!(
+                rows = left,
+                "prediction log: the shutdown drain took its {} s; the rest is dropped",
+                SHUTDOWN_DRAIN.as_secs()
+            );
+            metrics::counter!("mlserve_prediction_log_dropped_total").increment(left);
+            break;
         }
-        write_with_retry(&store, &batch, &closing, &mut closed_at).await;
         batch.clear();
     }
     metrics::gauge!("mlserve_prediction_log_queue_depth").set(0.0);

@@ -403,43 +403,62 @@ impl AuthState {
     pub fn authenticator(&self) -> Arc<Authenticator> {
         self.authenticator.load_full()
     }
+}
 
-    /// Serves these keys and users from now on; cached verdicts of the old ones are dropped.
-    pub fn replace_keys(&self, keys: &KeysFile) {
-        self.authenticator.store(Arc::new(Authenticator::new(keys)));
-    }
+/// The keys file's contents as a fingerprint (None when it cannot be read).
+pub async fn keys_fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    tokio::fs::read(path)
+        .await
+        .ok()
+        .map(|bytes| Sha256::digest(bytes).into())
 }
 
 /// Re-reads the keys file whenever its contents change, so `mlserve keys revoke` (or a new
-/// Kubernetes Secret) applies within [`KEYS_CHECK_INTERVAL`] without a restart. A file that
-/// cannot be read or parsed leaves the keys in force as they are, with an error in the log.
-pub async fn watch_keys_file(auth: Arc<AuthState>, path: std::path::PathBuf) {
-    use sha2::{Digest, Sha256};
-    let fingerprint = |bytes: Option<Vec<u8>>| bytes.map(|b| <[u8; 32]>::from(Sha256::digest(b)));
-    let mut seen = fingerprint(tokio::fs::read(&path).await.ok());
+/// Kubernetes Secret) applies within [`KEYS_CHECK_INTERVAL`] without a restart. `seen` is the
+/// fingerprint taken before the keys in force were read. A file that is gone, cannot be read or
+/// parsed, or holds no key at all (start-up refuses that too) leaves the keys in force as they
+/// are, with an error in the log: an editor's save or a half-done copy must not lock everyone out.
+pub async fn watch_keys_file(
+    auth: Arc<AuthState>,
+    path: std::path::PathBuf,
+    mut seen: Option<[u8; 32]>,
+) {
     let mut ticks = tokio::time::interval(KEYS_CHECK_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let now = fingerprint(tokio::fs::read(&path).await.ok());
+        let now = keys_fingerprint(&path).await;
         if now == seen {
             continue;
         }
         seen = now;
+        if now.is_none() {
+            tracing::error!(file = %path.display(), "keys file cannot be read; the previous keys stay in force");
+            continue;
+        }
         let file = path.clone();
-        match tokio::task::spawn_blocking(move || KeysFile::load(&file)).await {
-            Ok(Ok(keys)) => {
-                auth.replace_keys(&keys);
-                tracing::info!(
-                    keys = keys.keys.len(),
-                    users = keys.users.len(),
-                    file = %path.display(),
-                    "keys file changed: keys and users reloaded"
-                );
+        // Parsing checks every hash, and a new authenticator hashes its decoy: off the async threads.
+        let loaded = tokio::task::spawn_blocking(move || {
+            KeysFile::load(&file).map(|keys| {
+                let authenticator = Authenticator::new(&keys);
+                (keys.keys.len(), keys.users.len(), authenticator)
+            })
+        })
+        .await;
+        match loaded {
+            Ok(Ok((0, 0, _))) => tracing::error!(
+                file = %path.display(),
+                "keys file holds no key and no user; the previous keys stay in force"
+            ),
+            Ok(Ok((keys, users, authenticator))) => {
+                auth.authenticator.store(Arc::new(authenticator));
+                tracing::info!(keys, users, file = %path.display(), "keys file changed: keys and users reloaded");
             }
-            Ok(Err(error)) => {
-                tracing::error!(%error, "keys file changed but cannot be loaded; the previous keys stay in force");
-            }
+            Ok(Err(error)) => tracing::error!(
+                %error,
+                "keys file changed but cannot be loaded; the previous keys stay in force"
+            ),
             Err(error) => tracing::error!(%error, "keys file reload failed"),
         }
     }

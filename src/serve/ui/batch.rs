@@ -432,6 +432,7 @@ pub async fn batch_upload(
             }
             return batch_failed(&error, &rid.0);
         }
+        Ok(Err(error @ BatchError::Model(_))) => return batch_failed(&error, &rid.0),
         Ok(Err(error)) => {
             page.upload_error = error.to_string();
             return tag(
