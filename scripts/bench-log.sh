@@ -35,17 +35,7 @@ start_server() { # extra args... -> sets port and server_pid
 
 run_wrk() { # url connections -> "req/s p50 p99 non2xx"
   wrk -t2 -c"$2" -d"${duration}s" --latency -s "$work/post.lua" "$1" >"$work/wrk.txt"
-  python3 - "$work/wrk.txt" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-def pct(p):
-    m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", text)
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(f"{rps:.0f} {pct(50):.3f} {pct(99):.3f} {int(errors.group(1)) if errors else 0}")
-PY
+  python3 scripts/wrk-summary.py "$work/wrk.txt"
 }
 
 metric() { curl -sf "http://127.0.0.1:$port/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
@@ -68,7 +58,7 @@ local f = io.open("$work/body.json"); wrk.body = f:read("*a"); f:close()
 LUA
   fi
   for c in 8 64; do
-    read -r r p50 p99 errors <<<"$(run_wrk "http://127.0.0.1:$port/api/models/breast_cancer/predict" "$c")"
+    read -r r p50 p99 errors _ <<<"$(run_wrk "http://127.0.0.1:$port/api/models/breast_cancer/predict" "$c")"
     rps["$mode-$c"]="$r"
     echo "| $mode | $c | $r | $p50 | $p99 | $errors |"
   done

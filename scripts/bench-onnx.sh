@@ -50,17 +50,7 @@ wrk.headers["Content-Type"] = "application/json"
 local f = io.open("$work/$1-$2.json"); wrk.body = f:read("*a"); f:close()
 LUA
   wrk -t2 -c"$3" -d"${duration}s" --latency -s "$work/post.lua" "http://127.0.0.1:$port/api/models/$1/predict" >"$work/wrk.txt"
-  python3 - "$work/wrk.txt" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-def pct(p):
-    m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", text)
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(f"{rps:.0f} {pct(50):.3f} {pct(99):.3f} {int(errors.group(1)) if errors else 0}")
-PY
+  python3 scripts/wrk-summary.py "$work/wrk.txt"
 }
 
 echo "| model | backend | rows per request | connections | requests/s | rows/s | p50 (ms) | p99 (ms) | non-2xx |"
@@ -69,7 +59,7 @@ for model in breast_cancer loans iris_forest; do
   backend=onnx; [ "$model" = breast_cancer ] && backend=native
   for rows in 1 100; do
     body "$model" "$rows"
-    read -r rps p50 p99 errors <<<"$(run_wrk "$model" "$rows" 8)"
+    read -r rps p50 p99 errors _ <<<"$(run_wrk "$model" "$rows" 8)"
     echo "| $model | $backend | $rows | 8 | $rps | $((rps * rows)) | $p50 | $p99 | $errors |"
   done
 done

@@ -52,18 +52,7 @@ check="$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: applic
 
 run_wrk() { # url connections -> "req/s p50 p99 errors"
   wrk -t2 -c"$2" -d"${duration}s" --latency -s "$work/post.lua" "$1" >"$work/wrk.txt"
-  python3 - "$work/wrk.txt" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-def pct(p):
-    m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", text)
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-socket = re.search(r"Socket errors: (.*)", text)
-print(f"{rps:.0f} {pct(50):.3f} {pct(99):.3f} {int(errors.group(1)) if errors else 0} {'socket errors: ' + socket.group(1) if socket else ''}")
-PY
+  python3 scripts/wrk-summary.py "$work/wrk.txt"
 }
 
 echo "| endpoint | connections | requests/s | p50 (ms) | p99 (ms) | non-2xx |"

@@ -256,15 +256,7 @@ fn bind_names(
     let one_column_each = inputs.iter().all(|i| i.width == Some(1));
     let Some(names) = names else {
         if one_column_each {
-            return Ok(OnnxBinding {
-                inputs: inputs
-                    .iter()
-                    .map(|i| OnnxInput {
-                        name: i.name.clone(),
-                        features: vec![i.name.clone()],
-                    })
-                    .collect(),
-            });
+            return Ok(column_per_input(inputs));
         }
         return Err(ImportError::Features(format!(
             "the graph's inputs ({}) take several columns each: name the features with --features FILE or --features-from CSV",
@@ -278,15 +270,7 @@ fn bind_names(
         )));
     }
     if one_column_each && inputs.iter().all(|i| names.contains(&i.name)) {
-        return Ok(OnnxBinding {
-            inputs: inputs
-                .iter()
-                .map(|i| OnnxInput {
-                    name: i.name.clone(),
-                    features: vec![i.name.clone()],
-                })
-                .collect(),
-        });
+        return Ok(column_per_input(inputs));
     }
     let widths: Option<Vec<usize>> = inputs.iter().map(|i| i.width).collect();
     let Some(widths) = widths else {
@@ -328,6 +312,19 @@ fn bind_names(
             })
             .collect(),
     })
+}
+
+/// Each graph input takes the feature of its own name.
+fn column_per_input(inputs: &[GraphInput]) -> OnnxBinding {
+    OnnxBinding {
+        inputs: inputs
+            .iter()
+            .map(|i| OnnxInput {
+                name: i.name.clone(),
+                features: vec![i.name.clone()],
+            })
+            .collect(),
+    }
 }
 
 fn describe_inputs(inputs: &[GraphInput]) -> String {
