@@ -451,10 +451,7 @@ fn run_import(args: ImportArgs) -> ExitCode {
             (None, None) => FeatureNames::FromGraph,
         },
         labels: args.labels,
-        onnx: mlserve::model::imported::OnnxSettings {
-            library: args.onnxruntime,
-            ..Default::default()
-        },
+        onnxruntime: args.onnxruntime,
     };
     match import_onnx(&options) {
         Ok(imported) => {

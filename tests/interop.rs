@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::clients::run_python_client;
 use common::{TestServer, demo_repository, test_settings};
 use serde_json::{Value, json};
 
@@ -71,30 +72,11 @@ async fn infer_json(server: &TestServer, body: Value) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_official_triton_client_gets_the_native_answers() {
-    let python = std::env::var("MLSERVE_TEST_PYTHON")
-        .expect("MLSERVE_TEST_PYTHON names a Python with tritonclient; scripts/test.sh sets it up");
     let repo = demo_repository();
     let server = TestServer::start(test_settings(repo.path())).await;
     let expected = native(&server).await;
     let addr = server.server.addr.to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/clients/triton_client.py"
-            ))
-            .arg(&addr)
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "the Triton client failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = run_python_client("triton_client.py", vec![addr]).await;
     assert_eq!(
         (
             seen["live"].clone(),

@@ -262,10 +262,7 @@ fn every_fixture_imports_and_predicts_through_the_repository_as_scikit_learn_doe
                 FeatureNames::FromGraph
             },
             labels: Some(labels),
-            onnx: mlserve::model::imported::OnnxSettings {
-                library: Some(library.clone()),
-                sessions: 1,
-            },
+            onnxruntime: Some(library.clone()),
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(imported.version, 1, "{name}");

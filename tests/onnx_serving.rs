@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::clients::run_python_client;
 use common::forms::{open_form, post_form};
 use common::process::spawn_server;
 use common::{TestServer, test_settings, train_into};
@@ -394,8 +395,6 @@ async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_official_triton_client_sends_text_and_missing_values() {
-    let python = std::env::var("MLSERVE_TEST_PYTHON")
-        .expect("MLSERVE_TEST_PYTHON names a Python with tritonclient; scripts/test.sh sets it up");
     let expected = expected();
     let loans = &expected["datasets"]["loans"];
     let want = probabilities_of(&expected["fixtures"]["loans_column_transformer"]);
@@ -411,25 +410,8 @@ async fn the_official_triton_client_sends_text_and_missing_values() {
     std::fs::write(&rows, serde_json::to_vec(&loans["rows"]).unwrap()).unwrap();
     let server = TestServer::start(test_settings(&repo)).await;
     let addr = server.server.addr.to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/clients/triton_loans.py"
-            ))
-            .arg(&addr)
-            .arg(&rows)
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "the Triton client failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = rows.to_str().unwrap().to_string();
+    let seen = run_python_client("triton_loans.py", vec![addr, rows]).await;
     for case in ["binary", "json_without_missing"] {
         let answer = seen[case].as_array().unwrap();
         assert!(!answer.is_empty(), "{case}");

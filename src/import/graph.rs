@@ -23,39 +23,54 @@ pub struct GraphFacts {
     pub imputed: BTreeMap<String, Vec<f64>>,
 }
 
-/// Reads the facts from the bytes of an ONNX model; `widths` gives the column count of each
-/// graph input (from ONNX Runtime), to place an imputer's values on its columns.
-pub fn read_facts(bytes: &[u8], widths: &HashMap<String, usize>) -> Result<GraphFacts, String> {
-    let model = Message::parse(bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
-    let graph_bytes = model
-        .bytes(7)
-        .next()
-        .ok_or("not an ONNX model: it has no graph")?;
-    let graph = Message::parse(graph_bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
-    let nodes: Vec<Node> = graph
-        .bytes(1)
-        .map(Node::parse)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("not an ONNX model: {e}"))?;
-    let graph_inputs: BTreeSet<String> = graph
-        .bytes(11)
-        .filter_map(|input| Message::parse(input).ok()?.string(1))
-        .filter(|name| widths.contains_key(name))
-        .collect();
-    let producer = format!(
-        "{} {}",
-        model.string(2).unwrap_or_else(|| "unknown".to_string()),
-        model.string(3).unwrap_or_default()
-    )
-    .trim()
-    .to_string();
-    Ok(GraphFacts {
-        producer,
-        opsets: opsets(&model),
-        labels: class_labels(&nodes),
-        categories: categories(&nodes, &graph_inputs),
-        imputed: imputed(&nodes, widths),
-    })
+/// An ONNX model, read as far as the facts need.
+#[derive(Debug)]
+pub struct Graph {
+    producer: String,
+    opsets: String,
+    nodes: Vec<Node>,
+}
+
+impl Graph {
+    /// Reads the bytes of an ONNX model; an error says why they are not one.
+    pub fn parse(bytes: &[u8]) -> Result<Graph, String> {
+        let model = Message::parse(bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
+        let graph_bytes = model
+            .bytes(7)
+            .next()
+            .ok_or("not an ONNX model: it has no graph")?;
+        let graph = Message::parse(graph_bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
+        let nodes: Vec<Node> = graph
+            .bytes(1)
+            .map(Node::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("not an ONNX model: {e}"))?;
+        let producer = format!(
+            "{} {}",
+            model.string(2).unwrap_or_else(|| "unknown".to_string()),
+            model.string(3).unwrap_or_default()
+        )
+        .trim()
+        .to_string();
+        Ok(Graph {
+            producer,
+            opsets: opsets(&model),
+            nodes,
+        })
+    }
+
+    /// The facts; `widths` gives the column count of each graph input (from ONNX Runtime), to
+    /// place an imputer's values on its columns.
+    pub fn facts(&self, widths: &HashMap<String, usize>) -> GraphFacts {
+        let inputs: BTreeSet<String> = widths.keys().cloned().collect();
+        GraphFacts {
+            producer: self.producer.clone(),
+            opsets: self.opsets.clone(),
+            labels: class_labels(&self.nodes),
+            categories: categories(&self.nodes, &inputs),
+            imputed: imputed(&self.nodes, widths),
+        }
+    }
 }
 
 fn opsets(model: &Message<'_>) -> String {
@@ -384,13 +399,12 @@ mod tests {
 
     #[test]
     fn garbage_is_not_an_onnx_model() {
-        let widths = HashMap::new();
-        assert!(read_facts(b"hello world", &widths).is_err());
+        assert!(Graph::parse(b"hello world").is_err());
         assert!(
-            read_facts(&[0x3a, 0x05, 0x01], &widths).is_err(),
+            Graph::parse(&[0x3a, 0x05, 0x01]).is_err(),
             "truncated graph"
         );
-        assert!(read_facts(b"", &widths).unwrap_err().contains("no graph"));
+        assert!(Graph::parse(b"").unwrap_err().contains("no graph"));
     }
 
     /// A protobuf field: key then value (length-delimited for bytes, fixed32 for floats).
@@ -455,7 +469,7 @@ mod tests {
         // A matrix input: each of its three columns gets its own value.
         let widths = HashMap::from([("input".to_string(), 3)]);
         let bytes = model(vec![imputer("input", &[1.0, 2.0, 3.0])], &["input"]);
-        let facts = read_facts(&bytes, &widths).unwrap();
+        let facts = Graph::parse(&bytes).unwrap().facts(&widths);
         assert_eq!(facts.imputed["input"], [1.0, 2.0, 3.0]);
         // Two inputs concatenated: the values follow the columns end to end.
         let widths = HashMap::from([("a".to_string(), 2), ("b".to_string(), 1)]);
@@ -466,7 +480,7 @@ mod tests {
             ],
             &["a", "b"],
         );
-        let facts = read_facts(&bytes, &widths).unwrap();
+        let facts = Graph::parse(&bytes).unwrap().facts(&widths);
         assert_eq!(facts.imputed["a"], [1.0, 2.0]);
         assert_eq!(facts.imputed["b"], [3.0]);
         // A computed tensor in the concatenation: its columns cannot be placed, so nothing is.
@@ -478,7 +492,13 @@ mod tests {
             ],
             &["a", "b"],
         );
-        assert!(read_facts(&bytes, &widths).unwrap().imputed.is_empty());
+        assert!(
+            Graph::parse(&bytes)
+                .unwrap()
+                .facts(&widths)
+                .imputed
+                .is_empty()
+        );
     }
 
     #[test]
@@ -493,7 +513,7 @@ mod tests {
         }
         nodes.push(imputer(&below, &[0.0]));
         let widths = HashMap::from([("x".to_string(), 1)]);
-        let facts = read_facts(&model(nodes, &["x"]), &widths).unwrap();
+        let facts = Graph::parse(&model(nodes, &["x"])).unwrap().facts(&widths);
         assert!(facts.imputed.is_empty(), "given up on, quickly");
     }
 

@@ -11,7 +11,7 @@
 pub mod graph;
 
 use crate::data::ColumnKind;
-use crate::model::imported::{OnnxRunner, OnnxSettings};
+use crate::model::imported::OnnxRunner;
 use crate::model::onnx::{GraphInput, InputKind, OnnxModel};
 use crate::model::{
     ArtifactError, ArtifactFiles, ArtifactInfo, Backend, ExampleValue, FeatureSchema, Histogram,
@@ -47,8 +47,8 @@ pub struct ImportOptions {
     pub features: FeatureNames,
     /// Class labels, in the order of the graph's classes, replacing the graph's own.
     pub labels: Option<Vec<String>>,
-    /// ONNX Runtime settings.
-    pub onnx: OnnxSettings,
+    /// ONNX Runtime's library, before `ORT_DYLIB_PATH` and the set-up script's folder.
+    pub onnxruntime: Option<PathBuf>,
 }
 
 /// A version written by an import.
@@ -103,11 +103,9 @@ pub enum ImportError {
 /// Most CSV rows read for the feature statistics.
 const MAX_STATISTICS_ROWS: usize = 100_000;
 
-/// Imports an ONNX graph as the next version of `options.name`. Sets the process's ONNX
-/// settings ([`crate::model::imported::configure`]) from `options.onnx`.
+/// Imports an ONNX graph as the next version of `options.name`.
 pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
     validate_model_name(&options.name)?;
-    crate::model::imported::configure(options.onnx.clone());
     let path = &options.graph;
     let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
         path: path.clone(),
@@ -118,20 +116,19 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         message,
     };
     // Is it ONNX at all? (ONNX Runtime's own message for a file that is not is less clear.)
-    graph::read_facts(&bytes, &HashMap::new()).map_err(not_onnx)?;
+    let graph = graph::Graph::parse(&bytes).map_err(not_onnx)?;
     let unrunnable = |message: String| ImportError::Unrunnable {
         path: path.clone(),
         message,
     };
-    let model = OnnxModel::from_bytes(path, &bytes, options.onnx.library.as_deref(), 1)
+    let model = OnnxModel::from_bytes(path, &bytes, options.onnxruntime.as_deref(), 1)
         .map_err(|error| unrunnable(error.to_string()))?;
     let graph_inputs = model.signature().inputs.clone();
-    drop(model);
     let widths: HashMap<String, usize> = graph_inputs
         .iter()
         .filter_map(|input| Some((input.name.clone(), input.width?)))
         .collect();
-    let facts = graph::read_facts(&bytes, &widths).map_err(not_onnx)?;
+    let facts = graph.facts(&widths);
     let (names, sample) = feature_names(&options.features)?;
     let binding = bind_names(&graph_inputs, names)?;
     let features = feature_schemas(&graph_inputs, &binding, &facts, &sample)?;
@@ -168,7 +165,7 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         features: features.clone(),
     };
     // The same check the server makes at load: the binding fits and the example row scores.
-    OnnxRunner::load(path, &bytes, &manifest_for(1)).map_err(unrunnable)?;
+    OnnxRunner::bind(model, &manifest_for(1)).map_err(unrunnable)?;
     let (version, dir) = write_new_version(&options.models, &options.name, |version| {
         let manifest = manifest_for(version);
         let card = crate::train::report::model_card(&manifest, None);

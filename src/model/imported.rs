@@ -65,14 +65,20 @@ impl OnnxRunner {
     /// Loads the graph in `bytes` (the checked contents of `path`) for `manifest`, checks the
     /// binding and scores the example row.
     pub fn load(path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<OnnxRunner, String> {
-        let binding = manifest
-            .onnx
-            .as_ref()
-            .ok_or("the manifest has no [onnx] section naming the features of each graph input")?;
         let settings = settings();
         let model =
             OnnxModel::from_bytes(path, bytes, settings.library.as_deref(), settings.sessions)
                 .map_err(|error| error.to_string())?;
+        OnnxRunner::bind(model, manifest)
+    }
+
+    /// Binds a loaded graph to `manifest`'s features, checks the binding and scores the
+    /// example row.
+    pub fn bind(model: OnnxModel, manifest: &Manifest) -> Result<OnnxRunner, String> {
+        let binding = manifest
+            .onnx
+            .as_ref()
+            .ok_or("the manifest has no [onnx] section naming the features of each graph input")?;
         let inputs = bind(&manifest.features, binding, model.signature())?;
         let runner = OnnxRunner {
             model,

@@ -60,11 +60,9 @@ impl LoadedModel {
 
     /// Class probabilities of a validated row; every one finite, or an error.
     pub fn probabilities(&self, values: &[FeatureValue]) -> Result<Vec<f64>, PredictError> {
-        let probabilities = match &self.artifact.model {
-            Model::Native(model) => model.predict_proba(values)?,
-            Model::Onnx(runner) => runner.probabilities(&[values])?.pop().unwrap_or_default(),
-        };
-        finite(probabilities)
+        self.probabilities_of_rows(&[values])?
+            .pop()
+            .unwrap_or(Err(PredictError::Unscorable))
     }
 
     /// Class probabilities of several validated rows, each finite or an error of its own; an

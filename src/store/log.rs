@@ -181,7 +181,7 @@ fn transient(error: &sqlx::Error) -> bool {
 }
 
 /// At shutdown the queue is written for at most this long; what is left is counted as dropped,
-/// so a database that is down cannot hold the process past its grace period.
+/// so a database that is down, slow or hung cannot hold the process past its grace period.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 fn count_dropped(rows: usize, why: &str, error: &sqlx::Error) {
@@ -191,14 +191,8 @@ fn count_dropped(rows: usize, why: &str, error: &sqlx::Error) {
 
 /// Writes one batch. While the database is unreachable it retries with backoff (the queue
 /// fills meanwhile and overflow is counted); a batch the database refuses outright is written
-/// row by row, so only the rows it refuses are dropped. At shutdown it gives up after the drain
-/// deadline.
-async fn write_with_retry(
-    store: &Store,
-    batch: &[PredictionRecord],
-    closing: &tokio::sync::watch::Receiver<bool>,
-    closed_at: &mut Option<Instant>,
-) {
+/// row by row, so only the rows it refuses are dropped. The writer bounds it at shutdown.
+async fn write_with_retry(store: &Store, batch: &[PredictionRecord]) {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 0u32;
     loop {
@@ -211,13 +205,6 @@ async fn write_with_retry(
         };
         attempt += 1;
         metrics::counter!("mlserve_prediction_log_write_errors_total").increment(1);
-        if *closing.borrow() {
-            let since = *closed_at.get_or_insert_with(Instant::now);
-            if since.elapsed() >= SHUTDOWN_DRAIN {
-                count_dropped(batch.len(), "giving up on a batch at shutdown", &error);
-                return;
-            }
-        }
         if !transient(&error) && attempt >= 2 {
             write_row_by_row(store, batch).await;
             return;
@@ -226,6 +213,18 @@ async fn write_with_retry(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+}
+
+/// Resolves [`SHUTDOWN_DRAIN`] after shutdown began: the end of the time a write may take then.
+async fn drain_deadline(
+    closing: &mut tokio::sync::watch::Receiver<bool>,
+    closed_at: &mut Option<Instant>,
+) {
+    if closing.wait_for(|closing| *closing).await.is_err() {
+        return std::future::pending().await; // the log itself is gone; the queue ends the writer
+    }
+    let since = *closed_at.get_or_insert_with(Instant::now);
+    tokio::time::sleep(SHUTDOWN_DRAIN.saturating_sub(since.elapsed())).await;
 }
 
 async fn write_row_by_row(store: &Store, batch: &[PredictionRecord]) {
@@ -276,16 +275,11 @@ async fn run_writer(
             }
         }
         metrics::gauge!("mlserve_prediction_log_queue_depth").set(receiver.len() as f64);
-        let written = if *closing.borrow() {
-            // A database too slow (or hung) to take the backlog in time must not hold the
-            // process past its grace period: what is left then is counted as dropped.
-            let since = *closed_at.get_or_insert_with(Instant::now);
-            let left = SHUTDOWN_DRAIN.saturating_sub(since.elapsed());
-            let write = write_with_retry(&store, &batch, &closing, &mut closed_at);
-            tokio::time::timeout(left, write).await.is_ok()
-        } else {
-            write_with_retry(&store, &batch, &closing, &mut closed_at).await;
-            true
+        // A database that is down, slow or hung must not hold the process past its grace
+        // period: once shutdown began, what is not written in time is counted as dropped.
+        let written = tokio::select! {
+            () = write_with_retry(&store, &batch) => true,
+            () = drain_deadline(&mut closing, &mut closed_at) => false,
         };
         if !written {
             let mut left = batch.len() as u64;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod clients;
 pub mod forms;
 pub mod postgres;
 pub mod process;
