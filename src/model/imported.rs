@@ -89,11 +89,6 @@ impl OnnxRunner {
         Ok(runner)
     }
 
-    /// The graph's inputs and outputs.
-    pub fn signature(&self) -> &GraphSignature {
-        self.model.signature()
-    }
-
     /// Class probabilities of validated rows (values in schema order), in one run of the graph.
     pub fn probabilities(&self, rows: &[&[FeatureValue]]) -> Result<Vec<Vec<f64>>, OnnxError> {
         let columns: Vec<Vec<Column>> = self

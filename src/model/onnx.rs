@@ -39,7 +39,7 @@ static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = On
 
 /// Where the runtime library is looked for: the setting, then `ORT_DYLIB_PATH`, then the
 /// folder `scripts/fetch-onnxruntime.sh` fills.
-pub fn library_candidates(setting: Option<&Path>) -> Vec<PathBuf> {
+fn library_candidates(setting: Option<&Path>) -> Vec<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(path) = setting {
         candidates.push(path.to_path_buf());

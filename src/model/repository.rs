@@ -36,9 +36,6 @@ pub enum PredictError {
     /// The row does not fit the model (a validator bug, never user input).
     #[error(transparent)]
     Model(#[from] super::native::ModelError),
-    /// ONNX Runtime failed to run the graph on validated rows.
-    #[error(transparent)]
-    Onnx(#[from] super::onnx::OnnxError),
     /// The graph refused this one validated row (a value it cannot take, such as a category
     /// its encoder does not know when it was exported to refuse those).
     #[error("the model refused this row: {0}")]
