@@ -421,6 +421,12 @@ fn run_serve(flags: SettingsFlags) -> ExitCode {
     }
 }
 
+/// Exit code of a failed `train` or `import`: writing the artifact is the only failure a user
+/// cannot fix by changing the command (1); anything else is a usage error (2).
+fn artifact_exit_code(write_failed: bool) -> ExitCode {
+    ExitCode::from(if write_failed { 1 } else { EXIT_USAGE })
+}
+
 fn run_healthcheck(args: &HealthcheckArgs) -> ExitCode {
     // A zero timeout would mean "none" to the socket calls: at least a millisecond.
     let timeout = std::time::Duration::try_from_secs_f64(args.timeout_secs)
@@ -487,16 +493,10 @@ fn run_import(args: ImportArgs) -> ExitCode {
         }
         Err(error) => {
             eprintln!("error: {error}");
-            // Only writing the version is a failure the command line cannot fix.
-            let code = if matches!(
+            artifact_exit_code(matches!(
                 error,
                 ImportError::Artifact(mlserve::model::ArtifactError::Io { .. })
-            ) {
-                1
-            } else {
-                EXIT_USAGE
-            };
-            ExitCode::from(code)
+            ))
         }
     }
 }
@@ -590,16 +590,10 @@ fn run_train(args: TrainArgs) -> ExitCode {
         Err(error) => {
             tracing::error!(%error, "training failed");
             eprintln!("error: {error}");
-            // Writing the artifact is the only failure a user cannot fix by changing the command.
-            let code = if matches!(
+            artifact_exit_code(matches!(
                 error,
                 TrainError::Artifact(mlserve::model::ArtifactError::Io { .. })
-            ) {
-                1
-            } else {
-                EXIT_USAGE
-            };
-            ExitCode::from(code)
+            ))
         }
     }
 }

@@ -364,19 +364,13 @@ fn feature_schemas(
                 (InputKind::Float | InputKind::Double, _) => ColumnKind::Number,
             };
             let imputed_value = imputed.and_then(|values| values.get(column).copied());
-            let mut feature = FeatureSchema {
-                name: name.clone(),
+            let mut feature = FeatureSchema::new(
+                name.clone(),
                 kind,
-                nullable: imputed_value.is_some() && kind == ColumnKind::Number,
-                example: default_example(kind, categories.as_deref(), imputed_value),
-                min: None,
-                max: None,
-                mean: None,
-                std: None,
-                categories,
-                frequencies: None,
-                baseline: None,
-            };
+                default_example(kind, categories.as_deref(), imputed_value),
+            );
+            feature.nullable = imputed_value.is_some() && kind == ColumnKind::Number;
+            feature.categories = categories;
             if let Some(cells) = sample.get(name) {
                 add_statistics(&mut feature, cells)?;
             }

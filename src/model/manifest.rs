@@ -222,6 +222,25 @@ pub struct FeatureSchema {
     pub baseline: Option<Histogram>,
 }
 
+impl FeatureSchema {
+    /// A feature with its type and example, and no training statistics yet.
+    pub fn new(name: impl Into<String>, kind: ColumnKind, example: ExampleValue) -> Self {
+        FeatureSchema {
+            name: name.into(),
+            kind,
+            nullable: false,
+            example,
+            min: None,
+            max: None,
+            mean: None,
+            std: None,
+            categories: None,
+            frequencies: None,
+            baseline: None,
+        }
+    }
+}
+
 /// A distribution in bins: `shares[i]` of the rows fall in bin `i`, where bin 0 holds values up
 /// to `edges[0]`, bin `i` values above `edges[i - 1]` up to `edges[i]`, and the last bin values
 /// above the last edge.

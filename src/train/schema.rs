@@ -18,19 +18,8 @@ pub fn feature_schemas(
         .iter()
         .zip(&preprocessor.inputs)
         .map(|(column, encoding)| {
-            let mut schema = FeatureSchema {
-                name: column.name.clone(),
-                kind: column.kind,
-                nullable: false,
-                example: ExampleValue::Number(0.0),
-                min: None,
-                max: None,
-                mean: None,
-                std: None,
-                categories: None,
-                frequencies: None,
-                baseline: None,
-            };
+            let mut schema =
+                FeatureSchema::new(column.name.clone(), column.kind, ExampleValue::Number(0.0));
             match (&column.values, encoding) {
                 (ColumnValues::Numeric(values), _) => {
                     let training: Vec<f64> = train_rows.iter().map(|&row| values[row]).collect();
