@@ -310,9 +310,9 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     } else {
         None
     };
-    // Taken before the keys are read: a change in between is then seen by the watch.
-    let keys_seen = auth::keys_fingerprint(&settings.keys_file).await;
-    let auth = if settings.auth {
+    let (auth, keys_seen) = if settings.auth {
+        // Taken before the keys are read: a change in between is then seen by the watch.
+        let keys_seen = auth::keys_fingerprint(&settings.keys_file).await;
         let keys = auth::keys::KeysFile::load(&settings.keys_file)?;
         if keys.is_empty() {
             return Err(ServeError::NoKeys(settings.keys_file.display().to_string()));
@@ -324,13 +324,10 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
                 f64::from(settings.rate_limit_burst),
             )
         });
-        Some(Arc::new(auth::AuthState::new(
-            &keys,
-            settings.metrics_auth,
-            rate_limiter,
-        )))
+        let state = auth::AuthState::new(&keys, settings.metrics_auth, rate_limiter);
+        (Some(Arc::new(state)), keys_seen)
     } else {
-        None
+        (None, None)
     };
     let mut app = App::new(repository.clone(), settings);
     app.log = log.clone();
