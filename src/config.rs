@@ -72,6 +72,16 @@ pub struct Settings {
     pub onnxruntime: Option<PathBuf>,
     /// ONNX Runtime sessions per ONNX model (each runs one request at a time).
     pub onnx_sessions: usize,
+    /// Not ready while any version failed to load, not only while a model has no version
+    /// that serves.
+    pub strict_readiness: bool,
+    /// Longest time a client may take to send a request's headers, in seconds (counted from
+    /// a new connection, or from the first byte of a later request on a kept-alive one).
+    pub header_read_timeout_secs: f64,
+    /// Longest time a kept-alive connection may sit idle between requests, in seconds.
+    pub keep_alive_timeout_secs: f64,
+    /// Most connections open at once (lowered to what the descriptor limit allows).
+    pub max_connections: usize,
 }
 
 impl Default for Settings {
@@ -99,6 +109,10 @@ impl Default for Settings {
             rate_limit_burst: 20,
             onnxruntime: None,
             onnx_sessions: crate::model::imported::OnnxSettings::default().sessions,
+            strict_readiness: false,
+            header_read_timeout_secs: 10.0,
+            keep_alive_timeout_secs: 75.0,
+            max_connections: 10_000,
         }
     }
 }
@@ -180,6 +194,18 @@ pub struct SettingsFlags {
     /// ONNX Runtime sessions per ONNX model [default: the CPU count, at most 4]
     #[arg(long, env = "MLSERVE_ONNX_SESSIONS", value_name = "N")]
     pub onnx_sessions: Option<usize>,
+    /// Not ready while any version failed to load, not only while a model has none that serves [default: false]
+    #[arg(long, env = "MLSERVE_STRICT_READINESS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub strict_readiness: Option<bool>,
+    /// Seconds a client may take to send a request's headers [default: 10]
+    #[arg(long, env = "MLSERVE_HEADER_READ_TIMEOUT_SECS", value_name = "SECONDS")]
+    pub header_read_timeout_secs: Option<f64>,
+    /// Seconds a kept-alive connection may stay idle between requests [default: 75]
+    #[arg(long, env = "MLSERVE_KEEP_ALIVE_TIMEOUT_SECS", value_name = "SECONDS")]
+    pub keep_alive_timeout_secs: Option<f64>,
+    /// Most connections open at once, lowered to what the open-file limit allows [default: 10000]
+    #[arg(long, env = "MLSERVE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
 }
 
 /// The file layer: every setting optional, unknown keys refused.
@@ -208,6 +234,10 @@ struct FileSettings {
     rate_limit_burst: Option<u32>,
     onnxruntime: Option<PathBuf>,
     onnx_sessions: Option<usize>,
+    strict_readiness: Option<bool>,
+    header_read_timeout_secs: Option<f64>,
+    keep_alive_timeout_secs: Option<f64>,
+    max_connections: Option<usize>,
 }
 
 /// A setting that cannot be used.
@@ -315,6 +345,22 @@ impl SettingsFlags {
                 .onnx_sessions
                 .or(file.onnx_sessions)
                 .unwrap_or(d.onnx_sessions),
+            strict_readiness: self
+                .strict_readiness
+                .or(file.strict_readiness)
+                .unwrap_or(d.strict_readiness),
+            header_read_timeout_secs: self
+                .header_read_timeout_secs
+                .or(file.header_read_timeout_secs)
+                .unwrap_or(d.header_read_timeout_secs),
+            keep_alive_timeout_secs: self
+                .keep_alive_timeout_secs
+                .or(file.keep_alive_timeout_secs)
+                .unwrap_or(d.keep_alive_timeout_secs),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(d.max_connections),
         };
         settings.check()?;
         Ok(settings)
@@ -388,6 +434,20 @@ impl Settings {
                 "must be a number of seconds above 0 and at most 86400",
             );
         }
+        for (name, seconds) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("keep_alive_timeout_secs", self.keep_alive_timeout_secs),
+        ] {
+            if !(seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0) {
+                return invalid(
+                    name,
+                    "must be a number of seconds above 0 and at most 86400",
+                );
+            }
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections", "must be at least 1");
+        }
         if let Err(error) = tracing_subscriber::EnvFilter::builder().parse(&self.log_level) {
             return invalid(
                 "log_level",
@@ -408,6 +468,16 @@ impl Settings {
     /// The request timeout.
     pub fn request_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(self.request_timeout_secs)
+    }
+
+    /// The header read timeout.
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.header_read_timeout_secs)
+    }
+
+    /// The idle timeout of kept-alive connections.
+    pub fn keep_alive_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.keep_alive_timeout_secs)
     }
 }
 

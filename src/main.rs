@@ -405,6 +405,7 @@ fn run_serve(flags: SettingsFlags) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(
             error @ (mlserve::serve::ServeError::Bind { .. }
+            | mlserve::serve::ServeError::NoRepository(_)
             | mlserve::serve::ServeError::Keys(_)
             | mlserve::serve::ServeError::NoKeys(_)
             | mlserve::serve::ServeError::Store(_)),

@@ -387,9 +387,17 @@ async fn a_model_without_a_loadable_version_is_503_and_others_still_serve() {
             .contains("invalid manifest"),
         "{problem}"
     );
+    // A model that cannot serve makes the server not ready (issue 11), naming it and why.
     let (status, _, ready) = server.get("/health/ready").await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 503);
     assert_eq!(ready["models"]["broken"]["status"], "failed");
+    assert!(
+        ready["detail"]
+            .as_str()
+            .unwrap()
+            .contains("model 'broken' has no version that serves"),
+        "{ready}"
+    );
     assert_eq!(ready["models"]["iris"]["status"], "ready");
     let (_, _, list) = server.get("/api/models").await;
     let broken = list["models"]

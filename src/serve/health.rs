@@ -12,31 +12,25 @@ pub async fn live() -> Response {
     Json(json!({"status": "live"})).into_response()
 }
 
-/// GET /health/ready: 200 once the repository has been loaded, with each model's status;
-/// 503 (with Retry-After) before.
+/// GET / for programs: `{"status": "alive"}`, KServe V1's liveness answer.
+pub async fn alive_v1() -> Response {
+    Json(json!({"status": "alive"})).into_response()
+}
+
+/// GET /health/ready: 200 when every model has a version that serves (with each model's
+/// status); 503 with `Retry-After` while loading, and when the repository is empty or a model
+/// cannot serve, naming each model and why ([`crate::model::readiness`]).
 pub async fn ready(State(app): State<App>) -> Response {
-    if !app.repository.is_loaded() {
-        let body = Json(json!({"status": "loading", "detail": "models are still loading"}));
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            body,
-        )
-            .into_response();
+    let readiness = app.repository.readiness(app.settings.strict_readiness);
+    if readiness.is_ready() {
+        return Json(readiness).into_response();
     }
-    let catalog = app.repository.catalog();
-    let models: serde_json::Map<String, serde_json::Value> = catalog
-        .models
-        .iter()
-        .map(|(name, entry)| {
-            let status = match entry.default_model() {
-                Some(model) => json!({"status": "ready", "version": model.version_label}),
-                None => json!({"status": "failed"}),
-            };
-            (name.clone(), status)
-        })
-        .collect();
-    Json(json!({"status": "ready", "models": models})).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        Json(readiness),
+    )
+        .into_response()
 }
 
 /// Asks a running server for `path` over plain HTTP/1.0 and returns the status code: the

@@ -42,6 +42,24 @@ pub fn tag(mut response: Response, model: &crate::model::LoadedModel) -> Respons
     response
 }
 
+/// Whether the client asks for a page (a browser): then errors come as HTML pages, and `/` is
+/// the web UI rather than KServe V1's liveness answer.
+pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// Whether a request is KServe V1's liveness check: `GET /` (or `HEAD /`) from a program, one
+/// that does not ask for HTML. Like every probe it needs no credential and is never shed.
+pub fn is_root_liveness(request: &Request) -> bool {
+    let method = request.method();
+    (method == axum::http::Method::GET || method == axum::http::Method::HEAD)
+        && request.uri().path() == "/"
+        && !wants_html(request.headers())
+}
+
 /// An incoming id is kept only if it is short and plain, so it cannot inject into logs or headers.
 fn accept_incoming_id(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;

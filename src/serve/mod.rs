@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod connections;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
@@ -23,7 +24,7 @@ pub mod watch;
 use crate::config::Settings;
 use crate::model::Repository;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Extension, Request};
+use axum::extract::{DefaultBodyLimit, Extension, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -79,6 +80,12 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The model repository folder does not exist (a typo must not look like an empty
+    /// repository, so it is never created here).
+    #[error(
+        "the model repository {0} does not exist or is not a folder: check --models (MLSERVE_MODELS); `mlserve train` or `mlserve import` creates it"
+    )]
+    NoRepository(String),
     /// The keys file cannot be used.
     #[error("{0}")]
     Keys(#[from] auth::keys::KeysError),
@@ -93,15 +100,6 @@ pub enum ServeError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Whether the client is a browser asking for a page (then errors come as HTML pages).
-fn wants_html(request: &Request) -> bool {
-    request
-        .headers()
-        .get(axum::http::header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"))
 }
 
 /// An error for a route that does not exist or a method it does not take: a page for
@@ -119,7 +117,12 @@ fn route_error(status: StatusCode, detail: String, request_id: &str, html: bool)
 
 async fn not_found(Extension(rid): Extension<RequestId>, request: Request) -> Response {
     let detail = format!("no route for {} {}", request.method(), request.uri().path());
-    route_error(StatusCode::NOT_FOUND, detail, &rid.0, wants_html(&request))
+    route_error(
+        StatusCode::NOT_FOUND,
+        detail,
+        &rid.0,
+        middleware::wants_html(request.headers()),
+    )
 }
 
 async fn method_not_allowed(Extension(rid): Extension<RequestId>, request: Request) -> Response {
@@ -132,8 +135,18 @@ async fn method_not_allowed(Extension(rid): Extension<RequestId>, request: Reque
         StatusCode::METHOD_NOT_ALLOWED,
         detail,
         &rid.0,
-        wants_html(&request),
+        middleware::wants_html(request.headers()),
     )
+}
+
+/// GET /: the web UI's model list for browsers; `{"status": "alive"}` for programs, which is
+/// KServe V1's liveness check (what its Python client reads).
+async fn root(State(app): State<App>, headers: axum::http::HeaderMap) -> Response {
+    if middleware::wants_html(&headers) {
+        ui::index(State(app)).await
+    } else {
+        health::alive_v1().await
+    }
 }
 
 /// The complete router.
@@ -210,6 +223,7 @@ pub fn router(app: App) -> Router {
         .route("/api/readiness", get(health::ready))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(metrics::render))
+        .route("/", get(root))
         .merge(ui::routes(upload_limit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -276,6 +290,11 @@ impl Drop for RunningServer {
 /// Binds the address, starts serving at once (readiness answers 503 until the models are
 /// loaded), loads the repository in the background, and starts watching it.
 pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
+    if !settings.models.is_dir() {
+        return Err(ServeError::NoRepository(
+            settings.models.display().to_string(),
+        ));
+    }
     metrics::install();
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
@@ -344,16 +363,17 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
             keys_seen,
         )));
     }
+    let limits = connections::ConnectionLimits::from_settings(&app.settings);
     let (sender, receiver) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(async move {
-                let _ = receiver.await;
-            })
+        let stop = async move {
+            let _ = receiver.await;
+        };
+        connections::serve(listener, router(app), limits, stop)
             .await
             .map_err(ServeError::Io)
     });
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, max_connections = limits.max_connections, "listening");
     Ok(RunningServer {
         addr,
         repository,

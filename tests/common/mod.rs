@@ -100,18 +100,15 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server and waits until it is ready.
+    /// Starts a server and waits until its repository is loaded (then it is ready, unless the
+    /// repository holds a model that cannot serve, or none).
     pub async fn start(settings: Settings) -> TestServer {
         let server = mlserve::serve::start(settings).await.unwrap();
         let base = format!("http://{}", server.addr);
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ready = client.get(format!("{base}/health/ready")).send().await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "server not ready in 10 s");
+        while !server.repository.is_loaded() {
+            assert!(Instant::now() < deadline, "repository not loaded in 10 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         TestServer {

@@ -25,9 +25,30 @@ impl Drop for ServerProcess {
 
 /// Starts `mlserve ARGS` in `cwd` on a free port and waits for its "listening" log line.
 pub fn spawn_server(cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mlserve"));
+    command.args(args);
+    spawn(command, cwd, envs)
+}
+
+/// [`spawn_server`] with the open-file limit (`ulimit -n`, soft and hard) set to `limit`,
+/// through util-linux's `prlimit`, which then runs mlserve in its own place.
+pub fn spawn_server_with_open_files(
+    cwd: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    limit: u64,
+) -> ServerProcess {
+    let mut command = Command::new("prlimit");
+    command
+        .arg(format!("--nofile={limit}:{limit}"))
+        .arg(env!("CARGO_BIN_EXE_mlserve"))
+        .args(args);
+    spawn(command, cwd, envs)
+}
+
+fn spawn(mut command: Command, cwd: &Path, envs: &[(&str, &str)]) -> ServerProcess {
     #[allow(clippy::zombie_processes)] // reaped by ServerProcess's Drop
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mlserve"))
-        .args(args)
+    let mut child = command
         .current_dir(cwd)
         .env("MLSERVE_ADDR", "127.0.0.1:0")
         .env("MLSERVE_LOG_FORMAT", "json")

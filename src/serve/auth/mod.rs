@@ -470,7 +470,11 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
         return next.run(request).await;
     };
     let path = request.uri().path().to_string();
-    let access = required_access(request.method(), &path);
+    let access = if super::middleware::is_root_liveness(&request) {
+        Access::Open
+    } else {
+        required_access(request.method(), &path)
+    };
     if access == Access::Open || (access == Access::Metrics && !auth.metrics_auth) {
         return next.run(request).await;
     }
@@ -568,6 +572,7 @@ pub async fn shed_load(State(app): State<App>, request: Request, next: Next) -> 
         || path.starts_with("/v2/health/")
         || path == "/api/liveness"
         || path == "/api/readiness"
+        || super::middleware::is_root_liveness(&request)
     {
         return next.run(request).await;
     }

@@ -55,7 +55,6 @@ pub fn routes(upload_limit: usize) -> Router<App> {
         .route("/card", get(card))
         .route("/monitoring", get(monitoring_page));
     Router::new()
-        .route("/", get(index))
         .nest("/ui/models/{name}", model_routes.clone())
         .nest("/ui/models/{name}/versions/{version}", model_routes)
         .route("/ui", get(to_index))
@@ -258,8 +257,8 @@ fn format_metric(value: f64) -> String {
     format!("{value:.3}")
 }
 
-/// GET /: the models.
-async fn index(State(app): State<App>) -> Response {
+/// GET / for browsers: the models.
+pub async fn index(State(app): State<App>) -> Response {
     let catalog = app.repository.catalog();
     let models = catalog
         .models

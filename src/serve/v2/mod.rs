@@ -115,19 +115,26 @@ pub async fn server_metadata() -> Response {
     .into_response()
 }
 
-/// GET /v2/health/live: 200 with an empty body.
-pub async fn live() -> StatusCode {
-    StatusCode::OK
+/// GET /v2/health/live: 200 with `{"live": true}` (the protocol asks only for the status code;
+/// KServe's own client and server use that body).
+pub async fn live() -> Response {
+    Json(json!({"live": true})).into_response()
 }
 
-/// GET /v2/health/ready: 200 once the repository is loaded, 400 (the protocol's "false")
-/// before; empty bodies, as the protocol asks.
-pub async fn ready(State(app): State<App>) -> StatusCode {
-    if app.repository.is_loaded() {
+/// GET /v2/health/ready: 200 with `{"ready": true}` when every model has a version that serves
+/// (the judgement of `/health/ready`), otherwise 400 (the protocol's "false" is a 4xx, and
+/// Triton answers 400) with `{"ready": false}`.
+pub async fn ready(State(app): State<App>) -> Response {
+    let ready = app
+        .repository
+        .readiness(app.settings.strict_readiness)
+        .is_ready();
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::BAD_REQUEST
-    }
+    };
+    (status, Json(json!({"ready": ready}))).into_response()
 }
 
 fn find(app: &App, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, ProtocolError> {
@@ -217,12 +224,16 @@ pub async fn model_metadata_version(
 
 fn model_ready(app: &App, name: &str, version: Option<&str>) -> Response {
     match find(app, name, version) {
-        Ok(model) => tag(StatusCode::OK.into_response(), &model),
-        // Not loaded: the protocol's "false" is a 4xx.
-        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => error(
-            StatusCode::BAD_REQUEST,
-            format!("model '{name}' is not ready"),
+        Ok(model) => tag(
+            Json(json!({"name": name, "ready": true})).into_response(),
+            &model,
         ),
+        // Not loaded: the protocol's "false" is a 4xx.
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"name": name, "ready": false, "error": e.message})),
+        )
+            .into_response(),
         Err(e) => e.into_response(),
     }
 }
