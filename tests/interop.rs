@@ -604,3 +604,107 @@ async fn bodies_over_the_limit_get_the_protocol_error_shape() {
         assert!(answer["error"].is_string(), "{path}: {answer}");
     }
 }
+
+/// Labels and probabilities as KServe's client decoded them from one V2 answer.
+fn kserve_outputs(answer: &Value) -> Vec<(String, Vec<f64>)> {
+    let outputs = &answer["outputs"];
+    let labels = outputs["label"]["data"].as_array().unwrap();
+    let probabilities: Vec<f64> = outputs["probabilities"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .collect();
+    assert_eq!(outputs["probabilities"]["shape"], json!([3, 3]));
+    labels
+        .iter()
+        .zip(probabilities.chunks(3))
+        .map(|(label, p)| (label.as_str().unwrap().to_string(), p.to_vec()))
+        .collect()
+}
+
+fn assert_same_predictions(
+    seen: &[(String, Vec<f64>)],
+    expected: &[(String, Vec<f64>)],
+    case: &str,
+) {
+    assert_eq!(seen.len(), expected.len(), "{case}");
+    for (row, ((label, p), (want_label, want))) in seen.iter().zip(expected).enumerate() {
+        assert_eq!(label, want_label, "{case} row {row}");
+        for (got, want) in p.iter().zip(want) {
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{case} row {row}: {got} vs {want}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kserves_own_python_client_works_on_v1_and_v2() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let expected = native(&server).await;
+    let seen = run_python_client("kserve_client.py", vec![server.server.addr.to_string()]).await;
+    assert_eq!(seen["failed"], json!([]), "{seen}");
+
+    let v2 = &seen["v2"];
+    assert_eq!(
+        [
+            &v2["live"],
+            &v2["ready"],
+            &v2["model_ready"],
+            &v2["unknown_model_ready"]
+        ],
+        [&json!(true), &json!(true), &json!(true), &json!(false)]
+    );
+    for (case, id, binary) in [
+        ("json", "req-7", false),
+        ("json_outputs", "req-8", false),
+        ("binary", "req-9", true),
+    ] {
+        let answer = &v2[case];
+        assert_eq!(
+            (&answer["model_name"], &answer["id"]),
+            (&json!("iris"), &json!(id)),
+            "{case}"
+        );
+        assert_eq!(answer["binary"], binary, "{case}");
+        assert_same_predictions(&kserve_outputs(answer), &expected, case);
+    }
+    // The client shows the server's own words for a failure (it needs exactly application/json).
+    let unknown = &v2["errors"]["unknown_model"];
+    assert_eq!(unknown["status"], 404);
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no model named 'nope'"),
+        "{unknown}"
+    );
+    let bad_shape = &v2["errors"]["bad_shape"];
+    assert_eq!(bad_shape["status"], 400);
+    assert!(
+        bad_shape["message"]
+            .as_str()
+            .unwrap()
+            .contains("input 'input'"),
+        "{bad_shape}"
+    );
+
+    let v1 = &seen["v1"];
+    assert_eq!(
+        (&v1["live"], &v1["model_ready"]),
+        (&json!(true), &json!(true))
+    );
+    let labels: Vec<&str> = expected.iter().map(|(label, _)| label.as_str()).collect();
+    assert_eq!(v1["predict"], json!({"predictions": labels}));
+    assert_eq!(v1["unknown_model_ready"]["status"], 404);
+    assert_eq!(v1["errors"]["unknown_model"]["status"], 404);
+    assert_eq!(
+        v1["errors"]["unknown_model"]["body"]["error"],
+        "Model with name nope does not exist."
+    );
+    assert_eq!(v1["errors"]["bad_instance"]["status"], 400);
+    assert_eq!(v1["errors"]["explain"]["status"], 501);
+}

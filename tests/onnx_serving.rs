@@ -569,12 +569,22 @@ fn without_onnx_runtime_onnx_models_fail_with_the_reason_and_native_ones_serve()
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let url = |path: &str| format!("http://{addr}{path}");
+        // Loaded, but not ready (issue 11): a model with no version that serves keeps the
+        // server out of the load balancer, and readiness names it and why.
+        let mut ready = Value::Null;
         assert!(
             common::eventually(std::time::Duration::from_secs(10), async || {
-                client.get(url("/health/ready")).send().await.is_ok_and(|r| r.status() == 200)
+                let Ok(response) = client.get(url("/health/ready")).send().await else { return false };
+                let status = response.status();
+                ready = response.json().await.unwrap_or(Value::Null);
+                status == 503 && ready["status"] == "not_ready"
             })
-            .await
+            .await,
+            "{ready}"
         );
+        let detail = ready["detail"].as_str().unwrap();
+        assert!(detail.contains("model 'loans' has no version that serves") && detail.contains("ONNX Runtime is not available"), "{detail}");
+        assert_eq!(ready["models"]["iris"]["status"], "ready");
         let response = client.get(url("/api/models/loans")).send().await.unwrap();
         assert_eq!(response.status(), 503);
         let problem: Value = response.json().await.unwrap();

@@ -121,7 +121,9 @@ fn routes() -> Vec<(Method, &'static str, Option<serde_json::Value>, Need)> {
             Some(json!({"instances": [[5.1, 3.5, 1.4, 0.2]]})),
             Need::Predict,
         ),
-        (Method::GET, "/", None, Need::Predict),
+        // A program's GET / is KServe V1's liveness check, open like every probe; a browser's
+        // is the web UI (the_web_ui_asks_for_the_same_credentials).
+        (Method::GET, "/", None, Need::Open),
         (Method::GET, "/ui/models/iris", None, Need::Predict),
         (Method::GET, "/ui/models/iris/card", None, Need::Predict),
     ]
@@ -275,6 +277,21 @@ async fn the_web_ui_asks_for_the_same_credentials() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // The model list asks a browser to sign in; a program asking for / gets the liveness answer.
+    let index = no_redirects
+        .get(server.url("/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(index.status(), 401);
+    assert!(index.text().await.unwrap().contains("<h1>Sign in</h1>"));
+    let alive = no_redirects.get(server.url("/")).send().await.unwrap();
+    assert_eq!(alive.status(), 200);
+    assert_eq!(
+        alive.json::<serde_json::Value>().await.unwrap(),
+        json!({"status": "alive"})
+    );
     let response = no_redirects
         .get(server.url("/ui/models/iris"))
         .send()

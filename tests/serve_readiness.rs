@@ -77,7 +77,8 @@ async fn a_repository_whose_only_model_is_corrupt_is_not_ready_on_every_probe() 
     assert_eq!((status, body["status"].clone()), (503, json!("not_ready")));
     // The V2 routes agree: 4xx is the protocol's "false".
     let (status, body) = status_and_json(&server, "/v2/health/ready").await;
-    assert_eq!((status, body), (400, json!({"ready": false})));
+    assert_eq!((status, body["ready"].clone()), (400, json!(false)));
+    assert_eq!(body["error"].as_str(), Some(detail));
     let (status, body) = status_and_json(&server, "/v2/models/broken/ready").await;
     assert_eq!(status, 400);
     assert_eq!(body["ready"], false);

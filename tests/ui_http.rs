@@ -455,7 +455,13 @@ async fn the_example_csv_round_trips_through_the_upload() {
 async fn pages_and_assets_carry_security_and_cache_headers() {
     let repo = demo_repository();
     let server = TestServer::start(test_settings(repo.path())).await;
-    let response = server.client.get(server.url("/")).send().await.unwrap();
+    let response = server
+        .client
+        .get(server.url("/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     let headers = response.headers().clone();
     let html = response.text().await.unwrap();
     assert!(

@@ -37,6 +37,9 @@ use tokio::time::Instant;
 /// repository watch: at least this many, or a tenth of the limit if that is more.
 const RESERVED_DESCRIPTORS: u64 = 64;
 
+/// How often a connection accepted at the limit looks again for one to close.
+const EVICTION_RETRY: Duration = Duration::from_millis(20);
+
 /// The bounds on connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -135,20 +138,16 @@ impl Registry {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks the connection that has waited longest for a request's headers to close; false
-    /// when every connection is serving a request.
-    fn evict_longest_waiting(&self) -> bool {
+    /// Asks the connection that has waited longest for a request's headers to close, if any
+    /// is waiting (the same one is asked again until it is gone: asking twice costs nothing).
+    fn evict_longest_waiting(&self) {
         let live = self.lock();
         let oldest = live
             .values()
             .filter(|state| state.waiting_since.load(Ordering::Acquire) != 0)
             .min_by_key(|state| state.waiting_since.load(Ordering::Acquire));
-        match oldest {
-            Some(state) => {
-                state.evict.notify_one();
-                true
-            }
-            None => false,
+        if let Some(state) = oldest {
+            state.evict.notify_one();
         }
     }
 }
@@ -187,13 +186,18 @@ pub async fn serve(
             Ok(permit) => permit,
             Err(_) => {
                 metrics::counter!("mlserve_connections_at_limit_total").increment(1);
-                registry.evict_longest_waiting();
-                tokio::select! {
-                    () = &mut shutdown => break,
-                    permit = slots.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
+                // Busy connections may go idle while this one waits: look again now and then.
+                let waited = loop {
+                    registry.evict_longest_waiting();
+                    tokio::select! {
+                        () = &mut shutdown => break None,
+                        permit = slots.clone().acquire_owned() => break permit.ok(),
+                        () = tokio::time::sleep(EVICTION_RETRY) => {}
+                    }
+                };
+                match waited {
+                    Some(permit) => permit,
+                    None => break,
                 }
             }
         };
@@ -226,6 +230,8 @@ impl Connection {
         // Answers are small and written whole: waiting to coalesce them only adds latency.
         let _ = stream.set_nodelay(true);
         let (id, state) = self.registry.add();
+        let open = metrics::gauge!("mlserve_connections_open");
+        open.increment(1.0);
         let timer = HeadTimer {
             state: state.clone(),
             registry: self.registry.clone(),
@@ -274,6 +280,7 @@ impl Connection {
             }
         }
         self.registry.remove(id);
+        open.decrement(1.0);
     }
 }
 

@@ -91,6 +91,19 @@ fn describe() {
         "Time to answer a request, by route and method"
     );
     describe_gauge!("mlserve_http_requests_in_flight", "Requests being answered");
+    describe_gauge!("mlserve_connections_open", "Client connections open");
+    describe_counter!(
+        "mlserve_connections_at_limit_total",
+        "Connections accepted at max_connections, which closed a waiting one or waited"
+    );
+    describe_counter!(
+        "mlserve_connections_evicted_total",
+        "Connections closed while waiting for a request's headers, to make room for a new one"
+    );
+    describe_counter!(
+        "mlserve_connections_timed_out_total",
+        "Connections closed at the header read or keep-alive timeout"
+    );
     describe_counter!(
         "mlserve_requests_shed_total",
         "Requests refused with 503 because too many were in flight"

@@ -290,11 +290,6 @@ impl Drop for RunningServer {
 /// Binds the address, starts serving at once (readiness answers 503 until the models are
 /// loaded), loads the repository in the background, and starts watching it.
 pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
-    if !settings.models.is_dir() {
-        return Err(ServeError::NoRepository(
-            settings.models.display().to_string(),
-        ));
-    }
     metrics::install();
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
@@ -303,6 +298,31 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
             source,
         })?;
     let addr = listener.local_addr()?;
+    // Everything that can refuse the settings is checked before anything is created.
+    let (auth, keys_seen) = if settings.auth {
+        // Taken before the keys are read: a change in between is then seen by the watch.
+        let keys_seen = auth::keys_fingerprint(&settings.keys_file).await;
+        let keys = auth::keys::KeysFile::load(&settings.keys_file)?;
+        if keys.is_empty() {
+            return Err(ServeError::NoKeys(settings.keys_file.display().to_string()));
+        }
+        tracing::info!(keys = keys.keys.len(), users = keys.users.len(), file = %settings.keys_file.display(), "auth on");
+        let rate_limiter = (settings.rate_limit_per_sec > 0.0).then(|| {
+            auth::RateLimiter::new(
+                settings.rate_limit_per_sec,
+                f64::from(settings.rate_limit_burst),
+            )
+        });
+        let state = auth::AuthState::new(&keys, settings.metrics_auth, rate_limiter);
+        (Some(Arc::new(state)), keys_seen)
+    } else {
+        (None, None)
+    };
+    if !settings.models.is_dir() {
+        return Err(ServeError::NoRepository(
+            settings.models.display().to_string(),
+        ));
+    }
     crate::model::imported::configure(settings.onnx());
     let repository = Arc::new(Repository::new(&settings.models));
     let watcher = if settings.watch {
@@ -328,25 +348,6 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
         Some(Arc::new(log))
     } else {
         None
-    };
-    let (auth, keys_seen) = if settings.auth {
-        // Taken before the keys are read: a change in between is then seen by the watch.
-        let keys_seen = auth::keys_fingerprint(&settings.keys_file).await;
-        let keys = auth::keys::KeysFile::load(&settings.keys_file)?;
-        if keys.is_empty() {
-            return Err(ServeError::NoKeys(settings.keys_file.display().to_string()));
-        }
-        tracing::info!(keys = keys.keys.len(), users = keys.users.len(), file = %settings.keys_file.display(), "auth on");
-        let rate_limiter = (settings.rate_limit_per_sec > 0.0).then(|| {
-            auth::RateLimiter::new(
-                settings.rate_limit_per_sec,
-                f64::from(settings.rate_limit_burst),
-            )
-        });
-        let state = auth::AuthState::new(&keys, settings.metrics_auth, rate_limiter);
-        (Some(Arc::new(state)), keys_seen)
-    } else {
-        (None, None)
     };
     let mut app = App::new(repository.clone(), settings);
     app.log = log.clone();

@@ -105,12 +105,13 @@ fn protocol_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Valu
     let name = path_param("name", "Model name.");
     let version = path_param("version", "Version number.");
     let errors = |ok: Value| json!({"200": ok, "400": protocol_error("A malformed request or tensor."), "404": protocol_error("No such model or version."), "503": protocol_error("The model is not loaded.")});
-    let empty_ok = json!({"description": "True: 200 with an empty body."});
+    let flag = |key: &str| json!({"type": "object", "required": [key], "properties": {key: {"type": "boolean"}}});
+    let model_ready_body = json!({"type": "object", "required": ["name", "ready"], "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}}});
     paths.insert("/v2".into(), json!({"get": {"tags": ["v2"], "operationId": "v2_server_metadata", "summary": "Server name, version and extensions",
         "responses": {"200": json_ok("The server metadata.", json!({"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "extensions": {"type": "array", "items": {"type": "string"}}}}))}}}));
-    paths.insert("/v2/health/live".into(), json!({"get": {"tags": ["v2"], "operationId": "v2_live", "summary": "Server live (200, empty body)", "responses": {"200": empty_ok.clone()}}}));
-    paths.insert("/v2/health/ready".into(), json!({"get": {"tags": ["v2"], "operationId": "v2_ready", "summary": "Server ready: 200, or 400 while loading (empty bodies)",
-        "responses": {"200": empty_ok.clone(), "400": {"description": "Not ready yet."}}}}));
+    paths.insert("/v2/health/live".into(), json!({"get": {"tags": ["v2"], "operationId": "v2_live", "summary": "Server live: 200 with {\"live\": true}", "responses": {"200": json_ok("Live.", flag("live"))}}}));
+    paths.insert("/v2/health/ready".into(), json!({"get": {"tags": ["v2"], "operationId": "v2_ready", "summary": "Server ready: 200 when every model has a version that serves, else 400 (loading, an empty repository, a model that cannot serve)",
+        "responses": {"200": json_ok("Ready: {\"ready\": true}.", flag("ready")), "400": json_ok("Not ready: {\"ready\": false, \"error\": why}.", json!({"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}, "error": {"type": "string"}}}))}}}));
     let infer_body = json!({"required": true, "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/V2InferRequest"}},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary", "description": "The JSON request followed by binary tensor data; the Inference-Header-Content-Length header gives the JSON's length."}}}});
@@ -126,8 +127,13 @@ fn protocol_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Valu
     ] {
         paths.insert(prefix.into(), json!({"get": {"tags": ["v2"], "operationId": format!("{id}_model_metadata"), "summary": "Model metadata: inputs and outputs with datatypes and shapes",
             "parameters": params, "responses": errors(json_ok("The model metadata.", json!({"type": "object"})))}}));
+        let mut ready_responses = errors(json_ok("Ready.", model_ready_body.clone()));
+        ready_responses["400"] = json_ok(
+            "Not loaded: {\"name\", \"ready\": false, \"error\"}.",
+            model_ready_body.clone(),
+        );
         paths.insert(format!("{prefix}/ready"), json!({"get": {"tags": ["v2"], "operationId": format!("{id}_model_ready"), "summary": "Model ready: 200, or 400 when not loaded",
-            "parameters": params, "responses": errors(empty_ok.clone())}}));
+            "parameters": params, "responses": ready_responses}}));
         paths.insert(format!("{prefix}/infer"), json!({"post": {"tags": ["v2"], "operationId": format!("{id}_infer"), "summary": "Inference (JSON or binary tensors)",
             "parameters": params, "requestBody": infer_body, "responses": errors(infer_ok.clone())}}));
     }
@@ -440,7 +446,10 @@ fn generic_paths(paths: &mut Map<String, Value>) {
         if ready {
             responses.insert(
                 "503".into(),
-                json_ok("Still loading.", json!({"type": "object"})),
+                json_ok(
+                    "Not ready: still loading, an empty repository, or a model with no version that serves (strict_readiness: any failed version); detail names each model and why.",
+                    json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["loading", "not_ready"]}, "detail": {"type": "string"}, "models": {"type": "object"}}}),
+                ),
             );
         }
         json!({"get": {"tags": ["health"], "operationId": id, "summary": summary, "responses": responses}})
@@ -448,7 +457,17 @@ fn generic_paths(paths: &mut Map<String, Value>) {
     paths.insert("/health/live".into(), probe("live", "Liveness", false));
     paths.insert(
         "/health/ready".into(),
-        probe("ready", "Readiness: 503 until the models are loaded", true),
+        probe(
+            "ready",
+            "Readiness: 200 when every model has a version that serves, else 503",
+            true,
+        ),
+    );
+    paths.insert(
+        "/".into(),
+        json!({"get": {"tags": ["health"], "operationId": "root", "summary": "KServe V1 liveness for programs: {\"status\": \"alive\"}; the web UI for browsers (Accept: text/html)",
+            "responses": {"200": {"description": "{\"status\": \"alive\"}, or the web UI's model list as HTML.",
+                "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string", "enum": ["alive"]}}}}, "text/html": {"schema": {"type": "string"}}}}}}}),
     );
     paths.insert(
         "/api/liveness".into(),
@@ -512,6 +531,7 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
         for (path, item) in paths.iter_mut() {
             let open = path.starts_with("/health/")
                 || path.starts_with("/v2/health/")
+                || path == "/"
                 || path == "/api/liveness"
                 || path == "/api/readiness"
                 || (path == "/metrics" && !settings.metrics_auth);

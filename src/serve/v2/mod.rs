@@ -123,18 +123,17 @@ pub async fn live() -> Response {
 
 /// GET /v2/health/ready: 200 with `{"ready": true}` when every model has a version that serves
 /// (the judgement of `/health/ready`), otherwise 400 (the protocol's "false" is a 4xx, and
-/// Triton answers 400) with `{"ready": false}`.
+/// Triton answers 400) with `{"ready": false, "error": why}` (KServe's client shows `error`).
 pub async fn ready(State(app): State<App>) -> Response {
-    let ready = app
-        .repository
-        .readiness(app.settings.strict_readiness)
-        .is_ready();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    (status, Json(json!({"ready": ready}))).into_response()
+    let readiness = app.repository.readiness(app.settings.strict_readiness);
+    match readiness.detail {
+        None => Json(json!({"ready": true})).into_response(),
+        Some(detail) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ready": false, "error": detail})),
+        )
+            .into_response(),
+    }
 }
 
 fn find(app: &App, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, ProtocolError> {
