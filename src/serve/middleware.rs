@@ -60,6 +60,52 @@ pub fn is_root_liveness(request: &Request) -> bool {
         && !wants_html(request.headers())
 }
 
+/// The content codings a request body may come in (RFC 9110 §8.4), decoded by tower-http's
+/// request decompression: the body limits count the inflated bytes as they are read, so a
+/// small body that inflates past `max_body_bytes` is refused without inflating the rest.
+const CONTENT_CODINGS: [&str; 5] = ["gzip", "deflate", "br", "zstd", "identity"];
+
+/// Refuses a request body in a content coding the server cannot decode: 415 naming it, with
+/// `Accept-Encoding` listing the ones it can (RFC 9110 §15.5.16), in the error shape of the
+/// route's protocol. Codings are case-insensitive: the header is passed on in lower case.
+pub async fn check_content_encoding(mut request: Request, next: Next) -> Response {
+    let Some(value) = request.headers().get(axum::http::header::CONTENT_ENCODING) else {
+        return next.run(request).await;
+    };
+    let coding = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    if CONTENT_CODINGS.contains(&coding.as_str()) {
+        if let Ok(normalised) = HeaderValue::from_str(&coding) {
+            request
+                .headers_mut()
+                .insert(axum::http::header::CONTENT_ENCODING, normalised);
+        }
+        return next.run(request).await;
+    }
+    let detail = format!(
+        "Content-Encoding '{}' is not supported: send the body uncompressed or as gzip, deflate, br or zstd (one coding)",
+        String::from_utf8_lossy(value.as_bytes())
+    );
+    let status = axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    let path = request.uri().path();
+    let mut response = if path.starts_with("/v2/") || path.starts_with("/v1/") {
+        (status, axum::Json(serde_json::json!({ "error": detail }))).into_response()
+    } else {
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default();
+        Problem::new(status, detail)
+            .with_request_id(&request_id)
+            .into_response()
+    };
+    response.headers_mut().insert(
+        axum::http::header::ACCEPT_ENCODING,
+        HeaderValue::from_static("gzip, deflate, br, zstd"),
+    );
+    response
+}
+
 /// An incoming id is kept only if it is short and plain, so it cannot inject into logs or headers.
 fn accept_incoming_id(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;
