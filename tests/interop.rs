@@ -139,6 +139,15 @@ async fn malformed_tensors_are_400_with_the_protocol_error_body() {
             json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3]}]}),
             "shape [1, 4] holds 4 elements, the data has 3",
         ),
+        // Nested data must have the declared shape at every level, never be re-cut into it.
+        (
+            json!({"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP64", "data": [[5.1, 3.5, 1.4, 0.2, 6.9], [3.1, 5.4, 2.1]]}]}),
+            "input 'input': data[0] has 5 values, the shape [2, 4] asks for 4",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 1e300, 1.4, 0.2]}]}),
+            "input 'input': 1e+300 is out of range for FP32",
+        ),
         (
             json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP99", "data": [1, 2, 3, 4]}]}),
             "invalid datatype 'FP99' for input 'input'",
@@ -707,4 +716,31 @@ async fn kserves_own_python_client_works_on_v1_and_v2() {
     );
     assert_eq!(v1["errors"]["bad_instance"]["status"], 400);
     assert_eq!(v1["errors"]["explain"]["status"], 501);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn v1_refuses_a_key_given_twice_at_any_depth() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let row =
+        r#"{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}"#;
+    for (body, key) in [
+        (
+            format!(r#"{{"instances": [{row}], "instances": [[6.9, 3.1, 5.4, 2.1]]}}"#),
+            "instances",
+        ),
+        (
+            r#"{"instances": [{"sepal_length": 5.1, "sepal_length": 7.0, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}"#.to_string(),
+            "sepal_length",
+        ),
+    ] {
+        let (status, _, bytes) = post_raw(&server, "/v1/models/iris:predict", body.into_bytes(), None).await;
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, 400, "{answer}");
+        let message = answer["error"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("the key \"{key}\" is given twice in one object at line 1")),
+            "{message}"
+        );
+    }
 }

@@ -129,6 +129,80 @@ fn quote_non_finite_literals(bytes: &[u8]) -> Option<Vec<u8>> {
     changed.then_some(out)
 }
 
+/// Checks that no JSON object in `bytes` names a key twice, at any depth: RFC 8259 leaves the
+/// meaning of a repeated name to the reader, and serde_json keeps the last one silently, so
+/// `{"instances": [a], "instances": [b]}` would be answered for `b` alone. The error names the
+/// key and where it is (line and column). Bodies that are not JSON pass: their parse says why.
+pub fn refuse_duplicate_keys(bytes: &[u8]) -> Result<(), String> {
+    match serde_json::from_slice::<NoDuplicateKeys>(bytes) {
+        // "the key \"x\" is given twice in one object at line L column C"
+        Err(error) if error.is_data() => Err(error.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// A JSON value read only to find a key given twice in one object.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut items: A,
+    ) -> Result<NoDuplicateKeys, A::Error> {
+        while items.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut entries: A,
+    ) -> Result<NoDuplicateKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = entries.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key \"{key}\" is given twice in one object"
+                )));
+            }
+            entries.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
+    }
+}
+
 /// Decodes a query string into (name, value) pairs.
 pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, Problem> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(query).map_err(|error| {

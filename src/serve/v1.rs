@@ -127,6 +127,9 @@ async fn predict(app: App, name: &str, asked: Asked, body: &[u8]) -> Response {
         Ok(model) => model,
         Err(e) => return e.into_response(),
     };
+    if let Err(message) = super::body::refuse_duplicate_keys(body) {
+        return tag(error(StatusCode::BAD_REQUEST, message), &model);
+    }
     let parsed: Value = match serde_json::from_slice(body) {
         Ok(value) => value,
         Err(e) => {

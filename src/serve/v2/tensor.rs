@@ -232,6 +232,52 @@ fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
+/// JSON `data` is either flat (the elements in row-major order) or nested exactly as `shape`
+/// says at every level (the protocol's "row-major, as nested arrays"): a nested tensor whose
+/// rows have the wrong length is refused, naming the row, never re-cut into the shape.
+fn check_nesting(name: &str, data: &Value, shape: &[usize]) -> Result<(), String> {
+    let Value::Array(items) = data else {
+        return Err(format!("input '{name}': data must be an array"));
+    };
+    if items.iter().all(|item| !item.is_array()) {
+        return Ok(());
+    }
+    check_level(name, data, shape, 0, &mut String::from("data"))
+}
+
+fn check_level(
+    name: &str,
+    value: &Value,
+    shape: &[usize],
+    depth: usize,
+    path: &mut String,
+) -> Result<(), String> {
+    match (value, shape.get(depth)) {
+        (Value::Array(items), Some(&want)) => {
+            if items.len() != want {
+                return Err(format!(
+                    "input '{name}': {path} has {} values, the shape {shape:?} asks for {want}",
+                    items.len()
+                ));
+            }
+            for (index, item) in items.iter().enumerate() {
+                let length = path.len();
+                path.push_str(&format!("[{index}]"));
+                check_level(name, item, shape, depth + 1, path)?;
+                path.truncate(length);
+            }
+            Ok(())
+        }
+        (Value::Array(_), None) => Err(format!(
+            "input '{name}': {path} is nested deeper than the shape {shape:?}"
+        )),
+        (_, Some(_)) => Err(format!(
+            "input '{name}': {path} is a single value where the shape {shape:?} asks for an array"
+        )),
+        (_, None) => Ok(()),
+    }
+}
+
 fn json_elements(
     input: &RequestInput,
     datatype: DataType,
@@ -257,9 +303,26 @@ fn json_elements(
                 .map(|v| v.as_str().map(str::to_string).ok_or_else(|| wrong(v)))
                 .collect::<Result<_, _>>()?,
         ),
-        DataType::Fp32 | DataType::Fp64 => Elements::Numbers(
+        DataType::Fp64 => Elements::Numbers(
             flat.iter()
                 .map(|v| v.as_f64().ok_or_else(|| wrong(v)))
+                .collect::<Result<_, _>>()?,
+        ),
+        // A JSON number past FP32's largest finite value is not an FP32: refused, as integers
+        // out of their type's range are, rather than read as a number the type cannot hold.
+        DataType::Fp32 => Elements::Numbers(
+            flat.iter()
+                .map(|v| {
+                    let n = v.as_f64().ok_or_else(|| wrong(v))?;
+                    if n.abs() > f64::from(f32::MAX) {
+                        return Err(format!(
+                            "input '{}': {v} is out of range for FP32 (largest {:e})",
+                            input.name,
+                            f32::MAX
+                        ));
+                    }
+                    Ok(n)
+                })
                 .collect::<Result<_, _>>()?,
         ),
         _ => {
@@ -410,7 +473,10 @@ pub fn decode_inputs(request: &InferRequest, mut binary: &[u8]) -> Result<Vec<Te
         let shape = shape_of(input)?;
         let count = element_count(&input.name, &shape)?;
         let elements = match (&input.data, binary_size(input)?) {
-            (Some(data), None) => json_elements(input, datatype, data)?,
+            (Some(data), None) => {
+                check_nesting(&input.name, data, &shape)?;
+                json_elements(input, datatype, data)?
+            }
             (None, Some(size)) => {
                 if size > binary.len() {
                     return Err(format!(
@@ -564,6 +630,44 @@ mod tests {
                 .unwrap_err()
                 .starts_with("invalid datatype 'FP16'")
         );
+    }
+
+    #[test]
+    fn nested_data_must_have_the_declared_shape_at_every_level() {
+        let ragged = request(
+            json!({"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP64", "data": [[1, 2, 3, 4, 5], [6, 7, 8]]}]}),
+        );
+        assert_eq!(
+            decode_inputs(&ragged, &[]).unwrap_err(),
+            "input 'input': data[0] has 5 values, the shape [2, 4] asks for 4"
+        );
+        let short_row = request(
+            json!({"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP64", "data": [[1, 2], [3]]}]}),
+        );
+        assert!(
+            decode_inputs(&short_row, &[])
+                .unwrap_err()
+                .starts_with("input 'input': data[1] has 1 values")
+        );
+        let mixed = request(
+            json!({"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP64", "data": [[1, 2], 3, 4]}]}),
+        );
+        assert!(decode_inputs(&mixed, &[]).is_err());
+        let flat = request(
+            json!({"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP64", "data": [1, 2, 3, 4]}]}),
+        );
+        assert!(decode_inputs(&flat, &[]).is_ok());
+        for big in [json!(1e300), json!(3.5e38), json!(-3.5e38)] {
+            let out_of_range = request(
+                json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [big]}]}),
+            );
+            let error = decode_inputs(&out_of_range, &[]).unwrap_err();
+            assert!(error.contains("is out of range for FP32"), "{error}");
+        }
+        let largest = request(
+            json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [3.4028234e38]}]}),
+        );
+        assert!(decode_inputs(&largest, &[]).is_ok());
     }
 
     #[test]
