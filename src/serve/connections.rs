@@ -19,12 +19,14 @@
 //! is given a timer of our own ([`HeadTimer`]) that knows, from the bytes the connection has
 //! read, whether the client is idle or in the middle of its headers.
 
+use http_body::Body as _;
+use hyper::body::Incoming;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -36,6 +38,11 @@ use tokio::time::Instant;
 /// File descriptors kept free of connections for model files, the database, logs and the
 /// repository watch: at least this many, or a tenth of the limit if that is more.
 const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// A closing connection reads what the client still sends for at most this long in all...
+const LINGER_TOTAL: Duration = Duration::from_secs(5);
+/// ...and this long without anything arriving.
+const LINGER_IDLE: Duration = Duration::from_secs(1);
 
 /// How often a connection accepted at the limit looks again for one to close.
 const EVICTION_RETRY: Duration = Duration::from_millis(20);
@@ -241,46 +248,125 @@ impl Connection {
             inner: stream,
             state: state.clone(),
         });
-        let service = hyper_util::service::TowerToHyperService::new(self.router.clone());
+        let router = self.router.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let finished = Arc::new(AtomicBool::new(request.body().is_end_stream()));
+            let body_read = finished.clone();
+            let request = request.map(|inner| TrackedBody { inner, finished });
+            let call = tower::ServiceExt::oneshot(router.clone(), request);
+            // Boxed, so the connection is Unpin and can hand its socket back at the end.
+            Box::pin(async move {
+                let mut response = call.await?;
+                if !body_read.load(Ordering::Acquire) {
+                    // The answer came before the body was read (a body past the limit, a
+                    // refused credential): hyper will close rather than read the rest, so say
+                    // so, or the client may send its next request into a closing connection.
+                    response.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            })
+        });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(timer)
             // Our timer decides the real deadline; this only switches hyper's header timer on.
             .header_read_timeout(self.limits.keep_alive_timeout);
-        let connection = builder.serve_connection(io, service);
-        tokio::pin!(connection);
+        let mut connection = builder.serve_connection(io, service);
         let mut closing = *self.stopped.borrow();
         if closing {
-            connection.as_mut().graceful_shutdown();
+            Pin::new(&mut connection).graceful_shutdown();
         }
-        loop {
+        let ended = loop {
             tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        log_connection_end(&error, peer);
-                    }
-                    break;
+                result = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)) => {
+                    break Some(result);
                 }
                 () = state.evict.notified(), if !closing => {
                     if state.waiting_since.load(Ordering::Acquire) != 0 {
                         // Waiting for headers: no request is lost by closing now.
                         metrics::counter!("mlserve_connections_evicted_total").increment(1);
-                        break;
+                        break None;
                     }
                     // A request started meanwhile: close once it is answered.
                     closing = true;
-                    connection.as_mut().graceful_shutdown();
+                    Pin::new(&mut connection).graceful_shutdown();
                 }
                 changed = self.stopped.changed(), if !closing => {
                     if changed.is_err() || *self.stopped.borrow() {
                         closing = true;
-                        connection.as_mut().graceful_shutdown();
+                        Pin::new(&mut connection).graceful_shutdown();
                     }
                 }
+            }
+        };
+        match ended {
+            // Evicted, or cut off before its headers were in: no answer is on its way.
+            None => {}
+            Some(Err(error)) if error.is_timeout() => log_connection_end(&error, peer),
+            Some(result) => {
+                if let Err(error) = &result {
+                    log_connection_end(error, peer);
+                }
+                let stream = connection.into_parts().io.into_inner().inner;
+                linger(stream).await;
             }
         }
         self.registry.remove(id);
         open.decrement(1.0);
+    }
+}
+
+/// Closes a connection in stages (RFC 9112 §9.6): half-close, so the client sees the end of
+/// the answers at once, then read and drop whatever it still sends until it closes too. An
+/// answer given before the request body was read (413 for a body past the limit, say) then
+/// reaches the client: closing a socket with unread input would reset the connection, and a
+/// reset makes the client's system drop an answer it has not read yet.
+async fn linger(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let until = Instant::now() + LINGER_TOTAL;
+    let mut scratch = [0u8; 8192];
+    loop {
+        let quiet_until = (Instant::now() + LINGER_IDLE).min(until);
+        match tokio::time::timeout_at(quiet_until, stream.read(&mut scratch)).await {
+            Ok(Ok(read)) if read > 0 => continue,
+            _ => return,
+        }
+    }
+}
+
+/// A request body that notes whether it was read to its end.
+struct TrackedBody {
+    inner: Incoming,
+    finished: Arc<AtomicBool>,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = axum::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.finished.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
