@@ -550,11 +550,10 @@ fn predict_command(args: &PredictArgs) -> anyhow::Result<mlserve::model::batch::
         )
     })?;
     let catalog = repository.catalog();
-    let model = mlserve::serve::api::resolve(&catalog, name, version).map_err(|problem| {
+    let model = catalog.resolve(name, version).map_err(|failure| {
         let failures = report.failed.join("; ");
         anyhow::anyhow!(
-            "{}{}",
-            problem.detail,
+            "{failure}{}",
             if failures.is_empty() {
                 String::new()
             } else {

@@ -1,9 +1,9 @@
 //! End-to-end tests of `mlserve train`: the real binary, real files, the artifact loaded back.
 
 use mlserve::data::{BundledDataset, load_bundled};
+use mlserve::model::argmax;
 use mlserve::model::load_version;
 use mlserve::train::MetricsFile;
-use mlserve::train::metrics::argmax;
 use mlserve::train::preprocess::raw_row;
 use std::path::Path;
 use std::process::{Command, Output};

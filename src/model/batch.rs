@@ -2,9 +2,9 @@
 //! stays flat whatever the file size. Every row goes through the same validator as the API.
 
 use super::native::FeatureValue;
+use super::prediction::argmax;
 use super::repository::LoadedModel;
 use super::validate::{FieldError, RawValue, UnknownFields};
-use crate::train::metrics::argmax;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@ pub mod imported;
 mod manifest;
 pub mod native;
 pub mod onnx;
+mod prediction;
 pub mod readiness;
 pub mod repository;
 pub mod sample;
@@ -21,6 +22,7 @@ pub use manifest::{
     MetricsSummary, OnnxBinding, OnnxInput, Provenance, Task,
 };
 pub use native::{FeatureValue, NativeModel};
+pub use prediction::{PredictFailure, Prediction, argmax};
 pub use readiness::{ModelHealth, ModelReadiness, Readiness};
 pub use repository::{
     Catalog, LoadedModel, ModelEntry, PredictError, ReloadReport, Repository, VersionSlot,

@@ -7,7 +7,7 @@
 //! `strict_readiness` any failed version makes the server not ready instead. An empty
 //! repository is not ready: there is nothing to serve.
 
-use super::repository::{Catalog, ModelEntry};
+use super::repository::{Catalog, ModelEntry, Repository};
 use std::collections::BTreeMap;
 
 /// The health of one model.
@@ -100,6 +100,23 @@ impl Readiness {
             detail: Some("models are still loading".to_string()),
             models: BTreeMap::new(),
         }
+    }
+}
+
+impl Repository {
+    /// Whether the server can take traffic, and why not; `strict`: any failed version makes
+    /// it not ready.
+    pub fn readiness(&self, strict: bool) -> Readiness {
+        if !self.is_loaded() {
+            return Readiness::loading();
+        }
+        let unloaded = self.unloaded_models();
+        let empty = if unloaded.is_empty() {
+            EmptyBecause::NoModels(self.dir())
+        } else {
+            EmptyBecause::AllUnloaded(&unloaded)
+        };
+        self.catalog().readiness(strict, empty)
     }
 }
 

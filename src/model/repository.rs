@@ -8,7 +8,6 @@
 
 use super::artifact::{Artifact, Model, list_versions, load_version, validate_model_name};
 use super::native::FeatureValue;
-use super::readiness::{EmptyBecause, Readiness};
 use super::validate::Validator;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
@@ -253,21 +252,6 @@ impl Repository {
     /// Whether the first full load has finished.
     pub fn is_loaded(&self) -> bool {
         self.initial_load_done.load(Ordering::Acquire)
-    }
-
-    /// Whether the server can take traffic, and why not ([`super::readiness`]); `strict`: any
-    /// failed version makes it not ready.
-    pub fn readiness(&self, strict: bool) -> Readiness {
-        if !self.is_loaded() {
-            return Readiness::loading();
-        }
-        let unloaded = self.unloaded_models();
-        let empty = if unloaded.is_empty() {
-            EmptyBecause::NoModels(&self.dir)
-        } else {
-            EmptyBecause::AllUnloaded(&unloaded)
-        };
-        self.catalog().readiness(strict, empty)
     }
 
     /// Rescans the whole folder: loads new and changed versions, drops removed ones.

@@ -3,26 +3,22 @@
 use super::App;
 use super::body::{PathParams, json_bytes, parse_lenient, parse_query};
 use super::middleware::{RequestId, tag};
+use super::predict::{Asked, predict};
 use super::problem::Problem;
-use super::record::{Asked, log_predictions};
 use super::rows::{Fields, PredictBody, PredictBodySeed};
 use crate::model::{
-    Catalog, FeatureValue, FieldError, LoadedModel, ModelEntry, RawValue, ValidRow,
+    FieldError, LoadedModel, ModelEntry, PredictFailure, Prediction, RawValue, ValidRow,
 };
-use crate::train::metrics::argmax;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-/// Batches larger than this run on the blocking pool, so they do not stall other requests.
-const INLINE_BATCH_ROWS: usize = 64;
 
 /// Class probabilities by label name, in the model's label order.
 struct Probabilities<'a> {
@@ -38,18 +34,6 @@ impl Serialize for Probabilities<'_> {
         }
         map.end()
     }
-}
-
-/// One prediction.
-pub struct Prediction {
-    /// Index of the predicted class.
-    pub class: usize,
-    /// Probability of each class.
-    pub probabilities: Vec<f64>,
-    /// Values outside the training range.
-    pub warnings: Vec<String>,
-    /// The validated inputs it was made from, for the prediction log.
-    pub values: Vec<crate::model::FeatureValue>,
 }
 
 #[derive(Serialize)]
@@ -75,130 +59,6 @@ struct BatchAnswer<'a> {
     version: &'a str,
     predictions: Vec<BatchItem<'a>>,
     request_id: &'a str,
-}
-
-/// Finds the model version a request names: the default (highest loaded) version, or a pinned one.
-pub fn resolve(
-    catalog: &Catalog,
-    name: &str,
-    version: Option<&str>,
-) -> Result<Arc<LoadedModel>, Problem> {
-    let entry = catalog
-        .models
-        .get(name)
-        .ok_or_else(|| unknown_model(catalog, name))?;
-    match version {
-        None => entry
-            .default_model()
-            .cloned()
-            .ok_or_else(|| no_loaded_version(name, entry)),
-        Some(text) => {
-            let slot = text
-                .parse::<u32>()
-                .ok()
-                .and_then(|v| entry.versions.get(&v))
-                .ok_or_else(|| {
-                    let known: Vec<String> = entry.versions.keys().map(u32::to_string).collect();
-                    Problem::not_found(format!(
-                        "model '{name}' has no version '{text}'; its versions are {}",
-                        known.join(", ")
-                    ))
-                })?;
-            slot.loaded.clone().ok_or_else(|| {
-                Problem::unavailable(
-                    format!(
-                        "model '{name}' version {text} failed to load: {}",
-                        slot.error.as_deref().unwrap_or("unknown error")
-                    ),
-                    5,
-                )
-            })
-        }
-    }
-}
-
-fn unknown_model(catalog: &Catalog, name: &str) -> Problem {
-    let names: Vec<&str> = catalog.models.keys().map(String::as_str).collect();
-    let available = if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
-    };
-    Problem::not_found(format!(
-        "no model named '{name}'; the models are: {available}"
-    ))
-}
-
-fn no_loaded_version(name: &str, entry: &ModelEntry) -> Problem {
-    let reasons: Vec<String> = entry
-        .versions
-        .iter()
-        .filter_map(|(v, slot)| slot.error.as_ref().map(|e| format!("version {v}: {e}")))
-        .collect();
-    Problem::unavailable(
-        format!(
-            "model '{name}' has no version that loads ({})",
-            reasons.join("; ")
-        ),
-        5,
-    )
-}
-
-/// Runs the model on validated rows; labels come from the argmax of the probabilities.
-/// `batch` names a failing row by its index in `instances`.
-pub fn predict_rows(
-    model: &LoadedModel,
-    rows: Vec<ValidRow>,
-    batch: bool,
-) -> Result<Vec<Prediction>, Problem> {
-    let mut unscorable = Vec::new();
-    let mut predictions = Vec::with_capacity(rows.len());
-    let scored = {
-        let values: Vec<&[FeatureValue]> = rows.iter().map(|row| row.values.as_slice()).collect();
-        model
-            .probabilities_of_rows(&values)
-            .map_err(|error| Problem::internal(&error))?
-    };
-    for (index, (row, probabilities)) in rows.into_iter().zip(scored).enumerate() {
-        match probabilities {
-            Ok(probabilities) => predictions.push(Prediction {
-                class: argmax(&probabilities),
-                probabilities,
-                warnings: row.warnings,
-                values: row.values,
-            }),
-            Err(error) if error.is_about_the_row() => unscorable.push(FieldError {
-                field: if batch {
-                    format!("instances[{index}]")
-                } else {
-                    String::new()
-                },
-                message: error.to_string(),
-            }),
-            Err(error) => return Err(Problem::internal(&error)),
-        }
-    }
-    if unscorable.is_empty() {
-        Ok(predictions)
-    } else {
-        Err(Problem::invalid(unscorable))
-    }
-}
-
-/// [`predict_rows`], on the blocking pool when the batch is large, so a big batch does not
-/// stall the other requests of its thread.
-pub async fn predict_rows_async(
-    model: &Arc<LoadedModel>,
-    rows: Vec<ValidRow>,
-    batch: bool,
-) -> Result<Vec<Prediction>, Problem> {
-    if rows.len() <= INLINE_BATCH_ROWS {
-        return predict_rows(model, rows, batch);
-    }
-    let running = model.clone();
-    tokio::task::spawn_blocking(move || predict_rows(&running, rows, batch))
-        .await
-        .map_err(|e| Problem::internal(&e))?
 }
 
 fn validate_fields(
@@ -228,7 +88,7 @@ fn single_answer(model: &LoadedModel, prediction: &Prediction, request_id: &str)
     json_response(&SingleAnswer {
         model: model.name(),
         version: &model.version_label,
-        label: &labels[prediction.class],
+        label: prediction.label(model),
         probabilities: Probabilities {
             labels,
             values: &prediction.probabilities,
@@ -254,22 +114,23 @@ async fn predict_body(
     let request_id = asked.request_id.as_str();
     match body {
         PredictBody::Misshapen(message) => Err(shape_problem("", &message)),
-        PredictBody::Single(fields) => predict_one(
-            app,
-            &model,
-            fields.iter().map(|(k, v)| (k.as_ref(), RawValue::Json(v))),
-            asked,
-        ),
+        PredictBody::Single(fields) => {
+            predict_one(
+                app,
+                &model,
+                fields.iter().map(|(k, v)| (k.as_ref(), RawValue::Json(v))),
+                asked,
+            )
+            .await
+        }
         PredictBody::Batch(items) if items.is_empty() => {
             Err(shape_problem("instances", "empty: send at least one row"))
         }
-        PredictBody::TooManyRows(count) => Err(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the batch has {count} rows; the limit is {} (setting max_batch_rows)",
-                app.settings.max_batch_rows
-            ),
-        )),
+        PredictBody::TooManyRows(rows) => Err(PredictFailure::TooManyRows {
+            rows,
+            limit: app.settings.max_batch_rows,
+        }
+        .into()),
         PredictBody::Batch(items) => {
             let mut errors = Vec::new();
             let mut rows = Vec::with_capacity(items.len());
@@ -291,8 +152,7 @@ async fn predict_body(
             if !errors.is_empty() {
                 return Err(Problem::invalid(errors));
             }
-            let predictions = predict_rows_async(&model, rows, true).await?;
-            log_predictions(app, &model, asked, &predictions);
+            let predictions = predict(app, &model, rows, asked, true).await?;
             let labels = &model.artifact.manifest.labels;
             Ok(json_response(&BatchAnswer {
                 model: model.name(),
@@ -300,7 +160,7 @@ async fn predict_body(
                 predictions: predictions
                     .iter()
                     .map(|p| BatchItem {
-                        label: &labels[p.class],
+                        label: p.label(&model),
                         probabilities: Probabilities {
                             labels,
                             values: &p.probabilities,
@@ -315,9 +175,9 @@ async fn predict_body(
 }
 
 /// Validates and predicts one row, however it came (JSON body or query string).
-fn predict_one<'a>(
+async fn predict_one<'a>(
     app: &App,
-    model: &LoadedModel,
+    model: &Arc<LoadedModel>,
     fields: impl IntoIterator<Item = (&'a str, RawValue<'a>)>,
     asked: &Asked,
 ) -> Result<Response, Problem> {
@@ -326,9 +186,11 @@ fn predict_one<'a>(
         .validator
         .validate(fields, app.settings.unknown_fields, "", &mut errors)
         .ok_or_else(|| Problem::invalid(errors))?;
-    let predictions = predict_rows(model, vec![row], false)?;
-    log_predictions(app, model, asked, &predictions);
-    Ok(single_answer(model, &predictions[0], &asked.request_id))
+    let predictions = predict(app, model, vec![row], asked, false).await?;
+    let prediction = predictions
+        .first()
+        .ok_or_else(|| Problem::internal(&"the model answered no prediction for the row"))?;
+    Ok(single_answer(model, prediction, &asked.request_id))
 }
 
 async fn predict_post_any(
@@ -340,9 +202,9 @@ async fn predict_post_any(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let id = asked.request_id.clone();
-    let model = match resolve(&app.repository.catalog(), &name, version.as_deref()) {
+    let model = match app.repository.catalog().resolve(&name, version.as_deref()) {
         Ok(model) => model,
-        Err(problem) => return problem.with_request_id(&id).into_response(),
+        Err(failure) => return Problem::from(failure).with_request_id(&id).into_response(),
     };
     let result = async {
         let bytes = json_bytes(&headers, body)?;
@@ -380,7 +242,7 @@ pub async fn predict_post_version(
     predict_post_any(app, name, Some(version), asked, headers, body).await
 }
 
-fn predict_query_any(
+async fn predict_query_any(
     app: App,
     name: String,
     version: Option<String>,
@@ -388,14 +250,17 @@ fn predict_query_any(
     query: Option<String>,
 ) -> Response {
     let id = asked.request_id.clone();
-    let model = match resolve(&app.repository.catalog(), &name, version.as_deref()) {
+    let model = match app.repository.catalog().resolve(&name, version.as_deref()) {
         Ok(model) => model,
-        Err(problem) => return problem.with_request_id(&id).into_response(),
+        Err(failure) => return Problem::from(failure).with_request_id(&id).into_response(),
     };
-    let result = parse_query(query.as_deref().unwrap_or("")).and_then(|pairs| {
-        let fields = pairs.iter().map(|(k, v)| (k.as_str(), RawValue::Text(v)));
-        predict_one(&app, &model, fields, &asked)
-    });
+    let result = match parse_query(query.as_deref().unwrap_or("")) {
+        Ok(pairs) => {
+            let fields = pairs.iter().map(|(k, v)| (k.as_str(), RawValue::Text(v)));
+            predict_one(&app, &model, fields, &asked).await
+        }
+        Err(problem) => Err(problem),
+    };
     let response = result.unwrap_or_else(|problem| problem.with_request_id(&id).into_response());
     tag(response, &model)
 }
@@ -407,7 +272,7 @@ pub async fn predict_get(
     asked: Asked,
     RawQuery(query): RawQuery,
 ) -> Response {
-    predict_query_any(app, name, None, asked, query)
+    predict_query_any(app, name, None, asked, query).await
 }
 
 /// GET /api/models/{name}/versions/{version}/predict?feature=value&…
@@ -417,7 +282,7 @@ pub async fn predict_get_version(
     asked: Asked,
     RawQuery(query): RawQuery,
 ) -> Response {
-    predict_query_any(app, name, Some(version), asked, query)
+    predict_query_any(app, name, Some(version), asked, query).await
 }
 
 fn version_list(entry: &ModelEntry) -> Vec<Value> {
@@ -489,12 +354,16 @@ fn describe_response(
     request_id: &RequestId,
 ) -> Response {
     let catalog = app.repository.catalog();
-    let described = resolve(&catalog, name, version).map(|model| {
+    let described = catalog.resolve(name, version).map(|model| {
         // resolve() found the entry, so it is there.
         let entry = catalog.models.get(name).cloned().unwrap_or_default();
         tag(Json(describe(&model, &entry)).into_response(), &model)
     });
-    described.unwrap_or_else(|problem| problem.with_request_id(&request_id.0).into_response())
+    described.unwrap_or_else(|failure| {
+        Problem::from(failure)
+            .with_request_id(&request_id.0)
+            .into_response()
+    })
 }
 
 /// GET /api/models/{name}
@@ -521,9 +390,13 @@ pub async fn model_report(
     PathParams((name, version)): PathParams<(String, String)>,
     Extension(rid): Extension<RequestId>,
 ) -> Response {
-    let model = match resolve(&app.repository.catalog(), &name, Some(&version)) {
+    let model = match app.repository.catalog().resolve(&name, Some(&version)) {
         Ok(model) => model,
-        Err(problem) => return problem.with_request_id(&rid.0).into_response(),
+        Err(failure) => {
+            return Problem::from(failure)
+                .with_request_id(&rid.0)
+                .into_response();
+        }
     };
     match tokio::fs::read_to_string(model.artifact.dir.join("report.html")).await {
         Ok(html) => tag(Html(html).into_response(), &model),

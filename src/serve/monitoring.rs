@@ -2,11 +2,10 @@
 //! model version, and drift of recent inputs from the training data.
 
 use super::App;
-use super::api::resolve;
 use super::body::PathParams;
 use super::middleware::RequestId;
+use super::predict::{Asked, now_ms};
 use super::problem::Problem;
-use super::record::{Asked, now_ms};
 use crate::model::FieldError;
 use crate::store::drift::{FeatureDrift, feature_drift};
 use crate::store::{PredictionQuery, Store, TruthRow};
@@ -219,7 +218,7 @@ pub async fn post_feedback(
             )));
         };
         // The label must be one the model version knows, when that version is still served.
-        if let Ok(model) = resolve(&app.repository.catalog(), &model_name, Some(&version)) {
+        if let Ok(model) = app.repository.catalog().resolve(&model_name, Some(&version)) {
             let labels = &model.artifact.manifest.labels;
             if !labels.contains(&feedback.label) {
                 return Err(invalid_parameter(
@@ -365,7 +364,7 @@ pub async fn model_monitoring(
         let pairs = query_pairs(query.as_deref())?;
         refuse_unknown(&pairs, &["window"])?;
         let window = window_from(&pairs)?;
-        resolve(&app.repository.catalog(), &name, None)?;
+        app.repository.catalog().resolve(&name, None)?;
         let versions = monitoring(store, &name, window)
             .await
             .map_err(|e| database_problem(&e))?;
@@ -390,7 +389,7 @@ pub async fn drift_report(
     threshold: f64,
 ) -> Result<(String, usize, Vec<FeatureDrift>), Problem> {
     let store = store_of(app)?;
-    let model = resolve(&app.repository.catalog(), name, None)?;
+    let model = app.repository.catalog().resolve(name, None)?;
     let since = now_ms() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
     let inputs = store
         .recent_inputs(name, &model.version_label, since, DRIFT_ROWS)

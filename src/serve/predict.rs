@@ -1,17 +1,46 @@
-//! Hands answered predictions to the prediction log (see [`crate::store`]), off the request
-//! path: building the records is all a request pays.
+//! The one predict path under every adapter (the native API, V1, V2, the web form): score
+//! validated rows with the model layer, then count the predictions and hand them to the
+//! prediction log (see [`crate::store`]), off the request path: building the records is all a
+//! request pays. A new protocol gets metrics and the log by calling [`predict`].
 
 use super::App;
-use super::api::Prediction;
 use super::middleware::{Caller, RequestId, RequestStart};
 use crate::data::ColumnKind;
-use crate::model::{FeatureSchema, FeatureValue, LoadedModel};
+use crate::model::{
+    FeatureSchema, FeatureValue, LoadedModel, PredictFailure, Prediction, ValidRow,
+};
 use crate::store::PredictionRecord;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Batches larger than this run on the blocking pool, so they do not stall other requests.
+const INLINE_BATCH_ROWS: usize = 64;
+
+/// Scores validated rows (on the blocking pool when the batch is large), counts the answers
+/// and queues them for the prediction log. `batch` names a failing row by its index in
+/// `instances`.
+pub async fn predict(
+    app: &App,
+    model: &Arc<LoadedModel>,
+    rows: Vec<ValidRow>,
+    asked: &Asked,
+    batch: bool,
+) -> Result<Vec<Prediction>, PredictFailure> {
+    let predictions = if rows.len() <= INLINE_BATCH_ROWS {
+        model.predict(rows, batch)?
+    } else {
+        let running = model.clone();
+        tokio::task::spawn_blocking(move || running.predict(rows, batch))
+            .await
+            .map_err(|error| PredictFailure::Internal(error.to_string()))??
+    };
+    log_predictions(app, model, asked, &predictions);
+    Ok(predictions)
+}
 
 /// Who asked and when: what the log needs besides the prediction.
 #[derive(Debug, Clone)]
@@ -166,7 +195,7 @@ pub fn count_predictions(model: &LoadedModel, per_class: &[u64]) {
 }
 
 /// Counts answered predictions, and queues them for the log when the log is on.
-pub fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, predictions: &[Prediction]) {
+fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, predictions: &[Prediction]) {
     let mut per_class = vec![0u64; model.artifact.manifest.labels.len()];
     for prediction in predictions {
         if let Some(count) = per_class.get_mut(prediction.class) {

@@ -1,6 +1,6 @@
 //! RFC 9457 problem details: the one error shape of the native API.
 
-use crate::model::FieldError;
+use crate::model::{FieldError, PredictFailure};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -141,5 +141,22 @@ impl IntoResponse for Problem {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+impl From<PredictFailure> for Problem {
+    /// The native API's answer to a failed prediction request.
+    fn from(failure: PredictFailure) -> Self {
+        match failure {
+            PredictFailure::UnknownModel { .. } | PredictFailure::UnknownVersion { .. } => {
+                Problem::not_found(failure.to_string())
+            }
+            PredictFailure::NotLoaded { detail, .. } => Problem::unavailable(detail, 5),
+            PredictFailure::Invalid(errors) => Problem::invalid(errors),
+            PredictFailure::TooManyRows { .. } => {
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, failure.to_string())
+            }
+            PredictFailure::Internal(cause) => Problem::internal(&cause),
+        }
     }
 }

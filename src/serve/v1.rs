@@ -4,11 +4,10 @@
 //! array of the feature values in schema order. Errors are `{"error": "…"}`.
 
 use super::App;
-use super::api::{predict_rows_async, resolve};
 use super::middleware::tag;
-use super::record::{Asked, log_predictions};
-use super::v2::{ProtocolError, error, problem_to_protocol};
-use crate::model::{FieldError, LoadedModel, RawValue, ValidRow};
+use super::predict::{Asked, predict as predict_rows};
+use super::protocol_error::{ProtocolError, error};
+use crate::model::{FieldError, LoadedModel, PredictFailure, RawValue, ValidRow};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -18,19 +17,20 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 fn find(app: &App, name: &str) -> Result<Arc<LoadedModel>, ProtocolError> {
-    resolve(&app.repository.catalog(), name, None).map_err(|problem| {
-        if problem.status == 404 {
-            ProtocolError::new(
+    // KServe's own words for these two, which its clients show.
+    app.repository
+        .catalog()
+        .resolve(name, None)
+        .map_err(|failure| match failure {
+            PredictFailure::UnknownModel { .. } => ProtocolError::new(
                 StatusCode::NOT_FOUND,
                 format!("Model with name {name} does not exist."),
-            )
-        } else {
-            ProtocolError::new(
+            ),
+            _ => ProtocolError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("Model with name {name} is not ready."),
-            )
-        }
-    })
+            ),
+        })
 }
 
 /// GET /v1/models
@@ -182,16 +182,11 @@ async fn predict(app: App, name: &str, asked: Asked, body: &[u8]) -> Response {
             .join("; ");
         return tag(error(StatusCode::BAD_REQUEST, message), &model);
     }
-    let predictions = match predict_rows_async(&model, rows, true).await {
+    let predictions = match predict_rows(&app, &model, rows, &asked, true).await {
         Ok(predictions) => predictions,
-        Err(problem) => return tag(problem_to_protocol(&problem).into_response(), &model),
+        Err(failure) => return tag(ProtocolError::from(failure).into_response(), &model),
     };
-    log_predictions(&app, &model, &asked, &predictions);
-    let labels = &model.artifact.manifest.labels;
-    let answer: Vec<&str> = predictions
-        .iter()
-        .map(|p| labels[p.class].as_str())
-        .collect();
+    let answer: Vec<&str> = predictions.iter().map(|p| p.label(&model)).collect();
     tag(
         Json(json!({ "predictions": answer })).into_response(),
         &model,

@@ -1,5 +1,6 @@
 //! Evaluation metrics, defined as scikit-learn defines them.
 
+use crate::model::argmax;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -41,17 +42,6 @@ pub struct Evaluation {
     /// ROC curve points `[false positive rate, true positive rate]`: the second class for a
     /// binary model, each class against the rest otherwise.
     pub roc_curve: BTreeMap<String, Vec<[f64; 2]>>,
-}
-
-/// The class with the highest probability; the first one on a tie.
-pub fn argmax(probabilities: &[f64]) -> usize {
-    let mut best = 0;
-    for (class, &p) in probabilities.iter().enumerate() {
-        if p > probabilities[best] {
-            best = class;
-        }
-    }
-    best
 }
 
 /// Evaluates predicted probabilities against the true classes.
@@ -288,10 +278,5 @@ mod tests {
     fn roc_curve_walks_thresholds() {
         let curve = roc_curve(&[true, false, true, false], &[0.9, 0.8, 0.8, 0.1]);
         assert_eq!(curve, vec![[0.0, 0.0], [0.0, 0.5], [0.5, 1.0], [1.0, 1.0]]);
-    }
-
-    #[test]
-    fn argmax_takes_first_of_ties() {
-        assert_eq!(argmax(&[0.2, 0.4, 0.4]), 1);
     }
 }

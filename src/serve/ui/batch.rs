@@ -4,14 +4,14 @@
 
 use super::pages::{BadRowView, BatchOutcome, BatchPage, Frame};
 use super::{ModelRef, csrf, find_model, message, model_head, problem_page, render};
+use crate::model::argmax;
 use crate::model::batch::{BadRow, BatchError, BatchObserver, describe, predict_csv_stream};
 use crate::model::{FeatureValue, LoadedModel, sample};
 use crate::serve::App;
 use crate::serve::middleware::RequestId;
 use crate::serve::middleware::tag;
-use crate::serve::record::{Asked, count_predictions, record_of};
+use crate::serve::predict::{Asked, count_predictions, record_of};
 use crate::store::{PredictionLog, PredictionRecord};
-use crate::train::metrics::argmax;
 use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{Extension, Path, State};

@@ -15,12 +15,14 @@ pub mod pages;
 pub use downloads::Downloads;
 
 use super::App;
-use super::api::{predict_rows, resolve};
 use super::body::parse_query;
 use super::middleware::{RequestId, tag};
 use super::problem::Problem;
 use crate::data::ColumnKind;
-use crate::model::{Catalog, FeatureSchema, FieldError, LoadedModel, Manifest, RawValue, sample};
+use crate::model::{
+    Catalog, FeatureSchema, FieldError, LoadedModel, Manifest, PredictFailure, Prediction,
+    RawValue, sample,
+};
 use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
@@ -249,7 +251,7 @@ fn encode_segment(text: &str) -> String {
 /// The model a page is about, with the catalog it was found in.
 fn find_model(app: &App, target: &ModelRef) -> Result<(Arc<Catalog>, Arc<LoadedModel>), Problem> {
     let catalog = app.repository.catalog();
-    let model = resolve(&catalog, &target.name, target.version.as_deref())?;
+    let model = catalog.resolve(&target.name, target.version.as_deref())?;
     Ok((catalog, model))
 }
 
@@ -552,10 +554,10 @@ fn is_form_post(headers: &HeaderMap) -> bool {
         })
 }
 
-fn prediction_view(model: &LoadedModel, prediction: &super::api::Prediction) -> PredictionView {
+fn prediction_view(model: &LoadedModel, prediction: &Prediction) -> PredictionView {
     let labels = &model.artifact.manifest.labels;
     PredictionView {
-        label: labels.get(prediction.class).cloned().unwrap_or_default(),
+        label: prediction.label(model).to_string(),
         classes: labels
             .iter()
             .zip(&prediction.probabilities)
@@ -601,7 +603,7 @@ async fn model_predict(
     State(app): State<App>,
     target: ModelRef,
     Extension(rid): Extension<RequestId>,
-    asked: super::record::Asked,
+    asked: super::predict::Asked,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -658,8 +660,8 @@ async fn model_predict(
         &mut errors,
     );
     let outcome = match row {
-        Some(row) => predict_rows(&model, vec![row], false),
-        None => Err(Problem::invalid(errors)),
+        Some(row) => super::predict::predict(&app, &model, vec![row], &asked, false).await,
+        None => Err(PredictFailure::Invalid(errors)),
     };
     let values: HashMap<String, String> = fields
         .iter()
@@ -670,18 +672,17 @@ async fn model_predict(
     page.request_id = rid.0.clone();
     let status = match outcome {
         Ok(predictions) => {
-            super::record::log_predictions(&app, &model, &asked, &predictions);
             page.prediction = predictions.first().map(|p| prediction_view(&model, p));
             StatusCode::OK
         }
-        Err(problem) if problem.status == 422 => {
+        Err(PredictFailure::Invalid(errors)) => {
             let features = &model.artifact.manifest.features;
-            let (by_field, summary) = error_views(features, &problem.errors);
+            let (by_field, summary) = error_views(features, &errors);
             page.fields = field_views(features, &values, &by_field);
             page.errors = summary;
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        Err(problem) => return problem_page(&problem, &rid.0),
+        Err(failure) => return problem_page(&Problem::from(failure), &rid.0),
     };
     tag(render(status, &page, token.set_cookie), &model)
 }

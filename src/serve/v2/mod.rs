@@ -12,9 +12,9 @@
 pub mod tensor;
 
 use super::App;
-use super::api::{predict_rows_async, resolve};
 use super::middleware::{RequestId, tag};
-use super::record::{Asked, log_predictions};
+use super::predict::{Asked, predict};
+use super::protocol_error::{ProtocolError, error};
 use crate::data::ColumnKind;
 use crate::model::{FeatureSchema, LoadedModel, RawValue, UnknownFields, ValidRow};
 use axum::Json;
@@ -29,81 +29,6 @@ use tensor::{Elements, InferRequest, OutputData, ResponseOutput, Tensor};
 
 /// Row problems listed in one error message.
 const LISTED_PROBLEMS: usize = 20;
-
-/// A protocol error: a status and `{"error": message}`.
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    ProtocolError::new(status, message).into_response()
-}
-
-/// A protocol error before it becomes a response (small, for `Result`s).
-#[derive(Debug, Clone)]
-pub struct ProtocolError {
-    /// The status.
-    pub status: StatusCode,
-    /// The message.
-    pub message: String,
-}
-
-impl From<String> for ProtocolError {
-    /// A client error: 400.
-    fn from(message: String) -> Self {
-        ProtocolError::new(StatusCode::BAD_REQUEST, message)
-    }
-}
-
-impl ProtocolError {
-    /// An error with this status and message.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ProtocolError {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ProtocolError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
-        response
-    }
-}
-
-fn problem_to_error(problem: &super::problem::Problem) -> Response {
-    problem_to_protocol(problem).into_response()
-}
-
-/// A native-API problem in the protocol's shape.
-pub fn problem_to_protocol(problem: &super::problem::Problem) -> ProtocolError {
-    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    // The protocol's client errors are 400; a 422 of the native API is one of them.
-    let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
-        StatusCode::BAD_REQUEST
-    } else {
-        status
-    };
-    let mut message = problem.detail.clone();
-    if !problem.errors.is_empty() {
-        message = problem
-            .errors
-            .iter()
-            .take(LISTED_PROBLEMS)
-            .map(|e| {
-                if e.field.is_empty() {
-                    e.message.clone()
-                } else {
-                    format!("{}: {}", e.field, e.message)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-    }
-    ProtocolError::new(status, message)
-}
 
 /// GET /v2: the server's name, version and extensions.
 pub async fn server_metadata() -> Response {
@@ -137,7 +62,7 @@ pub async fn ready(State(app): State<App>) -> Response {
 }
 
 fn find(app: &App, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, ProtocolError> {
-    resolve(&app.repository.catalog(), name, version).map_err(|p| problem_to_protocol(&p))
+    Ok(app.repository.catalog().resolve(name, version)?)
 }
 
 /// Whether every feature is a number, an integer or a boolean (then `input` is FP64).
@@ -475,13 +400,7 @@ async fn infer_with(
     let tensors = tensor::decode_inputs(&request, binary)?;
     let rows = rows_from_tensors(model, &tensors, app.settings.max_batch_rows)?;
     let count = rows.len();
-    let predictions = match predict_rows_async(model, rows, true).await {
-        Ok(predictions) => predictions,
-        Err(problem) => {
-            return Ok(problem_to_error(&problem));
-        }
-    };
-    log_predictions(app, model, asked, &predictions);
+    let predictions = predict(app, model, rows, asked, true).await?;
     let manifest = &model.artifact.manifest;
     let labels = &manifest.labels;
     let classes = labels.len();
