@@ -2,10 +2,11 @@
 
 use super::problem::Problem;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::{Duration, Instant};
+use tower::{Layer, ServiceExt};
 
 /// The header that carries the request id both ways.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -65,25 +66,76 @@ pub fn is_root_liveness(request: &Request) -> bool {
 /// small body that inflates past `max_body_bytes` is refused without inflating the rest.
 const CONTENT_CODINGS: [&str; 5] = ["gzip", "deflate", "br", "zstd", "identity"];
 
-/// Refuses a request body in a content coding the server cannot decode: 415 naming it, with
-/// `Accept-Encoding` listing the ones it can (RFC 9110 §15.5.16), in the error shape of the
-/// route's protocol. Codings are case-insensitive: the header is passed on in lower case.
-pub async fn check_content_encoding(mut request: Request, next: Next) -> Response {
-    let Some(value) = request.headers().get(axum::http::header::CONTENT_ENCODING) else {
-        return next.run(request).await;
-    };
-    let coding = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
-    if CONTENT_CODINGS.contains(&coding.as_str()) {
-        if let Ok(normalised) = HeaderValue::from_str(&coding) {
-            request
-                .headers_mut()
-                .insert(axum::http::header::CONTENT_ENCODING, normalised);
+/// Content codings both ways: a request body in gzip, deflate, br or zstd is decompressed, and
+/// an answer is compressed when the client asks (`Accept-Encoding`), both with tower-http. A
+/// body in any other coding is refused: 415 naming it, with `Accept-Encoding` listing the ones
+/// the server takes (RFC 9110 §15.5.16), in the error shape of the route's protocol. The
+/// tower-http layers wrap only the requests that use a coding, so the others pay nothing.
+pub async fn content_codings(mut request: Request, next: Next) -> Response {
+    let decode = match request.headers().get(header::CONTENT_ENCODING) {
+        None => false,
+        Some(value) => {
+            let coding = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
+            if !CONTENT_CODINGS.contains(&coding.as_str()) {
+                let named = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                return unsupported_coding(&request, &named);
+            }
+            // Codings are case-insensitive; the decompression layer reads lower case.
+            if let Ok(normalised) = HeaderValue::from_str(&coding) {
+                request
+                    .headers_mut()
+                    .insert(header::CONTENT_ENCODING, normalised);
+            }
+            coding != "identity"
         }
-        return next.run(request).await;
+    };
+    let encode = request.headers().contains_key(header::ACCEPT_ENCODING);
+    if encode {
+        let inner =
+            tower::service_fn(move |request: Request| decompressed(request, next.clone(), decode));
+        match tower_http::compression::CompressionLayer::new()
+            .layer(inner)
+            .oneshot(request)
+            .await
+        {
+            Ok(response) => response.into_response(),
+            Err(never) => match never {},
+        }
+    } else {
+        match decompressed(request, next, decode).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
     }
+}
+
+/// Runs the rest of the stack on the request, its body decompressed when `decode`.
+async fn decompressed(
+    request: Request,
+    next: Next,
+    decode: bool,
+) -> Result<Response, std::convert::Infallible> {
+    if !decode {
+        return Ok(next.run(request).await);
+    }
+    let inner = tower::service_fn(move |request: axum::http::Request<_>| {
+        let next = next.clone();
+        async move {
+            let request = request.map(axum::body::Body::new);
+            Ok::<_, std::convert::Infallible>(next.run(request).await)
+        }
+    });
+    let response = tower_http::decompression::RequestDecompressionLayer::new()
+        .layer(inner)
+        .oneshot(request)
+        .await?;
+    Ok(response.into_response())
+}
+
+/// 415 for a body in a coding the server cannot decode.
+fn unsupported_coding(request: &Request, named: &str) -> Response {
     let detail = format!(
-        "Content-Encoding '{}' is not supported: send the body uncompressed or as gzip, deflate, br or zstd (one coding)",
-        String::from_utf8_lossy(value.as_bytes())
+        "Content-Encoding '{named}' is not supported: send the body uncompressed or as gzip, deflate, br or zstd (one coding)"
     );
     let status = axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
     let path = request.uri().path();
@@ -100,7 +152,7 @@ pub async fn check_content_encoding(mut request: Request, next: Next) -> Respons
             .into_response()
     };
     response.headers_mut().insert(
-        axum::http::header::ACCEPT_ENCODING,
+        header::ACCEPT_ENCODING,
         HeaderValue::from_static("gzip, deflate, br, zstd"),
     );
     response

@@ -230,10 +230,7 @@ pub fn router(app: App) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app.clone())
         .merge(swagger)
-        .layer(tower_http::decompression::RequestDecompressionLayer::new())
-        .layer(axum::middleware::from_fn(
-            middleware::check_content_encoding,
-        ))
+        .layer(axum::middleware::from_fn(middleware::content_codings))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authorize,
@@ -244,9 +241,6 @@ pub fn router(app: App) -> Router {
             timeout,
             middleware::request_context,
         ))
-        // Answers are compressed when the client asks (Accept-Encoding); outermost, so every
-        // answer, errors included, is.
-        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// A server running in the background; stops when told or when dropped.
