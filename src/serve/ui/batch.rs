@@ -2,8 +2,10 @@
 //! problems, download the result. The file goes through the same streaming code as
 //! `mlserve predict`, so both check and write rows alike.
 
+use super::csrf;
+use super::model_ref::{ModelRef, find_model, model_head};
 use super::pages::{BadRowView, BatchOutcome, BatchPage, Frame};
-use super::{ModelRef, csrf, find_model, message, model_head, problem_page, render};
+use super::render::{message, problem_page, render};
 use crate::model::argmax;
 use crate::model::batch::{BadRow, BatchError, BatchObserver, describe, predict_csv_stream};
 use crate::model::{FeatureValue, LoadedModel, sample};
@@ -371,7 +373,7 @@ pub async fn batch_upload(
     };
     if let Err(error) = csrf::verify(&headers, upload.token.as_deref()) {
         tracing::warn!(request_id = rid.0.as_str(), %error, "upload refused");
-        return super::refused_post(error, &format!("{base}/batch"), &rid.0);
+        return super::form::refused_post(error, &format!("{base}/batch"), &rid.0);
     }
     let token = csrf::token_for(&headers);
     let head = model_head(&catalog, &model, &target, "batch");
