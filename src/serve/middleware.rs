@@ -24,6 +24,12 @@ pub struct RequestStart(pub Instant);
 #[derive(Debug, Clone)]
 pub struct Caller(pub std::sync::Arc<str>);
 
+tokio::task_local! {
+    /// Who is signed in, for the web UI page being rendered (set by the auth middleware on UI
+    /// routes).
+    pub static SIGNED_IN: Option<std::sync::Arc<str>>;
+}
+
 /// Which model and version answered, for the log line.
 #[derive(Debug, Clone)]
 pub struct ModelTag {

@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod connections;
+pub mod cookies;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
@@ -235,6 +236,7 @@ pub fn router(app: App) -> Router {
             app.clone(),
             auth::authorize,
         ))
+        .layer(axum::middleware::from_fn(ui::offer_sign_in))
         .layer(axum::middleware::from_fn_with_state(app, auth::shed_load))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(

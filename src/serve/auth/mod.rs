@@ -194,7 +194,7 @@ pub fn credential(headers: &HeaderMap, ui: bool) -> Result<Option<Credential>, R
         let key = value.to_str().map_err(|_| Refusal::Malformed)?;
         return Ok(Some(Credential::Key(key.trim().to_string())));
     }
-    if ui && let Some(value) = super::ui::csrf::cookie_value(headers, SESSION_COOKIE) {
+    if ui && let Some(value) = super::cookies::cookie_value(headers, SESSION_COOKIE) {
         return Credential::from_cookie_value(value)
             .map(Some)
             .ok_or(Refusal::Malformed);
@@ -339,6 +339,15 @@ impl RateLimiter {
     }
 }
 
+/// A 401 for a web UI page: the UI answers it with its sign-in form, returning to `next`.
+#[derive(Debug, Clone)]
+pub struct SignInRequired {
+    /// The page to return to after signing in.
+    pub next: String,
+    /// Why the request was refused.
+    pub detail: String,
+}
+
 /// Whether a path is a web UI page (signed in by cookie, answered with a sign-in page).
 pub fn is_ui_path(path: &str) -> bool {
     path == "/" || path.starts_with("/ui/") || path == "/ui"
@@ -358,7 +367,17 @@ fn challenge(app: &App) -> HeaderValue {
 
 fn unauthorized(app: &App, request_id: &str, detail: &str, ui_path: Option<&str>) -> Response {
     let mut response = match ui_path {
-        Some(path) => super::ui::sign_in_page(path, detail, request_id),
+        // The web UI turns this into its sign-in page (ui::sign_in::offer_sign_in).
+        Some(path) => {
+            let mut response = Problem::new(StatusCode::UNAUTHORIZED, detail)
+                .with_request_id(request_id)
+                .into_response();
+            response.extensions_mut().insert(SignInRequired {
+                next: path.to_string(),
+                detail: detail.to_string(),
+            });
+            response
+        }
         None => Problem::new(StatusCode::UNAUTHORIZED, detail)
             .with_request_id(request_id)
             .into_response(),
@@ -556,7 +575,7 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
         .insert(Caller(principal.name.clone()));
     if ui {
         // Pages show who is signed in, with a way out.
-        return crate::serve::ui::SIGNED_IN
+        return super::middleware::SIGNED_IN
             .scope(Some(principal.name.clone()), next.run(request))
             .await;
     }

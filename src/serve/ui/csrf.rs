@@ -6,6 +6,7 @@
 //! The check needs no server-side state, so it works the same behind a load balancer. The
 //! `Origin` and `Sec-Fetch-Site` headers, when a browser sends them, are checked as well.
 
+use crate::serve::cookies::cookie_value;
 use axum::http::{HeaderMap, HeaderValue, header};
 
 /// Name of the cookie that holds the token.
@@ -37,18 +38,6 @@ pub enum CsrfError {
 
 fn is_well_formed(token: &str) -> bool {
     token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// The value of a cookie the browser sent.
-pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<&str> {

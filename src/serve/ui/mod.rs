@@ -23,7 +23,7 @@ pub use downloads::Downloads;
 pub use index::index;
 pub use model_ref::ModelRef;
 pub use render::error_page;
-pub use sign_in::sign_in_page;
+pub use sign_in::offer_sign_in;
 
 use card::card;
 use form::{model_form, model_predict};
@@ -38,11 +38,6 @@ use axum::extract::{DefaultBodyLimit, Extension};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-
-tokio::task_local! {
-    /// Who is signed in, for the page being rendered (set by the auth middleware on UI routes).
-    pub static SIGNED_IN: Option<std::sync::Arc<str>>;
-}
 
 /// The UI's routes.
 pub fn routes(upload_limit: usize) -> Router<App> {

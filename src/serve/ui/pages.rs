@@ -28,7 +28,10 @@ impl Frame {
             section,
             asset_version: assets::version(),
             mlserve_version: env!("CARGO_PKG_VERSION"),
-            signed_in: super::SIGNED_IN.try_with(Clone::clone).ok().flatten(),
+            signed_in: crate::serve::middleware::SIGNED_IN
+                .try_with(Clone::clone)
+                .ok()
+                .flatten(),
         }
     }
 }

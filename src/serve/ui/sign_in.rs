@@ -5,6 +5,7 @@ use super::pages::Frame;
 use super::render::*;
 use super::{csrf, pages};
 use crate::serve::App;
+use crate::serve::auth::SignInRequired;
 use crate::serve::body::parse_query;
 use crate::serve::middleware::RequestId;
 use axum::body::Bytes;
@@ -43,9 +44,33 @@ pub(super) fn sign_in_response(
     render(status, &page, token.set_cookie)
 }
 
-/// The 401 answer to a UI page without credentials: the sign-in form, returning to `path`.
-pub fn sign_in_page(path: &str, detail: &str, request_id: &str) -> Response {
-    sign_in_response(StatusCode::UNAUTHORIZED, None, path, detail, request_id)
+/// Answers the auth layer's 401 for a UI page ([`SignInRequired`]) with the sign-in form,
+/// returning to that page, keeping the status and the challenge.
+pub async fn offer_sign_in(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    let Some(asked) = response.extensions().get::<SignInRequired>().cloned() else {
+        return response;
+    };
+    let mut page = sign_in_response(
+        StatusCode::UNAUTHORIZED,
+        None,
+        &asked.next,
+        &asked.detail,
+        &request_id,
+    );
+    if let Some(challenge) = response.headers().get(header::WWW_AUTHENTICATE) {
+        page.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge.clone());
+    }
+    page
 }
 
 #[derive(serde::Deserialize)]
