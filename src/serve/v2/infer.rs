@@ -1,0 +1,415 @@
+//! `POST /v2/models/{name}[/versions/{v}]/infer`: tensors (JSON or binary) into validated
+//! rows, the one predict path, and the requested outputs back (JSON or binary, with the
+//! classification extension).
+
+use super::decode::decode_inputs;
+use super::find;
+use super::outputs::{OutputData, ResponseOutput};
+use super::tensor::{self, Elements, InferRequest, Tensor};
+use crate::model::{LoadedModel, RawValue, UnknownFields, ValidRow};
+use crate::serve::App;
+use crate::serve::middleware::tag;
+use crate::serve::predict::{Asked, predict};
+use crate::serve::protocol_error::{ProtocolError, error};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// Row problems listed in one error message.
+const LISTED_PROBLEMS: usize = 20;
+
+/// The value of row `row`, column `column` of a tensor, for the validator.
+pub(super) fn cell(tensor: &Tensor, index: usize) -> RawValue<'_> {
+    match &tensor.elements {
+        Elements::Numbers(v) => RawValue::Number(v[index]),
+        Elements::Bools(v) => RawValue::Bool(v[index]),
+        Elements::Texts(v) => RawValue::Text(&v[index]),
+    }
+}
+
+/// Validates one row, collecting its problems as "row N: field: message".
+pub(super) fn validate_row<'a>(
+    model: &LoadedModel,
+    row: usize,
+    fields: impl IntoIterator<Item = (&'a str, RawValue<'a>)>,
+    rows: &mut Vec<ValidRow>,
+    errors: &mut Vec<String>,
+) {
+    let mut row_errors = Vec::new();
+    match model
+        .validator
+        .validate(fields, UnknownFields::Reject, "", &mut row_errors)
+    {
+        Some(valid) => rows.push(valid),
+        None => errors.extend(
+            row_errors
+                .into_iter()
+                .map(|e| format!("row {row}: {}: {}", e.field, e.message)),
+        ),
+    }
+}
+
+/// Turns the input tensors into validated rows.
+pub(super) fn rows_from_tensors(
+    model: &LoadedModel,
+    tensors: &[Tensor],
+    max_rows: usize,
+) -> Result<Vec<ValidRow>, String> {
+    let too_many = |rows: usize| {
+        (rows > max_rows).then(|| {
+            format!(
+                "inference request batch-size must be <= {max_rows} for '{}' (setting max_batch_rows), got {rows}",
+                model.name()
+            )
+        })
+    };
+    let name = model.name();
+    let features = &model.artifact.manifest.features;
+    let feature_list = || {
+        features
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let is_feature = |n: &str| features.iter().any(|f| f.name == n);
+    // One [N, F] matrix, or one [N] / [N, 1] tensor per feature.
+    let matrix = match tensors {
+        [only] if !is_feature(&only.name) => Some(only),
+        _ => None,
+    };
+    let mut errors = Vec::new();
+    let mut rows = Vec::new();
+    if let Some(tensor) = matrix {
+        if tensor.name != "input" {
+            return Err(format!(
+                "unexpected inference input '{}' for model '{name}': send 'input' of shape [N, {}] (the features in this order: {}) or one tensor per feature",
+                tensor.name,
+                features.len(),
+                feature_list()
+            ));
+        }
+        if tensor.shape.len() != 2 || tensor.shape[1] != features.len() {
+            return Err(format!(
+                "unexpected shape for input 'input' for model '{name}'. Expected [-1,{}], got {:?}",
+                features.len(),
+                tensor.shape
+            ));
+        }
+        if let Some(message) = too_many(tensor.shape[0]) {
+            return Err(message);
+        }
+        let width = features.len();
+        for row in 0..tensor.shape[0] {
+            let fields = features
+                .iter()
+                .enumerate()
+                .map(|(column, f)| (f.name.as_str(), cell(tensor, row * width + column)));
+            validate_row(model, row, fields, &mut rows, &mut errors);
+        }
+    } else {
+        let mut seen = std::collections::HashSet::new();
+        let mut batch = None;
+        for tensor in tensors {
+            if !is_feature(&tensor.name) {
+                return Err(format!(
+                    "unexpected inference input '{}' for model '{name}': the inputs are 'input' ([N, {}]) or one per feature: {}",
+                    tensor.name,
+                    features.len(),
+                    feature_list()
+                ));
+            }
+            if !seen.insert(tensor.name.as_str()) {
+                return Err(format!("input '{}' is given twice", tensor.name));
+            }
+            let rows_here = match tensor.shape.as_slice() {
+                [n] | [n, 1] => *n,
+                other => {
+                    return Err(format!(
+                        "unexpected shape for input '{}' for model '{name}'. Expected [-1] or [-1,1], got {other:?}",
+                        tensor.name
+                    ));
+                }
+            };
+            if *batch.get_or_insert(rows_here) != rows_here {
+                return Err(format!(
+                    "inputs disagree on the batch size: '{}' has {rows_here} rows, others {}",
+                    tensor.name,
+                    batch.unwrap_or(0)
+                ));
+            }
+        }
+        let missing: Vec<&str> = features
+            .iter()
+            .map(|f| f.name.as_str())
+            .filter(|f| !seen.contains(f))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "expected {} inputs but got {} inputs for model '{name}': missing required input(s) {}",
+                features.len(),
+                tensors.len(),
+                missing
+                    .iter()
+                    .map(|m| format!("'{m}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(message) = too_many(batch.unwrap_or(0)) {
+            return Err(message);
+        }
+        for row in 0..batch.unwrap_or(0) {
+            let fields = tensors.iter().map(|t| (t.name.as_str(), cell(t, row)));
+            validate_row(model, row, fields, &mut rows, &mut errors);
+        }
+    }
+    if !errors.is_empty() {
+        let more = errors.len().saturating_sub(LISTED_PROBLEMS);
+        let mut message = errors
+            .into_iter()
+            .take(LISTED_PROBLEMS)
+            .collect::<Vec<_>>()
+            .join("; ");
+        if more > 0 {
+            message.push_str(&format!("; and {more} more"));
+        }
+        return Err(message);
+    }
+    if rows.is_empty() {
+        return Err("the batch is empty: send at least one row".to_string());
+    }
+    Ok(rows)
+}
+
+/// Whether a parameter is `true`.
+pub(super) fn flag(parameters: Option<&Map<String, Value>>, name: &str) -> bool {
+    parameters
+        .and_then(|p| p.get(name))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The `[N, k]` classification of the probabilities: "value:index:label", best first.
+pub(super) fn classification(
+    labels: &[String],
+    probabilities: &[Vec<f64>],
+    k: usize,
+) -> Vec<String> {
+    let mut out = Vec::with_capacity(probabilities.len() * k);
+    for row in probabilities {
+        let mut order: Vec<usize> = (0..row.len()).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        for &class in order.iter().take(k) {
+            out.push(format!("{:.6}:{class}:{}", row[class], labels[class]));
+        }
+    }
+    out
+}
+
+/// POST /v2/models/{name}[/versions/{version}]/infer
+pub(super) async fn infer(
+    app: App,
+    name: String,
+    version: Option<String>,
+    asked: Asked,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let model = match find(&app, &name, version.as_deref()) {
+        Ok(model) => model,
+        Err(e) => return e.into_response(),
+    };
+    let response = match body {
+        Ok(body) => match infer_with(&app, &model, &asked, &headers, &body).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        },
+        Err(rejection) => error(rejection.status(), rejection.body_text()),
+    };
+    tag(response, &model)
+}
+
+pub(super) async fn infer_with(
+    app: &App,
+    model: &Arc<LoadedModel>,
+    asked: &Asked,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ProtocolError> {
+    let header_length = headers
+        .get(tensor::HEADER_LENGTH)
+        .map(|v| v.to_str().unwrap_or("not text"));
+    let (json_part, binary) = tensor::split_body(body, header_length)?;
+    // tritonclient sends no Content-Type: the body is read as JSON whatever it says.
+    let request: InferRequest = serde_json::from_slice(json_part)
+        .map_err(|e| format!("the inference request is not valid JSON for the protocol: {e}"))?;
+    let tensors = decode_inputs(&request, binary)?;
+    let rows = rows_from_tensors(model, &tensors, app.settings.max_batch_rows)?;
+    let count = rows.len();
+    let predictions = predict(app, model, rows, asked, true).await?;
+    let manifest = &model.artifact.manifest;
+    let labels = &manifest.labels;
+    let classes = labels.len();
+    let probabilities: Vec<Vec<f64>> = predictions
+        .iter()
+        .map(|p| p.probabilities.clone())
+        .collect();
+    let default_binary = flag(request.parameters.as_ref(), "binary_data_output");
+    let requested: Vec<(String, Option<&Map<String, Value>>)> = match &request.outputs {
+        Some(outputs) => outputs
+            .iter()
+            .map(|o| (o.name.clone(), o.parameters.as_ref()))
+            .collect(),
+        None => ["label", "label_index", "probabilities"]
+            .iter()
+            .map(|n| (n.to_string(), None))
+            .collect(),
+    };
+    let mut outputs = Vec::with_capacity(requested.len());
+    let mut binary_out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (output, parameters) in requested {
+        if !seen.insert(output.clone()) {
+            return Err(format!("output '{output}' is requested twice").into());
+        }
+        if !matches!(output.as_str(), "label" | "label_index" | "probabilities") {
+            return Err(format!(
+                "unexpected inference output '{output}' for model '{}': the outputs are label, label_index, probabilities",
+                manifest.name
+            )
+            .into());
+        }
+        let k = match parameters.and_then(|p| p.get("classification")) {
+            None => None,
+            Some(value) => Some(value.as_u64().filter(|&k| k > 0).ok_or_else(|| {
+                format!(
+                    "output '{output}': classification must be a positive class count, got {value}"
+                )
+            })? as usize),
+        };
+        if k.is_some() && output != "probabilities" {
+            return Err(format!(
+                "output '{output}': classification applies to 'probabilities' only"
+            )
+            .into());
+        }
+        let (data, shape) = match (output.as_str(), k) {
+            (_, Some(k)) => {
+                let k = k.min(classes);
+                (
+                    OutputData::Texts(classification(labels, &probabilities, k)),
+                    vec![count, k],
+                )
+            }
+            ("label", None) => (
+                OutputData::Texts(
+                    predictions
+                        .iter()
+                        .map(|p| labels[p.class].clone())
+                        .collect(),
+                ),
+                vec![count],
+            ),
+            ("label_index", None) => (
+                OutputData::Int64(predictions.iter().map(|p| p.class as i64).collect()),
+                vec![count],
+            ),
+            ("probabilities", None) => (
+                OutputData::Fp64(probabilities.iter().flatten().copied().collect()),
+                vec![count, classes],
+            ),
+            (other, None) => {
+                return Err(format!("unexpected inference output '{other}'").into());
+            }
+        };
+        let binary = parameters
+            .and_then(|p| p.get("binary_data"))
+            .and_then(Value::as_bool)
+            .unwrap_or(default_binary);
+        let mut entry = ResponseOutput {
+            name: output,
+            datatype: data.datatype(),
+            shape,
+            parameters: None,
+            data: None,
+        };
+        if binary {
+            let before = binary_out.len();
+            data.write_binary(&mut binary_out);
+            let mut parameters = Map::new();
+            parameters.insert("binary_data_size".into(), json!(binary_out.len() - before));
+            entry.parameters = Some(parameters);
+        } else {
+            entry.data = Some(data.to_json());
+        }
+        outputs.push(entry);
+    }
+    let mut answer = json!({
+        "model_name": manifest.name,
+        "model_version": model.version_label,
+        "outputs": outputs,
+    });
+    if let Some(id) = request.id.as_ref().filter(|id| !id.is_empty()) {
+        answer["id"] = json!(id);
+    }
+    let json_bytes = serde_json::to_vec(&answer)
+        .map_err(|e| ProtocolError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if binary_out.is_empty() && !outputs.iter().any(|o| o.parameters.is_some()) {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], json_bytes).into_response());
+    }
+    let header_length = json_bytes.len();
+    let mut body = json_bytes;
+    body.extend_from_slice(&binary_out);
+    let mut response = ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response();
+    if let Ok(value) = HeaderValue::from_str(&header_length.to_string()) {
+        response.headers_mut().insert(tensor::HEADER_LENGTH, value);
+    }
+    Ok(response)
+}
+
+/// POST /v2/models/{name}/infer
+pub async fn infer_default(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    asked: Asked,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    infer(app, name, None, asked, headers, body).await
+}
+
+/// POST /v2/models/{name}/versions/{version}/infer
+pub async fn infer_version(
+    State(app): State<App>,
+    Path((name, version)): Path<(String, String)>,
+    asked: Asked,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    infer(app, name, Some(version), asked, headers, body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tensor::DataType;
+    use super::*;
+
+    #[test]
+    fn classification_lists_the_best_classes_first() {
+        let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let out = classification(&labels, &[vec![0.2, 0.7, 0.1]], 2);
+        assert_eq!(out, ["0.700000:1:b", "0.200000:0:a"]);
+    }
+
+    #[test]
+    fn datatypes_round_trip_their_names() {
+        for name in ["BOOL", "INT32", "INT64", "FP32", "FP64", "BYTES", "UINT8"] {
+            assert_eq!(DataType::parse(name).map(DataType::name), Some(name));
+        }
+    }
+}
