@@ -1,7 +1,7 @@
 //! `model.toml`: what a model is, what it takes, what it answers, and where it came from.
 
+use super::algorithm::AlgorithmParams;
 use crate::data::ColumnKind;
-use crate::train::AlgorithmParams;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

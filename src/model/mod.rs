@@ -1,6 +1,7 @@
 //! Model artifacts: the manifest and schema, the native model and its inference, imported
 //! ONNX models, input validation, and the repository of versioned folders.
 
+mod algorithm;
 mod artifact;
 pub mod batch;
 pub mod imported;
@@ -13,6 +14,7 @@ pub mod repository;
 pub mod sample;
 pub mod validate;
 
+pub use algorithm::{Algorithm, AlgorithmParams, Gamma, MaxFeatures};
 pub use artifact::{
     Artifact, ArtifactError, ArtifactFiles, Model, ModelFile, NATIVE_MODEL_FILE, ONNX_MODEL_FILE,
     list_versions, load_version, validate_model_name, write_new_version,
