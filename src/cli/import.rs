@@ -1,0 +1,61 @@
+//! `mlserve import`: an ONNX graph as a new version of a model.
+
+use super::{Failure, ImportArgs};
+use std::process::ExitCode;
+
+/// Imports the graph as a new version and prints what it read from it.
+pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
+    use mlserve::import::{FeatureNames, ImportError, ImportOptions, import_onnx};
+    let options = ImportOptions {
+        graph: args.graph,
+        name: args.name,
+        models: args.repository.models,
+        features: match (args.features, args.features_from) {
+            (Some(file), _) => FeatureNames::File(file),
+            (None, Some(csv)) => FeatureNames::Csv(csv),
+            (None, None) => FeatureNames::FromGraph,
+        },
+        labels: args.labels,
+        onnxruntime: args.onnxruntime,
+    };
+    match import_onnx(&options) {
+        Ok(imported) => {
+            let m = &imported.manifest;
+            println!(
+                "imported {} as {}/{} in {}",
+                options.graph.display(),
+                m.name,
+                imported.version,
+                imported.dir.display()
+            );
+            println!("  classes: {}", m.labels.join(", "));
+            for input in m.onnx.iter().flat_map(|b| &b.inputs) {
+                println!(
+                    "  graph input {} <- {}",
+                    input.name,
+                    input.features.join(", ")
+                );
+            }
+            for feature in &m.features {
+                println!(
+                    "  feature {}: {}{}",
+                    feature.name,
+                    feature.kind.name(),
+                    if feature.nullable {
+                        ", nullable (the graph imputes it)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            let write_failed = matches!(
+                error,
+                ImportError::Artifact(mlserve::model::ArtifactError::Io { .. })
+            );
+            Err(Failure::artifact(error, write_failed))
+        }
+    }
+}

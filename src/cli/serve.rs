@@ -1,0 +1,81 @@
+//! `mlserve serve` (and `mlserve` without a command), `mlserve config` and `mlserve healthcheck`.
+
+use super::{Failure, HealthcheckArgs};
+use mlserve::config::SettingsFlags;
+use mlserve::serve::ServeError;
+use std::process::ExitCode;
+
+/// Serves until SIGINT or SIGTERM. Settings that cannot be used, an address that cannot be
+/// bound, a missing repository, keys or database are usage errors (2); a server that fails
+/// while running is 1.
+pub(super) fn run(flags: SettingsFlags) -> Result<ExitCode, Failure> {
+    let settings = flags.resolve().map_err(Failure::usage)?;
+    let _guard = mlserve::logging::init(
+        &settings.log_level,
+        settings.log_format,
+        settings.log_dir.as_deref(),
+    )
+    .map_err(Failure::usage)?;
+    if settings.demo_models {
+        match mlserve::train::train_demo_models_if_empty(&settings.models) {
+            Ok(written) if !written.is_empty() => {
+                tracing::info!(models = ?written, dir = %settings.models.display(), "the repository was empty: trained the demo models");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(%error, "cannot train the demo models");
+                return Err(Failure::fault(format!(
+                    "cannot train the demo models: {error}"
+                )));
+            }
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure::fault(format!("cannot start the async runtime: {error}")))?;
+    match runtime.block_on(mlserve::serve::run(settings)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(
+            error @ (ServeError::Bind { .. }
+            | ServeError::NoRepository(_)
+            | ServeError::Keys(_)
+            | ServeError::NoKeys(_)
+            | ServeError::Store(_)),
+        ) => {
+            tracing::error!(%error, "cannot start");
+            Err(Failure::usage(error))
+        }
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            Err(Failure::fault(error))
+        }
+    }
+}
+
+/// `mlserve config`: the effective settings as TOML.
+pub(super) fn print_config(flags: &SettingsFlags) -> Result<ExitCode, Failure> {
+    let settings = flags.resolve().map_err(Failure::usage)?;
+    let text = toml::to_string(&settings).map_err(Failure::fault)?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mlserve healthcheck`: 0 when the server answers 200, 1 otherwise, saying what it got.
+pub(super) fn healthcheck(args: &HealthcheckArgs) -> Result<ExitCode, Failure> {
+    // A zero timeout would mean "none" to the socket calls: at least a millisecond.
+    let timeout = std::time::Duration::try_from_secs_f64(args.timeout_secs)
+        .unwrap_or(std::time::Duration::from_secs(3))
+        .max(std::time::Duration::from_millis(1));
+    match mlserve::serve::health::probe(args.addr, &args.path, timeout) {
+        Ok(200) => Ok(ExitCode::SUCCESS),
+        Ok(status) => {
+            eprintln!("{}{}: {status}", args.addr, args.path);
+            Ok(ExitCode::FAILURE)
+        }
+        Err(error) => {
+            eprintln!("{}{}: {error}", args.addr, args.path);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
