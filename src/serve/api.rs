@@ -1,9 +1,8 @@
 //! The native REST API: list models, describe them, predict, reload.
 
 use super::App;
-use super::body::{PathParams, json_bytes, parse_lenient, parse_query};
-use super::middleware::{RequestId, tag};
-use super::predict::{Asked, predict};
+use super::body::{ModelPath, PathParams, json_bytes, parse_lenient, parse_query};
+use super::predict::{Asked, predict, resolve};
 use super::problem::Problem;
 use super::rows::{Fields, PredictBody, PredictBodySeed};
 use crate::model::{
@@ -12,7 +11,7 @@ use crate::model::{
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
@@ -193,96 +192,36 @@ async fn predict_one<'a>(
     Ok(single_answer(model, prediction, &asked.request_id))
 }
 
-async fn predict_post_any(
-    app: App,
-    name: String,
-    version: Option<String>,
-    asked: Asked,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let id = asked.request_id.clone();
-    let model = match app.repository.catalog().resolve(&name, version.as_deref()) {
-        Ok(model) => model,
-        Err(failure) => return Problem::from(failure).with_request_id(&id).into_response(),
-    };
-    let result = async {
-        let bytes = json_bytes(&headers, body)?;
-        let mut quoted = None;
-        let seed = PredictBodySeed {
-            max_rows: app.settings.max_batch_rows,
-        };
-        let parsed = parse_lenient(&bytes, &mut quoted, seed)?;
-        predict_body(&app, model.clone(), parsed, &asked).await
-    }
-    .await;
-    let response = result.unwrap_or_else(|problem| problem.with_request_id(&id).into_response());
-    tag(response, &model)
-}
-
-/// POST /api/models/{name}/predict
+/// POST /api/models/{name}[/versions/{version}]/predict: one object of features, or
+/// `{"instances": […]}`.
 pub async fn predict_post(
     State(app): State<App>,
-    PathParams(name): PathParams<String>,
+    path: ModelPath,
     asked: Asked,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    predict_post_any(app, name, None, asked, headers, body).await
-}
-
-/// POST /api/models/{name}/versions/{version}/predict
-pub async fn predict_post_version(
-    State(app): State<App>,
-    PathParams((name, version)): PathParams<(String, String)>,
-    asked: Asked,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    predict_post_any(app, name, Some(version), asked, headers, body).await
-}
-
-async fn predict_query_any(
-    app: App,
-    name: String,
-    version: Option<String>,
-    asked: Asked,
-    query: Option<String>,
-) -> Response {
-    let id = asked.request_id.clone();
-    let model = match app.repository.catalog().resolve(&name, version.as_deref()) {
-        Ok(model) => model,
-        Err(failure) => return Problem::from(failure).with_request_id(&id).into_response(),
+) -> Result<Response, Problem> {
+    let model = resolve(&app, &path.name, path.version.as_deref())?;
+    let bytes = json_bytes(&headers, body)?;
+    let mut quoted = None;
+    let seed = PredictBodySeed {
+        max_rows: app.settings.max_batch_rows,
     };
-    let result = match parse_query(query.as_deref().unwrap_or("")) {
-        Ok(pairs) => {
-            let fields = pairs.iter().map(|(k, v)| (k.as_str(), RawValue::Text(v)));
-            predict_one(&app, &model, fields, &asked).await
-        }
-        Err(problem) => Err(problem),
-    };
-    let response = result.unwrap_or_else(|problem| problem.with_request_id(&id).into_response());
-    tag(response, &model)
+    let parsed = parse_lenient(&bytes, &mut quoted, seed)?;
+    predict_body(&app, model, parsed, &asked).await
 }
 
-/// GET /api/models/{name}/predict?feature=value&…
+/// GET /api/models/{name}[/versions/{version}]/predict?feature=value&…
 pub async fn predict_get(
     State(app): State<App>,
-    PathParams(name): PathParams<String>,
+    path: ModelPath,
     asked: Asked,
     RawQuery(query): RawQuery,
-) -> Response {
-    predict_query_any(app, name, None, asked, query).await
-}
-
-/// GET /api/models/{name}/versions/{version}/predict?feature=value&…
-pub async fn predict_get_version(
-    State(app): State<App>,
-    PathParams((name, version)): PathParams<(String, String)>,
-    asked: Asked,
-    RawQuery(query): RawQuery,
-) -> Response {
-    predict_query_any(app, name, Some(version), asked, query).await
+) -> Result<Response, Problem> {
+    let model = resolve(&app, &path.name, path.version.as_deref())?;
+    let pairs = parse_query(query.as_deref().unwrap_or(""))?;
+    let fields = pairs.iter().map(|(k, v)| (k.as_str(), RawValue::Text(v)));
+    predict_one(&app, &model, fields, &asked).await
 }
 
 fn version_list(entry: &ModelEntry) -> Vec<Value> {
@@ -347,93 +286,50 @@ fn describe(model: &LoadedModel, entry: &ModelEntry) -> Value {
     })
 }
 
-fn describe_response(
-    app: &App,
-    name: &str,
-    version: Option<&str>,
-    request_id: &RequestId,
-) -> Response {
+/// GET /api/models/{name}[/versions/{version}]: the schema, examples, metrics and versions.
+pub async fn model_info(State(app): State<App>, path: ModelPath) -> Result<Response, Problem> {
     let catalog = app.repository.catalog();
-    let described = catalog.resolve(name, version).map(|model| {
-        // resolve() found the entry, so it is there.
-        let entry = catalog.models.get(name).cloned().unwrap_or_default();
-        tag(Json(describe(&model, &entry)).into_response(), &model)
-    });
-    described.unwrap_or_else(|failure| {
-        Problem::from(failure)
-            .with_request_id(&request_id.0)
-            .into_response()
-    })
-}
-
-/// GET /api/models/{name}
-pub async fn model_info(
-    State(app): State<App>,
-    PathParams(name): PathParams<String>,
-    Extension(rid): Extension<RequestId>,
-) -> Response {
-    describe_response(&app, &name, None, &rid)
-}
-
-/// GET /api/models/{name}/versions/{version}
-pub async fn model_version_info(
-    State(app): State<App>,
-    PathParams((name, version)): PathParams<(String, String)>,
-    Extension(rid): Extension<RequestId>,
-) -> Response {
-    describe_response(&app, &name, Some(&version), &rid)
+    let model = catalog.resolve(&path.name, path.version.as_deref())?;
+    super::middleware::answered_by(&model);
+    // resolve() found the entry, so it is there.
+    let entry = catalog.models.get(&path.name).cloned().unwrap_or_default();
+    Ok(Json(describe(&model, &entry)).into_response())
 }
 
 /// GET /api/models/{name}/versions/{version}/report: the model card.
 pub async fn model_report(
     State(app): State<App>,
     PathParams((name, version)): PathParams<(String, String)>,
-    Extension(rid): Extension<RequestId>,
-) -> Response {
-    let model = match app.repository.catalog().resolve(&name, Some(&version)) {
-        Ok(model) => model,
-        Err(failure) => {
-            return Problem::from(failure)
-                .with_request_id(&rid.0)
-                .into_response();
-        }
-    };
-    match tokio::fs::read_to_string(model.artifact.dir.join("report.html")).await {
-        Ok(html) => tag(Html(html).into_response(), &model),
-        Err(_) => Problem::not_found(format!(
-            "model '{name}' version {version} has no model card"
-        ))
-        .with_request_id(&rid.0)
-        .into_response(),
-    }
+) -> Result<Response, Problem> {
+    let model = resolve(&app, &name, Some(&version))?;
+    let html = tokio::fs::read_to_string(model.artifact.dir.join("report.html"))
+        .await
+        .map_err(|_| {
+            Problem::not_found(format!(
+                "model '{name}' version {version} has no model card"
+            ))
+        })?;
+    Ok(Html(html).into_response())
 }
 
 /// POST /api/models/{name}/reload: rescans the model's folder now.
 pub async fn reload_model(
     State(app): State<App>,
     PathParams(name): PathParams<String>,
-    Extension(rid): Extension<RequestId>,
-) -> Response {
+) -> Result<Response, Problem> {
     let repository = app.repository.clone();
     let target = name.clone();
-    let report = match tokio::task::spawn_blocking(move || repository.reload_model(&target)).await {
-        Ok(report) => report,
-        Err(error) => {
-            return Problem::internal(&error)
-                .with_request_id(&rid.0)
-                .into_response();
-        }
-    };
-    let Some(report) = report else {
-        return Problem::not_found(format!("no model folder named '{name}' in the repository"))
-            .with_request_id(&rid.0)
-            .into_response();
-    };
+    let report = tokio::task::spawn_blocking(move || repository.reload_model(&target))
+        .await
+        .map_err(|error| Problem::internal(&error))?
+        .ok_or_else(|| {
+            Problem::not_found(format!("no model folder named '{name}' in the repository"))
+        })?;
     let catalog = app.repository.catalog();
     let versions = catalog
         .models
         .get(&name)
         .map(version_list)
         .unwrap_or_default();
-    Json(json!({"model": name, "report": report, "versions": versions})).into_response()
+    Ok(Json(json!({"model": name, "report": report, "versions": versions})).into_response())
 }

@@ -242,6 +242,35 @@ where
     }
 }
 
+/// The model a path names: `{name}`, with `{version}` when the route pins one, so one handler
+/// serves both `/…/{name}/…` and `/…/{name}/versions/{version}/…`. Undecodable segments are a
+/// problem-details 400, as with [`PathParams`].
+pub struct ModelPath {
+    /// The model's name.
+    pub name: String,
+    /// The version the path pins, if any.
+    pub version: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ModelPath {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let PathParams(mut params) =
+            PathParams::<std::collections::HashMap<String, String>>::from_request_parts(
+                parts, state,
+            )
+            .await?;
+        Ok(ModelPath {
+            name: params.remove("name").unwrap_or_default(),
+            version: params.remove("version"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,7 +292,7 @@ mod tests {
     #[test]
     fn other_syntax_errors_stay_400_with_position() {
         let problem = parse_json(b"{\"a\": 1,,}").unwrap_err();
-        assert_eq!(problem.status, 400);
+        assert_eq!(problem.status, StatusCode::BAD_REQUEST);
         assert!(problem.detail.contains("line 1"), "{}", problem.detail);
         assert!(parse_json(b"{\"a\": NaNa}").is_err());
     }

@@ -40,13 +40,47 @@ pub struct ModelTag {
 }
 
 /// Marks a response with the model and version that answered it, for the access log and the
-/// request metrics.
+/// request metrics (for a model found by [`crate::serve::predict::resolve`], which records it
+/// itself, this is not needed).
 pub fn tag(mut response: Response, model: &crate::model::LoadedModel) -> Response {
-    response.extensions_mut().insert(ModelTag {
-        model: model.name().to_string(),
-        version: model.version_label.clone(),
-    });
+    response.extensions_mut().insert(ModelTag::of(model));
     response
+}
+
+impl ModelTag {
+    fn of(model: &crate::model::LoadedModel) -> Self {
+        ModelTag {
+            model: model.name().to_string(),
+            version: model.version_label.clone(),
+        }
+    }
+}
+
+/// What the code answering a request can learn of it without extractors: its id, and a place
+/// to record the model that answers it. Set by [`request_context`] for the request's task.
+struct RequestScope {
+    id: String,
+    answered_by: std::sync::OnceLock<ModelTag>,
+}
+
+tokio::task_local! {
+    static REQUEST: RequestScope;
+}
+
+/// The id of the request being answered, inside [`request_context`].
+pub fn current_request_id() -> Option<String> {
+    REQUEST.try_with(|scope| scope.id.clone()).ok()
+}
+
+/// Records the model that answers the current request, for the access log and the request
+/// metrics; the first one recorded wins. Outside a request it does nothing.
+pub fn answered_by(model: &crate::model::LoadedModel) {
+    let _ = REQUEST.try_with(|scope| {
+        scope
+            .answered_by
+            .get_or_init(|| ModelTag::of(model))
+            .clone()
+    });
 }
 
 /// Whether the client asks for a page (a browser): then errors come as HTML pages, and `/` is
@@ -197,7 +231,17 @@ pub async fn request_context(
     let in_flight = InFlight::enter();
     request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(RequestStart(started));
-    let mut response = match tokio::time::timeout(timeout, next.run(request)).await {
+    let scope = RequestScope {
+        id: id.clone(),
+        answered_by: std::sync::OnceLock::new(),
+    };
+    let answered = REQUEST.scope(scope, async {
+        let answer = tokio::time::timeout(timeout, next.run(request)).await;
+        let answered_by = REQUEST.with(|scope| scope.answered_by.get().cloned());
+        (answer, answered_by)
+    });
+    let (answer, answered_by) = answered.await;
+    let mut response = match answer {
         Ok(response) => response,
         Err(_) => Problem::unavailable(
             format!(
@@ -213,6 +257,11 @@ pub async fn request_context(
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     drop(in_flight);
+    if let Some(tag) = answered_by
+        && response.extensions().get::<ModelTag>().is_none()
+    {
+        response.extensions_mut().insert(tag);
+    }
     let tag = response.extensions().get::<ModelTag>();
     record_metrics(&route, &method, response.status(), tag, started);
     tracing::info!(

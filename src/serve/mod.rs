@@ -169,11 +169,11 @@ pub fn router(app: App) -> Router {
         .route("/api/models/{name}/reload", post(api::reload_model))
         .route(
             "/api/models/{name}/versions/{version}",
-            get(api::model_version_info),
+            get(api::model_info),
         )
         .route(
             "/api/models/{name}/versions/{version}/predict",
-            post(api::predict_post_version).get(api::predict_get_version),
+            post(api::predict_post).get(api::predict_get),
         )
         .route(
             "/api/models/{name}/versions/{version}/report",
@@ -192,20 +192,20 @@ pub fn router(app: App) -> Router {
         .route("/v2", get(v2::server_metadata))
         .route("/v2/health/live", get(v2::live))
         .route("/v2/health/ready", get(v2::ready))
-        .route("/v2/models/{name}", get(v2::model_metadata_default))
-        .route("/v2/models/{name}/ready", get(v2::model_ready_default))
-        .route("/v2/models/{name}/infer", post(v2::infer_default))
+        .route("/v2/models/{name}", get(v2::model_metadata))
+        .route("/v2/models/{name}/ready", get(v2::model_ready))
+        .route("/v2/models/{name}/infer", post(v2::infer))
         .route(
             "/v2/models/{name}/versions/{version}",
-            get(v2::model_metadata_version),
+            get(v2::model_metadata),
         )
         .route(
             "/v2/models/{name}/versions/{version}/ready",
-            get(v2::model_ready_version),
+            get(v2::model_ready),
         )
         .route(
             "/v2/models/{name}/versions/{version}/infer",
-            post(v2::infer_version),
+            post(v2::infer),
         )
         .route("/v2/repository/index", post(v2::repository_index))
         .route(

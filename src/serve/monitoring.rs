@@ -364,7 +364,7 @@ pub async fn model_monitoring(
         let pairs = query_pairs(query.as_deref())?;
         refuse_unknown(&pairs, &["window"])?;
         let window = window_from(&pairs)?;
-        app.repository.catalog().resolve(&name, None)?;
+        crate::serve::predict::resolve(&app, &name, None)?;
         let versions = monitoring(store, &name, window)
             .await
             .map_err(|e| database_problem(&e))?;
@@ -389,7 +389,7 @@ pub async fn drift_report(
     threshold: f64,
 ) -> Result<(String, usize, Vec<FeatureDrift>), Problem> {
     let store = store_of(app)?;
-    let model = app.repository.catalog().resolve(name, None)?;
+    let model = crate::serve::predict::resolve(app, name, None)?;
     let since = now_ms() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
     let inputs = store
         .recent_inputs(name, &model.version_label, since, DRIFT_ROWS)

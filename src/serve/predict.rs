@@ -20,6 +20,18 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// Batches larger than this run on the blocking pool, so they do not stall other requests.
 const INLINE_BATCH_ROWS: usize = 64;
 
+/// The model version a request names (see [`crate::model::Catalog::resolve`]), recorded as the
+/// one answering the request for the access log and the request metrics.
+pub fn resolve(
+    app: &App,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Arc<LoadedModel>, PredictFailure> {
+    let model = app.repository.catalog().resolve(name, version)?;
+    super::middleware::answered_by(&model);
+    Ok(model)
+}
+
 /// Scores validated rows (on the blocking pool when the batch is large), counts the answers
 /// and queues them for the prediction log. `batch` names a failing row by its index in
 /// `instances`.

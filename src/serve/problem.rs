@@ -10,7 +10,7 @@ use serde::Serialize;
 #[derive(Debug, Clone)]
 pub struct Problem {
     /// The HTTP status code.
-    pub status: u16,
+    pub status: StatusCode,
     /// What went wrong in this case, for a person.
     pub detail: String,
     /// Every field problem, for a program.
@@ -41,7 +41,7 @@ impl Problem {
     /// A problem with a status and a detail.
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Problem {
-            status: status.as_u16(),
+            status,
             detail: detail.into(),
             errors: Vec::new(),
             request_id: None,
@@ -121,14 +121,19 @@ impl IntoResponse for Problem {
         if let Some(cause) = &self.cause {
             tracing::error!(request_id = self.request_id.as_deref().unwrap_or(""), %cause, "internal error");
         }
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = self.status;
+        // A problem answered inside a request carries its id without the handler passing it.
+        let request_id = self
+            .request_id
+            .map(String::from)
+            .or_else(super::middleware::current_request_id);
         let body = serde_json::to_vec(&ProblemBody {
             kind: "about:blank",
             title: reason_phrase(status),
-            status: self.status,
+            status: status.as_u16(),
             detail: &self.detail,
             errors: &self.errors,
-            request_id: self.request_id.as_deref(),
+            request_id: request_id.as_deref(),
         })
         .unwrap_or_default();
         let mut response = (status, body).into_response();

@@ -18,19 +18,16 @@ use std::sync::Arc;
 
 fn find(app: &App, name: &str) -> Result<Arc<LoadedModel>, ProtocolError> {
     // KServe's own words for these two, which its clients show.
-    app.repository
-        .catalog()
-        .resolve(name, None)
-        .map_err(|failure| match failure {
-            PredictFailure::UnknownModel { .. } => ProtocolError::new(
-                StatusCode::NOT_FOUND,
-                format!("Model with name {name} does not exist."),
-            ),
-            _ => ProtocolError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("Model with name {name} is not ready."),
-            ),
-        })
+    super::predict::resolve(app, name, None).map_err(|failure| match failure {
+        PredictFailure::UnknownModel { .. } => ProtocolError::new(
+            StatusCode::NOT_FOUND,
+            format!("Model with name {name} does not exist."),
+        ),
+        _ => ProtocolError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Model with name {name} is not ready."),
+        ),
+    })
 }
 
 /// GET /v1/models
@@ -128,7 +125,7 @@ async fn predict(app: App, name: &str, asked: Asked, body: &[u8]) -> Response {
         Err(e) => return e.into_response(),
     };
     if let Err(message) = super::body::refuse_duplicate_keys(body) {
-        return tag(error(StatusCode::BAD_REQUEST, message), &model);
+        return error(StatusCode::BAD_REQUEST, message);
     }
     let parsed: Value = match serde_json::from_slice(body) {
         Ok(value) => value,
@@ -180,11 +177,11 @@ async fn predict(app: App, name: &str, asked: Asked, body: &[u8]) -> Response {
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect::<Vec<_>>()
             .join("; ");
-        return tag(error(StatusCode::BAD_REQUEST, message), &model);
+        return error(StatusCode::BAD_REQUEST, message);
     }
     let predictions = match predict_rows(&app, &model, rows, &asked, true).await {
         Ok(predictions) => predictions,
-        Err(failure) => return tag(ProtocolError::from(failure).into_response(), &model),
+        Err(failure) => return ProtocolError::from(failure).into_response(),
     };
     let answer: Vec<&str> = predictions.iter().map(|p| p.label(&model)).collect();
     tag(

@@ -132,7 +132,7 @@ pub async fn batch_form(
     let token = csrf::token_for(&headers);
     let head = model_head(&catalog, &model, &target, "batch");
     let page = batch_page(&app, &model, head, token.value);
-    tag(render(StatusCode::OK, &page, token.set_cookie), &model)
+    render(StatusCode::OK, &page, token.set_cookie)
 }
 
 /// An uploaded form: its CSRF token and its file.
@@ -477,7 +477,7 @@ pub async fn batch_upload(
         header,
         rows,
     });
-    tag(render(StatusCode::OK, &page, token.set_cookie), &model)
+    render(StatusCode::OK, &page, token.set_cookie)
 }
 
 fn csv_attachment(file_name: &str, bytes: Bytes) -> Response {
@@ -524,7 +524,7 @@ pub async fn example_csv(
     match bytes {
         Ok(bytes) => {
             let name = format!("{}-example.csv", model.name());
-            tag(csv_attachment(&name, Bytes::from(bytes)), &model)
+            csv_attachment(&name, Bytes::from(bytes))
         }
         Err(error) => {
             tracing::error!(%error, "cannot write the example CSV");

@@ -5,7 +5,7 @@ use super::pages;
 use super::pages::Frame;
 use super::render::*;
 use crate::serve::App;
-use crate::serve::middleware::{RequestId, tag};
+use crate::serve::middleware::RequestId;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -54,5 +54,5 @@ pub(super) async fn card(
         head: model_head(&catalog, &model, &target, "card"),
         sections: crate::train::report::model_card_sections(manifest, metrics.as_ref()),
     };
-    tag(render(StatusCode::OK, &page, None), &model)
+    render(StatusCode::OK, &page, None)
 }

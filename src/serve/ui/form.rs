@@ -11,7 +11,7 @@ use crate::model::{
 };
 use crate::serve::App;
 use crate::serve::body::parse_query;
-use crate::serve::middleware::{RequestId, tag};
+use crate::serve::middleware::RequestId;
 use crate::serve::problem::Problem;
 use axum::body::Bytes;
 use axum::extract::{Extension, Query, State};
@@ -176,7 +176,7 @@ pub(super) async fn model_form(
     .collect();
     let token = csrf::token_for(&headers);
     let page = model_page(&catalog, &model, &target, token.value, &values);
-    tag(render(StatusCode::OK, &page, token.set_cookie), &model)
+    render(StatusCode::OK, &page, token.set_cookie)
 }
 
 /// The page for a refused post: what went wrong, and a way back.
@@ -333,5 +333,5 @@ pub(super) async fn model_predict(
         }
         Err(failure) => return problem_page(&Problem::from(failure), &rid.0),
     };
-    tag(render(status, &page, token.set_cookie), &model)
+    render(status, &page, token.set_cookie)
 }

@@ -87,6 +87,7 @@ pub(super) fn find_model(
 ) -> Result<(Arc<Catalog>, Arc<LoadedModel>), Problem> {
     let catalog = app.repository.catalog();
     let model = catalog.resolve(&target.name, target.version.as_deref())?;
+    crate::serve::middleware::answered_by(&model);
     Ok((catalog, model))
 }
 

@@ -6,7 +6,7 @@ use super::pages;
 use super::pages::{DriftRow, Frame, LiveRow, WindowLink};
 use super::render::*;
 use crate::serve::App;
-use crate::serve::middleware::{RequestId, tag};
+use crate::serve::middleware::RequestId;
 use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -59,7 +59,7 @@ pub(super) async fn monitoring_page(
         page.unavailable =
             "The prediction log is off (setting prediction_log), so there is nothing to monitor."
                 .to_string();
-        return tag(render(StatusCode::OK, &page, None), &model);
+        return render(StatusCode::OK, &page, None);
     };
     let live = crate::serve::monitoring::monitoring(log.store(), model.name(), window).await;
     let drift = crate::serve::monitoring::drift_report(&app, model.name(), window, threshold).await;
@@ -99,7 +99,7 @@ pub(super) async fn monitoring_page(
         }
         (_, Err(problem)) => page.unavailable = problem.detail,
     }
-    tag(render(StatusCode::OK, &page, None), &model)
+    render(StatusCode::OK, &page, None)
 }
 
 pub(super) fn drift_row(feature: crate::store::drift::FeatureDrift) -> DriftRow {

@@ -98,7 +98,7 @@ pub fn error_page(status: StatusCode, heading: &str, text: &str, request_id: &st
 
 /// A problem from the shared API code, shown as a page.
 pub(super) fn problem_page(problem: &Problem, request_id: &str) -> Response {
-    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = problem.status;
     let heading = status.canonical_reason().unwrap_or("Error");
     message(
         status,

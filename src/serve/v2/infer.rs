@@ -3,17 +3,16 @@
 //! classification extension).
 
 use super::decode::decode_inputs;
-use super::find;
 use super::outputs::{OutputData, ResponseOutput};
 use super::tensor::{self, Elements, InferRequest, Tensor};
+use super::{ModelPath, find};
 use crate::model::{LoadedModel, RawValue, UnknownFields, ValidRow};
 use crate::serve::App;
-use crate::serve::middleware::tag;
 use crate::serve::predict::{Asked, predict};
-use crate::serve::protocol_error::{ProtocolError, error};
+use crate::serve::protocol_error::ProtocolError;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -212,26 +211,17 @@ pub(super) fn classification(
 }
 
 /// POST /v2/models/{name}[/versions/{version}]/infer
-pub(super) async fn infer(
-    app: App,
-    name: String,
-    version: Option<String>,
+pub async fn infer(
+    State(app): State<App>,
+    path: ModelPath,
     asked: Asked,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let model = match find(&app, &name, version.as_deref()) {
-        Ok(model) => model,
-        Err(e) => return e.into_response(),
-    };
-    let response = match body {
-        Ok(body) => match infer_with(&app, &model, &asked, &headers, &body).await {
-            Ok(response) => response,
-            Err(e) => e.into_response(),
-        },
-        Err(rejection) => error(rejection.status(), rejection.body_text()),
-    };
-    tag(response, &model)
+) -> Result<Response, ProtocolError> {
+    let model = find(&app, &path.name, path.version.as_deref())?;
+    let body =
+        body.map_err(|rejection| ProtocolError::new(rejection.status(), rejection.body_text()))?;
+    infer_with(&app, &model, &asked, &headers, &body).await
 }
 
 pub(super) async fn infer_with(
@@ -370,28 +360,6 @@ pub(super) async fn infer_with(
         response.headers_mut().insert(tensor::HEADER_LENGTH, value);
     }
     Ok(response)
-}
-
-/// POST /v2/models/{name}/infer
-pub async fn infer_default(
-    State(app): State<App>,
-    Path(name): Path<String>,
-    asked: Asked,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    infer(app, name, None, asked, headers, body).await
-}
-
-/// POST /v2/models/{name}/versions/{version}/infer
-pub async fn infer_version(
-    State(app): State<App>,
-    Path((name, version)): Path<(String, String)>,
-    asked: Asked,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    infer(app, name, Some(version), asked, headers, body).await
 }
 
 #[cfg(test)]

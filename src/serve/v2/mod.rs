@@ -15,11 +15,10 @@ pub mod outputs;
 mod repository;
 pub mod tensor;
 
-pub use infer::{infer_default, infer_version};
+pub use infer::infer;
 pub use repository::{repository_index, repository_load, repository_unload};
 
 use super::App;
-use super::middleware::tag;
 use super::protocol_error::{ProtocolError, error};
 use crate::data::ColumnKind;
 use crate::model::{FeatureSchema, LoadedModel};
@@ -66,7 +65,7 @@ pub(super) fn find(
     name: &str,
     version: Option<&str>,
 ) -> Result<Arc<LoadedModel>, ProtocolError> {
-    Ok(app.repository.catalog().resolve(name, version)?)
+    Ok(crate::serve::predict::resolve(app, name, version)?)
 }
 
 /// Whether every feature is a number, an integer or a boolean (then `input` is FP64).
@@ -89,7 +88,7 @@ fn feature_datatype(feature: &FeatureSchema) -> &'static str {
 }
 
 /// The model's metadata: inputs and outputs with types and shapes (-1: any batch size).
-fn model_metadata(app: &App, model: &LoadedModel) -> Value {
+fn metadata_of(app: &App, model: &LoadedModel) -> Value {
     let manifest = &model.artifact.manifest;
     let features = &manifest.features;
     let inputs: Vec<Value> = if all_numeric(features) {
@@ -131,32 +130,53 @@ fn model_metadata(app: &App, model: &LoadedModel) -> Value {
     })
 }
 
-/// GET /v2/models/{name}
-pub async fn model_metadata_default(State(app): State<App>, Path(name): Path<String>) -> Response {
-    match find(&app, &name, None) {
-        Ok(model) => tag(Json(model_metadata(&app, &model)).into_response(), &model),
-        Err(e) => e.into_response(),
+/// The model a V2 path names: `{name}`, with `{version}` when the route pins one. An
+/// undecodable path is the protocol's 400.
+pub struct ModelPath {
+    /// The model's name.
+    pub name: String,
+    /// The version the path pins, if any.
+    pub version: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ModelPath {
+    type Rejection = ProtocolError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(mut params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| {
+                    ProtocolError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("the path cannot be decoded: {}", rejection.body_text()),
+                    )
+                })?;
+        Ok(ModelPath {
+            name: params.remove("name").unwrap_or_default(),
+            version: params.remove("version"),
+        })
     }
 }
 
-/// GET /v2/models/{name}/versions/{version}
-pub async fn model_metadata_version(
+/// GET /v2/models/{name}[/versions/{version}]: inputs and outputs with datatypes and shapes.
+pub async fn model_metadata(
     State(app): State<App>,
-    Path((name, version)): Path<(String, String)>,
-) -> Response {
-    match find(&app, &name, Some(&version)) {
-        Ok(model) => tag(Json(model_metadata(&app, &model)).into_response(), &model),
-        Err(e) => e.into_response(),
-    }
+    path: ModelPath,
+) -> Result<Json<Value>, ProtocolError> {
+    let model = find(&app, &path.name, path.version.as_deref())?;
+    Ok(Json(metadata_of(&app, &model)))
 }
 
-fn model_ready(app: &App, name: &str, version: Option<&str>) -> Response {
-    match find(app, name, version) {
-        Ok(model) => tag(
-            Json(json!({"name": name, "ready": true})).into_response(),
-            &model,
-        ),
-        // Not loaded: the protocol's "false" is a 4xx.
+/// GET /v2/models/{name}[/versions/{version}]/ready: 200 with `{"name", "ready": true}`; a
+/// model that is not loaded is the protocol's "false", a 4xx (400).
+pub async fn model_ready(State(app): State<App>, path: ModelPath) -> Response {
+    let name = &path.name;
+    match find(&app, name, path.version.as_deref()) {
+        Ok(_) => Json(json!({"name": name, "ready": true})).into_response(),
         Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => (
             StatusCode::BAD_REQUEST,
             Json(json!({"name": name, "ready": false, "error": e.message})),
@@ -164,19 +184,6 @@ fn model_ready(app: &App, name: &str, version: Option<&str>) -> Response {
             .into_response(),
         Err(e) => e.into_response(),
     }
-}
-
-/// GET /v2/models/{name}/ready
-pub async fn model_ready_default(State(app): State<App>, Path(name): Path<String>) -> Response {
-    model_ready(&app, &name, None)
-}
-
-/// GET /v2/models/{name}/versions/{version}/ready
-pub async fn model_ready_version(
-    State(app): State<App>,
-    Path((name, version)): Path<(String, String)>,
-) -> Response {
-    model_ready(&app, &name, Some(&version))
 }
 
 /// Unknown paths under /v2 answer in the protocol's error shape.
