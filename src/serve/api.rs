@@ -1,10 +1,10 @@
 //! The native REST API: list models, describe them, predict, reload.
 
-use super::App;
 use super::body::{ModelPath, PathParams, json_bytes, parse_lenient, parse_query};
 use super::predict::{Asked, predict, resolve};
 use super::problem::Problem;
 use super::rows::{Fields, PredictBody, PredictBodySeed};
+use super::state::App;
 use crate::model::{
     FieldError, LoadedModel, ModelEntry, PredictFailure, Prediction, RawValue, ValidRow,
 };

@@ -228,16 +228,11 @@ where
         use axum::response::IntoResponse;
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(PathParams(value)),
-            Err(rejection) => {
-                let mut problem = Problem::bad_request(format!(
-                    "the path cannot be decoded: {}",
-                    rejection.body_text()
-                ));
-                if let Some(id) = parts.extensions.get::<super::middleware::RequestId>() {
-                    problem = problem.with_request_id(&id.0);
-                }
-                Err(problem.into_response())
-            }
+            Err(rejection) => Err(Problem::bad_request(format!(
+                "the path cannot be decoded: {}",
+                rejection.body_text()
+            ))
+            .into_response()),
         }
     }
 }

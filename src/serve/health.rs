@@ -1,6 +1,6 @@
 //! Liveness and readiness probes (Kubernetes-style).
 
-use super::App;
+use super::state::App;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};

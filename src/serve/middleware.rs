@@ -1,6 +1,8 @@
 //! Per-request plumbing: the request id, the timeout, and one log line per request.
 
 use super::problem::Problem;
+use super::request_scope::RequestScope;
+pub use super::request_scope::{ModelTag, SIGNED_IN, answered_by, current_request_id, tag};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
@@ -23,65 +25,6 @@ pub struct RequestStart(pub Instant);
 /// Who asked: the API key's or user's name, set by authentication.
 #[derive(Debug, Clone)]
 pub struct Caller(pub std::sync::Arc<str>);
-
-tokio::task_local! {
-    /// Who is signed in, for the web UI page being rendered (set by the auth middleware on UI
-    /// routes).
-    pub static SIGNED_IN: Option<std::sync::Arc<str>>;
-}
-
-/// Which model and version answered, for the log line.
-#[derive(Debug, Clone)]
-pub struct ModelTag {
-    /// Model name.
-    pub model: String,
-    /// Version.
-    pub version: String,
-}
-
-/// Marks a response with the model and version that answered it, for the access log and the
-/// request metrics (for a model found by [`crate::serve::predict::resolve`], which records it
-/// itself, this is not needed).
-pub fn tag(mut response: Response, model: &crate::model::LoadedModel) -> Response {
-    response.extensions_mut().insert(ModelTag::of(model));
-    response
-}
-
-impl ModelTag {
-    fn of(model: &crate::model::LoadedModel) -> Self {
-        ModelTag {
-            model: model.name().to_string(),
-            version: model.version_label.clone(),
-        }
-    }
-}
-
-/// What the code answering a request can learn of it without extractors: its id, and a place
-/// to record the model that answers it. Set by [`request_context`] for the request's task.
-struct RequestScope {
-    id: String,
-    answered_by: std::sync::OnceLock<ModelTag>,
-}
-
-tokio::task_local! {
-    static REQUEST: RequestScope;
-}
-
-/// The id of the request being answered, inside [`request_context`].
-pub fn current_request_id() -> Option<String> {
-    REQUEST.try_with(|scope| scope.id.clone()).ok()
-}
-
-/// Records the model that answers the current request, for the access log and the request
-/// metrics; the first one recorded wins. Outside a request it does nothing.
-pub fn answered_by(model: &crate::model::LoadedModel) {
-    let _ = REQUEST.try_with(|scope| {
-        scope
-            .answered_by
-            .get_or_init(|| ModelTag::of(model))
-            .clone()
-    });
-}
 
 /// Whether the client asks for a page (a browser): then errors come as HTML pages, and `/` is
 /// the web UI rather than KServe V1's liveness answer.
@@ -235,9 +178,10 @@ pub async fn request_context(
         id: id.clone(),
         answered_by: std::sync::OnceLock::new(),
     };
-    let answered = REQUEST.scope(scope, async {
+    let answered = super::request_scope::REQUEST.scope(scope, async {
         let answer = tokio::time::timeout(timeout, next.run(request)).await;
-        let answered_by = REQUEST.with(|scope| scope.answered_by.get().cloned());
+        let answered_by =
+            super::request_scope::REQUEST.with(|scope| scope.answered_by.get().cloned());
         (answer, answered_by)
     });
     let (answer, answered_by) = answered.await;

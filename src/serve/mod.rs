@@ -17,7 +17,9 @@ pub mod openapi;
 pub mod predict;
 pub mod problem;
 pub mod protocol_error;
+pub mod request_scope;
 pub mod rows;
+pub mod state;
 pub mod ui;
 pub mod v1;
 pub mod v2;
@@ -32,44 +34,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use middleware::RequestId;
 use problem::Problem;
+pub use state::App;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
-
-/// Shared state of every handler.
-#[derive(Clone)]
-pub struct App {
-    /// The served models.
-    pub repository: Arc<Repository>,
-    /// The effective settings.
-    pub settings: Arc<Settings>,
-    /// Batch results of the web UI, kept for download.
-    pub downloads: Arc<ui::Downloads>,
-    /// Web UI batch uploads predicted at once; more are refused (503), so uploads cannot
-    /// take every core and all the memory.
-    pub batch_slots: Arc<tokio::sync::Semaphore>,
-    /// The prediction log, when it is on.
-    pub log: Option<Arc<crate::store::PredictionLog>>,
-    /// Authentication, when it is on.
-    pub auth: Option<Arc<auth::AuthState>>,
-    /// Requests in flight, for load shedding.
-    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl App {
-    /// The state of a server over this repository with these settings.
-    pub fn new(repository: Arc<Repository>, settings: Settings) -> Self {
-        App {
-            repository,
-            settings: Arc::new(settings),
-            downloads: Arc::new(ui::Downloads::default()),
-            batch_slots: Arc::new(tokio::sync::Semaphore::new(2)),
-            log: None,
-            auth: None,
-            in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-        }
-    }
-}
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]

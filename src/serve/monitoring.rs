@@ -1,11 +1,10 @@
 //! Reading the prediction log: recent predictions, ground-truth feedback, live metrics per
 //! model version, and drift of recent inputs from the training data.
 
-use super::App;
 use super::body::PathParams;
-use super::middleware::RequestId;
 use super::predict::{Asked, now_ms};
 use super::problem::Problem;
+use super::state::App;
 use crate::model::FieldError;
 use crate::store::drift::{FeatureDrift, feature_drift};
 use crate::store::{PredictionQuery, Store, TruthRow};
@@ -13,7 +12,7 @@ use crate::train::metrics::{class_metrics, confusion_matrix};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -112,11 +111,7 @@ fn parse_json_object(text: &str) -> Value {
 }
 
 /// GET /api/predictions?model=&since=&limit=: the log, newest first (admin).
-pub async fn list_predictions(
-    State(app): State<App>,
-    Extension(rid): Extension<RequestId>,
-    RawQuery(query): RawQuery,
-) -> Response {
+pub async fn list_predictions(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
     let result = async {
         let store = store_of(&app)?;
         let pairs = query_pairs(query.as_deref())?;
@@ -176,7 +171,7 @@ pub async fn list_predictions(
         Ok::<_, Problem>(Json(json!({ "predictions": predictions })).into_response())
     }
     .await;
-    result.unwrap_or_else(|problem| problem.with_request_id(&rid.0).into_response())
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The body of a feedback post.
@@ -259,7 +254,7 @@ pub async fn post_feedback(
         .into_response())
     }
     .await;
-    result.unwrap_or_else(|problem| problem.with_request_id(&asked.request_id).into_response())
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Live metrics of one model version from its predictions with feedback.
@@ -356,7 +351,6 @@ pub async fn monitoring(
 pub async fn model_monitoring(
     State(app): State<App>,
     PathParams(name): PathParams<String>,
-    Extension(rid): Extension<RequestId>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let result = async {
@@ -378,7 +372,7 @@ pub async fn model_monitoring(
         )
     }
     .await;
-    result.unwrap_or_else(|problem| problem.with_request_id(&rid.0).into_response())
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The drift of a model's default version over a window.
@@ -414,7 +408,6 @@ pub async fn drift_report(
 pub async fn model_drift(
     State(app): State<App>,
     PathParams(name): PathParams<String>,
-    Extension(rid): Extension<RequestId>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let result = async {
@@ -450,7 +443,7 @@ pub async fn model_drift(
         )
     }
     .await;
-    result.unwrap_or_else(|problem| problem.with_request_id(&rid.0).into_response())
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 #[cfg(test)]

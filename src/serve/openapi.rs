@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, built from the loaded models: every model gets its own request
 //! and answer schemas (features with types, ranges and an example row) and its own paths.
 
-use super::App;
+use super::state::App;
 use crate::config::Settings;
 use crate::data::ColumnKind;
 use crate::model::{Catalog, FeatureSchema, LoadedModel, UnknownFields};

@@ -3,8 +3,8 @@
 //! prediction log (see [`crate::store`]), off the request path: building the records is all a
 //! request pays. A new protocol gets metrics and the log by calling [`predict`].
 
-use super::App;
 use super::middleware::{Caller, RequestId, RequestStart};
+use super::state::App;
 use crate::data::ColumnKind;
 use crate::model::{
     FeatureSchema, FeatureValue, LoadedModel, PredictFailure, Prediction, ValidRow,
@@ -28,7 +28,7 @@ pub fn resolve(
     version: Option<&str>,
 ) -> Result<Arc<LoadedModel>, PredictFailure> {
     let model = app.repository.catalog().resolve(name, version)?;
-    super::middleware::answered_by(&model);
+    super::request_scope::answered_by(&model);
     Ok(model)
 }
 

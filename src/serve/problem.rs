@@ -126,7 +126,7 @@ impl IntoResponse for Problem {
         let request_id = self
             .request_id
             .map(String::from)
-            .or_else(super::middleware::current_request_id);
+            .or_else(super::request_scope::current_request_id);
         let body = serde_json::to_vec(&ProblemBody {
             kind: "about:blank",
             title: reason_phrase(status),

@@ -3,10 +3,10 @@
 //! `{"predictions": […]}` (the labels). An instance is an object of features by name, or an
 //! array of the feature values in schema order. Errors are `{"error": "…"}`.
 
-use super::App;
 use super::middleware::tag;
 use super::predict::{Asked, predict as predict_rows};
 use super::protocol_error::{ProtocolError, error};
+use super::state::App;
 use crate::model::{FieldError, LoadedModel, PredictFailure, RawValue, ValidRow};
 use axum::Json;
 use axum::body::Bytes;

@@ -243,3 +243,34 @@ impl RateLimiter {
         }
     }
 }
+
+/// The auth state of a server.
+pub struct AuthState {
+    /// Checks credentials; replaced whole when the keys file changes.
+    authenticator: arc_swap::ArcSwap<Authenticator>,
+    /// Whether /metrics needs a credential.
+    pub metrics_auth: bool,
+    /// The per-key rate limit, when set.
+    pub rate_limiter: Option<RateLimiter>,
+}
+
+impl AuthState {
+    /// Auth over these keys and users.
+    pub fn new(keys: &KeysFile, metrics_auth: bool, rate_limiter: Option<RateLimiter>) -> Self {
+        AuthState {
+            authenticator: arc_swap::ArcSwap::from_pointee(Authenticator::new(keys)),
+            metrics_auth,
+            rate_limiter,
+        }
+    }
+
+    /// The current authenticator (a snapshot: a request keeps the one it started with).
+    pub fn authenticator(&self) -> Arc<Authenticator> {
+        self.authenticator.load_full()
+    }
+
+    /// Puts a new authenticator in force (the keys file changed).
+    pub fn replace_authenticator(&self, authenticator: Authenticator) {
+        self.authenticator.store(Arc::new(authenticator));
+    }
+}

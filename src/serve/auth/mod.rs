@@ -6,14 +6,14 @@
 //! audit. A credential is checked against its argon2id hash once; the result is cached under
 //! the credential's SHA-256, so later requests cost a hash-map lookup, not 20 ms of argon2.
 
-mod check;
+pub mod check;
 pub mod keys;
 
-pub use check::{Authenticator, Credential, Principal, RateLimiter, Refusal};
+pub use check::{AuthState, Authenticator, Credential, Principal, RateLimiter, Refusal};
 
-use super::App;
 use super::middleware::{Caller, RequestId};
 use super::problem::Problem;
+use super::state::App;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -160,34 +160,8 @@ fn unauthorized(app: &App, request_id: &str, detail: &str, ui_path: Option<&str>
     response
 }
 
-/// The auth state of a server.
-pub struct AuthState {
-    /// Checks credentials; replaced whole when the keys file changes.
-    authenticator: arc_swap::ArcSwap<Authenticator>,
-    /// Whether /metrics needs a credential.
-    pub metrics_auth: bool,
-    /// The per-key rate limit, when set.
-    pub rate_limiter: Option<RateLimiter>,
-}
-
 /// How often the keys file is checked for changes (revoked or added keys apply within this).
 pub const KEYS_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-
-impl AuthState {
-    /// Auth over these keys and users.
-    pub fn new(keys: &KeysFile, metrics_auth: bool, rate_limiter: Option<RateLimiter>) -> Self {
-        AuthState {
-            authenticator: arc_swap::ArcSwap::from_pointee(Authenticator::new(keys)),
-            metrics_auth,
-            rate_limiter,
-        }
-    }
-
-    /// The current authenticator (a snapshot: a request keeps the one it started with).
-    pub fn authenticator(&self) -> Arc<Authenticator> {
-        self.authenticator.load_full()
-    }
-}
 
 /// The keys file's contents as a fingerprint (None when it cannot be read).
 pub async fn keys_fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
@@ -236,7 +210,7 @@ pub async fn watch_keys_file(
                 "keys file holds no key and no user; the previous keys stay in force"
             ),
             Ok(Ok((keys, users, authenticator))) => {
-                auth.authenticator.store(Arc::new(authenticator));
+                auth.replace_authenticator(authenticator);
                 tracing::info!(keys, users, file = %path.display(), "keys file changed: keys and users reloaded");
             }
             Ok(Err(error)) => tracing::error!(

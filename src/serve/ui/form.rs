@@ -9,10 +9,10 @@ use crate::data::ColumnKind;
 use crate::model::{
     Catalog, FeatureSchema, FieldError, LoadedModel, PredictFailure, Prediction, RawValue, sample,
 };
-use crate::serve::App;
 use crate::serve::body::parse_query;
 use crate::serve::middleware::RequestId;
 use crate::serve::problem::Problem;
+use crate::serve::state::App;
 use axum::body::Bytes;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};

@@ -4,7 +4,7 @@ use super::pages;
 use super::pages::{Frame, ModelRow};
 use super::render::*;
 use crate::model::Manifest;
-use crate::serve::App;
+use crate::serve::state::App;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -10,7 +10,7 @@ pub mod assets;
 mod batch;
 mod card;
 pub mod csrf;
-mod downloads;
+pub mod downloads;
 mod form;
 mod index;
 mod model_ref;
@@ -31,8 +31,8 @@ use monitoring::monitoring_page;
 use render::message;
 use sign_in::{sign_in, sign_in_form, sign_out};
 
-use super::App;
 use super::middleware::RequestId;
+use super::state::App;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Extension};
 use axum::http::StatusCode;

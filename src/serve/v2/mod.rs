@@ -18,8 +18,8 @@ pub mod tensor;
 pub use infer::infer;
 pub use repository::{repository_index, repository_load, repository_unload};
 
-use super::App;
 use super::protocol_error::{ProtocolError, error};
+use super::state::App;
 use crate::data::ColumnKind;
 use crate::model::{FeatureSchema, LoadedModel};
 use axum::Json;

@@ -1,9 +1,9 @@
 //! The model repository extension: `POST /v2/repository/index`, and loading and unloading a
 //! model by name (admin).
 
-use crate::serve::App;
 use crate::serve::middleware::RequestId;
 use crate::serve::protocol_error::error;
+use crate::serve::state::App;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
