@@ -127,7 +127,7 @@ pub fn router(app: App) -> Router {
     let swagger: Router = utoipa_swagger_ui::SwaggerUi::new("/docs")
         .config(utoipa_swagger_ui::Config::from("/openapi.json"))
         .into();
-    Router::new()
+    let routes = Router::new()
         .route("/api/models", get(api::list_models))
         .route("/api/models/{name}", get(api::model_info))
         .route(
@@ -198,13 +198,19 @@ pub fn router(app: App) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app.clone())
-        .merge(swagger)
-        .layer(axum::middleware::from_fn(middleware::content_codings))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            auth::authorize,
-        ))
-        .layer(axum::middleware::from_fn(ui::offer_sign_in))
+        .merge(swagger);
+    // Auth's layers only where auth is on: every request pays for each layer it passes.
+    let routes = if app.auth.is_some() {
+        routes
+            .layer(axum::middleware::from_fn_with_state(
+                app.clone(),
+                auth::authorize,
+            ))
+            .layer(axum::middleware::from_fn(ui::offer_sign_in))
+    } else {
+        routes
+    };
+    routes
         .layer(axum::middleware::from_fn_with_state(app, auth::shed_load))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(

@@ -7,7 +7,6 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -74,15 +73,15 @@ impl AsyncWrite for WatchedStream {
     }
 }
 
-/// A request body that notes whether it was read to its end.
+/// A request body that notes on its connection whether it was read to its end.
 pub(super) struct TrackedBody {
     inner: Incoming,
-    finished: Arc<AtomicBool>,
+    state: Arc<ConnectionState>,
 }
 
 impl TrackedBody {
-    pub(super) fn new(inner: Incoming, finished: Arc<AtomicBool>) -> Self {
-        TrackedBody { inner, finished }
+    pub(super) fn new(inner: Incoming, state: Arc<ConnectionState>) -> Self {
+        TrackedBody { inner, state }
     }
 }
 
@@ -96,7 +95,7 @@ impl Body for TrackedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.finished.store(true, Ordering::Release);
+            self.state.body_finished();
         }
         polled
     }

@@ -33,7 +33,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -244,18 +243,14 @@ fn service(
     Future = Answer,
 > + Unpin {
     hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        state.serving();
-        let finished = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(
-            request.body(),
-        )));
-        let body_read = finished.clone();
-        let request = request.map(|inner| TrackedBody::new(inner, finished));
+        state.serving(http_body::Body::is_end_stream(request.body()));
+        let request = request.map(|inner| TrackedBody::new(inner, state.clone()));
         let call = tower::ServiceExt::oneshot(router.clone(), request);
         let state = state.clone();
         // Boxed, so the connection is Unpin and can hand its socket back at the end.
         let answer: Answer = Box::pin(async move {
             let Ok(mut response) = call.await;
-            if !body_read.load(Ordering::Acquire) {
+            if !state.body_was_read() {
                 // The answer came before the body was read (a body past the limit, a refused
                 // credential): hyper will close rather than read the rest, so say so, or the
                 // client may send its next request into a closing connection.

@@ -23,6 +23,8 @@ pub(super) struct ConnectionState {
     answered: AtomicU64,
     /// Set when the sweeper closes the connection for a timeout (else: evicted).
     timed_out: AtomicBool,
+    /// Whether the current request's body has been read to its end.
+    body_read: AtomicBool,
     /// Asks the connection's task to close it.
     close: Notify,
 }
@@ -35,10 +37,22 @@ impl ConnectionState {
         u64::try_from(micros).unwrap_or(u64::MAX - 1) + 1
     }
 
-    /// hyper has read a request's headers and calls the service.
-    pub(super) fn serving(&self) {
+    /// hyper has read a request's headers and calls the service; `body_read`: the request has
+    /// no body left to read.
+    pub(super) fn serving(&self, body_read: bool) {
         self.waiting_since.store(0, Ordering::Release);
         self.headers_begun.store(0, Ordering::Release);
+        self.body_read.store(body_read, Ordering::Release);
+    }
+
+    /// The request's body has been read to its end.
+    pub(super) fn body_finished(&self) {
+        self.body_read.store(true, Ordering::Release);
+    }
+
+    /// Whether the request's body has been read to its end.
+    pub(super) fn body_was_read(&self) -> bool {
+        self.body_read.load(Ordering::Acquire)
     }
 
     /// The answer has been written: the connection waits for the next request.
@@ -118,6 +132,7 @@ impl Registry {
             headers_begun: AtomicU64::new(0),
             answered: AtomicU64::new(0),
             timed_out: AtomicBool::new(false),
+            body_read: AtomicBool::new(true),
             close: Notify::new(),
         });
         state.waiting_since.store(state.now(), Ordering::Release);
@@ -186,7 +201,7 @@ mod tests {
         let start = state.waiting_since.load(Ordering::Acquire);
         // First request: the header timeout from the start.
         assert_eq!(state.deadline(&limits()), Some(start + 10_000_000));
-        state.serving();
+        state.serving(true);
         assert_eq!(state.deadline(&limits()), None, "no deadline while serving");
         state.answered();
         let idle_from = state.waiting_since.load(Ordering::Acquire);
