@@ -242,3 +242,58 @@ async fn root_is_kserve_v1_liveness_for_programs_and_the_ui_for_browsers() {
     );
     assert!(response.text().await.unwrap().contains("iris"));
 }
+
+/// Replaces the last `1.0` (as the model file's little-endian f64) with `value` and updates the
+/// manifest's checksum: a model file altered by someone who also fixed its hash.
+fn tamper_last_one(version_dir: &Path, value: f64) {
+    use sha2::Digest;
+    let path = version_dir.join("model.bin");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let one = 1.0f64.to_le_bytes();
+    let at = bytes
+        .windows(8)
+        .rposition(|window| window == one)
+        .expect("a 1.0 in the model file");
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let manifest = version_dir.join("model.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let old = text
+        .lines()
+        .find_map(|line| line.strip_prefix("sha256 = \""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let new = format!("{:x}", sha2::Sha256::digest(&bytes));
+    std::fs::write(&manifest, text.replace(&old, &new)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_file_altered_with_its_checksum_updated_is_refused_on_load() {
+    let models = tempfile::tempdir().unwrap();
+    let dir = common::train_into(
+        models.path(),
+        mlserve::data::BundledDataset::Iris,
+        mlserve::train::Algorithm::RandomForest,
+        "iris",
+        1,
+    );
+    tamper_last_one(&dir, 2.1e181);
+    let server = TestServer::start(test_settings(models.path())).await;
+    let (status, ready) = status_and_json(&server, "/health/ready").await;
+    assert_eq!(status, 503, "{ready}");
+    let reason = ready["models"]["iris"]["failed_versions"]["1"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains("tree node class shares are not probabilities summing to 1"),
+        "{reason}"
+    );
+    let (status, _, problem) = server
+        .post_json(
+            "/api/models/iris/predict",
+            &json!({"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}),
+        )
+        .await;
+    assert_eq!(status, 503, "{problem}");
+}

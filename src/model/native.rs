@@ -239,137 +239,6 @@ impl NativeModel {
     }
 }
 
-impl NativeModel {
-    /// Checks that every array has the size the others imply and every index is in range,
-    /// so that a damaged or hand-made file is refused on load instead of failing at predict time.
-    pub fn check_consistency(&self) -> Result<(), String> {
-        let p = &self.preprocessor;
-        let width = p.width();
-        let encoded: usize = p.inputs.iter().map(InputEncoding::width).sum();
-        ensure(
-            width > 0 && encoded == width && p.scale.len() == width,
-            "preprocessor sizes disagree",
-        )?;
-        ensure(
-            p.mean.iter().all(|m| m.is_finite())
-                && p.scale.iter().all(|s| s.is_finite() && *s > 0.0),
-            "scaler holds a non-finite or non-positive value",
-        )?;
-        ensure(self.n_classes >= 2, "fewer than two classes")?;
-        self.estimator.check_consistency(width, self.n_classes)
-    }
-}
-
-fn ensure(condition: bool, message: &str) -> Result<(), String> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message.to_string())
-    }
-}
-
-impl Tree {
-    fn check_consistency(&self, width: usize, n_classes: usize) -> Result<(), String> {
-        let n = self.left.len();
-        ensure(
-            n > 0 && self.right.len() == n && self.feature.len() == n && self.threshold.len() == n,
-            "tree arrays disagree in length",
-        )?;
-        ensure(
-            self.value.len() == n * n_classes,
-            "tree values disagree with the node count",
-        )?;
-        for node in 0..n {
-            let (left, right) = (self.left[node], self.right[node]);
-            if left == Self::LEAF || right == Self::LEAF {
-                ensure(left == right, "tree node with a single child")?;
-                continue;
-            }
-            // Children always come after their parent: no index out of range, no cycle.
-            ensure(
-                (left as usize) > node
-                    && (left as usize) < n
-                    && (right as usize) > node
-                    && (right as usize) < n,
-                "tree child index out of range",
-            )?;
-            ensure(
-                (self.feature[node] as usize) < width,
-                "tree splits on a column the model does not have",
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl Estimator {
-    fn check_consistency(&self, width: usize, n_classes: usize) -> Result<(), String> {
-        let rows_for = |rows: usize| rows == n_classes || (n_classes == 2 && rows == 1);
-        match self {
-            Estimator::LogisticRegression {
-                coefficients,
-                intercepts,
-            } => ensure(
-                rows_for(intercepts.len()) && coefficients.len() == intercepts.len() * width,
-                "logistic regression coefficients disagree with the model size",
-            ),
-            Estimator::DecisionTree(tree) => tree.check_consistency(width, n_classes),
-            Estimator::RandomForest(trees) => {
-                ensure(!trees.is_empty(), "random forest without trees")?;
-                trees
-                    .iter()
-                    .try_for_each(|tree| tree.check_consistency(width, n_classes))
-            }
-            Estimator::KNearestNeighbors {
-                k, points, classes, ..
-            } => ensure(
-                *k > 0
-                    && !classes.is_empty()
-                    && points.len() == classes.len() * width
-                    && classes.iter().all(|&c| (c as usize) < n_classes),
-                "nearest-neighbour points disagree with the model size",
-            ),
-            Estimator::SupportVectorMachine {
-                gamma,
-                support_vectors,
-                machines,
-            } => {
-                ensure(
-                    gamma.is_finite() && *gamma > 0.0,
-                    "SVM gamma must be positive",
-                )?;
-                ensure(
-                    support_vectors.len() % width == 0,
-                    "support vectors disagree with the model width",
-                )?;
-                let n_support = support_vectors.len() / width;
-                ensure(
-                    rows_for(machines.len()),
-                    "SVM machine count disagrees with the classes",
-                )?;
-                machines.iter().try_for_each(|machine| {
-                    ensure(
-                        machine.support.len() == machine.dual_coef.len()
-                            && machine.support.iter().all(|&sv| (sv as usize) < n_support),
-                        "SVM support index out of range",
-                    )
-                })
-            }
-            Estimator::GaussianNaiveBayes {
-                theta,
-                variance,
-                log_prior,
-            } => ensure(
-                log_prior.len() == n_classes
-                    && theta.len() == n_classes * width
-                    && variance.len() == n_classes * width
-                    && variance.iter().all(|v| v.is_finite() && *v > 0.0),
-                "naive Bayes statistics disagree with the model size",
-            ),
-        }
-    }
-}
-
 impl Estimator {
     /// Class probabilities of one preprocessed row.
     pub fn predict_proba(&self, x: &[f64], n_classes: usize) -> Vec<f64> {
@@ -563,6 +432,10 @@ fn naive_bayes_probabilities(
     softmax_in_place(&mut scores);
     scores
 }
+
+mod checks;
+
+pub use checks::is_distribution;
 
 #[cfg(test)]
 mod tests;
