@@ -224,6 +224,15 @@ fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValu
             Ok(FeatureValue::Missing)
         }
         (_, RawValue::Number(n)) if feature.nullable && n.is_nan() => Ok(FeatureValue::Missing),
+        // `NaN` as Python's json.dumps and pandas write a missing value (read as the string
+        // "NaN" by the lenient JSON reader), or as text in a CSV cell or a query: missing, the
+        // same as null, unless it is one of the feature's own categories.
+        (_, RawValue::Json(serde_json::Value::String(s))) if is_missing_word(feature, s) => {
+            Ok(FeatureValue::Missing)
+        }
+        (_, RawValue::Text(text)) if is_missing_word(feature, text.trim()) => {
+            Ok(FeatureValue::Missing)
+        }
         (ColumnKind::Number, RawValue::Number(n)) if n.is_finite() => Ok(FeatureValue::Number(n)),
         (ColumnKind::Integer, RawValue::Number(n)) => whole_number(n)
             .map(FeatureValue::Number)
@@ -275,6 +284,16 @@ fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValu
 fn whole_number(value: f64) -> Option<f64> {
     (value.is_finite() && value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0)
         .then_some(value)
+}
+
+/// Whether `text` is the `NaN` that stands for a missing value of a nullable feature.
+fn is_missing_word(feature: &FeatureSchema, text: &str) -> bool {
+    feature.nullable
+        && text == "NaN"
+        && !feature
+            .categories
+            .as_ref()
+            .is_some_and(|categories| categories.iter().any(|c| c == text))
 }
 
 fn non_finite_word(text: &str) -> bool {

@@ -85,7 +85,7 @@ fn parse_with<'a, S: DeserializeSeed<'a>>(
 }
 
 /// Quotes `NaN`, `Infinity` and `-Infinity` where a JSON value starts; `None` if there are none.
-fn quote_non_finite_literals(bytes: &[u8]) -> Option<Vec<u8>> {
+pub fn quote_non_finite_literals(bytes: &[u8]) -> Option<Vec<u8>> {
     const WORDS: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
     let mut out = Vec::with_capacity(bytes.len() + 16);
     let (mut in_string, mut escaped, mut changed) = (false, false, false);

@@ -127,7 +127,13 @@ async fn predict(app: App, name: &str, asked: Asked, body: &[u8]) -> Response {
     if let Err(message) = super::body::refuse_duplicate_keys(body) {
         return error(StatusCode::BAD_REQUEST, message);
     }
-    let parsed: Value = match serde_json::from_slice(body) {
+    // Bare NaN (Python's json.dumps of a missing value) is read as the string "NaN", which a
+    // nullable feature takes as missing, as the native API does.
+    let parsed: Value = match serde_json::from_slice(body).or_else(|error| {
+        super::body::quote_non_finite_literals(body)
+            .and_then(|quoted| serde_json::from_slice(&quoted).ok())
+            .ok_or(error)
+    }) {
         Ok(value) => value,
         Err(e) => {
             return tag(

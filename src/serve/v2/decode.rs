@@ -123,7 +123,7 @@ fn json_elements(
         ),
         DataType::Fp64 => Elements::Numbers(
             flat.iter()
-                .map(|v| v.as_f64().ok_or_else(|| wrong(v)))
+                .map(|v| float_of(v).ok_or_else(|| wrong(v)))
                 .collect::<Result<_, _>>()?,
         ),
         // A JSON number past FP32's largest finite value is not an FP32: refused, as integers
@@ -131,8 +131,8 @@ fn json_elements(
         DataType::Fp32 => Elements::Numbers(
             flat.iter()
                 .map(|v| {
-                    let n = v.as_f64().ok_or_else(|| wrong(v))?;
-                    if n.abs() > f64::from(f32::MAX) {
+                    let n = float_of(v).ok_or_else(|| wrong(v))?;
+                    if n.is_finite() && n.abs() > f64::from(f32::MAX) {
                         return Err(format!(
                             "input '{}': {v} is out of range for FP32 (largest {:e})",
                             input.name,
@@ -172,6 +172,20 @@ fn json_elements(
             )
         }
     })
+}
+
+/// An FP element: a JSON number, or `NaN`, `Infinity` or `-Infinity` (written bare by Python's
+/// json module, quoted by the lenient reader).
+fn float_of(value: &Value) -> Option<f64> {
+    match value {
+        Value::String(word) => match word.as_str() {
+            "NaN" => Some(f64::NAN),
+            "Infinity" => Some(f64::INFINITY),
+            "-Infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        other => other.as_f64(),
+    }
 }
 
 /// The values an integer type holds.

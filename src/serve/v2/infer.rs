@@ -210,6 +210,24 @@ pub(super) fn classification(
     out
 }
 
+/// The JSON part of an inference request. Bare `NaN`, `Infinity` and `-Infinity`, which
+/// Python's json module writes for float tensors (tritonclient and the kserve SDK send them),
+/// are not JSON: the request is read again with them quoted, and FP tensors take them as those
+/// numbers (a NaN is a missing value for a nullable feature).
+fn parse_request(json_part: &[u8]) -> Result<InferRequest, ProtocolError> {
+    let error = match serde_json::from_slice(json_part) {
+        Ok(request) => return Ok(request),
+        Err(error) => error,
+    };
+    crate::serve::body::quote_non_finite_literals(json_part)
+        .and_then(|quoted| serde_json::from_slice(&quoted).ok())
+        .ok_or_else(|| {
+            ProtocolError::from(format!(
+                "the inference request is not valid JSON for the protocol: {error}"
+            ))
+        })
+}
+
 /// POST /v2/models/{name}[/versions/{version}]/infer
 pub async fn infer(
     State(app): State<App>,
@@ -236,8 +254,7 @@ pub(super) async fn infer_with(
         .map(|v| v.to_str().unwrap_or("not text"));
     let (json_part, binary) = tensor::split_body(body, header_length)?;
     // tritonclient sends no Content-Type: the body is read as JSON whatever it says.
-    let request: InferRequest = serde_json::from_slice(json_part)
-        .map_err(|e| format!("the inference request is not valid JSON for the protocol: {e}"))?;
+    let request: InferRequest = parse_request(json_part)?;
     let tensors = decode_inputs(&request, binary)?;
     let rows = rows_from_tensors(model, &tensors, app.settings.max_batch_rows)?;
     let count = rows.len();

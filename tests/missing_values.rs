@@ -1,0 +1,173 @@
+//! Missing values have one meaning everywhere: for a feature the model imputes, `null`, the bare
+//! `NaN` that Python's json.dumps writes, `NaN` in a query, and `NaN` in a V2 JSON tensor all
+//! reach the model as missing and get scikit-learn's answer for that row; a feature the model
+//! does not impute refuses every one of them, naming the feature. Over real HTTP, on the loans
+//! pipeline exported from scikit-learn (an Imputer over the numbers, one-hot over the text).
+
+mod common;
+
+use common::onnx::{expected, import_fixture, loans_csv, probabilities_of};
+use common::{TestServer, test_settings};
+use serde_json::{Value, json};
+
+/// Rows of the loans data whose income is missing, with scikit-learn's probabilities.
+fn rows_with_missing_income() -> Vec<(Value, Vec<f64>)> {
+    let expected = expected();
+    let want = probabilities_of(&expected["fixtures"]["loans_column_transformer"]);
+    expected["datasets"]["loans"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(want)
+        .filter(|(row, _)| row["income"].is_null())
+        .map(|(row, want)| (row.clone(), want))
+        .collect()
+}
+
+fn assert_close(got: &[f64], want: &[f64], context: &str) {
+    assert_eq!(got.len(), want.len(), "{context}");
+    for (a, b) in got.iter().zip(want) {
+        assert!((a - b).abs() < 1e-5, "{context}: {got:?} vs {want:?}");
+    }
+}
+
+async fn post_raw(server: &TestServer, path: &str, body: String) -> (u16, Value) {
+    let response = server
+        .client
+        .post(server.url(path))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The row as Python's json.dumps writes it when income is float('nan').
+fn python_json(row: &Value) -> String {
+    format!(
+        r#"{{"age": {}, "income": NaN, "plan": "{}", "region": "{}"}}"#,
+        row["age"],
+        row["plan"].as_str().unwrap(),
+        row["region"].as_str().unwrap()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn null_nan_and_tensor_nan_are_one_missing_value_with_scikit_learns_answer() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("models");
+    let csv = loans_csv(work.path(), &expected()["datasets"]["loans"]);
+    import_fixture(
+        &repo,
+        "loans_column_transformer.onnx",
+        "loans",
+        &[
+            "--features-from",
+            csv.to_str().unwrap(),
+            "--labels",
+            "declined,approved",
+        ],
+    );
+    let server = TestServer::start(test_settings(&repo)).await;
+    let rows = rows_with_missing_income();
+    assert!(!rows.is_empty());
+    let probabilities = |answer: &Value| -> Vec<f64> {
+        ["declined", "approved"]
+            .iter()
+            .map(|label| answer["probabilities"][label].as_f64().unwrap())
+            .collect()
+    };
+    for (index, (row, want)) in rows.iter().enumerate() {
+        // null, the reference form.
+        let (status, _, answer) = server.post_json("/api/models/loans/predict", row).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_close(&probabilities(&answer), want, &format!("null, row {index}"));
+        // Python's bare NaN, on the native API and on V1.
+        let (status, answer) =
+            post_raw(&server, "/api/models/loans/predict", python_json(row)).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_close(&probabilities(&answer), want, &format!("NaN, row {index}"));
+        let (status, answer) = post_raw(
+            &server,
+            "/v1/models/loans:predict",
+            format!(r#"{{"instances": [{}]}}"#, python_json(row)),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        let label = if want[1] > want[0] {
+            "approved"
+        } else {
+            "declined"
+        };
+        assert_eq!(answer["predictions"], json!([label]), "V1 row {index}");
+        // NaN in a query string.
+        let query = format!(
+            "/api/models/loans/predict?age={}&income=NaN&plan={}&region={}",
+            row["age"],
+            row["plan"].as_str().unwrap(),
+            row["region"].as_str().unwrap()
+        );
+        let (status, _, answer) = server.get(&query).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_close(
+            &probabilities(&answer),
+            want,
+            &format!("query, row {index}"),
+        );
+        // NaN in a V2 JSON tensor, written bare as tritonclient and the kserve SDK do.
+        let body = format!(
+            r#"{{"inputs": [
+                {{"name": "age", "shape": [1], "datatype": "FP64", "data": [{}]}},
+                {{"name": "income", "shape": [1], "datatype": "FP64", "data": [NaN]}},
+                {{"name": "plan", "shape": [1], "datatype": "BYTES", "data": ["{}"]}},
+                {{"name": "region", "shape": [1], "datatype": "BYTES", "data": ["{}"]}}]}}"#,
+            row["age"],
+            row["plan"].as_str().unwrap(),
+            row["region"].as_str().unwrap()
+        );
+        let (status, answer) = post_raw(&server, "/v2/models/loans/infer", body).await;
+        assert_eq!(status, 200, "{answer}");
+        let outputs = answer["outputs"].as_array().unwrap();
+        let tensor = outputs
+            .iter()
+            .find(|o| o["name"] == "probabilities")
+            .unwrap();
+        let got: Vec<f64> = tensor["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_f64().unwrap())
+            .collect();
+        assert_close(&got, want, &format!("V2 tensor NaN, row {index}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_feature_the_model_does_not_impute_refuses_every_form_of_missing() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("models");
+    let csv = loans_csv(work.path(), &expected()["datasets"]["loans"]);
+    import_fixture(
+        &repo,
+        "loans_column_transformer.onnx",
+        "loans",
+        &["--features-from", csv.to_str().unwrap()],
+    );
+    let server = TestServer::start(test_settings(&repo)).await;
+    for body in [
+        r#"{"age": 40, "income": 50000, "plan": null, "region": "east"}"#,
+        r#"{"age": 40, "income": 50000, "plan": NaN, "region": "east"}"#,
+    ] {
+        let (status, problem) =
+            post_raw(&server, "/api/models/loans/predict", body.to_string()).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "plan", "{problem}");
+    }
+    let (status, _, problem) = server
+        .get("/api/models/loans/predict?age=40&income=50000&plan=&region=east")
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "plan", "{problem}");
+}
