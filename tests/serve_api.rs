@@ -665,3 +665,49 @@ async fn rows_the_model_cannot_score_are_422_and_whole_numbers_are_integers_ever
         "expected an integer, got 1e+17"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_lists_every_body_status_and_the_loaded_names() {
+    let models = demo_repository();
+    let server = TestServer::start(test_settings(models.path())).await;
+    let (status, _, doc) = server.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let paths = doc["paths"].as_object().unwrap();
+    let mut with_body = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            if operation.get("requestBody").is_none() {
+                continue;
+            }
+            with_body += 1;
+            for code in ["400", "413", "415"] {
+                assert!(
+                    operation["responses"].get(code).is_some(),
+                    "{method} {path} does not document {code}"
+                );
+            }
+        }
+    }
+    assert!(with_body >= 8, "{with_body} operations take a body");
+    // The two found undocumented by a fuzzer.
+    assert!(
+        paths["/api/predictions/{request_id}/feedback"]["post"]["responses"]["415"].is_object()
+    );
+    assert!(paths["/v2/repository/index"]["post"]["responses"]["400"].is_object());
+    // Path parameters offer the loaded models and versions.
+    let parameters = paths["/api/models/{name}/versions/{version}/predict"]["post"]["parameters"]
+        .as_array()
+        .unwrap();
+    let schema_of = |name: &str| {
+        parameters
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["schema"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        schema_of("name")["enum"],
+        json!(["breast_cancer", "churn", "iris"])
+    );
+    assert_eq!(schema_of("version")["enum"], json!(["1"]));
+}

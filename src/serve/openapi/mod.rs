@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document, built from the loaded models: every model gets its own request
 //! and answer schemas (features with types, ranges and an example row) and its own paths.
 
+mod complete;
+
 use super::state::App;
 use crate::config::Settings;
 use crate::data::ColumnKind;
@@ -516,6 +518,17 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
                 "{} (version {}, {}{accuracy})", m.name, model.version_label, m.algorithm_name())}));
         }
     }
+    complete::add_body_statuses(&mut paths);
+    let names: Vec<String> = catalog.models.keys().cloned().collect();
+    let versions: Vec<String> = catalog
+        .models
+        .values()
+        .flat_map(|entry| entry.versions.keys().copied())
+        .collect::<std::collections::BTreeSet<u32>>()
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect();
+    complete::list_path_values(&mut paths, &names, &versions);
     tags.push(json!({"name": "operations", "description": "Prediction log, feedback, live metrics, drift, Prometheus metrics"}));
     tags.push(json!({"name": "v2", "description": "Open Inference Protocol (KServe V2 / Triton): errors are {\"error\": \"…\"}"}));
     tags.push(json!({"name": "v1", "description": "KServe V1 protocol"}));
