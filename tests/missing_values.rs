@@ -10,6 +10,26 @@ use common::onnx::{expected, import_fixture, loans_csv, probabilities_of};
 use common::{TestServer, test_settings};
 use serde_json::{Value, json};
 
+/// A server over the loans pipeline, imported with its features and labels named.
+async fn loans_server() -> (tempfile::TempDir, TestServer) {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("models");
+    let csv = loans_csv(work.path(), &expected()["datasets"]["loans"]);
+    import_fixture(
+        &repo,
+        "loans_column_transformer.onnx",
+        "loans",
+        &[
+            "--features-from",
+            csv.to_str().unwrap(),
+            "--labels",
+            "declined,approved",
+        ],
+    );
+    let server = TestServer::start(test_settings(&repo)).await;
+    (work, server)
+}
+
 /// Rows of the loans data whose income is missing, with scikit-learn's probabilities.
 fn rows_with_missing_income() -> Vec<(Value, Vec<f64>)> {
     let expected = expected();
@@ -56,21 +76,7 @@ fn python_json(row: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn null_nan_and_tensor_nan_are_one_missing_value_with_scikit_learns_answer() {
-    let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("models");
-    let csv = loans_csv(work.path(), &expected()["datasets"]["loans"]);
-    import_fixture(
-        &repo,
-        "loans_column_transformer.onnx",
-        "loans",
-        &[
-            "--features-from",
-            csv.to_str().unwrap(),
-            "--labels",
-            "declined,approved",
-        ],
-    );
-    let server = TestServer::start(test_settings(&repo)).await;
+    let (_work, server) = loans_server().await;
     let rows = rows_with_missing_income();
     assert!(!rows.is_empty());
     let probabilities = |answer: &Value| -> Vec<f64> {
@@ -146,16 +152,7 @@ async fn null_nan_and_tensor_nan_are_one_missing_value_with_scikit_learns_answer
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_feature_the_model_does_not_impute_refuses_every_form_of_missing() {
-    let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("models");
-    let csv = loans_csv(work.path(), &expected()["datasets"]["loans"]);
-    import_fixture(
-        &repo,
-        "loans_column_transformer.onnx",
-        "loans",
-        &["--features-from", csv.to_str().unwrap()],
-    );
-    let server = TestServer::start(test_settings(&repo)).await;
+    let (_work, server) = loans_server().await;
     for body in [
         r#"{"age": 40, "income": 50000, "plan": null, "region": "east"}"#,
         r#"{"age": 40, "income": 50000, "plan": NaN, "region": "east"}"#,

@@ -2,28 +2,11 @@
 //! scripts/make_onnx_fixtures.py) run through ONNX Runtime: labels equal scikit-learn's and
 //! probabilities agree within 1e-5, with the ZipMap export and without.
 
+mod common;
+
+use common::onnx::{fixtures, library};
 use mlserve::model::onnx::{Column, OnnxModel};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
-}
-
-fn library() -> PathBuf {
-    let path = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("target/onnxruntime/libonnxruntime.so.1.32.0")
-        });
-    assert!(
-        path.is_file(),
-        "ONNX Runtime is missing at {}: scripts/test.sh fetches it (scripts/fetch-onnxruntime.sh)",
-        path.display()
-    );
-    path
-}
 
 /// The columns of every graph input, from the held-out rows of a dataset.
 fn columns(model: &OnnxModel, dataset: &Value) -> Vec<Vec<Column>> {

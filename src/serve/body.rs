@@ -84,8 +84,19 @@ fn parse_with<'a, S: DeserializeSeed<'a>>(
     Ok(value)
 }
 
+/// Parses JSON into `T`; bare `NaN`, `Infinity` and `-Infinity` (which Python's json module
+/// writes) are read as those strings. A body that is not JSON either way gets the strict
+/// parse's error.
+pub fn from_slice_lenient<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+    serde_json::from_slice(bytes).or_else(|error| {
+        quote_non_finite_literals(bytes)
+            .and_then(|quoted| serde_json::from_slice(&quoted).ok())
+            .ok_or(error)
+    })
+}
+
 /// Quotes `NaN`, `Infinity` and `-Infinity` where a JSON value starts; `None` if there are none.
-pub fn quote_non_finite_literals(bytes: &[u8]) -> Option<Vec<u8>> {
+fn quote_non_finite_literals(bytes: &[u8]) -> Option<Vec<u8>> {
     const WORDS: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
     let mut out = Vec::with_capacity(bytes.len() + 16);
     let (mut in_string, mut escaped, mut changed) = (false, false, false);

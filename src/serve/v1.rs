@@ -129,11 +129,7 @@ async fn predict(app: App, name: &str, asked: Asked, body: &[u8]) -> Response {
     }
     // Bare NaN (Python's json.dumps of a missing value) is read as the string "NaN", which a
     // nullable feature takes as missing, as the native API does.
-    let parsed: Value = match serde_json::from_slice(body).or_else(|error| {
-        super::body::quote_non_finite_literals(body)
-            .and_then(|quoted| serde_json::from_slice(&quoted).ok())
-            .ok_or(error)
-    }) {
+    let parsed: Value = match super::body::from_slice_lenient(body) {
         Ok(value) => value,
         Err(e) => {
             return tag(

@@ -215,17 +215,11 @@ pub(super) fn classification(
 /// are not JSON: the request is read again with them quoted, and FP tensors take them as those
 /// numbers (a NaN is a missing value for a nullable feature).
 fn parse_request(json_part: &[u8]) -> Result<InferRequest, ProtocolError> {
-    let error = match serde_json::from_slice(json_part) {
-        Ok(request) => return Ok(request),
-        Err(error) => error,
-    };
-    crate::serve::body::quote_non_finite_literals(json_part)
-        .and_then(|quoted| serde_json::from_slice(&quoted).ok())
-        .ok_or_else(|| {
-            ProtocolError::from(format!(
-                "the inference request is not valid JSON for the protocol: {error}"
-            ))
-        })
+    crate::serve::body::from_slice_lenient(json_part).map_err(|error| {
+        ProtocolError::from(format!(
+            "the inference request is not valid JSON for the protocol: {error}"
+        ))
+    })
 }
 
 /// POST /v2/models/{name}[/versions/{version}]/infer
