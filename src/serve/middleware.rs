@@ -2,7 +2,7 @@
 
 use super::problem::Problem;
 use super::request_scope::RequestScope;
-pub use super::request_scope::{ModelTag, SIGNED_IN, answered_by, current_request_id, tag};
+pub use super::request_scope::{ModelTag, SIGNED_IN, answered_by, current_request_id};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;

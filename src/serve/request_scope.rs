@@ -2,8 +2,6 @@
 //! the middleware: the request id, the model that answers (for the access log and the
 //! metrics), and who is signed in (for the web UI's pages). A leaf: it imports nothing of serve.
 
-use axum::response::Response;
-
 tokio::task_local! {
     /// Who is signed in, for the web UI page being rendered (set by the auth middleware on UI
     /// routes).
@@ -17,13 +15,6 @@ pub struct ModelTag {
     pub model: String,
     /// Version.
     pub version: String,
-}
-
-/// Marks a response with the model and version that answered it, for the access log and the
-/// request metrics (a model found through the predict path's `resolve` records itself).
-pub fn tag(mut response: Response, model: &crate::model::LoadedModel) -> Response {
-    response.extensions_mut().insert(ModelTag::of(model));
-    response
 }
 
 impl ModelTag {

@@ -3,7 +3,6 @@
 //! `{"predictions": […]}` (the labels). An instance is an object of features by name, or an
 //! array of the feature values in schema order. Errors are `{"error": "…"}`.
 
-use super::middleware::tag;
 use super::predict::{Asked, predict as predict_rows};
 use super::protocol_error::{ProtocolError, error};
 use super::state::App;
@@ -39,10 +38,7 @@ pub async fn list(State(app): State<App>) -> Response {
 /// GET /v1/models/{name}
 pub async fn status(State(app): State<App>, Path(name): Path<String>) -> Response {
     match find(&app, &name) {
-        Ok(model) => tag(
-            Json(json!({"name": name, "ready": true})).into_response(),
-            &model,
-        ),
+        Ok(_) => Json(json!({"name": name, "ready": true})).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -65,7 +61,9 @@ pub async fn action(
         );
     };
     match verb {
-        "predict" => predict(app, name, asked, &body).await,
+        "predict" => predict(app, name, asked, &body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
         "explain" => error(StatusCode::NOT_IMPLEMENTED, "explain is not supported"),
         other => error(
             StatusCode::NOT_FOUND,
@@ -119,52 +117,33 @@ fn instance_row(
     }
 }
 
-async fn predict(app: App, name: &str, asked: Asked, body: &[u8]) -> Response {
-    let model = match find(&app, name) {
-        Ok(model) => model,
-        Err(e) => return e.into_response(),
-    };
-    if let Err(message) = super::body::refuse_duplicate_keys(body) {
-        return error(StatusCode::BAD_REQUEST, message);
-    }
+async fn predict(
+    app: App,
+    name: &str,
+    asked: Asked,
+    body: &[u8],
+) -> Result<Response, ProtocolError> {
+    let model = find(&app, name)?;
+    let bad_request = |message: String| ProtocolError::new(StatusCode::BAD_REQUEST, message);
+    super::body::refuse_duplicate_keys(body).map_err(bad_request)?;
     // Bare NaN (Python's json.dumps of a missing value) is read as the string "NaN", which a
     // nullable feature takes as missing, as the native API does.
-    let parsed: Value = match super::body::from_slice_lenient(body) {
-        Ok(value) => value,
-        Err(e) => {
-            return tag(
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not JSON: {e}"),
-                ),
-                &model,
-            );
-        }
-    };
+    let parsed: Value = super::body::from_slice_lenient(body)
+        .map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
     let instances = match parsed.get("instances").or_else(|| parsed.get("inputs")) {
         Some(Value::Array(items)) if !items.is_empty() => items,
         _ => {
-            return tag(
-                error(
-                    StatusCode::BAD_REQUEST,
-                    "Expected \"instances\" to be a non-empty list",
-                ),
-                &model,
-            );
+            return Err(bad_request(
+                "Expected \"instances\" to be a non-empty list".to_string(),
+            ));
         }
     };
     if instances.len() > app.settings.max_batch_rows {
-        return tag(
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the batch has {} rows; the limit is {} (setting max_batch_rows)",
-                    instances.len(),
-                    app.settings.max_batch_rows
-                ),
-            ),
-            &model,
-        );
+        return Err(PredictFailure::TooManyRows {
+            rows: instances.len(),
+            limit: app.settings.max_batch_rows,
+        }
+        .into());
     }
     let mut errors = Vec::new();
     let rows: Vec<ValidRow> = instances
@@ -173,21 +152,9 @@ async fn predict(app: App, name: &str, asked: Asked, body: &[u8]) -> Response {
         .filter_map(|(index, instance)| instance_row(&model, index, instance, &mut errors))
         .collect();
     if !errors.is_empty() {
-        let message = errors
-            .iter()
-            .take(20)
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return error(StatusCode::BAD_REQUEST, message);
+        return Err(PredictFailure::Invalid(errors).into());
     }
-    let predictions = match predict_rows(&app, &model, rows, &asked, true).await {
-        Ok(predictions) => predictions,
-        Err(failure) => return ProtocolError::from(failure).into_response(),
-    };
+    let predictions = predict_rows(&app, &model, rows, &asked, true).await?;
     let answer: Vec<&str> = predictions.iter().map(|p| p.label(&model)).collect();
-    tag(
-        Json(json!({ "predictions": answer })).into_response(),
-        &model,
-    )
+    Ok(Json(json!({ "predictions": answer })).into_response())
 }

@@ -10,7 +10,6 @@ use crate::model::argmax;
 use crate::model::batch::{BadRow, BatchError, BatchObserver, describe, predict_csv_stream};
 use crate::model::{FeatureValue, LoadedModel, sample};
 use crate::serve::middleware::RequestId;
-use crate::serve::middleware::tag;
 use crate::serve::predict::{Asked, count_predictions, record_of};
 use crate::serve::state::App;
 use crate::store::{PredictionLog, PredictionRecord};
@@ -382,10 +381,7 @@ pub async fn batch_upload(
         Some(bytes) if !bytes.is_empty() => bytes,
         _ => {
             page.upload_error = "Choose a CSV file to upload.".to_string();
-            return tag(
-                render(StatusCode::UNPROCESSABLE_ENTITY, &page, token.set_cookie),
-                &model,
-            );
+            return render(StatusCode::UNPROCESSABLE_ENTITY, &page, token.set_cookie);
         }
     };
     let Ok(_permit) = app.batch_slots.clone().try_acquire_owned() else {
@@ -427,20 +423,14 @@ pub async fn batch_upload(
                     "The predictions would be larger than {} and are not kept here; run `mlserve predict` on the file instead.",
                     human_bytes(output_limit)
                 );
-                return tag(
-                    render(StatusCode::PAYLOAD_TOO_LARGE, &page, token.set_cookie),
-                    &model,
-                );
+                return render(StatusCode::PAYLOAD_TOO_LARGE, &page, token.set_cookie);
             }
             return batch_failed(&error, &rid.0);
         }
         Ok(Err(error @ BatchError::Model(_))) => return batch_failed(&error, &rid.0),
         Ok(Err(error)) => {
             page.upload_error = error.to_string();
-            return tag(
-                render(StatusCode::UNPROCESSABLE_ENTITY, &page, token.set_cookie),
-                &model,
-            );
+            return render(StatusCode::UNPROCESSABLE_ENTITY, &page, token.set_cookie);
         }
         Err(error) => {
             return batch_failed(&error, &rid.0);
