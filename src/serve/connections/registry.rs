@@ -96,10 +96,12 @@ impl ConnectionState {
         }
         let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2);
         let headers_begun = self.headers_begun.load(Ordering::Acquire);
-        Some(if headers_begun != 0 {
-            headers_begun.saturating_add(micros(limits.header_read_timeout))
-        } else if self.answered.load(Ordering::Acquire) == 0 {
+        Some(if self.answered.load(Ordering::Acquire) == 0 {
+            // The first request's headers are due from the connection's start, however
+            // slowly their bytes come.
             waiting_since.saturating_add(micros(limits.header_read_timeout))
+        } else if headers_begun != 0 {
+            headers_begun.saturating_add(micros(limits.header_read_timeout))
         } else {
             waiting_since.saturating_add(micros(limits.keep_alive_timeout))
         })
@@ -199,7 +201,10 @@ mod tests {
         let registry = Registry::new();
         let (_, state) = registry.add();
         let start = state.waiting_since.load(Ordering::Acquire);
-        // First request: the header timeout from the start.
+        // First request: the header timeout from the start, even once bytes arrive.
+        assert_eq!(state.deadline(&limits()), Some(start + 10_000_000));
+        std::thread::sleep(Duration::from_millis(2));
+        state.bytes_arrived();
         assert_eq!(state.deadline(&limits()), Some(start + 10_000_000));
         state.serving(true);
         assert_eq!(state.deadline(&limits()), None, "no deadline while serving");
