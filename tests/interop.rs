@@ -744,3 +744,41 @@ async fn v1_refuses_a_key_given_twice_at_any_depth() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_method_on_v1_and_v2_answers_in_the_protocols_shape() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    for path in [
+        "/v1/models/iris",
+        "/v2/models/iris/infer",
+        "/v2/health/ready",
+    ] {
+        let response = server.client.delete(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        assert!(response.headers().contains_key("allow"), "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("DELETE is not allowed")),
+            "{path}: {body}"
+        );
+    }
+    // The native API keeps problem details.
+    let response = server
+        .client
+        .delete(server.url("/api/models/iris/predict"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}

@@ -28,11 +28,10 @@ pub mod watch;
 use crate::config::Settings;
 use crate::model::Repository;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Extension, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use middleware::RequestId;
 use problem::Problem;
 pub use state::App;
 use std::net::SocketAddr;
@@ -73,40 +72,32 @@ pub enum ServeError {
 }
 
 /// An error for a route that does not exist or a method it does not take: a page for
-/// browsers, problem details for programs.
-fn route_error(status: StatusCode, detail: String, request_id: &str, html: bool) -> Response {
-    if html {
+/// browsers, `{"error"}` under /v1 and /v2 (the protocols' shape), problem details elsewhere.
+fn route_error(status: StatusCode, detail: String, request: &Request) -> Response {
+    let path = request.uri().path();
+    if middleware::wants_html(request.headers()) {
         let heading = status.canonical_reason().unwrap_or("Error");
-        ui::error_page(status, heading, &detail, request_id)
+        let request_id = request_scope::current_request_id().unwrap_or_default();
+        ui::error_page(status, heading, &detail, &request_id)
+    } else if path.starts_with("/v1/") || path.starts_with("/v2/") {
+        protocol_error::error(status, detail)
     } else {
-        Problem::new(status, detail)
-            .with_request_id(request_id)
-            .into_response()
+        Problem::new(status, detail).into_response()
     }
 }
 
-async fn not_found(Extension(rid): Extension<RequestId>, request: Request) -> Response {
+async fn not_found(request: Request) -> Response {
     let detail = format!("no route for {} {}", request.method(), request.uri().path());
-    route_error(
-        StatusCode::NOT_FOUND,
-        detail,
-        &rid.0,
-        middleware::wants_html(request.headers()),
-    )
+    route_error(StatusCode::NOT_FOUND, detail, &request)
 }
 
-async fn method_not_allowed(Extension(rid): Extension<RequestId>, request: Request) -> Response {
+async fn method_not_allowed(request: Request) -> Response {
     let detail = format!(
         "{} is not allowed on {}",
         request.method(),
         request.uri().path()
     );
-    route_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        detail,
-        &rid.0,
-        middleware::wants_html(request.headers()),
-    )
+    route_error(StatusCode::METHOD_NOT_ALLOWED, detail, &request)
 }
 
 /// GET /: the web UI's model list for browsers; `{"status": "alive"}` for programs, which is
