@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::onnx::{expected, import_fixture, loans_csv, probabilities_of};
+use common::onnx::{expected, import_loans, probabilities_of};
 use common::{TestServer, test_settings};
 use serde_json::{Value, json};
 
@@ -14,18 +14,7 @@ use serde_json::{Value, json};
 async fn loans_server() -> (tempfile::TempDir, TestServer) {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("models");
-    let csv = loans_csv(work.path(), &expected()["datasets"]["loans"]);
-    import_fixture(
-        &repo,
-        "loans_column_transformer.onnx",
-        "loans",
-        &[
-            "--features-from",
-            csv.to_str().unwrap(),
-            "--labels",
-            "declined,approved",
-        ],
-    );
+    import_loans(work.path(), &repo);
     let server = TestServer::start(test_settings(&repo)).await;
     (work, server)
 }

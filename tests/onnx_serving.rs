@@ -8,7 +8,7 @@ mod common;
 use common::clients::run_python_client;
 use common::forms::{open_form, post_form};
 use common::onnx::{
-    expected, fixtures, import, import_fixture, library, loans_csv, probabilities_of,
+    expected, fixtures, import, import_fixture, import_loans, library, probabilities_of,
 };
 use common::process::spawn_server;
 use common::{TestServer, test_settings, train_into};
@@ -31,20 +31,8 @@ async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
     let want_labels = expected["fixtures"]["loans_column_transformer"]["sklearn_labels"].clone();
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("models");
-    let csv = loans_csv(work.path(), loans);
-
     // The default export (ZipMap), with the CSV naming the features and giving their ranges.
-    let stdout = import_fixture(
-        &repo,
-        "loans_column_transformer.onnx",
-        "loans",
-        &[
-            "--features-from",
-            csv.to_str().unwrap(),
-            "--labels",
-            "declined,approved",
-        ],
-    );
+    let (csv, stdout) = import_loans(work.path(), &repo);
     assert!(
         stdout.contains("imported") && stdout.contains("loans/1"),
         "{stdout}"

@@ -152,13 +152,10 @@ async fn an_empty_repository_and_one_whose_last_model_was_unloaded_are_not_ready
     let server = TestServer::start(test_settings(models.path())).await;
     let (status, _) = status_and_json(&server, "/health/ready").await;
     assert_eq!(status, 200);
-    let response = server
-        .client
-        .post(server.url("/v2/repository/models/iris/unload"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(
+        server.post_empty("/v2/repository/models/iris/unload").await,
+        200
+    );
     let (status, ready) = status_and_json(&server, "/health/ready").await;
     assert_eq!(status, 503);
     assert!(
@@ -168,13 +165,10 @@ async fn an_empty_repository_and_one_whose_last_model_was_unloaded_are_not_ready
             .contains("every model was unloaded (iris)"),
         "{ready}"
     );
-    let response = server
-        .client
-        .post(server.url("/v2/repository/models/iris/load"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(
+        server.post_empty("/v2/repository/models/iris/load").await,
+        200
+    );
     let (status, _) = status_and_json(&server, "/health/ready").await;
     assert_eq!(status, 200);
 }

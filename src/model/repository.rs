@@ -115,8 +115,9 @@ pub struct VersionSlot {
 }
 
 impl VersionSlot {
-    /// A version that never loaded, and why.
-    pub fn failed(error: String) -> Self {
+    /// A version that never loaded, and why (for tests of what reads slots).
+    #[cfg(test)]
+    pub(crate) fn failed(error: String) -> Self {
         VersionSlot {
             loaded: None,
             error: Some(error),

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 /// Row problems listed in one error message.
-const LISTED_PROBLEMS: usize = 20;
+pub const LISTED_PROBLEMS: usize = 20;
 
 /// A protocol error: a status and `{"error": message}`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {

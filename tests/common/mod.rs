@@ -140,6 +140,12 @@ impl TestServer {
     }
 
     /// GETs a path; returns status and the body as text (a page, a document).
+    /// POSTs `path` with no body and returns the status.
+    pub async fn post_empty(&self, path: &str) -> u16 {
+        let response = self.client.post(self.url(path)).send().await.unwrap();
+        response.status().as_u16()
+    }
+
     pub async fn text(&self, path: &str) -> (u16, String) {
         let response = self.client.get(self.url(path)).send().await.unwrap();
         let status = response.status().as_u16();

@@ -93,3 +93,22 @@ pub fn probabilities_of(fixture: &Value) -> Vec<Vec<f64>> {
         })
         .collect()
 }
+
+/// Imports the loans pipeline (ZipMap export) as `loans` into `repo`, its features and ranges
+/// from the loans CSV written into `work`, its classes named declined and approved. Returns
+/// the CSV and what the import printed.
+pub fn import_loans(work: &Path, repo: &Path) -> (PathBuf, String) {
+    let csv = loans_csv(work, &expected()["datasets"]["loans"]);
+    let stdout = import_fixture(
+        repo,
+        "loans_column_transformer.onnx",
+        "loans",
+        &[
+            "--features-from",
+            csv.to_str().unwrap(),
+            "--labels",
+            "declined,approved",
+        ],
+    );
+    (csv, stdout)
+}

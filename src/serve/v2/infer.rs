@@ -8,7 +8,7 @@ use super::tensor::{self, Elements, InferRequest, Tensor};
 use super::{ModelPath, find};
 use crate::model::{LoadedModel, RawValue, UnknownFields, ValidRow};
 use crate::serve::predict::{Asked, predict};
-use crate::serve::protocol_error::ProtocolError;
+use crate::serve::protocol_error::{LISTED_PROBLEMS, ProtocolError};
 use crate::serve::state::App;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,9 +17,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-
-/// Row problems listed in one error message.
-const LISTED_PROBLEMS: usize = 20;
 
 /// The value of row `row`, column `column` of a tensor, for the validator.
 pub(super) fn cell(tensor: &Tensor, index: usize) -> RawValue<'_> {
