@@ -350,12 +350,11 @@ fn feature_schemas(
 ) -> Result<Vec<FeatureSchema>, ImportError> {
     let mut features = Vec::new();
     for (input, bound) in inputs.iter().zip(&binding.inputs) {
-        let imputed = facts.imputed.get(&input.name);
         for (column, name) in bound.features.iter().enumerate() {
-            let categories = if bound.features.len() == 1 {
-                facts.categories.get(&input.name).cloned()
-            } else {
-                None
+            // Each column has its own encoder's categories, one input per column or many.
+            let categories = match input.kind {
+                InputKind::Text => facts.categories.get(&(input.name.clone(), column)).cloned(),
+                _ => None,
             };
             let kind = match (input.kind, &categories) {
                 (InputKind::Text, Some(_)) => ColumnKind::Categorical,
@@ -363,7 +362,7 @@ fn feature_schemas(
                 (InputKind::Int64, _) => ColumnKind::Integer,
                 (InputKind::Float | InputKind::Double, _) => ColumnKind::Number,
             };
-            let imputed_value = imputed.and_then(|values| values.get(column).copied());
+            let imputed_value = facts.imputed(&input.name, column);
             let mut feature = FeatureSchema::new(
                 name.clone(),
                 kind,
