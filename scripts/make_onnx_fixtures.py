@@ -8,10 +8,12 @@ compare without Python. Run by hand when the fixtures must change:
 
 Output: tests/fixtures/onnx/<name>.onnx and tests/fixtures/onnx/expected.json, which holds per
 dataset the feature names (in column order of the one [N, F] graph input, or the per-column
-inputs), the class labels and the held-out rows, and per fixture scikit-learn's labels and
+inputs, or per input its features), the class labels, the held-out rows and the categories of
+one-hot encoded text features, and per fixture scikit-learn's labels and
 probabilities for those rows.
 Every export is also run once with onnxruntime here, so a fixture that cannot run is never
-written.
+written. skl2onnx lists a graph's operator sets in Python's set order, which changes with the
+string hash seed from run to run; a fixture whose only change is that order is the same model.
 """
 
 import json
@@ -184,6 +186,10 @@ def mixed_fixture(expected):
             "inputs": "columns",
             "nullable": ["income"],
             "labels": labels,
+            "categories": {
+                f: [str(c) for c in cats]
+                for f, cats in zip(["plan", "region"], pipeline.named_steps["prepare"].named_transformers_["categories"].categories_)
+            },
             "rows": rows,
         }
         expected["fixtures"][name] = {
@@ -194,6 +200,124 @@ def mixed_fixture(expected):
         }
         print("wrote", name)
 
+
+def text_column_data():
+    """Rows with two numeric and three text columns (3, 4 and 2 categories), and a yes/no
+    target that depends on all of them."""
+    import pandas as pd
+
+    rng = np.random.default_rng(SEED)
+    n = 300
+    age = rng.integers(18, 80, n).astype(np.float32)
+    visits = rng.poisson(4, n).astype(np.float32)
+    color = rng.choice(["red", "green", "blue"], n)
+    size = rng.choice(["S", "M", "L", "XL"], n)
+    channel = rng.choice(["web", "store"], n)
+    score = (age - 45) / 20 + (visits - 4) / 3 + (color == "red") * 0.9 - (size == "S") * 0.7 + (channel == "web") * 0.6
+    bought = np.where(score + rng.normal(0, 0.6, n) > 0, "yes", "no")
+    frame = pd.DataFrame({"age": age, "visits": visits, "color": color, "size": size, "channel": channel})
+    return train_test_split(frame, bought, test_size=0.25, stratify=bought, random_state=SEED)
+
+
+def text_pipeline(numbers, encoded):
+    """Scaled numbers and one OneHotEncoder per list of text columns in `encoded`."""
+    encoders = [(f"text{i}", OneHotEncoder(handle_unknown="ignore"), columns) for i, columns in enumerate(encoded)]
+    return Pipeline(
+        [
+            ("prepare", ColumnTransformer([("numbers", StandardScaler(), numbers)] + encoders)),
+            ("model", LogisticRegression(max_iter=5000)),
+        ]
+    )
+
+
+def learned_categories(pipeline, encoded_names):
+    """Each text feature's categories, as its encoder learned them."""
+    categories = {}
+    for i, names in enumerate(encoded_names):
+        encoder = pipeline.named_steps["prepare"].named_transformers_[f"text{i}"]
+        categories.update({f: [str(c) for c in cats] for f, cats in zip(names, encoder.categories_)})
+    return categories
+
+
+def agrees(path, feeds, pipeline, x_test):
+    """The export answers as scikit-learn does (skl2onnx 1.20.0 does not always: an encoder
+    over a permutation of one whole input loses the permutation, so that case is avoided)."""
+    _, outputs = run_onnx(path, feeds)
+    got = np.array([[row[c] for c in pipeline.classes_] for row in outputs[1]])
+    gap = np.abs(got - pipeline.predict_proba(x_test)).max()
+    assert gap < 1e-5, f"{path.name}: the graph and scikit-learn differ by {gap}"
+
+
+def text_row(r, features):
+    return {f: (float(getattr(r, f)) if f in ("age", "visits") else str(getattr(r, f))) for f in features}
+
+
+def text_column_fixtures(expected):
+    """One-hot encoded text columns, one, two and three of them, next to numeric ones. skl2onnx
+    reads one text column through a Gather, several straight from their inputs, and a wide
+    string input through a Gather per column (after an ArrayFeatureExtractor when the encoder
+    takes its columns in another order); the import must find each column's categories
+    through all of these. expected.json gives scikit-learn's categories per text feature."""
+    train, test, y_train, y_test = text_column_data()
+    labels = ["no", "yes"]
+    target_opset = {"": 17, "ai.onnx.ml": 3}
+
+    def record(name, features, inputs, categories, pipeline, x_test):
+        expected["datasets"][name] = {
+            "features": features,
+            "inputs": inputs,
+            "labels": labels,
+            "categories": categories,
+            "rows": [text_row(r, features) for r in test.itertuples()],
+        }
+        expected["fixtures"][name] = {
+            "dataset": name,
+            "zipmap": True,
+            "sklearn_labels": [str(c) for c in pipeline.predict(x_test)],
+            "sklearn_probabilities": rounded(pipeline.predict_proba(x_test)),
+        }
+        print("wrote", name)
+
+    # One graph input per column.
+    for name, numbers, texts in [
+        ("shop_text1", ["age", "visits"], ["color"]),
+        ("shop_text2", ["age"], ["color", "size"]),
+        ("shop_text3", ["age", "visits"], ["color", "size", "channel"]),
+    ]:
+        features = numbers + texts
+        pipeline = text_pipeline(numbers, [texts])
+        pipeline.fit(train[features], y_train)
+        initial_types = [(f, FloatTensorType([None, 1])) for f in numbers]
+        initial_types += [(f, StringTensorType([None, 1])) for f in texts]
+        onx = to_onnx(pipeline, initial_types=initial_types, target_opset=target_opset)
+        path = OUT / f"{name}.onnx"
+        path.write_bytes(onx.SerializeToString())
+        feeds = {f: test[f].to_numpy(np.float32).reshape(-1, 1) for f in numbers}
+        feeds.update({f: test[f].to_numpy(object).reshape(-1, 1) for f in texts})
+        agrees(path, feeds, pipeline, test[features])
+        categories = learned_categories(pipeline, [texts])
+        record(name, features, "columns", categories, pipeline, test[features])
+    # Two graph inputs, the numbers [N, 2] and the text columns [N, k]; the encoders' columns
+    # are positions across both: one encoder over all text columns in order (a Gather per
+    # column), or two over parts of them (an ArrayFeatureExtractor each, then Gathers).
+    numbers = ["age", "visits"]
+    for name, texts, encoded in [
+        ("shop_wide2", ["color", "size"], [["color", "size"]]),
+        ("shop_wide3", ["color", "size", "channel"], [["channel"], ["color", "size"]]),
+    ]:
+        features = numbers + texts
+        pipeline = text_pipeline([0, 1], [[features.index(f) for f in names] for names in encoded])
+        x_train = train[features].to_numpy(object)
+        x_test = test[features].to_numpy(object)
+        pipeline.fit(x_train, y_train)
+        initial_types = [("numbers", FloatTensorType([None, 2])), ("text", StringTensorType([None, len(texts)]))]
+        onx = to_onnx(pipeline, initial_types=initial_types, target_opset=target_opset)
+        path = OUT / f"{name}.onnx"
+        path.write_bytes(onx.SerializeToString())
+        feeds = {"numbers": test[numbers].to_numpy(np.float32), "text": test[texts].to_numpy(object)}
+        agrees(path, feeds, pipeline, x_test)
+        categories = learned_categories(pipeline, encoded)
+        record(name, features, {"numbers": numbers, "text": texts}, categories, pipeline, x_test)
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
@@ -209,6 +333,7 @@ def main():
     }
     numeric_fixtures(expected)
     mixed_fixture(expected)
+    text_column_fixtures(expected)
     (OUT / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
 

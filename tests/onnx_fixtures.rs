@@ -1,6 +1,7 @@
 //! scikit-learn models exported as ONNX (tests/fixtures/onnx, written by
 //! scripts/make_onnx_fixtures.py) run through ONNX Runtime: labels equal scikit-learn's and
-//! probabilities agree within 1e-5, with the ZipMap export and without.
+//! probabilities agree within 1e-5, with the ZipMap export and without; imported, their
+//! one-hot encoded text features are categorical with scikit-learn's categories.
 
 mod common;
 
@@ -8,7 +9,8 @@ use common::onnx::{fixtures, library};
 use mlserve::model::onnx::{Column, OnnxModel};
 use serde_json::Value;
 
-/// The columns of every graph input, from the held-out rows of a dataset.
+/// The columns of every graph input, from the held-out rows of a dataset: one [N, F] matrix,
+/// one input per column, or (`inputs` an object) per input the features it holds.
 fn columns(model: &OnnxModel, dataset: &Value) -> Vec<Vec<Column>> {
     let rows = dataset["rows"].as_array().unwrap();
     let features: Vec<&str> = dataset["features"]
@@ -27,26 +29,36 @@ fn columns(model: &OnnxModel, dataset: &Value) -> Vec<Vec<Column>> {
         .signature()
         .inputs
         .iter()
-        .map(|input| {
-            let values: Vec<&Value> = rows.iter().map(|r| &r[input.name.as_str()]).collect();
-            let column = if values.iter().any(|v| v.is_string()) {
-                Column::Texts(
-                    values
-                        .iter()
-                        .map(|v| v.as_str().unwrap_or("").to_string())
-                        .collect(),
-                )
-            } else {
-                Column::Numbers(
-                    values
-                        .iter()
-                        .map(|v| v.as_f64().unwrap_or(f64::NAN))
-                        .collect(),
-                )
-            };
-            vec![column]
+        .map(|input| match dataset["inputs"].get(&input.name) {
+            Some(bound) => bound
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| column(rows, f.as_str().unwrap()))
+                .collect(),
+            None => vec![column(rows, &input.name)],
         })
         .collect()
+}
+
+/// A feature's values across rows given as objects: text, or numbers (null is NaN).
+fn column(rows: &[Value], feature: &str) -> Column {
+    let values: Vec<&Value> = rows.iter().map(|r| &r[feature]).collect();
+    if values.iter().any(|v| v.is_string()) {
+        Column::Texts(
+            values
+                .iter()
+                .map(|v| v.as_str().unwrap_or("").to_string())
+                .collect(),
+        )
+    } else {
+        Column::Numbers(
+            values
+                .iter()
+                .map(|v| v.as_f64().unwrap_or(f64::NAN))
+                .collect(),
+        )
+    }
 }
 
 #[test]
@@ -239,16 +251,30 @@ fn every_fixture_imports_and_predicts_through_the_repository_as_scikit_learn_doe
             graph: fixtures().join(format!("{name}.onnx")),
             name: name.clone(),
             models: repo.path().to_path_buf(),
-            features: if dataset["inputs"] == "matrix" {
-                FeatureNames::File(names.clone())
-            } else {
+            // One input per column is named by the graph; other inputs need the names.
+            features: if dataset["inputs"] == "columns" {
                 FeatureNames::FromGraph
+            } else {
+                FeatureNames::File(names.clone())
             },
             labels: Some(labels),
             onnxruntime: Some(library.clone()),
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(imported.version, 1, "{name}");
+        // Each one-hot encoded text feature is categorical with its encoder's categories.
+        for feature in &imported.manifest.features {
+            let categories = dataset["categories"]
+                .get(&feature.name)
+                .map(|c| serde_json::from_value::<Vec<String>>(c.clone()).unwrap());
+            assert_eq!(feature.categories, categories, "{name}: {}", feature.name);
+            assert_eq!(
+                feature.kind == mlserve::data::ColumnKind::Categorical,
+                categories.is_some(),
+                "{name}: {}",
+                feature.name
+            );
+        }
         let repository = Repository::new(repo.path());
         let report = repository.reload_model(name).unwrap();
         assert!(report.failed.is_empty(), "{name}: {:?}", report.failed);

@@ -1,27 +1,23 @@
 //! Models exported from scikit-learn as ONNX, imported with `mlserve import` and served like
 //! native ones: the native API, V2 (BYTES tensors for text, NaN for missing values), the web
-//! UI and offline `mlserve predict`, all agreeing with scikit-learn; imports that cannot run
-//! refused; a server without ONNX Runtime keeps serving native models.
+//! UI and offline `mlserve predict`, all agreeing with scikit-learn; one-hot encoded text
+//! columns, one or several, per-column inputs or one wide input, typed categorical with their
+//! own categories; imports that cannot run refused; a server without ONNX Runtime keeps
+//! serving native models.
 
 mod common;
 
 use common::clients::run_python_client;
 use common::forms::{open_form, post_form};
 use common::onnx::{
-    expected, fixtures, import, import_fixture, import_loans, library, probabilities_of,
+    assert_close, expected, fixtures, import, import_dataset_fixture, import_fixture, import_loans,
+    library, manifest, probabilities_of, v2_probabilities,
 };
 use common::process::spawn_server;
 use common::{TestServer, test_settings, train_into};
 use serde_json::{Value, json};
 
 use std::process::Command;
-
-fn assert_close(got: &[f64], want: &[f64], context: &str) {
-    assert_eq!(got.len(), want.len(), "{context}");
-    for (a, b) in got.iter().zip(want) {
-        assert!((a - b).abs() < 1e-5, "{context}: {got:?} vs {want:?}");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
@@ -45,11 +41,7 @@ async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
         &[],
     );
 
-    let manifest: Value = toml::from_str::<toml::Value>(
-        &std::fs::read_to_string(repo.join("loans/1/model.toml")).unwrap(),
-    )
-    .map(|v| serde_json::to_value(v).unwrap())
-    .unwrap();
+    let manifest = manifest(&repo, "loans");
     assert_eq!(manifest["backend"], "onnx");
     assert_eq!(manifest["artifact"]["file"], "model.onnx");
     assert_eq!(manifest["imported"]["producer"], "skl2onnx 1.20.0");
@@ -188,17 +180,7 @@ async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
     let (status, _, answer) = server.post_json("/v2/models/loans/infer", &body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["id"], "loans-1");
-    let probabilities = answer["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["name"] == "probabilities")
-        .unwrap()["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_f64().unwrap())
-        .collect::<Vec<_>>();
+    let probabilities = v2_probabilities(&answer);
     let indices: Vec<usize> = instances
         .iter()
         .enumerate()
@@ -293,6 +275,119 @@ async fn an_imported_column_transformer_serves_as_scikit_learn_predicts() {
             .map(|k| record[label_column + k].parse().unwrap())
             .collect();
         assert_close(&got, &want[row], &format!("CSV row {row}"));
+    }
+}
+
+/// The text-column fixtures: one, two and three text columns with one graph input each, and two
+/// or three in one wide string input (read through Gathers, and ArrayFeatureExtractors).
+const TEXT_COLUMN_FIXTURES: [&str; 5] = [
+    "shop_text1",
+    "shop_text2",
+    "shop_text3",
+    "shop_wide2",
+    "shop_wide3",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_columns_import_as_categorical_with_their_own_categories_and_serve() {
+    let expected = expected();
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("models");
+    for name in TEXT_COLUMN_FIXTURES {
+        import_dataset_fixture(work.path(), &repo, name);
+        let dataset = &expected["datasets"][name];
+        let categories = dataset["categories"].as_object().unwrap();
+        let features = manifest(&repo, name)["features"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            features.len(),
+            dataset["features"].as_array().unwrap().len()
+        );
+        for feature in &features {
+            let feature_name = feature["name"].as_str().unwrap();
+            match categories.get(feature_name) {
+                // Exactly the categories scikit-learn's encoder learned for this column.
+                Some(learned) => {
+                    assert_eq!(feature["type"], "categorical", "{name}: {feature}");
+                    assert_eq!(&feature["categories"], learned, "{name}: {feature}");
+                }
+                None => assert_eq!(feature["type"], "number", "{name}: {feature}"),
+            }
+        }
+    }
+
+    let server = TestServer::start(test_settings(&repo)).await;
+    for name in TEXT_COLUMN_FIXTURES {
+        let dataset = &expected["datasets"][name];
+        let fixture = &expected["fixtures"][name];
+        let want = probabilities_of(fixture);
+        let rows = dataset["rows"].as_array().unwrap();
+        let path = format!("/api/models/{name}/predict");
+        let (status, _, body) = server.post_json(&path, &json!({"instances": rows})).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let predictions = body["predictions"].as_array().unwrap();
+        assert_eq!(predictions.len(), want.len(), "{name}");
+        for (row, prediction) in predictions.iter().enumerate() {
+            let got: Vec<f64> = ["no", "yes"]
+                .iter()
+                .map(|l| prediction["probabilities"][l].as_f64().unwrap())
+                .collect();
+            assert_close(&got, &want[row], &format!("{name} row {row}"));
+            assert_eq!(
+                prediction["label"], fixture["sklearn_labels"][row],
+                "{name} row {row}"
+            );
+        }
+        // A value the encoder never saw is refused, naming the feature and its categories.
+        for (feature, learned) in dataset["categories"].as_object().unwrap() {
+            let mut row = rows[0].clone();
+            row[feature] = json!("purple");
+            let (status, _, body) = server.post_json(&path, &row).await;
+            assert_eq!(status, 422, "{name}: {body}");
+            assert_eq!(body["errors"][0]["field"], *feature, "{name}: {body}");
+            let message = body["errors"][0]["message"].as_str().unwrap();
+            let listed: Vec<String> = learned
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(Value::to_string)
+                .collect();
+            let refusal = format!(
+                "unknown category \"purple\": expected one of {}",
+                listed.join(", ")
+            );
+            assert_eq!(message, refusal, "{name}");
+        }
+    }
+
+    // V2, one tensor per feature (BYTES for text), into the graph's wide string input.
+    let dataset = &expected["datasets"]["shop_wide3"];
+    let rows = dataset["rows"].as_array().unwrap();
+    let n = rows.len();
+    let inputs: Vec<Value> = dataset["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|feature| {
+            let name = feature.as_str().unwrap();
+            let data: Vec<Value> = rows.iter().map(|r| r[name].clone()).collect();
+            let datatype = if data[0].is_string() { "BYTES" } else { "FP64" };
+            json!({"name": name, "shape": [n], "datatype": datatype, "data": data})
+        })
+        .collect();
+    let body = json!({ "inputs": inputs });
+    let (status, _, answer) = server.post_json("/v2/models/shop_wide3/infer", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let probabilities = v2_probabilities(&answer);
+    let want = probabilities_of(&expected["fixtures"]["shop_wide3"]);
+    for (row, want) in want.iter().enumerate() {
+        assert_close(
+            &probabilities[2 * row..2 * row + 2],
+            want,
+            &format!("V2 row {row}"),
+        );
     }
 }
 

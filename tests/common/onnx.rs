@@ -112,3 +112,56 @@ pub fn import_loans(work: &Path, repo: &Path) -> (PathBuf, String) {
     );
     (csv, stdout)
 }
+
+/// The manifest of version 1 of `name` in `repo`, as JSON.
+pub fn manifest(repo: &Path, name: &str) -> Value {
+    let text = std::fs::read_to_string(repo.join(name).join("1/model.toml")).unwrap();
+    serde_json::to_value(toml::from_str::<toml::Value>(&text).unwrap()).unwrap()
+}
+
+/// Imports a fixture of expected.json's `datasets` as `name`: one input per column is named by
+/// the graph, other inputs by a file of the dataset's feature names written into `work`.
+pub fn import_dataset_fixture(work: &Path, repo: &Path, name: &str) {
+    let dataset = &expected()["datasets"][name];
+    if dataset["inputs"] == "columns" {
+        import_fixture(repo, &format!("{name}.onnx"), name, &[]);
+        return;
+    }
+    let features: Vec<&str> = dataset["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let file = work.join(format!("{name}-features.txt"));
+    std::fs::write(&file, features.join("\n")).unwrap();
+    import_fixture(
+        repo,
+        &format!("{name}.onnx"),
+        name,
+        &["--features", file.to_str().unwrap()],
+    );
+}
+
+/// Probabilities agree within 1e-5 (ONNX Runtime computes in float32).
+pub fn assert_close(got: &[f64], want: &[f64], context: &str) {
+    assert_eq!(got.len(), want.len(), "{context}");
+    for (a, b) in got.iter().zip(want) {
+        assert!((a - b).abs() < 1e-5, "{context}: {got:?} vs {want:?}");
+    }
+}
+
+/// The data of the `probabilities` output of a V2 inference answer.
+pub fn v2_probabilities(answer: &Value) -> Vec<f64> {
+    answer["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "probabilities")
+        .unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .collect()
+}
