@@ -111,31 +111,34 @@ async fn null_nan_and_tensor_nan_are_one_missing_value_with_scikit_learns_answer
             want,
             &format!("query, row {index}"),
         );
-        // NaN in a V2 JSON tensor, written bare as tritonclient and the kserve SDK do.
-        let body = format!(
-            r#"{{"inputs": [
+        // NaN in a V2 JSON tensor, written bare as tritonclient and the kserve SDK do, and
+        // null, as the native API takes it.
+        for missing in ["NaN", "null"] {
+            let body = format!(
+                r#"{{"inputs": [
                 {{"name": "age", "shape": [1], "datatype": "FP64", "data": [{}]}},
-                {{"name": "income", "shape": [1], "datatype": "FP64", "data": [NaN]}},
+                {{"name": "income", "shape": [1], "datatype": "FP64", "data": [{missing}]}},
                 {{"name": "plan", "shape": [1], "datatype": "BYTES", "data": ["{}"]}},
                 {{"name": "region", "shape": [1], "datatype": "BYTES", "data": ["{}"]}}]}}"#,
-            row["age"],
-            row["plan"].as_str().unwrap(),
-            row["region"].as_str().unwrap()
-        );
-        let (status, answer) = post_raw(&server, "/v2/models/loans/infer", body).await;
-        assert_eq!(status, 200, "{answer}");
-        let outputs = answer["outputs"].as_array().unwrap();
-        let tensor = outputs
-            .iter()
-            .find(|o| o["name"] == "probabilities")
-            .unwrap();
-        let got: Vec<f64> = tensor["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_f64().unwrap())
-            .collect();
-        assert_close(&got, want, &format!("V2 tensor NaN, row {index}"));
+                row["age"],
+                row["plan"].as_str().unwrap(),
+                row["region"].as_str().unwrap()
+            );
+            let (status, answer) = post_raw(&server, "/v2/models/loans/infer", body).await;
+            assert_eq!(status, 200, "{answer}");
+            let outputs = answer["outputs"].as_array().unwrap();
+            let tensor = outputs
+                .iter()
+                .find(|o| o["name"] == "probabilities")
+                .unwrap();
+            let got: Vec<f64> = tensor["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_f64().unwrap())
+                .collect();
+            assert_close(&got, want, &format!("V2 tensor {missing}, row {index}"));
+        }
     }
 }
 
@@ -156,4 +159,17 @@ async fn a_feature_the_model_does_not_impute_refuses_every_form_of_missing() {
         .await;
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "plan", "{problem}");
+    // A null in a V2 tensor of a feature the model does not impute: refused by name.
+    let body = r#"{"inputs": [
+        {"name": "age", "shape": [1], "datatype": "FP64", "data": [40]},
+        {"name": "income", "shape": [1], "datatype": "FP64", "data": [50000]},
+        {"name": "plan", "shape": [1], "datatype": "BYTES", "data": [null]},
+        {"name": "region", "shape": [1], "datatype": "BYTES", "data": ["east"]}]}"#;
+    let (status, answer) = post_raw(&server, "/v2/models/loans/infer", body.to_string()).await;
+    assert_eq!(status, 400, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("'plan'") && error.contains("null"),
+        "{error}"
+    );
 }

@@ -29,4 +29,4 @@ pub use readiness::{ModelHealth, ModelReadiness, Readiness};
 pub use repository::{
     Catalog, LoadedModel, ModelEntry, PredictError, ReloadReport, Repository, VersionSlot,
 };
-pub use validate::{FieldError, RawValue, UnknownFields, ValidRow, Validator};
+pub use validate::{FieldError, RawValue, UnknownFields, ValidRow, Validator, accepted_range};

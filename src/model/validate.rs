@@ -131,7 +131,8 @@ impl Validator {
                 continue;
             }
             let feature = &self.features[position];
-            match check_value(feature, raw) {
+            match check_value(feature, raw).and_then(|value| within_scorable_range(feature, value))
+            {
                 Ok(value) => {
                     if let Some(warning) = range_warning(feature, &value) {
                         warnings.push(warning);
@@ -152,7 +153,14 @@ impl Validator {
             if value.is_none() {
                 errors.push(FieldError {
                     field: format!("{prefix}{}", feature.name),
-                    message: format!("missing: expected {}", expected(feature)),
+                    message: if feature.nullable {
+                        format!(
+                            "missing: expected {}, or null for a missing value",
+                            expected(feature)
+                        )
+                    } else {
+                        format!("missing: expected {}", expected(feature))
+                    },
                 });
             }
         }
@@ -197,7 +205,10 @@ fn json_kind(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Null => "null".to_string(),
         serde_json::Value::Bool(b) => format!("the boolean {b}"),
-        serde_json::Value::Number(n) => format!("the number {n}"),
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(v) => format!("the number {}", readable(v)),
+            None => format!("the number {n}"),
+        },
         serde_json::Value::String(s) => format!("the string \"{}\"", truncate(s)),
         serde_json::Value::Array(_) => "an array".to_string(),
         serde_json::Value::Object(_) => "an object".to_string(),
@@ -216,6 +227,19 @@ fn truncate(text: &str) -> String {
 
 fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValue, String> {
     let expected = expected(feature);
+    // A literal JSON cannot hold, passed on by the lenient readers: a number like any other.
+    let raw = match raw {
+        RawValue::Json(serde_json::Value::String(s)) => match non_finite_literal(s) {
+            Some((literal, n)) if !(n.is_nan() && feature.nullable) => {
+                return Err(format!(
+                    "expected {expected}, got {literal}: not a finite number"
+                ));
+            }
+            Some((_, n)) => RawValue::Number(n),
+            None => raw,
+        },
+        other => other,
+    };
     match (feature.kind, raw) {
         (_, RawValue::Json(serde_json::Value::Null)) if feature.nullable => {
             Ok(FeatureValue::Missing)
@@ -224,16 +248,19 @@ fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValu
             Ok(FeatureValue::Missing)
         }
         (_, RawValue::Number(n)) if feature.nullable && n.is_nan() => Ok(FeatureValue::Missing),
-        // `NaN` as Python's json.dumps and pandas write a missing value (read as the string
-        // "NaN" by the lenient JSON reader), or as text in a CSV cell or a query: missing, the
-        // same as null, unless it is one of the feature's own categories.
+        // `NaN` as pandas writes a missing value into JSON text, or as text in a CSV cell or a
+        // query: missing, the same as null, unless it is one of the feature's own categories.
         (_, RawValue::Json(serde_json::Value::String(s))) if is_missing_word(feature, s) => {
             Ok(FeatureValue::Missing)
         }
         (_, RawValue::Text(text)) if is_missing_word(feature, text.trim()) => {
             Ok(FeatureValue::Missing)
         }
-        (ColumnKind::Number, RawValue::Number(n)) if n.is_finite() => Ok(FeatureValue::Number(n)),
+        (_, RawValue::Number(n)) if !n.is_finite() => Err(format!(
+            "expected {expected}, got {}: not a finite number",
+            readable(n)
+        )),
+        (ColumnKind::Number, RawValue::Number(n)) => Ok(FeatureValue::Number(n)),
         (ColumnKind::Integer, RawValue::Number(n)) => whole_number(n)
             .map(FeatureValue::Number)
             .ok_or_else(|| format!("expected an integer, got {}", readable(n))),
@@ -243,47 +270,74 @@ fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValu
         (ColumnKind::Boolean, RawValue::Bool(b)) => {
             Ok(FeatureValue::Number(f64::from(u8::from(b))))
         }
-        (_, RawValue::Number(n)) if !n.is_finite() => {
-            Err(format!("expected {expected}, got {n}: not a finite number"))
-        }
         (_, RawValue::Number(n)) => Err(format!(
             "expected {expected}, got the number {}",
             readable(n)
         )),
         (_, RawValue::Bool(b)) => Err(format!("expected {expected}, got the boolean {b}")),
         (
-            ColumnKind::String | ColumnKind::Date | ColumnKind::DateTime,
+            kind @ (ColumnKind::String
+            | ColumnKind::Date
+            | ColumnKind::DateTime
+            | ColumnKind::Categorical),
             RawValue::Json(serde_json::Value::String(s)),
-        ) => check_text(feature, feature.kind, s, &expected),
+        ) => check_text(feature, kind, carried_text(kind, s), &expected),
         (ColumnKind::Number, RawValue::Json(serde_json::Value::Number(n))) => n
             .as_f64()
             .filter(|v| v.is_finite())
             .map(FeatureValue::Number)
             .ok_or_else(|| format!("expected {expected}, got {n}")),
-        (ColumnKind::Integer, RawValue::Json(serde_json::Value::Number(n))) => n
-            .as_f64()
-            .and_then(whole_number)
-            .map(FeatureValue::Number)
-            .ok_or_else(|| format!("expected an integer, got {n}")),
+        (ColumnKind::Integer, RawValue::Json(serde_json::Value::Number(n))) => {
+            let n = n.as_f64().unwrap_or(f64::NAN);
+            whole_number(n)
+                .map(FeatureValue::Number)
+                .ok_or_else(|| format!("expected an integer, got {}", readable(n)))
+        }
         (ColumnKind::Boolean, RawValue::Json(serde_json::Value::Bool(b))) => {
             Ok(FeatureValue::Number(f64::from(u8::from(*b))))
-        }
-        (ColumnKind::Categorical, RawValue::Json(serde_json::Value::String(s))) => {
-            category(feature, s)
         }
         (_, RawValue::Json(serde_json::Value::String(s))) if non_finite_word(s) => {
             Err(format!("expected {expected}, got {s}: not a finite number"))
         }
         (_, RawValue::Json(other)) => Err(format!("expected {expected}, got {}", json_kind(other))),
-        (kind, RawValue::Text(text)) => check_text(feature, kind, text.trim(), &expected),
+        (kind, RawValue::Text(text)) => {
+            check_text(feature, kind, carried_text(kind, text), &expected)
+        }
     }
 }
 
-/// A whole number that an f64 holds exactly (below 2^53 in magnitude). `3.0` counts: JSON
-/// and CSV do not tell integers from floats that happen to be whole.
+/// The text a value carries: free text exactly as sent, everything else (numbers, booleans,
+/// categories, dates) without the spaces around it, whichever protocol carried it.
+fn carried_text(kind: ColumnKind, text: &str) -> &str {
+    if kind == ColumnKind::String {
+        text
+    } else {
+        text.trim()
+    }
+}
+
+/// How the lenient JSON readers pass on a number literal that JSON cannot hold (`NaN`,
+/// `Infinity`, `-Infinity`, or one too large for an f64, such as `1e999`): as a string of this
+/// character and the literal. No text a client sends holds it (text with a NUL is refused), so
+/// it is never taken for text, and a free-text feature refuses it as not a finite number.
+pub const NON_FINITE_LITERAL: char = '\u{0}';
+
+/// The literal and its value, for a string marked with [`NON_FINITE_LITERAL`].
+pub fn non_finite_literal(text: &str) -> Option<(&str, f64)> {
+    let literal = text.strip_prefix(NON_FINITE_LITERAL)?;
+    let value = match literal {
+        "NaN" => f64::NAN,
+        "Infinity" => f64::INFINITY,
+        "-Infinity" => f64::NEG_INFINITY,
+        number => number.parse::<f64>().ok()?,
+    };
+    Some((literal, value))
+}
+
+/// A whole number (its size is checked by [`accepted_range`]). `3.0` counts: JSON and CSV do not
+/// tell integers from floats that happen to be whole.
 fn whole_number(value: f64) -> Option<f64> {
-    (value.is_finite() && value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0)
-        .then_some(value)
+    (value.is_finite() && value.fract() == 0.0).then_some(value)
 }
 
 /// Whether `text` is the `NaN` that stands for a missing value of a nullable feature.
@@ -318,6 +372,15 @@ fn check_text(
     if text.contains('\0') {
         return Err(format!(
             "expected {expected}, got text with a NUL character"
+        ));
+    }
+    let numeric = matches!(
+        kind,
+        ColumnKind::Number | ColumnKind::Integer | ColumnKind::Boolean
+    );
+    if numeric && non_finite_word(text) {
+        return Err(format!(
+            "expected {expected}, got {text}: not a finite number"
         ));
     }
     match kind {
@@ -389,10 +452,80 @@ fn category(feature: &FeatureSchema, value: &str) -> Result<FeatureValue, String
 
 /// A number as a person reads it: 42 or 0.5, but 1e300 rather than three hundred digits.
 fn readable(value: f64) -> String {
-    if value != 0.0 && !(1e-6..1e15).contains(&value.abs()) {
+    if value.is_nan() {
+        "NaN".to_string()
+    } else if value.is_infinite() {
+        if value > 0.0 { "Infinity" } else { "-Infinity" }.to_string()
+    } else if value != 0.0 && !(1e-6..1e15).contains(&value.abs()) {
         format!("{value:e}")
     } else {
         format!("{value}")
+    }
+}
+
+/// How far outside its training range a number may lie and still be scored: up to this many
+/// times the largest magnitude seen in training. Well past any unit mistake (a factor of 1,000
+/// or 1,000,000), and small enough that no native model's arithmetic (squared distances,
+/// standardised values times coefficients, Gaussian log-likelihoods) can overflow, so a value
+/// in range always gets an answer and one beyond is refused naming its feature.
+pub const SCORABLE_MAGNITUDE_FACTOR: f64 = 1e9;
+
+/// The largest integer an f64 holds exactly, and so the largest an integer feature takes.
+pub const LARGEST_EXACT_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// The numbers a numeric feature takes, `(lowest, highest)`: within
+/// [`SCORABLE_MAGNITUDE_FACTOR`] times the largest training magnitude, and for integers within
+/// ±[`LARGEST_EXACT_INTEGER`]. `None` when any finite number is taken (a number feature without
+/// training statistics) or the feature is not numeric.
+pub fn accepted_range(feature: &FeatureSchema) -> Option<(f64, f64)> {
+    let trained = match (feature.min, feature.max) {
+        (Some(min), Some(max)) if min.is_finite() && max.is_finite() => {
+            let magnitude = min.abs().max(max.abs()).max(1.0) * SCORABLE_MAGNITUDE_FACTOR;
+            Some(magnitude.min(f64::MAX))
+        }
+        _ => None,
+    };
+    let limit = match feature.kind {
+        ColumnKind::Number => trained?,
+        ColumnKind::Integer => trained.map_or(LARGEST_EXACT_INTEGER, |t| {
+            t.min(LARGEST_EXACT_INTEGER).floor()
+        }),
+        _ => return None,
+    };
+    Some((-limit, limit))
+}
+
+/// Refuses a number outside [`accepted_range`], saying why and what is taken.
+fn within_scorable_range(
+    feature: &FeatureSchema,
+    value: FeatureValue,
+) -> Result<FeatureValue, String> {
+    let FeatureValue::Number(v) = value else {
+        return Ok(value);
+    };
+    match accepted_range(feature) {
+        Some((lowest, highest)) if !(lowest..=highest).contains(&v) => {
+            let why = match (feature.min, feature.max) {
+                (Some(min), Some(max)) => format!(
+                    "too far outside the training range {} to {} to be scored",
+                    readable(min),
+                    readable(max)
+                ),
+                _ => "larger than an integer can be held exactly".to_string(),
+            };
+            Err(format!(
+                "{} is {why}: expected {} from {} to {}",
+                readable(v),
+                if feature.kind == ColumnKind::Integer {
+                    "an integer"
+                } else {
+                    "a number"
+                },
+                readable(lowest),
+                readable(highest)
+            ))
+        }
+        _ => Ok(value),
     }
 }
 

@@ -68,9 +68,7 @@ pub fn parse_lenient<'a, S: DeserializeSeed<'a> + Copy>(
         return Ok(value);
     }
     Err(Problem::bad_request(format!(
-        "the body is not valid JSON: {error} (line {}, column {})",
-        error.line(),
-        error.column()
+        "the body is not valid JSON: {error}"
     )))
 }
 
@@ -85,7 +83,8 @@ fn parse_with<'a, S: DeserializeSeed<'a>>(
 }
 
 /// Parses JSON into `T`; bare `NaN`, `Infinity` and `-Infinity` (which Python's json module
-/// writes) are read as those strings. A body that is not JSON either way gets the strict
+/// writes) and numbers too large for an f64 are read as marked strings (see
+/// [`crate::model::validate::NON_FINITE_LITERAL`]). A body that is not JSON either way gets the strict
 /// parse's error.
 pub fn from_slice_lenient<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
     serde_json::from_slice(bytes).or_else(|error| {
@@ -95,7 +94,9 @@ pub fn from_slice_lenient<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde
     })
 }
 
-/// Quotes `NaN`, `Infinity` and `-Infinity` where a JSON value starts; `None` if there are none.
+/// Marks `NaN`, `Infinity`, `-Infinity` and numbers too large for an f64 (`1e999`) where a JSON
+/// value starts, as strings the validator reads back as those numbers (see
+/// [`crate::model::validate::NON_FINITE_LITERAL`]); `None` if there are none.
 fn quote_non_finite_literals(bytes: &[u8]) -> Option<Vec<u8>> {
     const WORDS: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
     let mut out = Vec::with_capacity(bytes.len() + 16);
@@ -116,14 +117,18 @@ fn quote_non_finite_literals(bytes: &[u8]) -> Option<Vec<u8>> {
             continue;
         }
         let at_value_start = matches!(last_significant, b':' | b'[' | b',' | b' ');
-        if let Some(word) = WORDS
-            .iter()
-            .find(|w| at_value_start && bytes[i..].starts_with(w))
-        {
+        let literal = if !at_value_start {
+            None
+        } else if let Some(word) = WORDS.iter().find(|w| bytes[i..].starts_with(w)) {
+            Some(*word)
+        } else {
+            out_of_range_number(&bytes[i..])
+        };
+        if let Some(literal) = literal {
+            out.extend_from_slice(b"\"\\u0000");
+            out.extend_from_slice(literal);
             out.push(b'"');
-            out.extend_from_slice(word);
-            out.push(b'"');
-            i += word.len();
+            i += literal.len();
             last_significant = b'"';
             changed = true;
             continue;
@@ -140,77 +145,109 @@ fn quote_non_finite_literals(bytes: &[u8]) -> Option<Vec<u8>> {
     changed.then_some(out)
 }
 
+/// The number token at the start of `bytes` when it is one an f64 cannot hold (it reads as
+/// infinite), such as `1e999`.
+fn out_of_range_number(bytes: &[u8]) -> Option<&[u8]> {
+    let length = bytes
+        .iter()
+        .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+        .unwrap_or(bytes.len());
+    let token = &bytes[..length];
+    let value: f64 = std::str::from_utf8(token).ok()?.parse().ok()?;
+    value.is_infinite().then_some(token)
+}
+
 /// Checks that no JSON object in `bytes` names a key twice, at any depth: RFC 8259 leaves the
 /// meaning of a repeated name to the reader, and serde_json keeps the last one silently, so
 /// `{"instances": [a], "instances": [b]}` would be answered for `b` alone. The error names the
-/// key and where it is (line and column). Bodies that are not JSON pass: their parse says why.
+/// field by its path, as the validator names fields: `instances[0].sepal_length: given more
+/// than once`. Bodies that are not JSON pass: their parse says why.
 pub fn refuse_duplicate_keys(bytes: &[u8]) -> Result<(), String> {
-    match serde_json::from_slice::<NoDuplicateKeys>(bytes) {
-        // "the key \"x\" is given twice in one object at line L column C"
-        Err(error) if error.is_data() => Err(error.to_string()),
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match serde::de::DeserializeSeed::deserialize(FieldPath(String::new()), &mut deserializer) {
+        // serde_json adds where in the text; the path already says where in the document.
+        Err(error) if error.is_data() => {
+            let message = error.to_string();
+            Err(message
+                .rsplit_once(" at line ")
+                .map_or(message.clone(), |(head, _)| head.to_string()))
+        }
         _ => Ok(()),
     }
 }
 
-/// A JSON value read only to find a key given twice in one object.
-struct NoDuplicateKeys;
+/// The path of the JSON value being read (`instances[0].sepal_length`): reads it only to find
+/// a key given twice in one object.
+struct FieldPath(String);
 
-impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NoDuplicateKeysVisitor)
+impl FieldPath {
+    fn key(&self, key: &str) -> FieldPath {
+        if self.0.is_empty() {
+            FieldPath(key.to_string())
+        } else {
+            FieldPath(format!("{}.{key}", self.0))
+        }
     }
 }
 
-struct NoDuplicateKeysVisitor;
+impl<'de> serde::de::DeserializeSeed<'de> for FieldPath {
+    type Value = ();
 
-impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
-    type Value = NoDuplicateKeys;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldPath {
+    type Value = ();
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
         formatter.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicateKeys, E> {
-        Ok(NoDuplicateKeys)
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicateKeys, E> {
-        Ok(NoDuplicateKeys)
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicateKeys, E> {
-        Ok(NoDuplicateKeys)
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicateKeys, E> {
-        Ok(NoDuplicateKeys)
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_str<E>(self, _: &str) -> Result<NoDuplicateKeys, E> {
-        Ok(NoDuplicateKeys)
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_unit<E>(self) -> Result<NoDuplicateKeys, E> {
-        Ok(NoDuplicateKeys)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-        self,
-        mut items: A,
-    ) -> Result<NoDuplicateKeys, A::Error> {
-        while items.next_element::<NoDuplicateKeys>()?.is_some() {}
-        Ok(NoDuplicateKeys)
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut entries: A,
-    ) -> Result<NoDuplicateKeys, A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        while items
+            .next_element_seed(FieldPath(format!("{}[{index}]", self.0)))?
+            .is_some()
+        {
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<(), A::Error> {
         let mut seen = std::collections::HashSet::new();
         while let Some(key) = entries.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
+            let path = self.key(&key);
+            if !seen.insert(key) {
                 return Err(serde::de::Error::custom(format!(
-                    "the key \"{key}\" is given twice in one object"
+                    "{}: given more than once",
+                    path.0
                 )));
             }
-            entries.next_value::<NoDuplicateKeys>()?;
+            entries.next_value_seed(path)?;
         }
-        Ok(NoDuplicateKeys)
+        Ok(())
     }
 }
 
@@ -287,12 +324,36 @@ mod tests {
     }
 
     #[test]
-    fn bare_non_finite_numbers_become_strings() {
-        let value =
-            parse_json(br#"{"a": NaN, "b": [Infinity, -Infinity], "c": "NaN inside"}"#).unwrap();
-        assert_eq!(value["a"], "NaN");
-        assert_eq!(value["b"][1], "-Infinity");
+    fn numbers_json_cannot_hold_become_marked_strings() {
+        let value = parse_json(
+            br#"{"a": NaN, "b": [Infinity, -Infinity, 1e999, -2E+400, 1e300], "c": "NaN inside", "d": "NaN"}"#,
+        )
+        .unwrap();
+        assert_eq!(value["a"], "\u{0}NaN");
+        assert_eq!(value["b"][1], "\u{0}-Infinity");
+        assert_eq!(value["b"][2], "\u{0}1e999");
+        assert_eq!(value["b"][3], "\u{0}-2E+400");
+        assert_eq!(
+            value["b"][4], 1e300,
+            "a number a double holds stays a number"
+        );
+        // Text that merely says NaN stays text: only the bare literal is marked.
         assert_eq!(value["c"], "NaN inside");
+        assert_eq!(value["d"], "NaN");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_named_by_its_path() {
+        assert_eq!(
+            refuse_duplicate_keys(br#"{"instances": [{"a": 1}, {"a": 1, "b": 2, "a": 3}]}"#),
+            Err("instances[1].a: given more than once".to_string())
+        );
+        assert_eq!(
+            refuse_duplicate_keys(br#"{"instances": [], "instances": []}"#),
+            Err("instances: given more than once".to_string())
+        );
+        assert_eq!(refuse_duplicate_keys(br#"{"a": {"a": 1}}"#), Ok(()));
+        assert_eq!(refuse_duplicate_keys(b"not json"), Ok(()));
     }
 
     #[test]

@@ -35,8 +35,36 @@ pub async fn list(State(app): State<App>) -> Response {
     Json(json!({ "models": names })).into_response()
 }
 
+/// The methods a `/v1/models/…` path takes: the model's status, or its `:verb`. One axum route
+/// serves both (the verb shares the path segment with the name), so `Allow` is chosen here.
+pub fn allowed_methods(path: &str) -> &'static str {
+    let segment = path.rsplit('/').next().unwrap_or_default();
+    if segment.contains(':') {
+        "POST"
+    } else {
+        "GET,HEAD"
+    }
+}
+
+/// 405 with the `Allow` of the path.
+fn method_not_allowed(method: &str, path: &str, hint: &str) -> Response {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {path}{hint}"),
+    );
+    response.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static(allowed_methods(path)),
+    );
+    response
+}
+
 /// GET /v1/models/{name}
 pub async fn status(State(app): State<App>, Path(name): Path<String>) -> Response {
+    if name.contains(':') {
+        let path = format!("/v1/models/{name}");
+        return method_not_allowed("GET", &path, ": send POST");
+    }
     match find(&app, &name) {
         Ok(_) => Json(json!({"name": name, "ready": true})).into_response(),
         Err(e) => e.into_response(),
@@ -55,10 +83,8 @@ pub async fn action(
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
     };
     let Some((name, verb)) = segment.rsplit_once(':') else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no route for POST /v1/models/{segment}: use /v1/models/{segment}:predict"),
-        );
+        let path = format!("/v1/models/{segment}");
+        return method_not_allowed("POST", &path, &format!(": use {path}:predict"));
     };
     match verb {
         "predict" => predict(app, name, asked, &body)
@@ -74,6 +100,7 @@ pub async fn action(
 
 fn instance_row(
     model: &LoadedModel,
+    unknown: crate::model::UnknownFields,
     index: usize,
     instance: &Value,
     errors: &mut Vec<FieldError>,
@@ -83,7 +110,7 @@ fn instance_row(
     match instance {
         Value::Object(fields) => model.validator.validate(
             fields.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
-            crate::model::UnknownFields::Reject,
+            unknown,
             &prefix,
             errors,
         ),
@@ -92,7 +119,7 @@ fn instance_row(
                 .iter()
                 .zip(values)
                 .map(|(f, v)| (f.name.as_str(), RawValue::Json(v))),
-            crate::model::UnknownFields::Reject,
+            unknown,
             &prefix,
             errors,
         ),
@@ -149,7 +176,15 @@ async fn predict(
     let rows: Vec<ValidRow> = instances
         .iter()
         .enumerate()
-        .filter_map(|(index, instance)| instance_row(&model, index, instance, &mut errors))
+        .filter_map(|(index, instance)| {
+            instance_row(
+                &model,
+                app.settings.unknown_fields,
+                index,
+                instance,
+                &mut errors,
+            )
+        })
         .collect();
     if !errors.is_empty() {
         return Err(PredictFailure::Invalid(errors).into());

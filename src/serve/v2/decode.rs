@@ -3,6 +3,7 @@
 //! a BYTES element is a 4-byte little-endian length followed by its bytes).
 
 use super::tensor::{DataType, Elements, InferRequest, RequestInput, Tensor};
+use crate::model::validate::non_finite_literal;
 use serde_json::Value;
 
 fn shape_of(input: &RequestInput) -> Result<Vec<usize>, String> {
@@ -104,8 +105,15 @@ fn json_elements(
     let mut flat = Vec::new();
     flatten(data, &mut flat);
     let wrong = |value: &Value| {
+        let shown = match value {
+            Value::String(text) => match non_finite_literal(text) {
+                Some((literal, _)) => literal.to_string(),
+                None => format!("\"{}\"", shortened(text)),
+            },
+            other => shortened(&other.to_string()),
+        };
         format!(
-            "input '{}': element {value} is not of datatype {}",
+            "input '{}': element {shown} is not of datatype {}",
             input.name,
             datatype.name()
         )
@@ -118,7 +126,10 @@ fn json_elements(
         ),
         DataType::Bytes => Elements::Texts(
             flat.iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| wrong(v)))
+                .map(|v| match v.as_str() {
+                    Some(text) if non_finite_literal(text).is_none() => Ok(text.to_string()),
+                    _ => Err(wrong(v)),
+                })
                 .collect::<Result<_, _>>()?,
         ),
         DataType::Fp64 => Elements::Numbers(
@@ -160,13 +171,7 @@ fn json_elements(
                                 datatype.name()
                             ));
                         }
-                        if n.unsigned_abs() > 1 << 53 {
-                            return Err(format!(
-                                "input '{}': {n} is beyond the integers a model can take exactly (2^53)",
-                                input.name
-                            ));
-                        }
-                        Ok(n as f64)
+                        exact_integer(&input.name, n)
                     })
                     .collect::<Result<_, _>>()?,
             )
@@ -174,16 +179,14 @@ fn json_elements(
     })
 }
 
-/// An FP element: a JSON number, or `NaN`, `Infinity` or `-Infinity` (written bare by Python's
-/// json module, quoted by the lenient reader).
+/// An FP element: a JSON number; `NaN`, `Infinity`, `-Infinity` or a number too large for an
+/// f64 (written bare by Python's json module, marked by the lenient reader); or `null`, a
+/// missing value, read as NaN (which a nullable feature takes as missing, as it takes null in
+/// the native API).
 fn float_of(value: &Value) -> Option<f64> {
     match value {
-        Value::String(word) => match word.as_str() {
-            "NaN" => Some(f64::NAN),
-            "Infinity" => Some(f64::INFINITY),
-            "-Infinity" => Some(f64::NEG_INFINITY),
-            _ => None,
-        },
+        Value::Null => Some(f64::NAN),
+        Value::String(word) => non_finite_literal(word).map(|(_, n)| n),
         other => other.as_f64(),
     }
 }
@@ -222,7 +225,17 @@ fn binary_elements(
     }
     let chunks = |width: usize| bytes.chunks_exact(width);
     Ok(match datatype {
-        DataType::Bool => Elements::Bools(bytes.iter().map(|&b| b != 0).collect()),
+        DataType::Bool => Elements::Bools(
+            bytes
+                .iter()
+                .map(|&b| match b {
+                    0 | 1 => Ok(b == 1),
+                    other => Err(format!(
+                        "input '{name}': BOOL element {other} is not 0 or 1"
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         DataType::Uint8 => Elements::Numbers(bytes.iter().map(|&b| f64::from(b)).collect()),
         DataType::Int8 => Elements::Numbers(bytes.iter().map(|&b| f64::from(b as i8)).collect()),
         DataType::Uint16 => Elements::Numbers(
@@ -252,19 +265,40 @@ fn binary_elements(
         ),
         DataType::Uint64 => Elements::Numbers(
             chunks(8)
-                .map(|c| u64::from_le_bytes(eight(c)) as f64)
-                .collect(),
+                .map(|c| exact_integer(name, i128::from(u64::from_le_bytes(eight(c)))))
+                .collect::<Result<_, _>>()?,
         ),
         DataType::Int64 => Elements::Numbers(
             chunks(8)
-                .map(|c| i64::from_le_bytes(eight(c)) as f64)
-                .collect(),
+                .map(|c| exact_integer(name, i128::from(i64::from_le_bytes(eight(c)))))
+                .collect::<Result<_, _>>()?,
         ),
         DataType::Fp64 => {
             Elements::Numbers(chunks(8).map(|c| f64::from_le_bytes(eight(c))).collect())
         }
         DataType::Bytes => Elements::Texts(length_prefixed(name, bytes)?),
     })
+}
+
+/// An integer element as the f64 a model takes, refused past 2^53 (where an f64 no longer holds
+/// every integer) with the value as sent, before any rounding.
+fn exact_integer(name: &str, n: i128) -> Result<f64, String> {
+    if n.unsigned_abs() > 1 << 53 {
+        return Err(format!(
+            "input '{name}': {n} is beyond the integers a model can take exactly (2^53)"
+        ));
+    }
+    Ok(n as f64)
+}
+
+/// Echoed input cut short, so a huge element does not make a huge error.
+fn shortened(text: &str) -> String {
+    const LIMIT: usize = 40;
+    if text.chars().count() <= LIMIT {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(LIMIT).collect::<String>())
+    }
 }
 
 fn eight(chunk: &[u8]) -> [u8; 8] {
