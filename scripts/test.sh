@@ -2,7 +2,8 @@
 # Runs the whole test suite: unit tests and end-to-end tests against real servers on 127.0.0.1.
 # This is the README's test command; .ci/run calls it. It installs the test-only tools it needs,
 # once: Chromium and chromedriver for the web UI tests and nginx for the scale-out test (Debian
-# packages, when missing), a Python venv with the OpenAPI validator, the Triton client and KServe's client, and
+# packages, when missing), a Python venv with the OpenAPI validator, the Triton client, KServe's client and
+# the schemathesis fuzzer, and
 # axe-core (npm) for accessibility checks, under target/, ONNX Runtime's library
 # (scripts/fetch-onnxruntime.sh), and a PostgreSQL server on 127.0.0.1 (scripts/test-postgres.sh).
 set -euo pipefail
@@ -29,8 +30,8 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 
 venv=target/test-venv
-if ! "$venv/bin/python" -c "import openapi_spec_validator, tritonclient.http, kserve" 2>/dev/null; then
-  echo "== setting up $venv (openapi-spec-validator, tritonclient, kserve)"
+if ! "$venv/bin/python" -c "import openapi_spec_validator, tritonclient.http, kserve, schemathesis" 2>/dev/null; then
+  echo "== setting up $venv (openapi-spec-validator, tritonclient, kserve, schemathesis)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/test-requirements.txt
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r scripts/test-requirements-kserve.txt

@@ -356,6 +356,30 @@ async fn feedback_gives_live_metrics_per_version() {
         )
         .await;
     assert_eq!(status, 422);
+    // `row` is a JSON Schema integer: 0.0 is row 0; 1.5, -1 and 2^32 are not rows, and say so
+    // without naming a Rust type.
+    let (status, _, answer) = server
+        .post_json(
+            "/api/predictions/fb-0/feedback",
+            &json!({"label": rows[0].1, "row": 0.0}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    for row in [json!(1.5), json!(-1), json!(4_294_967_296u64), json!("0")] {
+        let (status, _, answer) = server
+            .post_json(
+                "/api/predictions/fb-0/feedback",
+                &json!({"label": "setosa", "row": row}),
+            )
+            .await;
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(answer["errors"][0]["field"], "row", "{answer}");
+        let message = answer["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("whole number from 0 to 4294967295") && !message.contains("u32"),
+            "{message}"
+        );
+    }
 
     let (status, _, answer) = server.get("/api/models/iris/monitoring?window=1h").await;
     assert_eq!(status, 200, "{answer}");

@@ -623,10 +623,12 @@ async fn a_request_over_the_timeout_is_503_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn rows_the_model_cannot_score_are_422_and_whole_numbers_are_integers_everywhere() {
+async fn numbers_too_far_outside_training_are_refused_by_name_and_whole_numbers_are_integers() {
     let models = demo_repository();
     let server = TestServer::start(test_settings(models.path())).await;
     let (_, _, info) = server.get("/api/models/breast_cancer").await;
+    // 1.7e308 in every feature would overflow the model's arithmetic: each is refused by name,
+    // with the range the feature takes (the one the OpenAPI document gives).
     let mut extreme = info["example"].clone();
     for value in extreme.as_object_mut().unwrap().values_mut() {
         *value = json!(1.7e308);
@@ -635,19 +637,46 @@ async fn rows_the_model_cannot_score_are_422_and_whole_numbers_are_integers_ever
         .post_json("/api/models/breast_cancer/predict", &extreme)
         .await;
     assert_problem(status, &headers, &problem, 422);
+    assert_eq!(problem["errors"].as_array().unwrap().len(), 30, "{problem}");
+    let (_, _, doc) = server.get("/openapi.json").await;
+    let documented =
+        &doc["components"]["schemas"]["breast_cancer.Features"]["properties"]["mean_area"];
+    let highest = documented["maximum"].as_f64().unwrap();
+    let refusal = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["field"] == "mean_area")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stated: f64 = refusal.rsplit(" to ").next().unwrap().parse().unwrap();
     assert!(
-        problem["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("cannot score this row"),
-        "{problem}"
+        refusal.starts_with("1.7e308 is too far outside the training range")
+            && stated == highest
+            && documented["minimum"].as_f64() == Some(-highest),
+        "{refusal} (documented maximum {highest})"
     );
+    // The documented bounds themselves are scored.
+    let mut edge = info["example"].clone();
+    edge["mean_area"] = json!(highest);
+    let (status, _, answer) = server
+        .post_json("/api/models/breast_cancer/predict", &edge)
+        .await;
+    assert_eq!(status, 200, "{answer}");
     let batch = json!({"instances": [info["example"], extreme]});
     let (status, _, problem) = server
         .post_json("/api/models/breast_cancer/predict", &batch)
         .await;
     assert_eq!(status, 422);
-    assert_eq!(problem["errors"][0]["field"], "instances[1]");
+    assert!(
+        problem["errors"][0]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("instances[1]."),
+        "{problem}"
+    );
 
     let (status, _, answer) = server
         .get("/api/models/churn/predict?tenure=3.0&plan=pro&senior=true")
@@ -660,9 +689,11 @@ async fn rows_the_model_cannot_score_are_422_and_whole_numbers_are_integers_ever
         )
         .await;
     assert_eq!(status, 422);
-    assert_eq!(
-        problem["errors"][0]["message"],
-        "expected an integer, got 1e+17"
+    let message = problem["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("1e17 is too far outside the training range")
+            && message.contains("expected an integer from"),
+        "{message}"
     );
 }
 
@@ -694,8 +725,20 @@ async fn openapi_lists_every_body_status_and_the_loaded_names() {
         paths["/api/predictions/{request_id}/feedback"]["post"]["responses"]["415"].is_object()
     );
     assert!(paths["/v2/repository/index"]["post"]["responses"]["400"].is_object());
+    // Each model and each loaded version has its own predict operations, with its own schemas.
+    for name in ["breast_cancer", "churn", "iris"] {
+        for path in [
+            format!("/api/models/{name}/predict"),
+            format!("/api/models/{name}/versions/1/predict"),
+        ] {
+            assert!(paths[&path]["post"]["requestBody"].is_object(), "{path}");
+            assert!(paths[&path]["get"]["parameters"].is_array(), "{path}");
+        }
+        assert!(paths[&format!("/v1/models/{name}:predict")]["post"].is_object());
+        assert!(doc["components"]["schemas"][format!("{name}.v1.Features")].is_object());
+    }
     // Path parameters offer the loaded models and versions.
-    let parameters = paths["/api/models/{name}/versions/{version}/predict"]["post"]["parameters"]
+    let parameters = paths["/api/models/{name}/versions/{version}"]["get"]["parameters"]
         .as_array()
         .unwrap();
     let schema_of = |name: &str| {

@@ -97,7 +97,14 @@ async fn method_not_allowed(request: Request) -> Response {
         request.method(),
         request.uri().path()
     );
-    route_error(StatusCode::METHOD_NOT_ALLOWED, detail, &request)
+    let mut response = route_error(StatusCode::METHOD_NOT_ALLOWED, detail, &request);
+    if request.uri().path().starts_with("/v1/models/") {
+        let allow = axum::http::HeaderValue::from_static(v1::allowed_methods(request.uri().path()));
+        response
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow);
+    }
+    response
 }
 
 /// GET /: the web UI's model list for browsers; `{"status": "alive"}` for programs, which is

@@ -27,11 +27,21 @@ pub const DEFAULT_DRIFT_THRESHOLD: f64 = 0.2;
 /// The window of monitoring and drift, unless the request names another.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// Parses a window such as `90s`, `15m`, `1h` or `7d`.
+/// The window text the API takes: a whole number of 1 to 9 digits without a leading zero, and
+/// a unit. The served OpenAPI document gives this pattern, so it says exactly what is accepted.
+pub const WINDOW_PATTERN: &str = "^[1-9][0-9]{0,8}[smhd]$";
+
+/// What a window that cannot be read is told, naming the pattern in words.
+const WINDOW_EXPECTED: &str = "expected a duration: a whole number (1 to 999999999, no leading zero) and s, m, h or d, such as 90s, 15m, 1h or 7d";
+
+/// Parses a window such as `90s`, `15m`, `1h` or `7d` (see [`WINDOW_PATTERN`]). A window longer
+/// than the log is old simply covers all of it.
 pub fn parse_window(text: &str) -> Option<Duration> {
-    let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);
+    if number.is_empty() || number.len() > 9 || number.starts_with('0') {
+        return None;
+    }
     let number: u64 = number.parse().ok()?;
     let seconds = match unit {
         "s" => 1,
@@ -40,8 +50,7 @@ pub fn parse_window(text: &str) -> Option<Duration> {
         "d" => 86_400,
         _ => return None,
     };
-    let total = number.checked_mul(seconds)?;
-    (total > 0 && total <= 366 * 86_400).then(|| Duration::from_secs(total))
+    Some(Duration::from_secs(number * seconds))
 }
 
 fn store_of(app: &App) -> Result<&Store, Problem> {
@@ -76,12 +85,7 @@ fn window_from(pairs: &[(String, String)]) -> Result<Duration, Problem> {
     match pairs.iter().find(|(k, _)| k == "window") {
         None => Ok(DEFAULT_WINDOW),
         Some((_, value)) => parse_window(value).ok_or_else(|| {
-            invalid_parameter(
-                "window",
-                format!(
-                    "expected a duration such as 90s, 15m, 1h or 7d (up to 366d), got \"{value}\""
-                ),
-            )
+            invalid_parameter("window", format!("{WINDOW_EXPECTED}, got \"{value}\""))
         }),
     }
 }
@@ -174,15 +178,87 @@ pub async fn list_predictions(State(app): State<App>, RawQuery(query): RawQuery)
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// The body of a feedback post.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The body of a feedback post: `{"label": "…", "row": 0}`.
 struct Feedback {
     /// The true label.
     label: String,
     /// The row of a batch request (0 for a single row).
-    #[serde(default)]
     row: u32,
+}
+
+impl Feedback {
+    /// Reads the body, listing every problem with a field. `row` is any JSON number with a whole
+    /// value (`3` or `3.0`, as JSON Schema's `integer` allows) from 0 to `u32::MAX`.
+    fn parse(bytes: &[u8]) -> Result<Feedback, Problem> {
+        super::body::refuse_duplicate_keys(bytes).map_err(Problem::bad_request)?;
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Problem::bad_request(format!("the body is not JSON: {e}")))?;
+        let Value::Object(fields) = value else {
+            return Err(Problem::bad_request(
+                "expected a JSON object: {\"label\": \"…\", \"row\": 0}",
+            ));
+        };
+        let mut errors = Vec::new();
+        let mut problem = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.to_string(),
+                message,
+            })
+        };
+        let label = match fields.get("label") {
+            Some(Value::String(label)) if label.is_empty() => {
+                problem("label", "empty: expected one of the model's labels".into());
+                None
+            }
+            Some(Value::String(label)) => Some(label.clone()),
+            Some(other) => {
+                problem("label", format!("expected text, got {}", kind_of(other)));
+                None
+            }
+            None => {
+                problem("label", "missing: the true label is required".into());
+                None
+            }
+        };
+        let row = match fields.get("row") {
+            None => Some(0),
+            Some(value) => {
+                let row = value
+                    .as_f64()
+                    .filter(|v| v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(v))
+                    .map(|v| v as u32);
+                if row.is_none() {
+                    problem(
+                        "row",
+                        format!(
+                            "expected a whole number from 0 to {}, got {value}",
+                            u32::MAX
+                        ),
+                    );
+                }
+                row
+            }
+        };
+        for key in fields.keys().filter(|k| *k != "label" && *k != "row") {
+            problem(key, "unknown field; the fields are label and row".into());
+        }
+        match (label, row) {
+            (Some(label), Some(row)) if errors.is_empty() => Ok(Feedback { label, row }),
+            _ => Err(Problem::invalid(errors)),
+        }
+    }
+}
+
+/// How a JSON value is named in a message.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// POST /api/predictions/{request_id}/feedback: the true label of a logged prediction.
@@ -196,12 +272,7 @@ pub async fn post_feedback(
     let result = async {
         let store = store_of(&app)?;
         let bytes = super::body::json_bytes(&headers, body)?;
-        let feedback: Feedback = serde_json::from_slice(&bytes).map_err(|error| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("expected {{\"label\": \"…\", \"row\": 0}}: {error}"),
-            )
-        })?;
+        let feedback = Feedback::parse(&bytes)?;
         let found = store
             .find_prediction(&request_id, feedback.row)
             .await
@@ -313,7 +384,7 @@ pub async fn monitoring(
     model: &str,
     window: Duration,
 ) -> Result<Vec<VersionMonitoring>, crate::store::StoreError> {
-    let since = now_ms() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
+    let since = now_ms().saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
     let truth = store.truth(model, since).await?;
     let counts = store.prediction_counts(model, since).await?;
     let mut by_version: BTreeMap<String, Vec<&TruthRow>> = BTreeMap::new();
@@ -384,7 +455,7 @@ pub async fn drift_report(
 ) -> Result<(String, usize, Vec<FeatureDrift>), Problem> {
     let store = store_of(app)?;
     let model = crate::serve::predict::resolve(app, name, None)?;
-    let since = now_ms() - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
+    let since = now_ms().saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
     let inputs = store
         .recent_inputs(name, &model.version_label, since, DRIFT_ROWS)
         .await
@@ -456,7 +527,22 @@ mod tests {
         assert_eq!(parse_window("15m"), Some(Duration::from_secs(900)));
         assert_eq!(parse_window("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_window("7d"), Some(Duration::from_secs(7 * 86_400)));
-        for bad in ["", "h", "0h", "1w", "-1h", "400d", "1.5h"] {
+        assert_eq!(
+            parse_window("999999999d"),
+            Some(Duration::from_secs(999_999_999 * 86_400))
+        );
+        for bad in [
+            "",
+            "h",
+            "0h",
+            "07d",
+            "1w",
+            "-1h",
+            "1.5h",
+            " 1h",
+            "1h ",
+            "1000000000s",
+        ] {
             assert_eq!(parse_window(bad), None, "{bad}");
         }
     }

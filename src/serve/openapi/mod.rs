@@ -2,11 +2,11 @@
 //! and answer schemas (features with types, ranges and an example row) and its own paths.
 
 mod complete;
+mod models;
 
 use super::state::App;
 use crate::config::Settings;
-use crate::data::ColumnKind;
-use crate::model::{Catalog, FeatureSchema, LoadedModel, UnknownFields};
+use crate::model::Catalog;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -94,7 +94,7 @@ fn protocol_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Valu
         "properties": {
             "id": {"type": "string"},
             "parameters": {"type": "object", "description": "binary_data_output: all outputs as binary data."},
-            "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/V2Tensor"},
+            "inputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/V2Tensor"},
                 "description": "One `input` of shape [N, F] (features in schema order), or one tensor per feature of shape [N] or [N, 1]."},
             "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
                 "name": {"type": "string", "enum": ["label", "label_index", "probabilities"]},
@@ -153,10 +153,6 @@ fn protocol_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Valu
         "responses": {"200": json_ok("The models.", json!({"type": "object", "properties": {"models": {"type": "array", "items": {"type": "string"}}}}))}}}));
     paths.insert("/v1/models/{name}".into(), json!({"get": {"tags": ["v1"], "operationId": "v1_model", "summary": "Whether a model is ready",
         "parameters": [name.clone()], "responses": errors(json_ok("Ready.", json!({"type": "object", "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}}})))}}));
-    paths.insert("/v1/models/{name}:predict".into(), json!({"post": {"tags": ["v1"], "operationId": "v1_predict", "summary": "Predict instances: objects of features, or arrays of values in schema order",
-        "parameters": [name],
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["instances"], "properties": {"instances": {"type": "array", "minItems": 1}}}}}},
-        "responses": errors(json_ok("The labels.", json!({"type": "object", "properties": {"predictions": {"type": "array", "items": {"type": "string"}}}})))}}));
 }
 
 /// The prediction log, feedback, live metrics, drift and /metrics.
@@ -164,8 +160,8 @@ fn operations_paths(paths: &mut Map<String, Value>) {
     let name = path_param("name", "Model name.");
     let window = query_param(
         "window",
-        "How far back: a number and s, m, h or d (default 24h, at most 366d).",
-        json!({"type": "string", "pattern": "^[0-9]+[smhd]$", "default": "24h"}),
+        "How far back: a whole number and s, m, h or d (default 24h); a window longer than the log covers all of it.",
+        json!({"type": "string", "pattern": crate::serve::monitoring::WINDOW_PATTERN, "default": "24h"}),
     );
     paths.insert(
         "/api/predictions".into(),
@@ -186,7 +182,7 @@ fn operations_paths(paths: &mut Map<String, Value>) {
             "parameters": [path_param("request_id", "The request id of the prediction (the x-request-id header of its answer).")],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {
                 "type": "object", "additionalProperties": false, "required": ["label"],
-                "properties": {"label": {"type": "string"}, "row": {"type": "integer", "minimum": 0, "default": 0, "description": "The row of a batch request."}}}}}},
+                "properties": {"label": {"type": "string", "minLength": 1, "description": "One of the labels of the model version that made the prediction."}, "row": {"type": "integer", "minimum": 0, "maximum": u32::MAX, "default": 0, "description": "The row of a batch request."}}}}}},
             "responses": with_ok(json_ok("Recorded, with whether the prediction was correct.", json!({"type": "object"})), &LOG_ERRORS)}}),
     );
     paths.insert(
@@ -225,179 +221,9 @@ fn path_param(name: &str, description: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "description": description, "schema": {"type": "string"}})
 }
 
-fn feature_schema(feature: &FeatureSchema) -> Value {
-    let mut schema = match feature.kind {
-        ColumnKind::Number => json!({"type": "number"}),
-        ColumnKind::Integer => json!({"type": "integer"}),
-        ColumnKind::Boolean => json!({"type": "boolean"}),
-        ColumnKind::String => json!({"type": "string"}),
-        ColumnKind::Date => json!({"type": "string", "format": "date"}),
-        ColumnKind::DateTime => json!({"type": "string", "format": "date-time"}),
-        ColumnKind::Categorical => {
-            json!({"type": "string", "enum": feature.categories.clone().unwrap_or_default()})
-        }
-    };
-    if feature.nullable {
-        let kind = schema["type"].clone();
-        schema["type"] = json!([kind, "null"]);
-        if let Some(values) = schema.get_mut("enum").and_then(Value::as_array_mut) {
-            values.push(Value::Null);
-        }
-    }
-    if let (Some(min), Some(max)) = (feature.min, feature.max)
-        && feature.kind != ColumnKind::Boolean
-    {
-        schema["description"] = json!(format!(
-            "Training range {min} to {max}{}. Values outside it are accepted and flagged in `warnings`.",
-            feature
-                .mean
-                .map(|m| format!(" (mean {m:.4})"))
-                .unwrap_or_default()
-        ));
-        schema["x-training-range"] = json!([min, max]);
-    }
-    schema["examples"] = json!([feature.example]);
-    schema
-}
-
-fn example_row(model: &LoadedModel) -> Value {
-    Value::Object(model.artifact.manifest.example_row())
-}
-
-fn model_schemas(model: &LoadedModel, settings: &Settings, schemas: &mut Map<String, Value>) {
-    let manifest = &model.artifact.manifest;
-    let name = &manifest.name;
-    let properties: Map<String, Value> = manifest
-        .features
-        .iter()
-        .map(|f| (f.name.clone(), feature_schema(f)))
-        .collect();
-    let required: Vec<&str> = manifest.features.iter().map(|f| f.name.as_str()).collect();
-    let mut features = json!({
-        "type": "object",
-        "description": format!("The features of one row for model '{name}'."),
-        "properties": properties,
-        "required": required,
-        "examples": [example_row(model)],
-    });
-    if settings.unknown_fields == UnknownFields::Reject {
-        features["additionalProperties"] = json!(false);
-    }
-    let features_ref = json!({"$ref": format!("#/components/schemas/{name}.Features")});
-    schemas.insert(format!("{name}.Features"), features);
-    schemas.insert(
-        format!("{name}.Batch"),
-        json!({
-            "type": "object",
-            "properties": {"instances": {"type": "array", "items": features_ref, "minItems": 1, "maxItems": settings.max_batch_rows}},
-            "required": ["instances"],
-            "additionalProperties": false,
-        }),
-    );
-    let probabilities: Map<String, Value> = manifest
-        .labels
-        .iter()
-        .map(|label| {
-            (
-                label.clone(),
-                json!({"type": "number", "minimum": 0, "maximum": 1}),
-            )
-        })
-        .collect();
-    let probabilities =
-        json!({"type": "object", "properties": probabilities, "required": manifest.labels});
-    let label = json!({"type": "string", "enum": manifest.labels});
-    let warnings = json!({"type": "array", "items": {"type": "string"}});
-    schemas.insert(
-        format!("{name}.Prediction"),
-        json!({
-            "type": "object",
-            "properties": {
-                "model": {"type": "string"}, "version": {"type": "string"}, "label": label,
-                "probabilities": probabilities, "warnings": warnings, "request_id": {"type": "string"}
-            },
-            "required": ["model", "version", "label", "probabilities", "warnings", "request_id"],
-        }),
-    );
-    schemas.insert(
-        format!("{name}.BatchPrediction"),
-        json!({
-            "type": "object",
-            "properties": {
-                "model": {"type": "string"}, "version": {"type": "string"}, "request_id": {"type": "string"},
-                "predictions": {"type": "array", "items": {
-                    "type": "object",
-                    "properties": {"label": label, "probabilities": probabilities, "warnings": warnings},
-                    "required": ["label", "probabilities", "warnings"],
-                }},
-            },
-            "required": ["model", "version", "predictions", "request_id"],
-        }),
-    );
-}
-
-fn model_paths(model: &LoadedModel, paths: &mut Map<String, Value>) {
-    let manifest = &model.artifact.manifest;
-    let name = &manifest.name;
-    let schema = |suffix: &str| json!({"$ref": format!("#/components/schemas/{name}.{suffix}")});
-    let answers = json!({"oneOf": [schema("Prediction"), schema("BatchPrediction")]});
-    let query: Vec<Value> = manifest
-        .features
-        .iter()
-        .map(|f| json!({"name": f.name, "in": "query", "required": true, "schema": feature_schema(f)}))
-        .collect();
-    let mut batch_example = Map::new();
-    batch_example.insert("instances".into(), json!([example_row(model)]));
-    paths.insert(
-        format!("/api/models/{name}/predict"),
-        json!({
-            "post": {
-                "tags": [name],
-                "operationId": format!("predict_{name}"),
-                "summary": format!("Predict with {name} (default version)"),
-                "description": format!(
-                    "Send one object of features, or `{{\"instances\": [...]}}` for a batch. Labels: {}.",
-                    manifest.labels.join(", ")
-                ),
-                "requestBody": {"required": true, "content": {"application/json": {
-                    "schema": {"oneOf": [schema("Features"), schema("Batch")]},
-                    "examples": {
-                        "row": {"summary": "One typical training row", "value": example_row(model)},
-                        "batch": {"summary": "A batch of one row", "value": Value::Object(batch_example)},
-                    }
-                }}},
-                "responses": with_ok(json_ok("The prediction, or one per row of a batch.", answers), &PREDICT_ERRORS),
-            },
-            "get": {
-                "tags": [name],
-                "operationId": format!("predict_{name}_query"),
-                "summary": format!("Predict with {name} from query parameters"),
-                "parameters": query,
-                "responses": with_ok(json_ok("The prediction.", schema("Prediction")), &PREDICT_ERRORS),
-            },
-        }),
-    );
-}
-
 fn generic_paths(paths: &mut Map<String, Value>) {
     let name = path_param("name", "Model name.");
     let version = path_param("version", "Version number.");
-    let any_row = json!({"type": "object", "description": "One object of features, or {\"instances\": [...]}"});
-    let predict = |params: Vec<Value>, id: &str| {
-        json!({
-            "post": {
-                "tags": ["models"], "operationId": id, "summary": "Predict with any model",
-                "parameters": params,
-                "requestBody": {"required": true, "content": {"application/json": {"schema": any_row}}},
-                "responses": with_ok(json_ok("The prediction(s).", json!({"type": "object"})), &PREDICT_ERRORS),
-            },
-            "get": {
-                "tags": ["models"], "operationId": format!("{id}_query"), "summary": "Predict with any model from query parameters (one per feature)",
-                "parameters": params,
-                "responses": with_ok(json_ok("The prediction.", json!({"type": "object"})), &PREDICT_ERRORS),
-            },
-        })
-    };
     paths.insert(
         "/api/models".into(),
         json!({"get": {"tags": ["models"], "operationId": "list_models", "summary": "The models, their versions and status",
@@ -422,14 +248,6 @@ fn generic_paths(paths: &mut Map<String, Value>) {
         json!({"get": {"tags": ["models"], "operationId": "get_model_report", "summary": "The model card (HTML)",
             "parameters": [name, version], "responses": with_ok(
                 json!({"description": "The model card.", "content": {"text/html": {"schema": {"type": "string"}}}}), &info_errors)}}),
-    );
-    paths.insert(
-        "/api/models/{name}/predict".into(),
-        predict(vec![name.clone()], "predict"),
-    );
-    paths.insert(
-        "/api/models/{name}/versions/{version}/predict".into(),
-        predict(vec![name.clone(), version], "predict_version"),
     );
     paths.insert(
         "/api/models/{name}/reload".into(),
@@ -506,10 +324,9 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
     operations_paths(&mut paths);
     protocol_paths(&mut paths, &mut schemas);
     let mut tags = vec![json!({"name": "models", "description": "Any model, by name"})];
+    models::add_models(catalog.models.iter(), settings, &mut paths, &mut schemas);
     for entry in catalog.models.values() {
         if let Some(model) = entry.default_model() {
-            model_schemas(model, settings, &mut schemas);
-            model_paths(model, &mut paths);
             let m = &model.artifact.manifest;
             let accuracy = m
                 .accuracy()

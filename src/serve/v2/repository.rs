@@ -13,18 +13,9 @@ use serde_json::{Value, json};
 
 /// POST /v2/repository/index: every model version and its state.
 pub async fn repository_index(State(app): State<App>, body: Bytes) -> Response {
-    let ready_only = if body.iter().all(u8::is_ascii_whitespace) {
-        false
-    } else {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(value) => value.get("ready").and_then(Value::as_bool).unwrap_or(false),
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not JSON: {e}"),
-                );
-            }
-        }
+    let ready_only = match index_request(&body) {
+        Ok(ready_only) => ready_only,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let catalog = app.repository.catalog();
     let mut index = Vec::new();
@@ -48,6 +39,24 @@ pub async fn repository_index(State(app): State<App>, body: Bytes) -> Response {
         }
     }
     Json(Value::Array(index)).into_response()
+}
+
+/// Reads an index request: an empty body, or `{"ready": bool}` (other keys are left to
+/// extensions of the request and ignored). The answer is whether only ready versions are listed.
+fn index_request(body: &[u8]) -> Result<bool, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(false);
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let Value::Object(fields) = value else {
+        return Err("expected a JSON object such as {\"ready\": true}".to_string());
+    };
+    match fields.get("ready") {
+        None => Ok(false),
+        Some(Value::Bool(ready)) => Ok(*ready),
+        Some(other) => Err(format!("'ready' must be true or false, got {other}")),
+    }
 }
 
 /// POST /v2/repository/models/{name}/load: loads (again) every version of a model.
