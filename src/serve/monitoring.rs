@@ -192,7 +192,7 @@ impl Feedback {
     fn parse(bytes: &[u8]) -> Result<Feedback, Problem> {
         super::body::refuse_duplicate_keys(bytes).map_err(Problem::bad_request)?;
         let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Problem::bad_request(format!("the body is not JSON: {e}")))?;
+            .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
         let Value::Object(fields) = value else {
             return Err(Problem::bad_request(
                 "expected a JSON object: {\"label\": \"…\", \"row\": 0}",

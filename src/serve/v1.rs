@@ -156,7 +156,7 @@ async fn predict(
     // Bare NaN (Python's json.dumps of a missing value) is read as the string "NaN", which a
     // nullable feature takes as missing, as the native API does.
     let parsed: Value = super::body::from_slice_lenient(body)
-        .map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
+        .map_err(|e| bad_request(format!("the body is not valid JSON: {e}")))?;
     let instances = match parsed.get("instances").or_else(|| parsed.get("inputs")) {
         Some(Value::Array(items)) if !items.is_empty() => items,
         _ => {

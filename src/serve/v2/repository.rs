@@ -48,7 +48,7 @@ fn index_request(body: &[u8]) -> Result<bool, String> {
         return Ok(false);
     }
     let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
     let Value::Object(fields) = value else {
         return Err("expected a JSON object such as {\"ready\": true}".to_string());
     };
