@@ -1,9 +1,13 @@
 //! Server settings, layered: built-in defaults < `mlserve.toml` < `MLSERVE_*` environment
 //! variables < command-line flags.
 //!
-//! clap reads each flag and its environment variable (so `--help` lists both); the file layer
-//! sits underneath. A hand-made merge of three `Option`s per setting is simpler than a
-//! configuration framework and keeps `--help` exact.
+//! A setting is written in three places: its field and doc in [`Settings`], its default, and its
+//! flag in [`SettingsFlags`] (clap reads the flag and its environment variable, so `--help` lists
+//! both). The layers are merged as TOML tables, each overriding the one below key by key, and
+//! the result is read into [`Settings`], which refuses unknown keys. figment does the same merge,
+//! but its TOML provider needs toml 0.8 beside the 0.9 the crate uses (a second copy of the
+//! parser to compile), and its environment provider would not show variables in `--help`;
+//! without those two it is the merge of two tables, which the toml crate gives.
 
 use crate::model::UnknownFields;
 use serde::{Deserialize, Serialize};
@@ -25,6 +29,7 @@ pub enum LogFormat {
 
 /// The effective settings of `mlserve serve`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Address to listen on.
     pub addr: SocketAddr,
@@ -117,11 +122,13 @@ impl Default for Settings {
     }
 }
 
-/// Settings given on the command line or in the environment; each overrides the file.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// Settings given on the command line or in the environment; each overrides the file. Those
+/// not given are `None`, which the TOML layer leaves out.
+#[derive(Debug, Clone, Default, clap::Args, Serialize)]
 pub struct SettingsFlags {
     /// Settings file [default: mlserve.toml, if it exists]
     #[arg(long, env = "MLSERVE_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "MLSERVE_ADDR")]
@@ -208,38 +215,6 @@ pub struct SettingsFlags {
     pub max_connections: Option<usize>,
 }
 
-/// The file layer: every setting optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    addr: Option<SocketAddr>,
-    models: Option<PathBuf>,
-    max_body_bytes: Option<usize>,
-    max_batch_rows: Option<usize>,
-    max_upload_bytes: Option<usize>,
-    request_timeout_secs: Option<f64>,
-    log_level: Option<String>,
-    log_format: Option<LogFormat>,
-    log_dir: Option<PathBuf>,
-    unknown_fields: Option<UnknownFields>,
-    demo_models: Option<bool>,
-    watch: Option<bool>,
-    prediction_log: Option<bool>,
-    database_url: Option<String>,
-    auth: Option<bool>,
-    keys_file: Option<PathBuf>,
-    metrics_auth: Option<bool>,
-    max_concurrent_requests: Option<usize>,
-    rate_limit_per_sec: Option<f64>,
-    rate_limit_burst: Option<u32>,
-    onnxruntime: Option<PathBuf>,
-    onnx_sessions: Option<usize>,
-    strict_readiness: Option<bool>,
-    header_read_timeout_secs: Option<f64>,
-    keep_alive_timeout_secs: Option<f64>,
-    max_connections: Option<usize>,
-}
-
 /// A setting that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -272,116 +247,50 @@ pub enum ConfigError {
 impl SettingsFlags {
     /// Merges flags and environment over the settings file over the defaults, and checks the result.
     pub fn resolve(&self) -> Result<Settings, ConfigError> {
-        let file = read_file(self.config.as_deref())?;
-        let d = Settings::default();
-        let settings = Settings {
-            addr: self.addr.or(file.addr).unwrap_or(d.addr),
-            models: self.models.clone().or(file.models).unwrap_or(d.models),
-            max_body_bytes: self
-                .max_body_bytes
-                .or(file.max_body_bytes)
-                .unwrap_or(d.max_body_bytes),
-            max_batch_rows: self
-                .max_batch_rows
-                .or(file.max_batch_rows)
-                .unwrap_or(d.max_batch_rows),
-            max_upload_bytes: self
-                .max_upload_bytes
-                .or(file.max_upload_bytes)
-                .unwrap_or(d.max_upload_bytes),
-            request_timeout_secs: self
-                .request_timeout_secs
-                .or(file.request_timeout_secs)
-                .unwrap_or(d.request_timeout_secs),
-            log_level: self
-                .log_level
-                .clone()
-                .or(file.log_level)
-                .unwrap_or(d.log_level),
-            log_format: self.log_format.or(file.log_format).unwrap_or(d.log_format),
-            log_dir: self.log_dir.clone().or(file.log_dir),
-            unknown_fields: self
-                .unknown_fields
-                .or(file.unknown_fields)
-                .unwrap_or(d.unknown_fields),
-            demo_models: self
-                .demo_models
-                .or(file.demo_models)
-                .unwrap_or(d.demo_models),
-            watch: self.watch.or(file.watch).unwrap_or(d.watch),
-            prediction_log: self
-                .prediction_log
-                .or(file.prediction_log)
-                .unwrap_or(d.prediction_log),
-            database_url: self
-                .database_url
-                .clone()
-                .or(file.database_url)
-                .unwrap_or(d.database_url),
-            auth: self.auth.or(file.auth).unwrap_or(d.auth),
-            keys_file: self
-                .keys_file
-                .clone()
-                .or(file.keys_file)
-                .unwrap_or(d.keys_file),
-            metrics_auth: self
-                .metrics_auth
-                .or(file.metrics_auth)
-                .unwrap_or(d.metrics_auth),
-            max_concurrent_requests: self
-                .max_concurrent_requests
-                .or(file.max_concurrent_requests)
-                .unwrap_or(d.max_concurrent_requests),
-            rate_limit_per_sec: self
-                .rate_limit_per_sec
-                .or(file.rate_limit_per_sec)
-                .unwrap_or(d.rate_limit_per_sec),
-            rate_limit_burst: self
-                .rate_limit_burst
-                .or(file.rate_limit_burst)
-                .unwrap_or(d.rate_limit_burst),
-            onnxruntime: self.onnxruntime.clone().or(file.onnxruntime),
-            onnx_sessions: self
-                .onnx_sessions
-                .or(file.onnx_sessions)
-                .unwrap_or(d.onnx_sessions),
-            strict_readiness: self
-                .strict_readiness
-                .or(file.strict_readiness)
-                .unwrap_or(d.strict_readiness),
-            header_read_timeout_secs: self
-                .header_read_timeout_secs
-                .or(file.header_read_timeout_secs)
-                .unwrap_or(d.header_read_timeout_secs),
-            keep_alive_timeout_secs: self
-                .keep_alive_timeout_secs
-                .or(file.keep_alive_timeout_secs)
-                .unwrap_or(d.keep_alive_timeout_secs),
-            max_connections: self
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(d.max_connections),
-        };
+        let (path, file) = read_file(self.config.as_deref())?;
+        let mut merged = table_of(&Settings::default(), "the defaults")?;
+        merged.extend(file);
+        merged.extend(table_of(self, "the flags")?);
+        let settings: Settings = merged.try_into().map_err(|error: toml::de::Error| {
+            // Flags and variables are typed by clap and the defaults are right: what does not
+            // fit is the file's.
+            ConfigError::Parse {
+                path: path.unwrap_or_default(),
+                message: error.to_string().trim().replace('\n', " "),
+            }
+        })?;
         settings.check()?;
         Ok(settings)
     }
 }
 
-fn read_file(explicit: Option<&Path>) -> Result<FileSettings, ConfigError> {
+/// A layer as a TOML table (a `None` setting is left out, so it does not override).
+fn table_of(layer: &impl Serialize, name: &'static str) -> Result<toml::Table, ConfigError> {
+    toml::Table::try_from(layer).map_err(|error| ConfigError::Invalid {
+        name,
+        message: error.to_string(),
+    })
+}
+
+/// The settings file's table, and its path when there is one.
+fn read_file(explicit: Option<&Path>) -> Result<(Option<PathBuf>, toml::Table), ConfigError> {
     let default_path = Path::new("mlserve.toml");
     let path = match explicit {
         Some(path) => path,
         None if default_path.exists() => default_path,
-        None => return Ok(FileSettings::default()),
+        None => return Ok((None, toml::Table::new())),
     };
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    toml::from_str(&text).map_err(|error| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: error.to_string().trim().replace('\n', " "),
-    })
+    let table = text
+        .parse::<toml::Table>()
+        .map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string().trim().replace('\n', " "),
+        })?;
+    Ok((Some(path.to_path_buf()), table))
 }
 
 impl Settings {
@@ -517,6 +426,13 @@ mod tests {
         };
         let error = flags.resolve().unwrap_err().to_string();
         assert!(error.contains("unknown field `max_batch_row`"), "{error}");
+
+        std::fs::write(&file, "max_batch_rows = \"many\"\n").unwrap();
+        let error = flags.resolve().unwrap_err().to_string();
+        assert!(
+            error.contains("bad.toml") && error.contains("`max_batch_rows`"),
+            "{error}"
+        );
 
         std::fs::write(&file, "request_timeout_secs = -1\n").unwrap();
         let error = flags.resolve().unwrap_err().to_string();
