@@ -7,6 +7,23 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// The probes' paths: always answered, with no credentials and past the in-flight limit, so an
+/// orchestrator can tell a busy or locked-down server from a dead one. (`GET /` from a program,
+/// KServe V1's liveness, is one too: see `middleware::is_root_liveness`.)
+pub const PROBE_PATHS: [&str; 6] = [
+    "/health/live",
+    "/health/ready",
+    "/api/liveness",
+    "/api/readiness",
+    "/v2/health/live",
+    "/v2/health/ready",
+];
+
+/// Whether `path` is a probe's.
+pub fn is_probe(path: &str) -> bool {
+    PROBE_PATHS.contains(&path)
+}
+
 /// GET /health/live: the process answers.
 pub async fn live() -> Response {
     Json(json!({"status": "live"})).into_response()

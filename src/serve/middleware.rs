@@ -125,14 +125,8 @@ fn unsupported_coding(request: &Request, named: &str) -> Response {
     let mut response = if path.starts_with("/v2/") || path.starts_with("/v1/") {
         (status, axum::Json(serde_json::json!({ "error": detail }))).into_response()
     } else {
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(|id| id.0.clone())
-            .unwrap_or_default();
-        Problem::new(status, detail)
-            .with_request_id(&request_id)
-            .into_response()
+        // Inside the request's scope: the problem finds its request id itself.
+        Problem::new(status, detail).into_response()
     };
     response.headers_mut().insert(
         header::ACCEPT_ENCODING,

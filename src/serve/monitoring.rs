@@ -115,67 +115,66 @@ fn parse_json_object(text: &str) -> Value {
 }
 
 /// GET /api/predictions?model=&since=&limit=: the log, newest first (admin).
-pub async fn list_predictions(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
-    let result = async {
-        let store = store_of(&app)?;
-        let pairs = query_pairs(query.as_deref())?;
-        refuse_unknown(&pairs, &["model", "since", "limit"])?;
-        let mut request = PredictionQuery {
-            limit: 100,
-            ..PredictionQuery::default()
-        };
-        for (key, value) in &pairs {
-            match key.as_str() {
-                "model" => request.model = Some(value.clone()),
-                "since" => {
-                    let at: jiff::Timestamp = value.parse().map_err(|_| {
+pub async fn list_predictions(
+    State(app): State<App>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Problem> {
+    let store = store_of(&app)?;
+    let pairs = query_pairs(query.as_deref())?;
+    refuse_unknown(&pairs, &["model", "since", "limit"])?;
+    let mut request = PredictionQuery {
+        limit: 100,
+        ..PredictionQuery::default()
+    };
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "model" => request.model = Some(value.clone()),
+            "since" => {
+                let at: jiff::Timestamp = value.parse().map_err(|_| {
+                    invalid_parameter(
+                        "since",
+                        format!("expected an RFC 3339 date-time, got \"{value}\""),
+                    )
+                })?;
+                request.since_ms = Some(at.as_millisecond());
+            }
+            _ => {
+                request.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
                         invalid_parameter(
-                            "since",
-                            format!("expected an RFC 3339 date-time, got \"{value}\""),
+                            "limit",
+                            format!("expected a whole number from 1 to 1000, got \"{value}\""),
                         )
                     })?;
-                    request.since_ms = Some(at.as_millisecond());
-                }
-                _ => {
-                    request.limit = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=1000).contains(n))
-                        .ok_or_else(|| {
-                            invalid_parameter(
-                                "limit",
-                                format!("expected a whole number from 1 to 1000, got \"{value}\""),
-                            )
-                        })?;
-                }
             }
         }
-        let rows = store
-            .predictions(&request)
-            .await
-            .map_err(|e| database_problem(&e))?;
-        let predictions: Vec<Value> = rows
-            .iter()
-            .map(|row| {
-                json!({
-                    "request_id": row.request_id,
-                    "row": row.row_index,
-                    "created_at": rfc3339(row.created_at_ms),
-                    "model": row.model,
-                    "version": row.version,
-                    "inputs": parse_json_object(&row.inputs),
-                    "label": row.label,
-                    "probabilities": parse_json_object(&row.probabilities),
-                    "latency_ms": row.latency_ms,
-                    "key": row.key_name,
-                    "feedback": row.feedback,
-                })
-            })
-            .collect();
-        Ok::<_, Problem>(Json(json!({ "predictions": predictions })).into_response())
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    let rows = store
+        .predictions(&request)
+        .await
+        .map_err(|e| database_problem(&e))?;
+    let predictions: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "request_id": row.request_id,
+                "row": row.row_index,
+                "created_at": rfc3339(row.created_at_ms),
+                "model": row.model,
+                "version": row.version,
+                "inputs": parse_json_object(&row.inputs),
+                "label": row.label,
+                "probabilities": parse_json_object(&row.probabilities),
+                "latency_ms": row.latency_ms,
+                "key": row.key_name,
+                "feedback": row.feedback,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "predictions": predictions })).into_response())
 }
 
 /// The body of a feedback post: `{"label": "…", "row": 0}`.
@@ -268,64 +267,64 @@ pub async fn post_feedback(
     asked: Asked,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let result = async {
-        let store = store_of(&app)?;
-        let bytes = super::body::json_bytes(&headers, body)?;
-        let feedback = Feedback::parse(&bytes)?;
-        let found = store
-            .find_prediction(&request_id, feedback.row)
-            .await
-            .map_err(|e| database_problem(&e))?;
-        let Some((model_name, version, predicted)) = found else {
-            return Err(Problem::not_found(format!(
-                "no logged prediction with request id '{request_id}' and row {}; predictions are written within a second of their answer",
-                feedback.row
-            )));
-        };
-        // The label must be one the model version knows, when that version is still served.
-        if let Ok(model) = app.repository.catalog().resolve(&model_name, Some(&version)) {
-            let labels = &model.artifact.manifest.labels;
-            if !labels.contains(&feedback.label) {
-                return Err(invalid_parameter(
-                    "label",
-                    format!(
-                        "unknown label \"{}\": expected one of {}",
-                        feedback.label,
-                        labels
-                            .iter()
-                            .map(|l| format!("\"{l}\""))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
+) -> Result<Response, Problem> {
+    let store = store_of(&app)?;
+    let bytes = super::body::json_bytes(&headers, body)?;
+    let feedback = Feedback::parse(&bytes)?;
+    let found = store
+        .find_prediction(&request_id, feedback.row)
+        .await
+        .map_err(|e| database_problem(&e))?;
+    let Some((model_name, version, predicted)) = found else {
+        return Err(Problem::not_found(format!(
+            "no logged prediction with request id '{request_id}' and row {}; predictions are written within a second of their answer",
+            feedback.row
+        )));
+    };
+    // The label must be one the model version knows, when that version is still served.
+    if let Ok(model) = app
+        .repository
+        .catalog()
+        .resolve(&model_name, Some(&version))
+    {
+        let labels = &model.artifact.manifest.labels;
+        if !labels.contains(&feedback.label) {
+            return Err(invalid_parameter(
+                "label",
+                format!(
+                    "unknown label \"{}\": expected one of {}",
+                    feedback.label,
+                    labels
+                        .iter()
+                        .map(|l| format!("\"{l}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
         }
-        store
-            .record_feedback(
-                &request_id,
-                feedback.row,
-                &feedback.label,
-                now_ms(),
-                asked.caller.as_deref(),
-            )
-            .await
-            .map_err(|e| database_problem(&e))?;
-        metrics::counter!("mlserve_feedback_total", "model" => model_name.clone(), "version" => version.clone())
-            .increment(1);
-        Ok(Json(json!({
-            "request_id": request_id,
-            "row": feedback.row,
-            "model": model_name,
-            "version": version,
-            "predicted": predicted,
-            "label": feedback.label,
-            "correct": predicted == feedback.label,
-        }))
-        .into_response())
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    store
+        .record_feedback(
+            &request_id,
+            feedback.row,
+            &feedback.label,
+            now_ms(),
+            asked.caller.as_deref(),
+        )
+        .await
+        .map_err(|e| database_problem(&e))?;
+    metrics::counter!("mlserve_feedback_total", "model" => model_name.clone(), "version" => version.clone())
+        .increment(1);
+    Ok(Json(json!({
+        "request_id": request_id,
+        "row": feedback.row,
+        "model": model_name,
+        "version": version,
+        "predicted": predicted,
+        "label": feedback.label,
+        "correct": predicted == feedback.label,
+    }))
+    .into_response())
 }
 
 /// Live metrics of one model version from its predictions with feedback.
@@ -423,27 +422,21 @@ pub async fn model_monitoring(
     State(app): State<App>,
     PathParams(name): PathParams<String>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let result = async {
-        let store = store_of(&app)?;
-        let pairs = query_pairs(query.as_deref())?;
-        refuse_unknown(&pairs, &["window"])?;
-        let window = window_from(&pairs)?;
-        crate::serve::predict::resolve(&app, &name, None)?;
-        let versions = monitoring(store, &name, window)
-            .await
-            .map_err(|e| database_problem(&e))?;
-        Ok::<_, Problem>(
-            Json(json!({
-                "model": name,
-                "window_seconds": window.as_secs(),
-                "versions": versions,
-            }))
-            .into_response(),
-        )
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, Problem> {
+    let store = store_of(&app)?;
+    let pairs = query_pairs(query.as_deref())?;
+    refuse_unknown(&pairs, &["window"])?;
+    let window = window_from(&pairs)?;
+    crate::serve::predict::resolve(&app, &name, None)?;
+    let versions = monitoring(store, &name, window)
+        .await
+        .map_err(|e| database_problem(&e))?;
+    Ok(Json(json!({
+        "model": name,
+        "window_seconds": window.as_secs(),
+        "versions": versions,
+    }))
+    .into_response())
 }
 
 /// The drift of a model's default version over a window.
@@ -480,41 +473,37 @@ pub async fn model_drift(
     State(app): State<App>,
     PathParams(name): PathParams<String>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let result = async {
-        let pairs = query_pairs(query.as_deref())?;
-        refuse_unknown(&pairs, &["window", "threshold"])?;
-        let window = window_from(&pairs)?;
-        let threshold = match pairs.iter().find(|(k, _)| k == "threshold") {
-            None => DEFAULT_DRIFT_THRESHOLD,
-            Some((_, value)) => value
-                .parse::<f64>()
-                .ok()
-                .filter(|t| t.is_finite() && *t > 0.0)
-                .ok_or_else(|| {
-                    invalid_parameter(
-                        "threshold",
-                        format!("expected a positive number, got \"{value}\""),
-                    )
-                })?,
-        };
-        let (version, rows, features) = drift_report(&app, &name, window, threshold).await?;
-        Ok::<_, Problem>(
-            Json(json!({
-                "model": name,
-                "version": version,
-                "window_seconds": window.as_secs(),
-                "rows": rows,
-                "threshold": threshold,
-                "min_values": crate::store::drift::MIN_VALUES,
-                "drifted": features.iter().filter(|f| f.drifted).map(|f| f.feature.clone()).collect::<Vec<_>>(),
-                "features": features,
-            }))
-            .into_response(),
-        )
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, Problem> {
+    let pairs = query_pairs(query.as_deref())?;
+    refuse_unknown(&pairs, &["window", "threshold"])?;
+    let window = window_from(&pairs)?;
+    let threshold = match pairs.iter().find(|(k, _)| k == "threshold") {
+        None => DEFAULT_DRIFT_THRESHOLD,
+        Some((_, value)) => value
+            .parse::<f64>()
+            .ok()
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .ok_or_else(|| {
+                invalid_parameter(
+                    "threshold",
+                    format!("expected a positive number, got \"{value}\""),
+                )
+            })?,
+    };
+    let (version, rows, features) = drift_report(&app, &name, window, threshold).await?;
+    Ok(
+        Json(json!({
+            "model": name,
+            "version": version,
+            "window_seconds": window.as_secs(),
+            "rows": rows,
+            "threshold": threshold,
+            "min_values": crate::store::drift::MIN_VALUES,
+            "drifted": features.iter().filter(|f| f.drifted).map(|f| f.feature.clone()).collect::<Vec<_>>(),
+            "features": features,
+        }))
+        .into_response(),
+    )
 }
 
 #[cfg(test)]

@@ -42,17 +42,13 @@ pub enum Access {
 /// The access each route needs. Reloading, loading and unloading models and reading the raw
 /// prediction log (which holds every input) are for admins.
 pub fn required_access(method: &Method, path: &str) -> Access {
-    let open = path.starts_with("/health/")
-        || path == "/api/liveness"
-        || path == "/api/readiness"
+    let open = super::health::is_probe(path)
         || path.starts_with("/static/")
         || path == "/docs"
         || path.starts_with("/docs/")
         || path == "/openapi.json"
         || path == "/ui/login"
-        || path == "/ui/logout"
-        || path == "/v2/health/live"
-        || path == "/v2/health/ready";
+        || path == "/ui/logout";
     if open {
         return Access::Open;
     }
@@ -130,22 +126,18 @@ fn challenge(app: &App) -> HeaderValue {
     })
 }
 
-fn unauthorized(app: &App, request_id: &str, detail: &str, ui_path: Option<&str>) -> Response {
+fn unauthorized(app: &App, detail: &str, ui_path: Option<&str>) -> Response {
     let mut response = match ui_path {
         // The web UI turns this into its sign-in page (ui::sign_in::offer_sign_in).
         Some(path) => {
-            let mut response = Problem::new(StatusCode::UNAUTHORIZED, detail)
-                .with_request_id(request_id)
-                .into_response();
+            let mut response = Problem::new(StatusCode::UNAUTHORIZED, detail).into_response();
             response.extensions_mut().insert(SignInRequired {
                 next: path.to_string(),
                 detail: detail.to_string(),
             });
             response
         }
-        None => Problem::new(StatusCode::UNAUTHORIZED, detail)
-            .with_request_id(request_id)
-            .into_response(),
+        None => Problem::new(StatusCode::UNAUTHORIZED, detail).into_response(),
     };
     // A Bearer-only challenge on UI pages: browsers then show our sign-in form rather than
     // their own Basic dialog.
@@ -269,7 +261,7 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
                 }
                 _ => "the credentials are not valid",
             };
-            return unauthorized(&app, &request_id, detail, ui_target);
+            return unauthorized(&app, detail, ui_target);
         }
     };
     let allowed = match access {
@@ -292,7 +284,6 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
                 principal.role.name()
             ),
         )
-        .with_request_id(&request_id)
         .into_response();
     }
     if let Some(limiter) = &auth.rate_limiter
@@ -306,7 +297,6 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
             ),
             retry_after,
         )
-        .with_request_id(&request_id)
         .into_response();
     }
     request
@@ -326,12 +316,7 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
 /// always answered.
 pub async fn shed_load(State(app): State<App>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if path.starts_with("/health/")
-        || path.starts_with("/v2/health/")
-        || path == "/api/liveness"
-        || path == "/api/readiness"
-        || super::middleware::is_root_liveness(&request)
-    {
+    if super::health::is_probe(path) || super::middleware::is_root_liveness(&request) {
         return next.run(request).await;
     }
     let limit = app.settings.max_concurrent_requests;
@@ -339,16 +324,10 @@ pub async fn shed_load(State(app): State<App>, request: Request, next: Next) -> 
     let _leave = Leave(&app.in_flight);
     if in_flight > limit {
         metrics::counter!("mlserve_requests_shed_total").increment(1);
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(|id| id.0.clone())
-            .unwrap_or_default();
         return Problem::unavailable(
             format!("the server is at its limit of {limit} requests in flight (setting max_concurrent_requests)"),
             1,
         )
-        .with_request_id(&request_id)
         .into_response();
     }
     next.run(request).await

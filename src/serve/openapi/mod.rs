@@ -7,8 +7,10 @@ mod models;
 use super::state::App;
 use crate::config::Settings;
 use crate::model::Catalog;
+use crate::serve::auth::{self, Access};
 use axum::Json;
 use axum::extract::State;
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -355,18 +357,23 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
         "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The same API key, in its own header."},
         "basic": {"type": "http", "scheme": "basic", "description": "A user from `mlserve keys add-user`."},
     });
-    // With auth on, every operation needs one of the schemes, except probes and /metrics
-    // (unless metrics_auth), which say so themselves.
+    // With auth on, every operation needs one of the schemes, except those the server leaves
+    // open (probes, and /metrics unless metrics_auth), which say so themselves. The server's
+    // own rule decides, so the document cannot disagree with it.
     if settings.auth {
         for (path, item) in paths.iter_mut() {
-            let open = path.starts_with("/health/")
-                || path.starts_with("/v2/health/")
-                || path == "/"
-                || path == "/api/liveness"
-                || path == "/api/readiness"
-                || (path == "/metrics" && !settings.metrics_auth);
-            if open && let Some(operations) = item.as_object_mut() {
-                for operation in operations.values_mut() {
+            let Some(operations) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, operation) in operations.iter_mut() {
+                let method = method.to_uppercase().parse().unwrap_or(Method::GET);
+                let open = match auth::required_access(&method, path) {
+                    Access::Open => true,
+                    Access::Metrics => !settings.metrics_auth,
+                    // GET / answers programs (KServe V1 liveness) without credentials.
+                    Access::Predict | Access::Admin => path == "/",
+                };
+                if open {
                     operation["security"] = json!([]);
                 }
             }
