@@ -5,7 +5,7 @@
 use super::csrf;
 use super::model_ref::{ModelRef, find_model, model_head};
 use super::pages::{BadRowView, BatchOutcome, BatchPage, Frame};
-use super::render::{message, problem_page, render};
+use super::render::{PageError, message, render};
 use crate::model::argmax;
 use crate::model::batch::{BadRow, BatchError, BatchObserver, describe, predict_csv_stream};
 use crate::model::{FeatureValue, LoadedModel, sample};
@@ -121,17 +121,13 @@ fn batch_page(
 pub async fn batch_form(
     State(app): State<App>,
     target: ModelRef,
-    Extension(rid): Extension<RequestId>,
     headers: HeaderMap,
-) -> Response {
-    let (catalog, model) = match find_model(&app, &target) {
-        Ok(found) => found,
-        Err(problem) => return problem_page(&problem, &rid.0),
-    };
+) -> Result<Response, PageError> {
+    let (catalog, model) = find_model(&app, &target)?;
     let token = csrf::token_for(&headers);
     let head = model_head(&catalog, &model, &target, "batch");
     let page = batch_page(&app, &model, head, token.value);
-    render(StatusCode::OK, &page, token.set_cookie)
+    Ok(render(StatusCode::OK, &page, token.set_cookie))
 }
 
 /// An uploaded form: its CSRF token and its file.
@@ -340,11 +336,8 @@ pub async fn batch_upload(
     asked: Asked,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Response {
-    let (catalog, model) = match find_model(&app, &target) {
-        Ok(found) => found,
-        Err(problem) => return problem_page(&problem, &rid.0),
-    };
+) -> Result<Response, PageError> {
+    let (catalog, model) = find_model(&app, &target)?;
     let base = target.base();
     let multipart = match multipart {
         Ok(multipart) => multipart,
@@ -354,7 +347,7 @@ pub async fn batch_upload(
             } else {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             };
-            return message(
+            return Ok(message(
                 status,
                 "The upload could not be read",
                 &format!(
@@ -363,16 +356,20 @@ pub async fn batch_upload(
                 ),
                 Some((&format!("{base}/batch"), "Back to the upload form")),
                 &rid.0,
-            );
+            ));
         }
     };
     let upload = match read_upload(multipart).await {
         Ok(upload) => upload,
-        Err(error) => return upload_refused(&error, &base, &rid.0),
+        Err(error) => return Ok(upload_refused(&error, &base, &rid.0)),
     };
     if let Err(error) = csrf::verify(&headers, upload.token.as_deref()) {
         tracing::warn!(request_id = rid.0.as_str(), %error, "upload refused");
-        return super::form::refused_post(error, &format!("{base}/batch"), &rid.0);
+        return Ok(super::form::refused_post(
+            error,
+            &format!("{base}/batch"),
+            &rid.0,
+        ));
     }
     let token = csrf::token_for(&headers);
     let head = model_head(&catalog, &model, &target, "batch");
@@ -381,17 +378,21 @@ pub async fn batch_upload(
         Some(bytes) if !bytes.is_empty() => bytes,
         _ => {
             page.upload_error = "Choose a CSV file to upload.".to_string();
-            return render(StatusCode::UNPROCESSABLE_ENTITY, &page, token.set_cookie);
+            return Ok(render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &page,
+                token.set_cookie,
+            ));
         }
     };
     let Ok(_permit) = app.batch_slots.clone().try_acquire_owned() else {
-        return message(
+        return Ok(message(
             StatusCode::SERVICE_UNAVAILABLE,
             "Busy",
             "other uploads are being predicted right now; try again in a few seconds",
             Some((&format!("{base}/batch"), "Back to the upload form")),
             &rid.0,
-        );
+        ));
     };
     let file_name = upload.file_name;
     let running = Arc::clone(&model);
@@ -423,17 +424,25 @@ pub async fn batch_upload(
                     "The predictions would be larger than {} and are not kept here; run `mlserve predict` on the file instead.",
                     human_bytes(output_limit)
                 );
-                return render(StatusCode::PAYLOAD_TOO_LARGE, &page, token.set_cookie);
+                return Ok(render(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &page,
+                    token.set_cookie,
+                ));
             }
-            return batch_failed(&error, &rid.0);
+            return Ok(batch_failed(&error, &rid.0));
         }
-        Ok(Err(error @ BatchError::Model(_))) => return batch_failed(&error, &rid.0),
+        Ok(Err(error @ BatchError::Model(_))) => return Ok(batch_failed(&error, &rid.0)),
         Ok(Err(error)) => {
             page.upload_error = error.to_string();
-            return render(StatusCode::UNPROCESSABLE_ENTITY, &page, token.set_cookie);
+            return Ok(render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &page,
+                token.set_cookie,
+            ));
         }
         Err(error) => {
-            return batch_failed(&error, &rid.0);
+            return Ok(batch_failed(&error, &rid.0));
         }
     };
     let (header, rows) = preview(&finished.output);
@@ -467,7 +476,7 @@ pub async fn batch_upload(
         header,
         rows,
     });
-    render(StatusCode::OK, &page, token.set_cookie)
+    Ok(render(StatusCode::OK, &page, token.set_cookie))
 }
 
 fn csv_attachment(file_name: &str, bytes: Bytes) -> Response {
@@ -489,15 +498,8 @@ fn csv_attachment(file_name: &str, bytes: Bytes) -> Response {
 
 /// GET /ui/models/{name}/batch/example.csv: the header the upload needs, the example row and
 /// a few random rows, as a starting point.
-pub async fn example_csv(
-    State(app): State<App>,
-    target: ModelRef,
-    Extension(rid): Extension<RequestId>,
-) -> Response {
-    let (_, model) = match find_model(&app, &target) {
-        Ok(found) => found,
-        Err(problem) => return problem_page(&problem, &rid.0),
-    };
+pub async fn example_csv(State(app): State<App>, target: ModelRef) -> Result<Response, PageError> {
+    let (_, model) = find_model(&app, &target)?;
     let features = &model.artifact.manifest.features;
     let mut rng = rand::rng();
     let rows = std::iter::once(sample::example_row(features))
@@ -514,11 +516,11 @@ pub async fn example_csv(
     match bytes {
         Ok(bytes) => {
             let name = format!("{}-example.csv", model.name());
-            csv_attachment(&name, Bytes::from(bytes))
+            Ok(csv_attachment(&name, Bytes::from(bytes)))
         }
         Err(error) => {
             tracing::error!(%error, "cannot write the example CSV");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response())
         }
     }
 }

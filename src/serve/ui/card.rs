@@ -15,11 +15,8 @@ pub(super) async fn card(
     State(app): State<App>,
     target: ModelRef,
     Extension(rid): Extension<RequestId>,
-) -> Response {
-    let (catalog, model) = match find_model(&app, &target) {
-        Ok(found) => found,
-        Err(problem) => return problem_page(&problem, &rid.0),
-    };
+) -> Result<Response, PageError> {
+    let (catalog, model) = find_model(&app, &target)?;
     let path = model.artifact.dir.join("metrics.json");
     let metrics = match tokio::fs::read(&path).await {
         Ok(bytes) => serde_json::from_slice::<crate::train::MetricsFile>(&bytes)
@@ -33,7 +30,7 @@ pub(super) async fn card(
         Ok(metrics) => metrics,
         Err(error) => {
             tracing::warn!(path = %path.display(), %error, "cannot read the model's metrics");
-            return message(
+            return Ok(message(
                 StatusCode::NOT_FOUND,
                 "No model card",
                 &format!(
@@ -42,7 +39,7 @@ pub(super) async fn card(
                 ),
                 Some((&target.base(), "Back to the model")),
                 &rid.0,
-            );
+            ));
         }
     };
     let manifest = &model.artifact.manifest;
@@ -54,5 +51,5 @@ pub(super) async fn card(
         head: model_head(&catalog, &model, &target, "card"),
         sections: crate::train::report::model_card_sections(manifest, metrics.as_ref()),
     };
-    render(StatusCode::OK, &page, None)
+    Ok(render(StatusCode::OK, &page, None))
 }

@@ -11,7 +11,6 @@ use crate::model::{
 };
 use crate::serve::body::parse_query;
 use crate::serve::middleware::RequestId;
-use crate::serve::problem::Problem;
 use crate::serve::state::App;
 use axum::body::Bytes;
 use axum::extract::{Extension, Query, State};
@@ -159,13 +158,9 @@ pub(super) async fn model_form(
     State(app): State<App>,
     target: ModelRef,
     Query(fill): Query<FillQuery>,
-    Extension(rid): Extension<RequestId>,
     headers: HeaderMap,
-) -> Response {
-    let (catalog, model) = match find_model(&app, &target) {
-        Ok(found) => found,
-        Err(problem) => return problem_page(&problem, &rid.0),
-    };
+) -> Result<Response, PageError> {
+    let (catalog, model) = find_model(&app, &target)?;
     let features = &model.artifact.manifest.features;
     let values: HashMap<String, String> = if fill.fill.as_deref() == Some("random") {
         sample::random_row(features, &mut rand::rng())
@@ -176,7 +171,7 @@ pub(super) async fn model_form(
     .collect();
     let token = csrf::token_for(&headers);
     let page = model_page(&catalog, &model, &target, token.value, &values);
-    render(StatusCode::OK, &page, token.set_cookie)
+    Ok(render(StatusCode::OK, &page, token.set_cookie))
 }
 
 /// The page for a refused post: what went wrong, and a way back.
@@ -255,22 +250,19 @@ pub(super) async fn model_predict(
     asked: crate::serve::predict::Asked,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, PageError> {
     let base = target.base();
     if !is_form_post(&headers) {
-        return message(
+        return Ok(message(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Unsupported Media Type",
             "this page takes a form post (application/x-www-form-urlencoded); programs should use the REST API",
             Some((&base, "Open the form")),
             &rid.0,
-        );
+        ));
     }
     let text = String::from_utf8_lossy(&body);
-    let pairs = match parse_query(&text) {
-        Ok(pairs) => pairs,
-        Err(problem) => return problem_page(&problem, &rid.0),
-    };
+    let pairs = parse_query(&text)?;
     let hidden = |field: &str| {
         pairs
             .iter()
@@ -279,7 +271,7 @@ pub(super) async fn model_predict(
     };
     if let Err(error) = csrf::verify(&headers, hidden(csrf::FIELD)) {
         tracing::warn!(request_id = rid.0.as_str(), %error, "form post refused");
-        return refused_post(error, &base, &rid.0);
+        return Ok(refused_post(error, &base, &rid.0));
     }
     // The row is judged by the version whose form the user filled, even if a reload has
     // made another version the default since.
@@ -290,10 +282,7 @@ pub(super) async fn model_predict(
             .clone()
             .or_else(|| hidden(VERSION_FIELD).map(str::to_string)),
     };
-    let (catalog, model) = match find_model(&app, &shown).or_else(|_| find_model(&app, &target)) {
-        Ok(found) => found,
-        Err(problem) => return problem_page(&problem, &rid.0),
-    };
+    let (catalog, model) = find_model(&app, &shown).or_else(|_| find_model(&app, &target))?;
     let fields: Vec<(&str, &str)> = pairs
         .iter()
         .filter(|(name, _)| name != csrf::FIELD && name != VERSION_FIELD)
@@ -331,7 +320,7 @@ pub(super) async fn model_predict(
             page.errors = summary;
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        Err(failure) => return problem_page(&Problem::from(failure), &rid.0),
+        Err(failure) => return Err(failure.into()),
     };
-    render(status, &page, token.set_cookie)
+    Ok(render(status, &page, token.set_cookie))
 }

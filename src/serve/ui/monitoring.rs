@@ -26,11 +26,8 @@ pub(super) async fn monitoring_page(
     target: ModelRef,
     Query(query): Query<WindowQuery>,
     Extension(rid): Extension<RequestId>,
-) -> Response {
-    let (catalog, model) = match find_model(&app, &target) {
-        Ok(found) => found,
-        Err(problem) => return problem_page(&problem, &rid.0),
-    };
+) -> Result<Response, PageError> {
+    let (catalog, model) = find_model(&app, &target)?;
     let choice = query.window.unwrap_or_else(|| "24h".to_string());
     let window = crate::serve::monitoring::parse_window(&choice)
         .unwrap_or(std::time::Duration::from_secs(86_400));
@@ -59,7 +56,7 @@ pub(super) async fn monitoring_page(
         page.unavailable =
             "The prediction log is off (setting prediction_log), so there is nothing to monitor."
                 .to_string();
-        return render(StatusCode::OK, &page, None);
+        return Ok(render(StatusCode::OK, &page, None));
     };
     let live = crate::serve::monitoring::monitoring(log.store(), model.name(), window).await;
     let drift = crate::serve::monitoring::drift_report(&app, model.name(), window, threshold).await;
@@ -99,7 +96,7 @@ pub(super) async fn monitoring_page(
         }
         (_, Err(problem)) => page.unavailable = problem.detail,
     }
-    render(StatusCode::OK, &page, None)
+    Ok(render(StatusCode::OK, &page, None))
 }
 
 pub(super) fn drift_row(feature: crate::store::drift::FeatureDrift) -> DriftRow {

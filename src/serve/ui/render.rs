@@ -96,6 +96,29 @@ pub fn error_page(status: StatusCode, heading: &str, text: &str, request_id: &st
     )
 }
 
+/// A failure of a page's handler, already rendered as a page: what `?` makes of a [`Problem`]
+/// or a [`PredictFailure`] in a UI handler (with the request id of the request's scope).
+pub(super) struct PageError(pub(super) Response);
+
+impl From<Problem> for PageError {
+    fn from(problem: Problem) -> Self {
+        let request_id = crate::serve::request_scope::current_request_id().unwrap_or_default();
+        PageError(problem_page(&problem, &request_id))
+    }
+}
+
+impl From<crate::model::PredictFailure> for PageError {
+    fn from(failure: crate::model::PredictFailure) -> Self {
+        PageError::from(Problem::from(failure))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
 /// A problem from the shared API code, shown as a page.
 pub(super) fn problem_page(problem: &Problem, request_id: &str) -> Response {
     let status = problem.status;
