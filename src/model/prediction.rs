@@ -3,8 +3,7 @@
 //! ([`PredictFailure`]), which each wire format maps once (problem details, the Open Inference
 //! Protocol's `{"error"}`, a web page, a command-line message).
 
-use super::artifact::Model;
-use super::native::{FeatureValue, is_distribution};
+use super::native::FeatureValue;
 use super::repository::{Catalog, LoadedModel, ModelEntry};
 use super::validate::{FieldError, ValidRow};
 use std::sync::Arc;
@@ -178,20 +177,12 @@ impl LoadedModel {
             self.probabilities_of_rows(&values)
                 .map_err(|error| PredictFailure::Internal(error.to_string()))?
         };
+        // A probability outside [0, 1] or a sum off 1 fails the whole run above: the model is
+        // broken, not the row (500, logged with the model and version).
         let mut unscorable = Vec::new();
         let mut predictions = Vec::with_capacity(rows.len());
-        let tolerance = self.distribution_tolerance();
         for (index, (row, probabilities)) in rows.into_iter().zip(scored).enumerate() {
             match probabilities {
-                // A probability outside [0, 1] or a sum off 1 never leaves the server: the
-                // model is broken, not the row (500, logged with the model and version).
-                Ok(probabilities) if !is_distribution(&probabilities, tolerance) => {
-                    return Err(PredictFailure::Internal(format!(
-                        "model '{}' version {} answered {probabilities:?}, which is not a probability distribution",
-                        self.name(),
-                        self.version_label
-                    )));
-                }
                 Ok(probabilities) => predictions.push(Prediction {
                     class: argmax(&probabilities),
                     probabilities,
@@ -213,17 +204,6 @@ impl LoadedModel {
             Ok(predictions)
         } else {
             Err(PredictFailure::Invalid(unscorable))
-        }
-    }
-}
-
-impl LoadedModel {
-    /// How far an answer's probabilities may sum from 1: rounding of double precision for
-    /// native models, of single precision for ONNX graphs (which mostly compute in float32).
-    fn distribution_tolerance(&self) -> f64 {
-        match self.artifact.model {
-            Model::Native(_) => 1e-6,
-            Model::Onnx(_) => 1e-4,
         }
     }
 }

@@ -40,6 +40,19 @@ pub enum PredictError {
     /// its encoder does not know when it was exported to refuse those).
     #[error("the model refused this row: {0}")]
     Refused(String),
+    /// The model answered probabilities outside [0, 1] or not summing to 1: the model is
+    /// broken, not the row, and such an answer never leaves the server.
+    #[error(
+        "model '{model}' version {version} answered {probabilities:?}, which is not a probability distribution"
+    )]
+    NotADistribution {
+        /// The model.
+        model: String,
+        /// Its version.
+        version: String,
+        /// What it answered.
+        probabilities: Vec<f64>,
+    },
 }
 
 impl PredictError {
@@ -63,8 +76,31 @@ impl LoadedModel {
     }
 
     /// Class probabilities of several validated rows, each finite or an error of its own; an
-    /// ONNX graph runs once for them all. The outer error is a failure of the whole run.
+    /// ONNX graph runs once for them all. The outer error is a failure of the whole run, which
+    /// is also what an answer that is not a probability distribution is (within 1e-6 for native
+    /// models, 1e-4 for single-precision graphs): every caller, the CSV paths too, gets it.
     pub fn probabilities_of_rows(
+        &self,
+        rows: &[&[FeatureValue]],
+    ) -> Result<Vec<Result<Vec<f64>, PredictError>>, PredictError> {
+        let scored = self.unchecked_probabilities_of_rows(rows)?;
+        let tolerance = match self.artifact.model {
+            Model::Native(_) => 1e-6,
+            Model::Onnx(_) => 1e-4,
+        };
+        for probabilities in scored.iter().flatten() {
+            if !super::native::is_distribution(probabilities, tolerance) {
+                return Err(PredictError::NotADistribution {
+                    model: self.name().to_string(),
+                    version: self.version_label.clone(),
+                    probabilities: probabilities.clone(),
+                });
+            }
+        }
+        Ok(scored)
+    }
+
+    fn unchecked_probabilities_of_rows(
         &self,
         rows: &[&[FeatureValue]],
     ) -> Result<Vec<Result<Vec<f64>, PredictError>>, PredictError> {

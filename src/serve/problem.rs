@@ -93,11 +93,13 @@ impl Problem {
 
     /// 500: logs the cause and tells the client only that it happened.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(%cause, "internal error");
-        Self::new(
+        let mut problem = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "an internal error occurred; the request id finds it in the server log",
-        )
+        );
+        // Logged once, when answered, with the request id the client is shown.
+        problem.cause = Some(cause.to_string().into());
+        problem
     }
 
     /// Attaches the request id.
@@ -118,15 +120,15 @@ fn reason_phrase(status: StatusCode) -> &'static str {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        if let Some(cause) = &self.cause {
-            tracing::error!(request_id = self.request_id.as_deref().unwrap_or(""), %cause, "internal error");
-        }
         let status = self.status;
         // A problem answered inside a request carries its id without the handler passing it.
         let request_id = self
             .request_id
             .map(String::from)
             .or_else(super::request_scope::current_request_id);
+        if let Some(cause) = &self.cause {
+            tracing::error!(request_id = request_id.as_deref().unwrap_or(""), %cause, "internal error");
+        }
         let body = serde_json::to_vec(&ProblemBody {
             kind: "about:blank",
             title: reason_phrase(status),

@@ -53,7 +53,8 @@ impl From<PredictFailure> for ProtocolError {
             PredictFailure::Invalid(_) => StatusCode::BAD_REQUEST,
             PredictFailure::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             PredictFailure::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+                let request_id = super::request_scope::current_request_id().unwrap_or_default();
+                tracing::error!(%request_id, %cause, "internal error");
                 return ProtocolError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "an internal error occurred; the request id finds it in the server log",
