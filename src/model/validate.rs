@@ -71,6 +71,8 @@ impl std::hash::Hasher for Fnv1a {
 pub struct Validator {
     features: Vec<FeatureSchema>,
     positions: HashMap<String, usize, std::hash::BuildHasherDefault<Fnv1a>>,
+    /// Each feature's [`accepted_range`], worked out once.
+    ranges: Vec<Option<(f64, f64)>>,
 }
 
 /// A validated row and the warnings it raised.
@@ -86,6 +88,7 @@ impl Validator {
     /// A validator for these features.
     pub fn new(features: &[FeatureSchema]) -> Self {
         Validator {
+            ranges: features.iter().map(accepted_range).collect(),
             features: features.to_vec(),
             positions: features
                 .iter()
@@ -131,7 +134,8 @@ impl Validator {
                 continue;
             }
             let feature = &self.features[position];
-            match check_value(feature, raw).and_then(|value| within_scorable_range(feature, value))
+            match check_value(feature, raw)
+                .and_then(|value| within_scorable_range(feature, self.ranges[position], value))
             {
                 Ok(value) => {
                     if let Some(warning) = range_warning(feature, &value) {
@@ -498,12 +502,13 @@ pub fn accepted_range(feature: &FeatureSchema) -> Option<(f64, f64)> {
 /// Refuses a number outside [`accepted_range`], saying why and what is taken.
 fn within_scorable_range(
     feature: &FeatureSchema,
+    range: Option<(f64, f64)>,
     value: FeatureValue,
 ) -> Result<FeatureValue, String> {
     let FeatureValue::Number(v) = value else {
         return Ok(value);
     };
-    match accepted_range(feature) {
+    match range {
         Some((lowest, highest)) if !(lowest..=highest).contains(&v) => {
             let why = match (feature.min, feature.max) {
                 (Some(min), Some(max)) => format!(
