@@ -193,6 +193,26 @@ async fn every_route_answers_the_auth_matrix() {
             } else {
                 status == 401 && has_challenge
             };
+            // A refusal comes in the route's error shape: {"error"} where Triton's and
+            // KServe's clients read it, problem details elsewhere (pages for the UI).
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let shape_ok = if expected_ok || path.starts_with("/ui/") {
+                true
+            } else if path.starts_with("/v1/") || path.starts_with("/v2/") {
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                content_type == "application/json" && body["error"].is_string()
+            } else {
+                content_type == "application/problem+json"
+            };
+            if !shape_ok {
+                failures.push(format!(
+                    "{method} {path} by {label}: refused as {content_type}"
+                ));
+            }
             if !ok {
                 failures.push(format!("{method} {path} by {label}: {status}"));
             }
@@ -433,6 +453,25 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
         }
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    // On V2 the refusal is the protocol's {"error"}, with the same Retry-After.
+    let response = send(
+        &server,
+        &Method::GET,
+        "/v2/models/iris",
+        &None,
+        Who::Bearer(&keys.predict),
+    )
+    .await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "2");
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("'ci' is over its rate limit"),
+        "{error}"
+    );
     // Another key has its own bucket.
     let response = send(
         &server,

@@ -191,7 +191,7 @@ pub async fn request_context(
             1,
         )
         .with_request_id(&id)
-        .into_response(),
+        .answer_for(&path),
     };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);

@@ -151,6 +151,27 @@ impl IntoResponse for Problem {
     }
 }
 
+impl Problem {
+    /// The answer in the error shape of the route asked: `{"error": detail}` under /v1 and /v2
+    /// (what Triton's and KServe's clients read), problem details elsewhere; the status and
+    /// `Retry-After` are the same either way. For refusals made before a route's handler runs
+    /// (credentials, rate and load limits, the timeout).
+    pub fn answer_for(self, path: &str) -> Response {
+        if !super::protocol_error::is_protocol_path(path) {
+            return self.into_response();
+        }
+        let retry_after = self.retry_after;
+        let mut response =
+            super::protocol_error::ProtocolError::new(self.status, self.detail).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
 impl From<PredictFailure> for Problem {
     /// The native API's answer to a failed prediction request.
     fn from(failure: PredictFailure) -> Self {

@@ -15,6 +15,12 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     ProtocolError::new(status, message).into_response()
 }
 
+/// Whether `path` belongs to a protocol whose errors are `{"error": "…"}` (KServe V1 and the
+/// Open Inference Protocol), rather than problem details.
+pub fn is_protocol_path(path: &str) -> bool {
+    path.starts_with("/v1/") || path.starts_with("/v2/")
+}
+
 /// A protocol error before it becomes a response (small, for `Result`s).
 #[derive(Debug, Clone)]
 pub struct ProtocolError {

@@ -126,7 +126,7 @@ fn challenge(app: &App) -> HeaderValue {
     })
 }
 
-fn unauthorized(app: &App, detail: &str, ui_path: Option<&str>) -> Response {
+fn unauthorized(app: &App, detail: &str, path: &str, ui_path: Option<&str>) -> Response {
     let mut response = match ui_path {
         // The web UI turns this into its sign-in page (ui::sign_in::offer_sign_in).
         Some(path) => {
@@ -137,7 +137,7 @@ fn unauthorized(app: &App, detail: &str, ui_path: Option<&str>) -> Response {
             });
             response
         }
-        None => Problem::new(StatusCode::UNAUTHORIZED, detail).into_response(),
+        None => Problem::new(StatusCode::UNAUTHORIZED, detail).answer_for(path),
     };
     // A Bearer-only challenge on UI pages: browsers then show our sign-in form rather than
     // their own Basic dialog.
@@ -261,7 +261,7 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
                 }
                 _ => "the credentials are not valid",
             };
-            return unauthorized(&app, detail, ui_target);
+            return unauthorized(&app, detail, &path, ui_target);
         }
     };
     let allowed = match access {
@@ -284,7 +284,7 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
                 principal.role.name()
             ),
         )
-        .into_response();
+        .answer_for(&path);
     }
     if let Some(limiter) = &auth.rate_limiter
         && let Err(retry_after) = limiter.check(&principal.name)
@@ -297,7 +297,7 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
             ),
             retry_after,
         )
-        .into_response();
+        .answer_for(&path);
     }
     request
         .extensions_mut()
@@ -328,7 +328,7 @@ pub async fn shed_load(State(app): State<App>, request: Request, next: Next) -> 
             format!("the server is at its limit of {limit} requests in flight (setting max_concurrent_requests)"),
             1,
         )
-        .into_response();
+        .answer_for(path);
     }
     next.run(request).await
 }
