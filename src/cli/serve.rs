@@ -67,7 +67,7 @@ pub(super) fn healthcheck(args: &HealthcheckArgs) -> Result<ExitCode, Failure> {
     let timeout = std::time::Duration::try_from_secs_f64(args.timeout_secs)
         .unwrap_or(std::time::Duration::from_secs(3))
         .max(std::time::Duration::from_millis(1));
-    match mlserve::serve::health::probe(args.addr, &args.path, timeout) {
+    match probe(args.addr, &args.path, timeout) {
         Ok(200) => Ok(ExitCode::SUCCESS),
         Ok(status) => {
             eprintln!("{}{}: {status}", args.addr, args.path);
@@ -78,4 +78,38 @@ pub(super) fn healthcheck(args: &HealthcheckArgs) -> Result<ExitCode, Failure> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Asks a running server for `path` over plain HTTP/1.0 and returns the status code: the
+/// container health check (`mlserve healthcheck`), which needs neither curl nor a shell. A
+/// server listening on every address (`0.0.0.0`, `::`) is asked on loopback.
+fn probe(
+    addr: std::net::SocketAddr,
+    path: &str,
+    timeout: std::time::Duration,
+) -> std::io::Result<u16> {
+    use std::io::{BufRead, Write};
+    let mut target = addr;
+    if addr.ip().is_unspecified() {
+        target.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut status_line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut status_line)?;
+    status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not an HTTP status line: {:?}", status_line.trim_end()),
+            )
+        })
 }

@@ -49,37 +49,3 @@ pub async fn ready(State(app): State<App>) -> Response {
     )
         .into_response()
 }
-
-/// Asks a running server for `path` over plain HTTP/1.0 and returns the status code: the
-/// container health check (`mlserve healthcheck`), which needs neither curl nor a shell. A
-/// server listening on every address (`0.0.0.0`, `::`) is asked on loopback.
-pub fn probe(
-    addr: std::net::SocketAddr,
-    path: &str,
-    timeout: std::time::Duration,
-) -> std::io::Result<u16> {
-    use std::io::{BufRead, Write};
-    let mut target = addr;
-    if addr.ip().is_unspecified() {
-        target.set_ip(match addr {
-            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut status_line = String::new();
-    std::io::BufReader::new(stream).read_line(&mut status_line)?;
-    status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not an HTTP status line: {:?}", status_line.trim_end()),
-            )
-        })
-}
