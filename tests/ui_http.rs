@@ -420,6 +420,24 @@ async fn the_example_csv_round_trips_through_the_upload() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
+    // And counted, as every predict path counts.
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("mlserve_rows_predicted_total{") && l.contains("model=\"breast_cancer\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok());
+    assert_eq!(counted, Some(5.0), "{metrics}");
     let link = html
         .split("id=\"download\" href=\"")
         .nth(1)

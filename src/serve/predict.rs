@@ -1,7 +1,8 @@
 //! The one predict path under every adapter (the native API, V1, V2, the web form): score
 //! validated rows with the model layer, then count the predictions and hand them to the
 //! prediction log (see [`crate::store`]), off the request path: building the records is all a
-//! request pays. A new protocol gets metrics and the log by calling [`predict`].
+//! request pays. A new protocol gets metrics and the log by calling [`predict`]; the web UI's
+//! CSV upload, which streams, gets the same through [`StreamedPredictions`].
 
 use super::middleware::{Caller, RequestId, RequestStart};
 use super::state::App;
@@ -9,7 +10,7 @@ use crate::data::ColumnKind;
 use crate::model::{
     FeatureSchema, FeatureValue, LoadedModel, PredictFailure, Prediction, ValidRow,
 };
-use crate::store::PredictionRecord;
+use crate::store::{PredictionLog, PredictionRecord};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -148,7 +149,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// The log record of one answered row.
-pub fn record_of(
+fn record_of(
     model: &LoadedModel,
     asked: &Asked,
     row_index: usize,
@@ -185,7 +186,7 @@ pub fn records(
 }
 
 /// Counts predictions by class for the metrics.
-pub fn count_predictions(model: &LoadedModel, per_class: &[u64]) {
+fn count_predictions(model: &LoadedModel, per_class: &[u64]) {
     let manifest = &model.artifact.manifest;
     metrics::counter!(
         "mlserve_rows_predicted_total",
@@ -217,5 +218,68 @@ fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, predictions: &
     count_predictions(model, &per_class);
     if let Some(log) = &app.log {
         log.record(records(model, asked, predictions));
+    }
+}
+
+/// The counting and logging of predictions that are made as a stream rather than answered at
+/// once (the web UI's CSV upload): the same metrics and log records as [`predict`], handed to
+/// the log in chunks, waiting for room (an upload may wait; it is not bound by latency).
+pub struct StreamedPredictions<'a> {
+    model: &'a LoadedModel,
+    asked: &'a Asked,
+    log: Option<&'a PredictionLog>,
+    pending: Vec<PredictionRecord>,
+    per_class: Vec<u64>,
+    row: usize,
+}
+
+impl<'a> StreamedPredictions<'a> {
+    /// Records to be written to `log` (none when the log is off).
+    pub fn new(model: &'a LoadedModel, asked: &'a Asked, log: Option<&'a PredictionLog>) -> Self {
+        StreamedPredictions {
+            model,
+            asked,
+            log,
+            pending: Vec::new(),
+            per_class: vec![0; model.artifact.manifest.labels.len()],
+            row: 0,
+        }
+    }
+
+    /// One more predicted row: its values and class probabilities.
+    pub fn predicted(&mut self, values: &[FeatureValue], probabilities: &[f64]) {
+        let class = crate::model::argmax(probabilities);
+        if let Some(count) = self.per_class.get_mut(class) {
+            *count += 1;
+        }
+        if self.log.is_some() {
+            let record = record_of(
+                self.model,
+                self.asked,
+                self.row,
+                class,
+                values,
+                probabilities,
+            );
+            self.pending.push(record);
+            if self.pending.len() >= 256 {
+                self.flush();
+            }
+        }
+        self.row += 1;
+    }
+
+    fn flush(&mut self) {
+        if let Some(log) = self.log
+            && !self.pending.is_empty()
+        {
+            log.record_blocking(self.pending.drain(..));
+        }
+    }
+
+    /// Hands the last records to the log and counts every row in the metrics.
+    pub fn finish(mut self) {
+        self.flush();
+        count_predictions(self.model, &self.per_class);
     }
 }

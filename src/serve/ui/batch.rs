@@ -6,13 +6,12 @@ use super::csrf;
 use super::model_ref::{ModelRef, find_model, model_head};
 use super::pages::{BadRowView, BatchOutcome, BatchPage, Frame};
 use super::render::{PageError, message, render};
-use crate::model::argmax;
 use crate::model::batch::{BadRow, BatchError, BatchObserver, describe, predict_csv_stream};
 use crate::model::{FeatureValue, LoadedModel, sample};
 use crate::serve::middleware::RequestId;
-use crate::serve::predict::{Asked, count_predictions, record_of};
+use crate::serve::predict::{Asked, StreamedPredictions};
 use crate::serve::state::App;
-use crate::store::{PredictionLog, PredictionRecord};
+use crate::store::PredictionLog;
 use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{Extension, Path, State};
@@ -161,26 +160,11 @@ struct Finished {
     output: Vec<u8>,
 }
 
-/// Keeps the first bad rows for the page, and hands predicted rows to the prediction log in
-/// chunks (waiting for room: an upload may wait, it is not a latency-bound request).
+/// Keeps the first bad rows for the page, and counts and logs predicted rows through the one
+/// predict path's [`StreamedPredictions`].
 struct UploadObserver<'a> {
-    model: &'a LoadedModel,
-    asked: &'a Asked,
-    log: Option<&'a PredictionLog>,
     bad_rows: Vec<BadRow>,
-    pending: Vec<PredictionRecord>,
-    per_class: Vec<u64>,
-    row: usize,
-}
-
-impl UploadObserver<'_> {
-    fn flush(&mut self) {
-        if let Some(log) = self.log
-            && !self.pending.is_empty()
-        {
-            log.record_blocking(self.pending.drain(..));
-        }
-    }
+    predictions: StreamedPredictions<'a>,
 }
 
 impl BatchObserver for UploadObserver<'_> {
@@ -191,24 +175,7 @@ impl BatchObserver for UploadObserver<'_> {
     }
 
     fn predicted(&mut self, values: &[FeatureValue], probabilities: &[f64]) {
-        let class = argmax(probabilities);
-        if let Some(count) = self.per_class.get_mut(class) {
-            *count += 1;
-        }
-        if self.log.is_some() {
-            self.pending.push(record_of(
-                self.model,
-                self.asked,
-                self.row,
-                class,
-                values,
-                probabilities,
-            ));
-            if self.pending.len() >= 256 {
-                self.flush();
-            }
-        }
-        self.row += 1;
+        self.predictions.predicted(values, probabilities);
     }
 }
 
@@ -227,13 +194,8 @@ fn run_batch(
         cancelled,
     };
     let mut observer = UploadObserver {
-        model,
-        asked,
-        log,
         bad_rows: Vec::new(),
-        pending: Vec::new(),
-        per_class: vec![0; model.artifact.manifest.labels.len()],
-        row: 0,
+        predictions: StreamedPredictions::new(model, asked, log),
     };
     let (summary, output) = predict_csv_stream(
         model,
@@ -243,8 +205,7 @@ fn run_batch(
         false,
         &mut observer,
     )?;
-    observer.flush();
-    count_predictions(model, &observer.per_class);
+    observer.predictions.finish();
     Ok(Finished {
         predicted: summary.predicted,
         skipped: summary.skipped,
