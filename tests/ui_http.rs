@@ -159,8 +159,17 @@ async fn unknown_models_and_wrong_requests_get_pages_with_the_right_status() {
                 .starts_with("text/html"),
             "{path}"
         );
+        let request_id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let html = response.text().await.unwrap();
         assert!(html.contains(text), "{path}: {html}");
+        // The page names the request, for finding it in the log.
+        assert!(
+            html.contains(&format!("Request {request_id}")),
+            "{path}: {html}"
+        );
     }
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

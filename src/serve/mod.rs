@@ -77,8 +77,7 @@ fn route_error(status: StatusCode, detail: String, request: &Request) -> Respons
     let path = request.uri().path();
     if middleware::wants_html(request.headers()) {
         let heading = status.canonical_reason().unwrap_or("Error");
-        let request_id = request_scope::current_request_id().unwrap_or_default();
-        ui::error_page(status, heading, &detail, &request_id)
+        ui::error_page(status, heading, &detail)
     } else if path.starts_with("/v1/") || path.starts_with("/v2/") {
         protocol_error::error(status, detail)
     } else {

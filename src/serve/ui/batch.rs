@@ -249,7 +249,7 @@ fn download_name(uploaded: &str, model: &LoadedModel) -> String {
     format!("{stem}-predictions.csv")
 }
 
-fn upload_refused(error: &MultipartError, base: &str, request_id: &str) -> Response {
+fn upload_refused(error: &MultipartError, base: &str) -> Response {
     let status = error.status();
     let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "the file is larger than the upload limit (setting max_upload_bytes)".to_string()
@@ -261,7 +261,6 @@ fn upload_refused(error: &MultipartError, base: &str, request_id: &str) -> Respo
         "The upload could not be read",
         &text,
         Some((&format!("{base}/batch"), "Back to the upload form")),
-        request_id,
     )
 }
 
@@ -278,14 +277,14 @@ fn is_multipart(headers: &HeaderMap) -> bool {
 }
 
 /// A 500 page for a batch that broke inside: the cause goes to the log, under the request id.
-fn batch_failed(error: &dyn std::fmt::Display, request_id: &str) -> Response {
-    tracing::error!(request_id, %error, "batch upload failed");
+fn batch_failed(error: &dyn std::fmt::Display) -> Response {
+    let request_id = crate::serve::request_scope::current_request_id().unwrap_or_default();
+    tracing::error!(%request_id, %error, "batch upload failed");
     message(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Internal Server Error",
         "the batch could not be run; the request id finds it in the server log",
         None,
-        request_id,
     )
 }
 
@@ -316,21 +315,16 @@ pub async fn batch_upload(
                     rejection.body_text()
                 ),
                 Some((&format!("{base}/batch"), "Back to the upload form")),
-                &rid.0,
             ));
         }
     };
     let upload = match read_upload(multipart).await {
         Ok(upload) => upload,
-        Err(error) => return Ok(upload_refused(&error, &base, &rid.0)),
+        Err(error) => return Ok(upload_refused(&error, &base)),
     };
     if let Err(error) = csrf::verify(&headers, upload.token.as_deref()) {
         tracing::warn!(request_id = rid.0.as_str(), %error, "upload refused");
-        return Ok(super::form::refused_post(
-            error,
-            &format!("{base}/batch"),
-            &rid.0,
-        ));
+        return Ok(super::form::refused_post(error, &format!("{base}/batch")));
     }
     let token = csrf::token_for(&headers);
     let head = model_head(&catalog, &model, &target, "batch");
@@ -352,7 +346,6 @@ pub async fn batch_upload(
             "Busy",
             "other uploads are being predicted right now; try again in a few seconds",
             Some((&format!("{base}/batch"), "Back to the upload form")),
-            &rid.0,
         ));
     };
     let file_name = upload.file_name;
@@ -391,9 +384,9 @@ pub async fn batch_upload(
                     token.set_cookie,
                 ));
             }
-            return Ok(batch_failed(&error, &rid.0));
+            return Ok(batch_failed(&error));
         }
-        Ok(Err(error @ BatchError::Model(_))) => return Ok(batch_failed(&error, &rid.0)),
+        Ok(Err(error @ BatchError::Model(_))) => return Ok(batch_failed(&error)),
         Ok(Err(error)) => {
             page.upload_error = error.to_string();
             return Ok(render(
@@ -403,7 +396,7 @@ pub async fn batch_upload(
             ));
         }
         Err(error) => {
-            return Ok(batch_failed(&error, &rid.0));
+            return Ok(batch_failed(&error));
         }
     };
     let (header, rows) = preview(&finished.output);
@@ -487,11 +480,7 @@ pub async fn example_csv(State(app): State<App>, target: ModelRef) -> Result<Res
 }
 
 /// GET /ui/downloads/{id}: a batch result, while it is kept.
-pub async fn download(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    Extension(rid): Extension<RequestId>,
-) -> Response {
+pub async fn download(State(app): State<App>, Path(id): Path<String>) -> Response {
     match app.downloads.get(&id) {
         Some(found) => csv_attachment(&found.file_name, found.bytes),
         None => message(
@@ -502,7 +491,6 @@ pub async fn download(
                 app.downloads.keep().as_secs() / 60
             ),
             Some(("/", "Back to the models")),
-            &rid.0,
         ),
     }
 }

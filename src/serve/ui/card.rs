@@ -4,18 +4,13 @@ use super::model_ref::*;
 use super::pages;
 use super::pages::Frame;
 use super::render::*;
-use crate::serve::middleware::RequestId;
 use crate::serve::state::App;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
 /// GET /ui/models/{name}/card: the model card in the UI's frame.
-pub(super) async fn card(
-    State(app): State<App>,
-    target: ModelRef,
-    Extension(rid): Extension<RequestId>,
-) -> Result<Response, PageError> {
+pub(super) async fn card(State(app): State<App>, target: ModelRef) -> Result<Response, PageError> {
     let (catalog, model) = find_model(&app, &target)?;
     let path = model.artifact.dir.join("metrics.json");
     let metrics = match tokio::fs::read(&path).await {
@@ -38,7 +33,6 @@ pub(super) async fn card(
                     target.name, model.version_label
                 ),
                 Some((&target.base(), "Back to the model")),
-                &rid.0,
             ));
         }
     };

@@ -175,7 +175,7 @@ pub(super) async fn model_form(
 }
 
 /// The page for a refused post: what went wrong, and a way back.
-pub(super) fn refused_post(error: csrf::CsrfError, back: &str, request_id: &str) -> Response {
+pub(super) fn refused_post(error: csrf::CsrfError, back: &str) -> Response {
     message(
         StatusCode::FORBIDDEN,
         "The form could not be accepted",
@@ -183,7 +183,6 @@ pub(super) fn refused_post(error: csrf::CsrfError, back: &str, request_id: &str)
             "{error}. Open the page again and resubmit; if this keeps happening, allow cookies for this site."
         ),
         Some((back, "Open the form again")),
-        request_id,
     )
 }
 
@@ -258,7 +257,6 @@ pub(super) async fn model_predict(
             "Unsupported Media Type",
             "this page takes a form post (application/x-www-form-urlencoded); programs should use the REST API",
             Some((&base, "Open the form")),
-            &rid.0,
         ));
     }
     let text = String::from_utf8_lossy(&body);
@@ -271,7 +269,7 @@ pub(super) async fn model_predict(
     };
     if let Err(error) = csrf::verify(&headers, hidden(csrf::FIELD)) {
         tracing::warn!(request_id = rid.0.as_str(), %error, "form post refused");
-        return Ok(refused_post(error, &base, &rid.0));
+        return Ok(refused_post(error, &base));
     }
     // The row is judged by the version whose form the user filled, even if a reload has
     // made another version the default since.

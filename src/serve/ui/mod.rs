@@ -31,10 +31,9 @@ use monitoring::monitoring_page;
 use render::message;
 use sign_in::{sign_in, sign_in_form, sign_out};
 
-use super::middleware::RequestId;
 use super::state::App;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Extension};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -71,13 +70,12 @@ async fn to_index() -> axum::response::Redirect {
 }
 
 /// Unknown pages under /ui answer a page, not the API's problem document.
-async fn no_such_page(Extension(rid): Extension<RequestId>) -> Response {
+async fn no_such_page() -> Response {
     message(
         StatusCode::NOT_FOUND,
         "Not Found",
         "there is no such page",
         Some(("/", "Back to the models")),
-        &rid.0,
     )
 }
 

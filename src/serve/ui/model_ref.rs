@@ -48,7 +48,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ModelRef {
                         "Bad Request",
                         &format!("the address cannot be decoded: {}", rejection.body_text()),
                         Some(("/", "Back to the models")),
-                        "",
                     )
                 })?;
         let Some(name) = params.get("name") else {
@@ -57,7 +56,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ModelRef {
                 "Not Found",
                 "no model in the address",
                 Some(("/", "Back to the models")),
-                "",
             ));
         };
         Ok(ModelRef {

@@ -64,8 +64,9 @@ pub(super) fn message(
     heading: &str,
     text: &str,
     link: Option<(&str, &str)>,
-    request_id: &str,
 ) -> Response {
+    // Every page is made inside its request's scope, which knows the id to show.
+    let request_id = crate::serve::request_scope::current_request_id().unwrap_or_default();
     let (link_href, link_text) = link.unwrap_or(("", ""));
     let page = MessagePage {
         frame: Frame::new(heading, ""),
@@ -73,7 +74,7 @@ pub(super) fn message(
         message: text.to_string(),
         link_href: link_href.to_string(),
         link_text: link_text.to_string(),
-        request_id: request_id.to_string(),
+        request_id,
     };
     let mut response = render(status, &page, None);
     if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -86,14 +87,8 @@ pub(super) fn message(
 
 /// An error as a page, with a way back to the models: for browsers that reach a route that
 /// does not exist.
-pub fn error_page(status: StatusCode, heading: &str, text: &str, request_id: &str) -> Response {
-    message(
-        status,
-        heading,
-        text,
-        Some(("/", "Back to the models")),
-        request_id,
-    )
+pub fn error_page(status: StatusCode, heading: &str, text: &str) -> Response {
+    message(status, heading, text, Some(("/", "Back to the models")))
 }
 
 /// A failure of a page's handler, already rendered as a page: what `?` makes of a [`Problem`]
@@ -102,8 +97,7 @@ pub(super) struct PageError(pub(super) Response);
 
 impl From<Problem> for PageError {
     fn from(problem: Problem) -> Self {
-        let request_id = crate::serve::request_scope::current_request_id().unwrap_or_default();
-        PageError(problem_page(&problem, &request_id))
+        PageError(problem_page(&problem))
     }
 }
 
@@ -120,7 +114,7 @@ impl IntoResponse for PageError {
 }
 
 /// A problem from the shared API code, shown as a page.
-pub(super) fn problem_page(problem: &Problem, request_id: &str) -> Response {
+pub(super) fn problem_page(problem: &Problem) -> Response {
     let status = problem.status;
     let heading = status.canonical_reason().unwrap_or("Error");
     message(
@@ -128,6 +122,5 @@ pub(super) fn problem_page(problem: &Problem, request_id: &str) -> Response {
         heading,
         &problem.detail,
         Some(("/", "Back to the models")),
-        request_id,
     )
 }

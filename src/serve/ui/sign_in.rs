@@ -102,7 +102,7 @@ pub(super) async fn sign_in(
     };
     let next = safe_next(&field("next"));
     if let Err(error) = csrf::verify(&headers, Some(&field(csrf::FIELD))) {
-        return refused_post(error, "/ui/login", &rid.0);
+        return refused_post(error, "/ui/login");
     }
     let Some(auth) = &app.auth else {
         return axum::response::Redirect::to(&next).into_response();
