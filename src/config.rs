@@ -60,6 +60,10 @@ pub struct Settings {
     pub prediction_log: bool,
     /// The prediction database: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`.
     pub database_url: String,
+    /// How long logged predictions are kept: a whole number and s, m, h or d (`30d`).
+    pub prediction_log_retention: String,
+    /// Most bytes the log's rows and indexes may take before the oldest are deleted (SQLite).
+    pub prediction_log_max_bytes: u64,
     /// Require an API key or HTTP Basic credentials (health probes and docs stay open).
     pub auth: bool,
     /// The keys file: API keys and users as argon2id hashes (`mlserve keys`).
@@ -106,6 +110,8 @@ impl Default for Settings {
             watch: true,
             prediction_log: true,
             database_url: "sqlite://data/predictions.db".to_string(),
+            prediction_log_retention: "30d".to_string(),
+            prediction_log_max_bytes: 10 * 1024 * 1024 * 1024,
             auth: false,
             keys_file: PathBuf::from("mlserve-keys.toml"),
             metrics_auth: false,
@@ -177,6 +183,16 @@ pub struct SettingsFlags {
     /// Prediction database: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [default: sqlite://data/predictions.db]
     #[arg(long, env = "MLSERVE_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+    /// How long logged predictions are kept, such as 30d, 12h or 90s [default: 30d]
+    #[arg(
+        long,
+        env = "MLSERVE_PREDICTION_LOG_RETENTION",
+        value_name = "DURATION"
+    )]
+    pub prediction_log_retention: Option<String>,
+    /// Most bytes the log may take before its oldest rows are deleted (SQLite) [default: 10737418240, 10 GiB]
+    #[arg(long, env = "MLSERVE_PREDICTION_LOG_MAX_BYTES", value_name = "BYTES")]
+    pub prediction_log_max_bytes: Option<u64>,
     /// Require an API key or HTTP Basic credentials [default: false]
     #[arg(long, env = "MLSERVE_AUTH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub auth: Option<bool>,
@@ -316,6 +332,18 @@ impl Settings {
                 ),
             );
         }
+        if crate::store::retention::parse_duration(&self.prediction_log_retention).is_none() {
+            return invalid(
+                "prediction_log_retention",
+                &format!(
+                    "'{}' is not a duration: a whole number and s, m, h or d, such as 30d, 12h or 90s",
+                    self.prediction_log_retention
+                ),
+            );
+        }
+        if self.prediction_log_max_bytes == 0 {
+            return invalid("prediction_log_max_bytes", "must be at least 1");
+        }
         if self.max_concurrent_requests == 0 {
             return invalid("max_concurrent_requests", "must be at least 1");
         }
@@ -371,6 +399,15 @@ impl Settings {
         crate::model::imported::OnnxSettings {
             library: self.onnxruntime.clone(),
             sessions: self.onnx_sessions,
+        }
+    }
+
+    /// How long and how much the prediction log keeps.
+    pub fn retention(&self) -> crate::store::retention::Retention {
+        crate::store::retention::Retention {
+            max_age: crate::store::retention::parse_duration(&self.prediction_log_retention)
+                .unwrap_or(std::time::Duration::from_secs(30 * 86_400)),
+            max_bytes: self.prediction_log_max_bytes,
         }
     }
 

@@ -328,8 +328,12 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     app.log = log.clone();
     app.auth = auth;
     let mut background = Vec::new();
-    if app.log.is_some() {
+    if let Some(log) = &app.log {
         background.push(tokio::spawn(refresh_quality_gauges(app.clone())));
+        background.push(tokio::spawn(enforce_retention(
+            log.clone(),
+            app.settings.retention(),
+        )));
     }
     if let Some(auth) = &app.auth {
         let path = app.settings.keys_file.clone();
@@ -384,6 +388,38 @@ async fn refresh_quality_gauges(app: App) {
                     "no drift figures"
                 );
             }
+        }
+    }
+}
+
+/// Keeps the prediction log within its retention and byte limit, off the request path; what it
+/// deletes is counted in /metrics, and a failed pass is logged and tried again next time.
+async fn enforce_retention(
+    log: Arc<crate::store::PredictionLog>,
+    retention: crate::store::retention::Retention,
+) {
+    let mut ticks = tokio::time::interval(retention.interval());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = predict::now_ms();
+        match crate::store::retention::enforce(log.store(), &retention, now).await {
+            Ok(deleted) => {
+                for (reason, rows) in [("age", deleted.by_age), ("size", deleted.by_size)] {
+                    if rows > 0 {
+                        ::metrics::counter!("mlserve_prediction_log_deleted_total", "reason" => reason)
+                            .increment(rows);
+                        tracing::info!(rows, reason, "prediction log: deleted old predictions");
+                    }
+                }
+            }
+            Err(error) => {
+                ::metrics::counter!("mlserve_prediction_log_retention_errors_total").increment(1);
+                tracing::warn!(%error, "prediction log: retention pass failed; trying again later");
+            }
+        }
+        if let Ok(bytes) = log.store().log_bytes().await {
+            ::metrics::gauge!("mlserve_prediction_log_bytes").set(bytes as f64);
         }
     }
 }

@@ -34,23 +34,10 @@ pub const WINDOW_PATTERN: &str = "^[1-9][0-9]{0,8}[smhd]$";
 /// What a window that cannot be read is told, naming the pattern in words.
 const WINDOW_EXPECTED: &str = "expected a duration: a whole number (1 to 999999999, no leading zero) and s, m, h or d, such as 90s, 15m, 1h or 7d";
 
-/// Parses a window such as `90s`, `15m`, `1h` or `7d` (see [`WINDOW_PATTERN`]). A window longer
-/// than the log is old simply covers all of it.
+/// Parses a window such as `90s`, `15m`, `1h` or `7d` (see [`WINDOW_PATTERN`]): the durations
+/// the settings take too. A window longer than the log is old simply covers all of it.
 pub fn parse_window(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    if number.is_empty() || number.len() > 9 || number.starts_with('0') {
-        return None;
-    }
-    let number: u64 = number.parse().ok()?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    Some(Duration::from_secs(number * seconds))
+    crate::store::retention::parse_duration(text)
 }
 
 fn store_of(app: &App) -> Result<&Store, Problem> {

@@ -8,6 +8,7 @@
 pub mod drift;
 mod log;
 mod queries;
+pub mod retention;
 
 pub use log::{LogSettings, PredictionLog, PredictionRecord};
 pub use queries::{LoggedPrediction, PredictionQuery, TruthRow};
@@ -159,6 +160,14 @@ impl Store {
                         connection.execute("PRAGMA journal_mode = WAL").await?;
                         connection.execute("PRAGMA synchronous = NORMAL").await?;
                         connection.execute("PRAGMA busy_timeout = 5000").await?;
+                        // A checkpoint cuts the write-ahead log back to this, so a burst of
+                        // writes or deletes does not leave a file that size behind for good.
+                        connection
+                            .execute(Store::sql(format!(
+                                "PRAGMA journal_size_limit = {}",
+                                retention::WAL_LIMIT_BYTES
+                            )))
+                            .await?;
                         // 32 MiB of page cache: index pages stay in memory instead of being
                         // read back for every batch.
                         connection.execute("PRAGMA cache_size = -32768").await?;

@@ -1,0 +1,185 @@
+//! The prediction log stays bounded: predictions older than the retention are deleted, and the
+//! oldest while the log takes more than its byte limit, with their feedback; on a real SQLite
+//! file and a real PostgreSQL database, and by a running server on its own.
+
+mod common;
+
+use common::postgres::fresh_postgres_database;
+use common::{TestServer, demo_repository, test_settings};
+use mlserve::store::retention::{Retention, enforce};
+use mlserve::store::{LogSettings, PredictionLog, PredictionRecord, Store};
+use serde_json::json;
+use std::time::Duration;
+
+const HOUR_MS: i64 = 3_600_000;
+
+fn record(i: usize, created_at_ms: i64) -> PredictionRecord {
+    PredictionRecord {
+        request_id: format!("r{i}"),
+        row_index: 0,
+        created_at_ms,
+        model: "m".into(),
+        version: "1".into(),
+        inputs: format!("{{\"x\": {i}, \"padding\": \"{}\"}}", "p".repeat(200)),
+        label: "a".into(),
+        probabilities: "{\"a\": 1.0}".into(),
+        latency_ms: 0.1,
+        key_name: None,
+    }
+}
+
+/// Writes `records` through the log's writer (as the server does) and reopens the store.
+async fn filled(url: &str, records: Vec<PredictionRecord>) -> Store {
+    let log = PredictionLog::start(url, LogSettings::default())
+        .await
+        .unwrap();
+    log.record(records);
+    assert_eq!(log.dropped(), 0);
+    log.shutdown().await;
+    Store::open(url).await.unwrap()
+}
+
+async fn predictions_past_the_retention_are_deleted_with_their_feedback(url: String) {
+    let now = 100 * HOUR_MS;
+    // 12,000 rows three hours old (more than one deletion step), then 50 from the last minute.
+    let mut records: Vec<PredictionRecord> =
+        (0..12_000).map(|i| record(i, now - 3 * HOUR_MS)).collect();
+    records.extend((12_000..12_050).map(|i| record(i, now - 60_000)));
+    let store = filled(&url, records).await;
+    assert_eq!(store.prediction_count().await.unwrap(), 12_050);
+    store
+        .record_feedback("r1", 0, "a", now - 2 * HOUR_MS, None)
+        .await
+        .unwrap();
+    store
+        .record_feedback("r12001", 0, "a", now, None)
+        .await
+        .unwrap();
+
+    let retention = Retention {
+        max_age: Duration::from_secs(3600),
+        max_bytes: u64::MAX,
+    };
+    let deleted = enforce(&store, &retention, now).await.unwrap();
+    assert_eq!((deleted.by_age, deleted.by_size), (12_000, 0));
+    assert_eq!(store.prediction_count().await.unwrap(), 50);
+    assert!(store.find_prediction("r1", 0).await.unwrap().is_none());
+    assert!(store.find_prediction("r12001", 0).await.unwrap().is_some());
+    // The old prediction's feedback went with it; the recent one's stays.
+    let logged = store
+        .predictions(&mlserve::store::PredictionQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let with_feedback: Vec<&str> = logged
+        .iter()
+        .filter(|p| p.feedback.is_some())
+        .map(|p| p.request_id.as_str())
+        .collect();
+    assert_eq!(with_feedback, ["r12001"]);
+    // Nothing more to do: a second pass deletes nothing.
+    let again = enforce(&store, &retention, now).await.unwrap();
+    assert_eq!((again.by_age, again.by_size), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn predictions_past_the_retention_are_deleted_with_their_feedback_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    predictions_past_the_retention_are_deleted_with_their_feedback(url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn predictions_past_the_retention_are_deleted_with_their_feedback_postgresql() {
+    predictions_past_the_retention_are_deleted_with_their_feedback(fresh_postgres_database().await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_oldest_predictions_go_while_the_log_is_over_its_byte_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let url = format!("sqlite://{}", path.display());
+    let now = 100 * HOUR_MS;
+    let records: Vec<PredictionRecord> = (0..20_000)
+        .map(|i| record(i, now - 20_000 + i as i64))
+        .collect();
+    let store = filled(&url, records).await;
+    let full = store.log_bytes().await.unwrap();
+    assert!(full > 4_000_000, "{full} bytes for 20,000 rows");
+    let limit = full / 2;
+    let retention = Retention {
+        max_age: Duration::from_secs(30 * 86_400),
+        max_bytes: limit,
+    };
+    let deleted = enforce(&store, &retention, now).await.unwrap();
+    assert_eq!(deleted.by_age, 0);
+    assert!(deleted.by_size >= 10_000, "{deleted:?}");
+    assert!(store.log_bytes().await.unwrap() <= limit);
+    // The newest stayed.
+    let kept = store.prediction_count().await.unwrap();
+    assert_eq!(kept, 20_000 - deleted.by_size);
+    assert!(store.find_prediction("r19999", 0).await.unwrap().is_some());
+    assert!(store.find_prediction("r0", 0).await.unwrap().is_none());
+    // Freed pages are reused: writing as many rows again does not grow the file past what it
+    // was, and the write-ahead log was cut back by the checkpoint.
+    let file_before = std::fs::metadata(&path).unwrap().len();
+    let wal = path.with_extension("db-wal");
+    let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        wal_bytes <= mlserve::store::retention::WAL_LIMIT_BYTES,
+        "{wal_bytes} bytes of WAL"
+    );
+    store.close().await;
+    let more: Vec<PredictionRecord> = (20_000..20_000 + deleted.by_size as usize)
+        .map(|i| record(i, now))
+        .collect();
+    let store = filled(&url, more).await;
+    let file_after = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        file_after <= file_before + file_before / 10,
+        "{file_before} -> {file_after} bytes"
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_server_deletes_what_is_past_its_retention_and_counts_it() {
+    let repo = demo_repository();
+    let mut settings = test_settings(repo.path());
+    settings.prediction_log_retention = "1s".into();
+    let server = TestServer::start(settings).await;
+    let row =
+        json!({"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2});
+    for _ in 0..5 {
+        let (status, _, answer) = server.post_json("/api/models/iris/predict", &row).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let deleted_by_age = async || {
+        let metrics = server
+            .client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find(|l| l.starts_with("mlserve_prediction_log_deleted_total{reason=\"age\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let gone = common::eventually(Duration::from_secs(10), async || {
+        deleted_by_age().await >= 5.0
+    })
+    .await;
+    assert!(gone, "5 predictions deleted by age within 10 s");
+    let (status, _, listed) = server.get("/api/predictions?model=iris").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["predictions"], json!([]), "{listed}");
+}
