@@ -176,8 +176,14 @@ fn describe() {
     );
 }
 
-/// GET /metrics: every metric in the Prometheus text format.
-pub async fn render() -> Response {
+/// GET /metrics: every metric in the Prometheus text format. The prediction log's queue depth
+/// is read at the scrape, so it is true even while the writer waits on a failing database.
+pub async fn render(
+    axum::extract::State(app): axum::extract::State<super::state::App>,
+) -> Response {
+    if let Some(log) = &app.log {
+        metrics::gauge!("mlserve_prediction_log_queue_depth").set(log.queue_depth() as f64);
+    }
     match HANDLE.get().and_then(Option::as_ref) {
         Some(handle) => {
             let mut response = handle.render().into_response();

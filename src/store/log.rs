@@ -8,7 +8,7 @@
 
 use super::{Backend, Store, StoreError};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -62,6 +62,8 @@ impl Default for LogSettings {
 /// The sending side of the prediction log.
 pub struct PredictionLog {
     sender: mpsc::Sender<PredictionRecord>,
+    /// Records the writer has taken from the queue and not yet written (its batch).
+    in_hand: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
     last_drop_warning: std::sync::Mutex<Option<Instant>>,
     closing: tokio::sync::watch::Sender<bool>,
@@ -105,18 +107,45 @@ const POSTGRES_INSERT: &str = "INSERT INTO predictions (request_id, row_index, c
      ON CONFLICT (request_id, row_index) DO NOTHING";
 
 /// Writes a batch in one transaction; returns the rows inserted (a row whose request id and
-/// row index are already logged is left out).
+/// row index are already logged is left out). A failed transaction is rolled back here, and a
+/// connection whose rollback fails too is closed rather than returned to the pool: a pooled
+/// connection must never keep SQLite's write lock (after a full disk, that wedged every later
+/// write until a restart).
 async fn write_batch(store: &Store, batch: &[PredictionRecord]) -> Result<u64, sqlx::Error> {
-    let mut transaction = store.pool.begin().await?;
+    let mut connection = store.pool.acquire().await?;
+    let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
+    match insert_batch(store.backend(), &mut transaction, batch).await {
+        Ok(inserted) => match transaction.commit().await {
+            Ok(()) => Ok(inserted),
+            Err(error) => {
+                connection.close_on_drop();
+                Err(error)
+            }
+        },
+        Err(error) => {
+            if transaction.rollback().await.is_err() {
+                connection.close_on_drop();
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Inserts a batch inside `transaction`; returns the rows inserted.
+async fn insert_batch(
+    backend: Backend,
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    batch: &[PredictionRecord],
+) -> Result<u64, sqlx::Error> {
     let mut inserted = 0;
-    match store.backend() {
+    match backend {
         Backend::Postgres => {
             for chunk in batch.chunks(POSTGRES_CHUNK) {
                 let records = serde_json::to_string(chunk)
                     .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
                 inserted += sqlx::query(POSTGRES_INSERT)
                     .bind(records)
-                    .execute(&mut *transaction)
+                    .execute(&mut **transaction)
                     .await?
                     .rows_affected();
             }
@@ -144,11 +173,10 @@ async fn write_batch(store: &Store, batch: &[PredictionRecord]) -> Result<u64, s
                         .bind(record.latency_ms)
                         .bind(record.key_name.as_deref());
                 }
-                inserted += query.execute(&mut *transaction).await?.rows_affected();
+                inserted += query.execute(&mut **transaction).await?.rows_affected();
             }
         }
     }
-    transaction.commit().await?;
     Ok(inserted)
 }
 
@@ -165,9 +193,11 @@ fn count_written(batch: usize, inserted: u64) {
     }
 }
 
-/// Errors that a later attempt may not meet: the database is unreachable or busy.
+/// Errors that a later attempt may not meet, so the batch waits and is tried again rather
+/// than dropped: the database is unreachable, busy or locked, its disk is full, its file is
+/// read-only, missing or failing, or a PostgreSQL server is shutting down or out of space.
 fn transient(error: &sqlx::Error) -> bool {
-    matches!(
+    if matches!(
         error,
         sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
@@ -175,9 +205,35 @@ fn transient(error: &sqlx::Error) -> bool {
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed
-    ) || error
-        .as_database_error()
-        .is_some_and(|e| e.message().contains("locked") || e.message().contains("busy"))
+    ) {
+        return true;
+    }
+    let Some(database) = error.as_database_error() else {
+        return false;
+    };
+    let code = database.code();
+    // SQLite's primary result codes (the low byte of an extended code): BUSY 5, LOCKED 6,
+    // NOMEM 7, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
+    // (SQLite's codes are numbers of at most four digits; PostgreSQL's are five characters.)
+    let sqlite = code
+        .as_deref()
+        .filter(|c| c.len() <= 4)
+        .and_then(|c| c.parse::<u32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14));
+    // PostgreSQL's SQLSTATE classes: 08 connection, 53 insufficient resources (disk full), 57
+    // operator intervention (shutting down), 58 system error.
+    let postgres = code.as_deref().is_some_and(|c| {
+        ["08", "53", "57", "58"]
+            .iter()
+            .any(|class| c.starts_with(class))
+    });
+    let message = database.message();
+    sqlite
+        || postgres
+        || message.contains("locked")
+        || message.contains("busy")
+        || message.contains("disk is full")
+        || message.contains("readonly")
 }
 
 /// At shutdown the queue is written for at most this long; what is left is counted as dropped,
@@ -241,6 +297,7 @@ async fn run_writer(
     mut receiver: mpsc::Receiver<PredictionRecord>,
     mut closing: tokio::sync::watch::Receiver<bool>,
     settings: LogSettings,
+    in_hand: Arc<AtomicUsize>,
 ) {
     let max_batch = settings.max_batch.max(1);
     let mut batch = Vec::with_capacity(max_batch);
@@ -274,7 +331,9 @@ async fn run_writer(
                 }
             }
         }
-        metrics::gauge!("mlserve_prediction_log_queue_depth").set(receiver.len() as f64);
+        in_hand.store(batch.len(), Ordering::Relaxed);
+        metrics::gauge!("mlserve_prediction_log_queue_depth")
+            .set((receiver.len() + batch.len()) as f64);
         // A database that is down, slow or hung must not hold the process past its grace
         // period: once shutdown began, what is not written in time is counted as dropped.
         let written = tokio::select! {
@@ -295,7 +354,9 @@ async fn run_writer(
             break;
         }
         batch.clear();
+        in_hand.store(0, Ordering::Relaxed);
     }
+    in_hand.store(0, Ordering::Relaxed);
     metrics::gauge!("mlserve_prediction_log_queue_depth").set(0.0);
 }
 
@@ -305,14 +366,17 @@ impl PredictionLog {
         let store = Store::open(url).await?;
         let (sender, receiver) = mpsc::channel(settings.queue_capacity.max(1));
         let (closing, closing_receiver) = tokio::sync::watch::channel(false);
+        let in_hand = Arc::new(AtomicUsize::new(0));
         let writer = tokio::spawn(run_writer(
             store.clone(),
             receiver,
             closing_receiver,
             settings,
+            in_hand.clone(),
         ));
         Ok(PredictionLog {
             sender,
+            in_hand,
             dropped: Arc::new(AtomicU64::new(0)),
             last_drop_warning: std::sync::Mutex::new(None),
             closing,
@@ -370,9 +434,10 @@ impl PredictionLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Records waiting in the queue.
+    /// Records not yet written: those in the queue and the writer's batch (which, while the
+    /// database fails, waits in the writer's hands).
     pub fn queue_depth(&self) -> usize {
-        self.sender.max_capacity() - self.sender.capacity()
+        self.sender.max_capacity() - self.sender.capacity() + self.in_hand.load(Ordering::Relaxed)
     }
 
     /// Stops taking records, writes what is queued, and closes the database.
