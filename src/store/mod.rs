@@ -168,11 +168,13 @@ impl Store {
                                 retention::WAL_LIMIT_BYTES
                             )))
                             .await?;
-                        // 32 MiB of page cache: index pages stay in memory instead of being
-                        // read back for every batch.
-                        connection.execute("PRAGMA cache_size = -32768").await?;
-                        // Pages read through a memory map, not copied by pread.
-                        connection.execute("PRAGMA mmap_size = 268435456").await?;
+                        // 8 MiB of page cache per connection: the pages the writer touches
+                        // (the ends of the time-ordered indexes) stay in memory, and four
+                        // connections cannot hold more than 32 MiB.
+                        connection.execute("PRAGMA cache_size = -8192").await?;
+                        // No memory map: each connection mapped up to 256 MiB of the file, which
+                        // stayed resident as the log grew.
+                        connection.execute("PRAGMA mmap_size = 0").await?;
                     }
                     Ok(())
                 })
