@@ -183,3 +183,75 @@ async fn a_running_server_deletes_what_is_past_its_retention_and_counts_it() {
     assert_eq!(status, 200, "{listed}");
     assert_eq!(listed["predictions"], json!([]), "{listed}");
 }
+
+/// A person's request to have their data removed: every row of a request and its feedback are
+/// erased (admin only, see tests/ops_auth.rs), and erasing again is harmless.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_requests_logged_rows_and_feedback_can_be_erased() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let row =
+        json!({"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2});
+    for id in ["erase-me", "keep-me"] {
+        let response = server
+            .client
+            .post(server.url("/api/models/iris/predict"))
+            .header("x-request-id", id)
+            .json(&json!({"instances": [row, row]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let logged = common::eventually(Duration::from_secs(10), async || {
+        let (_, _, listed) = server.get("/api/predictions?model=iris").await;
+        listed["predictions"].as_array().map_or(0, Vec::len) == 4
+    })
+    .await;
+    assert!(logged, "4 rows logged");
+    let (status, _, answer) = server
+        .post_json(
+            "/api/predictions/erase-me/feedback",
+            &json!({"label": "setosa", "row": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+
+    let erase = async || {
+        let response = server
+            .client
+            .delete(server.url("/api/predictions/erase-me"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<serde_json::Value>().await.unwrap()
+    };
+    let answer = erase().await;
+    assert_eq!(answer["predictions_deleted"], 2, "{answer}");
+    assert_eq!(answer["feedback_deleted"], 1, "{answer}");
+    let (_, _, listed) = server.get("/api/predictions?model=iris").await;
+    let left: Vec<&str> = listed["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["keep-me", "keep-me"]);
+    // Feedback for an erased prediction finds nothing; erasing again deletes nothing.
+    let (status, _, _) = server
+        .post_json(
+            "/api/predictions/erase-me/feedback",
+            &json!({"label": "setosa"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let again = erase().await;
+    assert_eq!(
+        (
+            again["predictions_deleted"].as_u64(),
+            again["feedback_deleted"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+}

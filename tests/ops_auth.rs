@@ -104,6 +104,12 @@ fn routes() -> Vec<(Method, &'static str, Option<serde_json::Value>, Need)> {
         (Method::GET, "/api/models/iris/drift", None, Need::Predict),
         (Method::POST, "/api/models/iris/reload", None, Need::Admin),
         (Method::GET, "/api/predictions", None, Need::Admin),
+        (
+            Method::DELETE,
+            "/api/predictions/someone-s-request",
+            None,
+            Need::Admin,
+        ),
         (Method::GET, "/v2/health/ready", None, Need::Open),
         (Method::GET, "/v2/models/iris", None, Need::Predict),
         (

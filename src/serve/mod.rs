@@ -146,6 +146,10 @@ pub fn router(app: App) -> Router {
         )
         .route("/api/predictions", get(monitoring::list_predictions))
         .route(
+            "/api/predictions/{request_id}",
+            axum::routing::delete(monitoring::erase_prediction),
+        )
+        .route(
             "/api/predictions/{request_id}/feedback",
             post(monitoring::post_feedback),
         )

@@ -314,6 +314,33 @@ pub async fn post_feedback(
     .into_response())
 }
 
+/// DELETE /api/predictions/{request_id}: erases every logged row of a request with its
+/// feedback (admin). Idempotent: a request with nothing logged answers zero rows deleted.
+pub async fn erase_prediction(
+    State(app): State<App>,
+    PathParams(request_id): PathParams<String>,
+) -> Result<Response, Problem> {
+    let store = store_of(&app)?;
+    let (predictions, feedback) = store
+        .erase_request(&request_id)
+        .await
+        .map_err(|e| database_problem(&e))?;
+    metrics::counter!("mlserve_prediction_log_deleted_total", "reason" => "erased")
+        .increment(predictions);
+    tracing::info!(
+        request_id = request_id.as_str(),
+        predictions,
+        feedback,
+        "prediction log: a request's rows were erased"
+    );
+    Ok(Json(json!({
+        "request_id": request_id,
+        "predictions_deleted": predictions,
+        "feedback_deleted": feedback,
+    }))
+    .into_response())
+}
+
 /// Live metrics of one model version from its predictions with feedback.
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionMonitoring {

@@ -129,6 +129,25 @@ impl Store {
         })
     }
 
+    /// Erases every logged row of a request and their feedback, in one transaction: what a
+    /// person's request to have their data removed asks for. Returns the predictions and the
+    /// feedback rows deleted.
+    pub async fn erase_request(&self, request_id: &str) -> Result<(u64, u64), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let feedback = sqlx::query("DELETE FROM feedback WHERE request_id = $1")
+            .bind(request_id.to_string())
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        let predictions = sqlx::query("DELETE FROM predictions WHERE request_id = $1")
+            .bind(request_id.to_string())
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        transaction.commit().await?;
+        Ok((predictions, feedback))
+    }
+
     /// Records (or corrects) the true label of a logged prediction.
     pub async fn record_feedback(
         &self,

@@ -39,8 +39,8 @@ pub enum Access {
     Admin,
 }
 
-/// The access each route needs. Reloading, loading and unloading models and reading the raw
-/// prediction log (which holds every input) are for admins.
+/// The access each route needs. Reloading, loading and unloading models, and reading or erasing
+/// the raw prediction log (which holds every input), are for admins.
 pub fn required_access(method: &Method, path: &str) -> Access {
     let open = super::health::is_probe(path)
         || path.starts_with("/static/")
@@ -58,6 +58,7 @@ pub fn required_access(method: &Method, path: &str) -> Access {
     let admin =
         (method == Method::POST && path.starts_with("/api/models/") && path.ends_with("/reload"))
             || path == "/api/predictions"
+            || (method == Method::DELETE && path.starts_with("/api/predictions/"))
             || path.starts_with("/v2/repository/");
     if admin {
         Access::Admin

@@ -178,6 +178,15 @@ fn operations_paths(paths: &mut Map<String, Value>) {
                 json!({"type": "object", "properties": {"predictions": {"type": "array", "items": {"type": "object"}}}})), &LOG_ERRORS)}}),
     );
     paths.insert(
+        "/api/predictions/{request_id}".into(),
+        json!({"delete": {"tags": ["operations"], "operationId": "erase_prediction",
+            "summary": "Erase every logged row of a request, with its feedback (admin role)",
+            "description": "For a person's request to have their data removed. Idempotent: a request with nothing logged answers 0 rows. Predictions are written within a second of their answer; erase after that.",
+            "parameters": [path_param("request_id", "The request id of the prediction (the x-request-id header of its answer).")],
+            "responses": with_ok(json_ok("What was deleted.", json!({"type": "object", "required": ["request_id", "predictions_deleted", "feedback_deleted"],
+                "properties": {"request_id": {"type": "string"}, "predictions_deleted": {"type": "integer", "minimum": 0}, "feedback_deleted": {"type": "integer", "minimum": 0}}})), &LOG_ERRORS)}}),
+    );
+    paths.insert(
         "/api/predictions/{request_id}/feedback".into(),
         json!({"post": {"tags": ["operations"], "operationId": "post_feedback",
             "summary": "The true label of a logged prediction (send again to correct it)",
