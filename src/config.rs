@@ -64,6 +64,8 @@ pub struct Settings {
     pub prediction_log_retention: String,
     /// Most bytes the log's rows and indexes may take before the oldest are deleted (SQLite).
     pub prediction_log_max_bytes: u64,
+    /// The fraction of requests logged, in (0, 1] (a request whole or not at all, by its id).
+    pub prediction_log_sample_rate: f64,
     /// Require an API key or HTTP Basic credentials (health probes and docs stay open).
     pub auth: bool,
     /// The keys file: API keys and users as argon2id hashes (`mlserve keys`).
@@ -112,6 +114,7 @@ impl Default for Settings {
             database_url: "sqlite://data/predictions.db".to_string(),
             prediction_log_retention: "30d".to_string(),
             prediction_log_max_bytes: 10 * 1024 * 1024 * 1024,
+            prediction_log_sample_rate: 1.0,
             auth: false,
             keys_file: PathBuf::from("mlserve-keys.toml"),
             metrics_auth: false,
@@ -193,6 +196,13 @@ pub struct SettingsFlags {
     /// Most bytes the log may take before its oldest rows are deleted (SQLite) [default: 10737418240, 10 GiB]
     #[arg(long, env = "MLSERVE_PREDICTION_LOG_MAX_BYTES", value_name = "BYTES")]
     pub prediction_log_max_bytes: Option<u64>,
+    /// The fraction of requests logged, above 0 and at most 1, chosen by request id [default: 1]
+    #[arg(
+        long,
+        env = "MLSERVE_PREDICTION_LOG_SAMPLE_RATE",
+        value_name = "FRACTION"
+    )]
+    pub prediction_log_sample_rate: Option<f64>,
     /// Require an API key or HTTP Basic credentials [default: false]
     #[arg(long, env = "MLSERVE_AUTH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub auth: Option<bool>,
@@ -339,6 +349,12 @@ impl Settings {
                     "'{}' is not a duration: a whole number and s, m, h or d, such as 30d, 12h or 90s",
                     self.prediction_log_retention
                 ),
+            );
+        }
+        if !(self.prediction_log_sample_rate > 0.0 && self.prediction_log_sample_rate <= 1.0) {
+            return invalid(
+                "prediction_log_sample_rate",
+                "must be a fraction above 0 and at most 1 (1 logs every request)",
             );
         }
         if self.prediction_log_max_bytes == 0 {

@@ -82,6 +82,7 @@ async fn a_full_disk_fails_writes_until_space_is_freed_then_writing_resumes() {
             queue_capacity: 100_000,
             max_batch: 500,
             flush_interval: Duration::from_millis(20),
+            ..LogSettings::default()
         },
     )
     .await

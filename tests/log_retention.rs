@@ -255,3 +255,66 @@ async fn a_requests_logged_rows_and_feedback_can_be_erased() {
         (Some(0), Some(0))
     );
 }
+
+/// prediction_log_sample_rate logs a fraction of requests, each whole or not at all, and
+/// counts the rows left out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sample_rate_logs_whole_requests_and_counts_the_rest() {
+    let repo = demo_repository();
+    let mut settings = test_settings(repo.path());
+    settings.prediction_log_sample_rate = 0.5;
+    let server = TestServer::start(settings).await;
+    let row =
+        json!({"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2});
+    for i in 0..100 {
+        let response = server
+            .client
+            .post(server.url("/api/models/iris/predict"))
+            .header("x-request-id", format!("sampled-{i}"))
+            .json(&json!({"instances": [row, row]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let metric = async |name: &str| -> f64 {
+        let text = server
+            .client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.split(' ').next() == Some(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let sampled_out = metric("mlserve_prediction_log_sampled_out_total").await;
+    let all_written = common::eventually(Duration::from_secs(10), async || {
+        metric("mlserve_prediction_log_written_total").await + sampled_out == 200.0
+    })
+    .await;
+    assert!(
+        all_written,
+        "every row logged or counted as sampled out ({sampled_out} out)"
+    );
+    assert!(
+        (40.0..=160.0).contains(&sampled_out),
+        "about half of 200 rows left out: {sampled_out}"
+    );
+    let (_, _, listed) = server.get("/api/predictions?model=iris&limit=1000").await;
+    let mut rows_per_request = std::collections::HashMap::<String, usize>::new();
+    for prediction in listed["predictions"].as_array().unwrap() {
+        *rows_per_request
+            .entry(prediction["request_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert!(
+        rows_per_request.values().all(|&rows| rows == 2),
+        "a request is logged whole: {rows_per_request:?}"
+    );
+}

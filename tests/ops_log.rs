@@ -231,6 +231,7 @@ async fn a_full_queue_drops_records_and_counts_every_one() {
             queue_capacity: 8,
             max_batch: 1,
             flush_interval: Duration::from_millis(1),
+            ..LogSettings::default()
         },
     )
     .await

@@ -320,7 +320,10 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     let log = if settings.prediction_log {
         let log = crate::store::PredictionLog::start(
             &settings.database_url,
-            crate::store::LogSettings::default(),
+            crate::store::LogSettings {
+                sample_rate: settings.prediction_log_sample_rate,
+                ..crate::store::LogSettings::default()
+            },
         )
         .await?;
         tracing::info!(database = %crate::store::redact(&settings.database_url), "prediction log on");

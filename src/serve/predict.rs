@@ -216,7 +216,9 @@ fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, predictions: &
         }
     }
     count_predictions(model, &per_class);
-    if let Some(log) = &app.log {
+    if let Some(log) = &app.log
+        && log.keeps(&asked.request_id, predictions.len())
+    {
         log.record(records(model, asked, predictions));
     }
 }
@@ -234,12 +236,12 @@ pub struct StreamedPredictions<'a> {
 }
 
 impl<'a> StreamedPredictions<'a> {
-    /// Records to be written to `log` (none when the log is off).
+    /// Records to be written to `log` (none when the log is off, or samples this request out).
     pub fn new(model: &'a LoadedModel, asked: &'a Asked, log: Option<&'a PredictionLog>) -> Self {
         StreamedPredictions {
             model,
             asked,
-            log,
+            log: log.filter(|log| log.keeps(&asked.request_id, 0)),
             pending: Vec::new(),
             per_class: vec![0; model.artifact.manifest.labels.len()],
             row: 0,

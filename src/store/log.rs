@@ -47,6 +47,9 @@ pub struct LogSettings {
     /// How long the writer gathers records before writing them; also the most a crash of the
     /// process can lose of what was answered (plus the time of one write).
     pub flush_interval: Duration,
+    /// The fraction of requests logged, in (0, 1]: a request is logged whole or not at all,
+    /// decided by its id, so replicas and reruns agree.
+    pub sample_rate: f64,
 }
 
 impl Default for LogSettings {
@@ -55,6 +58,7 @@ impl Default for LogSettings {
             queue_capacity: 100_000,
             max_batch: 20_000,
             flush_interval: Duration::from_millis(250),
+            sample_rate: 1.0,
         }
     }
 }
@@ -62,6 +66,7 @@ impl Default for LogSettings {
 /// The sending side of the prediction log.
 pub struct PredictionLog {
     sender: mpsc::Sender<PredictionRecord>,
+    sample_rate: f64,
     /// Records the writer has taken from the queue and not yet written (its batch).
     in_hand: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
@@ -376,6 +381,7 @@ impl PredictionLog {
         ));
         Ok(PredictionLog {
             sender,
+            sample_rate: settings.sample_rate,
             in_hand,
             dropped: Arc::new(AtomicU64::new(0)),
             last_drop_warning: std::sync::Mutex::new(None),
@@ -383,6 +389,16 @@ impl PredictionLog {
             writer: tokio::sync::Mutex::new(Some(writer)),
             store,
         })
+    }
+
+    /// Whether the request with this id is logged (see [`LogSettings::sample_rate`]); counts
+    /// `rows` in `mlserve_prediction_log_sampled_out_total` when it is not.
+    pub fn keeps(&self, request_id: &str, rows: usize) -> bool {
+        let kept = self.sample_rate >= 1.0 || sampled_in(request_id, self.sample_rate);
+        if !kept {
+            metrics::counter!("mlserve_prediction_log_sampled_out_total").increment(rows as u64);
+        }
+        kept
     }
 
     /// The store, for reading the log back.
@@ -452,9 +468,44 @@ impl PredictionLog {
     }
 }
 
+/// Whether a request id falls in the sampled fraction: its FNV-1a hash, mixed (splitmix64's
+/// finalizer) so that ids differing in a few characters spread evenly, as a number in [0, 1).
+fn sampled_in(request_id: &str, rate: f64) -> bool {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for &byte in request_id.as_bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^= hash >> 31;
+    ((hash >> 11) as f64 / (1u64 << 53) as f64) < rate
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampling_keeps_about_the_rate_and_always_the_same_requests() {
+        let ids: Vec<String> = (0..20_000)
+            .map(|i| format!("01a2297a-c2d3-7013-9ee3-{i:012x}"))
+            .collect();
+        for rate in [0.01, 0.1, 0.5] {
+            let kept = ids.iter().filter(|id| sampled_in(id, rate)).count() as f64;
+            let expected = rate * ids.len() as f64;
+            assert!(
+                (kept - expected).abs() < 4.0 * expected.sqrt() + 1.0,
+                "rate {rate}: {kept}"
+            );
+        }
+        assert_eq!(sampled_in("abc", 0.3), sampled_in("abc", 0.3));
+        // A request kept at a rate is kept at every higher rate.
+        assert!(
+            ids.iter()
+                .filter(|id| sampled_in(id, 0.1))
+                .all(|id| sampled_in(id, 0.5))
+        );
+    }
 
     #[test]
     fn sqlite_inserts_have_a_row_of_placeholders_per_record() {
