@@ -66,6 +66,8 @@ pub struct Settings {
     pub prediction_log_max_bytes: u64,
     /// The fraction of requests logged, in (0, 1] (a request whole or not at all, by its id).
     pub prediction_log_sample_rate: f64,
+    /// The models whose predictions are logged; empty for every model.
+    pub prediction_log_models: Vec<String>,
     /// Require an API key or HTTP Basic credentials (health probes and docs stay open).
     pub auth: bool,
     /// The keys file: API keys and users as argon2id hashes (`mlserve keys`).
@@ -115,6 +117,7 @@ impl Default for Settings {
             prediction_log_retention: "30d".to_string(),
             prediction_log_max_bytes: 10 * 1024 * 1024 * 1024,
             prediction_log_sample_rate: 1.0,
+            prediction_log_models: Vec::new(),
             auth: false,
             keys_file: PathBuf::from("mlserve-keys.toml"),
             metrics_auth: false,
@@ -203,6 +206,14 @@ pub struct SettingsFlags {
         value_name = "FRACTION"
     )]
     pub prediction_log_sample_rate: Option<f64>,
+    /// Log only these models' predictions, comma-separated [default: every model]
+    #[arg(
+        long,
+        env = "MLSERVE_PREDICTION_LOG_MODELS",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub prediction_log_models: Option<Vec<String>>,
     /// Require an API key or HTTP Basic credentials [default: false]
     #[arg(long, env = "MLSERVE_AUTH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub auth: Option<bool>,

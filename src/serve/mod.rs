@@ -322,6 +322,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
             &settings.database_url,
             crate::store::LogSettings {
                 sample_rate: settings.prediction_log_sample_rate,
+                models: settings.prediction_log_models.clone(),
                 ..crate::store::LogSettings::default()
             },
         )

@@ -217,7 +217,7 @@ fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, predictions: &
     }
     count_predictions(model, &per_class);
     if let Some(log) = &app.log
-        && log.keeps(&asked.request_id, predictions.len())
+        && log.keeps(model.name(), &asked.request_id, predictions.len())
     {
         log.record(records(model, asked, predictions));
     }
@@ -241,7 +241,7 @@ impl<'a> StreamedPredictions<'a> {
         StreamedPredictions {
             model,
             asked,
-            log: log.filter(|log| log.keeps(&asked.request_id, 0)),
+            log: log.filter(|log| log.keeps(model.name(), &asked.request_id, 0)),
             pending: Vec::new(),
             per_class: vec![0; model.artifact.manifest.labels.len()],
             row: 0,

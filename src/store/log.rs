@@ -38,7 +38,7 @@ pub struct PredictionRecord {
 }
 
 /// Queue size, batch size and flush interval of the log writer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LogSettings {
     /// Records the queue holds before it drops.
     pub queue_capacity: usize,
@@ -50,6 +50,8 @@ pub struct LogSettings {
     /// The fraction of requests logged, in (0, 1]: a request is logged whole or not at all,
     /// decided by its id, so replicas and reruns agree.
     pub sample_rate: f64,
+    /// The models whose predictions are logged; empty for every model.
+    pub models: Vec<String>,
 }
 
 impl Default for LogSettings {
@@ -59,6 +61,7 @@ impl Default for LogSettings {
             max_batch: 20_000,
             flush_interval: Duration::from_millis(250),
             sample_rate: 1.0,
+            models: Vec::new(),
         }
     }
 }
@@ -67,6 +70,7 @@ impl Default for LogSettings {
 pub struct PredictionLog {
     sender: mpsc::Sender<PredictionRecord>,
     sample_rate: f64,
+    models: Vec<String>,
     /// Records the writer has taken from the queue and not yet written (its batch).
     in_hand: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
@@ -376,12 +380,13 @@ impl PredictionLog {
             store.clone(),
             receiver,
             closing_receiver,
-            settings,
+            settings.clone(),
             in_hand.clone(),
         ));
         Ok(PredictionLog {
             sender,
             sample_rate: settings.sample_rate,
+            models: settings.models.clone(),
             in_hand,
             dropped: Arc::new(AtomicU64::new(0)),
             last_drop_warning: std::sync::Mutex::new(None),
@@ -391,9 +396,13 @@ impl PredictionLog {
         })
     }
 
-    /// Whether the request with this id is logged (see [`LogSettings::sample_rate`]); counts
-    /// `rows` in `mlserve_prediction_log_sampled_out_total` when it is not.
-    pub fn keeps(&self, request_id: &str, rows: usize) -> bool {
+    /// Whether a request of this model with this id is logged (see [`LogSettings::models`] and
+    /// [`LogSettings::sample_rate`]); counts `rows` in `mlserve_prediction_log_sampled_out_total`
+    /// when it is sampled out.
+    pub fn keeps(&self, model: &str, request_id: &str, rows: usize) -> bool {
+        if !self.models.is_empty() && !self.models.iter().any(|m| m == model) {
+            return false;
+        }
         let kept = self.sample_rate >= 1.0 || sampled_in(request_id, self.sample_rate);
         if !kept {
             metrics::counter!("mlserve_prediction_log_sampled_out_total").increment(rows as u64);

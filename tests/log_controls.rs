@@ -1,6 +1,7 @@
-//! The prediction log stays bounded: predictions older than the retention are deleted, and the
-//! oldest while the log takes more than its byte limit, with their feedback; on a real SQLite
-//! file and a real PostgreSQL database, and by a running server on its own.
+//! The operator's control of the prediction log. It stays bounded: predictions older than the
+//! retention are deleted, and the oldest while the log takes more than its byte limit, with their
+//! feedback (on a real SQLite file and a real PostgreSQL database, and by a running server on its
+//! own). A request's rows can be erased; a fraction of requests, or some models only, logged.
 
 mod common;
 
@@ -317,4 +318,36 @@ async fn a_sample_rate_logs_whole_requests_and_counts_the_rest() {
         rows_per_request.values().all(|&rows| rows == 2),
         "a request is logged whole: {rows_per_request:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_models_named_are_logged() {
+    let repo = demo_repository();
+    let mut settings = test_settings(repo.path());
+    settings.prediction_log_models = vec!["breast_cancer".into()];
+    let server = TestServer::start(settings).await;
+    let iris =
+        json!({"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2});
+    let (status, _, _) = server.post_json("/api/models/iris/predict", &iris).await;
+    assert_eq!(status, 200);
+    let (_, _, info) = server.get("/api/models/breast_cancer").await;
+    let (status, _, _) = server
+        .post_json("/api/models/breast_cancer/predict", &info["example"])
+        .await;
+    assert_eq!(status, 200);
+    let logged = common::eventually(Duration::from_secs(10), async || {
+        let (_, _, listed) = server.get("/api/predictions").await;
+        listed["predictions"].as_array().map_or(0, Vec::len) == 1
+    })
+    .await;
+    assert!(logged, "the breast_cancer prediction is logged");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, _, listed) = server.get("/api/predictions").await;
+    let models: Vec<&str> = listed["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models, ["breast_cancer"], "iris is not logged");
 }
