@@ -158,25 +158,11 @@ async fn a_running_server_deletes_what_is_past_its_retention_and_counts_it() {
         let (status, _, answer) = server.post_json("/api/models/iris/predict", &row).await;
         assert_eq!(status, 200, "{answer}");
     }
-    let deleted_by_age = async || {
-        let metrics = server
-            .client
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metrics
-            .lines()
-            .find(|l| l.starts_with("mlserve_prediction_log_deleted_total{reason=\"age\"}"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
     let gone = common::eventually(Duration::from_secs(10), async || {
-        deleted_by_age().await >= 5.0
+        server
+            .metric("mlserve_prediction_log_deleted_total", &[("reason", "age")])
+            .await
+            >= 5.0
     })
     .await;
     assert!(gone, "5 predictions deleted by age within 10 s");
@@ -278,25 +264,15 @@ async fn a_sample_rate_logs_whole_requests_and_counts_the_rest() {
             .unwrap();
         assert_eq!(response.status(), 200);
     }
-    let metric = async |name: &str| -> f64 {
-        let text = server
-            .client
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find(|l| l.split(' ').next() == Some(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0.0)
-    };
-    let sampled_out = metric("mlserve_prediction_log_sampled_out_total").await;
+    let sampled_out = server
+        .metric("mlserve_prediction_log_sampled_out_total", &[])
+        .await;
     let all_written = common::eventually(Duration::from_secs(10), async || {
-        metric("mlserve_prediction_log_written_total").await + sampled_out == 200.0
+        server
+            .metric("mlserve_prediction_log_written_total", &[])
+            .await
+            + sampled_out
+            == 200.0
     })
     .await;
     assert!(

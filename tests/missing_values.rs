@@ -40,19 +40,6 @@ fn assert_close(got: &[f64], want: &[f64], context: &str) {
     }
 }
 
-async fn post_raw(server: &TestServer, path: &str, body: String) -> (u16, Value) {
-    let response = server
-        .client
-        .post(server.url(path))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// The row as Python's json.dumps writes it when income is float('nan').
 fn python_json(row: &Value) -> String {
     format!(
@@ -80,16 +67,17 @@ async fn null_nan_and_tensor_nan_are_one_missing_value_with_scikit_learns_answer
         assert_eq!(status, 200, "{answer}");
         assert_close(&probabilities(&answer), want, &format!("null, row {index}"));
         // Python's bare NaN, on the native API and on V1.
-        let (status, answer) =
-            post_raw(&server, "/api/models/loans/predict", python_json(row)).await;
+        let (status, answer) = server
+            .post_text("/api/models/loans/predict", python_json(row))
+            .await;
         assert_eq!(status, 200, "{answer}");
         assert_close(&probabilities(&answer), want, &format!("NaN, row {index}"));
-        let (status, answer) = post_raw(
-            &server,
-            "/v1/models/loans:predict",
-            format!(r#"{{"instances": [{}]}}"#, python_json(row)),
-        )
-        .await;
+        let (status, answer) = server
+            .post_text(
+                "/v1/models/loans:predict",
+                format!(r#"{{"instances": [{}]}}"#, python_json(row)),
+            )
+            .await;
         assert_eq!(status, 200, "{answer}");
         let label = if want[1] > want[0] {
             "approved"
@@ -124,7 +112,7 @@ async fn null_nan_and_tensor_nan_are_one_missing_value_with_scikit_learns_answer
                 row["plan"].as_str().unwrap(),
                 row["region"].as_str().unwrap()
             );
-            let (status, answer) = post_raw(&server, "/v2/models/loans/infer", body).await;
+            let (status, answer) = server.post_text("/v2/models/loans/infer", body).await;
             assert_eq!(status, 200, "{answer}");
             let outputs = answer["outputs"].as_array().unwrap();
             let tensor = outputs
@@ -149,8 +137,9 @@ async fn a_feature_the_model_does_not_impute_refuses_every_form_of_missing() {
         r#"{"age": 40, "income": 50000, "plan": null, "region": "east"}"#,
         r#"{"age": 40, "income": 50000, "plan": NaN, "region": "east"}"#,
     ] {
-        let (status, problem) =
-            post_raw(&server, "/api/models/loans/predict", body.to_string()).await;
+        let (status, problem) = server
+            .post_text("/api/models/loans/predict", body.to_string())
+            .await;
         assert_eq!(status, 422, "{body}: {problem}");
         assert_eq!(problem["errors"][0]["field"], "plan", "{problem}");
     }
@@ -165,7 +154,9 @@ async fn a_feature_the_model_does_not_impute_refuses_every_form_of_missing() {
         {"name": "income", "shape": [1], "datatype": "FP64", "data": [50000]},
         {"name": "plan", "shape": [1], "datatype": "BYTES", "data": [null]},
         {"name": "region", "shape": [1], "datatype": "BYTES", "data": ["east"]}]}"#;
-    let (status, answer) = post_raw(&server, "/v2/models/loans/infer", body.to_string()).await;
+    let (status, answer) = server
+        .post_text("/v2/models/loans/infer", body.to_string())
+        .await;
     assert_eq!(status, 400, "{answer}");
     let error = answer["error"].as_str().unwrap();
     assert!(

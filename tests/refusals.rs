@@ -21,19 +21,6 @@ fn body_with(row: &Value, field: &str, literal: &str) -> String {
     format!("{{{}}}", fields.join(", "))
 }
 
-async fn post_text(server: &TestServer, path: &str, body: String) -> (u16, Value) {
-    let response = server
-        .client
-        .post(server.url(path))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
 /// A V2 request with one FP64 tensor per numeric value of `row` (booleans as 0/1), a BYTES one
 /// per text, and `field` carrying `literal` in an FP64 tensor, or a BYTES one when it is a
 /// JSON string.
@@ -128,12 +115,12 @@ async fn each_bad_value_gets_one_reason_on_every_protocol() {
     ];
     for (model, row, field, literal, reason) in cases {
         let context = format!("{model}.{field} = {literal}");
-        let (status, problem) = post_text(
-            &server,
-            &format!("/api/models/{model}/predict"),
-            body_with(row, field, literal),
-        )
-        .await;
+        let (status, problem) = server
+            .post_text(
+                &format!("/api/models/{model}/predict"),
+                body_with(row, field, literal),
+            )
+            .await;
         assert_eq!(status, 422, "native {context}: {problem}");
         assert_eq!(
             problem["errors"][0]["field"], field,
@@ -142,12 +129,12 @@ async fn each_bad_value_gets_one_reason_on_every_protocol() {
         let message = problem["errors"][0]["message"].as_str().unwrap();
         assert!(message.contains(reason), "native {context}: {message}");
 
-        let (status, answer) = post_text(
-            &server,
-            &format!("/v1/models/{model}:predict"),
-            format!(r#"{{"instances": [{}]}}"#, body_with(row, field, literal)),
-        )
-        .await;
+        let (status, answer) = server
+            .post_text(
+                &format!("/v1/models/{model}:predict"),
+                format!(r#"{{"instances": [{}]}}"#, body_with(row, field, literal)),
+            )
+            .await;
         assert_eq!(status, 400, "V1 {context}: {answer}");
         let error = answer["error"].as_str().unwrap();
         assert!(
@@ -155,12 +142,12 @@ async fn each_bad_value_gets_one_reason_on_every_protocol() {
             "V1 {context}: {error}"
         );
 
-        let (status, answer) = post_text(
-            &server,
-            &format!("/v2/models/{model}/infer"),
-            v2_body(row, field, literal),
-        )
-        .await;
+        let (status, answer) = server
+            .post_text(
+                &format!("/v2/models/{model}/infer"),
+                v2_body(row, field, literal),
+            )
+            .await;
         assert_eq!(status, 400, "V2 {context}: {answer}");
         let error = answer["error"].as_str().unwrap();
         assert!(
@@ -264,7 +251,7 @@ async fn a_huge_bad_element_is_echoed_short() {
         r#""name": "tenure", "shape": [1], "datatype": "BYTES""#,
         r#""name": "tenure", "shape": [1], "datatype": "INT64""#,
     );
-    let (status, answer) = post_text(&server, "/v2/models/churn/infer", body).await;
+    let (status, answer) = server.post_text("/v2/models/churn/infer", body).await;
     assert_eq!(status, 400, "{answer}");
     let error = answer["error"].as_str().unwrap();
     assert!(error.len() < 200 && error.contains("tenure"), "{error}");

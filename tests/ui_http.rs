@@ -430,23 +430,13 @@ async fn the_example_csv_round_trips_through_the_upload() {
         }
     }
     // And counted, as every predict path counts.
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let counted = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("mlserve_rows_predicted_total{") && l.contains("model=\"breast_cancer\"")
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse::<f64>().ok());
-    assert_eq!(counted, Some(5.0), "{metrics}");
+    let counted = server
+        .metric(
+            "mlserve_rows_predicted_total",
+            &[("model", "breast_cancer")],
+        )
+        .await;
+    assert_eq!(counted, 5.0);
     let link = html
         .split("id=\"download\" href=\"")
         .nth(1)

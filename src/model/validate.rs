@@ -220,7 +220,7 @@ fn json_kind(value: &serde_json::Value) -> String {
 }
 
 /// Echoed input is cut short, so a huge string does not make a huge error.
-fn truncate(text: &str) -> String {
+pub fn truncate(text: &str) -> String {
     const LIMIT: usize = 40;
     if text.chars().count() <= LIMIT {
         text.to_string()

@@ -122,7 +122,7 @@ fn unsupported_coding(request: &Request, named: &str) -> Response {
     );
     let status = axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
     let path = request.uri().path();
-    let mut response = if path.starts_with("/v2/") || path.starts_with("/v1/") {
+    let mut response = if super::protocol_error::is_protocol_path(path) {
         (status, axum::Json(serde_json::json!({ "error": detail }))).into_response()
     } else {
         // Inside the request's scope: the problem finds its request id itself.

@@ -78,7 +78,7 @@ fn route_error(status: StatusCode, detail: String, request: &Request) -> Respons
     if middleware::wants_html(request.headers()) {
         let heading = status.canonical_reason().unwrap_or("Error");
         ui::error_page(status, heading, &detail)
-    } else if path.starts_with("/v1/") || path.starts_with("/v2/") {
+    } else if protocol_error::is_protocol_path(path) {
         protocol_error::error(status, detail)
     } else {
         Problem::new(status, detail).into_response()

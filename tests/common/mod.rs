@@ -146,6 +146,37 @@ impl TestServer {
         response.status().as_u16()
     }
 
+    /// POSTs a JSON body given as text (which may be JSON that serde cannot write, such as a
+    /// bare NaN); returns status and the JSON answer (Null if not JSON).
+    pub async fn post_text(&self, path: &str, body: String) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// The value of a Prometheus metric from /metrics, summed over the series that carry every
+    /// one of `labels`; 0 when there is none.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (_, text) = self.text("/metrics").await;
+        text.lines()
+            .filter(|line| {
+                let series = line.split(' ').next().unwrap_or_default();
+                series.split('{').next() == Some(name)
+                    && labels
+                        .iter()
+                        .all(|(key, value)| series.contains(&format!("{key}=\"{value}\"")))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub async fn text(&self, path: &str) -> (u16, String) {
         let response = self.client.get(self.url(path)).send().await.unwrap();
         let status = response.status().as_u16();

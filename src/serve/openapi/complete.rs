@@ -25,7 +25,7 @@ const BODY_STATUSES: [(&str, &str); 3] = [
 /// protocol's error shape: `{"error"}` under /v1 and /v2, problem details elsewhere.
 pub fn add_body_statuses(paths: &mut Map<String, Value>) {
     for (path, item) in paths.iter_mut() {
-        let protocol = path.starts_with("/v1/") || path.starts_with("/v2/");
+        let protocol = crate::serve::protocol_error::is_protocol_path(path);
         let Some(operations) = item.as_object_mut() else {
             continue;
         };

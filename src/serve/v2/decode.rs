@@ -3,7 +3,7 @@
 //! a BYTES element is a 4-byte little-endian length followed by its bytes).
 
 use super::tensor::{DataType, Elements, InferRequest, RequestInput, Tensor};
-use crate::model::validate::non_finite_literal;
+use crate::model::validate::{non_finite_literal, truncate};
 use serde_json::Value;
 
 fn shape_of(input: &RequestInput) -> Result<Vec<usize>, String> {
@@ -108,9 +108,9 @@ fn json_elements(
         let shown = match value {
             Value::String(text) => match non_finite_literal(text) {
                 Some((literal, _)) => literal.to_string(),
-                None => format!("\"{}\"", shortened(text)),
+                None => format!("\"{}\"", truncate(text)),
             },
-            other => shortened(&other.to_string()),
+            other => truncate(&other.to_string()),
         };
         format!(
             "input '{}': element {shown} is not of datatype {}",
@@ -289,16 +289,6 @@ fn exact_integer(name: &str, n: i128) -> Result<f64, String> {
         ));
     }
     Ok(n as f64)
-}
-
-/// Echoed input cut short, so a huge element does not make a huge error.
-fn shortened(text: &str) -> String {
-    const LIMIT: usize = 40;
-    if text.chars().count() <= LIMIT {
-        text.to_string()
-    } else {
-        format!("{}…", text.chars().take(LIMIT).collect::<String>())
-    }
 }
 
 fn eight(chunk: &[u8]) -> [u8; 8] {
