@@ -480,6 +480,63 @@ mod tests {
     }
 
     #[test]
+    fn prediction_log_settings_out_of_range_are_refused_by_name() {
+        let cases = [
+            (
+                "prediction_log_retention = \"forever\"\n",
+                "invalid setting prediction_log_retention: 'forever' is not a duration",
+            ),
+            (
+                "prediction_log_retention = \"0d\"\n",
+                "invalid setting prediction_log_retention",
+            ),
+            (
+                "prediction_log_max_bytes = 0\n",
+                "invalid setting prediction_log_max_bytes: must be at least 1",
+            ),
+            (
+                "prediction_log_sample_rate = 0.0\n",
+                "invalid setting prediction_log_sample_rate: must be a fraction above 0",
+            ),
+            (
+                "prediction_log_sample_rate = 1.5\n",
+                "invalid setting prediction_log_sample_rate",
+            ),
+            (
+                "prediction_log_models = \"iris\"\n",
+                "`prediction_log_models`",
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("log.toml");
+        for (text, expected) in cases {
+            std::fs::write(&file, text).unwrap();
+            let flags = SettingsFlags {
+                config: Some(file.clone()),
+                ..Default::default()
+            };
+            let error = flags.resolve().unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+        std::fs::write(
+            &file,
+            "prediction_log_retention = \"12h\"\nprediction_log_models = [\"iris\"]\n",
+        )
+        .unwrap();
+        let settings = SettingsFlags {
+            config: Some(file),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            settings.retention().max_age,
+            std::time::Duration::from_secs(12 * 3600)
+        );
+        assert_eq!(settings.prediction_log_models, ["iris"]);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
