@@ -91,6 +91,9 @@ pub trait BatchObserver {
     fn bad_row(&mut self, bad: &BadRow);
     /// A row that was predicted: its validated values and the class probabilities.
     fn predicted(&mut self, _values: &[super::native::FeatureValue], _probabilities: &[f64]) {}
+    /// A row was read, before it is validated or scored (so every row, good or bad):
+    /// `input_bytes` of the input are consumed so far. For a progress display.
+    fn row_read(&mut self, _input_bytes: u64) {}
 }
 
 impl<F: FnMut(&BadRow)> BatchObserver for F {
@@ -396,6 +399,7 @@ fn write_predictions<R: std::io::Read, W: Write>(
         if !more {
             break;
         }
+        sink.observer.row_read(reader.position().byte());
         let line = bytes.position().map_or(0, |p| p.line());
         let record = match row_text(std::mem::take(&mut bytes), header.len()) {
             Ok(record) => record,
