@@ -4,6 +4,7 @@
 mod import;
 mod keys;
 mod predict;
+mod progress;
 mod serve;
 mod train;
 
@@ -106,6 +107,11 @@ enum Command {
     /// Print the effective server settings as TOML, after every layer is applied.
     Config(ServeArgs),
     /// Predict a CSV file offline with a model of the repository, streaming row by row.
+    ///
+    /// On a terminal, stderr shows the progress: the share of the input read, rows done, rows
+    /// per second and the time left (a count and rate when the input's size is unknown, as for
+    /// a pipe), then a summary line. Nothing is drawn when stderr is not a terminal or with
+    /// --quiet, and nothing but the predictions goes to the output.
     Predict(PredictArgs),
     /// Import a model exported as ONNX (scikit-learn through skl2onnx) as a new version in the
     /// repository, reading its inputs, classes, categories and imputed features from the graph.
@@ -205,7 +211,7 @@ struct PredictArgs {
     /// Stop at the first bad row (exit code 2) instead of skipping it (exit code 3 at the end)
     #[arg(long)]
     fail_fast: bool,
-    /// Print nothing but errors
+    /// Print nothing but errors: no progress display and no summary
     #[arg(long, short)]
     quiet: bool,
     /// ONNX Runtime's library, for ONNX models [default: $ORT_DYLIB_PATH, then target/onnxruntime/]
@@ -286,7 +292,7 @@ struct TrainArgs {
     cv: Option<usize>,
     #[command(flatten)]
     hyper: HyperParameterFlags,
-    /// Print nothing but errors
+    /// Print nothing but errors: no progress bar and no summary
     #[arg(long, short)]
     quiet: bool,
     /// Also write log lines to this file

@@ -1,7 +1,11 @@
-//! `mlserve predict`: a CSV file through a model of the repository, offline, row by row.
+//! `mlserve predict`: a CSV file through a model of the repository, offline, row by row, with
+//! a progress display on stderr when it is a terminal.
 
+use super::progress::Progress;
 use super::{EXIT_ROWS_SKIPPED, Failure, PredictArgs};
 use anyhow::Context;
+use mlserve::model::batch::{self, BadRow, BatchObserver, BatchSummary};
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Predicts the file. Skipped bad rows end with exit code 3 (the output holds the others);
@@ -29,7 +33,7 @@ pub(super) fn run(args: &PredictArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn predict_command(args: &PredictArgs) -> anyhow::Result<mlserve::model::batch::BatchSummary> {
+fn predict_command(args: &PredictArgs) -> anyhow::Result<BatchSummary> {
     let (name, version) = match args.model.split_once('/') {
         Some((name, version)) => (name, Some(version)),
         None => (args.model.as_str(), None),
@@ -58,21 +62,60 @@ fn predict_command(args: &PredictArgs) -> anyhow::Result<mlserve::model::batch::
             }
         )
     })?;
-    let input = &args.input;
-    let mut report_bad_row = |bad: &mlserve::model::batch::BadRow| {
-        eprintln!(
-            "{}:{}: skipped: {}",
-            input.display(),
-            bad.line,
-            mlserve::model::batch::describe(&bad.errors)
-        );
+    let progress = if args.quiet {
+        Progress::hidden()
+    } else {
+        input_progress(&args.input)
     };
-    let summary = mlserve::model::batch::predict_csv(
+    let mut observer = Observer {
+        input: &args.input,
+        progress: &progress,
+    };
+    let summary = batch::predict_csv(
         &model,
-        input,
+        &args.input,
         &args.output,
         args.fail_fast,
-        &mut report_bad_row,
+        &mut observer,
     )?;
+    progress.finish();
     Ok(summary)
+}
+
+/// Progress through the input: by its bytes when it is a file of known size (the rows are
+/// not counted ahead, which would read it twice), else a count of rows (a pipe, say).
+fn input_progress(input: &Path) -> Progress {
+    let size = std::fs::metadata(input)
+        .ok()
+        .filter(|metadata| metadata.is_file())
+        .map(|metadata| metadata.len())
+        .filter(|&bytes| bytes > 0);
+    match size {
+        Some(bytes) => Progress::over_bytes(bytes, "rows"),
+        None => Progress::new(None, "rows"),
+    }
+}
+
+/// Reports bad rows on stderr, and moves the progress display row by row.
+struct Observer<'a> {
+    input: &'a Path,
+    progress: &'a Progress,
+}
+
+impl BatchObserver for Observer<'_> {
+    fn bad_row(&mut self, bad: &BadRow) {
+        self.progress.suspend(|| {
+            eprintln!(
+                "{}:{}: skipped: {}",
+                self.input.display(),
+                bad.line,
+                batch::describe(&bad.errors)
+            );
+        });
+    }
+
+    fn row_read(&mut self, input_bytes: u64) {
+        self.progress.inc(1);
+        self.progress.set_bytes(input_bytes);
+    }
 }

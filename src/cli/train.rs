@@ -1,11 +1,11 @@
 //! `mlserve train`: a model from a bundled dataset or a CSV file, evaluated, written as a new
 //! version, with a summary and a progress bar.
 
+use super::progress::PhaseProgress;
 use super::{Failure, TrainArgs};
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use mlserve::data::{CsvOptions, Dataset, load_bundled, load_csv};
-use mlserve::train::{AlgorithmParams, Progress, TrainError, TrainOptions, TrainedModel};
+use mlserve::train::{AlgorithmParams, TrainError, TrainOptions, TrainedModel};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -88,7 +88,7 @@ fn train_command(args: &TrainArgs) -> Result<(), TrainError> {
         cv: args.cv,
     };
     let started = std::time::Instant::now();
-    let progress = BarProgress::new(args.quiet);
+    let progress = PhaseProgress::new(args.quiet);
     let trained = mlserve::train::train(&data, &options, &progress)?;
     let elapsed = started.elapsed();
     let (version, dir) = trained.save(&args.repository.models, &name)?;
@@ -176,52 +176,4 @@ fn print_summary(
     }
     println!();
     println!("Wrote {}", dir.display());
-}
-
-/// An indicatif progress bar on stderr, hidden with --quiet or when stderr is not a terminal.
-struct BarProgress {
-    quiet: bool,
-    bar: Mutex<Option<ProgressBar>>,
-}
-
-impl BarProgress {
-    fn new(quiet: bool) -> Self {
-        BarProgress {
-            quiet,
-            bar: Mutex::new(None),
-        }
-    }
-}
-
-impl Progress for BarProgress {
-    fn start(&self, message: &str, total: u64) {
-        if self.quiet {
-            return;
-        }
-        let bar = ProgressBar::new(total).with_message(message.to_string());
-        if let Ok(style) =
-            ProgressStyle::with_template("{msg:>16} [{bar:30}] {pos}/{len} {elapsed}")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        if let Ok(mut slot) = self.bar.lock() {
-            *slot = Some(bar);
-        }
-    }
-
-    fn advance(&self, steps: u64) {
-        if let Ok(slot) = self.bar.lock()
-            && let Some(bar) = slot.as_ref()
-        {
-            bar.inc(steps);
-        }
-    }
-
-    fn finish(&self) {
-        if let Ok(mut slot) = self.bar.lock()
-            && let Some(bar) = slot.take()
-        {
-            bar.finish_and_clear();
-        }
-    }
 }
