@@ -15,18 +15,12 @@ use std::time::Duration;
 const HOUR_MS: i64 = 3_600_000;
 
 fn record(i: usize, created_at_ms: i64) -> PredictionRecord {
-    PredictionRecord {
-        request_id: format!("r{i}"),
-        row_index: 0,
+    common::log::record(
+        &common::log::cancer_model(),
+        &format!("r{i}"),
+        i,
         created_at_ms,
-        model: "m".into(),
-        version: "1".into(),
-        inputs: format!("{{\"x\": {i}, \"padding\": \"{}\"}}", "p".repeat(200)),
-        label: "a".into(),
-        probabilities: "{\"a\": 1.0}".into(),
-        latency_ms: 0.1,
-        key_name: None,
-    }
+    )
 }
 
 /// Writes `records` through the log's writer (as the server does) and reopens the store.
@@ -326,4 +320,40 @@ async fn only_the_models_named_are_logged() {
         .map(|p| p["model"].as_str().unwrap())
         .collect();
     assert_eq!(models, ["breast_cancer"], "iris is not logged");
+}
+
+/// Bytes per logged prediction of a 30-feature model, rows and indexes, after `rows` logged
+/// with server-made (UUID v7) request ids.
+async fn bytes_per_row(url: &str, rows: usize) -> f64 {
+    let model = common::log::cancer_model();
+    let now = 100 * HOUR_MS;
+    let records: Vec<PredictionRecord> = (0..rows)
+        .map(|i| {
+            let id = uuid::Uuid::now_v7().to_string();
+            common::log::record(&model, &id, i, now + i as i64)
+        })
+        .collect();
+    let store = filled(url, records).await;
+    assert_eq!(store.prediction_count().await.unwrap(), rows as u64);
+    let bytes = store.log_bytes().await.unwrap() as f64;
+    store.close().await;
+    bytes / rows as f64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logged_30_feature_prediction_takes_at_most_400_bytes_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let per_row = bytes_per_row(&url, 20_000).await;
+    eprintln!("SQLite: {per_row:.0} bytes per logged prediction");
+    assert!(per_row <= 400.0, "{per_row:.0} bytes per row");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logged_30_feature_prediction_is_compact_on_postgresql() {
+    let url = fresh_postgres_database().await;
+    let per_row = bytes_per_row(&url, 20_000).await;
+    eprintln!("PostgreSQL: {per_row:.0} bytes per logged prediction");
+    // A PostgreSQL row carries a 24-byte header and its B-trees keep a tenth of each page free.
+    assert!(per_row <= 520.0, "{per_row:.0} bytes per row");
 }

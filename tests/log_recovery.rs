@@ -43,18 +43,12 @@ impl Drop for SmallDisk {
 }
 
 fn record(i: usize) -> PredictionRecord {
-    PredictionRecord {
-        request_id: format!("r{i}"),
-        row_index: 0,
-        created_at_ms: 1_000 + i as i64,
-        model: "m".into(),
-        version: "1".into(),
-        inputs: format!("{{\"x\": {i}, \"padding\": \"{}\"}}", "p".repeat(400)),
-        label: "a".into(),
-        probabilities: "{\"a\": 1.0}".into(),
-        latency_ms: 0.1,
-        key_name: None,
-    }
+    common::log::record(
+        &common::log::cancer_model(),
+        &format!("r{i}"),
+        i,
+        1_000 + i as i64,
+    )
 }
 
 /// Fills the disk with a file until writing fails; returns the file.

@@ -97,28 +97,19 @@ async fn every_prediction_is_logged(database_url: String) {
     };
     let one = find("log-single", 0);
     assert_eq!((one.model.as_str(), one.version.as_str()), ("iris", "1"));
-    assert_eq!(
-        serde_json::from_str::<Value>(&one.inputs).unwrap(),
-        serde_json::from_str::<Value>(SETOSA).unwrap()
-    );
+    assert_eq!(one.inputs, serde_json::from_str::<Value>(SETOSA).unwrap());
     assert_eq!(one.label, single["label"]);
-    assert_eq!(
-        serde_json::from_str::<Value>(&one.probabilities).unwrap(),
-        single["probabilities"]
-    );
+    assert_eq!(one.probabilities, single["probabilities"]);
     assert!(one.latency_ms > 0.0 && one.latency_ms < 10_000.0);
     assert_eq!(one.key_name, None);
     for (index, expected) in batch["predictions"].as_array().unwrap().iter().enumerate() {
         let row = find("log-batch", index as i64);
-        assert_eq!(
-            serde_json::from_str::<Value>(&row.inputs).unwrap(),
-            batch_rows[index]
-        );
+        assert_eq!(row.inputs, batch_rows[index]);
         assert_eq!(row.label, expected["label"]);
     }
     let typed = find("log-query", 0);
     assert_eq!(
-        serde_json::from_str::<Value>(&typed.inputs).unwrap(),
+        typed.inputs,
         json!({"tenure": 12, "plan": "pro", "senior": true}),
         "query-string values are logged typed"
     );
@@ -207,18 +198,7 @@ async fn shutdown_writes_what_is_queued_postgresql() {
 }
 
 fn record(i: usize) -> PredictionRecord {
-    PredictionRecord {
-        request_id: format!("r{i}"),
-        row_index: 0,
-        created_at_ms: 1,
-        model: "m".into(),
-        version: "1".into(),
-        inputs: "{}".into(),
-        label: "a".into(),
-        probabilities: "{}".into(),
-        latency_ms: 0.1,
-        key_name: None,
-    }
+    common::log::record(&common::log::cancer_model(), &format!("r{i}"), i, 1)
 }
 
 #[tokio::test(flavor = "multi_thread")]

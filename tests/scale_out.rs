@@ -548,7 +548,7 @@ async fn replicas_behind_nginx_survive_sigterm_and_sigkill_and_log_every_predict
     let nginx_errors = nginx.error_log();
 
     // The log, read back: rows per request id.
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
         "SELECT request_id, COUNT(*), MIN(created_at_ms) FROM predictions GROUP BY request_id",
     )
     .fetch_all(&mut connection)
@@ -557,7 +557,8 @@ async fn replicas_behind_nginx_survive_sigterm_and_sigkill_and_log_every_predict
     // Request id -> (rows, when the replica answered, since the start of the load).
     let logged: HashMap<String, (i64, Duration)> = rows
         .into_iter()
-        .map(|(id, count, created_at_ms)| {
+        .map(|(key, count, created_at_ms)| {
+            let id = mlserve::store::record::RequestKey::text_of(&key).unwrap();
             let since_start = u64::try_from(created_at_ms - start_wall_ms).unwrap_or(0);
             (id, (count, Duration::from_millis(since_start)))
         })

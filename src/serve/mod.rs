@@ -381,6 +381,9 @@ async fn refresh_quality_gauges(app: App) {
     loop {
         ticks.tick().await;
         let Some(log) = &app.log else { return };
+        if let Err(error) = log.write_live_counts().await {
+            tracing::warn!(%error, "live counts not written; retrying");
+        }
         let names: Vec<String> = app.repository.catalog().models.keys().cloned().collect();
         for name in names {
             if let Err(error) = monitoring::monitoring(log.store(), &name, window).await {

@@ -7,8 +7,8 @@ use super::problem::Problem;
 use super::state::App;
 use crate::model::FieldError;
 use crate::store::drift::{FeatureDrift, feature_drift};
-use crate::store::{PredictionQuery, Store, TruthRow};
-use crate::train::metrics::{class_metrics, confusion_matrix};
+use crate::store::{PredictionQuery, Store};
+use crate::train::metrics::class_metrics;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -16,12 +16,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Logged inputs read for one drift report, newest first.
-const DRIFT_ROWS: u32 = 20_000;
 /// PSI above this flags a feature, unless the request names another threshold.
 pub const DEFAULT_DRIFT_THRESHOLD: f64 = 0.2;
 /// The window of monitoring and drift, unless the request names another.
@@ -97,10 +94,6 @@ fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
 
-fn parse_json_object(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or(Value::Null)
-}
-
 /// GET /api/predictions?model=&since=&limit=: the log, newest first (admin).
 pub async fn list_predictions(
     State(app): State<App>,
@@ -152,9 +145,9 @@ pub async fn list_predictions(
                 "created_at": rfc3339(row.created_at_ms),
                 "model": row.model,
                 "version": row.version,
-                "inputs": parse_json_object(&row.inputs),
+                "inputs": row.inputs,
                 "label": row.label,
-                "probabilities": parse_json_object(&row.probabilities),
+                "probabilities": row.probabilities,
                 "latency_ms": row.latency_ms,
                 "key": row.key_name,
                 "feedback": row.feedback,
@@ -262,7 +255,7 @@ pub async fn post_feedback(
         .find_prediction(&request_id, feedback.row)
         .await
         .map_err(|e| database_problem(&e))?;
-    let Some((model_name, version, predicted)) = found else {
+    let Some(found) = found else {
         return Err(Problem::not_found(format!(
             "no logged prediction with request id '{request_id}' and row {}; predictions are written within a second of their answer",
             feedback.row
@@ -272,7 +265,7 @@ pub async fn post_feedback(
     if let Ok(model) = app
         .repository
         .catalog()
-        .resolve(&model_name, Some(&version))
+        .resolve(&found.model, Some(&found.version))
     {
         let labels = &model.artifact.manifest.labels;
         if !labels.contains(&feedback.label) {
@@ -300,16 +293,22 @@ pub async fn post_feedback(
         )
         .await
         .map_err(|e| database_problem(&e))?;
-    metrics::counter!("mlserve_feedback_total", "model" => model_name.clone(), "version" => version.clone())
+    if let Some(log) = &app.log
+        && let Err(error) = log.count_feedback(&found, &feedback.label).await
+    {
+        // The feedback is stored; its count waits and is written with the next ones.
+        tracing::warn!(%error, "live metrics: feedback not counted yet");
+    }
+    metrics::counter!("mlserve_feedback_total", "model" => found.model.clone(), "version" => found.version.clone())
         .increment(1);
     Ok(Json(json!({
         "request_id": request_id,
         "row": feedback.row,
-        "model": model_name,
-        "version": version,
-        "predicted": predicted,
+        "model": found.model,
+        "version": found.version,
+        "predicted": found.label,
         "label": feedback.label,
-        "correct": predicted == feedback.label,
+        "correct": found.label == feedback.label,
     }))
     .into_response())
 }
@@ -358,22 +357,31 @@ pub struct VersionMonitoring {
     pub recall_macro: Option<f64>,
 }
 
-/// Accuracy and macro precision and recall of the rows with feedback of one version.
-pub fn live_metrics(rows: &[&TruthRow]) -> (Option<f64>, Option<f64>, Option<f64>) {
-    if rows.is_empty() {
+/// Accuracy and macro precision and recall of (predicted, true, count) triples of one
+/// version.
+pub fn live_metrics<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str, i64)>,
+) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let pairs: Vec<(&str, &str, u64)> = pairs
+        .into_iter()
+        .filter_map(|(p, a, n)| Some((p, a, u64::try_from(n).ok().filter(|n| *n > 0)?)))
+        .collect();
+    let total: u64 = pairs.iter().map(|(_, _, n)| n).sum();
+    if total == 0 {
         return (None, None, None);
     }
-    let mut labels: Vec<&str> = rows
-        .iter()
-        .flat_map(|r| [r.predicted.as_str(), r.actual.as_str()])
-        .collect();
+    let mut labels: Vec<&str> = pairs.iter().flat_map(|(p, a, _)| [*p, *a]).collect();
     labels.sort_unstable();
     labels.dedup();
     let index = |label: &str| labels.binary_search(&label).unwrap_or(0);
-    let truth: Vec<usize> = rows.iter().map(|r| index(&r.actual)).collect();
-    let predicted: Vec<usize> = rows.iter().map(|r| index(&r.predicted)).collect();
-    let confusion = confusion_matrix(&truth, &predicted, labels.len());
-    let correct = truth.iter().zip(&predicted).filter(|(t, p)| t == p).count();
+    let mut confusion = vec![vec![0u64; labels.len()]; labels.len()];
+    let mut correct = 0;
+    for (predicted, actual, n) in &pairs {
+        confusion[index(actual)][index(predicted)] += n;
+        if predicted == actual {
+            correct += n;
+        }
+    }
     // Macro averages over the classes that occur as true labels, as scikit-learn's
     // classification report does for the classes present.
     let present: Vec<usize> = (0..labels.len())
@@ -385,30 +393,32 @@ pub fn live_metrics(rows: &[&TruthRow]) -> (Option<f64>, Option<f64>, Option<f64
         .collect();
     let mean = |values: Vec<f64>| values.iter().sum::<f64>() / values.len().max(1) as f64;
     (
-        Some(correct as f64 / rows.len() as f64),
+        Some(correct as f64 / total as f64),
         Some(mean(per_class.iter().map(|m| m.precision).collect())),
         Some(mean(per_class.iter().map(|m| m.recall).collect())),
     )
 }
 
-/// Live metrics of every version of a model over a window.
+fn since_of(window: Duration) -> (i64, i64) {
+    let now = now_ms();
+    let since = now.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+    (since, now)
+}
+
+/// Live metrics of every version of a model over a window, from the live counts (see
+/// [`crate::store::live`]); sets the live-metric gauges.
 pub async fn monitoring(
     store: &Store,
     model: &str,
     window: Duration,
 ) -> Result<Vec<VersionMonitoring>, crate::store::StoreError> {
-    let since = now_ms().saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
-    let truth = store.truth(model, since).await?;
-    let counts = store.prediction_counts(model, since).await?;
-    let mut by_version: BTreeMap<String, Vec<&TruthRow>> = BTreeMap::new();
-    for row in &truth {
-        by_version.entry(row.version.clone()).or_default().push(row);
-    }
-    Ok(counts
+    let (since, now) = since_of(window);
+    let stats = store.live_stats(model, since, now).await?;
+    Ok(stats
         .into_iter()
-        .map(|(version, predictions)| {
-            let rows = by_version.get(&version).map(Vec::as_slice).unwrap_or(&[]);
-            let (accuracy, precision_macro, recall_macro) = live_metrics(rows);
+        .filter(|(_, stats)| stats.predictions > 0)
+        .map(|(version, stats)| {
+            let (accuracy, precision_macro, recall_macro) = live_metrics(stats.pairs());
             for (name, value) in [
                 ("mlserve_live_accuracy", accuracy),
                 ("mlserve_live_precision_macro", precision_macro),
@@ -420,9 +430,9 @@ pub async fn monitoring(
                 }
             }
             VersionMonitoring {
-                with_feedback: rows.len(),
+                with_feedback: stats.pairs().map(|(_, _, n)| usize::try_from(n).unwrap_or(0)).sum(),
                 version,
-                predictions,
+                predictions: stats.predictions,
                 accuracy,
                 precision_macro,
                 recall_macro,
@@ -462,24 +472,22 @@ pub async fn drift_report(
 ) -> Result<(String, usize, Vec<FeatureDrift>), Problem> {
     let store = store_of(app)?;
     let model = crate::serve::predict::resolve(app, name, None)?;
-    let since = now_ms().saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
-    let inputs = store
-        .recent_inputs(name, &model.version_label, since, DRIFT_ROWS)
+    let (since, now) = since_of(window);
+    let mut stats = store
+        .live_stats(name, since, now)
         .await
         .map_err(|e| database_problem(&e))?;
-    let rows: Vec<Map<String, Value>> = inputs
-        .iter()
-        .filter_map(|text| serde_json::from_str(text).ok())
-        .collect();
+    let counted = stats.remove(&model.version_label).unwrap_or_default();
     let features = &model.artifact.manifest.features;
-    let drift = feature_drift(features, &rows, threshold);
+    let drift = feature_drift(features, &counted.bins, threshold);
     for item in &drift {
         if let Some(psi) = item.psi {
             metrics::gauge!("mlserve_feature_psi", "model" => name.to_string(), "version" => model.version_label.clone(), "feature" => item.feature.clone())
                 .set(psi);
         }
     }
-    Ok((model.version_label.clone(), rows.len(), drift))
+    let rows = usize::try_from(counted.predictions).unwrap_or(0);
+    Ok((model.version_label.clone(), rows, drift))
 }
 
 /// GET /api/models/{name}/drift?window=24h&threshold=0.2
@@ -552,18 +560,12 @@ mod tests {
 
     #[test]
     fn live_metrics_count_what_came_back() {
-        let row = |p: &str, a: &str| TruthRow {
-            version: "1".into(),
-            predicted: p.into(),
-            actual: a.into(),
-        };
-        let rows = [row("a", "a"), row("a", "b"), row("b", "b"), row("b", "b")];
-        let refs: Vec<&TruthRow> = rows.iter().collect();
-        let (accuracy, precision, recall) = live_metrics(&refs);
+        let pairs = [("a", "a", 1), ("a", "b", 1), ("b", "b", 2), ("b", "a", 0)];
+        let (accuracy, precision, recall) = live_metrics(pairs);
         assert_eq!(accuracy, Some(0.75));
         // a: precision 1/2, recall 1/1; b: precision 2/2, recall 2/3.
         assert!((precision.unwrap() - 0.75).abs() < 1e-12);
         assert!((recall.unwrap() - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
-        assert_eq!(live_metrics(&[]), (None, None, None));
+        assert_eq!(live_metrics([]), (None, None, None));
     }
 }

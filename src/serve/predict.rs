@@ -6,14 +6,11 @@
 
 use super::middleware::{Caller, RequestId, RequestStart};
 use super::state::App;
-use crate::data::ColumnKind;
-use crate::model::{
-    FeatureSchema, FeatureValue, LoadedModel, PredictFailure, Prediction, ValidRow,
-};
+use crate::model::{FeatureValue, LoadedModel, PredictFailure, Prediction, ValidRow};
+use crate::store::record::{RequestKey, encode_inputs};
 use crate::store::{PredictionLog, PredictionRecord};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -63,7 +60,7 @@ pub struct Asked {
     /// When the request arrived.
     pub started: Instant,
     /// The key or user that asked, when auth is on.
-    pub caller: Option<String>,
+    pub caller: Option<Arc<str>>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Asked {
@@ -79,66 +76,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Asked {
             started: extensions
                 .get::<RequestStart>()
                 .map_or_else(Instant::now, |start| start.0),
-            caller: extensions.get::<Caller>().map(|c| c.0.to_string()),
+            caller: extensions.get::<Caller>().map(|c| c.0.clone()),
         })
     }
-}
-
-/// A validated value, typed by its feature.
-struct TypedValue<'a>(&'a FeatureSchema, &'a FeatureValue);
-
-impl Serialize for TypedValue<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.1 {
-            FeatureValue::Number(n) => match self.0.kind {
-                ColumnKind::Boolean => serializer.serialize_bool(*n != 0.0),
-                ColumnKind::Integer => serializer.serialize_i64(*n as i64),
-                _ if n.is_finite() => serializer.serialize_f64(*n),
-                _ => serializer.serialize_none(),
-            },
-            FeatureValue::Category(text) | FeatureValue::Text(text) => {
-                serializer.serialize_str(text)
-            }
-            FeatureValue::Missing => serializer.serialize_none(),
-        }
-    }
-}
-
-/// Pairs serialized as one JSON object, written straight to text (no intermediate map: this
-/// runs for every logged row).
-struct Object<'a, K, V>(&'a [K], &'a [V]);
-
-impl<K: AsRef<str>, V: Serialize> Serialize for Object<'_, K, V> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in self.0.iter().zip(self.1) {
-            map.serialize_entry(key.as_ref(), value)?;
-        }
-        map.end()
-    }
-}
-
-impl AsRef<str> for TypedName<'_> {
-    fn as_ref(&self) -> &str {
-        &self.0.name
-    }
-}
-
-struct TypedName<'a>(&'a FeatureSchema);
-
-/// The inputs of a row as a JSON object, by feature name.
-pub fn inputs_json(features: &[FeatureSchema], values: &[FeatureValue]) -> String {
-    let typed: Vec<TypedValue<'_>> = features
-        .iter()
-        .zip(values)
-        .map(|(f, v)| TypedValue(f, v))
-        .collect();
-    let names: Vec<TypedName<'_>> = features.iter().map(TypedName).collect();
-    serde_json::to_string(&Object(&names, &typed)).unwrap_or_else(|_| "{}".to_string())
-}
-
-fn probabilities_json(labels: &[String], probabilities: &[f64]) -> String {
-    serde_json::to_string(&Object(labels, probabilities)).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// Milliseconds since the Unix epoch.
@@ -148,40 +88,47 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The log record of one answered row.
+/// The log record of one answered row: numbers only (see [`crate::store::record`]).
 fn record_of(
-    model: &LoadedModel,
+    model: &Arc<LoadedModel>,
     asked: &Asked,
+    key: &RequestKey,
     row_index: usize,
-    class: usize,
-    values: &[FeatureValue],
-    probabilities: &[f64],
+    prediction: (usize, &[FeatureValue], &[f64]),
 ) -> PredictionRecord {
-    let manifest = &model.artifact.manifest;
+    let (class, values, probabilities) = prediction;
     PredictionRecord {
-        request_id: asked.request_id.clone(),
+        model: model.clone(),
+        request_id: key.clone(),
         row_index: u32::try_from(row_index).unwrap_or(u32::MAX),
         created_at_ms: now_ms(),
-        model: manifest.name.clone(),
-        version: model.version_label.clone(),
-        inputs: inputs_json(&manifest.features, values),
-        label: manifest.labels.get(class).cloned().unwrap_or_default(),
-        probabilities: probabilities_json(&manifest.labels, probabilities),
-        latency_ms: asked.started.elapsed().as_secs_f64() * 1e3,
+        inputs: encode_inputs(&model.artifact.manifest.features, values),
+        label: u32::try_from(class).ok(),
+        probabilities: probabilities.to_vec(),
+        latency_us: u32::try_from(asked.started.elapsed().as_micros()).unwrap_or(u32::MAX),
         key_name: asked.caller.clone(),
     }
 }
 
 /// The log records of answered predictions (one per row).
 pub fn records(
-    model: &LoadedModel,
+    model: &Arc<LoadedModel>,
     asked: &Asked,
     predictions: &[Prediction],
 ) -> Vec<PredictionRecord> {
+    let key = RequestKey::of(&asked.request_id);
     predictions
         .iter()
         .enumerate()
-        .map(|(index, p)| record_of(model, asked, index, p.class, &p.values, &p.probabilities))
+        .map(|(index, p)| {
+            record_of(
+                model,
+                asked,
+                &key,
+                index,
+                (p.class, &p.values, &p.probabilities),
+            )
+        })
         .collect()
 }
 
@@ -208,7 +155,7 @@ fn count_predictions(model: &LoadedModel, per_class: &[u64]) {
 }
 
 /// Counts answered predictions, and queues them for the log when the log is on.
-fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, predictions: &[Prediction]) {
+fn log_predictions(app: &App, model: &Arc<LoadedModel>, asked: &Asked, predictions: &[Prediction]) {
     let mut per_class = vec![0u64; model.artifact.manifest.labels.len()];
     for prediction in predictions {
         if let Some(count) = per_class.get_mut(prediction.class) {
@@ -227,7 +174,8 @@ fn log_predictions(app: &App, model: &LoadedModel, asked: &Asked, predictions: &
 /// once (the web UI's CSV upload): the same metrics and log records as [`predict`], handed to
 /// the log in chunks, waiting for room (an upload may wait; it is not bound by latency).
 pub struct StreamedPredictions<'a> {
-    model: &'a LoadedModel,
+    model: &'a Arc<LoadedModel>,
+    key: RequestKey,
     asked: &'a Asked,
     log: Option<&'a PredictionLog>,
     pending: Vec<PredictionRecord>,
@@ -237,9 +185,14 @@ pub struct StreamedPredictions<'a> {
 
 impl<'a> StreamedPredictions<'a> {
     /// Records to be written to `log` (none when the log is off, or samples this request out).
-    pub fn new(model: &'a LoadedModel, asked: &'a Asked, log: Option<&'a PredictionLog>) -> Self {
+    pub fn new(
+        model: &'a Arc<LoadedModel>,
+        asked: &'a Asked,
+        log: Option<&'a PredictionLog>,
+    ) -> Self {
         StreamedPredictions {
             model,
+            key: RequestKey::of(&asked.request_id),
             asked,
             log: log.filter(|log| log.keeps(model.name(), &asked.request_id, 0)),
             pending: Vec::new(),
@@ -258,10 +211,9 @@ impl<'a> StreamedPredictions<'a> {
             let record = record_of(
                 self.model,
                 self.asked,
+                &self.key,
                 self.row,
-                class,
-                values,
-                probabilities,
+                (class, values, probabilities),
             );
             self.pending.push(record);
             if self.pending.len() >= 256 {

@@ -6,10 +6,10 @@
 //! threshold). Numeric features use the training deciles stored in the manifest; categorical
 //! features their training shares; booleans the share of `true`.
 
+use super::record::Raw;
 use crate::data::ColumnKind;
 use crate::model::FeatureSchema;
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 /// Shares below this count as this, so an empty bin does not make the index infinite.
 const FLOOR: f64 = 1e-4;
@@ -42,85 +42,84 @@ pub struct FeatureDrift {
     pub values: usize,
 }
 
-/// Expected shares, and a function from a logged value to its bin.
-type Bins<'a> = (Vec<f64>, Box<dyn Fn(&Value) -> Option<usize> + 'a>);
-
-fn bins(feature: &FeatureSchema) -> Option<Bins<'_>> {
+/// The training shares of a feature's bins, when it has a baseline: the training deciles of
+/// a number, the share of `true` of a boolean, the frequencies of a categorical feature's
+/// categories. Text, dates and models trained before baselines were kept have none.
+pub fn expected_shares(feature: &FeatureSchema) -> Option<Vec<f64>> {
     match feature.kind {
-        ColumnKind::Number | ColumnKind::Integer => {
-            let histogram = feature.baseline.as_ref()?;
-            Some((
-                histogram.shares.clone(),
-                Box::new(move |value: &Value| value.as_f64().map(|v| histogram.bin(v))),
-            ))
-        }
+        ColumnKind::Number | ColumnKind::Integer => Some(feature.baseline.as_ref()?.shares.clone()),
         ColumnKind::Boolean => {
             let share = feature.mean?;
-            Some((
-                vec![1.0 - share, share],
-                Box::new(|value: &Value| match value {
-                    Value::Bool(b) => Some(usize::from(*b)),
-                    Value::Number(n) => n.as_f64().map(|v| usize::from(v != 0.0)),
-                    _ => None,
-                }),
-            ))
+            Some(vec![1.0 - share, share])
         }
         ColumnKind::Categorical => {
             let categories = feature.categories.as_ref()?;
             let frequencies = feature.frequencies.as_ref()?;
-            let expected = categories
-                .iter()
-                .map(|c| frequencies.get(c).copied().unwrap_or(0.0))
-                .collect();
-            Some((
-                expected,
-                Box::new(move |value: &Value| {
-                    value
-                        .as_str()
-                        .and_then(|text| categories.iter().position(|c| c == text))
-                }),
-            ))
+            Some(
+                categories
+                    .iter()
+                    .map(|c| frequencies.get(c).copied().unwrap_or(0.0))
+                    .collect(),
+            )
         }
         ColumnKind::String | ColumnKind::Date | ColumnKind::DateTime => None,
     }
 }
 
-/// The drift of every feature between its training baseline and `recent` inputs (logged
-/// input objects).
+/// The bin of one logged value among [`expected_shares`]'s bins; `None` for a missing value,
+/// or when the feature has no bins.
+pub fn bin_of(feature: &FeatureSchema, value: Raw<'_>) -> Option<usize> {
+    match (feature.kind, value) {
+        (ColumnKind::Number | ColumnKind::Integer, Raw::Number(v)) => {
+            Some(feature.baseline.as_ref()?.bin(v))
+        }
+        (ColumnKind::Boolean, Raw::Number(v)) => {
+            feature.mean?;
+            Some(usize::from(v != 0.0))
+        }
+        (ColumnKind::Categorical, Raw::Category(index)) => {
+            feature.frequencies.as_ref()?;
+            (index < feature.categories.as_ref()?.len()).then_some(index)
+        }
+        _ => None,
+    }
+}
+
+/// The drift of every feature between its training baseline and the counts of recent values
+/// in its bins (`counts[i]` for `features[i]`, as [`bin_of`] places them; an empty or
+/// mismatched list counts as no values).
 pub fn feature_drift(
     features: &[FeatureSchema],
-    recent: &[Map<String, Value>],
+    counts: &[Vec<i64>],
     threshold: f64,
 ) -> Vec<FeatureDrift> {
     features
         .iter()
-        .map(|feature| {
-            let Some((expected, bin_of)) = bins(feature) else {
-                return FeatureDrift {
-                    feature: feature.name.clone(),
-                    psi: None,
-                    drifted: false,
-                    values: 0,
-                };
-            };
-            let mut counts = vec![0usize; expected.len()];
-            for row in recent {
-                if let Some(bin) = row.get(&feature.name).and_then(&bin_of)
-                    && let Some(count) = counts.get_mut(bin)
-                {
-                    *count += 1;
-                }
-            }
-            let total: usize = counts.iter().sum();
-            let index = (total > 0).then(|| {
-                let actual: Vec<f64> = counts.iter().map(|&c| c as f64 / total as f64).collect();
-                psi(&expected, &actual)
-            });
+        .enumerate()
+        .map(|(i, feature)| {
+            let expected = expected_shares(feature);
+            let counts = counts
+                .get(i)
+                .filter(|c| expected.as_ref().is_some_and(|e| e.len() == c.len()));
+            let total: i64 = counts.map_or(0, |c| c.iter().map(|&n| n.max(0)).sum());
+            let index =
+                expected
+                    .as_ref()
+                    .zip(counts)
+                    .filter(|_| total > 0)
+                    .map(|(expected, counts)| {
+                        let actual: Vec<f64> = counts
+                            .iter()
+                            .map(|&c| c.max(0) as f64 / total as f64)
+                            .collect();
+                        psi(expected, &actual)
+                    });
+            let values = usize::try_from(total).unwrap_or(0);
             FeatureDrift {
                 feature: feature.name.clone(),
-                drifted: total >= MIN_VALUES && index.is_some_and(|p| p > threshold),
+                drifted: values >= MIN_VALUES && index.is_some_and(|p| p > threshold),
                 psi: index,
-                values: total,
+                values,
             }
         })
         .collect()
@@ -130,7 +129,6 @@ pub fn feature_drift(
 mod tests {
     use super::*;
     use crate::model::{ExampleValue, Histogram};
-    use serde_json::json;
 
     fn number(name: &str, training: &[f64]) -> FeatureSchema {
         FeatureSchema {
@@ -148,32 +146,26 @@ mod tests {
         }
     }
 
+    fn counted(feature: &FeatureSchema, values: impl Iterator<Item = f64>) -> Vec<i64> {
+        let mut counts = vec![0; expected_shares(feature).unwrap().len()];
+        for v in values {
+            counts[bin_of(feature, Raw::Number(v)).unwrap()] += 1;
+        }
+        counts
+    }
+
     #[test]
     fn identical_distributions_have_no_drift_and_shifted_ones_do() {
         assert!(psi(&[0.5, 0.5], &[0.5, 0.5]).abs() < 1e-12);
         assert!(psi(&[0.5, 0.5], &[0.9, 0.1]) > 0.2);
         let training: Vec<f64> = (0..1000).map(|i| f64::from(i) / 10.0).collect();
         let feature = number("x", &training);
-        let same: Vec<Map<String, Value>> = (0..500)
-            .map(|i| {
-                json!({"x": f64::from(i * 2) / 10.0})
-                    .as_object()
-                    .unwrap()
-                    .clone()
-            })
-            .collect();
-        let shifted: Vec<Map<String, Value>> = (0..500)
-            .map(|i| {
-                json!({"x": 60.0 + f64::from(i) / 10.0})
-                    .as_object()
-                    .unwrap()
-                    .clone()
-            })
-            .collect();
-        let calm = &feature_drift(std::slice::from_ref(&feature), &same, 0.2)[0];
+        let same = counted(&feature, (0..500).map(|i| f64::from(i * 2) / 10.0));
+        let shifted = counted(&feature, (0..500).map(|i| 60.0 + f64::from(i) / 10.0));
+        let calm = &feature_drift(std::slice::from_ref(&feature), &[same], 0.2)[0];
         assert!(calm.psi.unwrap() < 0.05 && !calm.drifted, "{calm:?}");
         assert_eq!(calm.values, 500);
-        let moved = &feature_drift(std::slice::from_ref(&feature), &shifted, 0.2)[0];
+        let moved = &feature_drift(std::slice::from_ref(&feature), &[shifted], 0.2)[0];
         assert!(moved.psi.unwrap() > 1.0 && moved.drifted, "{moved:?}");
     }
 
@@ -194,15 +186,16 @@ mod tests {
     fn features_without_a_baseline_are_reported_as_such() {
         let mut feature = number("x", &[1.0, 2.0]);
         feature.baseline = None;
-        let rows = vec![json!({"x": 1.0}).as_object().unwrap().clone()];
-        let result = &feature_drift(&[feature], &rows, 0.2)[0];
-        assert_eq!((result.psi, result.drifted), (None, false));
+        assert_eq!(bin_of(&feature, Raw::Number(1.0)), None);
+        let result = &feature_drift(&[feature], &[vec![]], 0.2)[0];
+        assert_eq!(
+            (result.psi, result.drifted, result.values),
+            (None, false, 0)
+        );
         // A handful of values far off gives a large index, but too few to flag.
         let feature = number("x", &(0..100).map(f64::from).collect::<Vec<_>>());
-        let few: Vec<Map<String, Value>> = (0..10)
-            .map(|_| json!({"x": 1000.0}).as_object().unwrap().clone())
-            .collect();
-        let result = &feature_drift(&[feature], &few, 0.2)[0];
+        let few = counted(&feature, std::iter::repeat_n(1000.0, 10));
+        let result = &feature_drift(&[feature], &[few], 0.2)[0];
         assert!(result.psi.unwrap() > 1.0 && !result.drifted);
     }
 }

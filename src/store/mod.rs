@@ -2,16 +2,23 @@
 //! and drift), in SQLite (the default, one file) or PostgreSQL (shared by replicas).
 //!
 //! One code path for both: sqlx's `Any` driver with runtime queries written in the SQL both
-//! understand (`$1` placeholders, `ON CONFLICT`). Only the schema differs (the id column), so
-//! each has its own migration, applied at start.
+//! understand (`$1` placeholders, `ON CONFLICT`). Only the schema differs (column types), so
+//! each has its own migrations, applied at start. Rows are compact (see [`record`]): numbers
+//! and bytes, read back by the model version's schema stored once in `log_schemas`.
 
 pub mod drift;
+pub mod live;
 mod log;
 mod queries;
+pub mod record;
 pub mod retention;
+mod upgrade;
+mod writer;
 
-pub use log::{LogSettings, PredictionLog, PredictionRecord};
-pub use queries::{LoggedPrediction, PredictionQuery, TruthRow};
+pub use log::PredictionLog;
+pub use queries::{FoundPrediction, LoggedPrediction, PredictionQuery, StoredSchema};
+pub use record::PredictionRecord;
+pub use writer::LogSettings;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -108,17 +115,41 @@ fn sqlite_path(url: &str) -> &str {
 }
 
 fn migrations(backend: Backend) -> Vec<Migration> {
-    let sql = match backend {
-        Backend::Sqlite => include_str!("migrations/sqlite_0001_prediction_log.sql"),
-        Backend::Postgres => include_str!("migrations/postgres_0001_prediction_log.sql"),
+    let steps: [(&str, &'static str); 2] = match backend {
+        Backend::Sqlite => [
+            (
+                "prediction log",
+                include_str!("migrations/sqlite_0001_prediction_log.sql"),
+            ),
+            (
+                "compact prediction log",
+                include_str!("migrations/sqlite_0002_compact_log.sql"),
+            ),
+        ],
+        Backend::Postgres => [
+            (
+                "prediction log",
+                include_str!("migrations/postgres_0001_prediction_log.sql"),
+            ),
+            (
+                "compact prediction log",
+                include_str!("migrations/postgres_0002_compact_log.sql"),
+            ),
+        ],
     };
-    vec![Migration::new(
-        1,
-        Cow::Borrowed("prediction log"),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )]
+    steps
+        .into_iter()
+        .zip(1..)
+        .map(|((name, sql), version)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(name),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect()
 }
 
 impl Store {
@@ -184,7 +215,9 @@ impl Store {
         Migrator::with_migrations(migrations(backend))
             .run(&pool)
             .await?;
-        Ok(Store { pool, backend })
+        let store = Store { pool, backend };
+        upgrade::move_first_layout_rows(&store).await?;
+        Ok(store)
     }
 
     /// The database kind.

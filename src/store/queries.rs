@@ -1,8 +1,12 @@
-//! Reading the log back: recent predictions, feedback, and the rows behind live metrics and
-//! drift. Statements are built with numbered placeholders only; values are always bound.
+//! Reading the log back: recent predictions with their feedback, one prediction for feedback,
+//! and erasure. Rows are decoded by their version's schema (see [`super::record`]), read once
+//! per query. Statements are built with numbered placeholders only; values are always bound.
 
+use super::record::{LogSchema, RequestKey};
 use super::{Store, StoreError};
+use serde_json::{Map, Value};
 use sqlx::Row;
+use std::collections::HashMap;
 
 /// Which predictions to read.
 #[derive(Debug, Clone, Default)]
@@ -15,7 +19,7 @@ pub struct PredictionQuery {
     pub limit: u32,
 }
 
-/// A logged prediction with its feedback, if any.
+/// A logged prediction with its feedback, if any, read back by name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoggedPrediction {
     /// The request id.
@@ -28,13 +32,13 @@ pub struct LoggedPrediction {
     pub model: String,
     /// Model version.
     pub version: String,
-    /// Inputs, a JSON object.
-    pub inputs: String,
+    /// Inputs by feature name (null for a row that cannot be read).
+    pub inputs: Value,
     /// Predicted label.
     pub label: String,
-    /// Probabilities, a JSON object.
-    pub probabilities: String,
-    /// Answer time in milliseconds.
+    /// Probabilities by label (null when not logged).
+    pub probabilities: Value,
+    /// Answer time in milliseconds (to the microsecond).
     pub latency_ms: f64,
     /// Who asked, when auth is on.
     pub key_name: Option<String>,
@@ -42,32 +46,95 @@ pub struct LoggedPrediction {
     pub feedback: Option<String>,
 }
 
-/// A prediction with its true label, for live metrics.
+/// A logged prediction as feedback needs it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TruthRow {
+pub struct FoundPrediction {
+    /// Model name.
+    pub model: String,
     /// Model version.
     pub version: String,
-    /// Predicted label.
-    pub predicted: String,
-    /// True label.
-    pub actual: String,
+    /// The predicted label.
+    pub label: String,
+    /// The label's index in the version's labels.
+    pub label_index: Option<i64>,
+    /// The version's schema id in the log.
+    pub schema_id: i64,
+    /// When it was answered (ms since the epoch).
+    pub created_at_ms: i64,
+    /// The true label given before, if any.
+    pub feedback: Option<String>,
+}
+
+/// A model version's schema as stored.
+#[derive(Debug, Clone)]
+pub struct StoredSchema {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// Features and labels.
+    pub schema: LogSchema,
 }
 
 impl Store {
+    /// The schemas of these ids (those that exist and can be read).
+    pub async fn schemas(&self, ids: &[i64]) -> Result<HashMap<i64, StoredSchema>, StoreError> {
+        let mut found = HashMap::new();
+        let mut wanted: Vec<i64> = ids.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        for id in wanted {
+            let row = sqlx::query("SELECT model, version, schema FROM log_schemas WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some(row) = row else { continue };
+            let text: String = row.try_get("schema")?;
+            match serde_json::from_str::<LogSchema>(&text) {
+                Ok(schema) => {
+                    found.insert(
+                        id,
+                        StoredSchema {
+                            model: row.try_get("model")?,
+                            version: row.try_get("version")?,
+                            schema,
+                        },
+                    );
+                }
+                Err(error) => tracing::error!(%error, id, "prediction log: unreadable schema"),
+            }
+        }
+        Ok(found)
+    }
+
+    /// The schema ids of a model's versions.
+    pub async fn schema_ids(&self, model: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query("SELECT id, version FROM log_schemas WHERE model = $1")
+            .bind(model.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, row.try_get("version")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     /// Recent predictions, newest first, with their feedback.
     pub async fn predictions(
         &self,
         query: &PredictionQuery,
     ) -> Result<Vec<LoggedPrediction>, StoreError> {
         let mut sql = String::from(
-            "SELECT p.request_id, p.row_index, p.created_at_ms, p.model, p.version, p.inputs, \
-             p.label, p.probabilities, p.latency_ms, p.key_name, f.label AS feedback \
+            "SELECT p.request_id, p.row_index, p.created_at_ms, p.schema_id, p.label, p.inputs, \
+             p.probabilities, p.latency_us, p.key_name, f.label AS feedback \
              FROM predictions p LEFT JOIN feedback f \
              ON f.request_id = p.request_id AND f.row_index = p.row_index WHERE 1 = 1",
         );
         let mut next = 1;
         if query.model.is_some() {
-            sql.push_str(&format!(" AND p.model = ${next}"));
+            sql.push_str(&format!(
+                " AND p.schema_id IN (SELECT id FROM log_schemas WHERE model = ${next})"
+            ));
             next += 1;
         }
         if query.since_ms.is_some() {
@@ -86,61 +153,62 @@ impl Store {
             .bind(i64::from(query.limit))
             .fetch_all(&self.pool)
             .await?;
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|row| row.try_get("schema_id"))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let schemas = self.schemas(&ids).await?;
         rows.iter()
-            .map(|row| {
-                Ok(LoggedPrediction {
-                    request_id: row.try_get("request_id")?,
-                    row_index: row.try_get("row_index")?,
-                    created_at_ms: row.try_get("created_at_ms")?,
-                    model: row.try_get("model")?,
-                    version: row.try_get("version")?,
-                    inputs: row.try_get("inputs")?,
-                    label: row.try_get("label")?,
-                    probabilities: row.try_get("probabilities")?,
-                    latency_ms: row.try_get("latency_ms")?,
-                    key_name: row.try_get("key_name")?,
-                    feedback: row.try_get("feedback")?,
-                })
-            })
+            .map(|row| logged_prediction(row, &schemas))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
 
-    /// The model, version and label of a logged prediction.
+    /// A logged prediction, for feedback on it.
     pub async fn find_prediction(
         &self,
         request_id: &str,
         row_index: u32,
-    ) -> Result<Option<(String, String, String)>, StoreError> {
+    ) -> Result<Option<FoundPrediction>, StoreError> {
         let row = sqlx::query(
-            "SELECT model, version, label FROM predictions WHERE request_id = $1 AND row_index = $2",
+            "SELECT p.schema_id, p.label, p.created_at_ms, f.label AS feedback \
+             FROM predictions p LEFT JOIN feedback f \
+             ON f.request_id = p.request_id AND f.row_index = p.row_index \
+             WHERE p.request_id = $1 AND p.row_index = $2",
         )
-        .bind(request_id.to_string())
+        .bind(RequestKey::of(request_id).to_bytes())
         .bind(i64::from(row_index))
         .fetch_optional(&self.pool)
         .await?;
-        Ok(match row {
-            Some(row) => Some((
-                row.try_get("model")?,
-                row.try_get("version")?,
-                row.try_get("label")?,
-            )),
-            None => None,
-        })
+        let Some(row) = row else { return Ok(None) };
+        let schema_id: i64 = row.try_get("schema_id")?;
+        let label_index: Option<i64> = row.try_get("label")?;
+        let schemas = self.schemas(&[schema_id]).await?;
+        let stored = schemas.get(&schema_id);
+        Ok(Some(FoundPrediction {
+            model: stored.map(|s| s.model.clone()).unwrap_or_default(),
+            version: stored.map(|s| s.version.clone()).unwrap_or_default(),
+            label: label_text(stored, label_index),
+            label_index,
+            schema_id,
+            created_at_ms: row.try_get("created_at_ms")?,
+            feedback: row.try_get("feedback")?,
+        }))
     }
 
     /// Erases every logged row of a request and their feedback, in one transaction: what a
     /// person's request to have their data removed asks for. Returns the predictions and the
     /// feedback rows deleted.
     pub async fn erase_request(&self, request_id: &str) -> Result<(u64, u64), StoreError> {
+        let key = RequestKey::of(request_id).to_bytes();
         let mut transaction = self.pool.begin().await?;
         let feedback = sqlx::query("DELETE FROM feedback WHERE request_id = $1")
-            .bind(request_id.to_string())
+            .bind(key.clone())
             .execute(&mut *transaction)
             .await?
             .rows_affected();
         let predictions = sqlx::query("DELETE FROM predictions WHERE request_id = $1")
-            .bind(request_id.to_string())
+            .bind(key)
             .execute(&mut *transaction)
             .await?
             .rows_affected();
@@ -163,7 +231,7 @@ impl Store {
              DO UPDATE SET label = excluded.label, created_at_ms = excluded.created_at_ms, \
              key_name = excluded.key_name",
         )
-        .bind(request_id.to_string())
+        .bind(RequestKey::of(request_id).to_bytes())
         .bind(i64::from(row_index))
         .bind(label.to_string())
         .bind(at_ms)
@@ -172,71 +240,42 @@ impl Store {
         .await?;
         Ok(())
     }
+}
 
-    /// Predictions of a model since a time that have a true label (the latest 100,000).
-    pub async fn truth(&self, model: &str, since_ms: i64) -> Result<Vec<TruthRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT p.version, p.label AS predicted, f.label AS actual FROM predictions p \
-             JOIN feedback f ON f.request_id = p.request_id AND f.row_index = p.row_index \
-             WHERE p.model = $1 AND p.created_at_ms >= $2 ORDER BY p.id DESC LIMIT 100000",
-        )
-        .bind(model.to_string())
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(TruthRow {
-                    version: row.try_get("version")?,
-                    predicted: row.try_get("predicted")?,
-                    actual: row.try_get("actual")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
-    }
+fn label_text(schema: Option<&StoredSchema>, index: Option<i64>) -> String {
+    schema
+        .zip(index)
+        .and_then(|(s, i)| s.schema.label(i))
+        .unwrap_or_default()
+        .to_string()
+}
 
-    /// Predictions of a model version since a time, per version: (version, count).
-    pub async fn prediction_counts(
-        &self,
-        model: &str,
-        since_ms: i64,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT version, COUNT(*) AS n FROM predictions WHERE model = $1 AND created_at_ms >= $2 \
-             GROUP BY version",
-        )
-        .bind(model.to_string())
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("version")?, row.try_get("n")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
-    }
-
-    /// The logged inputs (JSON objects) of a model version since a time, newest first.
-    pub async fn recent_inputs(
-        &self,
-        model: &str,
-        version: &str,
-        since_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT inputs FROM predictions WHERE model = $1 AND version = $2 \
-             AND created_at_ms >= $3 ORDER BY id DESC LIMIT $4",
-        )
-        .bind(model.to_string())
-        .bind(version.to_string())
-        .bind(since_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| row.try_get("inputs"))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
-    }
+fn logged_prediction(
+    row: &sqlx::any::AnyRow,
+    schemas: &HashMap<i64, StoredSchema>,
+) -> Result<LoggedPrediction, sqlx::Error> {
+    let schema_id: i64 = row.try_get("schema_id")?;
+    let stored = schemas.get(&schema_id);
+    let key: Vec<u8> = row.try_get("request_id")?;
+    let inputs: Vec<u8> = row.try_get("inputs")?;
+    let probabilities: Option<Vec<u8>> = row.try_get("probabilities")?;
+    let latency_us: i64 = row.try_get("latency_us")?;
+    let object = |map: Option<Map<String, Value>>| map.map_or(Value::Null, Value::Object);
+    Ok(LoggedPrediction {
+        request_id: RequestKey::text_of(&key).unwrap_or_default(),
+        row_index: row.try_get("row_index")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        model: stored.map(|s| s.model.clone()).unwrap_or_default(),
+        version: stored.map(|s| s.version.clone()).unwrap_or_default(),
+        inputs: object(stored.and_then(|s| s.schema.decode_inputs(&inputs))),
+        label: label_text(stored, row.try_get("label")?),
+        probabilities: object(
+            stored
+                .zip(probabilities)
+                .and_then(|(s, p)| s.schema.decode_probabilities(&p)),
+        ),
+        latency_ms: latency_us as f64 / 1e3,
+        key_name: row.try_get("key_name")?,
+        feedback: row.try_get("feedback")?,
+    })
 }

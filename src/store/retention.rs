@@ -85,6 +85,7 @@ pub async fn enforce(
             tokio::task::yield_now().await;
         }
     }
+    store.expire_stats(now_ms, cutoff).await?;
     if deleted.by_age + deleted.by_size > 0 {
         store.delete_orphaned_feedback().await?;
         if store.backend() == Backend::Sqlite {
@@ -167,7 +168,8 @@ impl Store {
             }
             Backend::Postgres => sqlx::query(
                 "SELECT (pg_total_relation_size('predictions') \
-                 + pg_total_relation_size('feedback'))::BIGINT",
+                 + pg_total_relation_size('feedback') + pg_total_relation_size('log_schemas') \
+                 + pg_total_relation_size('log_stats'))::BIGINT",
             )
             .fetch_one(&self.pool)
             .await?

@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod clients;
 pub mod forms;
+pub mod log;
 pub mod onnx;
 pub mod postgres;
 pub mod process;

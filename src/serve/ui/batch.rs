@@ -180,7 +180,7 @@ impl BatchObserver for UploadObserver<'_> {
 }
 
 fn run_batch(
-    model: &LoadedModel,
+    model: &Arc<LoadedModel>,
     upload: (&str, &[u8]),
     output_limit: usize,
     cancelled: Arc<AtomicBool>,

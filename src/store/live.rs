@@ -1,0 +1,375 @@
+//! Live metrics and drift kept up to date as predictions and feedback arrive, so that reading
+//! them never re-reads the log.
+//!
+//! Counts are kept per model version (its schema id) in time buckets at three resolutions:
+//! minutes (kept 2 hours), hours (kept 48 hours) and days (kept as long as the log). A bucket
+//! holds the predictions made in it, the (predicted, true) label pairs of those that got
+//! feedback, and for each feature the count of its values in each training bin (see
+//! [`super::drift`]). The writer adds each batch it commits; feedback adds its pair (and takes
+//! back the pair it corrects). Each process writes its own rows of `log_stats`, under an id of
+//! its own, by reading, adding to and writing back its bucket, so replicas sharing a database
+//! never overwrite one another; a reader sums every process's rows in the window.
+//!
+//! A window is counted in whole buckets of the finest resolution that covers it: up to 2 hours
+//! in minutes, up to 48 hours in hours, beyond in days. Erasing a request leaves its counts
+//! (they say nothing about a person); retention deletes buckets older than the log.
+
+use super::record::{Raw, read_raw};
+use super::{Store, StoreError};
+use crate::data::ColumnKind;
+use crate::model::FeatureSchema;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+
+/// One resolution of the buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    /// Its number in `log_stats.level`.
+    pub id: i64,
+    /// The width of a bucket, in milliseconds.
+    pub width_ms: i64,
+    /// How long its buckets are kept, in milliseconds.
+    pub horizon_ms: i64,
+}
+
+/// Minutes for 2 hours, hours for 48 hours, days for as long as the log is kept.
+pub const LEVELS: [Level; 3] = [
+    Level {
+        id: 0,
+        width_ms: 60_000,
+        horizon_ms: 2 * 3_600_000,
+    },
+    Level {
+        id: 1,
+        width_ms: 3_600_000,
+        horizon_ms: 48 * 3_600_000,
+    },
+    Level {
+        id: 2,
+        width_ms: 86_400_000,
+        horizon_ms: i64::MAX,
+    },
+];
+
+/// The finest level whose buckets still cover a window of `window_ms`.
+pub fn level_for(window_ms: i64) -> Level {
+    LEVELS
+        .into_iter()
+        .find(|level| window_ms <= level.horizon_ms)
+        .unwrap_or(LEVELS[2])
+}
+
+/// The start of the bucket of `level` that holds `at_ms`.
+pub fn bucket_start(level: Level, at_ms: i64) -> i64 {
+    at_ms.div_euclid(level.width_ms) * level.width_ms
+}
+
+/// What one bucket of one model version counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BucketStats {
+    /// Predictions made.
+    #[serde(rename = "n", default)]
+    pub predictions: i64,
+    /// Of those with feedback: predicted label → true label → count.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub confusion: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Per feature (schema order), the count of values in each training bin; empty for a
+    /// feature without bins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bins: Vec<Vec<i64>>,
+}
+
+impl BucketStats {
+    /// Adds another bucket's counts (signed: a correction takes a pair back).
+    pub fn merge(&mut self, other: &BucketStats) {
+        self.predictions += other.predictions;
+        for (predicted, actuals) in &other.confusion {
+            let mine = self.confusion.entry(predicted.clone()).or_default();
+            for (actual, count) in actuals {
+                *mine.entry(actual.clone()).or_default() += count;
+            }
+        }
+        if self.bins.len() < other.bins.len() {
+            self.bins.resize(other.bins.len(), Vec::new());
+        }
+        for (mine, theirs) in self.bins.iter_mut().zip(&other.bins) {
+            if mine.is_empty() {
+                mine.clone_from(theirs);
+            } else if mine.len() == theirs.len() {
+                for (a, b) in mine.iter_mut().zip(theirs) {
+                    *a += b;
+                }
+            }
+        }
+    }
+
+    /// The (predicted, true, count) triples with a positive count.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str, i64)> {
+        self.confusion.iter().flat_map(|(p, actuals)| {
+            actuals
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(move |(a, n)| (p.as_str(), a.as_str(), *n))
+        })
+    }
+}
+
+/// The key of one stored bucket: schema id, level, bucket start.
+type BucketKey = (i64, i64, i64);
+
+/// Counts not yet written to `log_stats`.
+#[derive(Debug, Default)]
+pub struct Pending {
+    buckets: HashMap<BucketKey, BucketStats>,
+}
+
+impl Pending {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    fn each_level(&mut self, schema_id: i64, at_ms: i64, add: impl Fn(&mut BucketStats)) {
+        for level in LEVELS {
+            let key = (schema_id, level.id, bucket_start(level, at_ms));
+            add(self.buckets.entry(key).or_default());
+        }
+    }
+
+    /// Counts one prediction and the bins of its inputs (written for `features`).
+    pub fn add_prediction(
+        &mut self,
+        schema_id: i64,
+        at_ms: i64,
+        features: &[FeatureSchema],
+        inputs: &[u8],
+    ) {
+        let bins = feature_bins(features, inputs);
+        self.each_level(schema_id, at_ms, |stats| {
+            stats.predictions += 1;
+            if stats.bins.is_empty() {
+                stats.bins = features
+                    .iter()
+                    .map(|f| vec![0; super::drift::expected_shares(f).map_or(0, |e| e.len())])
+                    .collect();
+            }
+            for (counts, bin) in stats.bins.iter_mut().zip(&bins) {
+                if let Some(count) = bin.and_then(|b| counts.get_mut(b)) {
+                    *count += 1;
+                }
+            }
+        });
+    }
+
+    /// Counts a (predicted, true) pair of a prediction made at `at_ms`; `delta` -1 takes back a
+    /// pair that feedback corrects.
+    pub fn add_pair(
+        &mut self,
+        schema_id: i64,
+        at_ms: i64,
+        predicted: &str,
+        actual: &str,
+        delta: i64,
+    ) {
+        self.each_level(schema_id, at_ms, |stats| {
+            *stats
+                .confusion
+                .entry(predicted.to_string())
+                .or_default()
+                .entry(actual.to_string())
+                .or_default() += delta;
+        });
+    }
+
+    /// Adds counts that could not be written back, to be written with the next ones.
+    pub fn restore(&mut self, other: Pending) {
+        for (key, stats) in other.buckets {
+            self.buckets.entry(key).or_default().merge(&stats);
+        }
+    }
+}
+
+/// This process's counts not yet written, shared by the log writer and feedback.
+#[derive(Debug)]
+pub struct LiveCounts {
+    /// This process's id in `log_stats`.
+    replica: String,
+    unwritten: std::sync::Mutex<Pending>,
+    /// One writer at a time: each reads its rows, adds and writes them back.
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl Default for LiveCounts {
+    fn default() -> Self {
+        LiveCounts {
+            replica: uuid::Uuid::now_v7().to_string(),
+            unwritten: std::sync::Mutex::new(Pending::default()),
+            writing: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl LiveCounts {
+    /// Adds counts, to be written by the next [`LiveCounts::write`].
+    pub fn add(&self, add: impl FnOnce(&mut Pending)) {
+        add(&mut self.unwritten.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Writes every count added so far; on failure they stay, to be written next time.
+    pub async fn write(&self, store: &Store) -> Result<(), StoreError> {
+        let _writing = self.writing.lock().await;
+        let pending =
+            std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(|e| e.into_inner()));
+        match store.write_stats(&self.replica, pending).await {
+            Ok(()) => Ok(()),
+            Err((error, pending)) => {
+                self.add(|unwritten| unwritten.restore(pending));
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The bin of each input of a row, as [`super::drift::bin_of`] places it.
+fn feature_bins(features: &[FeatureSchema], mut inputs: &[u8]) -> Vec<Option<usize>> {
+    features
+        .iter()
+        .map(|feature| {
+            let categories = match feature.kind {
+                ColumnKind::Categorical => feature.categories.as_ref().map_or(0, Vec::len),
+                _ => 0,
+            };
+            let raw = read_raw(feature.kind, categories, &mut inputs).unwrap_or(Raw::Missing);
+            super::drift::bin_of(feature, raw)
+        })
+        .collect()
+}
+
+impl Store {
+    /// Writes pending counts into this process's rows of `log_stats` (read, add, write back),
+    /// in one transaction. On failure the counts are handed back, to be written next time.
+    pub async fn write_stats(
+        &self,
+        replica: &str,
+        pending: Pending,
+    ) -> Result<(), (StoreError, Pending)> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        match self.write_stats_once(replica, &pending).await {
+            Ok(()) => Ok(()),
+            Err(error) => Err((error, pending)),
+        }
+    }
+
+    async fn write_stats_once(&self, replica: &str, pending: &Pending) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        for (&(schema_id, level, bucket_ms), delta) in &pending.buckets {
+            let stored: Option<String> = sqlx::query_scalar(
+                "SELECT stats FROM log_stats WHERE schema_id = $1 AND replica = $2 \
+                 AND level = $3 AND bucket_ms = $4",
+            )
+            .bind(schema_id)
+            .bind(replica.to_string())
+            .bind(level)
+            .bind(bucket_ms)
+            .fetch_optional(&mut *transaction)
+            .await?;
+            let mut stats: BucketStats = stored
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .unwrap_or_default();
+            stats.merge(delta);
+            sqlx::query(
+                "INSERT INTO log_stats (schema_id, replica, level, bucket_ms, stats) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (schema_id, replica, level, bucket_ms) \
+                 DO UPDATE SET stats = excluded.stats",
+            )
+            .bind(schema_id)
+            .bind(replica.to_string())
+            .bind(level)
+            .bind(bucket_ms)
+            .bind(serde_json::to_string(&stats).unwrap_or_default())
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Every process's counts of a model's versions since `since_ms`, summed per version.
+    pub async fn live_stats(
+        &self,
+        model: &str,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<BTreeMap<String, BucketStats>, StoreError> {
+        let level = level_for(now_ms.saturating_sub(since_ms));
+        let rows = sqlx::query(
+            "SELECT l.version, s.stats FROM log_stats s JOIN log_schemas l ON l.id = s.schema_id \
+             WHERE l.model = $1 AND s.level = $2 AND s.bucket_ms >= $3",
+        )
+        .bind(model.to_string())
+        .bind(level.id)
+        .bind(bucket_start(level, since_ms))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_version: BTreeMap<String, BucketStats> = BTreeMap::new();
+        for row in &rows {
+            let version: String = row.try_get("version")?;
+            let text: String = row.try_get("stats")?;
+            match serde_json::from_str::<BucketStats>(&text) {
+                Ok(stats) => by_version.entry(version).or_default().merge(&stats),
+                Err(error) => tracing::error!(%error, "prediction log: unreadable live counts"),
+            }
+        }
+        Ok(by_version)
+    }
+
+    /// Deletes buckets past their level's horizon, and every bucket older than `cutoff_ms`.
+    pub async fn expire_stats(&self, now_ms: i64, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for level in LEVELS {
+            let oldest = now_ms.saturating_sub(level.horizon_ms).max(cutoff_ms);
+            deleted += sqlx::query("DELETE FROM log_stats WHERE level = $1 AND bucket_ms < $2")
+                .bind(level.id)
+                .bind(bucket_start(level, oldest))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_take_the_finest_level_that_covers_them() {
+        assert_eq!(level_for(90_000).id, 0);
+        assert_eq!(level_for(2 * 3_600_000).id, 0);
+        assert_eq!(level_for(24 * 3_600_000).id, 1);
+        assert_eq!(level_for(30 * 86_400_000).id, 2);
+        assert_eq!(bucket_start(LEVELS[1], 3_600_000 * 5 + 17), 3_600_000 * 5);
+        assert_eq!(bucket_start(LEVELS[0], -1), -60_000);
+    }
+
+    #[test]
+    fn corrections_take_a_pair_back_and_merging_adds() {
+        let mut pending = Pending::default();
+        pending.add_pair(1, 0, "a", "b", 1);
+        pending.add_pair(1, 0, "a", "b", -1);
+        pending.add_pair(1, 0, "a", "a", 1);
+        let stats = &pending.buckets[&(1, 0, 0)];
+        let pairs: Vec<_> = stats.pairs().collect();
+        assert_eq!(pairs, vec![("a", "a", 1)]);
+        let mut total = stats.clone();
+        total.merge(stats);
+        assert_eq!(total.pairs().collect::<Vec<_>>(), vec![("a", "a", 2)]);
+        // Every level counts it.
+        assert_eq!(pending.buckets.len(), 3);
+    }
+}

@@ -1,0 +1,311 @@
+//! Moving a log written by an earlier release into the compact layout, in place, at start-up.
+//!
+//! The schema migration renamed the first layout's tables (`predictions_v1`, `feedback_v1`);
+//! this moves their rows over in chunks, each chunk in one transaction that also deletes what
+//! it moved, so an upgrade that is interrupted resumes where it stopped and the file does not
+//! need room for two copies. Those rows' versions have no stored schema, so each row's is read
+//! from the row itself: feature names in the order they were written, kinds from the JSON
+//! values (an integer, a fraction, a boolean, text), labels from the probabilities. Everything
+//! reads back exactly as it was written.
+
+use super::live::Pending;
+use super::record::{LogFeature, LogSchema, RequestKey, encode_doubles};
+use super::writer::{StoredRow, ensure_schema, insert_rows};
+use super::{Backend, Store, StoreError};
+use crate::data::ColumnKind;
+use serde_json::{Map, Value};
+use sqlx::Row;
+use std::collections::HashMap;
+
+/// Rows moved per transaction.
+const CHUNK: i64 = 5_000;
+
+/// Serializes upgrades of one PostgreSQL database by several replicas starting at once.
+const ADVISORY_LOCK: i64 = 0x6d6c_7365_7276_6531;
+
+/// Moves the rows of the first layout, if any are left, and drops its tables.
+pub(super) async fn move_first_layout_rows(store: &Store) -> Result<(), StoreError> {
+    let mut connection = store.pool.acquire().await?;
+    if store.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(ADVISORY_LOCK)
+            .execute(&mut *connection)
+            .await?;
+    }
+    let moved = move_rows(store, &mut connection).await;
+    if store.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(ADVISORY_LOCK)
+            .execute(&mut *connection)
+            .await?;
+    }
+    moved
+}
+
+async fn table_exists(
+    store: &Store,
+    connection: &mut sqlx::AnyConnection,
+    table: &str,
+) -> Result<bool, sqlx::Error> {
+    let sql = match store.backend() {
+        Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = $1 \
+             AND table_schema = current_schema()"
+        }
+    };
+    let count: i64 = sqlx::query_scalar(sql)
+        .bind(table.to_string())
+        .fetch_one(&mut *connection)
+        .await?;
+    Ok(count > 0)
+}
+
+async fn move_rows(store: &Store, connection: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+    if !table_exists(store, connection, "predictions_v1").await? {
+        return Ok(());
+    }
+    let mut schemas = HashMap::new();
+    let mut total = 0u64;
+    loop {
+        let moved = move_chunk(store, connection, &mut schemas).await?;
+        if moved == 0 {
+            break;
+        }
+        total += moved;
+        tracing::info!(
+            rows = total,
+            "prediction log: moving rows to the compact layout"
+        );
+    }
+    let feedback = move_feedback(connection).await?;
+    count_moved_feedback(store, connection).await?;
+    sqlx::query("DROP TABLE predictions_v1")
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query("DROP TABLE feedback_v1")
+        .execute(&mut *connection)
+        .await?;
+    if total > 0 || feedback > 0 {
+        tracing::info!(
+            predictions = total,
+            feedback,
+            "prediction log: moved to the compact layout"
+        );
+    }
+    Ok(())
+}
+
+/// Counts the moved feedback in the live metrics (the moved predictions were counted as they
+/// moved, without drift bins: the old rows do not say which training bins their version had).
+async fn count_moved_feedback(
+    store: &Store,
+    connection: &mut sqlx::AnyConnection,
+) -> Result<(), StoreError> {
+    let rows = sqlx::query(
+        "SELECT p.schema_id, p.label AS predicted, p.created_at_ms, f.label AS actual \
+         FROM feedback f JOIN predictions p \
+         ON p.request_id = f.request_id AND p.row_index = f.row_index",
+    )
+    .fetch_all(&mut *connection)
+    .await?;
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|row| row.try_get("schema_id"))
+        .collect::<Result<_, sqlx::Error>>()?;
+    let schemas = store.schemas(&ids).await?;
+    let mut pending = Pending::default();
+    for row in &rows {
+        let schema_id: i64 = row.try_get("schema_id")?;
+        let predicted: Option<i64> = row.try_get("predicted")?;
+        let Some(label) = schemas
+            .get(&schema_id)
+            .zip(predicted)
+            .and_then(|(s, i)| s.schema.label(i))
+        else {
+            continue;
+        };
+        let actual: Option<String> = row.try_get("actual")?;
+        if let Some(actual) = actual {
+            pending.add_pair(schema_id, row.try_get("created_at_ms")?, label, &actual, 1);
+        }
+    }
+    store
+        .write_stats(UPGRADE_REPLICA, pending)
+        .await
+        .map_err(|(error, _)| error)
+}
+
+/// The process id under which the upgrade writes the live counts of the rows it moves.
+const UPGRADE_REPLICA: &str = "upgrade";
+
+/// Moves the oldest [`CHUNK`] rows; returns how many there were.
+async fn move_chunk(
+    store: &Store,
+    connection: &mut sqlx::AnyConnection,
+    schemas: &mut HashMap<(String, String, String), i64>,
+) -> Result<u64, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, request_id, row_index, created_at_ms, model, version, inputs, label, \
+         probabilities, latency_ms, key_name FROM predictions_v1 ORDER BY id LIMIT $1",
+    )
+    .bind(CHUNK)
+    .fetch_all(&mut *connection)
+    .await?;
+    let Some(last) = rows.last() else {
+        return Ok(0);
+    };
+    let last_id: i64 = last.try_get("id")?;
+    let mut stored = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let old = OldRow::read(row)?;
+        let (schema, inputs, probabilities) = old.compact();
+        let (_, digest) = schema.stored();
+        let key = (old.model.clone(), old.version.clone(), digest);
+        let schema_id = match schemas.get(&key) {
+            Some(id) => *id,
+            None => {
+                let id = ensure_schema(connection, &old.model, &old.version, &schema).await?;
+                schemas.insert(key, id);
+                id
+            }
+        };
+        stored.push(StoredRow {
+            request_id: RequestKey::of(&old.request_id).to_bytes(),
+            row_index: old.row_index,
+            created_at_ms: old.created_at_ms,
+            schema_id,
+            label: schema
+                .labels
+                .iter()
+                .position(|l| *l == old.label)
+                .map(|i| i as i64),
+            value: None,
+            inputs,
+            probabilities: Some(probabilities),
+            latency_us: (old.latency_ms * 1e3).round() as i64,
+            key_name: old.key_name.map(Into::into),
+        });
+    }
+    let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
+    insert_rows(store.backend(), &mut transaction, &stored).await?;
+    sqlx::query("DELETE FROM predictions_v1 WHERE id <= $1")
+        .bind(last_id)
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
+    let mut pending = Pending::default();
+    for row in &stored {
+        pending.add_prediction(row.schema_id, row.created_at_ms, &[], &row.inputs);
+    }
+    store
+        .write_stats(UPGRADE_REPLICA, pending)
+        .await
+        .map_err(|(error, _)| error)?;
+    Ok(rows.len() as u64)
+}
+
+/// Moves every feedback row (there are few: one per labelled prediction).
+async fn move_feedback(connection: &mut sqlx::AnyConnection) -> Result<u64, StoreError> {
+    let rows = sqlx::query(
+        "SELECT request_id, row_index, label, created_at_ms, key_name FROM feedback_v1",
+    )
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
+    for row in &rows {
+        let request_id: String = row.try_get("request_id")?;
+        sqlx::query(
+            "INSERT INTO feedback (request_id, row_index, label, created_at_ms, key_name) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, row_index) DO NOTHING",
+        )
+        .bind(RequestKey::of(&request_id).to_bytes())
+        .bind(row.try_get::<i64, _>("row_index")?)
+        .bind(row.try_get::<String, _>("label")?)
+        .bind(row.try_get::<i64, _>("created_at_ms")?)
+        .bind(row.try_get::<Option<String>, _>("key_name")?)
+        .execute(&mut *transaction)
+        .await?;
+    }
+    transaction.commit().await?;
+    Ok(rows.len() as u64)
+}
+
+/// A row of the first layout.
+struct OldRow {
+    request_id: String,
+    row_index: i64,
+    created_at_ms: i64,
+    model: String,
+    version: String,
+    inputs: String,
+    label: String,
+    probabilities: String,
+    latency_ms: f64,
+    key_name: Option<String>,
+}
+
+impl OldRow {
+    fn read(row: &sqlx::any::AnyRow) -> Result<OldRow, sqlx::Error> {
+        Ok(OldRow {
+            request_id: row.try_get("request_id")?,
+            row_index: row.try_get("row_index")?,
+            created_at_ms: row.try_get("created_at_ms")?,
+            model: row.try_get("model")?,
+            version: row.try_get("version")?,
+            inputs: row.try_get("inputs")?,
+            label: row.try_get("label")?,
+            probabilities: row.try_get("probabilities")?,
+            latency_ms: row.try_get("latency_ms")?,
+            key_name: row.try_get("key_name")?,
+        })
+    }
+
+    /// The row's own schema, its inputs and its probabilities in the compact form.
+    fn compact(&self) -> (LogSchema, Vec<u8>, Vec<u8>) {
+        let inputs = parse_object(&self.inputs);
+        let probabilities = parse_object(&self.probabilities);
+        let mut features = Vec::with_capacity(inputs.len());
+        let mut bytes = Vec::with_capacity(inputs.len() * 8);
+        for (name, value) in &inputs {
+            let kind = match value {
+                Value::Bool(_) => ColumnKind::Boolean,
+                Value::Number(n) if n.is_i64() || n.is_u64() => ColumnKind::Integer,
+                Value::String(_) => ColumnKind::String,
+                _ => ColumnKind::Number,
+            };
+            features.push(LogFeature {
+                name: name.clone(),
+                kind,
+                categories: None,
+            });
+            match value {
+                Value::Bool(b) => bytes.extend_from_slice(&f64::from(u8::from(*b)).to_le_bytes()),
+                Value::Number(n) => {
+                    bytes.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_le_bytes())
+                }
+                Value::String(text) => {
+                    bytes.extend(super::record::text_bytes(text));
+                }
+                _ => bytes.extend_from_slice(&f64::NAN.to_le_bytes()),
+            }
+        }
+        let labels: Vec<String> = probabilities.keys().cloned().collect();
+        let values: Vec<f64> = probabilities
+            .values()
+            .map(|v| v.as_f64().unwrap_or(f64::NAN))
+            .collect();
+        (
+            LogSchema { features, labels },
+            bytes,
+            encode_doubles(&values),
+        )
+    }
+}
+
+fn parse_object(text: &str) -> Map<String, Value> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
