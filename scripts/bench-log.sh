@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Prediction log benchmark: single-row POST predict on breast_cancer with wrk, with the log
-# off, on SQLite and on PostgreSQL, in one run on the same machine. Prints Markdown, then how
-# many predictions each database holds and how many were dropped (from /metrics).
+# off, on SQLite and on PostgreSQL, beside a bare axum endpoint that only parses the JSON, in
+# one run on the same machine. Prints Markdown, each mode's throughput as a share of the bare
+# endpoint's and of the log-off server's, then how many predictions each database holds and how
+# many were dropped (from /metrics).
 # Needs wrk (apt-get install wrk); PostgreSQL comes from scripts/test-postgres.sh.
 # Usage: scripts/bench-log.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 2; }
-cargo build --release --quiet --bin mlserve
+cargo build --release --quiet --bin mlserve --example bare_json
 bin="$PWD/target/release/mlserve"
 work="$(mktemp -d)"
 pids=()
@@ -40,28 +42,40 @@ run_wrk() { # url connections -> "req/s p50 p99 non2xx"
 
 metric() { curl -sf "http://127.0.0.1:$port/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
 
-declare -A rps
-echo "| prediction log | connections | requests/s | p50 (ms) | p99 (ms) | non-2xx |"
-echo "|---|---:|---:|---:|---:|---:|"
-for mode in off sqlite postgres; do
-  case "$mode" in
-    off) start_server --prediction-log false ;;
-    sqlite) start_server --database-url "sqlite://$work/predictions.db" ;;
-    postgres) start_server --database-url "$pg_url" ;;
-  esac
-  if [ ! -f "$work/post.lua" ]; then
-    curl -sf "http://127.0.0.1:$port/api/models/breast_cancer" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["example"]))' >"$work/body.json"
-    cat >"$work/post.lua" <<LUA
+# The request body: the model's example row.
+start_server --prediction-log false
+curl -sf "http://127.0.0.1:$port/api/models/breast_cancer" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["example"]))' >"$work/body.json"
+cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open("$work/body.json"); wrk.body = f:read("*a"); f:close()
 LUA
-  fi
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+
+bare_port="$(free_port)"
+"$PWD/target/release/examples/bare_json" "127.0.0.1:$bare_port" 2>/dev/null &
+pids+=($!)
+until curl -sf -X POST -H 'content-type: application/json' -d '{}' "http://127.0.0.1:$bare_port/predict" >/dev/null; do sleep 0.005; done
+
+declare -A rps
+echo "| prediction log | connections | requests/s | p50 (ms) | p99 (ms) | non-2xx |"
+echo "|---|---:|---:|---:|---:|---:|"
+for mode in bare off sqlite postgres; do
+  case "$mode" in
+    bare) port="$bare_port" ;;
+    off) start_server --prediction-log false ;;
+    sqlite) start_server --database-url "sqlite://$work/predictions.db" ;;
+    postgres) start_server --database-url "$pg_url" ;;
+  esac
+  path=/api/models/breast_cancer/predict
+  label="$mode"
+  if [ "$mode" = bare ]; then path=/predict; label="(bare axum, parse JSON only)"; fi
   for c in 8 64; do
-    read -r r p50 p99 errors _ <<<"$(run_wrk "http://127.0.0.1:$port/api/models/breast_cancer/predict" "$c")"
+    read -r r p50 p99 errors _ <<<"$(run_wrk "http://127.0.0.1:$port$path" "$c")"
     rps["$mode-$c"]="$r"
-    echo "| $mode | $c | $r | $p50 | $p99 | $errors |"
+    echo "| $label | $c | $r | $p50 | $p99 | $errors |"
   done
+  [ "$mode" = bare ] && continue
   sleep 1
   written="$(metric mlserve_prediction_log_written_total)"
   dropped="$(metric mlserve_prediction_log_dropped_total)"
@@ -69,9 +83,12 @@ LUA
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 done
 echo
-for mode in sqlite postgres; do
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+for mode in off sqlite postgres; do
   for c in 8 64; do
-    echo "$mode at $c connections: $(python3 -c "print(f'{100*${rps[$mode-$c]}/${rps[off-$c]}:.0f}')")% of the throughput with the log off"
+    line="log $mode at $c connections: $(ratio "${rps[$mode-$c]}" "${rps[bare-$c]}") of the bare endpoint"
+    [ "$mode" != off ] && line+=", $(ratio "${rps[$mode-$c]}" "${rps[off-$c]}") of the log-off server"
+    echo "$line"
   done
 done
 printf '%s\n' "${notes[@]}"

@@ -162,6 +162,7 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         }),
         metrics: None,
         onnx: Some(binding.clone()),
+        prediction_log: None,
         features: features.clone(),
     };
     // The same check the server makes at load: the binding fits and the example row scores.

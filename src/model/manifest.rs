@@ -38,6 +38,11 @@ pub struct Manifest {
     /// How the features feed an ONNX graph's inputs (the `onnx` backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onnx: Option<OnnxBinding>,
+    /// `false` keeps this model's predictions out of the prediction log whatever the server's
+    /// settings (for a model whose inputs must not be stored); absent or `true` logs them as
+    /// the settings say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_log: Option<bool>,
     /// Input features, in order.
     pub features: Vec<FeatureSchema>,
 }

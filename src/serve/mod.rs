@@ -323,6 +323,11 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
             crate::store::LogSettings {
                 sample_rate: settings.prediction_log_sample_rate,
                 models: settings.prediction_log_models.clone(),
+                policy: crate::store::policy::InputPolicy::new(
+                    &settings.prediction_log_exclude_features,
+                    &settings.prediction_log_hash_features,
+                    &settings.prediction_log_hash_key,
+                ),
                 ..crate::store::LogSettings::default()
             },
         )

@@ -7,7 +7,8 @@
 use super::middleware::{Caller, RequestId, RequestStart};
 use super::state::App;
 use crate::model::{FeatureValue, LoadedModel, PredictFailure, Prediction, ValidRow};
-use crate::store::record::{RequestKey, encode_inputs};
+use crate::store::policy::InputPolicy;
+use crate::store::record::{Answered, RequestKey};
 use crate::store::{PredictionLog, PredictionRecord};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -88,48 +89,39 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The log record of one answered row: numbers only (see [`crate::store::record`]).
-fn record_of(
-    model: &Arc<LoadedModel>,
-    asked: &Asked,
-    key: &RequestKey,
-    row_index: usize,
-    prediction: (usize, &[FeatureValue], &[f64]),
-) -> PredictionRecord {
-    let (class, values, probabilities) = prediction;
-    PredictionRecord {
-        model: model.clone(),
-        request_id: key.clone(),
-        row_index: u32::try_from(row_index).unwrap_or(u32::MAX),
-        created_at_ms: now_ms(),
-        inputs: encode_inputs(&model.artifact.manifest.features, values),
-        label: u32::try_from(class).ok(),
-        probabilities: probabilities.to_vec(),
-        latency_us: u32::try_from(asked.started.elapsed().as_micros()).unwrap_or(u32::MAX),
-        key_name: asked.caller.clone(),
-    }
-}
-
-/// The log records of answered predictions (one per row).
+/// The log records of answered predictions (one per row), as `policy` keeps their inputs.
 pub fn records(
     model: &Arc<LoadedModel>,
     asked: &Asked,
     predictions: &[Prediction],
+    policy: &InputPolicy,
 ) -> Vec<PredictionRecord> {
     let key = RequestKey::of(&asked.request_id);
+    let latency_us = latency_us(asked);
     predictions
         .iter()
         .enumerate()
-        .map(|(index, p)| {
-            record_of(
+        .map(|(row_index, p)| {
+            let answered = Answered {
+                row_index,
+                values: &p.values,
+                class: p.class,
+                probabilities: &p.probabilities,
+            };
+            PredictionRecord::new(
                 model,
-                asked,
                 &key,
-                index,
-                (p.class, &p.values, &p.probabilities),
+                answered,
+                policy,
+                latency_us,
+                asked.caller.clone(),
             )
         })
         .collect()
+}
+
+fn latency_us(asked: &Asked) -> u32 {
+    u32::try_from(asked.started.elapsed().as_micros()).unwrap_or(u32::MAX)
 }
 
 /// Counts predictions by class for the metrics.
@@ -164,9 +156,9 @@ fn log_predictions(app: &App, model: &Arc<LoadedModel>, asked: &Asked, predictio
     }
     count_predictions(model, &per_class);
     if let Some(log) = &app.log
-        && log.keeps(model.name(), &asked.request_id, predictions.len())
+        && log.keeps(model, &asked.request_id, predictions.len())
     {
-        log.record(records(model, asked, predictions));
+        log.record(records(model, asked, predictions, log.policy()));
     }
 }
 
@@ -194,7 +186,7 @@ impl<'a> StreamedPredictions<'a> {
             model,
             key: RequestKey::of(&asked.request_id),
             asked,
-            log: log.filter(|log| log.keeps(model.name(), &asked.request_id, 0)),
+            log: log.filter(|log| log.keeps(model, &asked.request_id, 0)),
             pending: Vec::new(),
             per_class: vec![0; model.artifact.manifest.labels.len()],
             row: 0,
@@ -207,15 +199,21 @@ impl<'a> StreamedPredictions<'a> {
         if let Some(count) = self.per_class.get_mut(class) {
             *count += 1;
         }
-        if self.log.is_some() {
-            let record = record_of(
+        if let Some(log) = self.log {
+            let answered = Answered {
+                row_index: self.row,
+                values,
+                class,
+                probabilities,
+            };
+            self.pending.push(PredictionRecord::new(
                 self.model,
-                self.asked,
                 &self.key,
-                self.row,
-                (class, values, probabilities),
-            );
-            self.pending.push(record);
+                answered,
+                log.policy(),
+                latency_us(self.asked),
+                self.asked.caller.clone(),
+            ));
             if self.pending.len() >= 256 {
                 self.flush();
             }

@@ -14,9 +14,10 @@
 //! in minutes, up to 48 hours in hours, beyond in days. Erasing a request leaves its counts
 //! (they say nothing about a person); retention deletes buckets older than the log.
 
-use super::record::{Raw, read_raw};
+use super::log_schema::LogSchema;
+use super::policy::Kept;
+use super::record::read_raw;
 use super::{Store, StoreError};
-use crate::data::ColumnKind;
 use crate::model::FeatureSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -137,15 +138,17 @@ impl Pending {
         }
     }
 
-    /// Counts one prediction and the bins of its inputs (written for `features`).
+    /// Counts one prediction and the drift bins of its inputs (written as `schema` says, binned
+    /// by the training baselines of `features`; none when `features` is empty).
     pub fn add_prediction(
         &mut self,
         schema_id: i64,
         at_ms: i64,
         features: &[FeatureSchema],
+        schema: &LogSchema,
         inputs: &[u8],
     ) {
-        let bins = feature_bins(features, inputs);
+        let bins = feature_bins(features, schema, inputs);
         self.each_level(schema_id, at_ms, |stats| {
             stats.predictions += 1;
             if stats.bins.is_empty() {
@@ -231,19 +234,27 @@ impl LiveCounts {
     }
 }
 
-/// The bin of each input of a row, as [`super::drift::bin_of`] places it.
-fn feature_bins(features: &[FeatureSchema], mut inputs: &[u8]) -> Vec<Option<usize>> {
-    features
-        .iter()
-        .map(|feature| {
-            let categories = match feature.kind {
-                ColumnKind::Categorical => feature.categories.as_ref().map_or(0, Vec::len),
-                _ => 0,
-            };
-            let raw = read_raw(feature.kind, categories, &mut inputs).unwrap_or(Raw::Missing);
-            super::drift::bin_of(feature, raw)
-        })
-        .collect()
+/// The drift bin of each input of a row, as [`super::drift::bin_of`] places it; none for a
+/// feature left out or hashed.
+fn feature_bins(
+    features: &[FeatureSchema],
+    schema: &LogSchema,
+    mut inputs: &[u8],
+) -> Vec<Option<usize>> {
+    let mut bins = vec![None; features.len()];
+    for (bin, (feature, logged)) in bins.iter_mut().zip(features.iter().zip(&schema.features)) {
+        let Some(kind) = logged.kind_as_written() else {
+            continue;
+        };
+        let categories = logged.categories.as_ref().map_or(0, Vec::len);
+        let Some(raw) = read_raw(kind, categories, &mut inputs) else {
+            break;
+        };
+        if logged.kept == Kept::Value {
+            *bin = super::drift::bin_of(feature, raw);
+        }
+    }
+    bins
 }
 
 impl Store {

@@ -7,9 +7,11 @@
 //! and logged: never silently. On shutdown the queue is drained before the process exits.
 
 use super::live::LiveCounts;
+use super::policy::InputPolicy;
 use super::record::{PredictionRecord, fnv1a};
 use super::writer::LogSettings;
 use super::{Store, StoreError};
+use crate::model::LoadedModel;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ pub struct PredictionLog {
     sender: mpsc::Sender<PredictionRecord>,
     sample_rate: f64,
     models: Vec<String>,
+    policy: InputPolicy,
     /// Records the writer has taken from the queue and not yet written (its batch).
     in_hand: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
@@ -50,6 +53,7 @@ impl PredictionLog {
             sender,
             sample_rate: settings.sample_rate,
             models: settings.models.clone(),
+            policy: settings.policy.clone(),
             in_hand,
             dropped: Arc::new(AtomicU64::new(0)),
             last_drop_warning: std::sync::Mutex::new(None),
@@ -63,8 +67,11 @@ impl PredictionLog {
     /// Whether a request of this model with this id is logged (see [`LogSettings::models`] and
     /// [`LogSettings::sample_rate`]); counts `rows` in `mlserve_prediction_log_sampled_out_total`
     /// when it is sampled out.
-    pub fn keeps(&self, model: &str, request_id: &str, rows: usize) -> bool {
-        if !self.models.is_empty() && !self.models.iter().any(|m| m == model) {
+    pub fn keeps(&self, model: &LoadedModel, request_id: &str, rows: usize) -> bool {
+        if model.artifact.manifest.prediction_log == Some(false) {
+            return false;
+        }
+        if !self.models.is_empty() && !self.models.iter().any(|m| m == model.name()) {
             return false;
         }
         let kept = self.sample_rate >= 1.0 || sampled_in(request_id, self.sample_rate);
@@ -105,6 +112,11 @@ impl PredictionLog {
     /// Writes live counts that are waiting (after a failure, or with no traffic since).
     pub async fn write_live_counts(&self) -> Result<(), StoreError> {
         self.live.write(&self.store).await
+    }
+
+    /// What is kept of inputs.
+    pub fn policy(&self) -> &InputPolicy {
+        &self.policy
     }
 
     /// The store, for reading the log back.

@@ -7,8 +7,11 @@
 //! and bytes, read back by the model version's schema stored once in `log_schemas`.
 
 pub mod drift;
+mod insert;
 pub mod live;
 mod log;
+pub mod log_schema;
+pub mod policy;
 mod queries;
 pub mod record;
 pub mod retention;
@@ -199,10 +202,10 @@ impl Store {
                                 retention::WAL_LIMIT_BYTES
                             )))
                             .await?;
-                        // 8 MiB of page cache per connection: the pages the writer touches
-                        // (the ends of the time-ordered indexes) stay in memory, and four
-                        // connections cannot hold more than 32 MiB.
-                        connection.execute("PRAGMA cache_size = -8192").await?;
+                        // 2 MiB of page cache per connection: rows and index entries are
+                        // appended in time order, so the pages the writer touches (the ends of
+                        // the indexes) are few, and four connections cannot hold more than 8 MiB.
+                        connection.execute("PRAGMA cache_size = -2048").await?;
                         // No memory map: each connection mapped up to 256 MiB of the file, which
                         // stayed resident as the log grew.
                         connection.execute("PRAGMA mmap_size = 0").await?;

@@ -2,7 +2,8 @@
 //! and erasure. Rows are decoded by their version's schema (see [`super::record`]), read once
 //! per query. Statements are built with numbered placeholders only; values are always bound.
 
-use super::record::{LogSchema, RequestKey};
+use super::log_schema::LogSchema;
+use super::record::RequestKey;
 use super::{Store, StoreError};
 use serde_json::{Map, Value};
 use sqlx::Row;

@@ -3,26 +3,27 @@
 //!
 //! A row keeps numbers only: the inputs in schema order in a small binary form, the label as
 //! its index, the probabilities as doubles and the request id as 16 bytes. Names, kinds,
-//! categories and labels are the model version's, stored once per version as a [`LogSchema`]
-//! (so rows stay readable after the version's folder is gone) and joined back when the log is
-//! read.
+//! categories and labels are the model version's, stored once per version as a
+//! [`super::log_schema::LogSchema`] (so rows stay readable after the version's folder is gone)
+//! and joined back when the log is read.
 //!
-//! Inputs, in schema order, each by its feature's kind:
+//! Inputs, in schema order, each by its feature's kind (a feature the operator excludes is not
+//! written; one they hash is written as text, its hash: see [`super::policy`]):
 //! - number, integer, boolean: 8 bytes, the IEEE 754 double, little-endian; any NaN is missing
 //!   (the validator never lets a NaN through as a value);
 //! - categorical: a LEB128 varint `v`: 0 missing, `1..=n` the category `v - 1`, `n + 1` a value
 //!   outside the list (never from the validator; kept so nothing is lost) followed by it as text;
 //! - text, date, date-time: a varint `v`: 0 missing, otherwise `v - 1` bytes of UTF-8.
 
+use super::policy::{InputPolicy, Kept};
 use crate::data::ColumnKind;
 use crate::model::{FeatureSchema, FeatureValue, LoadedModel};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use std::sync::Arc;
 
 /// One logged prediction (one row of a batch), as the request hands it over: numbers, the
-/// request's key, and the loaded model version, which knows the names and labels (see
-/// [`super::record`]). No text is built on the request path.
+/// request's key, and the loaded model version, which knows the names and labels. No text is
+/// built on the request path, and the inputs and probabilities share one allocation.
 #[derive(Debug, Clone)]
 pub struct PredictionRecord {
     /// The model version that answered.
@@ -33,16 +34,84 @@ pub struct PredictionRecord {
     pub row_index: u32,
     /// When it was answered, in milliseconds since the Unix epoch.
     pub created_at_ms: i64,
-    /// The validated inputs in the compact form ([`super::record::encode_inputs`]).
-    pub inputs: Vec<u8>,
+    /// The inputs in the compact form ([`encode_inputs`]), then the probabilities as
+    /// little-endian doubles.
+    payload: Box<[u8]>,
+    /// Where the probabilities start in `payload`.
+    inputs_len: usize,
     /// The predicted class's index in the model's labels.
     pub label: Option<u32>,
-    /// Probabilities in the model's label order.
-    pub probabilities: Vec<f64>,
     /// Time spent answering the request, in microseconds.
     pub latency_us: u32,
     /// The API key or user that asked, when auth is on.
     pub key_name: Option<Arc<str>>,
+}
+
+/// One answered row, as [`PredictionRecord::new`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Answered<'a> {
+    /// The row's index in its request.
+    pub row_index: usize,
+    /// Its validated inputs, in schema order.
+    pub values: &'a [FeatureValue],
+    /// The predicted class's index.
+    pub class: usize,
+    /// The class probabilities, in label order.
+    pub probabilities: &'a [f64],
+}
+
+impl PredictionRecord {
+    /// The record of an answered row of `model`, its inputs written as `policy` keeps them.
+    pub fn new(
+        model: &Arc<LoadedModel>,
+        request_id: &RequestKey,
+        answered: Answered<'_>,
+        policy: &InputPolicy,
+        latency_us: u32,
+        key_name: Option<Arc<str>>,
+    ) -> PredictionRecord {
+        let features = &model.artifact.manifest.features;
+        let mut payload = Vec::with_capacity(features.len() * 8 + answered.probabilities.len() * 8);
+        encode_inputs_into(&mut payload, features, answered.values, policy);
+        let inputs_len = payload.len();
+        for p in answered.probabilities {
+            payload.extend_from_slice(&p.to_le_bytes());
+        }
+        PredictionRecord {
+            model: model.clone(),
+            request_id: request_id.clone(),
+            row_index: u32::try_from(answered.row_index).unwrap_or(u32::MAX),
+            created_at_ms: now_ms(),
+            payload: payload.into_boxed_slice(),
+            inputs_len,
+            label: u32::try_from(answered.class).ok(),
+            latency_us,
+            key_name,
+        }
+    }
+
+    /// The inputs in the compact form.
+    pub fn inputs(&self) -> &[u8] {
+        &self.payload[..self.inputs_len]
+    }
+
+    /// The probabilities, as little-endian doubles.
+    pub fn probabilities(&self) -> &[u8] {
+        &self.payload[self.inputs_len..]
+    }
+
+    /// The same record, answered at another time (for tests and tools that write the past).
+    pub fn at(mut self, created_at_ms: i64) -> PredictionRecord {
+        self.created_at_ms = created_at_ms;
+        self
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The request id of a logged row: 16 bytes when it is a UUID in its canonical lowercase text
@@ -74,6 +143,14 @@ impl RequestKey {
         RequestKey::Text(Arc::from(request_id))
     }
 
+    /// The bytes stored in the `request_id` column, borrowed when they are the UUID's.
+    pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            RequestKey::Uuid(bytes) => std::borrow::Cow::Borrowed(bytes),
+            RequestKey::Text(_) => std::borrow::Cow::Owned(self.to_bytes()),
+        }
+    }
+
     /// The bytes stored in the `request_id` column.
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
@@ -101,85 +178,6 @@ impl RequestKey {
     }
 }
 
-/// One feature as the log reads it back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LogFeature {
-    /// Feature name.
-    pub name: String,
-    /// Its type, which says how its value is written.
-    pub kind: ColumnKind,
-    /// The categories of a categorical feature, in the order their indexes refer to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub categories: Option<Vec<String>>,
-}
-
-/// What a model version's rows need to be read: its features and labels, stored once per
-/// version in the `log_schemas` table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LogSchema {
-    /// The features, in the order the inputs are written.
-    pub features: Vec<LogFeature>,
-    /// The class labels, in the order label indexes and probabilities refer to.
-    pub labels: Vec<String>,
-}
-
-impl LogSchema {
-    /// The schema of a model version.
-    pub fn of(features: &[FeatureSchema], labels: &[String]) -> LogSchema {
-        LogSchema {
-            features: features
-                .iter()
-                .map(|f| LogFeature {
-                    name: f.name.clone(),
-                    kind: f.kind,
-                    categories: (f.kind == ColumnKind::Categorical)
-                        .then(|| f.categories.clone().unwrap_or_default()),
-                })
-                .collect(),
-            labels: labels.to_vec(),
-        }
-    }
-
-    /// The schema as stored, and its digest (which tells versions re-saved with another schema
-    /// under the same name apart).
-    pub fn stored(&self) -> (String, String) {
-        let text = serde_json::to_string(self).unwrap_or_default();
-        let digest = format!("{:016x}", fnv1a(text.as_bytes()));
-        (text, digest)
-    }
-
-    /// Reads the inputs of a row back as a JSON object by feature name, typed as the API
-    /// answers them. `None` when the bytes do not fit the schema.
-    pub fn decode_inputs(&self, mut bytes: &[u8]) -> Option<Map<String, Value>> {
-        let mut object = Map::with_capacity(self.features.len());
-        for feature in &self.features {
-            let value = decode_value(feature, &mut bytes)?;
-            object.insert(feature.name.clone(), value);
-        }
-        bytes.is_empty().then_some(object)
-    }
-
-    /// The label of an index, as text.
-    pub fn label(&self, index: i64) -> Option<&str> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.labels.get(i))
-            .map(String::as_str)
-    }
-
-    /// Probabilities by label, as a JSON object.
-    pub fn decode_probabilities(&self, bytes: &[u8]) -> Option<Map<String, Value>> {
-        let values = decode_doubles(bytes)?;
-        (values.len() == self.labels.len()).then(|| {
-            self.labels
-                .iter()
-                .zip(values)
-                .map(|(label, p)| (label.clone(), json_number(p)))
-                .collect()
-        })
-    }
-}
-
 /// The 64-bit FNV-1a hash.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
@@ -189,7 +187,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-fn json_number(value: f64) -> Value {
+pub(super) fn json_number(value: f64) -> Value {
     Number::from_f64(value).map_or(Value::Null, Value::Number)
 }
 
@@ -236,41 +234,84 @@ fn read_str<'a>(bytes: &mut &'a [u8], length: u64) -> Option<&'a str> {
     std::str::from_utf8(text).ok()
 }
 
-/// Writes validated inputs, in schema order, in the compact form (see the module's docs).
-pub fn encode_inputs(features: &[FeatureSchema], values: &[FeatureValue]) -> Vec<u8> {
+/// Writes validated inputs, in schema order, in the compact form (see the module's docs):
+/// features `policy` excludes are left out, those it hashes written as their hash's text.
+pub fn encode_inputs(
+    features: &[FeatureSchema],
+    values: &[FeatureValue],
+    policy: &InputPolicy,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(features.len() * 8);
+    encode_inputs_into(&mut out, features, values, policy);
+    out
+}
+
+fn encode_inputs_into(
+    out: &mut Vec<u8>,
+    features: &[FeatureSchema],
+    values: &[FeatureValue],
+    policy: &InputPolicy,
+) {
+    let plain = policy.keeps_everything();
     for (feature, value) in features.iter().zip(values) {
-        match feature.kind {
-            ColumnKind::Number | ColumnKind::Integer | ColumnKind::Boolean => {
-                let number = match value {
-                    FeatureValue::Number(n) => *n,
-                    _ => f64::NAN,
-                };
-                out.extend_from_slice(&number.to_le_bytes());
-            }
-            ColumnKind::Categorical => match value {
-                FeatureValue::Missing | FeatureValue::Number(_) => out.push(0),
-                FeatureValue::Category(text) | FeatureValue::Text(text) => {
-                    let categories = feature.categories.as_deref().unwrap_or_default();
-                    match categories.iter().position(|c| c == text) {
-                        Some(index) => push_varint(&mut out, index as u64 + 1),
-                        None => {
-                            push_varint(&mut out, categories.len() as u64 + 1);
-                            push_text(&mut out, text);
-                        }
-                    }
-                }
-            },
-            ColumnKind::String | ColumnKind::Date | ColumnKind::DateTime => match value {
-                FeatureValue::Category(text) | FeatureValue::Text(text) => {
-                    push_text(&mut out, text)
-                }
-                FeatureValue::Number(n) => push_text(&mut out, &n.to_string()),
-                FeatureValue::Missing => out.push(0),
+        let kept = if plain {
+            Kept::Value
+        } else {
+            policy.kept(&feature.name)
+        };
+        match kept {
+            Kept::Value => encode_value(out, feature, value),
+            Kept::Excluded => {}
+            Kept::Hashed => match value_text(feature, value) {
+                Some(text) => push_text(out, &policy.hash(&feature.name, &text)),
+                None => out.push(0),
             },
         }
     }
-    out
+}
+
+/// A value as the text its hash is taken of: numbers as JSON writes them, booleans as
+/// `true`/`false`, text as it is; `None` when missing.
+fn value_text(feature: &FeatureSchema, value: &FeatureValue) -> Option<String> {
+    match value {
+        FeatureValue::Missing => None,
+        FeatureValue::Number(n) => Some(match feature.kind {
+            ColumnKind::Boolean => (*n != 0.0).to_string(),
+            ColumnKind::Integer => (*n as i64).to_string(),
+            _ => json_number(*n).to_string(),
+        }),
+        FeatureValue::Category(text) | FeatureValue::Text(text) => Some(text.clone()),
+    }
+}
+
+fn encode_value(out: &mut Vec<u8>, feature: &FeatureSchema, value: &FeatureValue) {
+    match feature.kind {
+        ColumnKind::Number | ColumnKind::Integer | ColumnKind::Boolean => {
+            let number = match value {
+                FeatureValue::Number(n) => *n,
+                _ => f64::NAN,
+            };
+            out.extend_from_slice(&number.to_le_bytes());
+        }
+        ColumnKind::Categorical => match value {
+            FeatureValue::Missing | FeatureValue::Number(_) => out.push(0),
+            FeatureValue::Category(text) | FeatureValue::Text(text) => {
+                let categories = feature.categories.as_deref().unwrap_or_default();
+                match categories.iter().position(|c| c == text) {
+                    Some(index) => push_varint(out, index as u64 + 1),
+                    None => {
+                        push_varint(out, categories.len() as u64 + 1);
+                        push_text(out, text);
+                    }
+                }
+            }
+        },
+        ColumnKind::String | ColumnKind::Date | ColumnKind::DateTime => match value {
+            FeatureValue::Category(text) | FeatureValue::Text(text) => push_text(out, text),
+            FeatureValue::Number(n) => push_text(out, &n.to_string()),
+            FeatureValue::Missing => out.push(0),
+        },
+    }
 }
 
 /// One input as written, before it is named or typed for an answer.
@@ -314,20 +355,6 @@ pub fn read_raw<'a>(kind: ColumnKind, categories: usize, bytes: &mut &'a [u8]) -
     })
 }
 
-fn decode_value(feature: &LogFeature, bytes: &mut &[u8]) -> Option<Value> {
-    let categories = feature.categories.as_deref().unwrap_or_default();
-    Some(match read_raw(feature.kind, categories.len(), bytes)? {
-        Raw::Missing => Value::Null,
-        Raw::Number(number) => match feature.kind {
-            ColumnKind::Boolean => Value::Bool(number != 0.0),
-            ColumnKind::Integer => Value::from(number as i64),
-            _ => json_number(number),
-        },
-        Raw::Category(index) => Value::String(categories.get(index)?.clone()),
-        Raw::Text(text) => Value::String(text.to_string()),
-    })
-}
-
 /// Doubles, little-endian, back to back.
 pub fn encode_doubles(values: &[f64]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
@@ -343,77 +370,6 @@ pub fn decode_doubles(bytes: &[u8]) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ExampleValue;
-    use serde_json::json;
-
-    fn feature(name: &str, kind: ColumnKind, categories: Option<&[&str]>) -> FeatureSchema {
-        FeatureSchema {
-            name: name.into(),
-            kind,
-            nullable: true,
-            example: ExampleValue::Number(0.0),
-            min: None,
-            max: None,
-            mean: None,
-            std: None,
-            categories: categories.map(|c| c.iter().map(|s| s.to_string()).collect()),
-            frequencies: None,
-            baseline: None,
-        }
-    }
-
-    #[test]
-    fn inputs_read_back_as_the_api_answers_them() {
-        let features = vec![
-            feature("x", ColumnKind::Number, None),
-            feature("n", ColumnKind::Integer, None),
-            feature("b", ColumnKind::Boolean, None),
-            feature("c", ColumnKind::Categorical, Some(&["north", "south"])),
-            feature("t", ColumnKind::String, None),
-            feature("d", ColumnKind::Date, None),
-            feature("m", ColumnKind::Number, None),
-            feature("mc", ColumnKind::Categorical, Some(&["a"])),
-            feature("mt", ColumnKind::String, None),
-        ];
-        let values = vec![
-            FeatureValue::Number(0.1 + 0.2),
-            FeatureValue::Number(-7.0),
-            FeatureValue::Number(1.0),
-            FeatureValue::Category("south".into()),
-            FeatureValue::Text("héllo".into()),
-            FeatureValue::Text("2024-05-17".into()),
-            FeatureValue::Missing,
-            FeatureValue::Missing,
-            FeatureValue::Missing,
-        ];
-        let schema = LogSchema::of(&features, &["a".into(), "b".into()]);
-        let bytes = encode_inputs(&features, &values);
-        // 4 numbers of 8 bytes (one missing), a category index, 1 + 6 and 1 + 10 bytes of text,
-        // a missing category and missing text of a byte each.
-        assert_eq!(bytes.len(), 32 + 1 + 7 + 11 + 1 + 1);
-        let object = schema.decode_inputs(&bytes).unwrap();
-        assert_eq!(
-            Value::Object(object),
-            json!({"x": 0.1 + 0.2, "n": -7, "b": true, "c": "south", "t": "héllo",
-                   "d": "2024-05-17", "m": null, "mc": null, "mt": null})
-        );
-        // Truncated or overlong bytes are refused, not misread.
-        assert!(schema.decode_inputs(&bytes[..bytes.len() - 1]).is_none());
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert!(schema.decode_inputs(&longer).is_none());
-    }
-
-    #[test]
-    fn a_category_outside_the_list_is_kept_as_text() {
-        let features = vec![feature("c", ColumnKind::Categorical, Some(&["a", "b"]))];
-        let schema = LogSchema::of(&features, &[]);
-        let bytes = encode_inputs(&features, &[FeatureValue::Category("zz".into())]);
-        assert_eq!(
-            Value::Object(schema.decode_inputs(&bytes).unwrap()),
-            json!({"c": "zz"})
-        );
-    }
 
     #[test]
     fn request_ids_are_16_bytes_when_they_are_uuids_and_text_otherwise() {
@@ -436,19 +392,5 @@ mod tests {
             assert_ne!(bytes.len(), 16, "{text}");
             assert_eq!(RequestKey::text_of(&bytes).as_deref(), Some(text));
         }
-    }
-
-    #[test]
-    fn probabilities_and_digests() {
-        let schema = LogSchema::of(&[], &["no".into(), "yes".into()]);
-        let bytes = encode_doubles(&[0.25, 0.75]);
-        assert_eq!(
-            Value::Object(schema.decode_probabilities(&bytes).unwrap()),
-            json!({"no": 0.25, "yes": 0.75})
-        );
-        assert!(schema.decode_probabilities(&bytes[..8]).is_none());
-        let other = LogSchema::of(&[], &["no".into(), "maybe".into()]);
-        assert_ne!(schema.stored().1, other.stored().1);
-        assert_eq!(schema.stored(), schema.clone().stored());
     }
 }

@@ -8,13 +8,16 @@
 //! values (an integer, a fraction, a boolean, text), labels from the probabilities. Everything
 //! reads back exactly as it was written.
 
+use super::insert::{StoredRow, ensure_schema, insert_rows};
 use super::live::Pending;
-use super::record::{LogFeature, LogSchema, RequestKey, encode_doubles};
-use super::writer::{StoredRow, ensure_schema, insert_rows};
+use super::log_schema::{LogFeature, LogSchema};
+use super::policy::Kept;
+use super::record::{RequestKey, encode_doubles};
 use super::{Backend, Store, StoreError};
 use crate::data::ColumnKind;
 use serde_json::{Map, Value};
 use sqlx::Row;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Rows moved per transaction.
@@ -171,7 +174,7 @@ async fn move_chunk(
             }
         };
         stored.push(StoredRow {
-            request_id: RequestKey::of(&old.request_id).to_bytes(),
+            request_id: Cow::Owned(RequestKey::of(&old.request_id).to_bytes()),
             row_index: old.row_index,
             created_at_ms: old.created_at_ms,
             schema_id,
@@ -181,10 +184,10 @@ async fn move_chunk(
                 .position(|l| *l == old.label)
                 .map(|i| i as i64),
             value: None,
-            inputs,
-            probabilities: Some(probabilities),
+            inputs: Cow::Owned(inputs),
+            probabilities: Some(Cow::Owned(probabilities)),
             latency_us: (old.latency_ms * 1e3).round() as i64,
-            key_name: old.key_name.map(Into::into),
+            key_name: old.key_name.map(Cow::Owned),
         });
     }
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
@@ -196,7 +199,13 @@ async fn move_chunk(
     transaction.commit().await?;
     let mut pending = Pending::default();
     for row in &stored {
-        pending.add_prediction(row.schema_id, row.created_at_ms, &[], &row.inputs);
+        pending.add_prediction(
+            row.schema_id,
+            row.created_at_ms,
+            &[],
+            &LogSchema::default(),
+            &row.inputs,
+        );
     }
     store
         .write_stats(UPGRADE_REPLICA, pending)
@@ -278,6 +287,7 @@ impl OldRow {
                 name: name.clone(),
                 kind,
                 categories: None,
+                kept: Kept::Value,
             });
             match value {
                 Value::Bool(b) => bytes.extend_from_slice(&f64::from(u8::from(*b)).to_le_bytes()),

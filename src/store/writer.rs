@@ -1,12 +1,11 @@
 //! The log writer: one task that drains the queue and writes whatever has gathered as
 //! multi-row inserts in one transaction, retrying while the database is away.
 
+use super::Store;
+use super::insert::{SchemaIds, StoredRow, Version, insert_rows, rows};
 use super::live::LiveCounts;
-use super::record::{LogSchema, PredictionRecord, encode_doubles};
-use super::{Backend, Store};
-use crate::model::LoadedModel;
-use base64::Engine;
-use std::collections::HashMap;
+use super::policy::InputPolicy;
+use super::record::PredictionRecord;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -27,224 +26,20 @@ pub struct LogSettings {
     pub sample_rate: f64,
     /// The models whose predictions are logged; empty for every model.
     pub models: Vec<String>,
+    /// What is kept of inputs: features left out or hashed.
+    pub policy: InputPolicy,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
         LogSettings {
             queue_capacity: 100_000,
-            max_batch: 20_000,
+            max_batch: 5_000,
             flush_interval: Duration::from_millis(250),
             sample_rate: 1.0,
             models: Vec::new(),
+            policy: InputPolicy::default(),
         }
-    }
-}
-
-/// One row as it is inserted: the compact form of [`super::record`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub(super) struct StoredRow {
-    /// The request id's bytes ([`super::record::RequestKey::to_bytes`]).
-    #[serde(serialize_with = "base64_text")]
-    pub request_id: Vec<u8>,
-    pub row_index: i64,
-    pub created_at_ms: i64,
-    pub schema_id: i64,
-    /// The predicted class's index.
-    pub label: Option<i64>,
-    /// The predicted value (regression).
-    pub value: Option<f64>,
-    #[serde(serialize_with = "base64_text")]
-    pub inputs: Vec<u8>,
-    #[serde(serialize_with = "base64_option")]
-    pub probabilities: Option<Vec<u8>>,
-    pub latency_us: i64,
-    pub key_name: Option<Arc<str>>,
-}
-
-fn base64_text<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
-fn base64_option<S: serde::Serializer>(
-    bytes: &Option<Vec<u8>>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match bytes {
-        Some(bytes) => base64_text(bytes, serializer),
-        None => serializer.serialize_none(),
-    }
-}
-
-/// Columns of one row, in insert order.
-const COLUMNS: usize = 10;
-
-const COLUMN_LIST: &str = "request_id, row_index, created_at_ms, schema_id, label, value, \
-     inputs, probabilities, latency_us, key_name";
-
-/// The SQLite insert of `rows` rows, with anonymous `?` placeholders: the driver looks up
-/// every numbered one by name, which made a 1,000-parameter insert quadratic.
-fn sqlite_insert(rows: usize) -> String {
-    let row = format!("({})", ["?"; COLUMNS].join(", "));
-    // A retried batch after a timeout must not log a prediction twice.
-    format!(
-        "INSERT INTO predictions ({COLUMN_LIST}) VALUES {} \
-         ON CONFLICT (request_id, row_index) DO NOTHING",
-        vec![row; rows].join(", ")
-    )
-}
-
-/// Rows per SQLite insert statement. Fixed sizes keep the statements few, so each is prepared
-/// once and then taken from the connection's statement cache; a batch is cut into chunks of these.
-const CHUNKS: [usize; 3] = [100, 10, 1];
-
-/// Rows per PostgreSQL insert: one statement (one round trip) carries them all as JSON.
-const POSTGRES_CHUNK: usize = 5_000;
-
-/// The PostgreSQL insert of a JSON array of rows (bytes as base64). One parameter whatever the
-/// row count: sqlx does not set TCP_NODELAY, so every statement can wait for a delayed ACK (up
-/// to 40 ms on Linux); a statement per 100 rows held the log to about 2,000 rows a second.
-const POSTGRES_INSERT: &str = "INSERT INTO predictions (request_id, row_index, created_at_ms, \
-     schema_id, label, value, inputs, probabilities, latency_us, key_name) \
-     SELECT decode(request_id, 'base64'), row_index, created_at_ms, schema_id, label, value, \
-     decode(inputs, 'base64'), decode(probabilities, 'base64'), latency_us, key_name \
-     FROM json_to_recordset($1::json) AS r(request_id text, row_index integer, \
-     created_at_ms bigint, schema_id bigint, label integer, value double precision, \
-     inputs text, probabilities text, latency_us integer, key_name text) \
-     ON CONFLICT (request_id, row_index) DO NOTHING";
-
-/// Inserts rows inside `transaction`; returns the rows inserted (a row whose request id and
-/// row index are already logged is left out).
-pub(super) async fn insert_rows(
-    backend: Backend,
-    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
-    rows: &[StoredRow],
-) -> Result<u64, sqlx::Error> {
-    let mut inserted = 0;
-    match backend {
-        Backend::Postgres => {
-            for chunk in rows.chunks(POSTGRES_CHUNK) {
-                let json = serde_json::to_string(chunk)
-                    .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-                inserted += sqlx::query(POSTGRES_INSERT)
-                    .bind(json)
-                    .execute(&mut **transaction)
-                    .await?
-                    .rows_affected();
-            }
-        }
-        Backend::Sqlite => {
-            let mut rest = rows;
-            while !rest.is_empty() {
-                let size = CHUNKS
-                    .into_iter()
-                    .find(|&size| size <= rest.len())
-                    .unwrap_or(1);
-                let (chunk, tail) = rest.split_at(size);
-                rest = tail;
-                let mut query = sqlx::query(Store::sql(sqlite_insert(size)));
-                for row in chunk {
-                    query = query
-                        .bind(row.request_id.as_slice())
-                        .bind(row.row_index)
-                        .bind(row.created_at_ms)
-                        .bind(row.schema_id)
-                        .bind(row.label)
-                        .bind(row.value)
-                        .bind(row.inputs.as_slice())
-                        .bind(row.probabilities.as_deref())
-                        .bind(row.latency_us)
-                        .bind(row.key_name.as_deref());
-                }
-                inserted += query.execute(&mut **transaction).await?.rows_affected();
-            }
-        }
-    }
-    Ok(inserted)
-}
-
-/// The id of a model version's schema in `log_schemas`, adding it when new.
-pub(super) async fn ensure_schema(
-    connection: &mut sqlx::AnyConnection,
-    model: &str,
-    version: &str,
-    schema: &LogSchema,
-) -> Result<i64, sqlx::Error> {
-    let (text, digest) = schema.stored();
-    sqlx::query(
-        "INSERT INTO log_schemas (model, version, digest, schema) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (model, version, digest) DO NOTHING",
-    )
-    .bind(model.to_string())
-    .bind(version.to_string())
-    .bind(digest.clone())
-    .bind(text)
-    .execute(&mut *connection)
-    .await?;
-    sqlx::query_scalar(
-        "SELECT id FROM log_schemas WHERE model = $1 AND version = $2 AND digest = $3",
-    )
-    .bind(model.to_string())
-    .bind(version.to_string())
-    .bind(digest)
-    .fetch_one(&mut *connection)
-    .await
-}
-
-/// The schema ids of the model versions the writer has seen, by the address of their loaded
-/// model (kept alive here, so an address is never reused while it is a key).
-#[derive(Default)]
-pub(super) struct SchemaIds {
-    ids: HashMap<usize, (Arc<LoadedModel>, i64)>,
-}
-
-impl SchemaIds {
-    async fn of(&mut self, store: &Store, model: &Arc<LoadedModel>) -> Result<i64, sqlx::Error> {
-        let key = Arc::as_ptr(model) as usize;
-        if let Some((_, id)) = self.ids.get(&key) {
-            return Ok(*id);
-        }
-        let manifest = &model.artifact.manifest;
-        let schema = LogSchema::of(&manifest.features, &manifest.labels);
-        let mut connection = store.pool.acquire().await?;
-        let id =
-            ensure_schema(&mut connection, model.name(), &model.version_label, &schema).await?;
-        // Reloads make new loaded models; forget old ones now and then rather than keep them.
-        if self.ids.len() >= 1_000 {
-            self.ids.clear();
-        }
-        self.ids.insert(key, (model.clone(), id));
-        Ok(id)
-    }
-
-    /// Forgets every id: after a failure the database may be a new, empty file.
-    fn forget(&mut self) {
-        self.ids.clear();
-    }
-
-    /// The rows of a batch, with their versions' schema ids.
-    async fn rows(
-        &mut self,
-        store: &Store,
-        batch: &[PredictionRecord],
-    ) -> Result<Vec<StoredRow>, sqlx::Error> {
-        let mut rows = Vec::with_capacity(batch.len());
-        for record in batch {
-            let schema_id = self.of(store, &record.model).await?;
-            rows.push(StoredRow {
-                request_id: record.request_id.to_bytes(),
-                row_index: i64::from(record.row_index),
-                created_at_ms: record.created_at_ms,
-                schema_id,
-                label: record.label.map(i64::from),
-                value: None,
-                inputs: record.inputs.clone(),
-                probabilities: Some(encode_doubles(&record.probabilities)),
-                latency_us: i64::from(record.latency_us),
-                key_name: record.key_name.clone(),
-            });
-        }
-        Ok(rows)
     }
 }
 
@@ -252,7 +47,7 @@ impl SchemaIds {
 /// rolled back here, and a connection whose rollback fails too is closed rather than returned
 /// to the pool: a pooled connection must never keep SQLite's write lock (after a full disk,
 /// that wedged every later write until a restart).
-async fn write_batch(store: &Store, rows: &[StoredRow]) -> Result<u64, sqlx::Error> {
+async fn write_batch(store: &Store, rows: &[StoredRow<'_>]) -> Result<u64, sqlx::Error> {
     let mut connection = store.pool.acquire().await?;
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
     match insert_rows(store.backend(), &mut transaction, rows).await {
@@ -340,33 +135,23 @@ fn count_dropped(rows: usize, why: &str, error: &sqlx::Error) {
 /// Writes one batch. While the database is unreachable it retries with backoff (the queue
 /// fills meanwhile and overflow is counted); a batch the database refuses outright is written
 /// row by row, so only the rows it refuses are dropped. The writer bounds it at shutdown.
-async fn write_with_retry(
-    store: &Store,
-    ids: &mut SchemaIds,
-    live: &LiveCounts,
-    batch: &[PredictionRecord],
-) {
+async fn write_with_retry(writer: &mut Writer, batch: &[PredictionRecord]) {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 0u32;
     loop {
-        let rows = ids.rows(store, batch).await;
-        let written = match &rows {
-            Ok(rows) => write_batch(store, rows).await,
-            Err(_) => Err(sqlx::Error::PoolClosed),
+        let error = match writer.write(batch).await {
+            Ok(()) => return,
+            Err(error) => error,
         };
-        let error = match (written, rows) {
-            (Ok(inserted), Ok(rows)) => {
-                count_written(batch.len(), inserted);
-                count_live(live, batch, &rows);
-                return;
-            }
-            (Err(error), Ok(_)) | (_, Err(error)) => error,
-        };
-        ids.forget();
+        writer.ids.forget();
         attempt += 1;
         metrics::counter!("mlserve_prediction_log_write_errors_total").increment(1);
         if !transient(&error) && attempt >= 2 {
-            write_row_by_row(store, ids, live, batch).await;
+            for record in batch.chunks(1) {
+                if let Err(error) = writer.write(record).await {
+                    count_dropped(1, "the database refused a row", &error);
+                }
+            }
             return;
         }
         tracing::warn!(%error, rows = batch.len(), attempt, "prediction log: write failed; retrying");
@@ -375,41 +160,38 @@ async fn write_with_retry(
     }
 }
 
-async fn write_row_by_row(
-    store: &Store,
-    ids: &mut SchemaIds,
-    live: &LiveCounts,
-    batch: &[PredictionRecord],
-) {
-    for record in batch.chunks(1) {
-        let written = match ids.rows(store, record).await {
-            Ok(rows) => write_batch(store, &rows)
-                .await
-                .map(|inserted| (inserted, rows)),
-            Err(error) => Err(error),
-        };
-        match written {
-            Ok((inserted, rows)) => {
-                count_written(1, inserted);
-                count_live(live, record, &rows);
+/// What the writer keeps between batches.
+struct Writer {
+    store: Store,
+    ids: SchemaIds,
+    policy: InputPolicy,
+    live: Arc<LiveCounts>,
+}
+
+impl Writer {
+    /// Writes records in one transaction, and counts what committed in the live metrics.
+    async fn write(&mut self, batch: &[PredictionRecord]) -> Result<(), sqlx::Error> {
+        let versions = self.ids.versions(&self.store, batch, &self.policy).await?;
+        let inserted = write_batch(&self.store, &rows(batch, &versions)).await?;
+        count_written(batch.len(), inserted);
+        self.live.add(|pending| {
+            for (record, version) in batch.iter().zip(&versions) {
+                count_live(pending, record, version);
             }
-            Err(error) => count_dropped(1, "the database refused a row", &error),
-        }
+        });
+        Ok(())
     }
 }
 
-/// Adds committed rows to the live counts.
-fn count_live(live: &LiveCounts, batch: &[PredictionRecord], rows: &[StoredRow]) {
-    live.add(|pending| {
-        for (record, row) in batch.iter().zip(rows) {
-            pending.add_prediction(
-                row.schema_id,
-                record.created_at_ms,
-                &record.model.artifact.manifest.features,
-                &record.inputs,
-            );
-        }
-    });
+/// Adds a committed row to the live counts: drift bins for the features kept as values.
+fn count_live(pending: &mut super::live::Pending, record: &PredictionRecord, version: &Version) {
+    pending.add_prediction(
+        version.id,
+        record.created_at_ms,
+        &record.model.artifact.manifest.features,
+        &version.schema,
+        record.inputs(),
+    );
 }
 
 /// Resolves [`SHUTDOWN_DRAIN`] after shutdown began: the end of the time a write may take then.
@@ -436,7 +218,12 @@ pub(super) async fn run_writer(
     let max_batch = settings.max_batch.max(1);
     let mut batch = Vec::with_capacity(max_batch);
     let mut closed_at = None;
-    let mut ids = SchemaIds::default();
+    let mut writer = Writer {
+        store: store.clone(),
+        ids: SchemaIds::default(),
+        policy: settings.policy.clone(),
+        live: live.clone(),
+    };
     loop {
         let received = tokio::select! {
             received = receiver.recv_many(&mut batch, max_batch) => received,
@@ -472,7 +259,7 @@ pub(super) async fn run_writer(
         // A database that is down, slow or hung must not hold the process past its grace
         // period: once shutdown began, what is not written in time is counted as dropped.
         let written = tokio::select! {
-            () = write_with_retry(&store, &mut ids, &live, &batch) => true,
+            () = write_with_retry(&mut writer, &batch) => true,
             () = drain_deadline(&mut closing, &mut closed_at) => false,
         };
         if !written {
@@ -496,39 +283,4 @@ pub(super) async fn run_writer(
     }
     in_hand.store(0, Ordering::Relaxed);
     metrics::gauge!("mlserve_prediction_log_queue_depth").set(0.0);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_inserts_have_a_row_of_placeholders_per_record() {
-        assert!(sqlite_insert(1).contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT"));
-        assert_eq!(sqlite_insert(3).matches('?').count(), 3 * COLUMNS);
-        assert!(sqlite_insert(2).contains("?), (?"));
-    }
-
-    #[test]
-    fn postgres_reads_rows_by_the_names_they_serialize_under() {
-        let row = StoredRow {
-            request_id: vec![1, 2],
-            row_index: 0,
-            created_at_ms: 1,
-            schema_id: 1,
-            label: Some(0),
-            value: None,
-            inputs: vec![0xff],
-            probabilities: None,
-            latency_us: 5,
-            key_name: None,
-        };
-        let json = serde_json::to_value(&row).unwrap();
-        for field in json.as_object().unwrap().keys() {
-            assert!(POSTGRES_INSERT.contains(&format!("{field} ")), "{field}");
-            assert!(COLUMN_LIST.contains(field.as_str()), "{field}");
-        }
-        assert_eq!(json.as_object().unwrap().len(), COLUMNS);
-        assert_eq!(json["request_id"], "AQI=");
-    }
 }

@@ -315,6 +315,7 @@ impl TrainedModel {
                 roc_auc: e.roc_auc,
                 log_loss: e.log_loss,
             }),
+            prediction_log: None,
             features: self.features.clone(),
         }
     }

@@ -2,7 +2,8 @@
 
 use mlserve::model::{FeatureValue, LoadedModel, Repository};
 use mlserve::store::PredictionRecord;
-use mlserve::store::record::{RequestKey, encode_inputs};
+use mlserve::store::policy::InputPolicy;
+use mlserve::store::record::{Answered, RequestKey};
 use std::sync::{Arc, OnceLock};
 
 /// The demo breast-cancer model (30 numeric features, two labels), trained and loaded once.
@@ -54,15 +55,20 @@ pub fn record(
     let mut probabilities = vec![0.0; labels];
     probabilities[0] = 0.75;
     probabilities[labels - 1] += 0.25;
-    PredictionRecord {
-        model: model.clone(),
-        request_id: RequestKey::of(request_id),
+    let values = inputs(model, i);
+    let answered = Answered {
         row_index: 0,
-        created_at_ms,
-        inputs: encode_inputs(&model.artifact.manifest.features, &inputs(model, i)),
-        label: Some(0),
-        probabilities,
-        latency_us: 100,
-        key_name: None,
-    }
+        values: &values,
+        class: 0,
+        probabilities: &probabilities,
+    };
+    PredictionRecord::new(
+        model,
+        &RequestKey::of(request_id),
+        answered,
+        &InputPolicy::default(),
+        100,
+        None,
+    )
+    .at(created_at_ms)
 }

@@ -68,6 +68,14 @@ pub struct Settings {
     pub prediction_log_sample_rate: f64,
     /// The models whose predictions are logged; empty for every model.
     pub prediction_log_models: Vec<String>,
+    /// Features never written to the log (left out of every logged row).
+    pub prediction_log_exclude_features: Vec<String>,
+    /// Features written to the log as a keyed hash (HMAC-SHA-256 under
+    /// `prediction_log_hash_key`) rather than their value.
+    pub prediction_log_hash_features: Vec<String>,
+    /// The secret key of the hashed features: at least 16 characters, kept across restarts
+    /// so equal values keep equal hashes.
+    pub prediction_log_hash_key: String,
     /// Require an API key or HTTP Basic credentials (health probes and docs stay open).
     pub auth: bool,
     /// The keys file: API keys and users as argon2id hashes (`mlserve keys`).
@@ -118,6 +126,9 @@ impl Default for Settings {
             prediction_log_max_bytes: 10 * 1024 * 1024 * 1024,
             prediction_log_sample_rate: 1.0,
             prediction_log_models: Vec::new(),
+            prediction_log_exclude_features: Vec::new(),
+            prediction_log_hash_features: Vec::new(),
+            prediction_log_hash_key: String::new(),
             auth: false,
             keys_file: PathBuf::from("mlserve-keys.toml"),
             metrics_auth: false,
@@ -214,6 +225,31 @@ pub struct SettingsFlags {
         value_delimiter = ','
     )]
     pub prediction_log_models: Option<Vec<String>>,
+    /// Features never written to the log, comma-separated [default: none]
+    #[arg(
+        long,
+        env = "MLSERVE_PREDICTION_LOG_EXCLUDE_FEATURES",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub prediction_log_exclude_features: Option<Vec<String>>,
+    /// Features logged as a keyed hash (HMAC-SHA-256) instead of their value, comma-separated [default: none]
+    #[arg(
+        long,
+        env = "MLSERVE_PREDICTION_LOG_HASH_FEATURES",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub prediction_log_hash_features: Option<Vec<String>>,
+    /// The secret key of hashed features, at least 16 characters; prefer the variable to the flag
+    #[arg(
+        long,
+        env = "MLSERVE_PREDICTION_LOG_HASH_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prediction_log_hash_key: Option<String>,
     /// Require an API key or HTTP Basic credentials [default: false]
     #[arg(long, env = "MLSERVE_AUTH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub auth: Option<bool>,
@@ -368,6 +404,25 @@ impl Settings {
                 "must be a fraction above 0 and at most 1 (1 logs every request)",
             );
         }
+        if let Some(both) = self
+            .prediction_log_hash_features
+            .iter()
+            .find(|name| self.prediction_log_exclude_features.contains(name))
+        {
+            return invalid(
+                "prediction_log_hash_features",
+                &format!("'{both}' is also excluded; a feature is either left out or hashed"),
+            );
+        }
+        if !self.prediction_log_hash_features.is_empty()
+            && self.prediction_log_hash_key.chars().count() < 16
+        {
+            return invalid(
+                "prediction_log_hash_key",
+                "hashed features need a secret key of at least 16 characters \
+                 (MLSERVE_PREDICTION_LOG_HASH_KEY), kept across restarts",
+            );
+        }
         if self.prediction_log_max_bytes == 0 {
             return invalid("prediction_log_max_bytes", "must be at least 1");
         }
@@ -455,120 +510,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_override_the_file_which_overrides_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("mlserve.toml");
-        std::fs::write(
-            &file,
-            "max_batch_rows = 50\nlog_level = \"debug\"\naddr = \"127.0.0.1:9000\"\n",
-        )
-        .unwrap();
-        let flags = SettingsFlags {
-            config: Some(file),
-            addr: Some("127.0.0.1:9100".parse().unwrap()),
-            ..Default::default()
-        };
-        let settings = flags.resolve().unwrap();
-        assert_eq!(settings.addr.port(), 9100);
-        assert_eq!(settings.max_batch_rows, 50);
-        assert_eq!(settings.log_level, "debug");
-        assert_eq!(settings.max_body_bytes, Settings::default().max_body_bytes);
-    }
-
-    #[test]
-    fn prediction_log_settings_out_of_range_are_refused_by_name() {
-        let cases = [
-            (
-                "prediction_log_retention = \"forever\"\n",
-                "invalid setting prediction_log_retention: 'forever' is not a duration",
-            ),
-            (
-                "prediction_log_retention = \"0d\"\n",
-                "invalid setting prediction_log_retention",
-            ),
-            (
-                "prediction_log_max_bytes = 0\n",
-                "invalid setting prediction_log_max_bytes: must be at least 1",
-            ),
-            (
-                "prediction_log_sample_rate = 0.0\n",
-                "invalid setting prediction_log_sample_rate: must be a fraction above 0",
-            ),
-            (
-                "prediction_log_sample_rate = 1.5\n",
-                "invalid setting prediction_log_sample_rate",
-            ),
-            (
-                "prediction_log_models = \"iris\"\n",
-                "`prediction_log_models`",
-            ),
-        ];
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("log.toml");
-        for (text, expected) in cases {
-            std::fs::write(&file, text).unwrap();
-            let flags = SettingsFlags {
-                config: Some(file.clone()),
-                ..Default::default()
-            };
-            let error = flags.resolve().unwrap_err().to_string();
-            assert!(error.contains(expected), "{text}: {error}");
-        }
-        std::fs::write(
-            &file,
-            "prediction_log_retention = \"12h\"\nprediction_log_models = [\"iris\"]\n",
-        )
-        .unwrap();
-        let settings = SettingsFlags {
-            config: Some(file),
-            ..Default::default()
-        }
-        .resolve()
-        .unwrap();
-        assert_eq!(
-            settings.retention().max_age,
-            std::time::Duration::from_secs(12 * 3600)
-        );
-        assert_eq!(settings.prediction_log_models, ["iris"]);
-    }
-
-    #[test]
-    fn unknown_keys_and_bad_values_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("bad.toml");
-        std::fs::write(&file, "max_batch_row = 5\n").unwrap();
-        let flags = SettingsFlags {
-            config: Some(file.clone()),
-            ..Default::default()
-        };
-        let error = flags.resolve().unwrap_err().to_string();
-        assert!(error.contains("unknown field `max_batch_row`"), "{error}");
-
-        std::fs::write(&file, "max_batch_rows = \"many\"\n").unwrap();
-        let error = flags.resolve().unwrap_err().to_string();
-        assert!(
-            error.contains("bad.toml") && error.contains("`max_batch_rows`"),
-            "{error}"
-        );
-
-        std::fs::write(&file, "request_timeout_secs = -1\n").unwrap();
-        let error = flags.resolve().unwrap_err().to_string();
-        assert!(error.contains("request_timeout_secs"), "{error}");
-
-        let flags = SettingsFlags {
-            log_level: Some("loud=+".into()),
-            ..Default::default()
-        };
-        assert!(
-            flags
-                .resolve()
-                .unwrap_err()
-                .to_string()
-                .contains("log_level")
-        );
-    }
-}
+mod tests;
