@@ -4,7 +4,7 @@
 //! A row keeps numbers only: the inputs in schema order in a small binary form, the label as
 //! its index, the probabilities as doubles and the request id as 16 bytes. Names, kinds,
 //! categories and labels are the model version's, stored once per version as a
-//! [`super::log_schema::LogSchema`] (so rows stay readable after the version's folder is gone)
+//! schema (`log_schema.rs`; so rows stay readable after the version's folder is gone)
 //! and joined back when the log is read.
 //!
 //! Inputs, in schema order, each by its feature's kind (a feature the operator excludes is not
