@@ -192,7 +192,7 @@ impl SchemaIds {
         }
         let manifest = &model.artifact.manifest;
         let schema = LogSchema::of(&manifest.features, &manifest.labels, policy);
-        let mut connection = store.pool.acquire().await?;
+        let mut connection = store.pool().acquire().await?;
         let id =
             ensure_schema(&mut connection, model.name(), &model.version_label, &schema).await?;
         // Reloads make new loaded models; forget old ones now and then rather than keep them.

@@ -275,7 +275,7 @@ impl Store {
     }
 
     async fn write_stats_once(&self, replica: &str, pending: &Pending) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool().begin().await?;
         for (&(schema_id, level, bucket_ms), delta) in &pending.buckets {
             let stored: Option<String> = sqlx::query_scalar(
                 "SELECT stats FROM log_stats WHERE schema_id = $1 AND replica = $2 \
@@ -324,7 +324,7 @@ impl Store {
         .bind(model.to_string())
         .bind(level.id)
         .bind(bucket_start(level, since_ms))
-        .fetch_all(&self.pool)
+        .fetch_all(&*self.pool())
         .await?;
         let mut by_version: BTreeMap<String, BucketStats> = BTreeMap::new();
         for row in &rows {
@@ -346,7 +346,7 @@ impl Store {
             deleted += sqlx::query("DELETE FROM log_stats WHERE level = $1 AND bucket_ms < $2")
                 .bind(level.id)
                 .bind(bucket_start(level, oldest))
-                .execute(&self.pool)
+                .execute(&*self.pool())
                 .await?
                 .rows_affected();
         }

@@ -6,6 +6,7 @@
 //! each has its own migrations, applied at start. Rows are compact (see [`record`]): numbers
 //! and bytes, read back by the model version's schema stored once in `log_schemas`.
 
+mod connect;
 pub mod drift;
 mod insert;
 pub mod live;
@@ -23,13 +24,9 @@ pub use queries::{FoundPrediction, LoggedPrediction, PredictionQuery, StoredSche
 pub use record::PredictionRecord;
 pub use writer::LogSettings;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, AssertSqlSafe, Executor, SqlSafeStr};
-use std::borrow::Cow;
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use arc_swap::ArcSwap;
+use sqlx::{AnyPool, AssertSqlSafe};
+use std::sync::Arc;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +75,11 @@ impl Backend {
 /// A connection pool to the prediction database.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pool: Arc<ArcSwap<AnyPool>>,
     backend: Backend,
+    url: Arc<str>,
+    /// The SQLite file's device and inode when it was opened.
+    file: Arc<std::sync::Mutex<Option<(u64, u64)>>>,
 }
 
 /// The URL without its password, for logs and messages.
@@ -112,115 +112,57 @@ fn redact_query_password(url: &str) -> String {
     format!("{base}?{}", pairs.join("&"))
 }
 
-fn sqlite_path(url: &str) -> &str {
-    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    rest.split('?').next().unwrap_or(rest)
-}
-
-fn migrations(backend: Backend) -> Vec<Migration> {
-    let steps: [(&str, &'static str); 2] = match backend {
-        Backend::Sqlite => [
-            (
-                "prediction log",
-                include_str!("migrations/sqlite_0001_prediction_log.sql"),
-            ),
-            (
-                "compact prediction log",
-                include_str!("migrations/sqlite_0002_compact_log.sql"),
-            ),
-        ],
-        Backend::Postgres => [
-            (
-                "prediction log",
-                include_str!("migrations/postgres_0001_prediction_log.sql"),
-            ),
-            (
-                "compact prediction log",
-                include_str!("migrations/postgres_0002_compact_log.sql"),
-            ),
-        ],
-    };
-    steps
-        .into_iter()
-        .zip(1..)
-        .map(|((name, sql), version)| {
-            Migration::new(
-                version,
-                Cow::Borrowed(name),
-                MigrationType::Simple,
-                sql.into_sql_str(),
-                false,
-            )
-        })
-        .collect()
-}
-
 impl Store {
-    /// Connects (creating a SQLite file and its folder when missing) and applies migrations.
+    /// Connects (creating a SQLite file and its folder when missing), applies the migrations
+    /// and moves the rows of an earlier layout.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
-        let backend = Backend::of(url).ok_or_else(|| StoreError::UnsupportedUrl(redact(url)))?;
-        let mut connect_url = url.to_string();
-        if backend == Backend::Sqlite {
-            let path = sqlite_path(url);
-            if let Some(folder) = Path::new(path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
-                    path: path.to_string(),
-                    source,
-                })?;
-            }
-            if !url.contains("mode=") {
-                let separator = if url.contains('?') { '&' } else { '?' };
-                connect_url.push(separator);
-                connect_url.push_str("mode=rwc");
-            }
-        }
-        let options = AnyConnectOptions::from_str(&connect_url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                // One writer at a time is all SQLite allows; readers use the others (WAL).
-                Backend::Sqlite => 4,
-                Backend::Postgres => 8,
-            })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL: readers never block the writer. NORMAL: a committed batch survives a
-                        // crash of the process (not of the machine), at a fraction of FULL's cost.
-                        connection.execute("PRAGMA journal_mode = WAL").await?;
-                        connection.execute("PRAGMA synchronous = NORMAL").await?;
-                        connection.execute("PRAGMA busy_timeout = 5000").await?;
-                        // A checkpoint cuts the write-ahead log back to this, so a burst of
-                        // writes or deletes does not leave a file that size behind for good.
-                        connection
-                            .execute(Store::sql(format!(
-                                "PRAGMA journal_size_limit = {}",
-                                retention::WAL_LIMIT_BYTES
-                            )))
-                            .await?;
-                        // 2 MiB of page cache per connection: rows and index entries are
-                        // appended in time order, so the pages the writer touches (the ends of
-                        // the indexes) are few, and four connections cannot hold more than 8 MiB.
-                        connection.execute("PRAGMA cache_size = -2048").await?;
-                        // No memory map: each connection mapped up to 256 MiB of the file, which
-                        // stayed resident as the log grew.
-                        connection.execute("PRAGMA mmap_size = 0").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        Migrator::with_migrations(migrations(backend))
-            .run(&pool)
-            .await?;
-        let store = Store { pool, backend };
+        let (pool, backend) = connect::connect(url).await?;
+        let store = Store {
+            pool: Arc::new(ArcSwap::from_pointee(pool)),
+            backend,
+            url: Arc::from(url),
+            file: Arc::new(std::sync::Mutex::new(None)),
+        };
+        store.remember_file();
         upgrade::move_first_layout_rows(&store).await?;
         Ok(store)
+    }
+
+    /// The connection pool (the current one: a SQLite file that was deleted or replaced gets a
+    /// new one, see [`Store::reopen_if_replaced`]).
+    fn pool(&self) -> Arc<AnyPool> {
+        self.pool.load_full()
+    }
+
+    /// The SQLite file's identity (device and inode) now, if it exists.
+    fn file_identity(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        (self.backend == Backend::Sqlite)
+            .then(|| std::fs::metadata(connect::sqlite_path(&self.url)).ok())
+            .flatten()
+            .map(|m| (m.dev(), m.ino()))
+    }
+
+    fn remember_file(&self) {
+        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = self.file_identity();
+    }
+
+    /// For SQLite: when the database file was deleted or replaced while open (the connections
+    /// would go on writing to a file no one can read again), opens it anew, creating it with
+    /// its tables, and returns true. Readers and the writer move to the new file together.
+    pub async fn reopen_if_replaced(&self) -> Result<bool, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(false);
+        }
+        let opened = *self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if opened.is_some() && self.file_identity() == opened {
+            return Ok(false);
+        }
+        let (pool, _) = connect::connect(&self.url).await?;
+        let old = self.pool.swap(Arc::new(pool));
+        self.remember_file();
+        old.close().await;
+        Ok(true)
     }
 
     /// The database kind.
@@ -230,7 +172,7 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pool().close().await;
     }
 
     fn sql(text: String) -> AssertSqlSafe<String> {
@@ -257,8 +199,11 @@ mod tests {
 
     #[test]
     fn sqlite_urls_name_their_file() {
-        assert_eq!(sqlite_path("sqlite://data/p.db?mode=rwc"), "data/p.db");
-        assert_eq!(sqlite_path("sqlite:///tmp/p.db"), "/tmp/p.db");
+        assert_eq!(
+            connect::sqlite_path("sqlite://data/p.db?mode=rwc"),
+            "data/p.db"
+        );
+        assert_eq!(connect::sqlite_path("sqlite:///tmp/p.db"), "/tmp/p.db");
         assert_eq!(Backend::of("mysql://x"), None);
     }
 }

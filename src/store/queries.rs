@@ -87,7 +87,7 @@ impl Store {
         for id in wanted {
             let row = sqlx::query("SELECT model, version, schema FROM log_schemas WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&*self.pool())
                 .await?;
             let Some(row) = row else { continue };
             let text: String = row.try_get("schema")?;
@@ -112,7 +112,7 @@ impl Store {
     pub async fn schema_ids(&self, model: &str) -> Result<Vec<(i64, String)>, StoreError> {
         let rows = sqlx::query("SELECT id, version FROM log_schemas WHERE model = $1")
             .bind(model.to_string())
-            .fetch_all(&self.pool)
+            .fetch_all(&*self.pool())
             .await?;
         rows.iter()
             .map(|row| Ok((row.try_get("id")?, row.try_get("version")?)))
@@ -152,7 +152,7 @@ impl Store {
         }
         let rows = statement
             .bind(i64::from(query.limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&*self.pool())
             .await?;
         let ids: Vec<i64> = rows
             .iter()
@@ -179,7 +179,7 @@ impl Store {
         )
         .bind(RequestKey::of(request_id).to_bytes())
         .bind(i64::from(row_index))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&*self.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
         let schema_id: i64 = row.try_get("schema_id")?;
@@ -202,7 +202,7 @@ impl Store {
     /// feedback rows deleted.
     pub async fn erase_request(&self, request_id: &str) -> Result<(u64, u64), StoreError> {
         let key = RequestKey::of(request_id).to_bytes();
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool().begin().await?;
         let feedback = sqlx::query("DELETE FROM feedback WHERE request_id = $1")
             .bind(key.clone())
             .execute(&mut *transaction)
@@ -237,7 +237,7 @@ impl Store {
         .bind(label.to_string())
         .bind(at_ms)
         .bind(key_name.map(str::to_string))
-        .execute(&self.pool)
+        .execute(&*self.pool())
         .await?;
         Ok(())
     }

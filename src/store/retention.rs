@@ -90,7 +90,7 @@ pub async fn enforce(
         store.delete_orphaned_feedback().await?;
         if store.backend() == Backend::Sqlite {
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&store.pool)
+                .execute(&*store.pool())
                 .await?;
         }
     }
@@ -102,7 +102,7 @@ impl Store {
     /// few milliseconds by which the writer's batches can reorder answers.
     async fn oldest_prediction(&self) -> Result<Option<(i64, i64)>, StoreError> {
         let row = sqlx::query("SELECT id, created_at_ms FROM predictions ORDER BY id LIMIT 1")
-            .fetch_optional(&self.pool)
+            .fetch_optional(&*self.pool())
             .await?;
         Ok(match row {
             Some(row) => Some((row.try_get(0)?, row.try_get(1)?)),
@@ -119,13 +119,13 @@ impl Store {
                 sqlx::query("DELETE FROM predictions WHERE id < $1 AND created_at_ms < $2")
                     .bind(below)
                     .bind(before)
-                    .execute(&self.pool)
+                    .execute(&*self.pool())
                     .await?
             }
             None => {
                 sqlx::query("DELETE FROM predictions WHERE id < $1")
                     .bind(below)
-                    .execute(&self.pool)
+                    .execute(&*self.pool())
                     .await?
             }
         };
@@ -138,7 +138,7 @@ impl Store {
             "DELETE FROM feedback WHERE NOT EXISTS (SELECT 1 FROM predictions AS p \
              WHERE p.request_id = feedback.request_id AND p.row_index = feedback.row_index)",
         )
-        .execute(&self.pool)
+        .execute(&*self.pool())
         .await?;
         Ok(result.rows_affected())
     }
@@ -146,7 +146,7 @@ impl Store {
     /// How many predictions the log holds.
     pub async fn prediction_count(&self) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query("SELECT COUNT(*) FROM predictions")
-            .fetch_one(&self.pool)
+            .fetch_one(&*self.pool())
             .await?
             .try_get(0)?;
         Ok(u64::try_from(count).unwrap_or(0))
@@ -159,7 +159,7 @@ impl Store {
             Backend::Sqlite => {
                 let pragma = async |name: &str| -> Result<i64, StoreError> {
                     let row = sqlx::query(Store::sql(format!("PRAGMA {name}")))
-                        .fetch_one(&self.pool)
+                        .fetch_one(&*self.pool())
                         .await?;
                     Ok(row.try_get(0)?)
                 };
@@ -171,7 +171,7 @@ impl Store {
                  + pg_total_relation_size('feedback') + pg_total_relation_size('log_schemas') \
                  + pg_total_relation_size('log_stats'))::BIGINT",
             )
-            .fetch_one(&self.pool)
+            .fetch_one(&*self.pool())
             .await?
             .try_get(0)?,
         };

@@ -28,7 +28,7 @@ const ADVISORY_LOCK: i64 = 0x6d6c_7365_7276_6531;
 
 /// Moves the rows of the first layout, if any are left, and drops its tables.
 pub(super) async fn move_first_layout_rows(store: &Store) -> Result<(), StoreError> {
-    let mut connection = store.pool.acquire().await?;
+    let mut connection = store.pool().acquire().await?;
     if store.backend() == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(ADVISORY_LOCK)

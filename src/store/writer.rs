@@ -48,7 +48,7 @@ impl Default for LogSettings {
 /// to the pool: a pooled connection must never keep SQLite's write lock (after a full disk,
 /// that wedged every later write until a restart).
 async fn write_batch(store: &Store, rows: &[StoredRow<'_>]) -> Result<u64, sqlx::Error> {
-    let mut connection = store.pool.acquire().await?;
+    let mut connection = store.pool().acquire().await?;
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
     match insert_rows(store.backend(), &mut transaction, rows).await {
         Ok(inserted) => match transaction.commit().await {
@@ -139,6 +139,7 @@ async fn write_with_retry(writer: &mut Writer, batch: &[PredictionRecord]) {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 0u32;
     loop {
+        writer.reopen_if_replaced().await;
         let error = match writer.write(batch).await {
             Ok(()) => return,
             Err(error) => error,
@@ -169,6 +170,25 @@ struct Writer {
 }
 
 impl Writer {
+    /// Moves to a new database file when the one in use was deleted or replaced, so that no
+    /// row is written where no one can read it.
+    async fn reopen_if_replaced(&mut self) {
+        match self.store.reopen_if_replaced().await {
+            Ok(false) => {}
+            Ok(true) => {
+                self.ids.forget();
+                metrics::counter!("mlserve_prediction_log_reopened_total").increment(1);
+                tracing::error!(
+                    "prediction log: the database file was deleted or replaced while in use; \
+                     a new one was created and the log goes on in it"
+                );
+            }
+            Err(error) => {
+                tracing::error!(%error, "prediction log: the database file was deleted and cannot be created again");
+            }
+        }
+    }
+
     /// Writes records in one transaction, and counts what committed in the live metrics.
     async fn write(&mut self, batch: &[PredictionRecord]) -> Result<(), sqlx::Error> {
         let versions = self.ids.versions(&self.store, batch, &self.policy).await?;

@@ -1,0 +1,120 @@
+//! Connecting to the prediction database: the pool, the settings of each SQLite connection,
+//! and the migrations.
+
+use super::{Backend, Store, StoreError, redact, retention};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, SqlSafeStr};
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The file a SQLite URL names.
+pub(super) fn sqlite_path(url: &str) -> &str {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    rest.split('?').next().unwrap_or(rest)
+}
+
+fn migrations(backend: Backend) -> Vec<Migration> {
+    let steps: [(&str, &'static str); 2] = match backend {
+        Backend::Sqlite => [
+            (
+                "prediction log",
+                include_str!("migrations/sqlite_0001_prediction_log.sql"),
+            ),
+            (
+                "compact prediction log",
+                include_str!("migrations/sqlite_0002_compact_log.sql"),
+            ),
+        ],
+        Backend::Postgres => [
+            (
+                "prediction log",
+                include_str!("migrations/postgres_0001_prediction_log.sql"),
+            ),
+            (
+                "compact prediction log",
+                include_str!("migrations/postgres_0002_compact_log.sql"),
+            ),
+        ],
+    };
+    steps
+        .into_iter()
+        .zip(1..)
+        .map(|((name, sql), version)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(name),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect()
+}
+
+/// A pool to the database at `url` with its migrations applied.
+pub(super) async fn connect(url: &str) -> Result<(AnyPool, Backend), StoreError> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of(url).ok_or_else(|| StoreError::UnsupportedUrl(redact(url)))?;
+    let mut connect_url = url.to_string();
+    if backend == Backend::Sqlite {
+        let path = sqlite_path(url);
+        if let Some(folder) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+                path: path.to_string(),
+                source,
+            })?;
+        }
+        if !url.contains("mode=") {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            connect_url.push(separator);
+            connect_url.push_str("mode=rwc");
+        }
+    }
+    let options = AnyConnectOptions::from_str(&connect_url)?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(match backend {
+            // One writer at a time is all SQLite allows; readers use the others (WAL).
+            Backend::Sqlite => 4,
+            Backend::Postgres => 8,
+        })
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL: readers never block the writer. NORMAL: a committed batch survives a
+                    // crash of the process (not of the machine), at a fraction of FULL's cost.
+                    connection.execute("PRAGMA journal_mode = WAL").await?;
+                    connection.execute("PRAGMA synchronous = NORMAL").await?;
+                    connection.execute("PRAGMA busy_timeout = 5000").await?;
+                    // A checkpoint cuts the write-ahead log back to this, so a burst of
+                    // writes or deletes does not leave a file that size behind for good.
+                    connection
+                        .execute(Store::sql(format!(
+                            "PRAGMA journal_size_limit = {}",
+                            retention::WAL_LIMIT_BYTES
+                        )))
+                        .await?;
+                    // 2 MiB of page cache per connection: rows and index entries are
+                    // appended in time order, so the pages the writer touches (the ends of
+                    // the indexes) are few, and four connections cannot hold more than 8 MiB.
+                    connection.execute("PRAGMA cache_size = -2048").await?;
+                    // No memory map: each connection mapped up to 256 MiB of the file, which
+                    // stayed resident as the log grew.
+                    connection.execute("PRAGMA mmap_size = 0").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    Migrator::with_migrations(migrations(backend))
+        .run(&pool)
+        .await?;
+    Ok((pool, backend))
+}
