@@ -35,7 +35,7 @@ const SETOSA: &str =
 /// Concurrent clients.
 const CLIENTS: usize = 16;
 /// The prediction log's flush interval (LogSettings::default()).
-const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// What a kill is expected to lose, back from the kill: one flush interval, the write under way,
 /// and scheduling. Reported beside what was lost, not asserted (a timing, not a behaviour): on a
 /// machine saturated by the load, nginx, three replicas and PostgreSQL, a write can take a

@@ -3,6 +3,7 @@
 
 mod import;
 mod keys;
+mod log;
 mod predict;
 mod progress;
 mod serve;
@@ -71,6 +72,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Some(Command::Import(args)) => import::run(args),
         Some(Command::Healthcheck(args)) => serve::healthcheck(&args),
         Some(Command::Keys(command)) => keys::run(command),
+        Some(Command::Log(command)) => log::run(command),
         None => serve::run(SettingsFlags {
             demo_models: cli.settings.demo_models.or(Some(true)),
             ..cli.settings
@@ -119,6 +121,9 @@ enum Command {
     /// Manage API keys and HTTP Basic users (kept as argon2id hashes in the keys file).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the prediction log: export a model's predictions as CSV or JSON Lines.
+    #[command(subcommand)]
+    Log(log::LogCommand),
     /// Ask a running server whether it is ready: exit code 0 when GET /health/ready answers 200,
     /// 1 otherwise (a container HEALTHCHECK without curl or a shell).
     Healthcheck(HealthcheckArgs),

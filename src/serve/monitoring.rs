@@ -7,7 +7,7 @@ use super::problem::Problem;
 use super::state::App;
 use crate::model::FieldError;
 use crate::store::drift::{FeatureDrift, feature_drift};
-use crate::store::{PredictionQuery, Store};
+use crate::store::{LoggedPrediction, PredictionQuery, Store};
 use crate::train::metrics::class_metrics;
 use axum::Json;
 use axum::body::Bytes;
@@ -90,10 +90,6 @@ fn refuse_unknown(pairs: &[(String, String)], known: &[&str]) -> Result<(), Prob
     }
 }
 
-fn rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
-}
-
 /// GET /api/predictions?model=&since=&limit=: the log, newest first (admin).
 pub async fn list_predictions(
     State(app): State<App>,
@@ -136,24 +132,7 @@ pub async fn list_predictions(
         .predictions(&request)
         .await
         .map_err(|e| database_problem(&e))?;
-    let predictions: Vec<Value> = rows
-        .iter()
-        .map(|row| {
-            json!({
-                "request_id": row.request_id,
-                "row": row.row_index,
-                "created_at": rfc3339(row.created_at_ms),
-                "model": row.model,
-                "version": row.version,
-                "inputs": row.inputs,
-                "label": row.label,
-                "probabilities": row.probabilities,
-                "latency_ms": row.latency_ms,
-                "key": row.key_name,
-                "feedback": row.feedback,
-            })
-        })
-        .collect();
+    let predictions: Vec<Value> = rows.iter().map(LoggedPrediction::to_json).collect();
     Ok(Json(json!({ "predictions": predictions })).into_response())
 }
 

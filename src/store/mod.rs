@@ -20,7 +20,14 @@ mod upgrade;
 mod writer;
 
 pub use log::PredictionLog;
-pub use queries::{FoundPrediction, LoggedPrediction, PredictionQuery, StoredSchema};
+pub use queries::{
+    ExportQuery, FoundPrediction, LoggedPrediction, PredictionQuery, StoredSchema, rfc3339,
+};
+
+/// The file a `sqlite:` URL names.
+pub fn sqlite_file(url: &str) -> &str {
+    connect::sqlite_path(url)
+}
 pub use record::PredictionRecord;
 pub use writer::LogSettings;
 

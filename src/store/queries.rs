@@ -47,6 +47,30 @@ pub struct LoggedPrediction {
     pub feedback: Option<String>,
 }
 
+impl LoggedPrediction {
+    /// The prediction as `/api/predictions` and `mlserve log export --format jsonl` give it.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "request_id": self.request_id,
+            "row": self.row_index,
+            "created_at": rfc3339(self.created_at_ms),
+            "model": self.model,
+            "version": self.version,
+            "inputs": self.inputs,
+            "label": self.label,
+            "probabilities": self.probabilities,
+            "latency_ms": self.latency_ms,
+            "key": self.key_name,
+            "feedback": self.feedback,
+        })
+    }
+}
+
+/// A time in milliseconds since the epoch as RFC 3339 text (UTC).
+pub fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
 /// A logged prediction as feedback needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundPrediction {
@@ -77,7 +101,85 @@ pub struct StoredSchema {
     pub schema: LogSchema,
 }
 
+/// Which predictions to export: one model's, in a time range.
+#[derive(Debug, Clone, Default)]
+pub struct ExportQuery {
+    /// The model.
+    pub model: String,
+    /// Only predictions at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only predictions before this time (ms since the epoch).
+    pub until_ms: Option<i64>,
+}
+
+impl ExportQuery {
+    /// The WHERE clause (from `$1`) and its values.
+    fn filter(&self) -> (String, Vec<i64>) {
+        let mut sql = String::from("p.schema_id IN (SELECT id FROM log_schemas WHERE model = $1)");
+        let mut values = Vec::new();
+        for (bound, op) in [(self.since_ms, ">="), (self.until_ms, "<")] {
+            if let Some(ms) = bound {
+                values.push(ms);
+                sql.push_str(&format!(" AND p.created_at_ms {op} ${}", values.len() + 1));
+            }
+        }
+        (sql, values)
+    }
+}
+
 impl Store {
+    /// How many predictions an export holds.
+    pub async fn export_count(&self, query: &ExportQuery) -> Result<u64, StoreError> {
+        let (filter, values) = query.filter();
+        let mut statement = sqlx::query_scalar::<_, i64>(Store::sql(format!(
+            "SELECT COUNT(*) FROM predictions p WHERE {filter}"
+        )))
+        .bind(query.model.clone());
+        for value in values {
+            statement = statement.bind(value);
+        }
+        let count = statement.fetch_one(&*self.pool()).await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// The next `limit` predictions of an export after the row with id `after_id`, oldest
+    /// first, each with its row id (the `after_id` of the next page).
+    pub async fn export_page(
+        &self,
+        query: &ExportQuery,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, LoggedPrediction)>, StoreError> {
+        let (filter, values) = query.filter();
+        let next = values.len() + 2;
+        let sql = format!(
+            "SELECT p.id, p.request_id, p.row_index, p.created_at_ms, p.schema_id, p.label, \
+             p.inputs, p.probabilities, p.latency_us, p.key_name, f.label AS feedback \
+             FROM predictions p LEFT JOIN feedback f \
+             ON f.request_id = p.request_id AND f.row_index = p.row_index \
+             WHERE {filter} AND p.id > ${next} ORDER BY p.id LIMIT ${}",
+            next + 1
+        );
+        let mut statement = sqlx::query(Store::sql(sql)).bind(query.model.clone());
+        for value in values {
+            statement = statement.bind(value);
+        }
+        let rows = statement
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&*self.pool())
+            .await?;
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|row| row.try_get("schema_id"))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let schemas = self.schemas(&ids).await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, logged_prediction(row, &schemas)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     /// The schemas of these ids (those that exist and can be read).
     pub async fn schemas(&self, ids: &[i64]) -> Result<HashMap<i64, StoredSchema>, StoreError> {
         let mut found = HashMap::new();
@@ -106,6 +208,28 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// The stored schemas of a model's versions, oldest first.
+    pub async fn model_schemas(&self, model: &str) -> Result<Vec<StoredSchema>, StoreError> {
+        let ids: Vec<i64> = self
+            .schema_ids(model)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let mut schemas: Vec<(i64, StoredSchema)> = self.schemas(&ids).await?.into_iter().collect();
+        schemas.sort_by_key(|(id, _)| *id);
+        Ok(schemas.into_iter().map(|(_, schema)| schema).collect())
+    }
+
+    /// The models with a stored schema in the log, by name.
+    pub async fn logged_models(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT model FROM log_schemas ORDER BY model")
+                .fetch_all(&*self.pool())
+                .await?,
+        )
     }
 
     /// The schema ids of a model's versions.

@@ -35,7 +35,7 @@ impl Default for LogSettings {
         LogSettings {
             queue_capacity: 100_000,
             max_batch: 5_000,
-            flush_interval: Duration::from_millis(250),
+            flush_interval: Duration::from_millis(100),
             sample_rate: 1.0,
             models: Vec::new(),
             policy: InputPolicy::default(),
