@@ -158,7 +158,7 @@ fn write_failed(args: &ExportArgs, error: std::io::Error) -> Failure {
 /// Where exported rows go, in their format.
 enum Sink<W: Write> {
     Csv {
-        writer: csv::Writer<W>,
+        writer: Box<csv::Writer<W>>,
         features: Vec<String>,
         labels: Vec<String>,
     },
@@ -187,7 +187,7 @@ impl<W: Write> Sink<W> {
                 .flat_map(|v| v.schema.features.iter().map(|f| &f.name)),
         );
         let labels = union(versions.iter().flat_map(|v| v.schema.labels.iter()));
-        let mut writer = csv::Writer::from_writer(out);
+        let mut writer = Box::new(csv::Writer::from_writer(out));
         let mut header: Vec<String> = ["request_id", "row", "created_at", "model", "version"]
             .map(String::from)
             .to_vec();
