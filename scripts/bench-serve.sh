@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Serving benchmark: single-row POST predict on breast_cancer with wrk, beside a bare axum
-# endpoint that only parses the same JSON body, in the same run; then start-up time, resident
-# memory and offline batch throughput. Prints Markdown. Needs wrk (apt-get install wrk).
+# Serving benchmark: single-row POST predict on breast_cancer with wrk, the server as it runs by
+# default (prediction log on, SQLite), beside a bare axum endpoint that only parses the same JSON
+# body, in the same run; then start-up time, resident memory and offline batch throughput.
+# Prints Markdown. Needs wrk (apt-get install wrk). scripts/bench-log.sh adds the log off and
+# PostgreSQL.
 # Usage: scripts/bench-serve.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +32,7 @@ rm -rf "$work/models-fresh"
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 port="$(free_port)"
 started2="$(now_ms)"
-(cd "$work" && exec "$bin" serve --addr "127.0.0.1:$port" --log-format json --watch false --prediction-log false 2>>"$work/server.log") &
+(cd "$work" && exec "$bin" serve --addr "127.0.0.1:$port" --log-format json --watch false 2>>"$work/server.log") &
 pids+=($!)
 server_pid=$!
 until curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null; do sleep 0.002; done
@@ -66,7 +68,7 @@ for c in 8 64; do
   rps[$c]="$(python3 -c "print(f'{100*$ml_rps/$bare_rps:.0f}')")"
 done
 echo
-echo "predict throughput relative to the bare endpoint: ${rps[8]}% at 8 connections, ${rps[64]}% at 64"
+echo "predict throughput (prediction log on, SQLite) relative to the bare endpoint: ${rps[8]}% at 8 connections, ${rps[64]}% at 64"
 rss_kb="$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")"
 echo "start-up to ready: $((ready - started)) ms with training the demo models into an empty repository, $((ready2 - started2)) ms on an existing one"
 echo "resident memory with the demo models after the load: $((rss_kb / 1024)) MiB"

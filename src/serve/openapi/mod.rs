@@ -162,7 +162,7 @@ fn operations_paths(paths: &mut Map<String, Value>) {
     let name = path_param("name", "Model name.");
     let window = query_param(
         "window",
-        "How far back: a whole number and s, m, h or d (default 24h); a window longer than the log covers all of it.",
+        "How far back: a whole number and s, m, h or d (default 24h); a window longer than the log covers all of it. Counted in whole buckets of the finest resolution that covers it: minutes up to 2h, hours up to 48h, days beyond.",
         json!({"type": "string", "pattern": crate::serve::monitoring::WINDOW_PATTERN, "default": "24h"}),
     );
     paths.insert(
@@ -174,6 +174,7 @@ fn operations_paths(paths: &mut Map<String, Value>) {
                 query_param("since", "Only predictions at or after this time (RFC 3339).", json!({"type": "string", "format": "date-time"})),
                 query_param("limit", "At most this many (1 to 1000, default 100).", json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})),
             ],
+            "description": "Inputs are named and typed as the model version's schema says; a feature the server's settings leave out of the log is absent, and one they hash reads as its keyed hash (32 hex digits).",
             "responses": with_ok(json_ok("The predictions: request id, row, time, model, version, inputs, label, probabilities, latency, key, feedback.",
                 json!({"type": "object", "properties": {"predictions": {"type": "array", "items": {"type": "object"}}}})), &LOG_ERRORS)}}),
     );
