@@ -238,3 +238,25 @@ async fn time_ranges_filter_and_mistakes_exit_2_saying_why() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("there is no prediction log"));
     assert!(!dir.path().join("none.db").exists(), "nothing is created");
 }
+
+#[test]
+fn a_log_of_an_earlier_release_is_not_changed_by_an_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/log_v1/log_v1.db");
+    std::fs::copy(&fixture, &path).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let out = export(
+        &format!("sqlite://{}", path.display()),
+        &["--model", "iris", "--format", "csv"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("earlier release"), "{message}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file is left as it was"
+    );
+}

@@ -362,8 +362,16 @@ async fn feedback_gives_live_metrics_per_version() {
         );
     }
 
-    let (status, _, answer) = server.get("/api/models/iris/monitoring?window=1h").await;
-    assert_eq!(status, 200, "{answer}");
+    // The live counts are written within a second of the rows.
+    let mut answer = Value::Null;
+    let counted = common::eventually(Duration::from_secs(10), async || {
+        let (status, _, live) = server.get("/api/models/iris/monitoring?window=1h").await;
+        assert_eq!(status, 200, "{live}");
+        answer = live;
+        answer["versions"][0]["predictions"] == 6
+    })
+    .await;
+    assert!(counted, "{answer}");
     let version = &answer["versions"][0];
     assert_eq!(version["version"], "1");
     assert_eq!(version["predictions"], 6);
@@ -442,8 +450,16 @@ async fn drift_after(rows: Vec<Value>) -> Value {
         rows.len(),
     )
     .await;
-    let (status, _, answer) = server.get("/api/models/iris/drift?window=1h").await;
-    assert_eq!(status, 200, "{answer}");
+    // The live counts behind drift are written within a second of the rows.
+    let mut answer = Value::Null;
+    let counted = common::eventually(Duration::from_secs(10), async || {
+        let (status, _, drift) = server.get("/api/models/iris/drift?window=1h").await;
+        assert_eq!(status, 200, "{drift}");
+        answer = drift;
+        answer["rows"] == rows.len()
+    })
+    .await;
+    assert!(counted, "{answer}");
     answer
 }
 
@@ -582,4 +598,48 @@ fn kill_9_loses_no_prediction_acknowledged_before_the_last_flush() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// The same feedback posted many times at once is one labelled prediction in the live metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_feedback_on_one_prediction_is_counted_once() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let response = server
+        .client
+        .post(server.url("/api/models/iris/predict"))
+        .header("content-type", "application/json")
+        .header("x-request-id", "labelled-once")
+        .body(SETOSA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        common::eventually(Duration::from_secs(10), async || {
+            server.get("/api/predictions?limit=1").await.2["predictions"][0]["request_id"]
+                == "labelled-once"
+        })
+        .await
+    );
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let label = if i % 2 == 0 { "setosa" } else { "versicolor" };
+        let request = server
+            .client
+            .post(server.url("/api/predictions/labelled-once/feedback"))
+            .json(&serde_json::json!({"label": label}));
+        posts.spawn(async move { request.send().await.unwrap().status() });
+    }
+    while let Some(status) = posts.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    let counted = common::eventually(Duration::from_secs(10), async || {
+        let (_, _, live) = server.get("/api/models/iris/monitoring?window=1h").await;
+        live["versions"][0]["with_feedback"] == 1
+    })
+    .await;
+    let (_, _, live) = server.get("/api/models/iris/monitoring?window=1h").await;
+    assert!(counted, "{live}");
+    server.server.shutdown().await.unwrap();
 }

@@ -89,9 +89,12 @@ async fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
             )));
         }
     }
-    let store = Store::open(&args.database_url)
+    let store = Store::open_for_reading(&args.database_url)
         .await
-        .map_err(|error| Failure::fault(format!("cannot open the prediction log: {error}")))?;
+        .map_err(|error| match error {
+            mlserve::store::StoreError::Layout(_) => Failure::usage(error),
+            other => Failure::fault(format!("cannot open the prediction log: {other}")),
+        })?;
     let database = |error: mlserve::store::StoreError| {
         Failure::fault(format!("the prediction database failed: {error}"))
     };
@@ -112,6 +115,7 @@ async fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
         model: args.model.clone(),
         since_ms: args.since.map(|t| t.as_millisecond()),
         until_ms: args.until.map(|t| t.as_millisecond()),
+        max_id: Some(store.last_prediction_id().await.map_err(database)?),
     };
     let total = store.export_count(&query).await.map_err(database)?;
     let progress = if args.quiet {
@@ -155,6 +159,19 @@ fn write_failed(args: &ExportArgs, error: std::io::Error) -> Failure {
     Failure::fault(format!("cannot write to {to}: {error}"))
 }
 
+/// The CSV columns besides the features and probabilities.
+const FIXED_COLUMNS: [&str; 9] = [
+    "request_id",
+    "row",
+    "created_at",
+    "model",
+    "version",
+    "label",
+    "latency_ms",
+    "key",
+    "feedback",
+];
+
 /// Where exported rows go, in their format.
 enum Sink<W: Write> {
     Csv {
@@ -191,7 +208,20 @@ impl<W: Write> Sink<W> {
         let mut header: Vec<String> = ["request_id", "row", "created_at", "model", "version"]
             .map(String::from)
             .to_vec();
-        header.extend(features.iter().cloned());
+        let fixed: Vec<String> = FIXED_COLUMNS
+            .iter()
+            .map(|c| c.to_string())
+            .chain(labels.iter().map(|l| format!("probability_{l}")))
+            .collect();
+        // A feature named like one of the other columns gets an input_ prefix, so no two
+        // columns share a name.
+        header.extend(features.iter().map(|f| {
+            if fixed.contains(f) {
+                format!("input_{f}")
+            } else {
+                f.clone()
+            }
+        }));
         header.push("label".into());
         header.extend(labels.iter().map(|l| format!("probability_{l}")));
         header.extend(["latency_ms", "key", "feedback"].map(String::from));

@@ -37,13 +37,17 @@ pub fn parse_window(text: &str) -> Option<Duration> {
     crate::store::retention::parse_duration(text)
 }
 
-fn store_of(app: &App) -> Result<&Store, Problem> {
-    app.log.as_ref().map(|log| log.store()).ok_or_else(|| {
+fn log_of(app: &App) -> Result<&crate::store::PredictionLog, Problem> {
+    app.log.as_deref().ok_or_else(|| {
         Problem::new(
             StatusCode::CONFLICT,
             "the prediction log is off (setting prediction_log), so there is nothing to read",
         )
     })
+}
+
+fn store_of(app: &App) -> Result<&Store, Problem> {
+    log_of(app).map(|log| log.store())
 }
 
 fn database_problem(error: &crate::store::StoreError) -> Problem {
@@ -262,22 +266,21 @@ pub async fn post_feedback(
             ));
         }
     }
-    store
-        .record_feedback(
+    let found = log_of(&app)?
+        .give_feedback(
             &request_id,
             feedback.row,
             &feedback.label,
-            now_ms(),
             asked.caller.as_deref(),
         )
         .await
-        .map_err(|e| database_problem(&e))?;
-    if let Some(log) = &app.log
-        && let Err(error) = log.count_feedback(&found, &feedback.label).await
-    {
-        // The feedback is stored; its count waits and is written with the next ones.
-        tracing::warn!(%error, "live metrics: feedback not counted yet");
-    }
+        .map_err(|e| database_problem(&e))?
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "the prediction with request id '{request_id}' and row {} was erased meanwhile",
+                feedback.row
+            ))
+        })?;
     metrics::counter!("mlserve_feedback_total", "model" => found.model.clone(), "version" => found.version.clone())
         .increment(1);
     Ok(Json(json!({

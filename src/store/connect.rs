@@ -55,11 +55,21 @@ fn migrations(backend: Backend) -> Vec<Migration> {
 }
 
 /// A pool to the database at `url` with its migrations applied.
-pub(super) async fn connect(url: &str) -> Result<(AnyPool, Backend), StoreError> {
+/// What a pool is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    /// The server: create the database when missing and bring its schema up to date.
+    Write,
+    /// A reader such as `mlserve log export`: the database as it is, changed in nothing.
+    Read,
+}
+
+/// A pool to the database at `url`; for [`Access::Write`], with its migrations applied.
+pub(super) async fn connect(url: &str, access: Access) -> Result<(AnyPool, Backend), StoreError> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of(url).ok_or_else(|| StoreError::UnsupportedUrl(redact(url)))?;
     let mut connect_url = url.to_string();
-    if backend == Backend::Sqlite {
+    if backend == Backend::Sqlite && access == Access::Write {
         let path = sqlite_path(url);
         if let Some(folder) = Path::new(path)
             .parent()
@@ -70,11 +80,14 @@ pub(super) async fn connect(url: &str) -> Result<(AnyPool, Backend), StoreError>
                 source,
             })?;
         }
-        if !url.contains("mode=") {
-            let separator = if url.contains('?') { '&' } else { '?' };
-            connect_url.push(separator);
-            connect_url.push_str("mode=rwc");
-        }
+    }
+    if backend == Backend::Sqlite && !url.contains("mode=") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        connect_url.push(separator);
+        connect_url.push_str(match access {
+            Access::Write => "mode=rwc",
+            Access::Read => "mode=ro",
+        });
     }
     let options = AnyConnectOptions::from_str(&connect_url)?;
     let pool = AnyPoolOptions::new()
@@ -113,8 +126,34 @@ pub(super) async fn connect(url: &str) -> Result<(AnyPool, Backend), StoreError>
         })
         .connect_with(options)
         .await?;
-    Migrator::with_migrations(migrations(backend))
-        .run(&pool)
-        .await?;
+    if access == Access::Write {
+        Migrator::with_migrations(migrations(backend))
+            .run(&pool)
+            .await?;
+    } else {
+        check_up_to_date(&pool, backend).await?;
+    }
     Ok((pool, backend))
+}
+
+/// Refuses a database whose schema is not this release's (older: a server of this release
+/// upgrades it at start; newer: this release cannot read it).
+async fn check_up_to_date(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    let latest = migrations(backend).len() as i64;
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await
+            .unwrap_or(None);
+    match applied {
+        Some(version) if version == latest => Ok(()),
+        Some(version) if version > latest => Err(StoreError::Layout(format!(
+            "it was written by a newer release (schema {version}; this one reads {latest})"
+        ))),
+        _ => Err(StoreError::Layout(
+            "it was written by an earlier release: start the server of this release once to \
+             upgrade it in place"
+                .into(),
+        )),
+    }
 }

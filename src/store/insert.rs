@@ -9,7 +9,7 @@ use crate::model::LoadedModel;
 use base64::Engine;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// One row as it is inserted: the compact form of [`super::record`], borrowed from the
 /// record it is written for (or owned, when an upgrade makes it).
@@ -81,7 +81,7 @@ const POSTGRES_INSERT: &str = "INSERT INTO predictions (request_id, row_index, c
      decode(inputs, 'base64'), decode(probabilities, 'base64'), latency_us, key_name \
      FROM json_to_recordset($1::json) AS r(request_id text, row_index integer, \
      created_at_ms bigint, schema_id bigint, label integer, value double precision, \
-     inputs text, probabilities text, latency_us integer, key_name text) \
+     inputs text, probabilities text, latency_us bigint, key_name text) \
      ON CONFLICT (request_id, row_index) DO NOTHING";
 
 /// Inserts rows inside `transaction`; returns the rows inserted (a row whose request id and
@@ -172,10 +172,11 @@ pub(super) struct Version {
 }
 
 /// The schemas of the model versions the writer has seen, by the address of their loaded
-/// model (kept alive here, so an address is never reused while it is a key).
+/// model. The model is held weakly (a reload must be able to drop the old one) and checked on
+/// each lookup, so an address reused by a new model is never taken for the old one.
 #[derive(Default)]
 pub(super) struct SchemaIds {
-    versions: HashMap<usize, (Arc<LoadedModel>, Version)>,
+    versions: HashMap<usize, (Weak<LoadedModel>, Version)>,
 }
 
 impl SchemaIds {
@@ -187,7 +188,9 @@ impl SchemaIds {
         policy: &InputPolicy,
     ) -> Result<Version, sqlx::Error> {
         let key = Arc::as_ptr(model) as usize;
-        if let Some((_, version)) = self.versions.get(&key) {
+        if let Some((seen, version)) = self.versions.get(&key)
+            && seen.upgrade().is_some_and(|seen| Arc::ptr_eq(&seen, model))
+        {
             return Ok(version.clone());
         }
         let manifest = &model.artifact.manifest;
@@ -195,15 +198,14 @@ impl SchemaIds {
         let mut connection = store.pool().acquire().await?;
         let id =
             ensure_schema(&mut connection, model.name(), &model.version_label, &schema).await?;
-        // Reloads make new loaded models; forget old ones now and then rather than keep them.
-        if self.versions.len() >= 1_000 {
-            self.versions.clear();
-        }
+        // Reloads make new loaded models: forget the ones no longer served.
+        self.versions.retain(|_, (seen, _)| seen.strong_count() > 0);
         let version = Version {
             id,
             schema: Arc::new(schema),
         };
-        self.versions.insert(key, (model.clone(), version.clone()));
+        self.versions
+            .insert(key, (Arc::downgrade(model), version.clone()));
         Ok(version)
     }
 

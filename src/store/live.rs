@@ -219,6 +219,20 @@ impl LiveCounts {
         add(&mut self.unwritten.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// Whether some counts wait to be written.
+    pub fn has_unwritten(&self) -> bool {
+        !self
+            .unwritten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// Forgets the counts not yet written (their database is gone).
+    pub fn clear(&self) {
+        *self.unwritten.lock().unwrap_or_else(|e| e.into_inner()) = Pending::default();
+    }
+
     /// Writes every count added so far; on failure they stay, to be written next time.
     pub async fn write(&self, store: &Store) -> Result<(), StoreError> {
         let _writing = self.writing.lock().await;

@@ -31,6 +31,8 @@ pub struct PredictionLog {
     writer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     store: Store,
     live: Arc<LiveCounts>,
+    /// Feedback is stored and counted one post at a time.
+    feedback: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl PredictionLog {
@@ -61,6 +63,7 @@ impl PredictionLog {
             writer: tokio::sync::Mutex::new(Some(writer)),
             store,
             live,
+            feedback: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -81,32 +84,47 @@ impl PredictionLog {
         kept
     }
 
-    /// Counts feedback in the live metrics: the pair of a prediction (made at `at_ms`, of the
-    /// version with `schema_id`) and its true label, taking back the pair it corrects.
-    pub async fn count_feedback(
+    /// Stores (or corrects) the true label of a logged prediction and counts it in the live
+    /// metrics, taking back the pair it corrects. One at a time in this process, so two posts
+    /// for one prediction cannot both take back the same earlier label; in a task of its own,
+    /// so a client that goes away cannot leave the label stored but not counted. Returns the
+    /// prediction as it was before (`None` when it is not logged).
+    pub async fn give_feedback(
         &self,
-        found: &super::FoundPrediction,
-        actual: &str,
-    ) -> Result<(), StoreError> {
-        self.live.add(|pending| {
-            if let Some(before) = &found.feedback {
-                pending.add_pair(
-                    found.schema_id,
-                    found.created_at_ms,
-                    &found.label,
-                    before,
-                    -1,
-                );
+        request_id: &str,
+        row_index: u32,
+        label: &str,
+        key_name: Option<&str>,
+    ) -> Result<Option<super::FoundPrediction>, StoreError> {
+        let store = self.store.clone();
+        let live = self.live.clone();
+        let one_at_a_time = self.feedback.clone();
+        let (request_id, label) = (request_id.to_string(), label.to_string());
+        let key_name = key_name.map(str::to_string);
+        let task = tokio::spawn(async move {
+            let _one = one_at_a_time.lock().await;
+            let Some(found) = store.find_prediction(&request_id, row_index).await? else {
+                return Ok(None);
+            };
+            let at_ms = super::record::now_ms();
+            store
+                .record_feedback(&request_id, row_index, &label, at_ms, key_name.as_deref())
+                .await?;
+            live.add(|pending| {
+                let (id, at) = (found.schema_id, found.created_at_ms);
+                if let Some(before) = &found.feedback {
+                    pending.add_pair(id, at, &found.label, before, -1);
+                }
+                pending.add_pair(id, at, &found.label, &label, 1);
+            });
+            if let Err(error) = live.write(&store).await {
+                // The label is stored; its count waits and is written with the next ones.
+                tracing::warn!(%error, "live metrics: feedback not counted yet");
             }
-            pending.add_pair(
-                found.schema_id,
-                found.created_at_ms,
-                &found.label,
-                actual,
-                1,
-            );
+            Ok(Some(found))
         });
-        self.live.write(&self.store).await
+        task.await
+            .map_err(|error| StoreError::Task(error.to_string()))?
     }
 
     /// Writes live counts that are waiting (after a failure, or with no traffic since).

@@ -55,6 +55,12 @@ pub enum StoreError {
     /// The schema cannot be brought up to date.
     #[error("cannot apply the database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database's layout is not the one this release reads.
+    #[error("the prediction log cannot be read as it is: {0}")]
+    Layout(String),
+    /// A task of the store stopped before its end.
+    #[error("a prediction log task failed: {0}")]
+    Task(String),
 }
 
 /// Which database a URL names.
@@ -123,7 +129,7 @@ impl Store {
     /// Connects (creating a SQLite file and its folder when missing), applies the migrations
     /// and moves the rows of an earlier layout.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let (pool, backend) = connect::connect(url).await?;
+        let (pool, backend) = connect::connect(url, connect::Access::Write).await?;
         let store = Store {
             pool: Arc::new(ArcSwap::from_pointee(pool)),
             backend,
@@ -133,6 +139,19 @@ impl Store {
         store.remember_file();
         upgrade::move_first_layout_rows(&store).await?;
         Ok(store)
+    }
+
+    /// Opens an existing log to read it, changing nothing (no migration, no upgrade; a SQLite
+    /// file is opened read-only): for tools such as `mlserve log export` that may run beside
+    /// servers of another release.
+    pub async fn open_for_reading(url: &str) -> Result<Store, StoreError> {
+        let (pool, backend) = connect::connect(url, connect::Access::Read).await?;
+        Ok(Store {
+            pool: Arc::new(ArcSwap::from_pointee(pool)),
+            backend,
+            url: Arc::from(url),
+            file: Arc::new(std::sync::Mutex::new(None)),
+        })
     }
 
     /// The connection pool (the current one: a SQLite file that was deleted or replaced gets a
@@ -162,13 +181,17 @@ impl Store {
             return Ok(false);
         }
         let opened = *self.file.lock().unwrap_or_else(|e| e.into_inner());
-        if opened.is_some() && self.file_identity() == opened {
+        // A file whose identity was never known (an in-memory database) is never reopened.
+        if opened.is_none() || self.file_identity() == opened {
             return Ok(false);
         }
-        let (pool, _) = connect::connect(&self.url).await?;
+        let (pool, _) = connect::connect(&self.url, connect::Access::Write).await?;
         let old = self.pool.swap(Arc::new(pool));
         self.remember_file();
-        old.close().await;
+        // The new file has the first layout's tables, empty, from the migrations: drop them.
+        upgrade::move_first_layout_rows(self).await?;
+        // Readers may still hold the old pool's connections: close it without waiting here.
+        tokio::spawn(async move { old.close().await });
         Ok(true)
     }
 

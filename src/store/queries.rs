@@ -110,6 +110,9 @@ pub struct ExportQuery {
     pub since_ms: Option<i64>,
     /// Only predictions before this time (ms since the epoch).
     pub until_ms: Option<i64>,
+    /// Only rows up to this id: the newest when the export began, so that rows committed
+    /// meanwhile (out of id order, by other replicas) cannot be stepped over.
+    pub max_id: Option<i64>,
 }
 
 impl ExportQuery {
@@ -117,10 +120,14 @@ impl ExportQuery {
     fn filter(&self) -> (String, Vec<i64>) {
         let mut sql = String::from("p.schema_id IN (SELECT id FROM log_schemas WHERE model = $1)");
         let mut values = Vec::new();
-        for (bound, op) in [(self.since_ms, ">="), (self.until_ms, "<")] {
-            if let Some(ms) = bound {
-                values.push(ms);
-                sql.push_str(&format!(" AND p.created_at_ms {op} ${}", values.len() + 1));
+        for (bound, condition) in [
+            (self.since_ms, "p.created_at_ms >="),
+            (self.until_ms, "p.created_at_ms <"),
+            (self.max_id, "p.id <="),
+        ] {
+            if let Some(value) = bound {
+                values.push(value);
+                sql.push_str(&format!(" AND {condition} ${}", values.len() + 1));
             }
         }
         (sql, values)
@@ -128,6 +135,14 @@ impl ExportQuery {
 }
 
 impl Store {
+    /// The id of the newest logged prediction (0 when there is none).
+    pub async fn last_prediction_id(&self) -> Result<i64, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM predictions")
+            .fetch_one(&*self.pool())
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
     /// How many predictions an export holds.
     pub async fn export_count(&self, query: &ExportQuery) -> Result<u64, StoreError> {
         let (filter, values) = query.filter();
@@ -180,18 +195,25 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// The schemas of these ids (those that exist and can be read).
+    /// The schemas of these ids (those that exist and can be read), in one query.
     pub async fn schemas(&self, ids: &[i64]) -> Result<HashMap<i64, StoredSchema>, StoreError> {
-        let mut found = HashMap::new();
         let mut wanted: Vec<i64> = ids.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
+        let mut found = HashMap::new();
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        let placeholders: Vec<String> = (1..=wanted.len()).map(|i| format!("${i}")).collect();
+        let mut statement = sqlx::query(Store::sql(format!(
+            "SELECT id, model, version, schema FROM log_schemas WHERE id IN ({})",
+            placeholders.join(", ")
+        )));
         for id in wanted {
-            let row = sqlx::query("SELECT model, version, schema FROM log_schemas WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&*self.pool())
-                .await?;
-            let Some(row) = row else { continue };
+            statement = statement.bind(id);
+        }
+        for row in statement.fetch_all(&*self.pool()).await? {
+            let id: i64 = row.try_get("id")?;
             let text: String = row.try_get("schema")?;
             match serde_json::from_str::<LogSchema>(&text) {
                 Ok(schema) => {

@@ -81,8 +81,14 @@ async fn move_rows(store: &Store, connection: &mut sqlx::AnyConnection) -> Resul
             "prediction log: moving rows to the compact layout"
         );
     }
-    let feedback = move_feedback(connection).await?;
-    count_moved_feedback(store, connection).await?;
+    let mut feedback = 0;
+    loop {
+        let moved = move_feedback_chunk(store, connection).await?;
+        if moved == 0 {
+            break;
+        }
+        feedback += moved;
+    }
     sqlx::query("DROP TABLE predictions_v1")
         .execute(&mut *connection)
         .await?;
@@ -97,46 +103,6 @@ async fn move_rows(store: &Store, connection: &mut sqlx::AnyConnection) -> Resul
         );
     }
     Ok(())
-}
-
-/// Counts the moved feedback in the live metrics (the moved predictions were counted as they
-/// moved, without drift bins: the old rows do not say which training bins their version had).
-async fn count_moved_feedback(
-    store: &Store,
-    connection: &mut sqlx::AnyConnection,
-) -> Result<(), StoreError> {
-    let rows = sqlx::query(
-        "SELECT p.schema_id, p.label AS predicted, p.created_at_ms, f.label AS actual \
-         FROM feedback f JOIN predictions p \
-         ON p.request_id = f.request_id AND p.row_index = f.row_index",
-    )
-    .fetch_all(&mut *connection)
-    .await?;
-    let ids: Vec<i64> = rows
-        .iter()
-        .map(|row| row.try_get("schema_id"))
-        .collect::<Result<_, sqlx::Error>>()?;
-    let schemas = store.schemas(&ids).await?;
-    let mut pending = Pending::default();
-    for row in &rows {
-        let schema_id: i64 = row.try_get("schema_id")?;
-        let predicted: Option<i64> = row.try_get("predicted")?;
-        let Some(label) = schemas
-            .get(&schema_id)
-            .zip(predicted)
-            .and_then(|(s, i)| s.schema.label(i))
-        else {
-            continue;
-        };
-        let actual: Option<String> = row.try_get("actual")?;
-        if let Some(actual) = actual {
-            pending.add_pair(schema_id, row.try_get("created_at_ms")?, label, &actual, 1);
-        }
-    }
-    store
-        .write_stats(UPGRADE_REPLICA, pending)
-        .await
-        .map_err(|(error, _)| error)
 }
 
 /// The process id under which the upgrade writes the live counts of the rows it moves.
@@ -214,29 +180,76 @@ async fn move_chunk(
     Ok(rows.len() as u64)
 }
 
-/// Moves every feedback row (there are few: one per labelled prediction).
-async fn move_feedback(connection: &mut sqlx::AnyConnection) -> Result<u64, StoreError> {
+/// Moves up to [`CHUNK`] feedback rows in one transaction that also deletes them from the old
+/// table, and counts each (predicted, true) pair in the live metrics; returns how many moved.
+async fn move_feedback_chunk(
+    store: &Store,
+    connection: &mut sqlx::AnyConnection,
+) -> Result<u64, StoreError> {
     let rows = sqlx::query(
-        "SELECT request_id, row_index, label, created_at_ms, key_name FROM feedback_v1",
+        "SELECT request_id, row_index, label, created_at_ms, key_name FROM feedback_v1 LIMIT $1",
     )
+    .bind(CHUNK)
     .fetch_all(&mut *connection)
     .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut pairs = Vec::new();
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
     for row in &rows {
         let request_id: String = row.try_get("request_id")?;
+        let row_index: i64 = row.try_get("row_index")?;
+        let label: String = row.try_get("label")?;
+        let key = RequestKey::of(&request_id).to_bytes();
         sqlx::query(
             "INSERT INTO feedback (request_id, row_index, label, created_at_ms, key_name) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, row_index) DO NOTHING",
         )
-        .bind(RequestKey::of(&request_id).to_bytes())
-        .bind(row.try_get::<i64, _>("row_index")?)
-        .bind(row.try_get::<String, _>("label")?)
+        .bind(key.clone())
+        .bind(row_index)
+        .bind(label.clone())
         .bind(row.try_get::<i64, _>("created_at_ms")?)
         .bind(row.try_get::<Option<String>, _>("key_name")?)
         .execute(&mut *transaction)
         .await?;
+        sqlx::query("DELETE FROM feedback_v1 WHERE request_id = $1 AND row_index = $2")
+            .bind(request_id)
+            .bind(row_index)
+            .execute(&mut *transaction)
+            .await?;
+        let predicted = sqlx::query(
+            "SELECT schema_id, label, created_at_ms FROM predictions \
+             WHERE request_id = $1 AND row_index = $2",
+        )
+        .bind(key)
+        .bind(row_index)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        if let Some(predicted) = predicted {
+            let schema_id: i64 = predicted.try_get("schema_id")?;
+            let index: Option<i64> = predicted.try_get("label")?;
+            let at: i64 = predicted.try_get("created_at_ms")?;
+            pairs.push((schema_id, index, at, label));
+        }
     }
     transaction.commit().await?;
+    let ids: Vec<i64> = pairs.iter().map(|(id, ..)| *id).collect();
+    let schemas = store.schemas(&ids).await?;
+    let mut pending = Pending::default();
+    for (schema_id, index, at, actual) in &pairs {
+        let predicted = schemas
+            .get(schema_id)
+            .zip(*index)
+            .and_then(|(s, i)| s.schema.label(i));
+        if let Some(predicted) = predicted {
+            pending.add_pair(*schema_id, *at, predicted, actual, 1);
+        }
+    }
+    store
+        .write_stats(UPGRADE_REPLICA, pending)
+        .await
+        .map_err(|(error, _)| error)?;
     Ok(rows.len() as u64)
 }
 

@@ -177,6 +177,7 @@ impl Writer {
             Ok(false) => {}
             Ok(true) => {
                 self.ids.forget();
+                self.live.clear();
                 metrics::counter!("mlserve_prediction_log_reopened_total").increment(1);
                 tracing::error!(
                     "prediction log: the database file was deleted or replaced while in use; \
@@ -214,6 +215,15 @@ fn count_live(pending: &mut super::live::Pending, record: &PredictionRecord, ver
     );
 }
 
+/// How often the writer writes the live counts of what it committed.
+const LIVE_COUNTS_EVERY: Duration = Duration::from_secs(1);
+
+async fn write_live_counts(store: &Store, live: &LiveCounts) {
+    if let Err(error) = live.write(store).await {
+        tracing::warn!(%error, "prediction log: live counts not written; retrying with the next ones");
+    }
+}
+
 /// Resolves [`SHUTDOWN_DRAIN`] after shutdown began: the end of the time a write may take then.
 async fn drain_deadline(
     closing: &mut tokio::sync::watch::Receiver<bool>,
@@ -238,6 +248,7 @@ pub(super) async fn run_writer(
     let max_batch = settings.max_batch.max(1);
     let mut batch = Vec::with_capacity(max_batch);
     let mut closed_at = None;
+    let mut counted_at = Instant::now();
     let mut writer = Writer {
         store: store.clone(),
         ids: SchemaIds::default(),
@@ -246,12 +257,21 @@ pub(super) async fn run_writer(
     };
     loop {
         let received = tokio::select! {
-            received = receiver.recv_many(&mut batch, max_batch) => received,
+            received = receiver.recv_many(&mut batch, max_batch) => Some(received),
             // Shutdown: refuse new records, then drain what is queued.
             _ = closing.wait_for(|closing| *closing), if !receiver.is_closed() => {
                 receiver.close();
                 continue;
             }
+            // Counts of the last batches wait at most a second, traffic or not.
+            () = tokio::time::sleep_until((counted_at + LIVE_COUNTS_EVERY).into()), if live.has_unwritten() => {
+                None
+            }
+        };
+        let Some(received) = received else {
+            counted_at = Instant::now();
+            write_live_counts(&store, &live).await;
+            continue;
         };
         if received == 0 {
             break; // closed and drained
@@ -297,10 +317,14 @@ pub(super) async fn run_writer(
         }
         batch.clear();
         in_hand.store(0, Ordering::Relaxed);
-        if let Err(error) = live.write(&store).await {
-            tracing::warn!(%error, "prediction log: live counts not written; retrying with the next batch");
+        // The live counts are written once a second, not after every batch: a few statements
+        // per model version, read, added to and written back.
+        if counted_at.elapsed() >= LIVE_COUNTS_EVERY {
+            counted_at = Instant::now();
+            write_live_counts(&store, &live).await;
         }
     }
+    write_live_counts(&store, &live).await;
     in_hand.store(0, Ordering::Relaxed);
     metrics::gauge!("mlserve_prediction_log_queue_depth").set(0.0);
 }

@@ -21,7 +21,7 @@ CREATE TABLE predictions (
     value DOUBLE PRECISION,
     inputs BYTEA NOT NULL,
     probabilities BYTEA,
-    latency_us INTEGER NOT NULL,
+    latency_us BIGINT NOT NULL,
     key_name TEXT,
     UNIQUE (request_id, row_index)
 );
