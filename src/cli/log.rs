@@ -18,10 +18,11 @@ pub(crate) enum LogCommand {
     /// Stream a model's logged predictions as CSV or JSON Lines, oldest first.
     ///
     /// CSV: request_id, row, created_at, model, version, one column per feature (every
-    /// version's, in schema order; empty when missing or left out of the log), label, a
-    /// probability_<label> column per label, latency_ms, key and feedback. JSON Lines: one
-    /// object a line, as GET /api/predictions gives them. On a terminal, stderr shows the
-    /// progress (rows, rows per second, time left).
+    /// version's, in schema order; empty when missing or left out of the log; input_<name> for
+    /// a feature named like another column), label, a probability_<label> column per label,
+    /// latency_ms, key and feedback. JSON Lines: one object a line, as GET /api/predictions
+    /// gives them. The database is opened read-only and nothing in it changes. On a terminal,
+    /// stderr shows the progress (rows, rows per second, time left).
     Export(ExportArgs),
 }
 
