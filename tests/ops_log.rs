@@ -643,3 +643,43 @@ async fn concurrent_feedback_on_one_prediction_is_counted_once() {
     assert!(counted, "{live}");
     server.server.shutdown().await.unwrap();
 }
+
+/// A client that reuses an x-request-id gets one logged prediction, and the live counts count
+/// what the log holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reused_request_id_is_logged_and_counted_once() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    for _ in 0..3 {
+        let response = server
+            .client
+            .post(server.url("/api/models/iris/predict"))
+            .header("content-type", "application/json")
+            .header("x-request-id", "sent-three-times")
+            .body(SETOSA)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let settled = common::eventually(Duration::from_secs(10), async || {
+        server
+            .metric("mlserve_prediction_log_duplicates_total", &[])
+            .await
+            == 2.0
+    })
+    .await;
+    assert!(settled, "two of the three are refused as duplicates");
+    let (_, _, listed) = server.get("/api/predictions").await;
+    assert_eq!(listed["predictions"].as_array().unwrap().len(), 1);
+    let counted = common::eventually(Duration::from_secs(10), async || {
+        let (_, _, live) = server.get("/api/models/iris/monitoring?window=1h").await;
+        live["versions"][0]["predictions"] == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (_, _, live) = server.get("/api/models/iris/monitoring?window=1h").await;
+    assert!(counted && live["versions"][0]["predictions"] == 1, "{live}");
+    server.server.shutdown().await.unwrap();
+}

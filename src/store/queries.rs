@@ -311,6 +311,26 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// When the row of a request id (as stored) and row index was answered, and its latency in
+    /// microseconds.
+    pub(crate) async fn logged_time(
+        &self,
+        request_id: &[u8],
+        row_index: u32,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT created_at_ms, latency_us FROM predictions WHERE request_id = $1 AND row_index = $2",
+        )
+        .bind(request_id.to_vec())
+        .bind(i64::from(row_index))
+        .fetch_optional(&*self.pool())
+        .await?;
+        Ok(match row {
+            Some(row) => Some((row.try_get("created_at_ms")?, row.try_get("latency_us")?)),
+            None => None,
+        })
+    }
+
     /// A logged prediction, for feedback on it.
     pub async fn find_prediction(
         &self,

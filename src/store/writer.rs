@@ -195,12 +195,40 @@ impl Writer {
         let versions = self.ids.versions(&self.store, batch, &self.policy).await?;
         let inserted = write_batch(&self.store, &rows(batch, &versions)).await?;
         count_written(batch.len(), inserted);
+        let logged = if inserted == batch.len() as u64 {
+            vec![true; batch.len()]
+        } else {
+            self.which_were_logged(batch).await
+        };
         self.live.add(|pending| {
-            for (record, version) in batch.iter().zip(&versions) {
-                count_live(pending, record, version);
+            for ((record, version), logged) in batch.iter().zip(&versions).zip(logged) {
+                if logged {
+                    count_live(pending, record, version);
+                }
             }
         });
         Ok(())
+    }
+
+    /// Which records of a batch that met rows already logged under their request id and row
+    /// (a client reusing an `x-request-id`) are the ones in the log, so that the live counts
+    /// count what the log holds. Rare, so one lookup a record; a record that cannot be looked
+    /// up is counted.
+    async fn which_were_logged(&self, batch: &[PredictionRecord]) -> Vec<bool> {
+        let mut logged = Vec::with_capacity(batch.len());
+        for record in batch {
+            let stored = self
+                .store
+                .logged_time(&record.request_id.to_bytes(), record.row_index)
+                .await;
+            logged.push(match stored {
+                Ok(Some((at, latency))) => {
+                    at == record.created_at_ms && latency == i64::from(record.latency_us)
+                }
+                Ok(None) | Err(_) => true,
+            });
+        }
+        logged
     }
 }
 
