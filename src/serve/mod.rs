@@ -386,9 +386,6 @@ async fn refresh_quality_gauges(app: App) {
     loop {
         ticks.tick().await;
         let Some(log) = &app.log else { return };
-        if let Err(error) = log.write_live_counts().await {
-            tracing::warn!(%error, "live counts not written; retrying");
-        }
         let names: Vec<String> = app.repository.catalog().models.keys().cloned().collect();
         for name in names {
             if let Err(error) = monitoring::monitoring(log.store(), &name, window).await {
@@ -418,7 +415,7 @@ async fn enforce_retention(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let now = predict::now_ms();
+        let now = crate::store::record::now_ms();
         match crate::store::retention::enforce(log.store(), &retention, now).await {
             Ok(deleted) => {
                 for (reason, rows) in [("age", deleted.by_age), ("size", deleted.by_size)] {

@@ -2,11 +2,12 @@
 //! model version, and drift of recent inputs from the training data.
 
 use super::body::PathParams;
-use super::predict::{Asked, now_ms};
+use super::predict::Asked;
 use super::problem::Problem;
 use super::state::App;
 use crate::model::FieldError;
 use crate::store::drift::{FeatureDrift, feature_drift};
+use crate::store::record::now_ms;
 use crate::store::{LoggedPrediction, PredictionQuery, Store};
 use crate::train::metrics::class_metrics;
 use axum::Json;

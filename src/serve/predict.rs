@@ -14,7 +14,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// Batches larger than this run on the blocking pool, so they do not stall other requests.
 const INLINE_BATCH_ROWS: usize = 64;
@@ -80,13 +80,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Asked {
             caller: extensions.get::<Caller>().map(|c| c.0.clone()),
         })
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The log records of answered predictions (one per row), as `policy` keeps their inputs.

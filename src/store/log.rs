@@ -127,11 +127,6 @@ impl PredictionLog {
             .map_err(|error| StoreError::Task(error.to_string()))?
     }
 
-    /// Writes live counts that are waiting (after a failure, or with no traffic since).
-    pub async fn write_live_counts(&self) -> Result<(), StoreError> {
-        self.live.write(&self.store).await
-    }
-
     /// What is kept of inputs.
     pub fn policy(&self) -> &InputPolicy {
         &self.policy

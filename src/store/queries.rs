@@ -9,6 +9,12 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 use std::collections::HashMap;
 
+/// The logged predictions with their feedback: the columns [`logged_prediction`] reads.
+const LOGGED_ROWS: &str = "SELECT p.id, p.request_id, p.row_index, p.created_at_ms, \
+     p.schema_id, p.label, p.inputs, p.probabilities, p.latency_us, p.key_name, \
+     f.label AS feedback FROM predictions p LEFT JOIN feedback f \
+     ON f.request_id = p.request_id AND f.row_index = p.row_index";
+
 /// Which predictions to read.
 #[derive(Debug, Clone, Default)]
 pub struct PredictionQuery {
@@ -80,8 +86,6 @@ pub struct FoundPrediction {
     pub version: String,
     /// The predicted label.
     pub label: String,
-    /// The label's index in the version's labels.
-    pub label_index: Option<i64>,
     /// The version's schema id in the log.
     pub schema_id: i64,
     /// When it was answered (ms since the epoch).
@@ -168,11 +172,7 @@ impl Store {
         let (filter, values) = query.filter();
         let next = values.len() + 2;
         let sql = format!(
-            "SELECT p.id, p.request_id, p.row_index, p.created_at_ms, p.schema_id, p.label, \
-             p.inputs, p.probabilities, p.latency_us, p.key_name, f.label AS feedback \
-             FROM predictions p LEFT JOIN feedback f \
-             ON f.request_id = p.request_id AND f.row_index = p.row_index \
-             WHERE {filter} AND p.id > ${next} ORDER BY p.id LIMIT ${}",
+            "{LOGGED_ROWS} WHERE {filter} AND p.id > ${next} ORDER BY p.id LIMIT ${}",
             next + 1
         );
         let mut statement = sqlx::query(Store::sql(sql)).bind(query.model.clone());
@@ -184,6 +184,14 @@ impl Store {
             .bind(i64::from(limit))
             .fetch_all(&*self.pool())
             .await?;
+        self.read_back(&rows).await
+    }
+
+    /// Rows of [`LOGGED_ROWS`] read back by their versions' schemas, each with its row id.
+    async fn read_back(
+        &self,
+        rows: &[sqlx::any::AnyRow],
+    ) -> Result<Vec<(i64, LoggedPrediction)>, StoreError> {
         let ids: Vec<i64> = rows
             .iter()
             .map(|row| row.try_get("schema_id"))
@@ -271,12 +279,7 @@ impl Store {
         &self,
         query: &PredictionQuery,
     ) -> Result<Vec<LoggedPrediction>, StoreError> {
-        let mut sql = String::from(
-            "SELECT p.request_id, p.row_index, p.created_at_ms, p.schema_id, p.label, p.inputs, \
-             p.probabilities, p.latency_us, p.key_name, f.label AS feedback \
-             FROM predictions p LEFT JOIN feedback f \
-             ON f.request_id = p.request_id AND f.row_index = p.row_index WHERE 1 = 1",
-        );
+        let mut sql = format!("{LOGGED_ROWS} WHERE 1 = 1");
         let mut next = 1;
         if query.model.is_some() {
             sql.push_str(&format!(
@@ -300,15 +303,8 @@ impl Store {
             .bind(i64::from(query.limit))
             .fetch_all(&*self.pool())
             .await?;
-        let ids: Vec<i64> = rows
-            .iter()
-            .map(|row| row.try_get("schema_id"))
-            .collect::<Result<_, sqlx::Error>>()?;
-        let schemas = self.schemas(&ids).await?;
-        rows.iter()
-            .map(|row| logged_prediction(row, &schemas))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        let read = self.read_back(&rows).await?;
+        Ok(read.into_iter().map(|(_, prediction)| prediction).collect())
     }
 
     /// When the row of a request id (as stored) and row index was answered, and its latency in
@@ -356,7 +352,6 @@ impl Store {
             model: stored.map(|s| s.model.clone()).unwrap_or_default(),
             version: stored.map(|s| s.version.clone()).unwrap_or_default(),
             label: label_text(stored, label_index),
-            label_index,
             schema_id,
             created_at_ms: row.try_get("created_at_ms")?,
             feedback: row.try_get("feedback")?,
