@@ -25,6 +25,8 @@ pub struct LoadedModel {
     pub validator: Validator,
     /// The version as clients see it.
     pub version_label: String,
+    /// Its prediction counters in `/metrics`.
+    pub counters: super::counters::PredictionCounters,
 }
 
 /// Why a validated row got no prediction.
@@ -66,6 +68,17 @@ impl LoadedModel {
     /// The model's name.
     pub fn name(&self) -> &str {
         &self.artifact.manifest.name
+    }
+
+    /// Counts answered predictions in `/metrics`: `per_class[i]` rows predicted as label `i`.
+    pub fn count_predictions(&self, per_class: &[u64]) {
+        let manifest = &self.artifact.manifest;
+        self.counters.count(
+            &manifest.name,
+            &self.version_label,
+            &manifest.labels,
+            per_class,
+        );
     }
 
     /// Class probabilities of a validated row; every one finite, or an error.
@@ -480,6 +493,7 @@ fn load_checked(dir: &Path, name: &str, version: u32) -> Result<LoadedModel, Str
         validator: Validator::new(&manifest.features),
         version_label: version.to_string(),
         artifact,
+        counters: Default::default(),
     })
 }
 

@@ -117,28 +117,6 @@ fn latency_us(asked: &Asked) -> u32 {
     u32::try_from(asked.started.elapsed().as_micros()).unwrap_or(u32::MAX)
 }
 
-/// Counts predictions by class for the metrics.
-fn count_predictions(model: &LoadedModel, per_class: &[u64]) {
-    let manifest = &model.artifact.manifest;
-    metrics::counter!(
-        "mlserve_rows_predicted_total",
-        "model" => manifest.name.clone(),
-        "version" => model.version_label.clone(),
-    )
-    .increment(per_class.iter().sum());
-    for (label, &count) in manifest.labels.iter().zip(per_class) {
-        if count > 0 {
-            metrics::counter!(
-                "mlserve_predictions_total",
-                "model" => manifest.name.clone(),
-                "version" => model.version_label.clone(),
-                "label" => label.clone(),
-            )
-            .increment(count);
-        }
-    }
-}
-
 /// Counts answered predictions, and queues them for the log when the log is on.
 fn log_predictions(app: &App, model: &Arc<LoadedModel>, asked: &Asked, predictions: &[Prediction]) {
     let mut per_class = vec![0u64; model.artifact.manifest.labels.len()];
@@ -147,7 +125,7 @@ fn log_predictions(app: &App, model: &Arc<LoadedModel>, asked: &Asked, predictio
             *count += 1;
         }
     }
-    count_predictions(model, &per_class);
+    model.count_predictions(&per_class);
     if let Some(log) = &app.log
         && log.keeps(model, &asked.request_id, predictions.len())
     {
@@ -225,6 +203,6 @@ impl<'a> StreamedPredictions<'a> {
     /// Hands the last records to the log and counts every row in the metrics.
     pub fn finish(mut self) {
         self.flush();
-        count_predictions(self.model, &self.per_class);
+        self.model.count_predictions(&self.per_class);
     }
 }
