@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::postgres::fresh_postgres_database;
+use common::postgres::{fresh_postgres_database, postgres_execute, postgres_log_files_bytes};
 use common::{TestServer, demo_repository, test_settings};
 use mlserve::store::retention::{Retention, enforce};
 use mlserve::store::{LogSettings, PredictionLog, PredictionRecord, Store};
@@ -138,6 +138,69 @@ async fn the_oldest_predictions_go_while_the_log_is_over_its_byte_limit() {
         "{file_before} -> {file_after} bytes"
     );
     store.close().await;
+}
+
+/// PostgreSQL keeps a deleted row's space for new rows rather than giving it back, so its
+/// files never shrink: the limit counts the rows' bytes, stops deleting once under it, and
+/// after VACUUM new rows fill the freed space instead of growing the files.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_oldest_predictions_go_while_the_log_is_over_its_byte_limit_on_postgresql() {
+    let url = fresh_postgres_database().await;
+    let store = filled_with_cancer_rows(&url, 20_000).await;
+    let full = store.log_bytes().await.unwrap();
+    let limit = full / 2;
+    let retention = Retention {
+        max_age: Duration::from_secs(30 * 86_400),
+        max_bytes: limit,
+    };
+    let now = 100 * HOUR_MS + 20_000;
+    let deleted = enforce(&store, &retention, now).await.unwrap();
+    assert_eq!(deleted.by_age, 0);
+    assert!(
+        (10_000..=15_000).contains(&deleted.by_size),
+        "{deleted:?} of 20,000 rows to halve the log"
+    );
+    assert!(store.log_bytes().await.unwrap() <= limit);
+    assert_eq!(
+        store.prediction_count().await.unwrap(),
+        20_000 - deleted.by_size
+    );
+    store.close().await;
+
+    postgres_execute(&url, "VACUUM predictions").await;
+    // The files did not shrink, but the space they keep free is not counted.
+    let store = Store::open(&url).await.unwrap();
+    let vacuumed = enforce(&store, &retention, now).await.unwrap();
+    assert_eq!(vacuumed, mlserve::store::retention::Deleted::default());
+    store.close().await;
+    let files_before = postgres_log_files_bytes(&url).await;
+    let store = filled_with_cancer_rows_after(&url, deleted.by_size as usize).await;
+    let files_after = postgres_log_files_bytes(&url).await;
+    // Written without reuse, the rows would have grown the files by half or more.
+    assert!(
+        files_after <= files_before + files_before / 5,
+        "{files_before} -> {files_after} bytes on disk"
+    );
+    // As many rows as at first: as many go again (within one deletion step).
+    let again = enforce(&store, &retention, now).await.unwrap();
+    assert!(
+        again.by_size.abs_diff(deleted.by_size) <= 5_000,
+        "{again:?} after {deleted:?}"
+    );
+    store.close().await;
+}
+
+/// `rows` more logged predictions in the log at `url`.
+async fn filled_with_cancer_rows_after(url: &str, rows: usize) -> Store {
+    let model = common::log::cancer_model();
+    let now = 100 * HOUR_MS + 20_000;
+    let records: Vec<PredictionRecord> = (0..rows)
+        .map(|i| {
+            let id = uuid::Uuid::now_v7().to_string();
+            common::log::record(&model, &id, i, now)
+        })
+        .collect();
+    filled(url, records).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -322,9 +385,8 @@ async fn only_the_models_named_are_logged() {
     assert_eq!(models, ["breast_cancer"], "iris is not logged");
 }
 
-/// Bytes per logged prediction of a 30-feature model, rows and indexes, after `rows` logged
-/// with server-made (UUID v7) request ids.
-async fn bytes_per_row(url: &str, rows: usize) -> f64 {
+/// `rows` logged predictions of a 30-feature model, with server-made (UUID v7) request ids.
+async fn filled_with_cancer_rows(url: &str, rows: usize) -> Store {
     let model = common::log::cancer_model();
     let now = 100 * HOUR_MS;
     let records: Vec<PredictionRecord> = (0..rows)
@@ -335,6 +397,12 @@ async fn bytes_per_row(url: &str, rows: usize) -> f64 {
         .collect();
     let store = filled(url, records).await;
     assert_eq!(store.prediction_count().await.unwrap(), rows as u64);
+    store
+}
+
+/// Bytes per logged prediction of a 30-feature model, rows and indexes (SQLite's pages in use).
+async fn bytes_per_row(url: &str, rows: usize) -> f64 {
+    let store = filled_with_cancer_rows(url, rows).await;
     let bytes = store.log_bytes().await.unwrap() as f64;
     store.close().await;
     bytes / rows as f64
@@ -352,8 +420,21 @@ async fn a_logged_30_feature_prediction_takes_at_most_400_bytes_on_sqlite() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_logged_30_feature_prediction_is_compact_on_postgresql() {
     let url = fresh_postgres_database().await;
-    let per_row = bytes_per_row(&url, 20_000).await;
-    eprintln!("PostgreSQL: {per_row:.0} bytes per logged prediction");
+    let rows = 20_000;
+    let store = filled_with_cancer_rows(&url, rows).await;
+    let estimated = store.log_bytes().await.unwrap() as f64;
+    store.close().await;
+    // What the files take, not the estimate the byte limit uses; the estimate agrees with it.
+    let on_disk = postgres_log_files_bytes(&url).await as f64;
+    let per_row = on_disk / rows as f64;
+    eprintln!(
+        "PostgreSQL: {per_row:.0} bytes per logged prediction on disk, {:.0} estimated",
+        estimated / rows as f64
+    );
+    assert!(
+        (estimated - on_disk).abs() <= on_disk * 0.1,
+        "{estimated} estimated, {on_disk} on disk"
+    );
     // A PostgreSQL row carries a 24-byte header and its B-trees keep a tenth of each page free.
     assert!(per_row <= 520.0, "{per_row:.0} bytes per row");
 }

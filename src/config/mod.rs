@@ -62,7 +62,8 @@ pub struct Settings {
     pub database_url: String,
     /// How long logged predictions are kept: a whole number and s, m, h or d (`30d`).
     pub prediction_log_retention: String,
-    /// Most bytes the log's rows and indexes may take before the oldest are deleted (SQLite).
+    /// Most bytes the log's rows and indexes may take before the oldest are deleted (see
+    /// [`crate::store::Store::log_bytes`]).
     pub prediction_log_max_bytes: u64,
     /// The fraction of requests logged, in (0, 1] (a request whole or not at all, by its id).
     pub prediction_log_sample_rate: f64,
@@ -207,7 +208,7 @@ pub struct SettingsFlags {
         value_name = "DURATION"
     )]
     pub prediction_log_retention: Option<String>,
-    /// Most bytes the log may take before its oldest rows are deleted (SQLite) [default: 10737418240, 10 GiB]
+    /// Most bytes the log may take before its oldest rows are deleted [default: 10737418240, 10 GiB]
     #[arg(long, env = "MLSERVE_PREDICTION_LOG_MAX_BYTES", value_name = "BYTES")]
     pub prediction_log_max_bytes: Option<u64>,
     /// The fraction of requests logged, above 0 and at most 1, chosen by request id [default: 1]

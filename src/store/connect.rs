@@ -17,8 +17,8 @@ pub(super) fn sqlite_path(url: &str) -> &str {
 }
 
 fn migrations(backend: Backend) -> Vec<Migration> {
-    let steps: [(&str, &'static str); 2] = match backend {
-        Backend::Sqlite => [
+    let steps: Vec<(&str, &'static str)> = match backend {
+        Backend::Sqlite => vec![
             (
                 "prediction log",
                 include_str!("migrations/sqlite_0001_prediction_log.sql"),
@@ -28,7 +28,7 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 include_str!("migrations/sqlite_0002_compact_log.sql"),
             ),
         ],
-        Backend::Postgres => [
+        Backend::Postgres => vec![
             (
                 "prediction log",
                 include_str!("migrations/postgres_0001_prediction_log.sql"),
@@ -36,6 +36,10 @@ fn migrations(backend: Backend) -> Vec<Migration> {
             (
                 "compact prediction log",
                 include_str!("migrations/postgres_0002_compact_log.sql"),
+            ),
+            (
+                "prediction log autovacuum",
+                include_str!("migrations/postgres_0003_log_autovacuum.sql"),
             ),
         ],
     };

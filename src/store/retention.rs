@@ -18,8 +18,8 @@ pub const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 pub struct Retention {
     /// Predictions older than this are deleted.
     pub max_age: Duration,
-    /// While the log's rows take more than this many bytes, the oldest are deleted (SQLite:
-    /// the pages in use; PostgreSQL is not size-limited yet).
+    /// While the log's rows take more than this many bytes ([`Store::log_bytes`]), the oldest
+    /// are deleted.
     pub max_bytes: u64,
 }
 
@@ -76,14 +76,12 @@ pub async fn enforce(
         deleted.by_age += store.delete_step(oldest_id, Some(cutoff)).await?;
         tokio::task::yield_now().await;
     }
-    if store.backend() == Backend::Sqlite {
-        while store.log_bytes().await? > retention.max_bytes {
-            let Some((oldest_id, _)) = store.oldest_prediction().await? else {
-                break;
-            };
-            deleted.by_size += store.delete_step(oldest_id, None).await?;
-            tokio::task::yield_now().await;
-        }
+    while store.log_bytes().await? > retention.max_bytes {
+        let Some((oldest_id, _)) = store.oldest_prediction().await? else {
+            break;
+        };
+        deleted.by_size += store.delete_step(oldest_id, None).await?;
+        tokio::task::yield_now().await;
     }
     store.expire_stats(now_ms, cutoff).await?;
     if deleted.by_age + deleted.by_size > 0 {
@@ -152,10 +150,14 @@ impl Store {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    /// Bytes the log's rows and indexes take: SQLite's pages in use (free pages, which new rows
-    /// reuse, do not count); PostgreSQL's tables and indexes on disk.
+    /// Bytes the log's rows and indexes take. SQLite: its pages in use (free pages, which new
+    /// rows reuse, do not count). PostgreSQL keeps deleted rows' space in its files for new rows
+    /// (VACUUM frees it for reuse; only VACUUM FULL gives it back), so its files' sizes cannot
+    /// say when enough is deleted: there it is the predictions' row count (by their id range,
+    /// so never under) times the bytes of a recent row as stored (`pg_column_size`, aligned,
+    /// with its line pointer), scaled by the table's index-to-heap ratio, plus the other tables.
     pub async fn log_bytes(&self) -> Result<u64, StoreError> {
-        let bytes: i64 = match self.backend {
+        let bytes = match self.backend {
             Backend::Sqlite => {
                 let pragma = async |name: &str| -> Result<i64, StoreError> {
                     let row = sqlx::query(Store::sql(format!("PRAGMA {name}")))
@@ -164,19 +166,42 @@ impl Store {
                     Ok(row.try_get(0)?)
                 };
                 let pages = pragma("page_count").await? - pragma("freelist_count").await?;
-                pages * pragma("page_size").await?
+                (pages * pragma("page_size").await?) as f64
             }
-            Backend::Postgres => sqlx::query(
-                "SELECT (pg_total_relation_size('predictions') \
-                 + pg_total_relation_size('feedback') + pg_total_relation_size('log_schemas') \
-                 + pg_total_relation_size('log_stats'))::BIGINT",
-            )
-            .fetch_one(&*self.pool())
-            .await?
-            .try_get(0)?,
+            Backend::Postgres => {
+                let row = sqlx::query(
+                    "SELECT \
+                     (SELECT COALESCE(max(id) - min(id) + 1, 0) FROM predictions)::BIGINT, \
+                     (SELECT COALESCE(avg(pg_column_size(p.*)), 0) FROM \
+                        (SELECT * FROM predictions ORDER BY id DESC LIMIT 1000) AS p)::FLOAT8, \
+                     pg_relation_size('predictions')::BIGINT, \
+                     pg_total_relation_size('predictions')::BIGINT, \
+                     (pg_total_relation_size('feedback') + pg_total_relation_size('log_schemas') \
+                      + pg_total_relation_size('log_stats'))::BIGINT",
+                )
+                .fetch_one(&*self.pool())
+                .await?;
+                let (rows, row_bytes): (i64, f64) = (row.try_get(0)?, row.try_get(1)?);
+                let (heap, total, others): (i64, i64, i64) =
+                    (row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
+                postgres_bytes_in_use(rows, row_bytes, heap, total) + others as f64
+            }
         };
-        Ok(u64::try_from(bytes).unwrap_or(0))
+        Ok(bytes.max(0.0) as u64)
     }
+}
+
+/// PostgreSQL's bytes in use by `rows` predictions of `row_bytes` each (a tuple as
+/// `pg_column_size` gives it): tuples are 8-byte aligned on a page and each has a 4-byte line
+/// pointer; the indexes grow with the heap, so the table's whole size scales with it.
+fn postgres_bytes_in_use(rows: i64, row_bytes: f64, heap: i64, total: i64) -> f64 {
+    let on_page = (row_bytes / 8.0).ceil() * 8.0 + 4.0;
+    let with_indexes = if heap > 0 {
+        total as f64 / heap as f64
+    } else {
+        1.0
+    };
+    rows as f64 * on_page * with_indexes
 }
 
 #[cfg(test)]

@@ -30,3 +30,31 @@ pub fn uuid_like() -> String {
             .as_nanos()
     )
 }
+
+/// What the prediction log's tables take on disk in the PostgreSQL database at `url`, indexes
+/// and free space included: `pg_total_relation_size` of each.
+pub async fn postgres_log_files_bytes(url: &str) -> u64 {
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    let bytes: i64 = sqlx::query_scalar(
+        "SELECT (pg_total_relation_size('predictions') + pg_total_relation_size('feedback') \
+         + pg_total_relation_size('log_schemas') + pg_total_relation_size('log_stats'))::BIGINT",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .unwrap();
+    u64::try_from(bytes).unwrap()
+}
+
+/// Runs `statement` on the PostgreSQL database at `url` (VACUUM, which cannot run in a
+/// transaction, included).
+pub async fn postgres_execute(url: &str, statement: &str) {
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+}
