@@ -30,6 +30,11 @@ const LATENCY_BUCKETS: [f64; 17] = [
     5.0, 10.0, 30.0,
 ];
 
+/// Whether this process's recorder is installed (handles made before record nowhere).
+pub fn is_installed() -> bool {
+    HANDLE.get().is_some_and(Option::is_some)
+}
+
 /// Installs the recorder once per process and keeps its histograms trimmed.
 pub fn install() {
     HANDLE.get_or_init(|| {

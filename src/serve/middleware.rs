@@ -1,6 +1,7 @@
 //! Per-request plumbing: the request id, the timeout, and one log line per request.
 
 use super::problem::Problem;
+use super::request_metrics::InFlight;
 use super::request_scope::RequestScope;
 pub use super::request_scope::{ModelTag, SIGNED_IN, answered_by, current_request_id};
 use axum::extract::{Request, State};
@@ -203,7 +204,8 @@ pub async fn request_context(
         response.extensions_mut().insert(tag);
     }
     let tag = response.extensions().get::<ModelTag>();
-    record_metrics(&route, &method, response.status(), tag, started);
+    let seconds = started.elapsed().as_secs_f64();
+    super::request_metrics::record(&route, &method, response.status(), tag, seconds);
     tracing::info!(
         target: "mlserve::access",
         request_id = id.as_str(),
@@ -212,74 +214,10 @@ pub async fn request_context(
         model = tag.map_or("", |t| t.model.as_str()),
         version = tag.map_or("", |t| t.version.as_str()),
         status = response.status().as_u16(),
-        latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        latency_ms = (seconds * 1e6).round() / 1e3,
         "request"
     );
     response
-}
-
-/// Counts a request in flight for as long as it lives (also when a timeout drops it).
-struct InFlight;
-
-impl InFlight {
-    fn enter() -> InFlight {
-        metrics::gauge!("mlserve_http_requests_in_flight").increment(1.0);
-        InFlight
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        metrics::gauge!("mlserve_http_requests_in_flight").decrement(1.0);
-    }
-}
-
-fn method_label(method: &axum::http::Method) -> &'static str {
-    match method.as_str() {
-        "GET" => "GET",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "HEAD" => "HEAD",
-        "OPTIONS" => "OPTIONS",
-        "PATCH" => "PATCH",
-        _ => "other",
-    }
-}
-
-fn record_metrics(
-    route: &str,
-    method: &axum::http::Method,
-    status: axum::http::StatusCode,
-    tag: Option<&ModelTag>,
-    started: Instant,
-) {
-    let method = method_label(method);
-    metrics::counter!(
-        "mlserve_http_requests_total",
-        "route" => route.to_string(),
-        "method" => method,
-        "status" => status.as_str().to_string(),
-        "model" => tag.map_or_else(String::new, |t| t.model.clone()),
-        "version" => tag.map_or_else(String::new, |t| t.version.clone()),
-    )
-    .increment(1);
-    metrics::histogram!(
-        "mlserve_http_request_duration_seconds",
-        "route" => route.to_string(),
-        "method" => method,
-    )
-    .record(started.elapsed().as_secs_f64());
-    if status == axum::http::StatusCode::UNPROCESSABLE_ENTITY
-        && let Some(tag) = tag
-    {
-        metrics::counter!(
-            "mlserve_validation_failures_total",
-            "model" => tag.model.clone(),
-            "version" => tag.version.clone(),
-        )
-        .increment(1);
-    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod predict;
 pub mod problem;
 pub mod protocol_error;
+pub mod request_metrics;
 pub mod request_scope;
 pub mod rows;
 pub mod state;
@@ -337,9 +338,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     } else {
         None
     };
-    let mut app = App::new(repository.clone(), settings);
-    app.log = log.clone();
-    app.auth = auth;
+    let app = App::with(repository.clone(), settings, log.clone(), auth);
     let mut background = Vec::new();
     if let Some(log) = &app.log {
         background.push(tokio::spawn(refresh_quality_gauges(app.clone())));

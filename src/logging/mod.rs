@@ -1,7 +1,10 @@
 //! Log output: human-readable on a terminal, JSON lines otherwise or when asked, and
 //! optionally daily-rotated files.
 
+mod json;
+
 use crate::config::LogFormat;
+use json::JsonLines;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,8 +156,7 @@ pub fn init(level: &str, format: LogFormat, dir: Option<&Path>) -> Result<LogGua
     let (console_writer, console_guard) = BatchedWriter::start(std::io::stderr());
     let console = if json {
         fmt::layer()
-            .json()
-            .flatten_event(true)
+            .event_format(JsonLines)
             .with_writer(console_writer)
             .with_filter(filter(level)?)
             .boxed()
@@ -174,9 +176,7 @@ pub fn init(level: &str, format: LogFormat, dir: Option<&Path>) -> Result<LogGua
             let (writer, guard) =
                 BatchedWriter::start(tracing_appender::rolling::daily(dir, "mlserve.log"));
             let layer = fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_ansi(false)
+                .event_format(JsonLines)
                 .with_writer(writer)
                 .with_filter(filter(level)?);
             (Some(layer), Some(guard))
