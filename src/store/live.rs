@@ -4,8 +4,9 @@
 //! Counts are kept per model version (its schema id) in time buckets at three resolutions:
 //! minutes (kept 2 hours), hours (kept 48 hours) and days (kept as long as the log). A bucket
 //! holds the predictions made in it, the (predicted, true) label pairs of those that got
-//! feedback, and for each feature the count of its values in each training bin (see
-//! [`super::drift`]). The writer adds each batch it commits; feedback adds its pair (and takes
+//! feedback, for a model that predicts a number the sums of its (predicted, true) value pairs
+//! ([`super::residuals`]), and for each feature the count of its values in each training bin
+//! (see [`super::drift`]). The writer adds each batch it commits; feedback adds its pair (and takes
 //! back the pair it corrects). Each process writes its own rows of `log_stats`, under an id of
 //! its own, by reading, adding to and writing back its bucket, so replicas sharing a database
 //! never overwrite one another; a reader sums every process's rows in the window.
@@ -17,6 +18,7 @@
 use super::log_schema::LogSchema;
 use super::policy::Kept;
 use super::record::read_raw;
+use super::residuals::Residuals;
 use super::{Store, StoreError};
 use crate::model::FeatureSchema;
 use serde::{Deserialize, Serialize};
@@ -79,12 +81,17 @@ pub struct BucketStats {
     /// feature without bins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bins: Vec<Vec<i64>>,
+    /// Of those with a true value as feedback (a model that predicts a number): the sums that
+    /// RMSE, MAE and R² come from.
+    #[serde(default, skip_serializing_if = "Residuals::is_empty")]
+    pub residuals: Residuals,
 }
 
 impl BucketStats {
     /// Adds another bucket's counts (signed: a correction takes a pair back).
     pub fn merge(&mut self, other: &BucketStats) {
         self.predictions += other.predictions;
+        self.residuals.merge(&other.residuals);
         for (predicted, actuals) in &other.confusion {
             let mine = self.confusion.entry(predicted.clone()).or_default();
             for (actual, count) in actuals {
@@ -183,6 +190,20 @@ impl Pending {
                 .entry(actual.to_string())
                 .or_default() += delta;
         });
+    }
+
+    /// Counts a (predicted, true) value pair of a prediction made at `at_ms` (a model that
+    /// predicts a number); `delta` -1 takes back a pair that feedback corrects.
+    pub fn add_value_pair(
+        &mut self,
+        schema_id: i64,
+        at_ms: i64,
+        predicted: f64,
+        actual: f64,
+        delta: i64,
+    ) {
+        let pair = Residuals::of_pair(predicted, actual, delta);
+        self.each_level(schema_id, at_ms, |stats| stats.residuals.merge(&pair));
     }
 
     /// Adds counts that could not be written back, to be written with the next ones.
@@ -396,5 +417,59 @@ mod tests {
         assert_eq!(total.pairs().collect::<Vec<_>>(), vec![("a", "a", 2)]);
         // Every level counts it.
         assert_eq!(pending.buckets.len(), 3);
+    }
+
+    /// Value pairs written by two processes and a correction read back as one version's sums.
+    #[tokio::test]
+    async fn value_pairs_are_summed_across_processes_through_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = Store::open(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO log_schemas (model, version, digest, schema) \
+             VALUES ('diabetes', '1', 'd', '{}')",
+        )
+        .execute(&*store.pool())
+        .await
+        .unwrap();
+        let schema_id: i64 = sqlx::query_scalar("SELECT id FROM log_schemas")
+            .fetch_one(&*store.pool())
+            .await
+            .unwrap();
+        let now = 10 * 60_000;
+        let mut first = Pending::default();
+        first.add_value_pair(schema_id, now, 151.0, 140.0, 1);
+        first.add_value_pair(schema_id, now, 75.5, 80.0, 1);
+        store.write_stats("a", first).await.unwrap();
+        let mut second = Pending::default();
+        second.add_value_pair(schema_id, now, 141.0, 150.5, 1);
+        // Feedback corrected: the first pair's true value was 150, not 140.
+        second.add_value_pair(schema_id, now, 151.0, 140.0, -1);
+        second.add_value_pair(schema_id, now, 151.0, 150.0, 1);
+        store.write_stats("b", second).await.unwrap();
+
+        let by_version = store
+            .live_stats("diabetes", now - 60_000, now)
+            .await
+            .unwrap();
+        let residuals = by_version["1"].residuals;
+        let expected = [(151.0, 150.0), (75.5, 80.0), (141.0, 150.5)]
+            .into_iter()
+            .fold(Residuals::default(), |mut sums, (p, t)| {
+                sums.merge(&Residuals::of_pair(p, t, 1));
+                sums
+            });
+        assert_eq!(residuals.n, 3);
+        for (got, want) in [
+            (residuals.rmse(), expected.rmse()),
+            (residuals.mae(), expected.mae()),
+            (residuals.r2(), expected.r2()),
+        ] {
+            assert!(
+                (got.unwrap() - want.unwrap()).abs() < 1e-9,
+                "{got:?} vs {want:?}"
+            );
+        }
+        store.close().await;
     }
 }

@@ -15,6 +15,7 @@ pub mod log_schema;
 pub mod policy;
 mod queries;
 pub mod record;
+pub mod residuals;
 pub mod retention;
 mod upgrade;
 mod writer;
