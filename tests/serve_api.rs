@@ -47,6 +47,36 @@ async fn single_prediction_carries_label_probabilities_version_and_request_id() 
     );
 }
 
+/// A model name or version that is not UTF-8 once percent-decoded is a 400 naming the path;
+/// one that decodes names the model it spells.
+#[tokio::test(flavor = "multi_thread")]
+async fn model_paths_are_percent_decoded_and_refused_when_not_utf8() {
+    let models = demo_repository();
+    let server = TestServer::start(test_settings(models.path())).await;
+    for path in [
+        "/api/models/%FF/predict",
+        "/api/models/iris/versions/%C3%28/predict",
+    ] {
+        let (status, headers, body) = server.post_json(path, &iris_row()).await;
+        assert_problem(status, &headers, &body, 400);
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("cannot be decoded"),
+            "{path}: {body}"
+        );
+    }
+    let (status, _, body) = server
+        .post_json("/api/models/%69ris/versions/%31/predict", &iris_row())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["model"], &body["version"]),
+        (&json!("iris"), &json!("1"))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_incoming_request_id_is_kept() {
     let models = demo_repository();

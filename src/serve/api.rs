@@ -1,6 +1,6 @@
 //! The native REST API: list models, describe them, predict, reload.
 
-use super::body::{ModelPath, PathParams, json_bytes, parse_lenient, parse_query};
+use super::body::{ContentType, ModelPath, PathParams, json_bytes, parse_lenient, parse_query};
 use super::predict::{Asked, predict, resolve};
 use super::problem::Problem;
 use super::rows::{Fields, PredictBody, PredictBodySeed};
@@ -12,7 +12,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use serde::ser::SerializeMap;
@@ -198,11 +198,11 @@ pub async fn predict_post(
     State(app): State<App>,
     path: ModelPath,
     asked: Asked,
-    headers: HeaderMap,
+    content_type: ContentType,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let model = resolve(&app, &path.name, path.version.as_deref())?;
-    let bytes = json_bytes(&headers, body)?;
+    let bytes = json_bytes(&content_type, body)?;
     let mut quoted = None;
     let seed = PredictBodySeed {
         max_rows: app.settings.max_batch_rows,

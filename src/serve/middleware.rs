@@ -162,11 +162,14 @@ pub async fn request_context(
         // instead of at random places (which made every write rewrite pages all over it).
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let route = request
+    // Both shared, not copied: a URI and a matched path clone by reference count.
+    let uri = request.uri().clone();
+    let path = uri.path();
+    let matched = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+        .cloned();
+    let route = matched.as_ref().map_or("unmatched", |m| m.as_str());
     let in_flight = InFlight::enter();
     request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(RequestStart(started));
@@ -192,7 +195,7 @@ pub async fn request_context(
             1,
         )
         .with_request_id(&id)
-        .answer_for(&path),
+        .answer_for(path),
     };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
@@ -205,12 +208,12 @@ pub async fn request_context(
     }
     let tag = response.extensions().get::<ModelTag>();
     let seconds = started.elapsed().as_secs_f64();
-    super::request_metrics::record(&route, &method, response.status(), tag, seconds);
+    super::request_metrics::record(route, &method, response.status(), tag, seconds);
     tracing::info!(
         target: "mlserve::access",
         request_id = id.as_str(),
         method = method.as_str(),
-        path = path.as_str(),
+        path,
         model = tag.map_or("", |t| t.model.as_str()),
         version = tag.map_or("", |t| t.version.as_str()),
         status = response.status().as_u16(),

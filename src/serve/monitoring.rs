@@ -14,7 +14,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -229,11 +229,11 @@ pub async fn post_feedback(
     State(app): State<App>,
     PathParams(request_id): PathParams<String>,
     asked: Asked,
-    headers: HeaderMap,
+    content_type: super::body::ContentType,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let store = store_of(&app)?;
-    let bytes = super::body::json_bytes(&headers, body)?;
+    let bytes = super::body::json_bytes(&content_type, body)?;
     let feedback = Feedback::parse(&bytes)?;
     let found = store
         .find_prediction(&request_id, feedback.row)
