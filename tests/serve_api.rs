@@ -77,6 +77,72 @@ async fn model_paths_are_percent_decoded_and_refused_when_not_utf8() {
     );
 }
 
+/// Each answered request is counted by route, method, status and the model version that
+/// answered; a 422 also counts as a validation failure; the latency histogram counts each,
+/// and the predictions are counted by label.
+/// (Deltas: other tests in the same process count too.)
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_are_counted_by_route_status_and_model() {
+    let models = demo_repository();
+    let server = TestServer::start(test_settings(models.path())).await;
+    let route = [("route", "/api/models/{name}/predict"), ("method", "POST")];
+    let with = |more: &[(&'static str, &'static str)]| {
+        let mut labels = route.to_vec();
+        labels.extend_from_slice(more);
+        labels
+    };
+    let ok = with(&[("status", "200"), ("model", "iris"), ("version", "1")]);
+    let invalid = with(&[("status", "422"), ("model", "iris"), ("version", "1")]);
+    let failures = [("model", "iris"), ("version", "1")];
+    let unmatched = [("route", "unmatched"), ("status", "404")];
+    let read = async || {
+        (
+            server.metric("mlserve_http_requests_total", &ok).await,
+            server.metric("mlserve_http_requests_total", &invalid).await,
+            server
+                .metric("mlserve_validation_failures_total", &failures)
+                .await,
+            server
+                .metric("mlserve_http_requests_total", &unmatched)
+                .await,
+            server
+                .metric("mlserve_http_request_duration_seconds_count", &route)
+                .await,
+            server
+                .metric(
+                    "mlserve_predictions_total",
+                    &[("model", "iris"), ("version", "1"), ("label", "virginica")],
+                )
+                .await,
+        )
+    };
+    let before = read().await;
+    for _ in 0..3 {
+        let (status, _, _) = server
+            .post_json("/api/models/iris/predict", &iris_row())
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (status, _, _) = server
+        .post_json("/api/models/iris/predict", &json!({"sepal_length": "long"}))
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = server.text("/no/such/route").await;
+    assert_eq!(status, 404);
+    let after = read().await;
+    assert_eq!(after.0 - before.0, 3.0, "200s");
+    assert_eq!(after.1 - before.1, 1.0, "422s");
+    assert_eq!(after.2 - before.2, 1.0, "validation failures");
+    assert!(after.3 - before.3 >= 1.0, "unmatched 404s");
+    assert_eq!(after.4 - before.4, 4.0, "latencies recorded");
+    assert_eq!(after.5 - before.5, 3.0, "virginica predictions");
+    // The scrape itself is in flight while it renders.
+    assert_eq!(
+        server.metric("mlserve_http_requests_in_flight", &[]).await,
+        1.0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_incoming_request_id_is_kept() {
     let models = demo_repository();
