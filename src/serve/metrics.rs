@@ -11,7 +11,12 @@
 //! - `model_loads_total{model}`, `model_load_failures_total{model}`, `reloads_total`,
 //!   `models_loaded`;
 //! - `prediction_log_queue_depth`, `prediction_log_dropped_total`, `prediction_log_written_total`,
-//!   `prediction_log_write_errors_total`;
+//!   `prediction_log_write_errors_total`, `prediction_log_duplicates_total`,
+//!   `prediction_log_reopened_total`, `prediction_log_sampled_out_total`,
+//!   `prediction_log_deleted_total{reason}`, `prediction_log_retention_errors_total`,
+//!   `prediction_log_bytes`;
+//! - `connections_open`, `connections_at_limit_total`, `connections_evicted_total`,
+//!   `connections_timed_out_total`;
 //! - `feedback_total{model, version}`, `live_accuracy`, `live_precision_macro`,
 //!   `live_recall_macro` `{model, version}`, `feature_psi{model, version, feature}`;
 //! - `auth_failures_total{reason}`.
@@ -154,6 +159,31 @@ fn describe() {
     describe_counter!(
         "mlserve_prediction_log_write_errors_total",
         "Failed writes to the log (retried)"
+    );
+    describe_counter!(
+        "mlserve_prediction_log_duplicates_total",
+        "Predictions not logged because their request id and row were logged already"
+    );
+    describe_counter!(
+        "mlserve_prediction_log_reopened_total",
+        "Times the writer reopened a log file that was deleted or replaced"
+    );
+    describe_counter!(
+        "mlserve_prediction_log_sampled_out_total",
+        "Predictions left out of the log by prediction_log_sample_rate"
+    );
+    describe_counter!(
+        "mlserve_prediction_log_deleted_total",
+        "Predictions deleted from the log, by reason: age (retention) or size (byte limit)"
+    );
+    describe_counter!(
+        "mlserve_prediction_log_retention_errors_total",
+        "Retention passes that failed (retried at the next)"
+    );
+    describe_gauge!(
+        "mlserve_prediction_log_bytes",
+        Unit::Bytes,
+        "Bytes the log's rows and indexes take (PostgreSQL: estimated from its rows)"
     );
     describe_counter!(
         "mlserve_feedback_total",
