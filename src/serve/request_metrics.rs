@@ -16,7 +16,7 @@ use std::sync::{OnceLock, RwLock};
 struct Series {
     route: Box<str>,
     method: &'static str,
-    status: u16,
+    status: StatusCode,
     model: Box<str>,
     version: Box<str>,
     requests: metrics::Counter,
@@ -38,14 +38,14 @@ impl Series {
 struct Labels<'a> {
     route: &'a str,
     method: &'static str,
-    status: u16,
+    status: StatusCode,
     model: &'a str,
     version: &'a str,
 }
 
 impl Labels<'_> {
     fn series(&self) -> Series {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        let status = self.status;
         let about_a_model = !self.model.is_empty();
         Series {
             route: self.route.into(),
@@ -151,7 +151,7 @@ pub fn record(
     let labels = Labels {
         route,
         method: method_label(method),
-        status: status.as_u16(),
+        status,
         model: tag.map_or("", |t| t.model.as_str()),
         version: tag.map_or("", |t| t.version.as_str()),
     };

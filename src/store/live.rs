@@ -203,6 +203,15 @@ impl Pending {
         delta: i64,
     ) {
         let pair = Residuals::of_pair(predicted, actual, delta);
+        if !pair.is_finite() {
+            // A square past f64's range would poison the bucket's sums (and not survive JSON).
+            tracing::warn!(
+                predicted,
+                actual,
+                "prediction log: a value pair too large to count in live metrics"
+            );
+            return;
+        }
         self.each_level(schema_id, at_ms, |stats| stats.residuals.merge(&pair));
     }
 
@@ -322,9 +331,15 @@ impl Store {
             .bind(bucket_ms)
             .fetch_optional(&mut *transaction)
             .await?;
-            let mut stats: BucketStats = stored
-                .and_then(|text| serde_json::from_str(&text).ok())
-                .unwrap_or_default();
+            let mut stats: BucketStats = match stored.map(|text| serde_json::from_str(&text)) {
+                None => BucketStats::default(),
+                Some(Ok(stats)) => stats,
+                Some(Err(error)) => {
+                    // Counts nobody can read are lost either way; start the bucket over.
+                    tracing::error!(%error, schema_id, bucket_ms, "prediction log: unreadable live counts replaced");
+                    BucketStats::default()
+                }
+            };
             stats.merge(delta);
             sqlx::query(
                 "INSERT INTO log_stats (schema_id, replica, level, bucket_ms, stats) \

@@ -1,5 +1,5 @@
 //! Live quality of a model that predicts a number, kept as the prediction log's live counts
-//! are ([`super::live`]): running sums of the (predicted, true) value pairs that feedback
+//! are (in `live.rs`): running sums of the (predicted, true) value pairs that feedback
 //! gives, added bucket by bucket, from which RMSE, MAE, the mean error and R² follow without
 //! re-reading the log. A correction takes the pair it replaces back.
 //!
@@ -47,6 +47,20 @@ impl Residuals {
             && self.sum_absolute_error == 0.0
             && self.sum_true == 0.0
             && self.sum_squared_true == 0.0
+    }
+
+    /// Whether every sum is a finite number (a pair of huge values squares past f64's range).
+    pub fn is_finite(&self) -> bool {
+        [
+            self.sum_error,
+            self.sum_squared_error,
+            self.sum_absolute_error,
+            self.center,
+            self.sum_true,
+            self.sum_squared_true,
+        ]
+        .iter()
+        .all(|v| v.is_finite())
     }
 
     /// The sums of one pair, counted `delta` times (-1 takes it back).
@@ -244,6 +258,13 @@ mod tests {
         ]);
         assert!(close(low.rmse().unwrap(), rmse));
         assert!(close(low.r2().unwrap(), r2));
+    }
+
+    #[test]
+    fn pairs_too_large_to_square_are_not_finite() {
+        assert!(Residuals::of_pair(151.0, 140.0, 1).is_finite());
+        assert!(!Residuals::of_pair(1e200, -1e200, 1).is_finite());
+        assert!(!Residuals::of_pair(f64::NAN, 1.0, 1).is_finite());
     }
 
     #[test]

@@ -76,7 +76,20 @@ pub async fn enforce(
         deleted.by_age += store.delete_step(oldest_id, Some(cutoff)).await?;
         tokio::task::yield_now().await;
     }
-    while store.log_bytes().await? > retention.max_bytes {
+    loop {
+        let size = store.log_size().await?;
+        if size.total() <= retention.max_bytes {
+            break;
+        }
+        if size.others >= retention.max_bytes {
+            // Deleting every prediction would not get under the limit: keep them.
+            tracing::warn!(
+                others = size.others,
+                limit = retention.max_bytes,
+                "prediction log: its feedback and counts alone take more than prediction_log_max_bytes; no prediction is deleted for size"
+            );
+            break;
+        }
         let Some((oldest_id, _)) = store.oldest_prediction().await? else {
             break;
         };
@@ -150,14 +163,21 @@ impl Store {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    /// Bytes the log's rows and indexes take. SQLite: its pages in use (free pages, which new
-    /// rows reuse, do not count). PostgreSQL keeps deleted rows' space in its files for new rows
-    /// (VACUUM frees it for reuse; only VACUUM FULL gives it back), so its files' sizes cannot
-    /// say when enough is deleted: there it is the predictions' row count (by their id range,
-    /// so never under) times the bytes of a recent row as stored (`pg_column_size`, aligned,
-    /// with its line pointer), scaled by the table's index-to-heap ratio, plus the other tables.
+    /// Bytes the log's rows and indexes take ([`LogSize::total`]).
     pub async fn log_bytes(&self) -> Result<u64, StoreError> {
-        let bytes = match self.backend {
+        Ok(self.log_size().await?.total())
+    }
+
+    /// Bytes the log's rows and indexes take. SQLite: its pages in use (free pages, which new
+    /// rows reuse, do not count), all counted as predictions. PostgreSQL keeps deleted rows'
+    /// space in its files for new rows (VACUUM frees it for reuse; only VACUUM FULL gives it
+    /// back), so its files' sizes cannot say when enough is deleted. There the predictions'
+    /// bytes are estimated: their count (by their id range, which also counts the ids of
+    /// inserts that failed or conflicted, so it errs towards deleting early) times the bytes of
+    /// a recent row as stored (`pg_column_size`, aligned, with its line pointer), scaled by the
+    /// indexes' size to the table's; the other tables count as their files.
+    pub async fn log_size(&self) -> Result<LogSize, StoreError> {
+        match self.backend {
             Backend::Sqlite => {
                 let pragma = async |name: &str| -> Result<i64, StoreError> {
                     let row = sqlx::query(Store::sql(format!("PRAGMA {name}")))
@@ -166,7 +186,11 @@ impl Store {
                     Ok(row.try_get(0)?)
                 };
                 let pages = pragma("page_count").await? - pragma("freelist_count").await?;
-                (pages * pragma("page_size").await?) as f64
+                let bytes = pages.saturating_mul(pragma("page_size").await?);
+                Ok(LogSize {
+                    predictions: u64::try_from(bytes).unwrap_or(0),
+                    others: 0,
+                })
             }
             Backend::Postgres => {
                 let row = sqlx::query(
@@ -175,33 +199,52 @@ impl Store {
                      (SELECT COALESCE(avg(pg_column_size(p.*)), 0) FROM \
                         (SELECT * FROM predictions ORDER BY id DESC LIMIT 1000) AS p)::FLOAT8, \
                      pg_relation_size('predictions')::BIGINT, \
-                     pg_total_relation_size('predictions')::BIGINT, \
+                     pg_indexes_size('predictions')::BIGINT, \
                      (pg_total_relation_size('feedback') + pg_total_relation_size('log_schemas') \
                       + pg_total_relation_size('log_stats'))::BIGINT",
                 )
                 .fetch_one(&*self.pool())
                 .await?;
                 let (rows, row_bytes): (i64, f64) = (row.try_get(0)?, row.try_get(1)?);
-                let (heap, total, others): (i64, i64, i64) =
+                let (heap, indexes, others): (i64, i64, i64) =
                     (row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
-                postgres_bytes_in_use(rows, row_bytes, heap, total) + others as f64
+                Ok(LogSize {
+                    predictions: postgres_bytes_in_use(rows, row_bytes, heap, indexes) as u64,
+                    others: u64::try_from(others).unwrap_or(0),
+                })
             }
-        };
-        Ok(bytes.max(0.0) as u64)
+        }
+    }
+}
+
+/// What the prediction log takes, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSize {
+    /// The predictions and their indexes (SQLite: every page in use).
+    pub predictions: u64,
+    /// Feedback, schemas and live counts (PostgreSQL only), which deleting old predictions does
+    /// not shrink at once.
+    pub others: u64,
+}
+
+impl LogSize {
+    /// Everything.
+    pub fn total(&self) -> u64 {
+        self.predictions.saturating_add(self.others)
     }
 }
 
 /// PostgreSQL's bytes in use by `rows` predictions of `row_bytes` each (a tuple as
-/// `pg_column_size` gives it): tuples are 8-byte aligned on a page and each has a 4-byte line
-/// pointer; the indexes grow with the heap, so the table's whole size scales with it.
-fn postgres_bytes_in_use(rows: i64, row_bytes: f64, heap: i64, total: i64) -> f64 {
+/// `pg_column_size` gives it, out-of-line values included): tuples are 8-byte aligned on a
+/// page and each has a 4-byte line pointer; the indexes grow with the table.
+fn postgres_bytes_in_use(rows: i64, row_bytes: f64, heap: i64, indexes: i64) -> f64 {
     let on_page = (row_bytes / 8.0).ceil() * 8.0 + 4.0;
     let with_indexes = if heap > 0 {
-        total as f64 / heap as f64
+        1.0 + indexes as f64 / heap as f64
     } else {
         1.0
     };
-    rows as f64 * on_page * with_indexes
+    (rows.max(0) as f64 * on_page * with_indexes).max(0.0)
 }
 
 #[cfg(test)]

@@ -212,3 +212,26 @@ pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -
     }
     false
 }
+
+/// A virginica row of iris.
+pub fn iris_row() -> serde_json::Value {
+    serde_json::json!({"sepal_length": 6.3, "sepal_width": 3.3, "petal_length": 6.0, "petal_width": 2.5})
+}
+
+/// Asserts an RFC 9457 problem with `expected` status, a title and a detail.
+pub fn assert_problem(
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &serde_json::Value,
+    expected: u16,
+) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(
+        headers["content-type"], "application/problem+json",
+        "{body}"
+    );
+    assert_eq!(body["status"], expected, "{body}");
+    assert_eq!(body["type"], "about:blank");
+    assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+}
