@@ -179,3 +179,73 @@ async fn write_first_layout(url: &str) {
     pool.execute("SELECT 1").await.unwrap();
     pool.close().await;
 }
+
+/// Old rows of one version that differ only in which values are missing share one schema, and
+/// their missing values (text, integer, boolean and number) read back as null.
+#[tokio::test(flavor = "multi_thread")]
+async fn old_rows_with_missing_values_share_their_versions_schema() {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let sql = include_str!("../src/store/migrations/sqlite_0001_prediction_log.sql");
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "prediction log".into(),
+        MigrationType::Simple,
+        sql.into_sql_str(),
+        false,
+    )])
+    .run(&pool)
+    .await
+    .unwrap();
+    let inputs = [
+        json!({"tenure": 3, "plan": "pro", "senior": true, "charges": 70.5}),
+        json!({"tenure": null, "plan": "basic", "senior": false, "charges": 20.25}),
+        json!({"tenure": 12, "plan": null, "senior": null, "charges": null}),
+        json!({"tenure": null, "plan": null, "senior": null, "charges": null}),
+    ];
+    for (i, row) in inputs.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO predictions (request_id, row_index, created_at_ms, model, version, \
+             inputs, label, probabilities, latency_ms, key_name) \
+             VALUES ($1, 0, $2, 'churn', '1', $3, 'stays', $4, 0.5, NULL)",
+        )
+        .bind(format!("old-{i}"))
+        .bind(1_700_000_000_000_i64 + i as i64)
+        .bind(row.to_string())
+        .bind(json!({"leaves": 0.25, "stays": 0.75}).to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = mlserve::store::Store::open(&url).await.unwrap();
+    let logged = store
+        .predictions(&mlserve::store::PredictionQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(logged.len(), 4);
+    for prediction in &logged {
+        let index: usize = prediction.request_id["old-".len()..].parse().unwrap();
+        assert_eq!(
+            prediction.inputs, inputs[index],
+            "{}",
+            prediction.request_id
+        );
+    }
+    store.close().await;
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let schemas: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_schemas WHERE model = 'churn'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(schemas, 1);
+    pool.close().await;
+}

@@ -5,8 +5,9 @@
 //! it moved, so an upgrade that is interrupted resumes where it stopped and the file does not
 //! need room for two copies. Those rows' versions have no stored schema, so each row's is read
 //! from the row itself: feature names in the order they were written, kinds from the JSON
-//! values (an integer, a fraction, a boolean, text), labels from the probabilities. Everything
-//! reads back exactly as it was written.
+//! values (an integer, a fraction, a boolean, text), labels from the probabilities. A null
+//! takes its feature's kind from the version's other rows, so that rows that differ only in
+//! which values are missing share one schema. Everything reads back exactly as it was written.
 
 use super::insert::{StoredRow, ensure_schema, insert_rows};
 use super::live::Pending;
@@ -68,10 +69,10 @@ async fn move_rows(store: &Store, connection: &mut sqlx::AnyConnection) -> Resul
     if !table_exists(store, connection, "predictions_v1").await? {
         return Ok(());
     }
-    let mut schemas = HashMap::new();
+    let mut known = Known::default();
     let mut total = 0u64;
     loop {
-        let moved = move_chunk(store, connection, &mut schemas).await?;
+        let moved = move_chunk(store, connection, &mut known).await?;
         if moved == 0 {
             break;
         }
@@ -108,11 +109,50 @@ async fn move_rows(store: &Store, connection: &mut sqlx::AnyConnection) -> Resul
 /// The process id under which the upgrade writes the live counts of the rows it moves.
 const UPGRADE_REPLICA: &str = "upgrade";
 
+/// What the rows moved so far tell about their versions.
+#[derive(Default)]
+struct Known {
+    /// Stored schema ids by model, version and schema digest.
+    schemas: HashMap<(String, String, String), i64>,
+    /// By model and version, each feature's kind as its non-null values show it.
+    kinds: HashMap<(String, String), HashMap<String, ColumnKind>>,
+}
+
+impl Known {
+    /// Learns the kinds of a row's non-null values.
+    fn learn(&mut self, old: &OldRow) {
+        let kinds = self
+            .kinds
+            .entry((old.model.clone(), old.version.clone()))
+            .or_default();
+        for (name, value) in &old.inputs {
+            if let Some(kind) = kind_of(value) {
+                kinds.entry(name.clone()).or_insert(kind);
+            }
+        }
+    }
+
+    fn kinds_of(&self, old: &OldRow) -> Option<&HashMap<String, ColumnKind>> {
+        self.kinds.get(&(old.model.clone(), old.version.clone()))
+    }
+}
+
+/// The kind a JSON value shows; `None` for null.
+fn kind_of(value: &Value) -> Option<ColumnKind> {
+    match value {
+        Value::Null => None,
+        Value::Bool(_) => Some(ColumnKind::Boolean),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(ColumnKind::Integer),
+        Value::String(_) => Some(ColumnKind::String),
+        _ => Some(ColumnKind::Number),
+    }
+}
+
 /// Moves the oldest [`CHUNK`] rows; returns how many there were.
 async fn move_chunk(
     store: &Store,
     connection: &mut sqlx::AnyConnection,
-    schemas: &mut HashMap<(String, String, String), i64>,
+    known: &mut Known,
 ) -> Result<u64, StoreError> {
     let rows = sqlx::query(
         "SELECT id, request_id, row_index, created_at_ms, model, version, inputs, label, \
@@ -125,17 +165,23 @@ async fn move_chunk(
         return Ok(0);
     };
     let last_id: i64 = last.try_get("id")?;
+    let olds = rows
+        .iter()
+        .map(OldRow::read)
+        .collect::<Result<Vec<_>, _>>()?;
+    for old in &olds {
+        known.learn(old);
+    }
     let mut stored = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let old = OldRow::read(row)?;
-        let (schema, inputs, probabilities) = old.compact();
+    for old in olds {
+        let (schema, inputs, probabilities) = old.compact(known.kinds_of(&old));
         let (_, digest) = schema.stored();
         let key = (old.model.clone(), old.version.clone(), digest);
-        let schema_id = match schemas.get(&key) {
+        let schema_id = match known.schemas.get(&key) {
             Some(id) => *id,
             None => {
                 let id = ensure_schema(connection, &old.model, &old.version, &schema).await?;
-                schemas.insert(key, id);
+                known.schemas.insert(key, id);
                 id
             }
         };
@@ -260,7 +306,8 @@ struct OldRow {
     created_at_ms: i64,
     model: String,
     version: String,
-    inputs: String,
+    /// The inputs as written: a JSON object (empty when unreadable).
+    inputs: Map<String, Value>,
     label: String,
     probabilities: String,
     latency_ms: f64,
@@ -275,7 +322,7 @@ impl OldRow {
             created_at_ms: row.try_get("created_at_ms")?,
             model: row.try_get("model")?,
             version: row.try_get("version")?,
-            inputs: row.try_get("inputs")?,
+            inputs: parse_object(&row.try_get::<String, _>("inputs")?),
             label: row.try_get("label")?,
             probabilities: row.try_get("probabilities")?,
             latency_ms: row.try_get("latency_ms")?,
@@ -283,19 +330,19 @@ impl OldRow {
         })
     }
 
-    /// The row's own schema, its inputs and its probabilities in the compact form.
-    fn compact(&self) -> (LogSchema, Vec<u8>, Vec<u8>) {
-        let inputs = parse_object(&self.inputs);
+    /// The row's own schema, its inputs and its probabilities in the compact form; a null
+    /// value takes its feature's kind from `kinds` (a number when no row shows it).
+    fn compact(
+        &self,
+        kinds: Option<&HashMap<String, ColumnKind>>,
+    ) -> (LogSchema, Vec<u8>, Vec<u8>) {
         let probabilities = parse_object(&self.probabilities);
-        let mut features = Vec::with_capacity(inputs.len());
-        let mut bytes = Vec::with_capacity(inputs.len() * 8);
-        for (name, value) in &inputs {
-            let kind = match value {
-                Value::Bool(_) => ColumnKind::Boolean,
-                Value::Number(n) if n.is_i64() || n.is_u64() => ColumnKind::Integer,
-                Value::String(_) => ColumnKind::String,
-                _ => ColumnKind::Number,
-            };
+        let mut features = Vec::with_capacity(self.inputs.len());
+        let mut bytes = Vec::with_capacity(self.inputs.len() * 8);
+        for (name, value) in &self.inputs {
+            let kind = kind_of(value)
+                .or_else(|| kinds.and_then(|k| k.get(name)).copied())
+                .unwrap_or(ColumnKind::Number);
             features.push(LogFeature {
                 name: name.clone(),
                 kind,
@@ -310,6 +357,8 @@ impl OldRow {
                 Value::String(text) => {
                     bytes.extend(super::record::text_bytes(text));
                 }
+                // Missing: the empty varint for text, NaN for numbers.
+                _ if kind == ColumnKind::String => bytes.push(0),
                 _ => bytes.extend_from_slice(&f64::NAN.to_le_bytes()),
             }
         }
