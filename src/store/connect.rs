@@ -69,6 +69,17 @@ pub(super) enum Access {
 }
 
 /// A pool to the database at `url`; for [`Access::Write`], with its migrations applied.
+/// A pool of PostgreSQL's own driver, for the writer's inserts of typed arrays (which sqlx's
+/// `Any` driver cannot bind): one connection, made when first used, with the same URL and
+/// acquire timeout as the other pool.
+pub(super) fn postgres_writer_pool(url: &str) -> Result<sqlx::PgPool, StoreError> {
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options))
+}
+
 pub(super) async fn connect(url: &str, access: Access) -> Result<(AnyPool, Backend), StoreError> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of(url).ok_or_else(|| StoreError::UnsupportedUrl(redact(url)))?;

@@ -84,6 +84,65 @@ const POSTGRES_INSERT: &str = "INSERT INTO predictions (request_id, row_index, c
      inputs text, probabilities text, latency_us bigint, key_name text) \
      ON CONFLICT (request_id, row_index) DO NOTHING";
 
+/// The writer's PostgreSQL insert: the batch as one typed array per column, in PostgreSQL's
+/// binary format, unnested into rows. Neither side encodes or parses text: the JSON and base64
+/// of [`POSTGRES_INSERT`] cost the server 4% of its CPU at full load, and PostgreSQL more.
+const POSTGRES_UNNEST: &str = "INSERT INTO predictions (request_id, row_index, created_at_ms, \
+     schema_id, label, value, inputs, probabilities, latency_us, key_name) \
+     SELECT * FROM UNNEST($1::bytea[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
+     $6::float8[], $7::bytea[], $8::bytea[], $9::int8[], $10::text[]) \
+     ON CONFLICT (request_id, row_index) DO NOTHING";
+
+/// Inserts rows into PostgreSQL through its own driver (sqlx's `Any` driver has no arrays), in
+/// one transaction; returns the rows inserted (a row whose request id and row index are already
+/// logged is left out).
+pub(super) async fn insert_rows_postgres(
+    pool: &sqlx::PgPool,
+    rows: &[StoredRow<'_>],
+) -> Result<u64, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    let mut inserted = 0;
+    for chunk in rows.chunks(POSTGRES_CHUNK) {
+        let column = |f: fn(&StoredRow<'_>) -> i64| chunk.iter().map(f).collect::<Vec<i64>>();
+        inserted += sqlx::query(POSTGRES_UNNEST)
+            .bind(
+                chunk
+                    .iter()
+                    .map(|r| r.request_id.as_ref())
+                    .collect::<Vec<&[u8]>>(),
+            )
+            .bind(column(|r| r.row_index))
+            .bind(column(|r| r.created_at_ms))
+            .bind(column(|r| r.schema_id))
+            .bind(chunk.iter().map(|r| r.label).collect::<Vec<Option<i64>>>())
+            .bind(chunk.iter().map(|r| r.value).collect::<Vec<Option<f64>>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|r| r.inputs.as_ref())
+                    .collect::<Vec<&[u8]>>(),
+            )
+            .bind(
+                chunk
+                    .iter()
+                    .map(|r| r.probabilities.as_deref())
+                    .collect::<Vec<Option<&[u8]>>>(),
+            )
+            .bind(column(|r| r.latency_us))
+            .bind(
+                chunk
+                    .iter()
+                    .map(|r| r.key_name.as_deref())
+                    .collect::<Vec<Option<&str>>>(),
+            )
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+    }
+    transaction.commit().await?;
+    Ok(inserted)
+}
+
 /// Inserts rows inside `transaction`; returns the rows inserted (a row whose request id and
 /// row index are already logged is left out).
 pub(super) async fn insert_rows(

@@ -155,6 +155,15 @@ impl Store {
         })
     }
 
+    /// The writer's pool of PostgreSQL's own driver ([`connect::postgres_writer_pool`]);
+    /// `None` on SQLite.
+    pub(super) fn postgres_writer_pool(&self) -> Result<Option<sqlx::PgPool>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(None),
+            Backend::Postgres => connect::postgres_writer_pool(&self.url).map(Some),
+        }
+    }
+
     /// The connection pool (the current one: a SQLite file that was deleted or replaced gets a
     /// new one, see [`Store::reopen_if_replaced`]).
     fn pool(&self) -> Arc<AnyPool> {

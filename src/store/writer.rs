@@ -164,6 +164,8 @@ async fn write_with_retry(writer: &mut Writer, batch: &[PredictionRecord]) {
 /// What the writer keeps between batches.
 struct Writer {
     store: Store,
+    /// PostgreSQL's own driver, for the inserts (`None` on SQLite).
+    postgres: Option<sqlx::PgPool>,
     ids: SchemaIds,
     policy: InputPolicy,
     live: Arc<LiveCounts>,
@@ -193,7 +195,11 @@ impl Writer {
     /// Writes records in one transaction, and counts what committed in the live metrics.
     async fn write(&mut self, batch: &[PredictionRecord]) -> Result<(), sqlx::Error> {
         let versions = self.ids.versions(&self.store, batch, &self.policy).await?;
-        let inserted = write_batch(&self.store, &rows(batch, &versions)).await?;
+        let rows = rows(batch, &versions);
+        let inserted = match &self.postgres {
+            Some(pool) => super::insert::insert_rows_postgres(pool, &rows).await?,
+            None => write_batch(&self.store, &rows).await?,
+        };
         count_written(batch.len(), inserted);
         let logged = if inserted == batch.len() as u64 {
             vec![true; batch.len()]
@@ -277,8 +283,17 @@ pub(super) async fn run_writer(
     let mut batch = Vec::with_capacity(max_batch);
     let mut closed_at = None;
     let mut counted_at = Instant::now();
+    let postgres = match store.postgres_writer_pool() {
+        Ok(pool) => pool,
+        Err(error) => {
+            // The URL already opened the log: this cannot fail but on a parser difference.
+            tracing::error!(%error, "prediction log: PostgreSQL's own driver refused the URL; writing through the other pool");
+            None
+        }
+    };
     let mut writer = Writer {
         store: store.clone(),
+        postgres,
         ids: SchemaIds::default(),
         policy: settings.policy.clone(),
         live: live.clone(),
