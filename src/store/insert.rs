@@ -69,12 +69,13 @@ fn sqlite_insert(rows: usize) -> String {
 /// once and then taken from the connection's statement cache; a batch is cut into chunks of these.
 const CHUNKS: [usize; 3] = [100, 10, 1];
 
-/// Rows per PostgreSQL insert: one statement (one round trip) carries them all as JSON.
+/// Rows per PostgreSQL insert: one statement (one round trip) carries a whole batch.
 const POSTGRES_CHUNK: usize = 5_000;
 
-/// The PostgreSQL insert of a JSON array of rows (bytes as base64). One parameter whatever the
-/// row count: sqlx does not set TCP_NODELAY, so every statement can wait for a delayed ACK (up
-/// to 40 ms on Linux); a statement per 100 rows held the log to about 2,000 rows a second.
+/// The PostgreSQL insert of a JSON array of rows (bytes as base64), for the upgrade, which
+/// works through the `Any` driver. One parameter whatever the row count: sqlx does not set
+/// TCP_NODELAY, so every statement can wait for a delayed ACK (up to 40 ms on Linux); a
+/// statement per 100 rows held the log to about 2,000 rows a second.
 const POSTGRES_INSERT: &str = "INSERT INTO predictions (request_id, row_index, created_at_ms, \
      schema_id, label, value, inputs, probabilities, latency_us, key_name) \
      SELECT decode(request_id, 'base64'), row_index, created_at_ms, schema_id, label, value, \
