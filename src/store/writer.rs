@@ -139,7 +139,15 @@ async fn write_with_retry(writer: &mut Writer, batch: &[PredictionRecord]) {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 0u32;
     loop {
-        writer.reopen_if_replaced().await;
+        if !writer.reopen_if_replaced().await {
+            // The file was deleted or replaced and a new one cannot be made yet (another
+            // process may be creating it): writing now would put rows where no one reads them.
+            attempt += 1;
+            metrics::counter!("mlserve_prediction_log_write_errors_total").increment(1);
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+            continue;
+        }
         let error = match writer.write(batch).await {
             Ok(()) => return,
             Err(error) => error,
@@ -173,10 +181,11 @@ struct Writer {
 
 impl Writer {
     /// Moves to a new database file when the one in use was deleted or replaced, so that no
-    /// row is written where no one can read it.
-    async fn reopen_if_replaced(&mut self) {
+    /// row is written where no one can read it. False when it was and no new one could be
+    /// opened.
+    async fn reopen_if_replaced(&mut self) -> bool {
         match self.store.reopen_if_replaced().await {
-            Ok(false) => {}
+            Ok(false) => true,
             Ok(true) => {
                 self.ids.forget();
                 self.live.clear();
@@ -185,9 +194,11 @@ impl Writer {
                     "prediction log: the database file was deleted or replaced while in use; \
                      a new one was created and the log goes on in it"
                 );
+                true
             }
             Err(error) => {
-                tracing::error!(%error, "prediction log: the database file was deleted and cannot be created again");
+                tracing::error!(%error, "prediction log: the database file was deleted and cannot be created again yet; retrying");
+                false
             }
         }
     }
