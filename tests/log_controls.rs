@@ -174,7 +174,8 @@ async fn the_oldest_predictions_go_while_the_log_is_over_its_byte_limit_on_postg
     assert_eq!(vacuumed, mlserve::store::retention::Deleted::default());
     store.close().await;
     let files_before = postgres_log_files_bytes(&url).await;
-    let store = filled_with_cancer_rows_after(&url, deleted.by_size as usize).await;
+    let more = cancer_records(deleted.by_size as usize, 100 * HOUR_MS + 20_000, 0);
+    let store = filled(&url, more).await;
     let files_after = postgres_log_files_bytes(&url).await;
     // Written without reuse, the rows would have grown the files by half or more.
     assert!(
@@ -198,19 +199,6 @@ async fn the_oldest_predictions_go_while_the_log_is_over_its_byte_limit_on_postg
     assert_eq!(none.by_size, 0);
     assert_eq!(store.prediction_count().await.unwrap(), kept);
     store.close().await;
-}
-
-/// `rows` more logged predictions in the log at `url`.
-async fn filled_with_cancer_rows_after(url: &str, rows: usize) -> Store {
-    let model = common::log::cancer_model();
-    let now = 100 * HOUR_MS + 20_000;
-    let records: Vec<PredictionRecord> = (0..rows)
-        .map(|i| {
-            let id = uuid::Uuid::now_v7().to_string();
-            common::log::record(&model, &id, i, now)
-        })
-        .collect();
-    filled(url, records).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -397,17 +385,21 @@ async fn only_the_models_named_are_logged() {
 
 /// `rows` logged predictions of a 30-feature model, with server-made (UUID v7) request ids.
 async fn filled_with_cancer_rows(url: &str, rows: usize) -> Store {
-    let model = common::log::cancer_model();
-    let now = 100 * HOUR_MS;
-    let records: Vec<PredictionRecord> = (0..rows)
-        .map(|i| {
-            let id = uuid::Uuid::now_v7().to_string();
-            common::log::record(&model, &id, i, now + i as i64)
-        })
-        .collect();
-    let store = filled(url, records).await;
+    let store = filled(url, cancer_records(rows, 100 * HOUR_MS, 1)).await;
     assert_eq!(store.prediction_count().await.unwrap(), rows as u64);
     store
+}
+
+/// `rows` predictions of a 30-feature model with server-made (UUID v7) request ids, the first
+/// made at `first_ms` and each next `step_ms` later.
+fn cancer_records(rows: usize, first_ms: i64, step_ms: i64) -> Vec<PredictionRecord> {
+    let model = common::log::cancer_model();
+    (0..rows)
+        .map(|i| {
+            let id = uuid::Uuid::now_v7().to_string();
+            common::log::record(&model, &id, i, first_ms + i as i64 * step_ms)
+        })
+        .collect()
 }
 
 /// Bytes per logged prediction of a 30-feature model, rows and indexes (SQLite's pages in use).

@@ -123,12 +123,13 @@ async fn a_postgresql_log_of_the_previous_release_is_upgraded_in_place() {
     upgraded_log_reads_back_as_before(url).await;
 }
 
-async fn write_first_layout(url: &str) {
+/// A pool to the database at `url` with the previous release's one migration (`sql`) applied:
+/// the first layout's tables, empty.
+async fn first_layout(url: &str, sql: &'static str) -> sqlx::AnyPool {
+    use sqlx::SqlSafeStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
-    use sqlx::{Executor, SqlSafeStr};
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
-    let sql = include_str!("../src/store/migrations/postgres_0001_prediction_log.sql");
     Migrator::with_migrations(vec![Migration::new(
         1,
         "prediction log".into(),
@@ -139,6 +140,16 @@ async fn write_first_layout(url: &str) {
     .run(&pool)
     .await
     .unwrap();
+    pool
+}
+
+async fn write_first_layout(url: &str) {
+    use sqlx::Executor;
+    let pool = first_layout(
+        url,
+        include_str!("../src/store/migrations/postgres_0001_prediction_log.sql"),
+    )
+    .await;
     let answer = old_answer();
     let rows = answer["predictions"].as_array().unwrap();
     // Oldest first, as they were written.
@@ -184,23 +195,13 @@ async fn write_first_layout(url: &str) {
 /// their missing values (text, integer, boolean and number) read back as null.
 #[tokio::test(flavor = "multi_thread")]
 async fn old_rows_with_missing_values_share_their_versions_schema() {
-    use sqlx::SqlSafeStr;
-    use sqlx::migrate::{Migration, MigrationType, Migrator};
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    let sql = include_str!("../src/store/migrations/sqlite_0001_prediction_log.sql");
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "prediction log".into(),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
-    .run(&pool)
-    .await
-    .unwrap();
+    let pool = first_layout(
+        &url,
+        include_str!("../src/store/migrations/sqlite_0001_prediction_log.sql"),
+    )
+    .await;
     let inputs = [
         json!({"tenure": 3, "plan": "pro", "senior": true, "charges": 70.5}),
         json!({"tenure": null, "plan": "basic", "senior": false, "charges": 20.25}),

@@ -45,7 +45,6 @@ struct Labels<'a> {
 
 impl Labels<'_> {
     fn series(&self) -> Series {
-        let status = self.status;
         let about_a_model = !self.model.is_empty();
         Series {
             route: self.route.into(),
@@ -57,7 +56,7 @@ impl Labels<'_> {
                 "mlserve_http_requests_total",
                 "route" => self.route.to_string(),
                 "method" => self.method,
-                "status" => status.as_str().to_string(),
+                "status" => self.status.as_str().to_string(),
                 "model" => self.model.to_string(),
                 "version" => self.version.to_string(),
             ),
@@ -66,7 +65,7 @@ impl Labels<'_> {
                 "route" => self.route.to_string(),
                 "method" => self.method,
             ),
-            validation_failures: (about_a_model && status == StatusCode::UNPROCESSABLE_ENTITY)
+            validation_failures: (about_a_model && self.status == StatusCode::UNPROCESSABLE_ENTITY)
                 .then(|| {
                     metrics::counter!(
                         "mlserve_validation_failures_total",
@@ -111,11 +110,14 @@ impl Cache {
         }
         let mut by_hash = self.by_hash.write().unwrap_or_else(|p| p.into_inner());
         let all = by_hash.entry(hash).or_default();
-        if !all.iter().any(|s| s.is(labels)) {
-            all.push(labels.series());
-        }
-        if let Some(series) = all.iter().find(|s| s.is(labels)) {
-            add(series);
+        // Another request may have made it between the two locks.
+        match all.iter().find(|s| s.is(labels)) {
+            Some(series) => add(series),
+            None => {
+                let series = labels.series();
+                add(&series);
+                all.push(series);
+            }
         }
     }
 }
@@ -171,11 +173,12 @@ pub fn record(
 /// The in-flight requests gauge.
 fn in_flight() -> metrics::Gauge {
     static GAUGE: OnceLock<metrics::Gauge> = OnceLock::new();
-    match super::metrics::is_installed() {
-        true => GAUGE
+    if super::metrics::is_installed() {
+        GAUGE
             .get_or_init(|| metrics::gauge!("mlserve_http_requests_in_flight"))
-            .clone(),
-        false => metrics::gauge!("mlserve_http_requests_in_flight"),
+            .clone()
+    } else {
+        metrics::gauge!("mlserve_http_requests_in_flight")
     }
 }
 

@@ -94,6 +94,11 @@ const POSTGRES_UNNEST: &str = "INSERT INTO predictions (request_id, row_index, c
      $6::float8[], $7::bytea[], $8::bytea[], $9::int8[], $10::text[]) \
      ON CONFLICT (request_id, row_index) DO NOTHING";
 
+/// One column of `rows`, as an array to bind.
+fn column<'r, 'a, T>(rows: &'r [StoredRow<'a>], value: impl Fn(&'r StoredRow<'a>) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
+}
+
 /// Inserts rows into PostgreSQL through its own driver (sqlx's `Any` driver has no arrays), in
 /// one transaction; returns the rows inserted (a row whose request id and row index are already
 /// logged is left out).
@@ -104,38 +109,17 @@ pub(super) async fn insert_rows_postgres(
     let mut transaction = pool.begin().await?;
     let mut inserted = 0;
     for chunk in rows.chunks(POSTGRES_CHUNK) {
-        let column = |f: fn(&StoredRow<'_>) -> i64| chunk.iter().map(f).collect::<Vec<i64>>();
         inserted += sqlx::query(POSTGRES_UNNEST)
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.request_id.as_ref())
-                    .collect::<Vec<&[u8]>>(),
-            )
-            .bind(column(|r| r.row_index))
-            .bind(column(|r| r.created_at_ms))
-            .bind(column(|r| r.schema_id))
-            .bind(chunk.iter().map(|r| r.label).collect::<Vec<Option<i64>>>())
-            .bind(chunk.iter().map(|r| r.value).collect::<Vec<Option<f64>>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.inputs.as_ref())
-                    .collect::<Vec<&[u8]>>(),
-            )
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.probabilities.as_deref())
-                    .collect::<Vec<Option<&[u8]>>>(),
-            )
-            .bind(column(|r| r.latency_us))
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.key_name.as_deref())
-                    .collect::<Vec<Option<&str>>>(),
-            )
+            .bind(column(chunk, |r| r.request_id.as_ref()))
+            .bind(column(chunk, |r| r.row_index))
+            .bind(column(chunk, |r| r.created_at_ms))
+            .bind(column(chunk, |r| r.schema_id))
+            .bind(column(chunk, |r| r.label))
+            .bind(column(chunk, |r| r.value))
+            .bind(column(chunk, |r| r.inputs.as_ref()))
+            .bind(column(chunk, |r| r.probabilities.as_deref()))
+            .bind(column(chunk, |r| r.latency_us))
+            .bind(column(chunk, |r| r.key_name.as_deref()))
             .execute(&mut *transaction)
             .await?
             .rows_affected();

@@ -136,16 +136,13 @@ fn count_dropped(rows: usize, why: &str, error: &sqlx::Error) {
 /// fills meanwhile and overflow is counted); a batch the database refuses outright is written
 /// row by row, so only the rows it refuses are dropped. The writer bounds it at shutdown.
 async fn write_with_retry(writer: &mut Writer, batch: &[PredictionRecord]) {
-    let mut delay = Duration::from_millis(100);
-    let mut attempt = 0u32;
+    let mut backoff = Backoff::new();
     loop {
         if !writer.reopen_if_replaced().await {
             // The file was deleted or replaced and a new one cannot be made yet (another
             // process may be creating it): writing now would put rows where no one reads them.
-            attempt += 1;
-            metrics::counter!("mlserve_prediction_log_write_errors_total").increment(1);
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+            backoff.failed();
+            backoff.wait().await;
             continue;
         }
         let error = match writer.write(batch).await {
@@ -153,8 +150,7 @@ async fn write_with_retry(writer: &mut Writer, batch: &[PredictionRecord]) {
             Err(error) => error,
         };
         writer.ids.forget();
-        attempt += 1;
-        metrics::counter!("mlserve_prediction_log_write_errors_total").increment(1);
+        let attempt = backoff.failed();
         if !transient(&error) && attempt >= 2 {
             for record in batch.chunks(1) {
                 if let Err(error) = writer.write(record).await {
@@ -164,8 +160,34 @@ async fn write_with_retry(writer: &mut Writer, batch: &[PredictionRecord]) {
             return;
         }
         tracing::warn!(%error, rows = batch.len(), attempt, "prediction log: write failed; retrying");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        backoff.wait().await;
+    }
+}
+
+/// The wait between a batch's attempts: 100 ms, doubling up to 5 s.
+struct Backoff {
+    delay: Duration,
+    attempts: u32,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            delay: Duration::from_millis(100),
+            attempts: 0,
+        }
+    }
+
+    /// Counts a failed attempt (in `/metrics` too); returns how many there were.
+    fn failed(&mut self) -> u32 {
+        self.attempts += 1;
+        metrics::counter!("mlserve_prediction_log_write_errors_total").increment(1);
+        self.attempts
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(5));
     }
 }
 
