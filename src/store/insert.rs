@@ -265,9 +265,18 @@ impl SchemaIds {
         batch: &[PredictionRecord],
         policy: &InputPolicy,
     ) -> Result<Vec<Version>, sqlx::Error> {
-        let mut versions = Vec::with_capacity(batch.len());
+        let mut versions: Vec<Version> = Vec::with_capacity(batch.len());
+        let mut previous: Option<&Arc<LoadedModel>> = None;
         for record in batch {
-            versions.push(self.of(store, &record.model, policy).await?);
+            // Records of one model version come in runs: look it up once per run.
+            let version = match (previous, versions.last()) {
+                (Some(model), Some(version)) if Arc::ptr_eq(model, &record.model) => {
+                    version.clone()
+                }
+                _ => self.of(store, &record.model, policy).await?,
+            };
+            versions.push(version);
+            previous = Some(&record.model);
         }
         Ok(versions)
     }

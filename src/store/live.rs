@@ -126,23 +126,38 @@ impl BucketStats {
 /// The key of one stored bucket: schema id, level, bucket start.
 type BucketKey = (i64, i64, i64);
 
-/// Counts not yet written to `log_stats`.
+/// Counts not yet written to `log_stats`, in minute buckets only: a count is added once, and
+/// summed into the coarser levels' buckets when written ([`Pending::all_levels`]). They are
+/// written every second, so this holds a minute bucket or two per model version.
 #[derive(Debug, Default)]
 pub struct Pending {
-    buckets: HashMap<BucketKey, BucketStats>,
+    minutes: HashMap<(i64, i64), BucketStats>,
 }
 
 impl Pending {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
+        self.minutes.is_empty()
     }
 
-    fn each_level(&mut self, schema_id: i64, at_ms: i64, add: impl Fn(&mut BucketStats)) {
-        for level in LEVELS {
-            let key = (schema_id, level.id, bucket_start(level, at_ms));
-            add(self.buckets.entry(key).or_default());
+    /// The minute bucket of a model version (its schema id) that holds `at_ms`.
+    fn minute(&mut self, schema_id: i64, at_ms: i64) -> &mut BucketStats {
+        let minute = bucket_start(LEVELS[0], at_ms);
+        self.minutes.entry((schema_id, minute)).or_default()
+    }
+
+    /// Every level's buckets: each minute's counts, and their sums per hour and per day.
+    fn all_levels(&self) -> HashMap<BucketKey, BucketStats> {
+        let mut all = HashMap::with_capacity(self.minutes.len() * LEVELS.len());
+        for (&(schema_id, minute), stats) in &self.minutes {
+            for level in LEVELS {
+                let key = (schema_id, level.id, bucket_start(level, minute));
+                all.entry(key)
+                    .or_insert_with(BucketStats::default)
+                    .merge(stats);
+            }
         }
+        all
     }
 
     /// Counts one prediction and the drift bins of its inputs (written as `schema` says, binned
@@ -155,21 +170,18 @@ impl Pending {
         schema: &LogSchema,
         inputs: &[u8],
     ) {
-        let bins = feature_bins(features, schema, inputs);
-        self.each_level(schema_id, at_ms, |stats| {
-            stats.predictions += 1;
-            if stats.bins.is_empty() {
-                stats.bins = features
-                    .iter()
-                    .map(|f| vec![0; super::drift::expected_shares(f).map_or(0, |e| e.len())])
-                    .collect();
-            }
-            for (counts, bin) in stats.bins.iter_mut().zip(&bins) {
-                if let Some(count) = bin.and_then(|b| counts.get_mut(b)) {
-                    *count += 1;
-                }
-            }
-        });
+        let stats = self.minute(schema_id, at_ms);
+        stats.predictions += 1;
+        if features.is_empty() {
+            return;
+        }
+        if stats.bins.is_empty() {
+            stats.bins = features
+                .iter()
+                .map(|f| vec![0; super::drift::expected_shares(f).map_or(0, |e| e.len())])
+                .collect();
+        }
+        count_bins(&mut stats.bins, features, schema, inputs);
     }
 
     /// Counts a (predicted, true) pair of a prediction made at `at_ms`; `delta` -1 takes back a
@@ -182,14 +194,13 @@ impl Pending {
         actual: &str,
         delta: i64,
     ) {
-        self.each_level(schema_id, at_ms, |stats| {
-            *stats
-                .confusion
-                .entry(predicted.to_string())
-                .or_default()
-                .entry(actual.to_string())
-                .or_default() += delta;
-        });
+        *self
+            .minute(schema_id, at_ms)
+            .confusion
+            .entry(predicted.to_string())
+            .or_default()
+            .entry(actual.to_string())
+            .or_default() += delta;
     }
 
     /// Counts a (predicted, true) value pair of a prediction made at `at_ms` (a model that
@@ -212,13 +223,13 @@ impl Pending {
             );
             return;
         }
-        self.each_level(schema_id, at_ms, |stats| stats.residuals.merge(&pair));
+        self.minute(schema_id, at_ms).residuals.merge(&pair);
     }
 
     /// Adds counts that could not be written back, to be written with the next ones.
     pub fn restore(&mut self, other: Pending) {
-        for (key, stats) in other.buckets {
-            self.buckets.entry(key).or_default().merge(&stats);
+        for (key, stats) in other.minutes {
+            self.minutes.entry(key).or_default().merge(&stats);
         }
     }
 }
@@ -278,15 +289,15 @@ impl LiveCounts {
     }
 }
 
-/// The drift bin of each input of a row, as [`super::drift::bin_of`] places it; none for a
-/// feature left out or hashed.
-fn feature_bins(
+/// Adds one to the drift bin of each input of a row, as [`super::drift::bin_of`] places it
+/// (`bins[i]` for `features[i]`); none for a missing value or a feature left out or hashed.
+fn count_bins(
+    bins: &mut [Vec<i64>],
     features: &[FeatureSchema],
     schema: &LogSchema,
     mut inputs: &[u8],
-) -> Vec<Option<usize>> {
-    let mut bins = vec![None; features.len()];
-    for (bin, (feature, logged)) in bins.iter_mut().zip(features.iter().zip(&schema.features)) {
+) {
+    for (counts, (feature, logged)) in bins.iter_mut().zip(features.iter().zip(&schema.features)) {
         let Some(kind) = logged.kind_as_written() else {
             continue;
         };
@@ -294,11 +305,13 @@ fn feature_bins(
         let Some(raw) = read_raw(kind, categories, &mut inputs) else {
             break;
         };
-        if logged.kept == Kept::Value {
-            *bin = super::drift::bin_of(feature, raw);
+        if logged.kept != Kept::Value {
+            continue;
+        }
+        if let Some(count) = super::drift::bin_of(feature, raw).and_then(|b| counts.get_mut(b)) {
+            *count += 1;
         }
     }
-    bins
 }
 
 impl Store {
@@ -320,7 +333,7 @@ impl Store {
 
     async fn write_stats_once(&self, replica: &str, pending: &Pending) -> Result<(), StoreError> {
         let mut transaction = self.pool().begin().await?;
-        for (&(schema_id, level, bucket_ms), delta) in &pending.buckets {
+        for (&(schema_id, level, bucket_ms), delta) in &pending.all_levels() {
             let stored: Option<String> = sqlx::query_scalar(
                 "SELECT stats FROM log_stats WHERE schema_id = $1 AND replica = $2 \
                  AND level = $3 AND bucket_ms = $4",
@@ -424,14 +437,21 @@ mod tests {
         pending.add_pair(1, 0, "a", "b", 1);
         pending.add_pair(1, 0, "a", "b", -1);
         pending.add_pair(1, 0, "a", "a", 1);
-        let stats = &pending.buckets[&(1, 0, 0)];
+        let stats = &pending.minutes[&(1, 0)];
         let pairs: Vec<_> = stats.pairs().collect();
         assert_eq!(pairs, vec![("a", "a", 1)]);
         let mut total = stats.clone();
         total.merge(stats);
         assert_eq!(total.pairs().collect::<Vec<_>>(), vec![("a", "a", 2)]);
-        // Every level counts it.
-        assert_eq!(pending.buckets.len(), 3);
+        // Every level counts it when written.
+        let all = pending.all_levels();
+        assert_eq!(all.len(), 3);
+        for level in LEVELS {
+            assert_eq!(
+                all[&(1, level.id, 0)].pairs().collect::<Vec<_>>(),
+                vec![("a", "a", 1)]
+            );
+        }
     }
 
     /// Value pairs written by two processes and a correction read back as one version's sums.
