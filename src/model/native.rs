@@ -116,7 +116,8 @@ pub struct Tree {
     /// Right child, or [`Tree::LEAF`] for a leaf.
     pub right: Vec<u32>,
     /// Class probabilities of each node (`n_nodes × n_classes`): the class shares of the
-    /// training rows that reached it.
+    /// training rows that reached it; in a regression tree, one value a node: their mean
+    /// target ([`Tree::leaf_value`]).
     pub value: Vec<f64>,
 }
 
@@ -434,8 +435,10 @@ fn naive_bayes_probabilities(
 }
 
 mod checks;
+mod regressor;
 
 pub use checks::is_distribution;
+pub use regressor::Regressor;
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@ mod algorithms;
 pub mod metrics;
 mod params;
 pub mod preprocess;
+pub mod regression;
 pub mod report;
 mod schema;
 

@@ -10,7 +10,7 @@ use super::params::{AlgorithmParams, Gamma};
 use super::{Progress, TrainError};
 use crate::model::native::Estimator;
 use crate::train::preprocess::Matrix;
-use tree::TreeLimits;
+use tree::{Targets, TreeLimits};
 
 /// Fits the algorithm that `params` describe.
 pub fn fit(
@@ -37,8 +37,7 @@ pub fn fit(
             let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
             Estimator::DecisionTree(tree::fit_tree(
                 x,
-                y,
-                n_classes,
+                Targets::Classes { y, n_classes },
                 (0..x.rows).collect(),
                 limits,
                 &mut rng,
@@ -58,7 +57,12 @@ pub fn fit(
                 max_features: max_features.resolve(x.cols),
             };
             Estimator::RandomForest(tree::fit_forest(
-                x, y, n_classes, *n_trees, limits, seed, progress,
+                x,
+                Targets::Classes { y, n_classes },
+                *n_trees,
+                limits,
+                seed,
+                progress,
             ))
         }
         AlgorithmParams::Knn { k, weights } => Estimator::KNearestNeighbors {

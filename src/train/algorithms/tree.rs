@@ -1,4 +1,7 @@
-//! CART classification trees (Gini impurity) and random forests of them.
+//! CART trees and random forests of them: classification trees split on Gini impurity and keep
+//! class shares at their leaves; regression trees split on squared error and keep the mean
+//! (scikit-learn's `DecisionTreeClassifier` and `DecisionTreeRegressor` with their default
+//! criteria, Breiman et al. 1984).
 //!
 //! Our own trainer rather than smartcore's: smartcore's fitted trees keep only the majority
 //! class of each leaf, not its class shares, and its forests do not keep the bootstrap samples,
@@ -24,6 +27,22 @@ pub struct TreeLimits {
     pub max_features: usize,
 }
 
+/// What a tree learns to predict, one entry per row of the matrix.
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    /// Class indices below `n_classes`: leaves keep the class shares of their rows (`n_classes`
+    /// values a node) and splits minimise the weighted Gini impurity.
+    Classes {
+        /// Each row's class.
+        y: &'a [usize],
+        /// Number of classes.
+        n_classes: usize,
+    },
+    /// Numbers: leaves keep the mean of their rows (one value a node) and splits minimise the
+    /// squared error (scikit-learn's `criterion="squared_error"`).
+    Values(&'a [f64]),
+}
+
 struct Split {
     feature: usize,
     threshold: f64,
@@ -31,20 +50,27 @@ struct Split {
 
 struct TreeBuilder<'a> {
     x: &'a Matrix,
-    y: &'a [usize],
-    n_classes: usize,
+    targets: Targets<'a>,
     limits: TreeLimits,
     tree: Tree,
 }
 
 impl TreeBuilder<'_> {
     fn push_node(&mut self, samples: &[usize]) -> usize {
-        let mut counts = vec![0.0; self.n_classes];
-        for &sample in samples {
-            counts[self.y[sample]] += 1.0;
-        }
         let total = samples.len().max(1) as f64;
-        self.tree.value.extend(counts.iter().map(|c| c / total));
+        match self.targets {
+            Targets::Classes { y, n_classes } => {
+                let mut counts = vec![0.0; n_classes];
+                for &sample in samples {
+                    counts[y[sample]] += 1.0;
+                }
+                self.tree.value.extend(counts.iter().map(|c| c / total));
+            }
+            Targets::Values(y) => {
+                let sum: f64 = samples.iter().map(|&sample| y[sample]).sum();
+                self.tree.value.push(sum / total);
+            }
+        }
         self.tree.feature.push(0);
         self.tree.threshold.push(0.0);
         self.tree.left.push(Tree::LEAF);
@@ -53,10 +79,13 @@ impl TreeBuilder<'_> {
     }
 
     fn is_pure(&self, samples: &[usize]) -> bool {
-        samples.iter().all(|&s| self.y[s] == self.y[samples[0]])
+        match self.targets {
+            Targets::Classes { y, .. } => samples.iter().all(|&s| y[s] == y[samples[0]]),
+            Targets::Values(y) => samples.iter().all(|&s| y[s] == y[samples[0]]),
+        }
     }
 
-    /// The split of `samples` with the lowest weighted Gini impurity, if any is allowed.
+    /// The split of `samples` with the lowest weighted impurity, if any is allowed.
     fn best_split(&self, samples: &[usize], depth: usize, rng: &mut StdRng) -> Option<Split> {
         let limits = &self.limits;
         if samples.len() < limits.min_samples_split
@@ -76,7 +105,13 @@ impl TreeBuilder<'_> {
             if informative_seen >= limits.max_features {
                 break;
             }
-            let Some((score, threshold)) = self.best_threshold(samples, feature) else {
+            let best_on_column = match self.targets {
+                Targets::Classes { y, n_classes } => {
+                    self.best_gini_threshold(samples, feature, y, n_classes)
+                }
+                Targets::Values(y) => self.best_squared_error_threshold(samples, feature, y),
+            };
+            let Some((score, threshold)) = best_on_column else {
                 continue;
             };
             informative_seen += 1;
@@ -93,18 +128,17 @@ impl TreeBuilder<'_> {
     /// Best threshold on one column: maximises Σ count² / n over both sides, which is the
     /// same as minimising the weighted Gini impurity. `None` if the column is constant here
     /// or no threshold leaves enough rows on each side.
-    fn best_threshold(&self, samples: &[usize], feature: usize) -> Option<(f64, f64)> {
-        let mut sorted: Vec<(f64, usize)> = samples
-            .iter()
-            .map(|&s| (self.x.row(s)[feature], self.y[s]))
-            .collect();
-        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-        if sorted[0].0 == sorted[sorted.len() - 1].0 {
-            return None;
-        }
+    fn best_gini_threshold(
+        &self,
+        samples: &[usize],
+        feature: usize,
+        y: &[usize],
+        n_classes: usize,
+    ) -> Option<(f64, f64)> {
+        let sorted = self.sorted_by_column(samples, feature, y)?;
         let n = sorted.len();
-        let mut left = vec![0.0f64; self.n_classes];
-        let mut right = vec![0.0f64; self.n_classes];
+        let mut left = vec![0.0f64; n_classes];
+        let mut right = vec![0.0f64; n_classes];
         for &(_, class) in &sorted {
             right[class] += 1.0;
         }
@@ -117,39 +151,88 @@ impl TreeBuilder<'_> {
             right_squares -= 2.0 * right[class] - 1.0;
             left[class] += 1.0;
             right[class] -= 1.0;
-            let (value, next) = (sorted[i].0, sorted[i + 1].0);
-            let (n_left, n_right) = (i + 1, n - i - 1);
-            if value == next
-                || n_left < self.limits.min_samples_leaf
-                || n_right < self.limits.min_samples_leaf
-            {
-                continue;
-            }
-            let score = left_squares / n_left as f64 + right_squares / n_right as f64;
-            if best.is_none_or(|(best_score, _)| score > best_score) {
-                let midpoint = value / 2.0 + next / 2.0;
-                // Guard against the midpoint rounding up onto the next value.
-                let threshold = if midpoint < next { midpoint } else { value };
-                best = Some((score, threshold));
-            }
+            let score = |n_left: f64, n_right: f64| left_squares / n_left + right_squares / n_right;
+            self.consider(&sorted, i, score, &mut best);
         }
         best
+    }
+
+    /// Best threshold on one column for a regression tree: maximises Σleft² / n_left +
+    /// Σright² / n_right (sums of the targets), which is the same as minimising the summed
+    /// squared error of both sides around their means (scikit-learn's proxy improvement).
+    fn best_squared_error_threshold(
+        &self,
+        samples: &[usize],
+        feature: usize,
+        y: &[f64],
+    ) -> Option<(f64, f64)> {
+        let sorted = self.sorted_by_column(samples, feature, y)?;
+        let total: f64 = sorted.iter().map(|(_, value)| value).sum();
+        let mut left = 0.0;
+        let mut best: Option<(f64, f64)> = None;
+        for i in 0..sorted.len() - 1 {
+            left += sorted[i].1;
+            let right = total - left;
+            let score = |n_left: f64, n_right: f64| left * left / n_left + right * right / n_right;
+            self.consider(&sorted, i, score, &mut best);
+        }
+        best
+    }
+
+    /// The rows' (column value, target) pairs in column order; `None` when the column is
+    /// constant on these rows.
+    fn sorted_by_column<T: Copy>(
+        &self,
+        samples: &[usize],
+        feature: usize,
+        y: &[T],
+    ) -> Option<Vec<(f64, T)>> {
+        let mut sorted: Vec<(f64, T)> = samples
+            .iter()
+            .map(|&s| (self.x.row(s)[feature], y[s]))
+            .collect();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        (sorted[0].0 != sorted[sorted.len() - 1].0).then_some(sorted)
+    }
+
+    /// Keeps the split between sorted rows `i` and `i + 1` in `best` when it is allowed (two
+    /// distinct values, enough rows each side) and scores higher: the threshold is the midpoint.
+    fn consider<T>(
+        &self,
+        sorted: &[(f64, T)],
+        i: usize,
+        score: impl Fn(f64, f64) -> f64,
+        best: &mut Option<(f64, f64)>,
+    ) {
+        let (value, next) = (sorted[i].0, sorted[i + 1].0);
+        let (n_left, n_right) = (i + 1, sorted.len() - i - 1);
+        if value == next
+            || n_left < self.limits.min_samples_leaf
+            || n_right < self.limits.min_samples_leaf
+        {
+            return;
+        }
+        let score = score(n_left as f64, n_right as f64);
+        if best.is_none_or(|(best_score, _)| score > best_score) {
+            let midpoint = value / 2.0 + next / 2.0;
+            // Guard against the midpoint rounding up onto the next value.
+            let threshold = if midpoint < next { midpoint } else { value };
+            *best = Some((score, threshold));
+        }
     }
 }
 
 /// Grows one tree on `samples` (indices into `x`, repeated for a bootstrap sample).
 pub fn fit_tree(
     x: &Matrix,
-    y: &[usize],
-    n_classes: usize,
+    targets: Targets<'_>,
     samples: Vec<usize>,
     limits: TreeLimits,
     rng: &mut StdRng,
 ) -> Tree {
     let mut builder = TreeBuilder {
         x,
-        y,
-        n_classes,
+        targets,
         limits,
         tree: Tree {
             feature: Vec::new(),
@@ -185,8 +268,7 @@ pub fn fit_tree(
 /// Each tree has its own seed drawn from `seed`, so the forest is the same whatever the core count.
 pub fn fit_forest(
     x: &Matrix,
-    y: &[usize],
-    n_classes: usize,
+    targets: Targets<'_>,
     n_trees: usize,
     limits: TreeLimits,
     seed: u64,
@@ -200,7 +282,7 @@ pub fn fit_forest(
     let grow = |tree_seed: u64| {
         let mut rng = StdRng::seed_from_u64(tree_seed);
         let bootstrap: Vec<usize> = (0..x.rows).map(|_| rng.random_range(0..x.rows)).collect();
-        let tree = fit_tree(x, y, n_classes, bootstrap, limits, &mut rng);
+        let tree = fit_tree(x, targets, bootstrap, limits, &mut rng);
         progress.advance(1);
         tree
     };
@@ -243,6 +325,10 @@ mod tests {
         }
     }
 
+    fn classes(y: &[usize]) -> Targets<'_> {
+        Targets::Classes { y, n_classes: 2 }
+    }
+
     fn unlimited() -> TreeLimits {
         TreeLimits {
             max_depth: None,
@@ -258,8 +344,10 @@ mod tests {
         let y = [0, 0, 0, 1, 1];
         let tree = fit_tree(
             &x,
-            &y,
-            2,
+            Targets::Classes {
+                y: &y,
+                n_classes: 2,
+            },
             (0..5).collect(),
             unlimited(),
             &mut StdRng::seed_from_u64(0),
@@ -280,8 +368,10 @@ mod tests {
         };
         let tree = fit_tree(
             &x,
-            &y,
-            2,
+            Targets::Classes {
+                y: &y,
+                n_classes: 2,
+            },
             (0..4).collect(),
             limits,
             &mut StdRng::seed_from_u64(0),
@@ -300,8 +390,10 @@ mod tests {
         };
         let tree = fit_tree(
             &x,
-            &y,
-            2,
+            Targets::Classes {
+                y: &y,
+                n_classes: 2,
+            },
             (0..5).collect(),
             limits,
             &mut StdRng::seed_from_u64(0),
@@ -314,10 +406,13 @@ mod tests {
     fn forest_is_reproducible_for_a_seed() {
         let x = matrix(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
         let y = [0, 0, 1, 0, 1, 1, 0, 1];
-        let a = fit_forest(&x, &y, 2, 8, unlimited(), 3, &NoProgress);
-        let b = fit_forest(&x, &y, 2, 8, unlimited(), 3, &NoProgress);
+        let a = fit_forest(&x, classes(&y), 8, unlimited(), 3, &NoProgress);
+        let b = fit_forest(&x, classes(&y), 8, unlimited(), 3, &NoProgress);
         assert_eq!(a, b);
         assert_eq!(a.len(), 8);
-        assert_ne!(a, fit_forest(&x, &y, 2, 8, unlimited(), 4, &NoProgress));
+        assert_ne!(
+            a,
+            fit_forest(&x, classes(&y), 8, unlimited(), 4, &NoProgress)
+        );
     }
 }

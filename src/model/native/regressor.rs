@@ -1,0 +1,94 @@
+//! Models that predict a number: their fitted parameters and the inference code that runs
+//! them on a preprocessed row (the columns [`super::Preprocessor`] makes).
+
+use super::{KnnWeights, Tree, dot, squared_distance};
+use serde::{Deserialize, Serialize};
+
+/// The fitted parameters of each regression algorithm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Regressor {
+    /// `ŷ = intercept + coefficients · x`: least squares, with an L2 penalty when fitted with
+    /// one (scikit-learn's `LinearRegression` and `Ridge`).
+    LinearRegression {
+        /// One coefficient per column.
+        coefficients: Vec<f64>,
+        /// The constant term.
+        intercept: f64,
+    },
+    /// A single tree whose leaves hold the mean target of their training rows
+    /// (`DecisionTreeRegressor`).
+    DecisionTree(Tree),
+    /// Trees whose leaf values are averaged (`RandomForestRegressor`).
+    RandomForest(Vec<Tree>),
+    /// The mean target of the nearest training rows (`KNeighborsRegressor`).
+    KNearestNeighbors {
+        /// Number of neighbours.
+        k: usize,
+        /// How the neighbours' targets are weighed.
+        weights: KnnWeights,
+        /// `n_points × n_columns` standardized training rows.
+        points: Vec<f64>,
+        /// Target of each point.
+        targets: Vec<f64>,
+    },
+}
+
+impl Regressor {
+    /// The predicted value of one preprocessed row (`x.len()` columns, as at training).
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        match self {
+            Regressor::LinearRegression {
+                coefficients,
+                intercept,
+            } => intercept + dot(coefficients, x),
+            Regressor::DecisionTree(tree) => tree.leaf_value(x),
+            Regressor::RandomForest(trees) => {
+                let sum: f64 = trees.iter().map(|tree| tree.leaf_value(x)).sum();
+                sum / trees.len().max(1) as f64
+            }
+            Regressor::KNearestNeighbors {
+                k,
+                weights,
+                points,
+                targets,
+            } => knn_value(*k, *weights, points, targets, x),
+        }
+    }
+}
+
+impl Tree {
+    /// The value of the leaf that `x` reaches in a regression tree (one value a node).
+    pub fn leaf_value(&self, x: &[f64]) -> f64 {
+        self.leaf_probabilities(x, 1)[0]
+    }
+}
+
+/// The (weighted) mean target of the `k` nearest points: ties on distance go to the earlier
+/// training row; with `Distance` weights, points at distance zero take the whole weight, as in
+/// scikit-learn.
+fn knn_value(k: usize, weights: KnnWeights, points: &[f64], targets: &[f64], x: &[f64]) -> f64 {
+    let width = x.len().max(1);
+    let mut distances: Vec<(f64, usize)> = points
+        .chunks_exact(width)
+        .enumerate()
+        .map(|(index, point)| (squared_distance(point, x), index))
+        .collect();
+    let k = k.min(distances.len());
+    if k == 0 {
+        return f64::NAN;
+    }
+    distances.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let nearest = &distances[..k];
+    let exact_matches = nearest.iter().filter(|(d, _)| *d == 0.0).count();
+    let (mut weighted, mut total) = (0.0, 0.0);
+    for &(squared, index) in nearest {
+        let weight = match weights {
+            KnnWeights::Uniform => 1.0,
+            KnnWeights::Distance if exact_matches > 0 => f64::from(u8::from(squared == 0.0)),
+            KnnWeights::Distance => 1.0 / squared.sqrt(),
+        };
+        weighted += weight * targets[index];
+        total += weight;
+    }
+    weighted / total
+}

@@ -1,0 +1,140 @@
+//! Least squares with an optional L2 penalty, solved through the eigen-decomposition of the
+//! centred Gram matrix: the minimum-norm solution when columns are collinear (one-hot columns
+//! always are, beside the intercept), as scikit-learn's `LinearRegression` (LAPACK `gelsd`)
+//! gives; with `alpha > 0` it is scikit-learn's `Ridge` objective `|y − Xw|² + alpha·|w|²`.
+
+use crate::model::native::Regressor;
+use crate::train::TrainError;
+use crate::train::preprocess::Matrix;
+
+/// Eigenvalues below this share of the largest are taken as exact zeros (collinear columns).
+/// The Gram matrix squares the condition number, so this keeps every direction of a matrix
+/// whose condition number is below 10⁶; the columns are standardized first, which keeps
+/// ordinary data far from it.
+const RANK_CUTOFF: f64 = 1e-12;
+
+/// Fits `y ≈ intercept + x·w`, minimising `|y − intercept − x·w|² + alpha·|w|²` (the intercept
+/// is not penalised: both sides are centred first, as scikit-learn does).
+///
+/// Errors: no rows, a length mismatch, a negative or non-finite `alpha`, or non-finite values.
+pub fn fit(x: &Matrix, y: &[f64], alpha: f64) -> Result<Regressor, TrainError> {
+    if x.rows == 0 || y.len() != x.rows {
+        return Err(TrainError::Fit(format!(
+            "linear regression needs one target per row; got {} rows and {} targets",
+            x.rows,
+            y.len()
+        )));
+    }
+    if !(alpha >= 0.0 && alpha.is_finite()) {
+        return Err(TrainError::Parameter(format!(
+            "alpha must be zero or a positive number, got {alpha}"
+        )));
+    }
+    let (p, n) = (x.cols, x.rows as f64);
+    let x_mean: Vec<f64> = (0..p)
+        .map(|col| (0..x.rows).map(|row| x.row(row)[col]).sum::<f64>() / n)
+        .collect();
+    let y_mean = y.iter().sum::<f64>() / n;
+    let mut gram = vec![0.0; p * p];
+    let mut moment = vec![0.0; p];
+    let mut centred = vec![0.0; p];
+    for (row, target) in y.iter().enumerate() {
+        for (c, (value, mean)) in centred.iter_mut().zip(x.row(row).iter().zip(&x_mean)) {
+            *c = value - mean;
+        }
+        let target = target - y_mean;
+        for i in 0..p {
+            moment[i] += centred[i] * target;
+            for j in i..p {
+                gram[i * p + j] += centred[i] * centred[j];
+            }
+        }
+    }
+    for i in 0..p {
+        for j in 0..i {
+            gram[i * p + j] = gram[j * p + i];
+        }
+    }
+    if gram.iter().chain(&moment).any(|v| !v.is_finite()) {
+        return Err(TrainError::Fit(
+            "linear regression: the data has values too large to fit".to_string(),
+        ));
+    }
+    let (eigenvalues, eigenvectors) = symmetric_eigen(gram, p);
+    let largest = eigenvalues.iter().copied().fold(0.0, f64::max);
+    let mut coefficients = vec![0.0; p];
+    for (k, &lambda) in eigenvalues.iter().enumerate() {
+        if lambda <= largest * RANK_CUTOFF {
+            continue;
+        }
+        let along: f64 = (0..p).map(|i| eigenvectors[i * p + k] * moment[i]).sum();
+        let step = along / (lambda + alpha);
+        for (i, w) in coefficients.iter_mut().enumerate() {
+            *w += eigenvectors[i * p + k] * step;
+        }
+    }
+    let intercept = y_mean
+        - coefficients
+            .iter()
+            .zip(&x_mean)
+            .map(|(w, m)| w * m)
+            .sum::<f64>();
+    Ok(Regressor::LinearRegression {
+        coefficients,
+        intercept,
+    })
+}
+
+/// Eigenvalues and eigenvectors of a symmetric `p × p` matrix (row-major) by cyclic Jacobi
+/// rotations (Golub & Van Loan, Matrix Computations, §8.5): the eigenvectors are the columns
+/// of the returned row-major matrix.
+fn symmetric_eigen(mut a: Vec<f64>, p: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut v = vec![0.0; p * p];
+    for i in 0..p {
+        v[i * p + i] = 1.0;
+    }
+    let total: f64 = a.iter().map(|x| x * x).sum();
+    for _sweep in 0..64 {
+        let off: f64 = (0..p)
+            .flat_map(|i| (0..p).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * p + j] * a[i * p + j])
+            .sum();
+        if off <= total * 1e-30 {
+            break;
+        }
+        for i in 0..p {
+            for j in i + 1..p {
+                rotate(&mut a, &mut v, p, i, j);
+            }
+        }
+    }
+    ((0..p).map(|i| a[i * p + i]).collect(), v)
+}
+
+/// One Jacobi rotation that zeroes `a[i][j]` (Golub & Van Loan's `sym.schur2`), applied to
+/// both sides of `a` and accumulated into `v`.
+fn rotate(a: &mut [f64], v: &mut [f64], p: usize, i: usize, j: usize) {
+    let aij = a[i * p + j];
+    if aij == 0.0 {
+        return;
+    }
+    let tau = (a[j * p + j] - a[i * p + i]) / (2.0 * aij);
+    let t = if tau >= 0.0 { 1.0 } else { -1.0 } / (tau.abs() + (1.0 + tau * tau).sqrt());
+    let c = 1.0 / (1.0 + t * t).sqrt();
+    let s = t * c;
+    for k in 0..p {
+        let (aki, akj) = (a[k * p + i], a[k * p + j]);
+        a[k * p + i] = c * aki - s * akj;
+        a[k * p + j] = s * aki + c * akj;
+    }
+    for k in 0..p {
+        let (aik, ajk) = (a[i * p + k], a[j * p + k]);
+        a[i * p + k] = c * aik - s * ajk;
+        a[j * p + k] = s * aik + c * ajk;
+    }
+    for k in 0..p {
+        let (vki, vkj) = (v[k * p + i], v[k * p + j]);
+        v[k * p + i] = c * vki - s * vkj;
+        v[k * p + j] = s * vki + c * vkj;
+    }
+}

@@ -1,0 +1,108 @@
+//! Fitting models that predict a number. The same algorithm names as for classes where the
+//! method has a regression form: least squares (`linear`), CART trees and forests split on
+//! squared error, and k-nearest neighbours averaging their neighbours' targets; each returns
+//! the compact [`Regressor`] the artifact keeps.
+
+pub mod linear;
+pub mod metrics;
+
+use super::algorithms::tree::{self, Targets, TreeLimits};
+use super::{AlgorithmParams, Progress, TrainError};
+use crate::model::native::Regressor;
+use crate::train::preprocess::Matrix;
+pub use metrics::RegressionMetrics;
+
+/// Fits the regression form of the algorithm `params` describe, on standardized columns `x`
+/// and one finite target per row. Linear least squares is [`linear::fit`].
+///
+/// Errors: an algorithm without a regression form (logistic regression and naive Bayes are
+/// classifiers by construction; the SVM's epsilon-SVR is not built yet), or targets that are
+/// not one finite number per row.
+pub fn fit(
+    params: &AlgorithmParams,
+    x: &Matrix,
+    y: &[f64],
+    seed: u64,
+    progress: &dyn Progress,
+) -> Result<Regressor, TrainError> {
+    if y.len() != x.rows || x.rows == 0 {
+        return Err(TrainError::Fit(format!(
+            "regression needs one target per row; got {} rows and {} targets",
+            x.rows,
+            y.len()
+        )));
+    }
+    if let Some(row) = y.iter().position(|v| !v.is_finite()) {
+        return Err(TrainError::Fit(format!(
+            "row {row}'s target is not a finite number"
+        )));
+    }
+    let regressor = match params {
+        AlgorithmParams::DecisionTree {
+            max_depth,
+            min_samples_split,
+            min_samples_leaf,
+        } => {
+            let limits = TreeLimits {
+                max_depth: *max_depth,
+                min_samples_split: *min_samples_split,
+                min_samples_leaf: *min_samples_leaf,
+                max_features: x.cols,
+            };
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+            let all_rows = (0..x.rows).collect();
+            Regressor::DecisionTree(tree::fit_tree(
+                x,
+                Targets::Values(y),
+                all_rows,
+                limits,
+                &mut rng,
+            ))
+        }
+        AlgorithmParams::RandomForest {
+            n_trees,
+            max_depth,
+            min_samples_split,
+            min_samples_leaf,
+            max_features,
+        } => {
+            let limits = TreeLimits {
+                max_depth: *max_depth,
+                min_samples_split: *min_samples_split,
+                min_samples_leaf: *min_samples_leaf,
+                max_features: max_features.resolve(x.cols),
+            };
+            Regressor::RandomForest(tree::fit_forest(
+                x,
+                Targets::Values(y),
+                *n_trees,
+                limits,
+                seed,
+                progress,
+            ))
+        }
+        AlgorithmParams::Knn { k, weights } => Regressor::KNearestNeighbors {
+            k: *k,
+            weights: *weights,
+            points: x.data.clone(),
+            targets: y.to_vec(),
+        },
+        AlgorithmParams::LogisticRegression { .. }
+        | AlgorithmParams::NaiveBayes { .. }
+        | AlgorithmParams::Svm { .. } => {
+            return Err(TrainError::Parameter(format!(
+                "{} has no regression form; for a number use one of: {}",
+                params.algorithm().cli_name(),
+                REGRESSION_ALGORITHMS.join(", ")
+            )));
+        }
+    };
+    Ok(regressor)
+}
+
+/// The algorithms that can predict a number.
+pub const REGRESSION_ALGORITHMS: [&str; 4] =
+    ["linear-regression", "decision-tree", "random-forest", "knn"];
+
+#[cfg(test)]
+mod tests;
