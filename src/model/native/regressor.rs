@@ -31,6 +31,18 @@ pub enum Regressor {
         /// Target of each point.
         targets: Vec<f64>,
     },
+    /// ε-support vector regression with an RBF kernel (`SVR`):
+    /// `ŷ = Σ dual_coefᵢ·exp(−gamma·|svᵢ − x|²) + intercept`.
+    SupportVectorMachine {
+        /// Kernel width.
+        gamma: f64,
+        /// `n_support × n_columns` support vectors.
+        support_vectors: Vec<f64>,
+        /// `α − α*` of each support vector (scikit-learn's `dual_coef_`).
+        dual_coef: Vec<f64>,
+        /// The constant term (scikit-learn's `intercept_`, libsvm's −ρ).
+        intercept: f64,
+    },
 }
 
 impl Regressor {
@@ -52,6 +64,20 @@ impl Regressor {
                 points,
                 targets,
             } => knn_value(*k, *weights, points, targets, x),
+            Regressor::SupportVectorMachine {
+                gamma,
+                support_vectors,
+                dual_coef,
+                intercept,
+            } => {
+                let width = x.len().max(1);
+                let kernel_sum: f64 = support_vectors
+                    .chunks_exact(width)
+                    .zip(dual_coef)
+                    .map(|(sv, coef)| coef * (-gamma * squared_distance(sv, x)).exp())
+                    .sum();
+                kernel_sum + intercept
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 
 mod logistic;
 mod naive_bayes;
-mod svm;
+pub mod svm;
 pub mod tree;
 
 use super::params::{AlgorithmParams, Gamma};

@@ -42,14 +42,15 @@ fn rbf(gamma: f64, a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Kernel rows, from a precomputed matrix for small sets or computed on demand.
-struct Kernel<'a> {
+pub(in crate::train) struct Kernel<'a> {
     x: &'a Matrix,
     gamma: f64,
     cached: Option<Vec<f64>>,
 }
 
 impl<'a> Kernel<'a> {
-    fn new(x: &'a Matrix, gamma: f64) -> Self {
+    /// The RBF kernel of `x`'s rows with width `gamma`.
+    pub fn new(x: &'a Matrix, gamma: f64) -> Self {
         let cached = (x.rows <= MAX_CACHED_ROWS).then(|| {
             let n = x.rows;
             let mut k = vec![0.0; n * n];
@@ -80,11 +81,34 @@ impl<'a> Kernel<'a> {
 
 /// Solves the C-SVC dual for labels `y` (±1) with SMO.
 fn fit_binary(x: &Matrix, y: &[f64], c: f64, gamma: f64) -> BinaryMachine {
-    let n = x.rows;
     let kernel = Kernel::new(x, gamma);
+    let dual = solve_dual(&kernel, &vec![-1.0; x.rows], y, c);
+    let rho = offset(&dual.alpha, &dual.gradient, y, c);
+    let support: Vec<usize> = (0..x.rows).filter(|&t| dual.alpha[t] > 0.0).collect();
+    let dual_coef = support.iter().map(|&t| dual.alpha[t] * y[t]).collect();
+    BinaryMachine {
+        support,
+        dual_coef,
+        rho,
+    }
+}
+
+/// A solved dual problem: the variables and the objective's gradient at them.
+pub(in crate::train) struct Dual {
+    /// One variable per entry of `p`, each in [0, C].
+    pub alpha: Vec<f64>,
+    /// `Qα + p`.
+    pub gradient: Vec<f64>,
+}
+
+/// Solves libsvm's dual form `min ½αᵀQα + pᵀα` subject to `yᵀα = 0` and `0 ≤ α ≤ C`, with
+/// `Q_st = y_s·y_t·K(x_(s mod n), x_(t mod n))` for the kernel's `n` rows, by SMO on the
+/// maximal violating pair, to libsvm's tolerance (Chang & Lin, LIBSVM, 2011, §4.1). The C-SVC
+/// has one variable per row (`p = −1`); the ε-SVR two (Chang & Lin §2.4).
+pub(in crate::train) fn solve_dual(kernel: &Kernel<'_>, p: &[f64], y: &[f64], c: f64) -> Dual {
+    let (n, points) = (p.len(), kernel.x.rows);
     let mut alpha = vec![0.0; n];
-    // Gradient of ½αᵀQα − eᵀα with Q_ij = y_i y_j K_ij, at α = 0.
-    let mut gradient = vec![-1.0; n];
+    let mut gradient = p.to_vec();
     let max_iterations = (100 * n).max(10_000_000);
     let in_up = |a: f64, label: f64| (label > 0.0 && a < c) || (label < 0.0 && a > 0.0);
     let in_low = |a: f64, label: f64| (label > 0.0 && a > 0.0) || (label < 0.0 && a < c);
@@ -103,36 +127,28 @@ fn fit_binary(x: &Matrix, y: &[f64], c: f64, gamma: f64) -> BinaryMachine {
         if i == usize::MAX || j == usize::MAX || max_up - min_low < TOLERANCE {
             break;
         }
-        let (k_i, k_j) = (kernel.row(i), kernel.row(j));
+        let (k_i, k_j) = (kernel.row(i % points), kernel.row(j % points));
         let (old_i, old_j) = (alpha[i], alpha[j]);
-        update_pair(&mut alpha, &gradient, y, c, i, j, k_i[i], k_j[j], k_i[j]);
+        let pair_kernel = [k_i[i % points], k_j[j % points], k_i[j % points]];
+        update_pair(&mut alpha, &gradient, y, c, (i, j), pair_kernel);
         let (delta_i, delta_j) = (alpha[i] - old_i, alpha[j] - old_j);
         for t in 0..n {
-            gradient[t] += y[t] * (y[i] * k_i[t] * delta_i + y[j] * k_j[t] * delta_j);
+            let point = t % points;
+            gradient[t] += y[t] * (y[i] * k_i[point] * delta_i + y[j] * k_j[point] * delta_j);
         }
     }
-    let rho = offset(&alpha, &gradient, y, c);
-    let support: Vec<usize> = (0..n).filter(|&t| alpha[t] > 0.0).collect();
-    let dual_coef = support.iter().map(|&t| alpha[t] * y[t]).collect();
-    BinaryMachine {
-        support,
-        dual_coef,
-        rho,
-    }
+    Dual { alpha, gradient }
 }
 
-/// The analytic solution of the two-variable sub-problem, clipped to the box [0, C] (libsvm's update).
-#[allow(clippy::too_many_arguments)]
+/// The analytic solution of the two-variable sub-problem, clipped to the box [0, C] (libsvm's
+/// update); `kernel` is `[K_ii, K_jj, K_ij]`.
 fn update_pair(
     alpha: &mut [f64],
     gradient: &[f64],
     y: &[f64],
     c: f64,
-    i: usize,
-    j: usize,
-    k_ii: f64,
-    k_jj: f64,
-    k_ij: f64,
+    (i, j): (usize, usize),
+    [k_ii, k_jj, k_ij]: [f64; 3],
 ) {
     const TAU: f64 = 1e-12;
     let q_ij = y[i] * y[j] * k_ij;
@@ -188,7 +204,7 @@ fn update_pair(
 }
 
 /// ρ: the mean of y·∇ over free support vectors, or the middle of the feasible interval without any.
-fn offset(alpha: &[f64], gradient: &[f64], y: &[f64], c: f64) -> f64 {
+pub(in crate::train) fn offset(alpha: &[f64], gradient: &[f64], y: &[f64], c: f64) -> f64 {
     let (mut upper, mut lower) = (f64::INFINITY, f64::NEG_INFINITY);
     let (mut free_sum, mut free_count) = (0.0, 0usize);
     for t in 0..alpha.len() {

@@ -1,13 +1,15 @@
 //! Fitting models that predict a number. The same algorithm names as for classes where the
 //! method has a regression form: least squares (`linear`), CART trees and forests split on
-//! squared error, and k-nearest neighbours averaging their neighbours' targets; each returns
+//! squared error, k-nearest neighbours averaging their neighbours' targets and ε-SVR; each returns
 //! the compact [`Regressor`] the artifact keeps.
 
 pub mod linear;
 pub mod metrics;
+pub mod svr;
 
+use super::algorithms::svm::scale_gamma;
 use super::algorithms::tree::{self, Targets, TreeLimits};
-use super::{AlgorithmParams, Progress, TrainError};
+use super::{AlgorithmParams, Gamma, Progress, TrainError};
 use crate::model::native::Regressor;
 use crate::train::preprocess::Matrix;
 pub use metrics::RegressionMetrics;
@@ -16,8 +18,7 @@ pub use metrics::RegressionMetrics;
 /// and one finite target per row. Linear least squares is [`linear::fit`].
 ///
 /// Errors: an algorithm without a regression form (logistic regression and naive Bayes are
-/// classifiers by construction; the SVM's epsilon-SVR is not built yet), or targets that are
-/// not one finite number per row.
+/// classifiers by construction), or targets that are not one finite number per row.
 pub fn fit(
     params: &AlgorithmParams,
     x: &Matrix,
@@ -87,9 +88,15 @@ pub fn fit(
             points: x.data.clone(),
             targets: y.to_vec(),
         },
-        AlgorithmParams::LogisticRegression { .. }
-        | AlgorithmParams::NaiveBayes { .. }
-        | AlgorithmParams::Svm { .. } => {
+        AlgorithmParams::Svm { c, gamma } => {
+            let gamma = match gamma {
+                Gamma::Scale => scale_gamma(x),
+                Gamma::Auto => 1.0 / x.cols.max(1) as f64,
+                Gamma::Value(value) => *value,
+            };
+            svr::fit(x, y, *c, gamma, svr::DEFAULT_EPSILON)
+        }
+        AlgorithmParams::LogisticRegression { .. } | AlgorithmParams::NaiveBayes { .. } => {
             return Err(TrainError::Parameter(format!(
                 "{} has no regression form; for a number use one of: {}",
                 params.algorithm().cli_name(),
@@ -101,8 +108,13 @@ pub fn fit(
 }
 
 /// The algorithms that can predict a number.
-pub const REGRESSION_ALGORITHMS: [&str; 4] =
-    ["linear-regression", "decision-tree", "random-forest", "knn"];
+pub const REGRESSION_ALGORITHMS: [&str; 5] = [
+    "linear-regression",
+    "decision-tree",
+    "random-forest",
+    "knn",
+    "svm",
+];
 
 #[cfg(test)]
 mod tests;

@@ -233,7 +233,11 @@ fn held_out_r2_is_within_003_of_scikit_learn() {
         min_samples_leaf: 1,
         max_features: MaxFeatures::All,
     };
-    let cases: [(&str, Option<AlgorithmParams>, f64); 4] = [
+    let svr = AlgorithmParams::Svm {
+        c: 100.0,
+        gamma: crate::train::Gamma::Scale,
+    };
+    let cases: [(&str, Option<AlgorithmParams>, f64); 5] = [
         ("linear regression", None, 0.5552372891452861),
         (
             "tree, depth 5, 5 a leaf",
@@ -249,6 +253,7 @@ fn held_out_r2_is_within_003_of_scikit_learn() {
             }),
             0.4366512282173194,
         ),
+        ("ε-SVR, C 100", Some(svr), 0.5047817120649558),
     ];
     for (name, params, sklearn_r2) in cases {
         let model = match params {
@@ -282,7 +287,7 @@ fn classifiers_have_no_regression_form() {
     assert_eq!(
         error.to_string(),
         "naive-bayes has no regression form; for a number use one of: \
-         linear-regression, decision-tree, random-forest, knn"
+         linear-regression, decision-tree, random-forest, knn, svm"
     );
     let mut bad = y.clone();
     bad[7] = f64::NAN;
@@ -314,4 +319,47 @@ fn metrics_match_scikit_learn() {
         0.0
     );
     assert!(RegressionMetrics::of(&[], &[]).is_none());
+}
+
+/// ε-SVR with scikit-learn's defaults (ε 0.1, gamma "scale"), weakly (C 1) and strongly (C 100)
+/// fitted; SMO stops at libsvm's tolerance, so predictions agree to about 1e-4 of the target.
+#[test]
+fn epsilon_svr_matches_svr() {
+    let (rows, y) = diabetes();
+    let x = standardized(&rows, &rows);
+    let first_five = Matrix {
+        rows: 5,
+        cols: x.cols,
+        data: x.data[..5 * x.cols].to_vec(),
+    };
+    let cases = [
+        (
+            1.0,
+            [
+                154.5529648991535,
+                113.21789706210701,
+                146.2724367427671,
+                144.1596589237069,
+                127.32212144445995,
+            ],
+        ),
+        (
+            100.0,
+            [
+                224.6176616077541,
+                75.09985803007216,
+                184.28851428583283,
+                206.09975016577437,
+                100.66331033446525,
+            ],
+        ),
+    ];
+    for (c, want) in cases {
+        let params = AlgorithmParams::Svm {
+            c,
+            gamma: crate::train::Gamma::Scale,
+        };
+        let svr = fit(&params, &x, &y, 0, &NoProgress).unwrap();
+        assert_close(&predictions(&svr, &first_five), &want, 1e-4);
+    }
 }
