@@ -164,7 +164,8 @@ async fn served_probabilities_equal_the_artifact_on_the_held_out_rows() {
         ];
         assert_eq!(served, [expected[0], expected[1]]);
         let label = prediction["label"].as_str().unwrap();
-        correct += usize::from(label == data.labels[data.target[row]]);
+        let (classes, labels) = data.classes().unwrap();
+        correct += usize::from(label == labels[classes[row]]);
     }
     let accuracy = correct as f64 / rows.len() as f64;
     assert_eq!(accuracy, metrics["accuracy"].as_f64().unwrap());

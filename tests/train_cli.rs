@@ -56,7 +56,7 @@ fn train_and_replay(dataset: BundledDataset, algorithm: &str) -> (f64, MetricsFi
             (total - 1.0).abs() < 1e-9,
             "{algorithm}: probabilities sum to {total}"
         );
-        if argmax(&probabilities) == data.target[row] {
+        if argmax(&probabilities) == data.classes().unwrap().0[row] {
             correct += 1;
         }
     }

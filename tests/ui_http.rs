@@ -550,6 +550,7 @@ async fn markup_in_a_schema_is_shown_as_text() {
         &mlserve::data::CsvOptions {
             target: "target".into(),
             categorical: vec![],
+            task: None,
         },
     )
     .unwrap();

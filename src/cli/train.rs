@@ -65,6 +65,9 @@ fn load_dataset(args: &TrainArgs) -> Result<(Dataset, String), TrainError> {
     let options = CsvOptions {
         target: args.target.clone().unwrap_or_default(),
         categorical: args.categorical.clone(),
+        // Regression is trained but not yet served (issue 14): until it is, a target is taken
+        // as classes, as before.
+        task: Some(mlserve::data::Task::Classification),
     };
     let data = load_csv(&path, &options)?;
     let stem = path

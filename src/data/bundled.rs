@@ -1,6 +1,7 @@
-//! The datasets that ship inside the binary (from smartcore), named as scikit-learn names them.
+//! The datasets that ship inside the binary, named as scikit-learn names them: breast cancer and
+//! iris from smartcore, diabetes as scikit-learn ships it.
 
-use super::{Column, ColumnKind, ColumnValues, Dataset};
+use super::{Column, ColumnKind, ColumnValues, Dataset, Target};
 use sha2::{Digest, Sha256};
 
 /// A dataset bundled with mlserve: no download, no file.
@@ -10,6 +11,12 @@ pub enum BundledDataset {
     BreastCancer,
     /// Iris: 150 rows, 4 numeric features, three species.
     Iris,
+    /// Diabetes (Efron et al., 2004): 442 rows, 10 features in their original units (age,
+    /// sex, body mass index, blood pressure, six blood serum measurements), and a number to
+    /// predict: disease progression one year later. Not offered on the command line until
+    /// regression models are served (issue 14).
+    #[value(skip)]
+    Diabetes,
 }
 
 impl BundledDataset {
@@ -18,6 +25,7 @@ impl BundledDataset {
         match self {
             BundledDataset::BreastCancer => "breast-cancer",
             BundledDataset::Iris => "iris",
+            BundledDataset::Diabetes => "diabetes",
         }
     }
 
@@ -26,6 +34,7 @@ impl BundledDataset {
         match self {
             BundledDataset::BreastCancer => "breast_cancer",
             BundledDataset::Iris => "iris",
+            BundledDataset::Diabetes => "diabetes",
         }
     }
 }
@@ -33,6 +42,7 @@ impl BundledDataset {
 /// Loads a bundled dataset with snake_case feature names and named classes.
 pub fn load_bundled(which: BundledDataset) -> Dataset {
     let (raw, labels) = match which {
+        BundledDataset::Diabetes => return load_diabetes(),
         // smartcore encodes breast cancer as scikit-learn does: 0 = malignant, 1 = benign.
         BundledDataset::BreastCancer => (
             smartcore::dataset::breast_cancer::load_dataset(),
@@ -72,8 +82,52 @@ pub fn load_bundled(which: BundledDataset) -> Dataset {
         source: which.cli_name().to_string(),
         sha256: format!("{:x}", hasher.finalize()),
         columns,
-        target: raw.target.iter().map(|&class| class as usize).collect(),
-        labels: labels.into_iter().map(String::from).collect(),
+        target_name: "target".to_string(),
+        target: Target::Classes {
+            classes: raw.target.iter().map(|&class| class as usize).collect(),
+            labels: labels.into_iter().map(String::from).collect(),
+        },
+        task_reason: None,
+    }
+}
+
+/// `diabetes.csv`: scikit-learn's `load_diabetes(scaled=False)`, the original units rather
+/// than smartcore's copy, which is the scaled form in f32 and whose S5 column differs from
+/// scikit-learn's in the fourth digit. Sex is coded 1 or 2, as in the source.
+const DIABETES_CSV: &str = include_str!("diabetes.csv");
+
+fn load_diabetes() -> Dataset {
+    let mut lines = DIABETES_CSV.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let (target_name, feature_names) = header.split_last().unwrap_or((&"target", &[]));
+    let rows: Vec<Vec<f64>> = lines
+        .map(|line| {
+            line.split(',')
+                .map(|v| v.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    let column = |j: usize| rows.iter().map(|row| row[j]).collect::<Vec<f64>>();
+    let columns = feature_names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| Column {
+            name: name.to_string(),
+            kind: if *name == "sex" || *name == "age" {
+                ColumnKind::Integer
+            } else {
+                ColumnKind::Number
+            },
+            values: ColumnValues::Numeric(column(j)),
+        })
+        .collect();
+    Dataset {
+        source: BundledDataset::Diabetes.cli_name().to_string(),
+        sha256: format!("{:x}", Sha256::digest(DIABETES_CSV.as_bytes())),
+        columns,
+        target_name: target_name.to_string(),
+        target: Target::Values(column(feature_names.len())),
+        task_reason: None,
     }
 }
 
@@ -114,6 +168,34 @@ mod tests {
             panic!("numeric column expected")
         };
         assert_eq!(radius[0], 17.99);
+    }
+
+    #[test]
+    fn diabetes_is_scikit_learns_unscaled_data() {
+        let data = load_bundled(BundledDataset::Diabetes);
+        assert_eq!(data.n_rows(), 442);
+        let names: Vec<_> = data.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"
+            ]
+        );
+        assert_eq!(data.target_name, "disease_progression");
+        let Target::Values(values) = &data.target else {
+            panic!("a regression target expected")
+        };
+        // load_diabetes(scaled=False): the first row and the targets' sum.
+        assert_eq!(values[..3], [151.0, 75.0, 141.0]);
+        assert_eq!(values.iter().sum::<f64>(), 67243.0);
+        let ColumnValues::Numeric(s5) = &data.columns[8].values else {
+            panic!("numeric column expected")
+        };
+        assert_eq!(s5[0], 4.8598);
+        assert!(data.columns.iter().all(|c| match &c.values {
+            ColumnValues::Numeric(v) => v.len() == 442 && v.iter().all(|x| x.is_finite()),
+            ColumnValues::Text(_) => false,
+        }));
     }
 
     #[test]

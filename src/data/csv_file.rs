@@ -6,7 +6,7 @@
 //! numeric, and the first text cell is reported with its line: that is almost always a typo,
 //! and silently turning the column into categories would hide it.
 
-use super::{Column, ColumnKind, ColumnValues, DataError, Dataset};
+use super::{Column, ColumnKind, ColumnValues, DataError, Dataset, Target, Task};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -14,11 +14,17 @@ use std::path::{Path, PathBuf};
 /// How to read a CSV file.
 #[derive(Debug, Clone, Default)]
 pub struct CsvOptions {
-    /// The column holding the class.
+    /// The column holding what the model learns to predict.
     pub target: String,
     /// Columns to treat as categorical whatever their content.
     pub categorical: Vec<String>,
+    /// The task; `None` infers it from the target column: text, booleans, or whole numbers with
+    /// at most [`MAX_INFERRED_CLASSES`] distinct values are classes, other numbers regression.
+    pub task: Option<Task>,
 }
+
+/// Integer targets with at most this many distinct values are taken as classes.
+pub const MAX_INFERRED_CLASSES: usize = 20;
 
 /// Reads `path` into a dataset.
 pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset, DataError> {
@@ -60,20 +66,80 @@ pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset, DataError>
         let declared_categorical = options.categorical.contains(name);
         columns.push(parse_column(&table, index, declared_categorical)?);
     }
-    let (target, labels) = parse_target(&table, target_index)?;
-    if labels.len() < 2 {
+    check_no_empty_cell(&table, target_index)?;
+    let (task, task_reason) = match options.task {
+        Some(task) => (task, None),
+        None => {
+            let (task, reason) = infer_task(&table, target_index);
+            (task, Some(reason))
+        }
+    };
+    let target = match task {
+        Task::Classification => parse_classes(&table, target_index),
+        Task::Regression => parse_values(&table, target_index)?,
+    };
+    if let Target::Classes { labels, .. } = &target
+        && labels.len() < 2
+    {
         return Err(DataError::SingleClass {
             origin: source,
-            label: labels.into_iter().next().unwrap_or_default(),
+            label: labels.first().cloned().unwrap_or_default(),
         });
     }
     Ok(Dataset {
         source,
         sha256: format!("{:x}", Sha256::digest(&bytes)),
         columns,
+        target_name: options.target.clone(),
         target,
-        labels,
+        task_reason,
     })
+}
+
+/// The task a target column makes, and why: text, booleans, or whole numbers with at most
+/// [`MAX_INFERRED_CLASSES`] distinct values are classes; other numbers are regression.
+fn infer_task(table: &Table, index: usize) -> (Task, String) {
+    let column = &table.header[index];
+    let cells: Vec<&str> = (0..table.rows.len())
+        .map(|row| table.cell(row, index).1)
+        .collect();
+    let distinct: BTreeSet<&str> = cells.iter().copied().collect();
+    if !cells.iter().all(|cell| parse_finite(cell).is_some()) {
+        let reason = if cells.iter().all(|cell| parse_bool(cell).is_some()) {
+            "holds true and false"
+        } else {
+            "holds text"
+        };
+        return (
+            Task::Classification,
+            format!("the target '{column}' {reason}: classification"),
+        );
+    }
+    let whole = cells
+        .iter()
+        .all(|cell| parse_numeric(cell, ColumnKind::Integer).is_some());
+    if whole && distinct.len() <= MAX_INFERRED_CLASSES {
+        return (
+            Task::Classification,
+            format!(
+                "the target '{column}' holds {} distinct whole numbers (at most {MAX_INFERRED_CLASSES}): \
+                 classification; --task regression to predict it as a number",
+                distinct.len()
+            ),
+        );
+    }
+    let what = if whole {
+        format!("{} distinct whole numbers", distinct.len())
+    } else {
+        "numbers with fractions".to_string()
+    };
+    (
+        Task::Regression,
+        format!(
+            "the target '{column}' holds {what}: regression; --task classification to predict \
+             its values as classes"
+        ),
+    )
 }
 
 /// The raw text of a CSV file: header and rows, each row with its 1-based line number.
@@ -267,8 +333,7 @@ fn expected_words(kind: ColumnKind) -> &'static str {
 
 /// Class labels are sorted numerically when every label is an integer, otherwise as text,
 /// so that 0/1 targets keep their natural order.
-fn parse_target(table: &Table, index: usize) -> Result<(Vec<usize>, Vec<String>), DataError> {
-    check_no_empty_cell(table, index)?;
+fn parse_classes(table: &Table, index: usize) -> Target {
     let raw: Vec<String> = (0..table.rows.len())
         .map(|row| table.cell(row, index).1.to_string())
         .collect();
@@ -281,11 +346,27 @@ fn parse_target(table: &Table, index: usize) -> Result<(Vec<usize>, Vec<String>)
     if labels.iter().all(|label| label.parse::<i64>().is_ok()) {
         labels.sort_by_key(|label| label.parse::<i64>().unwrap_or_default());
     }
-    let target = raw
+    let classes = raw
         .iter()
         .map(|value| labels.iter().position(|label| label == value).unwrap_or(0))
         .collect();
-    Ok((target, labels))
+    Target::Classes { classes, labels }
+}
+
+/// A regression target: a finite number on every row.
+fn parse_values(table: &Table, index: usize) -> Result<Target, DataError> {
+    let values = (0..table.rows.len())
+        .map(|row| {
+            let (line, cell) = table.cell(row, index);
+            parse_finite(cell).ok_or_else(|| DataError::TargetNotNumeric {
+                path: table.path.clone(),
+                line,
+                column: table.header[index].clone(),
+                value: cell.to_string(),
+            })
+        })
+        .collect::<Result<Vec<f64>, DataError>>()?;
+    Ok(Target::Values(values))
 }
 
 #[cfg(test)]
@@ -299,6 +380,7 @@ mod tests {
         let options = CsvOptions {
             target: "y".into(),
             categorical: categorical.iter().map(|s| s.to_string()).collect(),
+            task: None,
         };
         load_csv(file.path(), &options)
     }
@@ -320,8 +402,13 @@ mod tests {
                 ColumnKind::Categorical
             ]
         );
-        assert_eq!(data.labels, ["no", "yes"]);
-        assert_eq!(data.target, [1, 0, 1]);
+        let (classes, labels) = data.classes().unwrap();
+        assert_eq!(labels, ["no", "yes"]);
+        assert_eq!(classes, [1, 0, 1]);
+        assert_eq!(
+            data.task_reason.as_deref(),
+            Some("the target 'y' holds text: classification")
+        );
         assert_eq!(
             data.columns[2].values,
             ColumnValues::Numeric(vec![1.0, 0.0, 1.0])
@@ -341,7 +428,61 @@ mod tests {
     #[test]
     fn integer_labels_sort_numerically() {
         let data = load("x,y\n1,10\n2,9\n3,10\n", &[]).unwrap();
-        assert_eq!(data.labels, ["9", "10"]);
+        assert_eq!(data.classes().unwrap().1, ["9", "10"]);
+    }
+
+    fn load_as(text: &str, task: Option<Task>) -> Result<Dataset, DataError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let options = CsvOptions {
+            target: "y".into(),
+            categorical: Vec::new(),
+            task,
+        };
+        load_csv(file.path(), &options)
+    }
+
+    #[test]
+    fn the_task_is_inferred_from_the_target_and_said_why() {
+        let fractions = load_as("x,y\n1,0.5\n2,1.25\n3,0.5\n", None).unwrap();
+        assert_eq!(fractions.target, Target::Values(vec![0.5, 1.25, 0.5]));
+        assert!(
+            fractions
+                .task_reason
+                .unwrap()
+                .contains("numbers with fractions: regression")
+        );
+        let few_whole = load_as("x,y\n1,3\n2,1\n3,3\n", None).unwrap();
+        assert_eq!(few_whole.target.task(), Task::Classification);
+        let booleans = load_as("x,y\n1,true\n2,false\n", None).unwrap();
+        assert!(booleans.task_reason.unwrap().contains("true and false"));
+        let many: String = (0..=MAX_INFERRED_CLASSES)
+            .map(|i| format!("{i},{}\n", i * 7))
+            .collect();
+        let many_whole = load_as(&format!("x,y\n{many}"), None).unwrap();
+        assert_eq!(many_whole.target.task(), Task::Regression);
+        assert!(
+            many_whole
+                .task_reason
+                .unwrap()
+                .contains("21 distinct whole numbers: regression")
+        );
+    }
+
+    #[test]
+    fn an_asked_task_wins_and_a_text_target_cannot_be_a_number() {
+        let classes = load_as("x,y\n1,0.5\n2,1.25\n", Some(Task::Classification)).unwrap();
+        assert_eq!(classes.classes().unwrap().1, ["0.5", "1.25"]);
+        assert_eq!(classes.task_reason, None);
+        let values = load_as("x,y\n1,3\n2,1\n", Some(Task::Regression)).unwrap();
+        assert_eq!(values.target, Target::Values(vec![3.0, 1.0]));
+        let error = load_as("x,y\n1,3\n2,high\n", Some(Task::Regression)).unwrap_err();
+        assert!(
+            error.to_string().ends_with(
+                ":3: the target column 'y' must hold numbers for regression, got 'high'"
+            ),
+            "{error}"
+        );
     }
 
     #[test]

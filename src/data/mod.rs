@@ -1,7 +1,7 @@
 //! Tabular data: the bundled datasets, CSV files, and train/test splits.
 //!
 //! Everything downstream (training, evaluation, the model schema) sees a [`Dataset`]:
-//! typed feature columns plus a class index per row.
+//! typed feature columns plus a [`Target`] per row: a class index, or a number.
 
 mod bundled;
 mod csv_file;
@@ -9,7 +9,7 @@ mod split;
 
 pub use bundled::{BundledDataset, load_bundled};
 pub use csv_file::{CsvOptions, load_csv};
-pub use split::{stratified_kfold, stratified_split};
+pub use split::{kfold, shuffled_split, stratified_kfold, stratified_split};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -70,6 +70,63 @@ pub struct Column {
     pub values: ColumnValues,
 }
 
+/// What a model predicts, as scikit-learn's estimator types say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// One label out of a fixed set, with a probability per label.
+    Classification,
+    /// A number.
+    Regression,
+}
+
+impl Task {
+    /// The task's name in manifests, messages and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Classification => "classification",
+            Task::Regression => "regression",
+        }
+    }
+}
+
+/// What each row of a dataset is labelled with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A class per row.
+    Classes {
+        /// Class index of each row, into `labels`.
+        classes: Vec<usize>,
+        /// Class names, in class-index order.
+        labels: Vec<String>,
+    },
+    /// A finite number per row.
+    Values(Vec<f64>),
+}
+
+impl Target {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Target::Classes { classes, .. } => classes.len(),
+            Target::Values(values) => values.len(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The task this target makes.
+    pub fn task(&self) -> Task {
+        match self {
+            Target::Classes { .. } => Task::Classification,
+            Target::Values(_) => Task::Regression,
+        }
+    }
+}
+
 /// A labelled tabular dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -79,10 +136,13 @@ pub struct Dataset {
     pub sha256: String,
     /// Feature columns, in schema order.
     pub columns: Vec<Column>,
-    /// Class index of each row, into `labels`.
-    pub target: Vec<usize>,
-    /// Class names, in class-index order.
-    pub labels: Vec<String>,
+    /// The target column's name.
+    pub target_name: String,
+    /// The target of each row.
+    pub target: Target,
+    /// Why the task is what it is, when it was inferred from the target column rather than
+    /// asked for (to be shown to the user).
+    pub task_reason: Option<String>,
 }
 
 impl Dataset {
@@ -91,10 +151,21 @@ impl Dataset {
         self.target.len()
     }
 
-    /// Rows per class, in class-index order.
+    /// The class index of each row and the class names; `None` for a regression target.
+    pub fn classes(&self) -> Option<(&[usize], &[String])> {
+        match &self.target {
+            Target::Classes { classes, labels } => Some((classes, labels)),
+            Target::Values(_) => None,
+        }
+    }
+
+    /// Rows per class, in class-index order (empty for a regression target).
     pub fn class_counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.labels.len()];
-        for &class in &self.target {
+        let Some((classes, labels)) = self.classes() else {
+            return Vec::new();
+        };
+        let mut counts = vec![0; labels.len()];
+        for &class in classes {
             counts[class] += 1;
         }
         counts
@@ -193,6 +264,20 @@ pub enum DataError {
         origin: String,
         /// The only label present.
         label: String,
+    },
+    /// `--task regression` with a target that is not a number on some row.
+    #[error(
+        "{path}:{line}: the target column '{column}' must hold numbers for regression, got '{value}'"
+    )]
+    TargetNotNumeric {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// The target column.
+        column: String,
+        /// The offending text.
+        value: String,
     },
     /// A split or cross-validation cannot be made from this data.
     #[error("{0}")]

@@ -1,4 +1,5 @@
-//! Stratified train/test splits and k-fold partitions, reproducible for a seed.
+//! Train/test splits and k-fold partitions, reproducible for a seed: stratified by class for
+//! classification, plain shuffles for regression.
 
 use super::DataError;
 use rand::SeedableRng;
@@ -101,6 +102,24 @@ pub fn stratified_kfold(
         .collect())
 }
 
+/// Splits rows `0..n_rows` into (train, test) at random, as scikit-learn's
+/// `train_test_split(shuffle=True)` does (for a target that is a number). Both lists come back
+/// sorted.
+pub fn shuffled_split(
+    n_rows: usize,
+    test_size: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+    stratified_split(&vec![0; n_rows], 1, test_size, seed)
+}
+
+/// Partitions `rows` into `k` folds at random (scikit-learn's `KFold(shuffle=True)`), and
+/// returns (train, validation) index lists for each fold.
+pub fn kfold(rows: &[usize], k: usize, seed: u64) -> Result<Vec<Fold>, DataError> {
+    let one_class = vec![0; rows.iter().max().map_or(0, |&row| row + 1)];
+    stratified_kfold(rows, &one_class, 1, k, seed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +175,21 @@ mod tests {
             }
         }
         assert!(seen.iter().all(|&count| count == 1));
+    }
+
+    #[test]
+    fn shuffled_splits_and_folds_cover_every_row_once() {
+        let (train, test) = shuffled_split(100, 0.25, 4).unwrap();
+        assert_eq!(test.len(), 25);
+        let mut all: Vec<_> = train.iter().chain(&test).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert_ne!(test, (75..100).collect::<Vec<_>>(), "rows are shuffled");
+        let folds = kfold(&train, 5, 4).unwrap();
+        let mut seen: Vec<usize> = folds.iter().flat_map(|(_, v)| v.clone()).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, train);
+        assert!(folds.iter().all(|(_, v)| v.len() == 15));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! so a reader (a server watching the repository) never sees half a model.
 
 use super::imported::OnnxRunner;
-use super::manifest::{Backend, Manifest};
+use super::manifest::{Backend, Manifest, Task};
 use super::native::NativeModel;
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -271,6 +271,16 @@ pub fn load_version(dir: &Path) -> Result<Artifact, ArtifactError> {
         path: manifest_path.clone(),
         message: error.message().to_string(),
     })?;
+    if manifest.task != Task::Classification {
+        // Regression is fitted in the library but not yet served (issue 14).
+        return Err(ArtifactError::Manifest {
+            path: manifest_path,
+            message: format!(
+                "task = \"{}\": this release serves classifiers only",
+                manifest.task.name()
+            ),
+        });
+    }
     let model_path = dir.join(&manifest.artifact.file);
     if manifest.artifact.file.contains(['/', '\\']) {
         return Err(ArtifactError::Manifest {

@@ -2,6 +2,7 @@
 
 use super::algorithm::AlgorithmParams;
 use crate::data::ColumnKind;
+pub use crate::data::Task;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -80,14 +81,6 @@ impl Manifest {
             })
             .collect()
     }
-}
-
-/// What a model predicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Task {
-    /// One label out of a fixed set, with a probability per label.
-    Classification,
 }
 
 /// Which runtime executes the model file.

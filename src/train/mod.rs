@@ -154,31 +154,47 @@ fn fit_on_rows(
     options: &TrainOptions,
     progress: &dyn Progress,
 ) -> Result<NativeModel, TrainError> {
+    let (classes, labels) = classes_of(data)?;
     let preprocessor = fit_preprocessor(data, rows);
     let x = transform(&preprocessor, data, rows);
-    let y: Vec<usize> = rows.iter().map(|&row| data.target[row]).collect();
+    let y: Vec<usize> = rows.iter().map(|&row| classes[row]).collect();
     let estimator = algorithms::fit(
         &options.params,
         &x,
         &y,
-        data.labels.len(),
+        labels.len(),
         options.seed,
         progress,
     )?;
     Ok(NativeModel {
         preprocessor,
         estimator,
-        n_classes: data.labels.len(),
+        n_classes: labels.len(),
     })
 }
 
-fn evaluate_on_rows(model: &NativeModel, data: &Dataset, rows: &[usize]) -> Evaluation {
+fn evaluate_on_rows(
+    model: &NativeModel,
+    data: &Dataset,
+    rows: &[usize],
+) -> Result<Evaluation, TrainError> {
+    let (classes, labels) = classes_of(data)?;
     let x = transform(&model.preprocessor, data, rows);
     let probabilities: Vec<Vec<f64>> = (0..x.rows)
         .map(|i| model.predict_proba_encoded(x.row(i)))
         .collect();
-    let truth: Vec<usize> = rows.iter().map(|&row| data.target[row]).collect();
-    metrics::evaluate(&truth, &probabilities, &data.labels)
+    let truth: Vec<usize> = rows.iter().map(|&row| classes[row]).collect();
+    Ok(metrics::evaluate(&truth, &probabilities, labels))
+}
+
+/// The class of each row and the class names: classification's target.
+fn classes_of(data: &Dataset) -> Result<(&[usize], &[String]), TrainError> {
+    data.classes().ok_or_else(|| {
+        TrainError::Parameter(format!(
+            "the target '{}' is a number: a classifier needs classes",
+            data.target_name
+        ))
+    })
 }
 
 fn cross_validate(
@@ -188,10 +204,11 @@ fn cross_validate(
     options: &TrainOptions,
     progress: &dyn Progress,
 ) -> Result<CrossValidation, TrainError> {
+    let (classes, labels) = classes_of(data)?;
     for (class, count) in train_rows
         .iter()
-        .fold(vec![0; data.labels.len()], |mut counts, &row| {
-            counts[data.target[row]] += 1;
+        .fold(vec![0; labels.len()], |mut counts, &row| {
+            counts[classes[row]] += 1;
             counts
         })
         .into_iter()
@@ -200,23 +217,17 @@ fn cross_validate(
         if count < folds {
             return Err(DataError::Split(format!(
                 "--cv {folds}: class '{}' has only {count} training rows, fewer than the folds",
-                data.labels[class]
+                labels[class]
             ))
             .into());
         }
     }
-    let partition = stratified_kfold(
-        train_rows,
-        &data.target,
-        data.labels.len(),
-        folds,
-        options.seed,
-    )?;
+    let partition = stratified_kfold(train_rows, classes, labels.len(), folds, options.seed)?;
     progress.start("cross-validating", folds as u64);
     let mut scores = Vec::with_capacity(folds);
     for (fold_train, fold_validation) in &partition {
         let model = fit_on_rows(data, fold_train, options, &NoProgress)?;
-        scores.push(evaluate_on_rows(&model, data, fold_validation));
+        scores.push(evaluate_on_rows(&model, data, fold_validation)?);
         progress.advance(1);
     }
     progress.finish();
@@ -239,18 +250,15 @@ pub fn train(
     options: &TrainOptions,
     progress: &dyn Progress,
 ) -> Result<TrainedModel, TrainError> {
-    let (train_rows, test_rows) = stratified_split(
-        &data.target,
-        data.labels.len(),
-        options.test_size,
-        options.seed,
-    )?;
+    let (classes, labels) = classes_of(data)?;
+    let (train_rows, test_rows) =
+        stratified_split(classes, labels.len(), options.test_size, options.seed)?;
     options.params.check_against_rows(train_rows.len())?;
     let cv = match options.cv {
         Some(folds) => Some(cross_validate(data, &train_rows, folds, options, progress)?),
         None => None,
     };
-    let steps = algorithms::progress_steps(&options.params, data.labels.len());
+    let steps = algorithms::progress_steps(&options.params, labels.len());
     if steps > 0 {
         progress.start("fitting", steps);
     }
@@ -258,7 +266,7 @@ pub fn train(
     if steps > 0 {
         progress.finish();
     }
-    let evaluation = evaluate_on_rows(&model, data, &test_rows);
+    let evaluation = evaluate_on_rows(&model, data, &test_rows)?;
     let features = schema::feature_schemas(data, &train_rows, &model.preprocessor);
     let provenance = Provenance {
         dataset: data.source.clone(),
@@ -286,7 +294,7 @@ pub fn train(
         },
         features,
         provenance,
-        labels: data.labels.clone(),
+        labels: labels.to_vec(),
     })
 }
 

@@ -144,8 +144,12 @@ mod tests {
                     values: ColumnValues::Text(vec!["b".into(), "a".into(), "zzz".into()]),
                 },
             ],
-            target: vec![0, 1, 0],
-            labels: vec!["n".into(), "y".into()],
+            target_name: "y".into(),
+            target: crate::data::Target::Classes {
+                classes: vec![0, 1, 0],
+                labels: vec!["n".into(), "y".into()],
+            },
+            task_reason: None,
         }
     }
 

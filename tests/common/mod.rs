@@ -60,6 +60,7 @@ pub fn demo_repository() -> tempfile::TempDir {
         &mlserve::data::CsvOptions {
             target: "churned".into(),
             categorical: vec![],
+            task: None,
         },
     )
     .unwrap();

@@ -10,14 +10,21 @@ use crate::train::params::MaxFeatures;
 
 /// The diabetes data: 442 rows of 10 features, and the disease progression a year later.
 fn diabetes() -> (Vec<Vec<f64>>, Vec<f64>) {
-    let text = include_str!("../../data/diabetes.csv");
-    let mut rows = Vec::new();
-    let mut targets = Vec::new();
-    for line in text.lines().skip(1) {
-        let mut values: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
-        targets.push(values.pop().unwrap());
-        rows.push(values);
-    }
+    let data = crate::data::load_bundled(crate::data::BundledDataset::Diabetes);
+    let columns: Vec<&[f64]> = data
+        .columns
+        .iter()
+        .map(|column| match &column.values {
+            crate::data::ColumnValues::Numeric(values) => values.as_slice(),
+            crate::data::ColumnValues::Text(_) => panic!("numeric columns expected"),
+        })
+        .collect();
+    let rows = (0..data.n_rows())
+        .map(|row| columns.iter().map(|column| column[row]).collect())
+        .collect();
+    let crate::data::Target::Values(targets) = data.target else {
+        panic!("a regression target expected")
+    };
     (rows, targets)
 }
 
