@@ -92,8 +92,13 @@ fn a_broken_manifest_is_refused_with_the_reason() {
     )
     .unwrap();
     let error = load_version(&dir).unwrap_err();
-    assert!(matches!(error, ArtifactError::Manifest { .. }), "{error}");
-    assert!(error.to_string().contains("regression"), "{error}");
+    assert!(matches!(error, ArtifactError::Corrupt { .. }), "{error}");
+    assert!(
+        error.to_string().contains(
+            "model.bin holds a classifier, the manifest says the model is a regression model"
+        ),
+        "{error}"
+    );
 
     std::fs::write(dir.join("model.toml"), "this is [not toml").unwrap();
     assert!(matches!(

@@ -161,6 +161,7 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
             mlserve_version: env!("CARGO_PKG_VERSION").to_string(),
         }),
         metrics: None,
+        target: None,
         onnx: Some(binding.clone()),
         prediction_log: None,
         features: features.clone(),

@@ -22,6 +22,10 @@ pub enum Algorithm {
     Svm,
     /// Gaussian naive Bayes.
     NaiveBayes,
+    /// Least squares, with an optional L2 penalty (ridge). Predicts a number; not offered on
+    /// the command line until regression models are served (issue 14).
+    #[value(skip)]
+    LinearRegression,
 }
 
 impl Algorithm {
@@ -34,6 +38,7 @@ impl Algorithm {
             Algorithm::Knn => "knn",
             Algorithm::Svm => "svm",
             Algorithm::NaiveBayes => "naive-bayes",
+            Algorithm::LinearRegression => "linear-regression",
         }
     }
 }
@@ -209,6 +214,12 @@ pub enum AlgorithmParams {
         /// Variance smoothing.
         var_smoothing: f64,
     },
+    /// Least squares with an L2 penalty `alpha` (0: scikit-learn's `LinearRegression`;
+    /// positive: `Ridge`).
+    LinearRegression {
+        /// L2 penalty on the coefficients.
+        alpha: f64,
+    },
 }
 
 impl AlgorithmParams {
@@ -221,6 +232,7 @@ impl AlgorithmParams {
             AlgorithmParams::Knn { .. } => Algorithm::Knn,
             AlgorithmParams::Svm { .. } => Algorithm::Svm,
             AlgorithmParams::NaiveBayes { .. } => Algorithm::NaiveBayes,
+            AlgorithmParams::LinearRegression { .. } => Algorithm::LinearRegression,
         }
     }
 }

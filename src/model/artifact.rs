@@ -6,14 +6,18 @@
 
 use super::imported::OnnxRunner;
 use super::manifest::{Backend, Manifest, Task};
-use super::native::NativeModel;
+use super::native::{NativeModel, NativeRegressor, Preprocessor};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MODEL_MAGIC: &[u8; 8] = b"MLSERVE\0";
+/// `model.bin` of a classifier.
 const MODEL_FORMAT: u16 = 1;
+/// `model.bin` of a model that predicts a number: a new format number, so that a release
+/// that reads only classifiers refuses it with its reason.
+const REGRESSOR_FORMAT: u16 = 2;
 /// Name of the native model file in a version folder.
 pub const NATIVE_MODEL_FILE: &str = "model.bin";
 /// Name of the ONNX graph in a version folder.
@@ -36,16 +40,18 @@ pub struct Artifact {
 pub enum Model {
     /// mlserve's own inference.
     Native(NativeModel),
+    /// mlserve's own inference of a model that predicts a number.
+    NativeRegressor(NativeRegressor),
     /// An ONNX graph on ONNX Runtime, with its sessions.
     Onnx(Arc<OnnxRunner>),
 }
 
 impl Model {
-    /// The native model, if this is one.
+    /// The native classifier, if this is one.
     pub fn native(&self) -> Option<&NativeModel> {
         match self {
             Model::Native(model) => Some(model),
-            Model::Onnx(_) => None,
+            Model::NativeRegressor(_) | Model::Onnx(_) => None,
         }
     }
 }
@@ -54,6 +60,8 @@ impl Model {
 pub enum ModelFile {
     /// A fitted native model, encoded into `model.bin`.
     Native(NativeModel),
+    /// A fitted native regression model, encoded into `model.bin`.
+    NativeRegressor(NativeRegressor),
     /// An ONNX graph, written as it is into `model.onnx`.
     Onnx(Vec<u8>),
 }
@@ -156,26 +164,54 @@ pub fn list_versions(model_dir: &Path) -> Result<Vec<u32>, ArtifactError> {
 }
 
 /// Encodes the native model with a magic header and format version.
-fn encode_model(model: &NativeModel) -> Result<Vec<u8>, postcard::Error> {
+fn encode_model(format: u16, model: &impl serde::Serialize) -> Result<Vec<u8>, postcard::Error> {
     let mut bytes = Vec::with_capacity(1024);
     bytes.extend_from_slice(MODEL_MAGIC);
-    bytes.extend_from_slice(&MODEL_FORMAT.to_le_bytes());
+    bytes.extend_from_slice(&format.to_le_bytes());
     bytes.extend_from_slice(&postcard::to_allocvec(model)?);
     Ok(bytes)
 }
 
-fn decode_model(bytes: &[u8]) -> Result<NativeModel, String> {
+/// The payload of a `model.bin` written in `expected` format.
+fn model_payload(bytes: &[u8], expected: u16) -> Result<&[u8], String> {
     let body = bytes
         .strip_prefix(MODEL_MAGIC)
         .ok_or("not an mlserve model file (bad magic bytes)")?;
     let (format, payload) = body.split_at_checked(2).ok_or("truncated header")?;
     let format = u16::from_le_bytes([format[0], format[1]]);
-    if format != MODEL_FORMAT {
-        return Err(format!(
-            "model format {format} is not supported by this mlserve (it reads format {MODEL_FORMAT})"
-        ));
+    match format {
+        _ if format == expected => Ok(payload),
+        MODEL_FORMAT | REGRESSOR_FORMAT => Err(format!(
+            "model.bin holds a {}, the manifest says the model is a {}",
+            kind_of_format(format),
+            kind_of_format(expected)
+        )),
+        _ => Err(format!(
+            "model format {format} is not supported by this mlserve (it reads formats \
+             {MODEL_FORMAT} and {REGRESSOR_FORMAT})"
+        )),
     }
+}
+
+fn kind_of_format(format: u16) -> &'static str {
+    if format == REGRESSOR_FORMAT {
+        "regression model"
+    } else {
+        "classifier"
+    }
+}
+
+fn decode_model(bytes: &[u8]) -> Result<NativeModel, String> {
+    let payload = model_payload(bytes, MODEL_FORMAT)?;
     let model: NativeModel = postcard::from_bytes(payload).map_err(|error| error.to_string())?;
+    model.check_consistency()?;
+    Ok(model)
+}
+
+fn decode_regressor(bytes: &[u8]) -> Result<NativeRegressor, String> {
+    let payload = model_payload(bytes, REGRESSOR_FORMAT)?;
+    let model: NativeRegressor =
+        postcard::from_bytes(payload).map_err(|error| error.to_string())?;
     model.check_consistency()?;
     Ok(model)
 }
@@ -215,13 +251,14 @@ fn write_files(staging: &Path, mut files: ArtifactFiles) -> Result<(), ArtifactE
     }
     std::fs::create_dir_all(staging).map_err(io_error(staging))?;
     let (file_name, model_bytes) = match files.model {
-        ModelFile::Native(model) => {
-            let bytes = encode_model(&model).map_err(|error| ArtifactError::Corrupt {
-                path: staging.join(NATIVE_MODEL_FILE),
-                message: error.to_string(),
-            })?;
-            (NATIVE_MODEL_FILE, bytes)
-        }
+        ModelFile::Native(model) => (
+            NATIVE_MODEL_FILE,
+            encode_model(MODEL_FORMAT, &model).map_err(encode_error(staging))?,
+        ),
+        ModelFile::NativeRegressor(model) => (
+            NATIVE_MODEL_FILE,
+            encode_model(REGRESSOR_FORMAT, &model).map_err(encode_error(staging))?,
+        ),
         ModelFile::Onnx(bytes) => (ONNX_MODEL_FILE, bytes),
     };
     files.manifest.artifact.file = file_name.to_string();
@@ -236,6 +273,13 @@ fn write_files(staging: &Path, mut files: ArtifactFiles) -> Result<(), ArtifactE
     }
     // The manifest goes last: a folder with a manifest has everything the manifest names.
     write_synced(&staging.join(MANIFEST_FILE), manifest.as_bytes())
+}
+
+fn encode_error(staging: &Path) -> impl Fn(postcard::Error) -> ArtifactError + '_ {
+    move |error| ArtifactError::Corrupt {
+        path: staging.join(NATIVE_MODEL_FILE),
+        message: error.to_string(),
+    }
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
@@ -271,16 +315,6 @@ pub fn load_version(dir: &Path) -> Result<Artifact, ArtifactError> {
         path: manifest_path.clone(),
         message: error.message().to_string(),
     })?;
-    if manifest.task != Task::Classification {
-        // Regression is fitted in the library but not yet served (issue 14).
-        return Err(ArtifactError::Manifest {
-            path: manifest_path,
-            message: format!(
-                "task = \"{}\": this release serves classifiers only",
-                manifest.task.name()
-            ),
-        });
-    }
     let model_path = dir.join(&manifest.artifact.file);
     if manifest.artifact.file.contains(['/', '\\']) {
         return Err(ArtifactError::Manifest {
@@ -301,6 +335,9 @@ pub fn load_version(dir: &Path) -> Result<Artifact, ArtifactError> {
         )));
     }
     let model = match manifest.backend {
+        Backend::Native if manifest.task == Task::Regression => {
+            Model::NativeRegressor(load_regressor(&manifest, &bytes).map_err(corrupt)?)
+        }
         Backend::Native => Model::Native(load_native(&manifest, &bytes).map_err(corrupt)?),
         Backend::Onnx => {
             let runner = OnnxRunner::load(&model_path, &bytes, &manifest).map_err(|message| {
@@ -333,16 +370,39 @@ fn load_native(manifest: &Manifest, bytes: &[u8]) -> Result<NativeModel, String>
             manifest.features.len()
         ));
     }
-    check_inputs_match_features(manifest, &model)?;
+    check_inputs_match_features(manifest, &model.preprocessor)?;
+    Ok(model)
+}
+
+/// Decodes a regression model's `model.bin` and checks it against the manifest: no labels,
+/// the target described, the inputs matching the features.
+fn load_regressor(manifest: &Manifest, bytes: &[u8]) -> Result<NativeRegressor, String> {
+    let model = decode_regressor(bytes)?;
+    if !manifest.labels.is_empty() || manifest.target.is_none() {
+        return Err(
+            "a regression model's manifest has no labels and describes its [target]".to_string(),
+        );
+    }
+    if model.preprocessor.inputs.len() != manifest.features.len() {
+        return Err(format!(
+            "the model has {} inputs, the manifest {} features",
+            model.preprocessor.inputs.len(),
+            manifest.features.len()
+        ));
+    }
+    check_inputs_match_features(manifest, &model.preprocessor)?;
     Ok(model)
 }
 
 /// The native model reads numbers and one-hot categories, never nulls: a manifest that
 /// declares anything else for it cannot be served.
-fn check_inputs_match_features(manifest: &Manifest, model: &NativeModel) -> Result<(), String> {
+fn check_inputs_match_features(
+    manifest: &Manifest,
+    preprocessor: &Preprocessor,
+) -> Result<(), String> {
     use super::native::InputEncoding;
     use crate::data::ColumnKind;
-    for (feature, encoding) in manifest.features.iter().zip(&model.preprocessor.inputs) {
+    for (feature, encoding) in manifest.features.iter().zip(&preprocessor.inputs) {
         let fits = !feature.nullable
             && match encoding {
                 InputEncoding::Numeric => {

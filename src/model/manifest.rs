@@ -35,7 +35,10 @@ pub struct Manifest {
     /// The headline metrics on the held-out split (all of them are in metrics.json); imported
     /// models have none until they are evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics: Option<MetricsSummary>,
+    pub metrics: Option<HeldOutMetrics>,
+    /// What a regression model predicts: the target's name and training distribution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetSchema>,
     /// How the features feed an ONNX graph's inputs (the `onnx` backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onnx: Option<OnnxBinding>,
@@ -59,14 +62,21 @@ impl Manifest {
         }
     }
 
-    /// Held-out accuracy, when the model was evaluated.
+    /// Held-out accuracy, when the model is a classifier and was evaluated.
     pub fn accuracy(&self) -> Option<f64> {
-        self.metrics.as_ref().map(|m| m.accuracy)
+        self.classification_metrics().map(|m| m.accuracy)
     }
 
-    /// Held-out ROC AUC, when the model was evaluated and it is defined.
+    /// Held-out ROC AUC, when the model is a classifier, was evaluated and it is defined.
     pub fn roc_auc(&self) -> Option<f64> {
-        self.metrics.as_ref().and_then(|m| m.roc_auc)
+        self.classification_metrics().and_then(|m| m.roc_auc)
+    }
+
+    fn classification_metrics(&self) -> Option<&MetricsSummary> {
+        match &self.metrics {
+            Some(HeldOutMetrics::Classification(metrics)) => Some(metrics),
+            _ => None,
+        }
     }
 
     /// The example row: every feature's example value, by name, in schema order.
@@ -182,6 +192,62 @@ pub struct MetricsSummary {
     pub roc_auc: Option<f64>,
     /// Mean log loss.
     pub log_loss: f64,
+}
+
+/// Headline metrics on the held-out split, as the model's task has them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HeldOutMetrics {
+    /// A classifier's.
+    Classification(MetricsSummary),
+    /// A regression model's.
+    Regression(RegressionMetrics),
+}
+
+/// How well predicted numbers match true ones, as scikit-learn's `sklearn.metrics` computes
+/// them (`r2_score`, `root_mean_squared_error`, `mean_absolute_error`,
+/// `mean_absolute_percentage_error`, `median_absolute_error`); computed in
+/// `train::regression::metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegressionMetrics {
+    /// Coefficient of determination, `1 − SS_res / SS_tot`; when the true values are all equal,
+    /// 1 for exact predictions and 0 otherwise (scikit-learn's `force_finite`).
+    pub r2: f64,
+    /// Root mean squared error, in the target's unit.
+    pub rmse: f64,
+    /// Mean absolute error, in the target's unit.
+    pub mae: f64,
+    /// Mean absolute percentage error, as a fraction (0.1 is 10%); `None` when a true value
+    /// is 0, where it is undefined (scikit-learn divides by machine epsilon instead, which
+    /// gives a meaningless, huge number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mape: Option<f64>,
+    /// Median of the absolute errors, in the target's unit.
+    pub median_absolute_error: f64,
+}
+
+/// What a regression model predicts: the training target's name and distribution (for
+/// placing an answer in its range, and for the drift of predicted values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSchema {
+    /// The target column's name.
+    pub name: String,
+    /// Training minimum.
+    pub min: f64,
+    /// Training maximum.
+    pub max: f64,
+    /// Training mean.
+    pub mean: f64,
+    /// Training standard deviation (population).
+    pub std: f64,
+    /// The training target's quartiles: 25th, 50th and 75th percentiles (numpy's linear
+    /// interpolation).
+    pub quartiles: [f64; 3],
+    /// The training target in bins at its deciles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Histogram>,
 }
 
 /// One input feature: its type, its training statistics and an example value.

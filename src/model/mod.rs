@@ -21,8 +21,9 @@ pub use artifact::{
     list_versions, load_version, validate_model_name, write_new_version,
 };
 pub use manifest::{
-    ArtifactInfo, Backend, ExampleValue, FeatureSchema, Histogram, ImportProvenance, Manifest,
-    MetricsSummary, OnnxBinding, OnnxInput, Provenance, Task,
+    ArtifactInfo, Backend, ExampleValue, FeatureSchema, HeldOutMetrics, Histogram,
+    ImportProvenance, Manifest, MetricsSummary, OnnxBinding, OnnxInput, Provenance,
+    RegressionMetrics, TargetSchema, Task,
 };
 pub use native::{FeatureValue, NativeModel};
 pub use prediction::{PredictFailure, Prediction, argmax};

@@ -438,7 +438,7 @@ mod checks;
 mod regressor;
 
 pub use checks::is_distribution;
-pub use regressor::Regressor;
+pub use regressor::{NativeRegressor, Regressor};
 
 #[cfg(test)]
 mod tests;

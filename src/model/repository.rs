@@ -55,6 +55,10 @@ pub enum PredictError {
         /// What it answered.
         probabilities: Vec<f64>,
     },
+    /// A model that predicts a number was asked for class probabilities (a server fault: such
+    /// a model is not loaded for serving yet).
+    #[error("model '{0}' predicts a number; it has no class probabilities")]
+    NoClasses(String),
 }
 
 impl PredictError {
@@ -98,7 +102,7 @@ impl LoadedModel {
     ) -> Result<Vec<Result<Vec<f64>, PredictError>>, PredictError> {
         let scored = self.unchecked_probabilities_of_rows(rows)?;
         let tolerance = match self.artifact.model {
-            Model::Native(_) => 1e-6,
+            Model::Native(_) | Model::NativeRegressor(_) => 1e-6,
             Model::Onnx(_) => 1e-4,
         };
         for probabilities in scored.iter().flatten() {
@@ -118,6 +122,7 @@ impl LoadedModel {
         rows: &[&[FeatureValue]],
     ) -> Result<Vec<Result<Vec<f64>, PredictError>>, PredictError> {
         match &self.artifact.model {
+            Model::NativeRegressor(_) => Err(PredictError::NoClasses(self.name().to_string())),
             Model::Native(model) => Ok(rows
                 .iter()
                 .map(|row| {
@@ -483,6 +488,13 @@ fn manifest_fingerprint(dir: &Path) -> Option<[u8; 32]> {
 fn load_checked(dir: &Path, name: &str, version: u32) -> Result<LoadedModel, String> {
     let artifact = load_version(dir).map_err(|error| error.to_string())?;
     let manifest = &artifact.manifest;
+    if manifest.task == super::Task::Regression {
+        // Regression models are trained and stored, but not yet served (issue 14).
+        return Err(format!(
+            "{name}/{version} predicts a number (task = \"regression\"), which this release \
+             does not serve yet"
+        ));
+    }
     if manifest.name != name || manifest.version != version {
         return Err(format!(
             "the manifest says {}/{}, but the folder is {name}/{version}",

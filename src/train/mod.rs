@@ -13,8 +13,8 @@ pub use params::{Algorithm, AlgorithmParams, Gamma, HyperParameterFlags, MaxFeat
 
 use crate::data::{DataError, Dataset, stratified_kfold, stratified_split};
 use crate::model::{
-    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, Manifest, MetricsSummary, ModelFile,
-    NativeModel, Provenance, Task, write_new_version,
+    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, HeldOutMetrics, Manifest, MetricsSummary,
+    ModelFile, NativeModel, Provenance, Task, write_new_version,
 };
 use preprocess::{fit_preprocessor, transform};
 use serde::{Deserialize, Serialize};
@@ -82,7 +82,7 @@ pub struct FoldScores {
 }
 
 impl FoldScores {
-    fn of(values: Vec<f64>) -> Self {
+    pub(crate) fn of(values: Vec<f64>) -> Self {
         let n = values.len().max(1) as f64;
         let mean = values.iter().sum::<f64>() / n;
         let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
@@ -268,18 +268,7 @@ pub fn train(
     }
     let evaluation = evaluate_on_rows(&model, data, &test_rows)?;
     let features = schema::feature_schemas(data, &train_rows, &model.preprocessor);
-    let provenance = Provenance {
-        dataset: data.source.clone(),
-        dataset_sha256: data.sha256.clone(),
-        rows: data.n_rows(),
-        train_rows: train_rows.len(),
-        test_rows: test_rows.len(),
-        test_size: options.test_size,
-        seed: options.seed,
-        cv_folds: options.cv,
-        mlserve_version: env!("CARGO_PKG_VERSION").to_string(),
-        estimator: options.params.clone(),
-    };
+    let provenance = provenance(data, options, train_rows.len(), test_rows.len());
     Ok(TrainedModel {
         model,
         metrics: MetricsFile {
@@ -296,6 +285,35 @@ pub fn train(
         provenance,
         labels: labels.to_vec(),
     })
+}
+
+/// How a model was trained, for its manifest.
+pub(crate) fn provenance(
+    data: &Dataset,
+    options: &TrainOptions,
+    train_rows: usize,
+    test_rows: usize,
+) -> Provenance {
+    Provenance {
+        dataset: data.source.clone(),
+        dataset_sha256: data.sha256.clone(),
+        rows: data.n_rows(),
+        train_rows,
+        test_rows,
+        test_size: options.test_size,
+        seed: options.seed,
+        cv_folds: options.cv,
+        mlserve_version: env!("CARGO_PKG_VERSION").to_string(),
+        estimator: options.params.clone(),
+    }
+}
+
+/// Now, to the second, as RFC 3339: a version's `created_at`.
+pub(crate) fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or(jiff::Timestamp::now())
+        .to_string()
 }
 
 impl TrainedModel {
@@ -316,14 +334,15 @@ impl TrainedModel {
             training: Some(self.provenance.clone()),
             imported: None,
             onnx: None,
-            metrics: Some(MetricsSummary {
+            metrics: Some(HeldOutMetrics::Classification(MetricsSummary {
                 accuracy: e.accuracy,
                 precision_macro: e.precision_macro,
                 recall_macro: e.recall_macro,
                 f1_macro: e.f1_macro,
                 roc_auc: e.roc_auc,
                 log_loss: e.log_loss,
-            }),
+            })),
+            target: None,
             prediction_log: None,
             features: self.features.clone(),
         }
@@ -332,10 +351,7 @@ impl TrainedModel {
     /// Writes the model as the next version of `name` under `models_dir`, with its manifest,
     /// metrics.json and model card; returns the version and its folder.
     pub fn save(&self, models_dir: &Path, name: &str) -> Result<(u32, PathBuf), TrainError> {
-        let created_at = jiff::Timestamp::now()
-            .round(jiff::Unit::Second)
-            .unwrap_or(jiff::Timestamp::now())
-            .to_string();
+        let created_at = now_rfc3339();
         let metrics_json = serde_json::to_vec_pretty(&self.metrics)
             .map_err(|error| TrainError::Fit(format!("cannot encode metrics: {error}")))?;
         Ok(write_new_version(models_dir, name, |version| {

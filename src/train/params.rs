@@ -2,6 +2,7 @@
 //! form recorded in the manifest.
 
 use super::TrainError;
+use crate::data::Task;
 use crate::model::native::KnnWeights;
 pub use crate::model::{Algorithm, AlgorithmParams, Gamma, MaxFeatures};
 
@@ -24,6 +25,7 @@ pub struct HyperParameterFlags {
     #[arg(long, value_name = "N")]
     pub min_samples_leaf: Option<usize>,
     /// Columns tried per split: sqrt, log2, all or a number (random-forest) [default: sqrt]
+    /// (classification; for regression all, as scikit-learn)
     #[arg(long, value_name = "HOW")]
     pub max_features: Option<MaxFeatures>,
     /// Number of neighbours (knn) [default: 5]
@@ -38,6 +40,10 @@ pub struct HyperParameterFlags {
     /// Share of the largest variance added to every variance (naive-bayes) [default: 1e-9]
     #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
     pub var_smoothing: Option<f64>,
+    /// L2 penalty on the coefficients (linear-regression) [default: 0]. Hidden until
+    /// regression models are served (issue 14).
+    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true, hide = true)]
+    pub alpha: Option<f64>,
 }
 
 impl HyperParameterFlags {
@@ -54,6 +60,7 @@ impl HyperParameterFlags {
             ("--weights", self.weights.is_some()),
             ("--gamma", self.gamma.is_some()),
             ("--var-smoothing", self.var_smoothing.is_some()),
+            ("--alpha", self.alpha.is_some()),
         ];
         flags
             .into_iter()
@@ -64,12 +71,28 @@ impl HyperParameterFlags {
 }
 
 impl AlgorithmParams {
-    /// Settles the hyper-parameters of `algorithm` from the flags, refusing flags that do not
-    /// apply to it and values out of range.
+    /// Settles the hyper-parameters of a classifier from the flags: [`Self::from_flags_for`]
+    /// classification.
     pub fn from_flags(
         algorithm: Algorithm,
         flags: &HyperParameterFlags,
     ) -> Result<Self, TrainError> {
+        Self::from_flags_for(Task::Classification, algorithm, flags)
+    }
+
+    /// Settles the hyper-parameters of `algorithm` for `task` from the flags, refusing flags
+    /// that do not apply to it and values out of range. Defaults are scikit-learn's for the
+    /// task: a regression forest tries every column at each split (`RandomForestRegressor`'s
+    /// `max_features=1.0`), a classification forest √columns.
+    pub fn from_flags_for(
+        task: Task,
+        algorithm: Algorithm,
+        flags: &HyperParameterFlags,
+    ) -> Result<Self, TrainError> {
+        let forest_features = match task {
+            Task::Classification => MaxFeatures::Sqrt,
+            Task::Regression => MaxFeatures::All,
+        };
         let params = match algorithm {
             Algorithm::LogisticRegression => AlgorithmParams::LogisticRegression {
                 c: flags.c.unwrap_or(1.0),
@@ -79,7 +102,7 @@ impl AlgorithmParams {
                 max_depth: flags.max_depth,
                 min_samples_split: flags.min_samples_split.unwrap_or(2),
                 min_samples_leaf: flags.min_samples_leaf.unwrap_or(1),
-                max_features: flags.max_features.unwrap_or(MaxFeatures::Sqrt),
+                max_features: flags.max_features.unwrap_or(forest_features),
             },
             Algorithm::DecisionTree => AlgorithmParams::DecisionTree {
                 max_depth: flags.max_depth,
@@ -96,6 +119,9 @@ impl AlgorithmParams {
             },
             Algorithm::NaiveBayes => AlgorithmParams::NaiveBayes {
                 var_smoothing: flags.var_smoothing.unwrap_or(1e-9),
+            },
+            Algorithm::LinearRegression => AlgorithmParams::LinearRegression {
+                alpha: flags.alpha.unwrap_or(0.0),
             },
         };
         let applicable = params.flag_names();
@@ -130,6 +156,7 @@ impl AlgorithmParams {
             AlgorithmParams::Knn { .. } => &["--k", "--weights"],
             AlgorithmParams::Svm { .. } => &["--c", "--gamma"],
             AlgorithmParams::NaiveBayes { .. } => &["--var-smoothing"],
+            AlgorithmParams::LinearRegression { .. } => &["--alpha"],
         }
     }
 
@@ -168,6 +195,12 @@ impl AlgorithmParams {
             AlgorithmParams::NaiveBayes { var_smoothing } => {
                 positive("--var-smoothing", *var_smoothing)
             }
+            AlgorithmParams::LinearRegression { alpha } if alpha.is_finite() && *alpha >= 0.0 => {
+                Ok(())
+            }
+            AlgorithmParams::LinearRegression { alpha } => bad(format!(
+                "--alpha must be zero or a positive number, got {alpha}"
+            )),
         }
     }
 

@@ -6,7 +6,7 @@ use crate::model::Manifest;
 use std::fmt::Write;
 
 /// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -21,13 +21,18 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn number(value: f64) -> String {
+pub(crate) fn number(value: f64) -> String {
     format!("{value:.4}")
 }
 
 /// Renders the model card of a version; `metrics` is None for a model imported without an
 /// evaluation.
 pub fn model_card(manifest: &Manifest, metrics: Option<&MetricsFile>) -> String {
+    card_page(manifest, &model_card_sections(manifest, metrics))
+}
+
+/// A whole model card page around its `sections` (an HTML fragment).
+pub(crate) fn card_page(manifest: &Manifest, sections: &str) -> String {
     let title = format!("{} v{}", escape(&manifest.name), manifest.version);
     let mut html = String::with_capacity(16 * 1024);
     let _ = write!(
@@ -48,7 +53,7 @@ figure{{margin:0}} figcaption{{font-size:.9rem;color:#5a6472}}
 "#,
         origin = origin_line(manifest),
     );
-    html.push_str(&model_card_sections(manifest, metrics));
+    html.push_str(sections);
     html.push_str("</body></html>\n");
     html
 }
@@ -116,19 +121,27 @@ fn import_section(html: &mut String, manifest: &Manifest) {
 <tr><th class="l">source SHA-256</th><td class="l"><code>{sha}</code></td></tr>
 <tr><th class="l">written by</th><td class="l">{producer}</td></tr>
 <tr><th class="l">ONNX versions</th><td class="l">{opsets}</td></tr>
-<tr><th class="l">classes</th><td class="l">{labels}</td></tr>
+<tr><th class="l">{predicts}</th><td class="l">{labels}</td></tr>
 <tr><th class="l">graph inputs</th><td class="l">{inputs}</td></tr>
 </table>"#,
         source = escape(&i.source),
         sha = escape(&i.source_sha256),
         producer = escape(&i.producer),
         opsets = escape(&i.opsets),
-        labels = escape(&manifest.labels.join(", ")),
+        predicts = if manifest.target.is_some() {
+            "target"
+        } else {
+            "classes"
+        },
+        labels = escape(&match &manifest.target {
+            Some(target) => target.name.clone(),
+            None => manifest.labels.join(", "),
+        }),
         inputs = escape(&inputs.join("; ")),
     );
 }
 
-fn data_section(html: &mut String, manifest: &Manifest) {
+pub(crate) fn data_section(html: &mut String, manifest: &Manifest) {
     let Some(t) = &manifest.training else {
         return;
     };
@@ -150,7 +163,7 @@ fn data_section(html: &mut String, manifest: &Manifest) {
 <tr><th class="l">dataset</th><td class="l">{dataset}</td></tr>
 <tr><th class="l">dataset SHA-256</th><td class="l"><code>{sha}</code></td></tr>
 <tr><th class="l">rows (train / test)</th><td>{rows} ({train} / {test})</td></tr>
-<tr><th class="l">classes</th><td class="l">{labels}</td></tr>
+<tr><th class="l">{predicts}</th><td class="l">{labels}</td></tr>
 <tr><th class="l">seed</th><td>{seed}</td></tr>
 <tr><th class="l">algorithm</th><td class="l">{algorithm}</td></tr>{rows_html}
 </table>"#,
@@ -159,7 +172,15 @@ fn data_section(html: &mut String, manifest: &Manifest) {
         rows = t.rows,
         train = t.train_rows,
         test = t.test_rows,
-        labels = escape(&manifest.labels.join(", ")),
+        predicts = if manifest.target.is_some() {
+            "target"
+        } else {
+            "classes"
+        },
+        labels = escape(&match &manifest.target {
+            Some(target) => target.name.clone(),
+            None => manifest.labels.join(", "),
+        }),
         seed = t.seed,
         algorithm = t.estimator.algorithm().cli_name(),
         rows_html = rows,
@@ -299,7 +320,7 @@ fn roc_svg(e: &super::Evaluation) -> String {
     svg
 }
 
-fn features_section(html: &mut String, manifest: &Manifest) {
+pub(crate) fn features_section(html: &mut String, manifest: &Manifest) {
     html.push_str("<h2>Features</h2><table><tr><th class=\"l\">name</th><th class=\"l\">type</th><th>min</th><th>max</th><th>mean</th><th class=\"l\">categories</th></tr>");
     let optional = |value: Option<f64>| value.map_or(String::new(), |v| format!("{v:.4}"));
     for feature in &manifest.features {

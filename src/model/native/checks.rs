@@ -1,6 +1,8 @@
 //! Load-time checks of a native model's parameters (see [`NativeModel::check_consistency`]).
 
-use super::{Estimator, InputEncoding, NativeModel, Tree};
+use super::{
+    Estimator, InputEncoding, NativeModel, NativeRegressor, Preprocessor, Regressor, Tree,
+};
 
 /// How far a tree node's class shares may sum from 1 (they are ratios of row counts, so only
 /// rounding separates them from 1).
@@ -26,20 +28,87 @@ impl NativeModel {
     /// refused on load with the reason instead of failing, or answering nonsense, at predict
     /// time.
     pub fn check_consistency(&self) -> Result<(), String> {
-        let p = &self.preprocessor;
-        let width = p.width();
-        let encoded: usize = p.inputs.iter().map(InputEncoding::width).sum();
+        let width = self.preprocessor.check_consistency()?;
+        ensure(self.n_classes >= 2, "fewer than two classes")?;
+        self.estimator.check_consistency(width, self.n_classes)
+    }
+}
+
+impl NativeRegressor {
+    /// As [`NativeModel::check_consistency`], for a model that predicts a number: sizes agree,
+    /// indexes are in range and every parameter is finite.
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let width = self.preprocessor.check_consistency()?;
+        match &self.regressor {
+            Regressor::LinearRegression {
+                coefficients,
+                intercept,
+            } => {
+                ensure(
+                    coefficients.len() == width,
+                    "linear coefficients disagree with the model width",
+                )?;
+                ensure(
+                    all_finite(coefficients) && intercept.is_finite(),
+                    "linear coefficient is not finite",
+                )
+            }
+            Regressor::DecisionTree(tree) => tree.check_values(width),
+            Regressor::RandomForest(trees) => {
+                ensure(!trees.is_empty(), "random forest without trees")?;
+                trees.iter().try_for_each(|tree| tree.check_values(width))
+            }
+            Regressor::KNearestNeighbors {
+                k, points, targets, ..
+            } => {
+                ensure(
+                    *k > 0 && !targets.is_empty() && points.len() == targets.len() * width,
+                    "nearest-neighbour points disagree with the model size",
+                )?;
+                ensure(
+                    all_finite(points) && all_finite(targets),
+                    "nearest-neighbour point or target is not finite",
+                )
+            }
+            Regressor::SupportVectorMachine {
+                gamma,
+                support_vectors,
+                dual_coef,
+                intercept,
+            } => {
+                ensure(
+                    gamma.is_finite() && *gamma > 0.0,
+                    "SVM gamma must be positive",
+                )?;
+                ensure(
+                    support_vectors.len() == dual_coef.len() * width,
+                    "support vectors disagree with the model width",
+                )?;
+                ensure(
+                    all_finite(support_vectors) && all_finite(dual_coef) && intercept.is_finite(),
+                    "SVM coefficient is not finite",
+                )
+            }
+        }
+    }
+}
+
+impl Preprocessor {
+    /// Checks the encodings and the scaler agree in size and hold usable values; returns the
+    /// number of model columns.
+    fn check_consistency(&self) -> Result<usize, String> {
+        let width = self.width();
+        let encoded: usize = self.inputs.iter().map(InputEncoding::width).sum();
         ensure(
-            width > 0 && encoded == width && p.scale.len() == width,
+            width > 0 && encoded == width && self.scale.len() == width,
             "preprocessor sizes disagree",
         )?;
         ensure(
-            p.mean.iter().all(|m| m.is_finite())
-                && p.scale.iter().all(|s| s.is_finite() && *s > 0.0),
+            self.mean.iter().all(|m| m.is_finite())
+                && self.scale.iter().all(|s| s.is_finite() && *s > 0.0),
             "scaler holds a non-finite or non-positive value",
         )?;
-        ensure(self.n_classes >= 2, "fewer than two classes")?;
-        self.estimator.check_consistency(width, self.n_classes)
+        Ok(width)
     }
 }
 
@@ -53,25 +122,37 @@ fn ensure(condition: bool, message: &str) -> Result<(), String> {
 
 impl Tree {
     fn check_consistency(&self, width: usize, n_classes: usize) -> Result<(), String> {
-        let n = self.left.len();
-        ensure(
-            n > 0 && self.right.len() == n && self.feature.len() == n && self.threshold.len() == n,
-            "tree arrays disagree in length",
-        )?;
-        ensure(
-            self.value.len() == n * n_classes,
-            "tree values disagree with the node count",
-        )?;
-        ensure(
-            self.threshold.iter().all(|t| !t.is_nan()),
-            "tree threshold is not a number",
-        )?;
+        self.check_structure(width, n_classes)?;
         for shares in self.value.chunks_exact(n_classes) {
             ensure(
                 is_distribution(shares, SHARE_TOLERANCE),
                 "tree node class shares are not probabilities summing to 1",
             )?;
         }
+        Ok(())
+    }
+
+    /// A regression tree's checks: one finite value a node.
+    fn check_values(&self, width: usize) -> Result<(), String> {
+        self.check_structure(width, 1)?;
+        ensure(all_finite(&self.value), "tree node value is not finite")
+    }
+
+    /// Sizes, thresholds and child indexes, with `per_node` values a node.
+    fn check_structure(&self, width: usize, per_node: usize) -> Result<(), String> {
+        let n = self.left.len();
+        ensure(
+            n > 0 && self.right.len() == n && self.feature.len() == n && self.threshold.len() == n,
+            "tree arrays disagree in length",
+        )?;
+        ensure(
+            self.value.len() == n * per_node,
+            "tree values disagree with the node count",
+        )?;
+        ensure(
+            self.threshold.iter().all(|t| !t.is_nan()),
+            "tree threshold is not a number",
+        )?;
         for node in 0..n {
             let (left, right) = (self.left[node], self.right[node]);
             if left == Self::LEAF || right == Self::LEAF {

@@ -1,8 +1,26 @@
 //! Models that predict a number: their fitted parameters and the inference code that runs
 //! them on a preprocessed row (the columns [`super::Preprocessor`] makes).
 
-use super::{KnnWeights, Tree, dot, squared_distance};
+use super::{FeatureValue, KnnWeights, ModelError, Preprocessor, Tree, dot, squared_distance};
 use serde::{Deserialize, Serialize};
+
+/// A complete native model that predicts a number: preprocessing and the fitted regressor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NativeRegressor {
+    /// Encoding and scaling of the raw features.
+    pub preprocessor: Preprocessor,
+    /// The fitted regressor, working on preprocessed columns.
+    pub regressor: Regressor,
+}
+
+impl NativeRegressor {
+    /// The predicted value of one raw row (validated against the schema).
+    pub fn predict(&self, row: &[FeatureValue]) -> Result<f64, ModelError> {
+        let mut encoded = Vec::with_capacity(self.preprocessor.width());
+        self.preprocessor.encode_into(row, &mut encoded)?;
+        Ok(self.regressor.predict(&encoded))
+    }
+}
 
 /// The fitted parameters of each regression algorithm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -82,6 +82,12 @@ pub fn fit(
         AlgorithmParams::NaiveBayes { var_smoothing } => {
             naive_bayes::fit(x, y, n_classes, *var_smoothing)
         }
+        AlgorithmParams::LinearRegression { .. } => {
+            return Err(TrainError::Parameter(
+                "linear-regression predicts a number; for classes use logistic-regression"
+                    .to_string(),
+            ));
+        }
     };
     Ok(estimator)
 }

@@ -2,25 +2,7 @@
 //! them: `r2_score`, `root_mean_squared_error`, `mean_absolute_error`,
 //! `mean_absolute_percentage_error` and `median_absolute_error`.
 
-use serde::{Deserialize, Serialize};
-
-/// The regression metrics of one set of predictions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegressionMetrics {
-    /// Coefficient of determination, `1 − SS_res / SS_tot`; when the true values are all equal,
-    /// 1 for exact predictions and 0 otherwise (scikit-learn's `force_finite`).
-    pub r2: f64,
-    /// Root mean squared error, in the target's unit.
-    pub rmse: f64,
-    /// Mean absolute error, in the target's unit.
-    pub mae: f64,
-    /// Mean absolute percentage error, as a fraction (0.1 is 10%); `None` when a true value
-    /// is 0, where it is undefined (scikit-learn divides by machine epsilon instead, which
-    /// gives a meaningless, huge number).
-    pub mape: Option<f64>,
-    /// Median of the absolute errors, in the target's unit.
-    pub median_absolute_error: f64,
-}
+pub use crate::model::RegressionMetrics;
 
 impl RegressionMetrics {
     /// The metrics of `predicted` against `actual` (same length, at least one).

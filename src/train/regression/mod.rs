@@ -3,9 +3,16 @@
 //! squared error, k-nearest neighbours averaging their neighbours' targets and ε-SVR; each returns
 //! the compact [`Regressor`] the artifact keeps.
 
+mod card;
 pub mod linear;
 pub mod metrics;
+mod pipeline;
 pub mod svr;
+
+pub use pipeline::{
+    RegressionCrossValidation, RegressionEvaluation, RegressionMetricsFile, TrainedRegressor,
+    target_schema, train_regressor,
+};
 
 use super::algorithms::svm::scale_gamma;
 use super::algorithms::tree::{self, Targets, TreeLimits};
@@ -15,7 +22,7 @@ use crate::train::preprocess::Matrix;
 pub use metrics::RegressionMetrics;
 
 /// Fits the regression form of the algorithm `params` describe, on standardized columns `x`
-/// and one finite target per row. Linear least squares is [`linear::fit`].
+/// and one finite target per row.
 ///
 /// Errors: an algorithm without a regression form (logistic regression and naive Bayes are
 /// classifiers by construction), or targets that are not one finite number per row.
@@ -96,6 +103,7 @@ pub fn fit(
             };
             svr::fit(x, y, *c, gamma, svr::DEFAULT_EPSILON)
         }
+        AlgorithmParams::LinearRegression { alpha } => linear::fit(x, y, *alpha)?,
         AlgorithmParams::LogisticRegression { .. } | AlgorithmParams::NaiveBayes { .. } => {
             return Err(TrainError::Parameter(format!(
                 "{} has no regression form; for a number use one of: {}",
@@ -105,6 +113,14 @@ pub fn fit(
         }
     };
     Ok(regressor)
+}
+
+/// How many progress steps fitting takes (a forest's trees), for the progress bar.
+pub fn progress_steps(params: &AlgorithmParams) -> u64 {
+    match params {
+        AlgorithmParams::RandomForest { n_trees, .. } => *n_trees as u64,
+        _ => 0,
+    }
 }
 
 /// The algorithms that can predict a number.

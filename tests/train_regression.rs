@@ -1,0 +1,173 @@
+//! Training a model that predicts a number, through the library: the diabetes data, every
+//! regression algorithm, the artifact written and read back, and the card. (The command line
+//! and the server take regression models in a later step of issue 14; until then the server
+//! refuses to load one, with its reason, which is tested here too.)
+
+use mlserve::data::{BundledDataset, load_bundled};
+use mlserve::model::native::Regressor;
+use mlserve::model::repository::Repository;
+use mlserve::model::{HeldOutMetrics, Model, Task, load_version};
+use mlserve::train::regression::{RegressionMetricsFile, train_regressor};
+use mlserve::train::{Algorithm, AlgorithmParams, HyperParameterFlags, NoProgress, TrainOptions};
+
+fn options(algorithm: Algorithm, cv: Option<usize>) -> TrainOptions {
+    TrainOptions {
+        params: AlgorithmParams::from_flags_for(
+            Task::Regression,
+            algorithm,
+            &HyperParameterFlags::default(),
+        )
+        .unwrap(),
+        test_size: 0.2,
+        seed: 42,
+        cv,
+    }
+}
+
+#[test]
+fn every_regression_algorithm_writes_a_model_that_reproduces_its_held_out_predictions() {
+    let data = load_bundled(BundledDataset::Diabetes);
+    let models = tempfile::tempdir().unwrap();
+    // The lowest held-out R² each may have on this split (seed 42) with its defaults. On the
+    // same rows scikit-learn's LinearRegression gets 0.352 and RandomForestRegressor 0.25-0.28
+    // across seeds (ours: 0.267); an unlimited tree overfits diabetes and does worse than the
+    // mean; the SVR with C 1 is held close to flat.
+    for (algorithm, least_r2) in [
+        (Algorithm::LinearRegression, 0.3),
+        (Algorithm::DecisionTree, -1.0),
+        (Algorithm::RandomForest, 0.2),
+        (Algorithm::Knn, 0.2),
+        (Algorithm::Svm, 0.05),
+    ] {
+        let trained = train_regressor(&data, &options(algorithm, None), &NoProgress).unwrap();
+        let name = algorithm.cli_name().replace('-', "_");
+        let (version, dir) = trained.save(models.path(), &name).unwrap();
+        assert_eq!(version, 1);
+
+        let artifact = load_version(&dir).unwrap();
+        let manifest = &artifact.manifest;
+        assert_eq!(manifest.task, Task::Regression);
+        assert!(manifest.labels.is_empty());
+        let target = manifest.target.as_ref().unwrap();
+        assert_eq!(target.name, "disease_progression");
+        assert!(target.min <= target.quartiles[0] && target.quartiles[2] <= target.max);
+        let Model::NativeRegressor(model) = &artifact.model else {
+            panic!("{name}: a native regressor expected")
+        };
+
+        // metrics.json: the held-out rows' predictions, which the stored model reproduces.
+        let metrics: RegressionMetricsFile =
+            serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(metrics.split.test_rows.len(), 88);
+        for (i, &row) in metrics.split.test_rows.iter().enumerate() {
+            let values: Vec<mlserve::model::FeatureValue> = data
+                .columns
+                .iter()
+                .map(|column| match &column.values {
+                    mlserve::data::ColumnValues::Numeric(v) => {
+                        mlserve::model::FeatureValue::Number(v[row])
+                    }
+                    mlserve::data::ColumnValues::Text(_) => unreachable!("diabetes is numeric"),
+                })
+                .collect();
+            let predicted = model.predict(&values).unwrap();
+            assert_eq!(
+                predicted, metrics.evaluation.test_predicted[i],
+                "{name} row {row}"
+            );
+        }
+        let Some(HeldOutMetrics::Regression(summary)) = &manifest.metrics else {
+            panic!("{name}: regression metrics expected in the manifest")
+        };
+        assert_eq!(summary, &metrics.evaluation.metrics);
+        assert!(
+            summary.r2 > least_r2 && summary.r2 < 0.7,
+            "{name}: R² {}",
+            summary.r2
+        );
+        assert!(summary.mape.is_some(), "no true value of diabetes is 0");
+
+        let card = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        assert!(card.contains("aria-label=\"predicted against true values\""));
+        assert!(card.contains("aria-label=\"histogram of residuals\""));
+        assert!(card.contains(&format!("{:.4}", summary.rmse)));
+        assert!(card.contains("disease_progression"));
+    }
+}
+
+#[test]
+fn a_regression_forest_tries_every_column_as_scikit_learn_does() {
+    let params = options(Algorithm::RandomForest, None).params;
+    let AlgorithmParams::RandomForest { max_features, .. } = params else {
+        panic!("forest parameters expected")
+    };
+    assert_eq!(max_features, mlserve::train::MaxFeatures::All);
+}
+
+#[test]
+fn least_squares_cross_validate_on_the_training_split() {
+    let data = load_bundled(BundledDataset::Diabetes);
+    let trained = train_regressor(
+        &data,
+        &options(Algorithm::LinearRegression, Some(5)),
+        &NoProgress,
+    )
+    .unwrap();
+    let Regressor::LinearRegression { coefficients, .. } = &trained.model.regressor else {
+        panic!("linear coefficients expected")
+    };
+    assert_eq!(coefficients.len(), 10);
+    let cv = trained.metrics.cv.as_ref().unwrap();
+    assert_eq!(cv.r2.folds.len(), 5);
+    assert!(cv.r2.mean > 0.3 && cv.r2.mean < 0.6, "CV R² {}", cv.r2.mean);
+    assert!(
+        cv.rmse
+            .folds
+            .iter()
+            .all(|rmse| *rmse > 40.0 && *rmse < 70.0)
+    );
+}
+
+#[test]
+fn classifiers_and_class_targets_are_refused_with_the_reason() {
+    let diabetes = load_bundled(BundledDataset::Diabetes);
+    let error = train_regressor(
+        &diabetes,
+        &options(Algorithm::LogisticRegression, None),
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "logistic-regression has no regression form; for a number use one of: \
+         linear-regression, decision-tree, random-forest, knn, svm"
+    );
+    let iris = load_bundled(BundledDataset::Iris);
+    let error = train_regressor(&iris, &options(Algorithm::Knn, None), &NoProgress).unwrap_err();
+    assert!(error.to_string().contains("holds classes"), "{error}");
+    let error = mlserve::train::train(
+        &diabetes,
+        &options(Algorithm::LinearRegression, None),
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("a classifier needs classes"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_server_does_not_load_a_regression_model_yet_and_says_why() {
+    let data = load_bundled(BundledDataset::Diabetes);
+    let models = tempfile::tempdir().unwrap();
+    let trained = train_regressor(&data, &options(Algorithm::Knn, None), &NoProgress).unwrap();
+    trained.save(models.path(), "diabetes").unwrap();
+    let report = Repository::new(models.path()).reload_all(false);
+    assert!(report.loaded.is_empty());
+    assert_eq!(report.failed.len(), 1);
+    assert!(
+        report.failed[0].contains("predicts a number (task = \"regression\")"),
+        "{report:?}"
+    );
+}
