@@ -105,6 +105,34 @@ fn a_regression_forest_tries_every_column_as_scikit_learn_does() {
 }
 
 #[test]
+fn an_svr_records_its_tube_and_a_classifier_refuses_one() {
+    let AlgorithmParams::Svm { epsilon, .. } = options(Algorithm::Svm, None).params else {
+        panic!("SVM parameters expected")
+    };
+    assert_eq!(epsilon, Some(0.1), "scikit-learn's SVR default");
+    let flags = HyperParameterFlags {
+        epsilon: Some(0.5),
+        ..Default::default()
+    };
+    let error = AlgorithmParams::from_flags(Algorithm::Svm, &flags).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "--epsilon does not apply to svm; its flags are: --c, --gamma"
+    );
+    let negative = HyperParameterFlags {
+        epsilon: Some(-1.0),
+        ..Default::default()
+    };
+    let error =
+        AlgorithmParams::from_flags_for(Task::Regression, Algorithm::Svm, &negative).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("--epsilon must be zero or a positive number")
+    );
+}
+
+#[test]
 fn least_squares_cross_validate_on_the_training_split() {
     let data = load_bundled(BundledDataset::Diabetes);
     let trained = train_regressor(

@@ -208,6 +208,10 @@ pub enum AlgorithmParams {
         c: f64,
         /// RBF kernel width.
         gamma: Gamma,
+        /// Regression only (ε-SVR): the half-width of the tube in which errors cost nothing,
+        /// in the target's unit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epsilon: Option<f64>,
     },
     /// Gaussian naive Bayes.
     NaiveBayes {

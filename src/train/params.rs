@@ -44,6 +44,10 @@ pub struct HyperParameterFlags {
     /// regression models are served (issue 14).
     #[arg(long, value_name = "ALPHA", allow_negative_numbers = true, hide = true)]
     pub alpha: Option<f64>,
+    /// Half-width of the tube in which errors cost nothing, in the target's unit (svm, for
+    /// regression) [default: 0.1]. Hidden until regression models are served (issue 14).
+    #[arg(long, value_name = "EPS", allow_negative_numbers = true, hide = true)]
+    pub epsilon: Option<f64>,
 }
 
 impl HyperParameterFlags {
@@ -61,6 +65,7 @@ impl HyperParameterFlags {
             ("--gamma", self.gamma.is_some()),
             ("--var-smoothing", self.var_smoothing.is_some()),
             ("--alpha", self.alpha.is_some()),
+            ("--epsilon", self.epsilon.is_some()),
         ];
         flags
             .into_iter()
@@ -116,6 +121,8 @@ impl AlgorithmParams {
             Algorithm::Svm => AlgorithmParams::Svm {
                 c: flags.c.unwrap_or(1.0),
                 gamma: flags.gamma.unwrap_or(Gamma::Scale),
+                // scikit-learn's SVR default.
+                epsilon: (task == Task::Regression).then(|| flags.epsilon.unwrap_or(0.1)),
             },
             Algorithm::NaiveBayes => AlgorithmParams::NaiveBayes {
                 var_smoothing: flags.var_smoothing.unwrap_or(1e-9),
@@ -154,7 +161,8 @@ impl AlgorithmParams {
                 &["--max-depth", "--min-samples-split", "--min-samples-leaf"]
             }
             AlgorithmParams::Knn { .. } => &["--k", "--weights"],
-            AlgorithmParams::Svm { .. } => &["--c", "--gamma"],
+            AlgorithmParams::Svm { epsilon: None, .. } => &["--c", "--gamma"],
+            AlgorithmParams::Svm { .. } => &["--c", "--gamma", "--epsilon"],
             AlgorithmParams::NaiveBayes { .. } => &["--var-smoothing"],
             AlgorithmParams::LinearRegression { .. } => &["--alpha"],
         }
@@ -170,8 +178,23 @@ impl AlgorithmParams {
             }
         };
         match self {
-            AlgorithmParams::LogisticRegression { c } | AlgorithmParams::Svm { c, .. } => {
-                positive("--c", *c)
+            AlgorithmParams::LogisticRegression { c }
+            | AlgorithmParams::Svm {
+                c, epsilon: None, ..
+            } => positive("--c", *c),
+            AlgorithmParams::Svm {
+                c,
+                epsilon: Some(epsilon),
+                ..
+            } => {
+                positive("--c", *c)?;
+                if epsilon.is_finite() && *epsilon >= 0.0 {
+                    Ok(())
+                } else {
+                    bad(format!(
+                        "--epsilon must be zero or a positive number, got {epsilon}"
+                    ))
+                }
             }
             AlgorithmParams::RandomForest {
                 n_trees,

@@ -71,7 +71,7 @@ pub fn fit(
             points: x.data.clone(),
             classes: y.iter().map(|&class| class as u32).collect(),
         },
-        AlgorithmParams::Svm { c, gamma } => {
+        AlgorithmParams::Svm { c, gamma, .. } => {
             let gamma = match gamma {
                 Gamma::Scale => svm::scale_gamma(x),
                 Gamma::Auto => 1.0 / x.cols.max(1) as f64,

@@ -95,13 +95,13 @@ pub fn fit(
             points: x.data.clone(),
             targets: y.to_vec(),
         },
-        AlgorithmParams::Svm { c, gamma } => {
+        AlgorithmParams::Svm { c, gamma, epsilon } => {
             let gamma = match gamma {
                 Gamma::Scale => scale_gamma(x),
                 Gamma::Auto => 1.0 / x.cols.max(1) as f64,
                 Gamma::Value(value) => *value,
             };
-            svr::fit(x, y, *c, gamma, svr::DEFAULT_EPSILON)
+            svr::fit(x, y, *c, gamma, epsilon.unwrap_or(svr::DEFAULT_EPSILON))
         }
         AlgorithmParams::LinearRegression { alpha } => linear::fit(x, y, *alpha)?,
         AlgorithmParams::LogisticRegression { .. } | AlgorithmParams::NaiveBayes { .. } => {

@@ -243,6 +243,7 @@ fn held_out_r2_is_within_003_of_scikit_learn() {
     let svr = AlgorithmParams::Svm {
         c: 100.0,
         gamma: crate::train::Gamma::Scale,
+        epsilon: None,
     };
     let cases: [(&str, Option<AlgorithmParams>, f64); 5] = [
         ("linear regression", None, 0.5552372891452861),
@@ -365,6 +366,7 @@ fn epsilon_svr_matches_svr() {
         let params = AlgorithmParams::Svm {
             c,
             gamma: crate::train::Gamma::Scale,
+            epsilon: None,
         };
         let svr = fit(&params, &x, &y, 0, &NoProgress).unwrap();
         assert_close(&predictions(&svr, &first_five), &want, 1e-4);
