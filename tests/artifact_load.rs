@@ -108,6 +108,25 @@ fn a_broken_manifest_is_refused_with_the_reason() {
 }
 
 #[test]
+fn a_classifier_whose_manifest_describes_a_regression_target_is_refused() {
+    let models = tempfile::tempdir().unwrap();
+    let dir = write_model(models.path());
+    let mut manifest = std::fs::read_to_string(dir.join("model.toml")).unwrap();
+    manifest.push_str(
+        "\n[target]\nname = \"y\"\nmin = 0.0\nmax = 1.0\nmean = 0.5\nstd = 0.1\n\
+         quartiles = [0.25, 0.5, 0.75]\n",
+    );
+    std::fs::write(dir.join("model.toml"), manifest).unwrap();
+    let error = load_version(&dir).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("a classifier's manifest has no [target] and classification metrics"),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_missing_model_file_is_an_io_error_naming_it() {
     let models = tempfile::tempdir().unwrap();
     let dir = write_model(models.path());

@@ -28,16 +28,18 @@ fn options(algorithm: Algorithm, cv: Option<usize>) -> TrainOptions {
 fn every_regression_algorithm_writes_a_model_that_reproduces_its_held_out_predictions() {
     let data = load_bundled(BundledDataset::Diabetes);
     let models = tempfile::tempdir().unwrap();
-    // The lowest held-out R² each may have on this split (seed 42) with its defaults. On the
-    // same rows scikit-learn's LinearRegression gets 0.352 and RandomForestRegressor 0.25-0.28
-    // across seeds (ours: 0.267); an unlimited tree overfits diabetes and does worse than the
-    // mean; the SVR with C 1 is held close to flat.
+    // The lowest held-out R² each may have on this split (seed 42, 89 rows held out) with its
+    // defaults. On the same rows, scikit-learn's StandardScaler pipelines get: LinearRegression
+    // 0.353, KNeighborsRegressor 0.363 and SVR 0.187, as ours; RandomForestRegressor
+    // 0.26-0.30 across seeds (ours 0.256); an unlimited DecisionTreeRegressor -0.23 to -0.49
+    // (ours -0.60: an unlimited tree overfits diabetes, and which of several equal splits it
+    // takes differs).
     for (algorithm, least_r2) in [
         (Algorithm::LinearRegression, 0.3),
         (Algorithm::DecisionTree, -1.0),
         (Algorithm::RandomForest, 0.2),
-        (Algorithm::Knn, 0.2),
-        (Algorithm::Svm, 0.05),
+        (Algorithm::Knn, 0.3),
+        (Algorithm::Svm, 0.1),
     ] {
         let trained = train_regressor(&data, &options(algorithm, None), &NoProgress).unwrap();
         let name = algorithm.cli_name().replace('-', "_");
@@ -58,7 +60,11 @@ fn every_regression_algorithm_writes_a_model_that_reproduces_its_held_out_predic
         // metrics.json: the held-out rows' predictions, which the stored model reproduces.
         let metrics: RegressionMetricsFile =
             serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
-        assert_eq!(metrics.split.test_rows.len(), 88);
+        assert_eq!(
+            metrics.split.test_rows.len(),
+            89,
+            "scikit-learn rounds up: 442 × 0.2 = 88.4"
+        );
         for (i, &row) in metrics.split.test_rows.iter().enumerate() {
             let values: Vec<mlserve::model::FeatureValue> = data
                 .columns

@@ -115,9 +115,10 @@ fn infer_task(table: &Table, index: usize) -> (Task, String) {
             format!("the target '{column}' {reason}: classification"),
         );
     }
+    // 0.0 and 1.0 are whole too (scikit-learn's type_of_target calls them binary).
     let whole = cells
         .iter()
-        .all(|cell| parse_numeric(cell, ColumnKind::Integer).is_some());
+        .all(|cell| parse_finite(cell).is_some_and(|v| v.fract() == 0.0));
     if whole && distinct.len() <= MAX_INFERRED_CLASSES {
         return (
             Task::Classification,
@@ -454,6 +455,8 @@ mod tests {
         );
         let few_whole = load_as("x,y\n1,3\n2,1\n3,3\n", None).unwrap();
         assert_eq!(few_whole.target.task(), Task::Classification);
+        let written_as_floats = load_as("x,y\n1,0.0\n2,1.0\n3,1.0\n", None).unwrap();
+        assert_eq!(written_as_floats.target.task(), Task::Classification);
         let booleans = load_as("x,y\n1,true\n2,false\n", None).unwrap();
         assert!(booleans.task_reason.unwrap().contains("true and false"));
         let many: String = (0..=MAX_INFERRED_CLASSES)

@@ -102,15 +102,31 @@ pub fn stratified_kfold(
         .collect())
 }
 
-/// Splits rows `0..n_rows` into (train, test) at random, as scikit-learn's
-/// `train_test_split(shuffle=True)` does (for a target that is a number). Both lists come back
-/// sorted.
+/// Splits rows `0..n_rows` into (train, test) at random, holding out `ceil(test_size ×
+/// n_rows)` rows as scikit-learn's `train_test_split(shuffle=True)` does (for a target that is
+/// a number). Both lists come back sorted.
 pub fn shuffled_split(
     n_rows: usize,
     test_size: f64,
     seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>), DataError> {
-    stratified_split(&vec![0; n_rows], 1, test_size, seed)
+    if !(test_size > 0.0 && test_size < 1.0) {
+        return Err(DataError::Split(format!(
+            "--test-size must be between 0 and 1 (exclusive), got {test_size}"
+        )));
+    }
+    let n_test = ((n_rows as f64) * test_size).ceil() as usize;
+    if n_test >= n_rows {
+        return Err(DataError::Split(format!(
+            "a test size of {test_size} leaves no rows to train on ({n_rows} rows in all)"
+        )));
+    }
+    let mut rows: Vec<usize> = (0..n_rows).collect();
+    rows.shuffle(&mut StdRng::seed_from_u64(seed));
+    let (mut test, mut train) = (rows[..n_test].to_vec(), rows[n_test..].to_vec());
+    train.sort_unstable();
+    test.sort_unstable();
+    Ok((train, test))
 }
 
 /// Partitions `rows` into `k` folds at random (scikit-learn's `KFold(shuffle=True)`), and
@@ -181,6 +197,13 @@ mod tests {
     fn shuffled_splits_and_folds_cover_every_row_once() {
         let (train, test) = shuffled_split(100, 0.25, 4).unwrap();
         assert_eq!(test.len(), 25);
+        // scikit-learn rounds the held-out rows up: 442 × 0.2 = 88.4 → 89.
+        assert_eq!(shuffled_split(442, 0.2, 4).unwrap().1.len(), 89);
+        assert!(
+            shuffled_split(1, 0.5, 4).is_err(),
+            "nothing left to train on"
+        );
+        assert!(shuffled_split(10, 1.0, 4).is_err());
         let mut all: Vec<_> = train.iter().chain(&test).copied().collect();
         all.sort_unstable();
         assert_eq!(all, (0..100).collect::<Vec<_>>());

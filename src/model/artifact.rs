@@ -359,6 +359,16 @@ pub fn load_version(dir: &Path) -> Result<Artifact, ArtifactError> {
 /// Decodes `model.bin` and checks it against the manifest.
 fn load_native(manifest: &Manifest, bytes: &[u8]) -> Result<NativeModel, String> {
     let model = decode_model(bytes)?;
+    if manifest.target.is_some()
+        || matches!(
+            manifest.metrics,
+            Some(super::manifest::HeldOutMetrics::Regression(_))
+        )
+    {
+        return Err(
+            "a classifier's manifest has no [target] and classification metrics".to_string(),
+        );
+    }
     if model.n_classes != manifest.labels.len()
         || model.preprocessor.inputs.len() != manifest.features.len()
     {
@@ -378,7 +388,13 @@ fn load_native(manifest: &Manifest, bytes: &[u8]) -> Result<NativeModel, String>
 /// the target described, the inputs matching the features.
 fn load_regressor(manifest: &Manifest, bytes: &[u8]) -> Result<NativeRegressor, String> {
     let model = decode_regressor(bytes)?;
-    if !manifest.labels.is_empty() || manifest.target.is_none() {
+    if !manifest.labels.is_empty()
+        || manifest.target.is_none()
+        || matches!(
+            manifest.metrics,
+            Some(super::manifest::HeldOutMetrics::Classification(_))
+        )
+    {
         return Err(
             "a regression model's manifest has no labels and describes its [target]".to_string(),
         );

@@ -71,6 +71,13 @@ pub fn fit(
             points: x.data.clone(),
             classes: y.iter().map(|&class| class as u32).collect(),
         },
+        AlgorithmParams::Svm {
+            epsilon: Some(_), ..
+        } => {
+            return Err(TrainError::Parameter(
+                "epsilon is the regression SVM's tube width; a classifier has none".to_string(),
+            ));
+        }
         AlgorithmParams::Svm { c, gamma, .. } => {
             let gamma = match gamma {
                 Gamma::Scale => svm::scale_gamma(x),

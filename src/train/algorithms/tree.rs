@@ -81,7 +81,13 @@ impl TreeBuilder<'_> {
     fn is_pure(&self, samples: &[usize]) -> bool {
         match self.targets {
             Targets::Classes { y, .. } => samples.iter().all(|&s| y[s] == y[samples[0]]),
-            Targets::Values(y) => samples.iter().all(|&s| y[s] == y[samples[0]]),
+            // As scikit-learn: a node whose squared error is within machine epsilon is a leaf.
+            Targets::Values(y) => {
+                let n = samples.len().max(1) as f64;
+                let mean = samples.iter().map(|&s| y[s]).sum::<f64>() / n;
+                let error = samples.iter().map(|&s| (y[s] - mean).powi(2)).sum::<f64>() / n;
+                error <= f64::EPSILON
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! Least squares with an optional L2 penalty, solved through the eigen-decomposition of the
-//! centred Gram matrix: the minimum-norm solution when columns are collinear (one-hot columns
+//! centred Gram matrix (the decomposition is smartcore's; the solution and its rank cut-off
+//! are ours): the minimum-norm solution when columns are collinear (one-hot columns
 //! always are, beside the intercept), as scikit-learn's `LinearRegression` (LAPACK `gelsd`)
 //! gives; with `alpha > 0` it is scikit-learn's `Ridge` objective `|y − Xw|² + alpha·|w|²`.
 
@@ -60,7 +61,7 @@ pub fn fit(x: &Matrix, y: &[f64], alpha: f64) -> Result<Regressor, TrainError> {
             "linear regression: the data has values too large to fit".to_string(),
         ));
     }
-    let (eigenvalues, eigenvectors) = symmetric_eigen(gram, p);
+    let (eigenvalues, eigenvectors) = symmetric_eigen(gram, p)?;
     let largest = eigenvalues.iter().copied().fold(0.0, f64::max);
     let mut coefficients = vec![0.0; p];
     for (k, &lambda) in eigenvalues.iter().enumerate() {
@@ -85,56 +86,25 @@ pub fn fit(x: &Matrix, y: &[f64], alpha: f64) -> Result<Regressor, TrainError> {
     })
 }
 
-/// Eigenvalues and eigenvectors of a symmetric `p × p` matrix (row-major) by cyclic Jacobi
-/// rotations (Golub & Van Loan, Matrix Computations, §8.5): the eigenvectors are the columns
-/// of the returned row-major matrix.
-fn symmetric_eigen(mut a: Vec<f64>, p: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut v = vec![0.0; p * p];
+/// Eigenvalues and eigenvectors of a symmetric `p × p` matrix (row-major), by Householder
+/// tridiagonalisation and the implicit QL method (smartcore's `evd`, a port of JAMA's
+/// `tred2`/`tql2`; O(p³)): the eigenvectors are the columns of the returned row-major matrix.
+fn symmetric_eigen(a: Vec<f64>, p: usize) -> Result<(Vec<f64>, Vec<f64>), TrainError> {
+    use smartcore::linalg::basic::arrays::Array;
+    use smartcore::linalg::basic::matrix::DenseMatrix;
+    use smartcore::linalg::traits::evd::EVDDecomposable;
+    let failed = |error: smartcore::error::Failed| {
+        TrainError::Fit(format!(
+            "linear regression: eigen-decomposition failed: {error}"
+        ))
+    };
+    let matrix = DenseMatrix::new(p, p, a, false).map_err(failed)?;
+    let evd = matrix.evd(true).map_err(failed)?;
+    let mut vectors = vec![0.0; p * p];
     for i in 0..p {
-        v[i * p + i] = 1.0;
-    }
-    let total: f64 = a.iter().map(|x| x * x).sum();
-    for _sweep in 0..64 {
-        let off: f64 = (0..p)
-            .flat_map(|i| (0..p).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i * p + j] * a[i * p + j])
-            .sum();
-        if off <= total * 1e-30 {
-            break;
-        }
-        for i in 0..p {
-            for j in i + 1..p {
-                rotate(&mut a, &mut v, p, i, j);
-            }
+        for k in 0..p {
+            vectors[i * p + k] = *evd.V.get((i, k));
         }
     }
-    ((0..p).map(|i| a[i * p + i]).collect(), v)
-}
-
-/// One Jacobi rotation that zeroes `a[i][j]` (Golub & Van Loan's `sym.schur2`), applied to
-/// both sides of `a` and accumulated into `v`.
-fn rotate(a: &mut [f64], v: &mut [f64], p: usize, i: usize, j: usize) {
-    let aij = a[i * p + j];
-    if aij == 0.0 {
-        return;
-    }
-    let tau = (a[j * p + j] - a[i * p + i]) / (2.0 * aij);
-    let t = if tau >= 0.0 { 1.0 } else { -1.0 } / (tau.abs() + (1.0 + tau * tau).sqrt());
-    let c = 1.0 / (1.0 + t * t).sqrt();
-    let s = t * c;
-    for k in 0..p {
-        let (aki, akj) = (a[k * p + i], a[k * p + j]);
-        a[k * p + i] = c * aki - s * akj;
-        a[k * p + j] = s * aki + c * akj;
-    }
-    for k in 0..p {
-        let (aik, ajk) = (a[i * p + k], a[j * p + k]);
-        a[i * p + k] = c * aik - s * ajk;
-        a[j * p + k] = s * aik + c * ajk;
-    }
-    for k in 0..p {
-        let (vki, vkj) = (v[k * p + i], v[k * p + j]);
-        v[k * p + i] = c * vki - s * vkj;
-        v[k * p + j] = s * vki + c * vkj;
-    }
+    Ok((evd.d, vectors))
 }

@@ -96,12 +96,18 @@ pub fn fit(
             targets: y.to_vec(),
         },
         AlgorithmParams::Svm { c, gamma, epsilon } => {
+            let epsilon = epsilon.unwrap_or(svr::DEFAULT_EPSILON);
+            if !(epsilon.is_finite() && epsilon >= 0.0) {
+                return Err(TrainError::Parameter(format!(
+                    "epsilon must be zero or a positive number, got {epsilon}"
+                )));
+            }
             let gamma = match gamma {
                 Gamma::Scale => scale_gamma(x),
                 Gamma::Auto => 1.0 / x.cols.max(1) as f64,
                 Gamma::Value(value) => *value,
             };
-            svr::fit(x, y, *c, gamma, epsilon.unwrap_or(svr::DEFAULT_EPSILON))
+            svr::fit(x, y, *c, gamma, epsilon)
         }
         AlgorithmParams::LinearRegression { alpha } => linear::fit(x, y, *alpha)?,
         AlgorithmParams::LogisticRegression { .. } | AlgorithmParams::NaiveBayes { .. } => {

@@ -104,6 +104,14 @@ fn evaluate_on_rows(
     rows: &[usize],
 ) -> Result<RegressionEvaluation, TrainError> {
     let values = values_of(data)?;
+    if rows.len() < 2 {
+        // scikit-learn's R² is NaN for one row: there is no variance to explain.
+        return Err(TrainError::Parameter(format!(
+            "{} held-out row{}: R² needs at least 2; hold out more rows (--test-size) or use fewer folds",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" }
+        )));
+    }
     let x = transform(&model.preprocessor, data, rows);
     let predicted: Vec<f64> = (0..x.rows)
         .map(|i| model.regressor.predict(x.row(i)))

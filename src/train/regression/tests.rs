@@ -172,8 +172,6 @@ fn a_regression_tree_matches_decision_tree_regressor() {
     let x = standardized(&rows, &rows);
     let tree = fit(&tree_params(Some(3), 1), &x, &y, 0, &NoProgress).unwrap();
     let predicted = predictions(&tree, &x);
-    let sum: f64 = predicted.iter().sum();
-    assert!((sum - 67243.0).abs() < 1e-6, "{sum}");
     let mut leaves: Vec<f64> = predicted.iter().map(|p| (p * 1e6).round() / 1e6).collect();
     leaves.sort_by(f64::total_cmp);
     leaves.dedup();
