@@ -25,7 +25,6 @@ pub struct HyperParameterFlags {
     #[arg(long, value_name = "N")]
     pub min_samples_leaf: Option<usize>,
     /// Columns tried per split: sqrt, log2, all or a number (random-forest) [default: sqrt]
-    /// (classification; for regression all, as scikit-learn)
     #[arg(long, value_name = "HOW")]
     pub max_features: Option<MaxFeatures>,
     /// Number of neighbours (knn) [default: 5]
