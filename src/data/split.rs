@@ -18,6 +18,16 @@ fn shuffled_rows_by_class(target: &[usize], n_classes: usize, rng: &mut StdRng) 
     by_class
 }
 
+fn check_test_size(test_size: f64) -> Result<(), DataError> {
+    if test_size > 0.0 && test_size < 1.0 {
+        Ok(())
+    } else {
+        Err(DataError::Split(format!(
+            "--test-size must be between 0 and 1 (exclusive), got {test_size}"
+        )))
+    }
+}
+
 /// Splits rows into (train, test) keeping each class's share in both, as scikit-learn's
 /// `train_test_split(stratify=y)` does. Both lists come back sorted.
 pub fn stratified_split(
@@ -26,11 +36,7 @@ pub fn stratified_split(
     test_size: f64,
     seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>), DataError> {
-    if !(test_size > 0.0 && test_size < 1.0) {
-        return Err(DataError::Split(format!(
-            "--test-size must be between 0 and 1 (exclusive), got {test_size}"
-        )));
-    }
+    check_test_size(test_size)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut train = Vec::new();
     let mut test = Vec::new();
@@ -110,11 +116,7 @@ pub fn shuffled_split(
     test_size: f64,
     seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>), DataError> {
-    if !(test_size > 0.0 && test_size < 1.0) {
-        return Err(DataError::Split(format!(
-            "--test-size must be between 0 and 1 (exclusive), got {test_size}"
-        )));
-    }
+    check_test_size(test_size)?;
     let n_test = ((n_rows as f64) * test_size).ceil() as usize;
     if n_test >= n_rows {
         return Err(DataError::Split(format!(

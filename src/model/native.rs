@@ -341,6 +341,28 @@ fn knn_probabilities(
     x: &[f64],
     n_classes: usize,
 ) -> Vec<f64> {
+    let mut votes = vec![0.0; n_classes];
+    nearest_neighbours(k, weights, points, x, |index, weight| {
+        votes[classes[index] as usize] += weight;
+    });
+    let total: f64 = votes.iter().sum();
+    if total > 0.0 {
+        votes.iter_mut().for_each(|v| *v /= total);
+    }
+    votes
+}
+
+/// Calls `each(row, weight)` for each of the `k` points nearest to `x` (rows of `points`,
+/// `x.len()` wide), weighed as `weights` says. Ties on distance go to the earlier training row,
+/// so a prediction never depends on sort stability; with `Distance` weights, points at distance
+/// zero take the whole weight, as in scikit-learn.
+fn nearest_neighbours(
+    k: usize,
+    weights: KnnWeights,
+    points: &[f64],
+    x: &[f64],
+    mut each: impl FnMut(usize, f64),
+) {
     let width = x.len().max(1);
     let mut distances: Vec<(f64, usize)> = points
         .chunks_exact(width)
@@ -348,26 +370,20 @@ fn knn_probabilities(
         .map(|(index, point)| (squared_distance(point, x), index))
         .collect();
     let k = k.min(distances.len());
-    let mut votes = vec![0.0; n_classes];
     if k == 0 {
-        return votes;
+        return;
     }
-    // Ties on distance go to the earlier training row, so a prediction never depends on sort stability.
     distances.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let nearest = &distances[..k];
     let exact_matches = nearest.iter().filter(|(d, _)| *d == 0.0).count();
     for &(squared, index) in nearest {
         let weight = match weights {
             KnnWeights::Uniform => 1.0,
-            // As scikit-learn: points at distance zero take the whole vote.
             KnnWeights::Distance if exact_matches > 0 => f64::from(u8::from(squared == 0.0)),
             KnnWeights::Distance => 1.0 / squared.sqrt(),
         };
-        votes[classes[index] as usize] += weight;
+        each(index, weight);
     }
-    let total: f64 = votes.iter().sum();
-    votes.iter_mut().for_each(|v| *v /= total);
-    votes
 }
 
 fn svm_probabilities(

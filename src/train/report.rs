@@ -121,24 +121,28 @@ fn import_section(html: &mut String, manifest: &Manifest) {
 <tr><th class="l">source SHA-256</th><td class="l"><code>{sha}</code></td></tr>
 <tr><th class="l">written by</th><td class="l">{producer}</td></tr>
 <tr><th class="l">ONNX versions</th><td class="l">{opsets}</td></tr>
-<tr><th class="l">{predicts}</th><td class="l">{labels}</td></tr>
+{predicts}
 <tr><th class="l">graph inputs</th><td class="l">{inputs}</td></tr>
 </table>"#,
         source = escape(&i.source),
         sha = escape(&i.source_sha256),
         producer = escape(&i.producer),
         opsets = escape(&i.opsets),
-        predicts = if manifest.target.is_some() {
-            "target"
-        } else {
-            "classes"
-        },
-        labels = escape(&match &manifest.target {
-            Some(target) => target.name.clone(),
-            None => manifest.labels.join(", "),
-        }),
+        predicts = predicts_row(manifest),
         inputs = escape(&inputs.join("; ")),
     );
+}
+
+/// The table row that says what the model predicts: its classes, or its target.
+fn predicts_row(manifest: &Manifest) -> String {
+    let (heading, what) = match &manifest.target {
+        Some(target) => ("target", target.name.clone()),
+        None => ("classes", manifest.labels.join(", ")),
+    };
+    format!(
+        "<tr><th class=\"l\">{heading}</th><td class=\"l\">{}</td></tr>",
+        escape(&what)
+    )
 }
 
 pub(crate) fn data_section(html: &mut String, manifest: &Manifest) {
@@ -163,7 +167,7 @@ pub(crate) fn data_section(html: &mut String, manifest: &Manifest) {
 <tr><th class="l">dataset</th><td class="l">{dataset}</td></tr>
 <tr><th class="l">dataset SHA-256</th><td class="l"><code>{sha}</code></td></tr>
 <tr><th class="l">rows (train / test)</th><td>{rows} ({train} / {test})</td></tr>
-<tr><th class="l">{predicts}</th><td class="l">{labels}</td></tr>
+{predicts}
 <tr><th class="l">seed</th><td>{seed}</td></tr>
 <tr><th class="l">algorithm</th><td class="l">{algorithm}</td></tr>{rows_html}
 </table>"#,
@@ -172,15 +176,7 @@ pub(crate) fn data_section(html: &mut String, manifest: &Manifest) {
         rows = t.rows,
         train = t.train_rows,
         test = t.test_rows,
-        predicts = if manifest.target.is_some() {
-            "target"
-        } else {
-            "classes"
-        },
-        labels = escape(&match &manifest.target {
-            Some(target) => target.name.clone(),
-            None => manifest.labels.join(", "),
-        }),
+        predicts = predicts_row(manifest),
         seed = t.seed,
         algorithm = t.estimator.algorithm().cli_name(),
         rows_html = rows,

@@ -76,16 +76,13 @@ impl NativeRegressor {
                 dual_coef,
                 intercept,
             } => {
+                let n_support = check_rbf(*gamma, support_vectors, width)?;
                 ensure(
-                    gamma.is_finite() && *gamma > 0.0,
-                    "SVM gamma must be positive",
-                )?;
-                ensure(
-                    support_vectors.len() == dual_coef.len() * width,
+                    n_support == dual_coef.len(),
                     "support vectors disagree with the model width",
                 )?;
                 ensure(
-                    all_finite(support_vectors) && all_finite(dual_coef) && intercept.is_finite(),
+                    all_finite(dual_coef) && intercept.is_finite(),
                     "SVM coefficient is not finite",
                 )
             }
@@ -110,6 +107,20 @@ impl Preprocessor {
         )?;
         Ok(width)
     }
+}
+
+/// An RBF kernel's width and support vectors (`width` columns each); returns their number.
+fn check_rbf(gamma: f64, support_vectors: &[f64], width: usize) -> Result<usize, String> {
+    ensure(
+        gamma.is_finite() && gamma > 0.0,
+        "SVM gamma must be positive",
+    )?;
+    ensure(
+        support_vectors.len().is_multiple_of(width),
+        "support vectors disagree with the model width",
+    )?;
+    ensure(all_finite(support_vectors), "support vector is not finite")?;
+    Ok(support_vectors.len() / width)
 }
 
 fn ensure(condition: bool, message: &str) -> Result<(), String> {
@@ -217,16 +228,7 @@ impl Estimator {
                 support_vectors,
                 machines,
             } => {
-                ensure(
-                    gamma.is_finite() && *gamma > 0.0,
-                    "SVM gamma must be positive",
-                )?;
-                ensure(
-                    support_vectors.len() % width == 0,
-                    "support vectors disagree with the model width",
-                )?;
-                ensure(all_finite(support_vectors), "support vector is not finite")?;
-                let n_support = support_vectors.len() / width;
+                let n_support = check_rbf(*gamma, support_vectors, width)?;
                 ensure(
                     rows_for(machines.len()),
                     "SVM machine count disagrees with the classes",

@@ -1,7 +1,10 @@
 //! Models that predict a number: their fitted parameters and the inference code that runs
 //! them on a preprocessed row (the columns [`super::Preprocessor`] makes).
 
-use super::{FeatureValue, KnnWeights, ModelError, Preprocessor, Tree, dot, squared_distance};
+use super::{
+    FeatureValue, KnnWeights, ModelError, Preprocessor, Tree, dot, nearest_neighbours,
+    squared_distance,
+};
 use serde::{Deserialize, Serialize};
 
 /// A complete native model that predicts a number: preprocessing and the fitted regressor.
@@ -107,32 +110,13 @@ impl Tree {
     }
 }
 
-/// The (weighted) mean target of the `k` nearest points: ties on distance go to the earlier
-/// training row; with `Distance` weights, points at distance zero take the whole weight, as in
-/// scikit-learn.
+/// The (weighted) mean target of the `k` nearest points (NaN without points: the load-time
+/// checks refuse such a model).
 fn knn_value(k: usize, weights: KnnWeights, points: &[f64], targets: &[f64], x: &[f64]) -> f64 {
-    let width = x.len().max(1);
-    let mut distances: Vec<(f64, usize)> = points
-        .chunks_exact(width)
-        .enumerate()
-        .map(|(index, point)| (squared_distance(point, x), index))
-        .collect();
-    let k = k.min(distances.len());
-    if k == 0 {
-        return f64::NAN;
-    }
-    distances.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let nearest = &distances[..k];
-    let exact_matches = nearest.iter().filter(|(d, _)| *d == 0.0).count();
     let (mut weighted, mut total) = (0.0, 0.0);
-    for &(squared, index) in nearest {
-        let weight = match weights {
-            KnnWeights::Uniform => 1.0,
-            KnnWeights::Distance if exact_matches > 0 => f64::from(u8::from(squared == 0.0)),
-            KnnWeights::Distance => 1.0 / squared.sqrt(),
-        };
+    nearest_neighbours(k, weights, points, x, |index, weight| {
         weighted += weight * targets[index];
         total += weight;
-    }
+    });
     weighted / total
 }

@@ -6,7 +6,7 @@ mod naive_bayes;
 pub mod svm;
 pub mod tree;
 
-use super::params::{AlgorithmParams, Gamma};
+use super::params::AlgorithmParams;
 use super::{Progress, TrainError};
 use crate::model::native::Estimator;
 use crate::train::preprocess::Matrix;
@@ -21,6 +21,7 @@ pub fn fit(
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<Estimator, TrainError> {
+    let targets = Targets::Classes { y, n_classes };
     let estimator = match params {
         AlgorithmParams::LogisticRegression { c } => logistic::fit(x, y, n_classes, *c)?,
         AlgorithmParams::DecisionTree {
@@ -28,20 +29,8 @@ pub fn fit(
             min_samples_split,
             min_samples_leaf,
         } => {
-            let limits = TreeLimits {
-                max_depth: *max_depth,
-                min_samples_split: *min_samples_split,
-                min_samples_leaf: *min_samples_leaf,
-                max_features: x.cols,
-            };
-            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
-            Estimator::DecisionTree(tree::fit_tree(
-                x,
-                Targets::Classes { y, n_classes },
-                (0..x.rows).collect(),
-                limits,
-                &mut rng,
-            ))
+            let limits = TreeLimits::new(*max_depth, *min_samples_split, *min_samples_leaf, x.cols);
+            Estimator::DecisionTree(tree::fit_decision_tree(x, targets, limits, seed))
         }
         AlgorithmParams::RandomForest {
             n_trees,
@@ -50,19 +39,11 @@ pub fn fit(
             min_samples_leaf,
             max_features,
         } => {
-            let limits = TreeLimits {
-                max_depth: *max_depth,
-                min_samples_split: *min_samples_split,
-                min_samples_leaf: *min_samples_leaf,
-                max_features: max_features.resolve(x.cols),
-            };
+            let columns = max_features.resolve(x.cols);
+            let limits =
+                TreeLimits::new(*max_depth, *min_samples_split, *min_samples_leaf, columns);
             Estimator::RandomForest(tree::fit_forest(
-                x,
-                Targets::Classes { y, n_classes },
-                *n_trees,
-                limits,
-                seed,
-                progress,
+                x, targets, *n_trees, limits, seed, progress,
             ))
         }
         AlgorithmParams::Knn { k, weights } => Estimator::KNearestNeighbors {
@@ -79,11 +60,7 @@ pub fn fit(
             ));
         }
         AlgorithmParams::Svm { c, gamma, .. } => {
-            let gamma = match gamma {
-                Gamma::Scale => svm::scale_gamma(x),
-                Gamma::Auto => 1.0 / x.cols.max(1) as f64,
-                Gamma::Value(value) => *value,
-            };
+            let gamma = svm::resolve_gamma(*gamma, x);
             svm::fit(x, y, n_classes, *c, gamma, seed, progress)
         }
         AlgorithmParams::NaiveBayes { var_smoothing } => {

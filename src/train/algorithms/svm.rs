@@ -6,6 +6,7 @@
 //! reloaded (see shared/notes/native-training.md).
 
 use crate::data::stratified_kfold;
+use crate::model::Gamma;
 use crate::model::native::{Estimator, SvmMachine};
 use crate::train::Progress;
 use crate::train::preprocess::Matrix;
@@ -390,8 +391,17 @@ pub fn fit(
     }
 }
 
+/// The RBF kernel width `gamma` settles to on the standardized matrix `x`.
+pub fn resolve_gamma(gamma: Gamma, x: &Matrix) -> f64 {
+    match gamma {
+        Gamma::Scale => scale_gamma(x),
+        Gamma::Auto => 1.0 / x.cols.max(1) as f64,
+        Gamma::Value(value) => value,
+    }
+}
+
 /// scikit-learn's `gamma='scale'`: 1 / (columns × variance of all values).
-pub fn scale_gamma(x: &Matrix) -> f64 {
+fn scale_gamma(x: &Matrix) -> f64 {
     let n = x.data.len().max(1) as f64;
     let mean = x.data.iter().sum::<f64>() / n;
     let variance = x.data.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;

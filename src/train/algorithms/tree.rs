@@ -43,6 +43,23 @@ pub enum Targets<'a> {
     Values(&'a [f64]),
 }
 
+impl TreeLimits {
+    /// The limits a tree's or forest's parameters set, trying `max_features` columns a split.
+    pub fn new(
+        max_depth: Option<usize>,
+        min_samples_split: usize,
+        min_samples_leaf: usize,
+        max_features: usize,
+    ) -> Self {
+        TreeLimits {
+            max_depth,
+            min_samples_split,
+            min_samples_leaf,
+            max_features,
+        }
+    }
+}
+
 struct Split {
     feature: usize,
     threshold: f64,
@@ -268,6 +285,19 @@ pub fn fit_tree(
         pending.push((left_node, left, depth + 1));
     }
     builder.tree
+}
+
+/// Grows one tree on every row of `x`, its random choices (the order columns are tried in)
+/// seeded by `seed`.
+pub fn fit_decision_tree(x: &Matrix, targets: Targets<'_>, limits: TreeLimits, seed: u64) -> Tree {
+    let all_rows = (0..x.rows).collect();
+    fit_tree(
+        x,
+        targets,
+        all_rows,
+        limits,
+        &mut StdRng::seed_from_u64(seed),
+    )
 }
 
 /// Grows `n_trees` trees, each on a bootstrap sample, spread over the machine's cores.

@@ -14,9 +14,9 @@ pub use pipeline::{
     target_schema, train_regressor,
 };
 
-use super::algorithms::svm::scale_gamma;
+use super::algorithms::svm::resolve_gamma;
 use super::algorithms::tree::{self, Targets, TreeLimits};
-use super::{AlgorithmParams, Gamma, Progress, TrainError};
+use super::{AlgorithmParams, Progress, TrainError};
 use crate::model::native::Regressor;
 use crate::train::preprocess::Matrix;
 pub use metrics::RegressionMetrics;
@@ -51,21 +51,8 @@ pub fn fit(
             min_samples_split,
             min_samples_leaf,
         } => {
-            let limits = TreeLimits {
-                max_depth: *max_depth,
-                min_samples_split: *min_samples_split,
-                min_samples_leaf: *min_samples_leaf,
-                max_features: x.cols,
-            };
-            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
-            let all_rows = (0..x.rows).collect();
-            Regressor::DecisionTree(tree::fit_tree(
-                x,
-                Targets::Values(y),
-                all_rows,
-                limits,
-                &mut rng,
-            ))
+            let limits = TreeLimits::new(*max_depth, *min_samples_split, *min_samples_leaf, x.cols);
+            Regressor::DecisionTree(tree::fit_decision_tree(x, Targets::Values(y), limits, seed))
         }
         AlgorithmParams::RandomForest {
             n_trees,
@@ -74,12 +61,9 @@ pub fn fit(
             min_samples_leaf,
             max_features,
         } => {
-            let limits = TreeLimits {
-                max_depth: *max_depth,
-                min_samples_split: *min_samples_split,
-                min_samples_leaf: *min_samples_leaf,
-                max_features: max_features.resolve(x.cols),
-            };
+            let columns = max_features.resolve(x.cols);
+            let limits =
+                TreeLimits::new(*max_depth, *min_samples_split, *min_samples_leaf, columns);
             Regressor::RandomForest(tree::fit_forest(
                 x,
                 Targets::Values(y),
@@ -102,12 +86,7 @@ pub fn fit(
                     "epsilon must be zero or a positive number, got {epsilon}"
                 )));
             }
-            let gamma = match gamma {
-                Gamma::Scale => scale_gamma(x),
-                Gamma::Auto => 1.0 / x.cols.max(1) as f64,
-                Gamma::Value(value) => *value,
-            };
-            svr::fit(x, y, *c, gamma, epsilon)
+            svr::fit(x, y, *c, resolve_gamma(*gamma, x), epsilon)
         }
         AlgorithmParams::LinearRegression { alpha } => linear::fit(x, y, *alpha)?,
         AlgorithmParams::LogisticRegression { .. } | AlgorithmParams::NaiveBayes { .. } => {
