@@ -205,3 +205,30 @@ fn the_server_does_not_load_a_regression_model_yet_and_says_why() {
         "{report:?}"
     );
 }
+
+#[test]
+fn too_few_held_out_rows_for_r2_is_refused_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("tiny.csv");
+    std::fs::write(&csv, "x,y\n1,1.5\n2,2.5\n3,2.0\n4,4.5\n5,5.0\n").unwrap();
+    let data = mlserve::data::load_csv(
+        &csv,
+        &mlserve::data::CsvOptions {
+            target: "y".into(),
+            categorical: vec![],
+            task: Some(Task::Regression),
+        },
+    )
+    .unwrap();
+    // 5 × 0.2 holds out one row, where R² is undefined.
+    let error = train_regressor(
+        &data,
+        &options(Algorithm::LinearRegression, None),
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "1 held-out row: R² needs at least 2; hold out more rows (--test-size) or use fewer folds"
+    );
+}
