@@ -1,11 +1,9 @@
 //! Training a model that predicts a number, through the library: the diabetes data, every
-//! regression algorithm, the artifact written and read back, and the card. (The command line
-//! and the server take regression models in a later step of issue 14; until then the server
-//! refuses to load one, with its reason, which is tested here too.)
+//! regression algorithm, the artifact written and read back, and the card. Serving them is
+//! tested in serve_regression.rs.
 
 use mlserve::data::{BundledDataset, load_bundled};
 use mlserve::model::native::Regressor;
-use mlserve::model::repository::Repository;
 use mlserve::model::{HeldOutMetrics, Model, Task, load_version};
 use mlserve::train::regression::{RegressionMetricsFile, train_regressor};
 use mlserve::train::{Algorithm, AlgorithmParams, HyperParameterFlags, NoProgress, TrainOptions};
@@ -188,21 +186,6 @@ fn classifiers_and_class_targets_are_refused_with_the_reason() {
     assert!(
         error.to_string().contains("a classifier needs classes"),
         "{error}"
-    );
-}
-
-#[test]
-fn the_server_does_not_load_a_regression_model_yet_and_says_why() {
-    let data = load_bundled(BundledDataset::Diabetes);
-    let models = tempfile::tempdir().unwrap();
-    let trained = train_regressor(&data, &options(Algorithm::Knn, None), &NoProgress).unwrap();
-    trained.save(models.path(), "diabetes").unwrap();
-    let report = Repository::new(models.path()).reload_all(false);
-    assert!(report.loaded.is_empty());
-    assert_eq!(report.failed.len(), 1);
-    assert!(
-        report.failed[0].contains("predicts a number (task = \"regression\")"),
-        "{report:?}"
     );
 }
 

@@ -272,9 +272,13 @@ struct TrainArgs {
     /// A CSV file with a header row (use with --target)
     #[arg(long, value_name = "FILE", requires = "target")]
     csv: Option<PathBuf>,
-    /// The CSV column holding the class
+    /// The CSV column to predict: classes, or a number
     #[arg(long, value_name = "COLUMN", requires = "csv")]
     target: Option<String>,
+    /// Classify, or predict a number [default: inferred from the target column: text,
+    /// true/false, or at most 20 distinct whole numbers are classes; other numbers, regression]
+    #[arg(long, value_enum)]
+    task: Option<mlserve::data::Task>,
     /// CSV columns to treat as categorical, comma-separated (others are detected from the data)
     #[arg(long, value_name = "COL,COL", value_delimiter = ',', requires = "csv")]
     categorical: Vec<String>,

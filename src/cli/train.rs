@@ -4,7 +4,9 @@
 use super::progress::PhaseProgress;
 use super::{Failure, TrainArgs};
 use anyhow::Context;
+use mlserve::data::Task;
 use mlserve::data::{CsvOptions, Dataset, load_bundled, load_csv};
+use mlserve::train::regression::{TrainedRegressor, train_regressor};
 use mlserve::train::{AlgorithmParams, TrainError, TrainOptions, TrainedModel};
 use std::path::Path;
 use std::process::ExitCode;
@@ -58,16 +60,27 @@ fn init_logging(log_file: Option<&Path>) -> anyhow::Result<()> {
 
 fn load_dataset(args: &TrainArgs) -> Result<(Dataset, String), TrainError> {
     if let Some(which) = args.dataset {
-        return Ok((load_bundled(which), which.model_name().to_string()));
+        let data = load_bundled(which);
+        if let Some(task) = args.task
+            && task != data.target.task()
+        {
+            return Err(TrainError::Parameter(format!(
+                "--task {}: the bundled dataset {} is for {} (its target, {}); leave out \
+                 --task or pick another dataset",
+                task.name(),
+                which.model_name(),
+                data.target.task().name(),
+                data.target_name,
+            )));
+        }
+        return Ok((data, which.model_name().to_string()));
     }
     // clap's argument group guarantees one source; --csv requires --target.
     let path = args.csv.clone().unwrap_or_default();
     let options = CsvOptions {
         target: args.target.clone().unwrap_or_default(),
         categorical: args.categorical.clone(),
-        // Regression is trained but not yet served (issue 14): until it is, a target is taken
-        // as classes, as before.
-        task: Some(mlserve::data::Task::Classification),
+        task: args.task,
     };
     let data = load_csv(&path, &options)?;
     let stem = path
@@ -78,12 +91,25 @@ fn load_dataset(args: &TrainArgs) -> Result<(Dataset, String), TrainError> {
     Ok((data, stem))
 }
 
+/// A fitted model of either task, not yet written.
+enum Trained {
+    Classifier(TrainedModel),
+    Regressor(TrainedRegressor),
+}
+
 fn train_command(args: &TrainArgs) -> Result<(), TrainError> {
-    let params = AlgorithmParams::from_flags(args.algorithm, &args.hyper)?;
     let (data, default_name) = load_dataset(args)?;
+    let task = data.target.task();
+    let params = AlgorithmParams::from_flags_for(task, args.algorithm, &args.hyper)?;
     let name = args.name.clone().unwrap_or(default_name);
     mlserve::model::validate_model_name(&name).map_err(TrainError::Artifact)?;
-    tracing::info!(source = %data.source, rows = data.n_rows(), algorithm = args.algorithm.cli_name(), "training");
+    let reason = match (&data.task_reason, args.task) {
+        (Some(inferred), _) => inferred.clone(),
+        (None, Some(_)) => "as --task says".to_string(),
+        (None, None) => format!("the bundled dataset's target, {}", data.target_name),
+    };
+    let reason = reason.as_str();
+    tracing::info!(source = %data.source, rows = data.n_rows(), algorithm = args.algorithm.cli_name(), task = task.name(), reason, "training");
     let options = TrainOptions {
         params,
         test_size: args.test_size,
@@ -92,34 +118,92 @@ fn train_command(args: &TrainArgs) -> Result<(), TrainError> {
     };
     let started = std::time::Instant::now();
     let progress = PhaseProgress::new(args.quiet);
-    let trained = mlserve::train::train(&data, &options, &progress)?;
+    let trained = match task {
+        Task::Classification => {
+            Trained::Classifier(mlserve::train::train(&data, &options, &progress)?)
+        }
+        Task::Regression => Trained::Regressor(train_regressor(&data, &options, &progress)?),
+    };
     let elapsed = started.elapsed();
-    let (version, dir) = trained.save(&args.repository.models, &name)?;
+    let (version, dir) = match &trained {
+        Trained::Classifier(model) => model.save(&args.repository.models, &name)?,
+        Trained::Regressor(model) => model.save(&args.repository.models, &name)?,
+    };
     tracing::info!(model = %name, version, dir = %dir.display(), seconds = elapsed.as_secs_f64(), "model written");
     if !args.quiet {
-        print_summary(&trained, &name, version, &dir, elapsed);
+        let provenance = match &trained {
+            Trained::Classifier(model) => &model.provenance,
+            Trained::Regressor(model) => &model.provenance,
+        };
+        println!(
+            "Trained {name} v{version}: {} on {} ({} training rows, {} test rows) in {:.0} ms",
+            provenance.estimator.algorithm().cli_name(),
+            provenance.dataset,
+            provenance.train_rows,
+            provenance.test_rows,
+            elapsed.as_secs_f64() * 1000.0
+        );
+        println!("Task: {} ({reason})", task.name());
+        println!();
+        match &trained {
+            Trained::Classifier(model) => print_summary(model),
+            Trained::Regressor(model) => print_regression_summary(model),
+        }
+        println!();
+        println!("Wrote {}", dir.display());
     }
     Ok(())
 }
 
-fn print_summary(
-    trained: &TrainedModel,
-    name: &str,
-    version: u32,
-    dir: &Path,
-    elapsed: std::time::Duration,
-) {
-    let e = &trained.metrics.evaluation;
-    let p = &trained.provenance;
+fn print_regression_summary(trained: &TrainedRegressor) {
+    let m = &trained.metrics.evaluation.metrics;
+    println!("  R²                      {:.4}", m.r2);
+    println!("  RMSE                    {}", significant(m.rmse));
+    println!("  MAE                     {}", significant(m.mae));
+    match m.mape {
+        Some(mape) => println!("  MAPE                    {:.2}%", mape * 100.0),
+        None => println!("  MAPE                    undefined (a true value is 0)"),
+    }
     println!(
-        "Trained {name} v{version}: {} on {} ({} training rows, {} test rows) in {:.0} ms",
-        p.estimator.algorithm().cli_name(),
-        p.dataset,
-        p.train_rows,
-        p.test_rows,
-        elapsed.as_secs_f64() * 1000.0
+        "  median absolute error   {}",
+        significant(m.median_absolute_error)
     );
+    if let Some(cv) = &trained.metrics.cv {
+        println!(
+            "  {}-fold CV R²            {:.4} ± {:.4}",
+            cv.folds, cv.r2.mean, cv.r2.std
+        );
+        println!(
+            "  {}-fold CV RMSE          {} ± {}",
+            cv.folds,
+            significant(cv.rmse.mean),
+            significant(cv.rmse.std)
+        );
+    }
+    let t = &trained.target;
     println!();
+    println!(
+        "  target {}: min {}, median {}, max {} (training split)",
+        t.name,
+        significant(t.min),
+        significant(t.quartiles[1]),
+        significant(t.max)
+    );
+}
+
+/// Four significant digits, for errors and values in the target's unit.
+fn significant(value: f64) -> String {
+    let magnitude = value.abs();
+    let digits = if magnitude == 0.0 || !magnitude.is_finite() {
+        0
+    } else {
+        (3 - magnitude.log10().floor() as i32).clamp(0, 8) as usize
+    };
+    format!("{value:.digits$}")
+}
+
+fn print_summary(trained: &TrainedModel) {
+    let e = &trained.metrics.evaluation;
     println!("  accuracy            {:.4}", e.accuracy);
     println!("  precision (macro)   {:.4}", e.precision_macro);
     println!("  recall (macro)      {:.4}", e.recall_macro);
@@ -177,6 +261,4 @@ fn print_summary(
         }
         println!();
     }
-    println!();
-    println!("Wrote {}", dir.display());
 }

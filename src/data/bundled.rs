@@ -13,9 +13,7 @@ pub enum BundledDataset {
     Iris,
     /// Diabetes (Efron et al., 2004): 442 rows, 10 features in their original units (age,
     /// sex, body mass index, blood pressure, six blood serum measurements), and a number to
-    /// predict: disease progression one year later. Not offered on the command line until
-    /// regression models are served (issue 14).
-    #[value(skip)]
+    /// predict: disease progression one year later (regression).
     Diabetes,
 }
 

@@ -22,9 +22,7 @@ pub enum Algorithm {
     Svm,
     /// Gaussian naive Bayes.
     NaiveBayes,
-    /// Least squares, with an optional L2 penalty (ridge). Predicts a number; not offered on
-    /// the command line until regression models are served (issue 14).
-    #[value(skip)]
+    /// Least squares, with an optional L2 penalty (ridge): regression only.
     LinearRegression,
 }
 

@@ -2,8 +2,8 @@
 //! stays flat whatever the file size. Every row goes through the same validator as the API.
 
 use super::native::FeatureValue;
-use super::prediction::argmax;
 use super::repository::LoadedModel;
+use super::scoring::Outcome;
 use super::validate::{FieldError, RawValue, UnknownFields};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -89,8 +89,8 @@ pub enum BatchError {
 pub trait BatchObserver {
     /// A row that was skipped, or stops the run with `fail_fast`.
     fn bad_row(&mut self, bad: &BadRow);
-    /// A row that was predicted: its validated values and the class probabilities.
-    fn predicted(&mut self, _values: &[super::native::FeatureValue], _probabilities: &[f64]) {}
+    /// A row that was predicted: its validated values and what the model answered.
+    fn predicted(&mut self, _values: &[super::native::FeatureValue], _outcome: &Outcome) {}
     /// A row was read, before it is validated or scored (so every row, good or bad):
     /// `input_bytes` of the input are consumed so far. For a progress display.
     fn row_read(&mut self, _input_bytes: u64) {}
@@ -111,8 +111,7 @@ pub fn describe(errors: &[FieldError]) -> String {
         .join("; ")
 }
 
-/// Predicts every row of `input` into `output`: the input columns, then `label` and one
-/// `probability_<label>` column per class. Bad rows are skipped and reported through
+/// Predicts every row of `input` into `output`: the input columns, then [`added_columns`]. Bad rows are skipped and reported through
 /// `on_bad_row`, or stop the run when `fail_fast`. The output appears only when complete.
 pub fn predict_csv(
     model: &LoadedModel,
@@ -200,10 +199,7 @@ pub fn predict_csv_stream<R: std::io::Read, W: Write>(
             missing: missing.join(", "),
         });
     }
-    let labels = &model.artifact.manifest.labels;
-    let added = std::iter::once("label".to_string())
-        .chain(labels.iter().map(|l| format!("probability_{l}")));
-    for column in added {
+    for column in added_columns(model) {
         if header.contains(&column) {
             return Err(BatchError::ColumnClash {
                 path: source.to_path_buf(),
@@ -220,6 +216,18 @@ pub fn predict_csv_stream<R: std::io::Read, W: Write>(
         fail_fast,
         observer,
     )
+}
+
+/// The columns a prediction adds after the input's: a classifier's `label` and one
+/// `probability_<label>` per class; a regressor's `prediction`.
+pub fn added_columns(model: &LoadedModel) -> Vec<String> {
+    let labels = &model.artifact.manifest.labels;
+    match model.task() {
+        super::Task::Classification => std::iter::once("label".to_string())
+            .chain(labels.iter().map(|l| format!("probability_{l}")))
+            .collect(),
+        super::Task::Regression => vec!["prediction".to_string()],
+    }
 }
 
 /// A row that cannot be predicted: reported and skipped, or, with `fail_fast`, the end of the run.
@@ -316,12 +324,12 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
         let scored = {
             let views: Vec<&[FeatureValue]> = pending.iter().map(|p| p.values.as_slice()).collect();
             model
-                .probabilities_of_rows(&views)
+                .outcomes_of_rows(&views)
                 .map_err(|error| BatchError::Model(error.to_string()))?
         };
-        for (row, probabilities) in pending.drain(..).zip(scored) {
-            match probabilities {
-                Ok(probabilities) => self.write(&row, &probabilities)?,
+        for (row, outcome) in pending.drain(..).zip(scored) {
+            match outcome {
+                Ok(outcome) => self.write(&row, &outcome)?,
                 Err(error) if error.is_about_the_row() => {
                     let errors = vec![FieldError {
                         field: "row".to_string(),
@@ -338,22 +346,30 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
         Ok(())
     }
 
-    fn write(&mut self, row: &PendingRow, probabilities: &[f64]) -> Result<(), BatchError> {
+    fn write(&mut self, row: &PendingRow, outcome: &Outcome) -> Result<(), BatchError> {
         let csv_write = |error: csv::Error| BatchError::Write(std::io::Error::other(error));
         for cell in row.record.iter() {
             self.writer.write_field(cell).map_err(csv_write)?;
         }
-        self.writer
-            .write_field(&self.labels[argmax(probabilities)])
-            .map_err(csv_write)?;
-        for p in probabilities {
+        let numbers: &[f64] = match outcome {
+            Outcome::Class {
+                class,
+                probabilities,
+            } => {
+                let label = self.labels.get(*class).map_or("", String::as_str);
+                self.writer.write_field(label).map_err(csv_write)?;
+                probabilities
+            }
+            Outcome::Value(value) => std::slice::from_ref(value),
+        };
+        for number in numbers {
             self.number.clear();
             use std::fmt::Write as _;
-            let _ = write!(self.number, "{p}");
+            let _ = write!(self.number, "{number}");
             self.writer.write_field(&self.number).map_err(csv_write)?;
         }
         self.writer.write_record(None::<&[u8]>).map_err(csv_write)?;
-        self.observer.predicted(&row.values, probabilities);
+        self.observer.predicted(&row.values, outcome);
         self.summary.predicted += 1;
         Ok(())
     }
@@ -371,8 +387,7 @@ fn write_predictions<R: std::io::Read, W: Write>(
     let mut writer = csv::Writer::from_writer(output);
     let labels = &model.artifact.manifest.labels;
     let mut out_header: Vec<String> = header.to_vec();
-    out_header.push("label".to_string());
-    out_header.extend(labels.iter().map(|l| format!("probability_{l}")));
+    out_header.extend(added_columns(model));
     writer
         .write_record(&out_header)
         .map_err(|error| BatchError::Write(std::io::Error::other(error)))?;

@@ -13,6 +13,7 @@ mod prediction;
 pub mod readiness;
 pub mod repository;
 pub mod sample;
+mod scoring;
 pub mod validate;
 
 pub use algorithm::{Algorithm, AlgorithmParams, Gamma, MaxFeatures};
@@ -20,6 +21,7 @@ pub use artifact::{
     Artifact, ArtifactError, ArtifactFiles, Model, ModelFile, NATIVE_MODEL_FILE, ONNX_MODEL_FILE,
     list_versions, load_version, validate_model_name, write_new_version,
 };
+pub use counters::Tally;
 pub use manifest::{
     ArtifactInfo, Backend, ExampleValue, FeatureSchema, HeldOutMetrics, Histogram,
     ImportProvenance, Manifest, MetricsSummary, OnnxBinding, OnnxInput, Provenance,
@@ -28,7 +30,6 @@ pub use manifest::{
 pub use native::{FeatureValue, NativeModel};
 pub use prediction::{PredictFailure, Prediction, argmax};
 pub use readiness::{ModelHealth, ModelReadiness, Readiness};
-pub use repository::{
-    Catalog, LoadedModel, ModelEntry, PredictError, ReloadReport, Repository, VersionSlot,
-};
+pub use repository::{Catalog, LoadedModel, ModelEntry, ReloadReport, Repository, VersionSlot};
+pub use scoring::{Outcome, PredictError, Scored};
 pub use validate::{FieldError, RawValue, UnknownFields, ValidRow, Validator, accepted_range};

@@ -5,6 +5,7 @@
 
 use super::native::FeatureValue;
 use super::repository::{Catalog, LoadedModel, ModelEntry};
+use super::scoring::Outcome;
 use super::validate::{FieldError, ValidRow};
 use std::sync::Arc;
 
@@ -23,10 +24,8 @@ pub fn argmax(probabilities: &[f64]) -> usize {
 /// One row's prediction.
 #[derive(Debug, Clone)]
 pub struct Prediction {
-    /// Index of the predicted class: the argmax of the probabilities.
-    pub class: usize,
-    /// Probability of each class, in the model's label order; each in [0, 1].
-    pub probabilities: Vec<f64>,
+    /// What the model answered: a class and its probabilities, or a value.
+    pub outcome: Outcome,
     /// Values outside the training range.
     pub warnings: Vec<String>,
     /// The validated inputs it was made from, for the prediction log.
@@ -34,14 +33,19 @@ pub struct Prediction {
 }
 
 impl Prediction {
-    /// The predicted label.
-    pub fn label<'a>(&self, model: &'a LoadedModel) -> &'a str {
-        model
-            .artifact
-            .manifest
-            .labels
-            .get(self.class)
-            .map_or("", String::as_str)
+    /// The predicted label of a classifier; `None` for a model that predicts a number.
+    pub fn label<'a>(&self, model: &'a LoadedModel) -> Option<&'a str> {
+        match self.outcome {
+            Outcome::Class { class, .. } => Some(
+                model
+                    .artifact
+                    .manifest
+                    .labels
+                    .get(class)
+                    .map_or("", String::as_str),
+            ),
+            Outcome::Value(_) => None,
+        }
     }
 }
 
@@ -174,18 +178,17 @@ impl LoadedModel {
         let scored = {
             let values: Vec<&[FeatureValue]> =
                 rows.iter().map(|row| row.values.as_slice()).collect();
-            self.probabilities_of_rows(&values)
+            self.outcomes_of_rows(&values)
                 .map_err(|error| PredictFailure::Internal(error.to_string()))?
         };
         // A probability outside [0, 1] or a sum off 1 fails the whole run above: the model is
         // broken, not the row (500, logged with the model and version).
         let mut unscorable = Vec::new();
         let mut predictions = Vec::with_capacity(rows.len());
-        for (index, (row, probabilities)) in rows.into_iter().zip(scored).enumerate() {
-            match probabilities {
-                Ok(probabilities) => predictions.push(Prediction {
-                    class: argmax(&probabilities),
-                    probabilities,
+        for (index, (row, outcome)) in rows.into_iter().zip(scored).enumerate() {
+            match outcome {
+                Ok(outcome) => predictions.push(Prediction {
+                    outcome,
                     warnings: row.warnings,
                     values: row.values,
                 }),

@@ -6,8 +6,7 @@
 //! A version that fails to load never replaces one that works: the old one keeps serving and
 //! the failure is shown in its status.
 
-use super::artifact::{Artifact, Model, list_versions, load_version, validate_model_name};
-use super::native::FeatureValue;
+use super::artifact::{Artifact, list_versions, load_version, validate_model_name};
 use super::validate::Validator;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
@@ -27,134 +26,6 @@ pub struct LoadedModel {
     pub version_label: String,
     /// Its prediction counters in `/metrics`.
     pub counters: super::counters::PredictionCounters,
-}
-
-/// Why a validated row got no prediction.
-#[derive(Debug, thiserror::Error)]
-pub enum PredictError {
-    /// The model's arithmetic overflowed: the values are far outside anything it was trained on.
-    #[error("the model cannot score this row: its values are too far outside the training range")]
-    Unscorable,
-    /// The row does not fit the model (a validator bug, never user input).
-    #[error(transparent)]
-    Model(#[from] super::native::ModelError),
-    /// The graph refused this one validated row (a value it cannot take, such as a category
-    /// its encoder does not know when it was exported to refuse those).
-    #[error("the model refused this row: {0}")]
-    Refused(String),
-    /// The model answered probabilities outside [0, 1] or not summing to 1: the model is
-    /// broken, not the row, and such an answer never leaves the server.
-    #[error(
-        "model '{model}' version {version} answered {probabilities:?}, which is not a probability distribution"
-    )]
-    NotADistribution {
-        /// The model.
-        model: String,
-        /// Its version.
-        version: String,
-        /// What it answered.
-        probabilities: Vec<f64>,
-    },
-    /// A model that predicts a number was asked for class probabilities (a server fault: such
-    /// a model is not loaded for serving yet).
-    #[error("model '{0}' predicts a number; it has no class probabilities")]
-    NoClasses(String),
-}
-
-impl PredictError {
-    /// Whether the row itself is the cause (answered 422, a skipped CSV row), not the server.
-    pub fn is_about_the_row(&self) -> bool {
-        matches!(self, PredictError::Unscorable | PredictError::Refused(_))
-    }
-}
-
-impl LoadedModel {
-    /// The model's name.
-    pub fn name(&self) -> &str {
-        &self.artifact.manifest.name
-    }
-
-    /// Counts answered predictions in `/metrics`: `per_class[i]` rows predicted as label `i`.
-    pub fn count_predictions(&self, per_class: &[u64]) {
-        let manifest = &self.artifact.manifest;
-        self.counters.count(
-            &manifest.name,
-            &self.version_label,
-            &manifest.labels,
-            per_class,
-        );
-    }
-
-    /// Class probabilities of a validated row; every one finite, or an error.
-    pub fn probabilities(&self, values: &[FeatureValue]) -> Result<Vec<f64>, PredictError> {
-        self.probabilities_of_rows(&[values])?
-            .pop()
-            .unwrap_or(Err(PredictError::Unscorable))
-    }
-
-    /// Class probabilities of several validated rows, each finite or an error of its own; an
-    /// ONNX graph runs once for them all. The outer error is a failure of the whole run, which
-    /// is also what an answer that is not a probability distribution is (within 1e-6 for native
-    /// models, 1e-4 for single-precision graphs): every caller, the CSV paths too, gets it.
-    pub fn probabilities_of_rows(
-        &self,
-        rows: &[&[FeatureValue]],
-    ) -> Result<Vec<Result<Vec<f64>, PredictError>>, PredictError> {
-        let scored = self.unchecked_probabilities_of_rows(rows)?;
-        let tolerance = match self.artifact.model {
-            Model::Native(_) | Model::NativeRegressor(_) => 1e-6,
-            Model::Onnx(_) => 1e-4,
-        };
-        for probabilities in scored.iter().flatten() {
-            if !super::native::is_distribution(probabilities, tolerance) {
-                return Err(PredictError::NotADistribution {
-                    model: self.name().to_string(),
-                    version: self.version_label.clone(),
-                    probabilities: probabilities.clone(),
-                });
-            }
-        }
-        Ok(scored)
-    }
-
-    fn unchecked_probabilities_of_rows(
-        &self,
-        rows: &[&[FeatureValue]],
-    ) -> Result<Vec<Result<Vec<f64>, PredictError>>, PredictError> {
-        match &self.artifact.model {
-            Model::NativeRegressor(_) => Err(PredictError::NoClasses(self.name().to_string())),
-            Model::Native(model) => Ok(rows
-                .iter()
-                .map(|row| {
-                    model
-                        .predict_proba(row)
-                        .map_err(PredictError::from)
-                        .and_then(finite)
-                })
-                .collect()),
-            Model::Onnx(runner) => match runner.probabilities(rows) {
-                Ok(all) => Ok(all.into_iter().map(finite).collect()),
-                // One row the graph cannot take fails the whole run: score them one by one, so
-                // only that row is refused.
-                Err(_) if rows.len() > 1 => Ok(rows
-                    .iter()
-                    .map(|row| match runner.probabilities(&[row]) {
-                        Ok(mut one) => finite(one.pop().unwrap_or_default()),
-                        Err(error) => Err(PredictError::Refused(error.to_string())),
-                    })
-                    .collect()),
-                Err(error) => Ok(vec![Err(PredictError::Refused(error.to_string()))]),
-            },
-        }
-    }
-}
-
-fn finite(probabilities: Vec<f64>) -> Result<Vec<f64>, PredictError> {
-    if probabilities.iter().all(|p| p.is_finite()) {
-        Ok(probabilities)
-    } else {
-        Err(PredictError::Unscorable)
-    }
 }
 
 /// One version folder's state.
@@ -488,13 +359,6 @@ fn manifest_fingerprint(dir: &Path) -> Option<[u8; 32]> {
 fn load_checked(dir: &Path, name: &str, version: u32) -> Result<LoadedModel, String> {
     let artifact = load_version(dir).map_err(|error| error.to_string())?;
     let manifest = &artifact.manifest;
-    if manifest.task == super::Task::Regression {
-        // Regression models are trained and stored, but not yet served (issue 14).
-        return Err(format!(
-            "{name}/{version} predicts a number (task = \"regression\"), which this release \
-             does not serve yet"
-        ));
-    }
     if manifest.name != name || manifest.version != version {
         return Err(format!(
             "the manifest says {}/{}, but the folder is {name}/{version}",

@@ -6,7 +6,7 @@ use super::problem::Problem;
 use super::rows::{Fields, PredictBody, PredictBodySeed};
 use super::state::App;
 use crate::model::{
-    FieldError, LoadedModel, ModelEntry, PredictFailure, Prediction, RawValue, ValidRow,
+    FieldError, LoadedModel, ModelEntry, Outcome, PredictFailure, Prediction, RawValue, ValidRow,
 };
 use axum::Json;
 use axum::body::Bytes;
@@ -35,20 +35,49 @@ impl Serialize for Probabilities<'_> {
     }
 }
 
+/// What a row's answer says about its outcome: `label` and `probabilities` for a classifier,
+/// `prediction` for a model that predicts a number.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutcomeFields<'a> {
+    Class {
+        label: &'a str,
+        probabilities: Probabilities<'a>,
+    },
+    Value {
+        prediction: f64,
+    },
+}
+
+impl<'a> OutcomeFields<'a> {
+    fn of(model: &'a LoadedModel, prediction: &'a Prediction) -> OutcomeFields<'a> {
+        match &prediction.outcome {
+            Outcome::Class { probabilities, .. } => OutcomeFields::Class {
+                label: prediction.label(model).unwrap_or_default(),
+                probabilities: Probabilities {
+                    labels: &model.artifact.manifest.labels,
+                    values: probabilities,
+                },
+            },
+            Outcome::Value(value) => OutcomeFields::Value { prediction: *value },
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct SingleAnswer<'a> {
     model: &'a str,
     version: &'a str,
-    label: &'a str,
-    probabilities: Probabilities<'a>,
+    #[serde(flatten)]
+    outcome: OutcomeFields<'a>,
     warnings: &'a [String],
     request_id: &'a str,
 }
 
 #[derive(Serialize)]
 struct BatchItem<'a> {
-    label: &'a str,
-    probabilities: Probabilities<'a>,
+    #[serde(flatten)]
+    outcome: OutcomeFields<'a>,
     warnings: &'a [String],
 }
 
@@ -83,15 +112,10 @@ fn json_response(body: &impl Serialize) -> Response {
 }
 
 fn single_answer(model: &LoadedModel, prediction: &Prediction, request_id: &str) -> Response {
-    let labels = &model.artifact.manifest.labels;
     json_response(&SingleAnswer {
         model: model.name(),
         version: &model.version_label,
-        label: prediction.label(model),
-        probabilities: Probabilities {
-            labels,
-            values: &prediction.probabilities,
-        },
+        outcome: OutcomeFields::of(model, prediction),
         warnings: &prediction.warnings,
         request_id,
     })
@@ -152,18 +176,13 @@ async fn predict_body(
                 return Err(Problem::invalid(errors));
             }
             let predictions = predict(app, &model, rows, asked, true).await?;
-            let labels = &model.artifact.manifest.labels;
             Ok(json_response(&BatchAnswer {
                 model: model.name(),
                 version: &model.version_label,
                 predictions: predictions
                     .iter()
                     .map(|p| BatchItem {
-                        label: p.label(&model),
-                        probabilities: Probabilities {
-                            labels,
-                            values: &p.probabilities,
-                        },
+                        outcome: OutcomeFields::of(&model, p),
                         warnings: &p.warnings,
                     })
                     .collect(),
@@ -274,6 +293,7 @@ fn describe(model: &LoadedModel, entry: &ModelEntry) -> Value {
         "backend": manifest.backend,
         "created_at": manifest.created_at,
         "labels": manifest.labels,
+        "target": manifest.target,
         "features": manifest.features,
         "example": example,
         "metrics": manifest.metrics,

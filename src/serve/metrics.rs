@@ -127,6 +127,11 @@ fn describe() {
         "Predictions answered, by model, version and predicted label"
     );
     describe_counter!(
+        "mlserve_prediction_value_bin_total",
+        "Predicted values of models that predict a number, by model, version and bin of the \
+         training target's deciles (1 the lowest; each holds a tenth of the training targets)"
+    );
+    describe_counter!(
         "mlserve_rows_predicted_total",
         "Rows predicted, by model and version"
     );

@@ -6,7 +6,9 @@
 
 use super::middleware::{Caller, RequestId, RequestStart};
 use super::state::App;
-use crate::model::{FeatureValue, LoadedModel, PredictFailure, Prediction, ValidRow};
+use crate::model::{
+    FeatureValue, LoadedModel, Outcome, PredictFailure, Prediction, Tally, ValidRow,
+};
 use crate::store::policy::InputPolicy;
 use crate::store::record::{Answered, RequestKey};
 use crate::store::{PredictionLog, PredictionRecord};
@@ -98,8 +100,7 @@ pub fn records(
             let answered = Answered {
                 row_index,
                 values: &p.values,
-                class: p.class,
-                probabilities: &p.probabilities,
+                outcome: &p.outcome,
             };
             PredictionRecord::new(
                 model,
@@ -119,13 +120,11 @@ fn latency_us(asked: &Asked) -> u32 {
 
 /// Counts answered predictions, and queues them for the log when the log is on.
 fn log_predictions(app: &App, model: &Arc<LoadedModel>, asked: &Asked, predictions: &[Prediction]) {
-    let mut per_class = vec![0u64; model.artifact.manifest.labels.len()];
+    let mut tally = model.new_tally();
     for prediction in predictions {
-        if let Some(count) = per_class.get_mut(prediction.class) {
-            *count += 1;
-        }
+        model.tally(&mut tally, &prediction.outcome);
     }
-    model.count_predictions(&per_class);
+    model.count_predictions(&tally);
     if let Some(log) = &app.log
         && log.keeps(model, &asked.request_id, predictions.len())
     {
@@ -142,7 +141,7 @@ pub struct StreamedPredictions<'a> {
     asked: &'a Asked,
     log: Option<&'a PredictionLog>,
     pending: Vec<PredictionRecord>,
-    per_class: Vec<u64>,
+    tally: Tally,
     row: usize,
 }
 
@@ -159,23 +158,19 @@ impl<'a> StreamedPredictions<'a> {
             asked,
             log: log.filter(|log| log.keeps(model, &asked.request_id, 0)),
             pending: Vec::new(),
-            per_class: vec![0; model.artifact.manifest.labels.len()],
+            tally: model.new_tally(),
             row: 0,
         }
     }
 
-    /// One more predicted row: its values and class probabilities.
-    pub fn predicted(&mut self, values: &[FeatureValue], probabilities: &[f64]) {
-        let class = crate::model::argmax(probabilities);
-        if let Some(count) = self.per_class.get_mut(class) {
-            *count += 1;
-        }
+    /// One more predicted row: its values and what the model answered.
+    pub fn predicted(&mut self, values: &[FeatureValue], outcome: &Outcome) {
+        self.model.tally(&mut self.tally, outcome);
         if let Some(log) = self.log {
             let answered = Answered {
                 row_index: self.row,
                 values,
-                class,
-                probabilities,
+                outcome,
             };
             self.pending.push(PredictionRecord::new(
                 self.model,
@@ -203,6 +198,6 @@ impl<'a> StreamedPredictions<'a> {
     /// Hands the last records to the log and counts every row in the metrics.
     pub fn finish(mut self) {
         self.flush();
-        self.model.count_predictions(&self.per_class);
+        self.model.count_predictions(&self.tally);
     }
 }

@@ -190,6 +190,14 @@ async fn predict(
         return Err(PredictFailure::Invalid(errors).into());
     }
     let predictions = predict_rows(&app, &model, rows, &asked, true).await?;
-    let answer: Vec<&str> = predictions.iter().map(|p| p.label(&model)).collect();
+    // KServe's V1 answers the model's `predict`: a label for a classifier, the value for a
+    // regressor.
+    let answer: Vec<Value> = predictions
+        .iter()
+        .map(|p| match p.label(&model) {
+            Some(label) => Value::from(label),
+            None => Value::from(p.outcome.value().unwrap_or(f64::NAN)),
+        })
+        .collect();
     Ok(Json(json!({ "predictions": answer })).into_response())
 }

@@ -293,9 +293,9 @@ pub(super) fn rows<'a>(batch: &'a [PredictionRecord], versions: &[Version]) -> V
             created_at_ms: record.created_at_ms,
             schema_id: version.id,
             label: record.label.map(i64::from),
-            value: None,
+            value: record.value,
             inputs: Cow::Borrowed(record.inputs()),
-            probabilities: Some(Cow::Borrowed(record.probabilities())),
+            probabilities: record.probabilities().map(Cow::Borrowed),
             latency_us: i64::from(record.latency_us),
             key_name: record.key_name.as_deref().map(Cow::Borrowed),
         })

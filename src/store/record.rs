@@ -17,7 +17,7 @@
 
 use super::policy::{InputPolicy, Kept};
 use crate::data::ColumnKind;
-use crate::model::{FeatureSchema, FeatureValue, LoadedModel};
+use crate::model::{FeatureSchema, FeatureValue, LoadedModel, Outcome};
 use serde_json::{Number, Value};
 use std::sync::Arc;
 
@@ -39,8 +39,10 @@ pub struct PredictionRecord {
     payload: Box<[u8]>,
     /// Where the probabilities start in `payload`.
     inputs_len: usize,
-    /// The predicted class's index in the model's labels.
+    /// The predicted class's index in the model's labels (a classifier).
     pub label: Option<u32>,
+    /// The predicted value (a model that predicts a number).
+    pub value: Option<f64>,
     /// Time spent answering the request, in microseconds.
     pub latency_us: u32,
     /// The API key or user that asked, when auth is on.
@@ -54,10 +56,8 @@ pub struct Answered<'a> {
     pub row_index: usize,
     /// Its validated inputs, in schema order.
     pub values: &'a [FeatureValue],
-    /// The predicted class's index.
-    pub class: usize,
-    /// The class probabilities, in label order.
-    pub probabilities: &'a [f64],
+    /// What the model answered.
+    pub outcome: &'a Outcome,
 }
 
 impl PredictionRecord {
@@ -71,10 +71,17 @@ impl PredictionRecord {
         key_name: Option<Arc<str>>,
     ) -> PredictionRecord {
         let features = &model.artifact.manifest.features;
-        let mut payload = Vec::with_capacity(features.len() * 8 + answered.probabilities.len() * 8);
+        let (label, probabilities, value) = match answered.outcome {
+            Outcome::Class {
+                class,
+                probabilities,
+            } => (u32::try_from(*class).ok(), probabilities.as_slice(), None),
+            Outcome::Value(value) => (None, &[][..], Some(*value)),
+        };
+        let mut payload = Vec::with_capacity(features.len() * 8 + probabilities.len() * 8);
         encode_inputs_into(&mut payload, features, answered.values, policy);
         let inputs_len = payload.len();
-        for p in answered.probabilities {
+        for p in probabilities {
             payload.extend_from_slice(&p.to_le_bytes());
         }
         PredictionRecord {
@@ -84,7 +91,8 @@ impl PredictionRecord {
             created_at_ms: now_ms(),
             payload: payload.into_boxed_slice(),
             inputs_len,
-            label: u32::try_from(answered.class).ok(),
+            label,
+            value,
             latency_us,
             key_name,
         }
@@ -95,9 +103,10 @@ impl PredictionRecord {
         &self.payload[..self.inputs_len]
     }
 
-    /// The probabilities, as little-endian doubles.
-    pub fn probabilities(&self) -> &[u8] {
-        &self.payload[self.inputs_len..]
+    /// The probabilities, as little-endian doubles; `None` for a model that predicts a
+    /// number.
+    pub fn probabilities(&self) -> Option<&[u8]> {
+        self.label.map(|_| &self.payload[self.inputs_len..])
     }
 
     /// The same record, answered at another time (for tests and tools that write the past).

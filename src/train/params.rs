@@ -39,13 +39,13 @@ pub struct HyperParameterFlags {
     /// Share of the largest variance added to every variance (naive-bayes) [default: 1e-9]
     #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
     pub var_smoothing: Option<f64>,
-    /// L2 penalty on the coefficients (linear-regression) [default: 0]. Hidden until
-    /// regression models are served (issue 14).
-    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true, hide = true)]
+    /// L2 penalty on the coefficients (linear-regression; 0 is least squares, more is ridge)
+    /// [default: 0]
+    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
     pub alpha: Option<f64>,
     /// Half-width of the tube in which errors cost nothing, in the target's unit (svm, for
-    /// regression) [default: 0.1]. Hidden until regression models are served (issue 14).
-    #[arg(long, value_name = "EPS", allow_negative_numbers = true, hide = true)]
+    /// regression) [default: 0.1]
+    #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
     pub epsilon: Option<f64>,
 }
 

@@ -1,6 +1,6 @@
 //! Prediction-log records as the server hands them over, for tests that drive the log directly.
 
-use mlserve::model::{FeatureValue, LoadedModel, Repository};
+use mlserve::model::{FeatureValue, LoadedModel, Outcome, Repository};
 use mlserve::store::PredictionRecord;
 use mlserve::store::policy::InputPolicy;
 use mlserve::store::record::{Answered, RequestKey};
@@ -56,11 +56,14 @@ pub fn record(
     probabilities[0] = 0.75;
     probabilities[labels - 1] += 0.25;
     let values = inputs(model, i);
+    let outcome = Outcome::Class {
+        class: 0,
+        probabilities,
+    };
     let answered = Answered {
         row_index: 0,
         values: &values,
-        class: 0,
-        probabilities: &probabilities,
+        outcome: &outcome,
     };
     PredictionRecord::new(
         model,

@@ -99,7 +99,8 @@ fn protocol_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Valu
             "inputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/V2Tensor"},
                 "description": "One `input` of shape [N, F] (features in schema order), or one tensor per feature of shape [N] or [N, 1]."},
             "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
-                "name": {"type": "string", "enum": ["label", "label_index", "probabilities"]},
+                "name": {"type": "string", "enum": ["label", "label_index", "probabilities", "prediction"],
+                    "description": "A classifier's label, label_index and probabilities; a regressor's prediction (FP64 [N])."},
                 "parameters": {"type": "object", "description": "binary_data (bool); classification (k): the best k classes as \"value:index:label\"."}}}},
         }}));
     schemas.insert("V2InferResponse".into(), json!({
@@ -175,7 +176,7 @@ fn operations_paths(paths: &mut Map<String, Value>) {
                 query_param("limit", "At most this many (1 to 1000, default 100).", json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})),
             ],
             "description": "Inputs are named and typed as the model version's schema says; a feature the server's settings leave out of the log is absent, and one they hash reads as its keyed hash (32 hex digits).",
-            "responses": with_ok(json_ok("The predictions: request id, row, time, model, version, inputs, label, probabilities, latency, key, feedback.",
+            "responses": with_ok(json_ok("The predictions: request id, row, time, model, version, inputs, label and probabilities (a classifier) or prediction (a regressor), latency, key, feedback.",
                 json!({"type": "object", "properties": {"predictions": {"type": "array", "items": {"type": "object"}}}})), &LOG_ERRORS)}}),
     );
     paths.insert(

@@ -7,7 +7,9 @@
 use super::{PREDICT_ERRORS, json_ok, protocol_error, with_ok};
 use crate::config::Settings;
 use crate::data::ColumnKind;
-use crate::model::{FeatureSchema, LoadedModel, ModelEntry, UnknownFields, accepted_range};
+use crate::model::{
+    FeatureSchema, LoadedModel, Manifest, ModelEntry, Task, UnknownFields, accepted_range,
+};
 use serde_json::{Map, Value, json};
 
 /// The schema of one feature's value.
@@ -173,46 +175,94 @@ fn add_schemas(version: &Documented<'_>, settings: &Settings, schemas: &mut Map<
             "additionalProperties": false,
         }),
     );
-    let probabilities: Map<String, Value> = manifest
-        .labels
-        .iter()
-        .map(|label| {
-            (
-                label.clone(),
-                json!({"type": "number", "minimum": 0, "maximum": 1}),
-            )
-        })
-        .collect();
-    let probabilities =
-        json!({"type": "object", "properties": probabilities, "required": manifest.labels});
-    let label = json!({"type": "string", "enum": manifest.labels});
+    let (outcome, required, task) = outcome_schema(manifest);
     let warnings = json!({"type": "array", "items": {"type": "string"}});
+    let mut single = outcome.clone();
+    single.insert("model".into(), json!({"type": "string"}));
+    single.insert("version".into(), json!({"type": "string"}));
+    single.insert("warnings".into(), warnings.clone());
+    single.insert("request_id".into(), json!({"type": "string"}));
+    let mut item = outcome;
+    item.insert("warnings".into(), warnings);
+    let mut item_required = required.clone();
+    item_required.push("warnings");
+    let mut single_required = item_required.clone();
+    single_required.extend(["model", "version", "request_id"]);
     schemas.insert(
         format!("{key}.Prediction"),
         json!({
             "type": "object",
-            "properties": {
-                "model": {"type": "string"}, "version": {"type": "string"}, "label": label,
-                "probabilities": probabilities, "warnings": warnings, "request_id": {"type": "string"}
-            },
-            "required": ["model", "version", "label", "probabilities", "warnings", "request_id"],
+            "description": task,
+            "properties": single,
+            "required": single_required,
         }),
     );
     schemas.insert(
         format!("{key}.BatchPrediction"),
         json!({
             "type": "object",
+            "description": task,
             "properties": {
                 "model": {"type": "string"}, "version": {"type": "string"}, "request_id": {"type": "string"},
                 "predictions": {"type": "array", "items": {
                     "type": "object",
-                    "properties": {"label": label, "probabilities": probabilities, "warnings": warnings},
-                    "required": ["label", "probabilities", "warnings"],
+                    "properties": item,
+                    "required": item_required,
                 }},
             },
             "required": ["model", "version", "predictions", "request_id"],
         }),
     );
+}
+
+/// The fields a row's answer has for the model's task, those required, and the task in words:
+/// `label` and `probabilities` for a classifier, `prediction` for a regressor.
+fn outcome_schema(manifest: &Manifest) -> (Map<String, Value>, Vec<&'static str>, String) {
+    match manifest.task {
+        Task::Classification => {
+            let probabilities: Map<String, Value> = manifest
+                .labels
+                .iter()
+                .map(|label| {
+                    (
+                        label.clone(),
+                        json!({"type": "number", "minimum": 0, "maximum": 1}),
+                    )
+                })
+                .collect();
+            let mut fields = Map::new();
+            fields.insert(
+                "label".into(),
+                json!({"type": "string", "enum": manifest.labels}),
+            );
+            fields.insert(
+                "probabilities".into(),
+                json!({"type": "object", "properties": probabilities, "required": manifest.labels}),
+            );
+            let task = format!(
+                "Task: classification. The predicted label and each class's probability ({}).",
+                manifest.labels.join(", ")
+            );
+            (fields, vec!["label", "probabilities"], task)
+        }
+        Task::Regression => {
+            let target = target_name(manifest);
+            let mut fields = Map::new();
+            fields.insert(
+                "prediction".into(),
+                json!({"type": "number", "description": format!("The predicted {target}, in its training unit.")}),
+            );
+            let task = format!("Task: regression. The predicted {target}, a number.");
+            (fields, vec!["prediction"], task)
+        }
+    }
+}
+
+fn target_name(manifest: &Manifest) -> &str {
+    manifest
+        .target
+        .as_ref()
+        .map_or("value", |t| t.name.as_str())
 }
 
 fn add_native_paths(version: &Documented<'_>, paths: &mut Map<String, Value>) {
@@ -236,8 +286,8 @@ fn add_native_paths(version: &Documented<'_>, paths: &mut Map<String, Value>) {
                 "operationId": format!("predict_{id}"),
                 "summary": format!("Predict with {title}"),
                 "description": format!(
-                    "Send one object of features, or `{{\"instances\": [...]}}` for a batch. Labels: {}.",
-                    manifest.labels.join(", ")
+                    "Send one object of features, or `{{\"instances\": [...]}}` for a batch. {}",
+                    outcome_schema(manifest).2
                 ),
                 "requestBody": {"required": true, "content": {"application/json": {
                     "schema": {"oneOf": [schema_ref(key, "Features"), schema_ref(key, "Batch")]},
@@ -280,7 +330,7 @@ fn add_v1_path(
     let instance = json!({"oneOf": [features_object(model, strict), positional]});
     let list = json!({"type": "array", "items": instance, "minItems": 1, "maxItems": settings.max_batch_rows});
     let errors = json!({
-        "200": json_ok("The labels, one per instance.", json!({"type": "object", "required": ["predictions"], "properties": {"predictions": {"type": "array", "items": {"type": "string", "enum": model.artifact.manifest.labels}}}})),
+        "200": v1_answer(&model.artifact.manifest),
         "400": protocol_error("A malformed request, or an instance that is not valid (every problem is listed)."),
         "404": protocol_error("No such model."),
         "413": protocol_error("More instances than max_batch_rows."),
@@ -305,4 +355,22 @@ fn add_v1_path(
             }}},
             "responses": errors}}),
     );
+}
+
+/// V1's answer: the predicted label of each instance, or the predicted value.
+fn v1_answer(manifest: &Manifest) -> Value {
+    let (what, item) = match manifest.task {
+        Task::Classification => (
+            "The labels, one per instance.".to_string(),
+            json!({"type": "string", "enum": manifest.labels}),
+        ),
+        Task::Regression => (
+            format!("The predicted {}, one per instance.", target_name(manifest)),
+            json!({"type": "number"}),
+        ),
+    };
+    json_ok(
+        &what,
+        json!({"type": "object", "required": ["predictions"], "properties": {"predictions": {"type": "array", "items": item}}}),
+    )
 }

@@ -7,7 +7,7 @@ use super::model_ref::{ModelRef, find_model, model_head};
 use super::pages::{BadRowView, BatchOutcome, BatchPage, Frame};
 use super::render::{PageError, message, render};
 use crate::model::batch::{BadRow, BatchError, BatchObserver, describe, predict_csv_stream};
-use crate::model::{FeatureValue, LoadedModel, sample};
+use crate::model::{FeatureValue, LoadedModel, Outcome, sample};
 use crate::serve::middleware::RequestId;
 use crate::serve::predict::{Asked, StreamedPredictions};
 use crate::serve::state::App;
@@ -174,8 +174,8 @@ impl BatchObserver for UploadObserver<'_> {
         }
     }
 
-    fn predicted(&mut self, values: &[FeatureValue], probabilities: &[f64]) {
-        self.predictions.predicted(values, probabilities);
+    fn predicted(&mut self, values: &[FeatureValue], outcome: &Outcome) {
+        self.predictions.predicted(values, outcome);
     }
 }
 

@@ -4,7 +4,9 @@ use super::model_ref::*;
 use super::pages;
 use super::pages::Frame;
 use super::render::*;
+use crate::model::Task;
 use crate::serve::state::App;
+use crate::train::regression::RegressionMetricsFile;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -13,16 +15,17 @@ use axum::response::Response;
 pub(super) async fn card(State(app): State<App>, target: ModelRef) -> Result<Response, PageError> {
     let (catalog, model) = find_model(&app, &target)?;
     let path = model.artifact.dir.join("metrics.json");
-    let metrics = match tokio::fs::read(&path).await {
-        Ok(bytes) => serde_json::from_slice::<crate::train::MetricsFile>(&bytes)
-            .map(Some)
-            .map_err(|error| error.to_string()),
+    let manifest = &model.artifact.manifest;
+    let sections = match tokio::fs::read(&path).await {
+        Ok(bytes) => card_sections(manifest, &bytes),
         // An imported model has no evaluation: its card shows the import instead.
-        Err(_) if model.artifact.manifest.metrics.is_none() => Ok(None),
+        Err(_) if manifest.metrics.is_none() => {
+            Ok(crate::train::report::model_card_sections(manifest, None))
+        }
         Err(error) => Err(error.to_string()),
     };
-    let metrics = match metrics {
-        Ok(metrics) => metrics,
+    let sections = match sections {
+        Ok(sections) => sections,
         Err(error) => {
             tracing::warn!(path = %path.display(), %error, "cannot read the model's metrics");
             return Ok(message(
@@ -36,14 +39,24 @@ pub(super) async fn card(State(app): State<App>, target: ModelRef) -> Result<Res
             ));
         }
     };
-    let manifest = &model.artifact.manifest;
     let page = pages::CardPage {
         frame: Frame::new(
             format!("Model card: {} v{}", manifest.name, model.version_label),
             "",
         ),
         head: model_head(&catalog, &model, &target, "card"),
-        sections: crate::train::report::model_card_sections(manifest, metrics.as_ref()),
+        sections,
     };
     Ok(render(StatusCode::OK, &page, None))
+}
+
+/// The card's sections from a version's metrics.json, read as its task writes it.
+fn card_sections(manifest: &crate::model::Manifest, bytes: &[u8]) -> Result<String, String> {
+    match manifest.task {
+        Task::Classification => serde_json::from_slice::<crate::train::MetricsFile>(bytes)
+            .map(|metrics| crate::train::report::model_card_sections(manifest, Some(&metrics))),
+        Task::Regression => serde_json::from_slice::<RegressionMetricsFile>(bytes)
+            .map(|metrics| crate::train::regression::model_card_sections(manifest, &metrics)),
+    }
+    .map_err(|error| error.to_string())
 }

@@ -3,11 +3,16 @@
 
 use super::csrf;
 use super::model_ref::*;
-use super::pages::{ClassView, ErrorItem, FieldView, Frame, ModelPage, OptionView, PredictionView};
+use super::numbers::format_value;
+use super::pages::{
+    ClassView, ErrorItem, FieldView, Frame, MarkView, ModelPage, OptionView, PredictionView,
+    ValueView,
+};
 use super::render::*;
 use crate::data::ColumnKind;
 use crate::model::{
-    Catalog, FeatureSchema, FieldError, LoadedModel, PredictFailure, Prediction, RawValue, sample,
+    Catalog, FeatureSchema, FieldError, LoadedModel, Outcome, PredictFailure, Prediction, RawValue,
+    sample,
 };
 use crate::serve::body::parse_query;
 use crate::serve::middleware::RequestId;
@@ -199,21 +204,107 @@ pub(super) fn is_form_post(headers: &HeaderMap) -> bool {
 
 pub(super) fn prediction_view(model: &LoadedModel, prediction: &Prediction) -> PredictionView {
     let labels = &model.artifact.manifest.labels;
+    let (classes, value) = match &prediction.outcome {
+        Outcome::Class {
+            class,
+            probabilities,
+        } => (
+            labels
+                .iter()
+                .zip(probabilities)
+                .enumerate()
+                .map(|(index, (label, &value))| ClassView {
+                    label: label.clone(),
+                    value,
+                    percent: format!("{:.1}%", value * 100.0),
+                    top: index == *class,
+                })
+                .collect(),
+            None,
+        ),
+        Outcome::Value(value) => (Vec::new(), Some(value_view(model, *value))),
+    };
     PredictionView {
-        label: prediction.label(model).to_string(),
-        classes: labels
-            .iter()
-            .zip(&prediction.probabilities)
-            .enumerate()
-            .map(|(index, (label, &value))| ClassView {
-                label: label.clone(),
-                value,
-                percent: format!("{:.1}%", value * 100.0),
-                top: index == prediction.class,
-            })
-            .collect(),
+        label: match &value {
+            Some(view) => view.text.clone(),
+            None => prediction.label(model).unwrap_or_default().to_string(),
+        },
+        classes,
+        value,
         warnings: prediction.warnings.clone(),
     }
+}
+
+/// A predicted value on the bar of the training target's range.
+fn value_view(model: &LoadedModel, value: f64) -> ValueView {
+    let Some(target) = &model.artifact.manifest.target else {
+        return ValueView {
+            target: "prediction".to_string(),
+            text: format_value(value),
+            position: 50.0,
+            marker_x: 49.2,
+            marks: Vec::new(),
+            placement: String::new(),
+        };
+    };
+    let [q1, median, q3] = target.quartiles;
+    let span = target.max - target.min;
+    let place = |v: f64| {
+        if span > 0.0 {
+            ((v - target.min) / span * 100.0).clamp(0.0, 100.0)
+        } else {
+            50.0
+        }
+    };
+    let points = [
+        ("min", target.min),
+        ("25%", q1),
+        ("median", median),
+        ("75%", q3),
+        ("max", target.max),
+    ];
+    ValueView {
+        target: target.name.clone(),
+        text: format_value(value),
+        position: place(value),
+        marker_x: place(value).clamp(0.8, 99.2) - 0.8,
+        marks: points
+            .iter()
+            .map(|&(name, v)| MarkView {
+                name,
+                text: format_value(v),
+                position: place(v).min(99.6),
+            })
+            .collect(),
+        placement: placement(value, &points),
+    }
+}
+
+/// Where `value` lies among the training target's minimum, quartiles and maximum, in words.
+fn placement(value: f64, points: &[(&str, f64); 5]) -> String {
+    let describe = |(name, v): (&str, f64)| match name {
+        "min" => format!("the training minimum ({})", format_value(v)),
+        "max" => format!("the training maximum ({})", format_value(v)),
+        "median" => format!("the median ({})", format_value(v)),
+        "25%" => format!("the 25th percentile ({})", format_value(v)),
+        _ => format!("the 75th percentile ({})", format_value(v)),
+    };
+    if value < points[0].1 {
+        return format!("below {}", describe(points[0]));
+    }
+    if value > points[4].1 {
+        return format!("above {}", describe(points[4]));
+    }
+    let upper = points
+        .iter()
+        .position(|&(_, v)| value <= v)
+        .unwrap_or(points.len() - 1)
+        .max(1);
+    format!(
+        "between {} and {}",
+        describe(points[upper - 1]),
+        describe(points[upper])
+    )
 }
 
 /// Field problems by feature name, and the summary list with links to the inputs.

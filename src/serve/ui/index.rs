@@ -3,15 +3,10 @@
 use super::pages;
 use super::pages::{Frame, ModelRow};
 use super::render::*;
-use crate::model::Manifest;
 use crate::serve::state::App;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-
-pub(super) fn format_metric(value: f64) -> String {
-    format!("{value:.3}")
-}
 
 /// GET / for browsers: the models.
 pub async fn index(State(app): State<App>) -> Response {
@@ -42,12 +37,10 @@ pub async fn index(State(app): State<App>) -> Response {
                 name: name.clone(),
                 version: default.map_or("–".into(), |m| m.version_label.clone()),
                 algorithm: manifest.map_or("–".into(), |m| m.algorithm_name().to_string()),
-                accuracy: manifest
-                    .and_then(Manifest::accuracy)
-                    .map_or("–".into(), format_metric),
-                roc_auc: manifest
-                    .and_then(Manifest::roc_auc)
-                    .map_or("–".into(), format_metric),
+                task: manifest.map_or("–", |m| m.task.name()),
+                quality: manifest
+                    .and_then(super::numbers::held_out_quality)
+                    .unwrap_or_else(|| "–".into()),
                 status,
                 ready: default.is_some(),
                 problem,

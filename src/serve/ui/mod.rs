@@ -15,6 +15,7 @@ mod form;
 mod index;
 mod model_ref;
 mod monitoring;
+mod numbers;
 pub mod pages;
 mod render;
 mod sign_in;

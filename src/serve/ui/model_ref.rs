@@ -1,6 +1,6 @@
 //! Which model (and version) a page is about, from its path, and the heading of its pages.
 
-use super::index::*;
+use super::numbers::*;
 use super::pages::{ModelHead, VersionLink};
 use super::render::*;
 use crate::model::{Catalog, LoadedModel};
@@ -97,12 +97,15 @@ pub(super) fn model_head(
     tab: &'static str,
 ) -> ModelHead {
     let manifest = &model.artifact.manifest;
-    let mut summary = format!("{} classes", manifest.labels.len());
-    if let Some(accuracy) = manifest.accuracy() {
-        summary.push_str(&format!(" · accuracy {}", format_metric(accuracy)));
-    }
-    if let Some(auc) = manifest.roc_auc() {
-        summary.push_str(&format!(" · ROC AUC {}", format_metric(auc)));
+    let mut summary = match &manifest.target {
+        Some(target) if manifest.task == crate::model::Task::Regression => {
+            format!("predicts {}", target.name)
+        }
+        _ if manifest.task == crate::model::Task::Regression => "predicts a number".to_string(),
+        _ => format!("{} classes", manifest.labels.len()),
+    };
+    if let Some(quality) = held_out_quality(manifest) {
+        summary.push_str(&format!(" · {quality}"));
     }
     match &manifest.imported {
         Some(imported) => summary.push_str(&format!(

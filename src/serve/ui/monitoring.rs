@@ -1,7 +1,7 @@
 //! The monitoring tab: live quality from feedback, and drift of recent inputs.
 
-use super::index::*;
 use super::model_ref::*;
+use super::numbers::*;
 use super::pages;
 use super::pages::{DriftRow, Frame, LiveRow, WindowLink};
 use super::render::*;

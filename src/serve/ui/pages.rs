@@ -44,10 +44,10 @@ pub struct ModelRow {
     pub version: String,
     /// Algorithm of the default version.
     pub algorithm: String,
-    /// Held-out accuracy, formatted.
-    pub accuracy: String,
-    /// Held-out ROC AUC, formatted, or "–".
-    pub roc_auc: String,
+    /// "classification" or "regression", or "–".
+    pub task: &'static str,
+    /// Held-out quality (accuracy and ROC AUC, or R² and RMSE), or "–".
+    pub quality: String,
     /// "ready", "degraded" (some versions failed) or "failed".
     pub status: &'static str,
     /// Whether a version is loaded (so the model's pages work).
@@ -136,12 +136,41 @@ pub struct ClassView {
     pub top: bool,
 }
 
+/// A predicted value, as the form page shows it: the number, and where it falls on the
+/// training target's range.
+pub struct ValueView {
+    /// The target column's name.
+    pub target: String,
+    /// The value, for people.
+    pub text: String,
+    /// Where it falls on the bar, in percent of the training range (clamped to 0–100).
+    pub position: f64,
+    /// The left edge of its marker on the bar (the marker is 1.6 wide, centred on it).
+    pub marker_x: f64,
+    /// The training target's minimum, quartiles and maximum, for the bar's ticks.
+    pub marks: Vec<MarkView>,
+    /// Where the value lies among the training targets, in words.
+    pub placement: String,
+}
+
+/// A tick on the target-range bar.
+pub struct MarkView {
+    /// What it marks: "min", "25%", "median", "75%", "max".
+    pub name: &'static str,
+    /// Its value, for people.
+    pub text: String,
+    /// Its place on the bar, in percent.
+    pub position: f64,
+}
+
 /// A prediction, as the form page shows it.
 pub struct PredictionView {
-    /// Predicted label.
+    /// Predicted label (a classifier), or the value's text.
     pub label: String,
-    /// Every class, in the model's label order.
+    /// Every class, in the model's label order (empty for a model that predicts a number).
     pub classes: Vec<ClassView>,
+    /// The predicted value, for a model that predicts a number.
+    pub value: Option<ValueView>,
     /// Values outside the training range.
     pub warnings: Vec<String>,
 }

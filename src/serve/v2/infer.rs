@@ -6,7 +6,7 @@ use super::decode::decode_inputs;
 use super::outputs::{OutputData, ResponseOutput};
 use super::tensor::{self, Elements, InferRequest, Tensor};
 use super::{ModelPath, find};
-use crate::model::{LoadedModel, RawValue, UnknownFields, ValidRow};
+use crate::model::{LoadedModel, Outcome, Prediction, RawValue, Task, UnknownFields, ValidRow};
 use crate::serve::predict::{Asked, predict};
 use crate::serve::protocol_error::{LISTED_PROBLEMS, ProtocolError};
 use crate::serve::state::App;
@@ -191,11 +191,7 @@ pub(super) fn flag(parameters: Option<&Map<String, Value>>, name: &str) -> bool 
 }
 
 /// The `[N, k]` classification of the probabilities: "value:index:label", best first.
-pub(super) fn classification(
-    labels: &[String],
-    probabilities: &[Vec<f64>],
-    k: usize,
-) -> Vec<String> {
+pub(super) fn classification(labels: &[String], probabilities: &[&[f64]], k: usize) -> Vec<String> {
     let mut out = Vec::with_capacity(probabilities.len() * k);
     for row in probabilities {
         let mut order: Vec<usize> = (0..row.len()).collect();
@@ -248,83 +244,21 @@ pub(super) async fn infer_with(
     let request: InferRequest = parse_request(json_part)?;
     let tensors = decode_inputs(&request, binary)?;
     let rows = rows_from_tensors(model, &tensors, app.settings.max_batch_rows)?;
-    let count = rows.len();
+    // The outputs are checked before anything is predicted: a refused request is neither
+    // counted nor logged.
+    let requested = requested_outputs(model, &request)?;
     let predictions = predict(app, model, rows, asked, true).await?;
     let manifest = &model.artifact.manifest;
-    let labels = &manifest.labels;
-    let classes = labels.len();
-    let probabilities: Vec<Vec<f64>> = predictions
-        .iter()
-        .map(|p| p.probabilities.clone())
-        .collect();
     let default_binary = flag(request.parameters.as_ref(), "binary_data_output");
-    let requested: Vec<(String, Option<&Map<String, Value>>)> = match &request.outputs {
-        Some(outputs) => outputs
-            .iter()
-            .map(|o| (o.name.clone(), o.parameters.as_ref()))
-            .collect(),
-        None => ["label", "label_index", "probabilities"]
-            .iter()
-            .map(|n| (n.to_string(), None))
-            .collect(),
-    };
     let mut outputs = Vec::with_capacity(requested.len());
     let mut binary_out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (output, parameters) in requested {
-        if !seen.insert(output.clone()) {
-            return Err(format!("output '{output}' is requested twice").into());
-        }
-        if !matches!(output.as_str(), "label" | "label_index" | "probabilities") {
-            return Err(format!(
-                "unexpected inference output '{output}' for model '{}': the outputs are label, label_index, probabilities",
-                manifest.name
-            )
-            .into());
-        }
-        let k = match parameters.and_then(|p| p.get("classification")) {
-            None => None,
-            Some(value) => Some(value.as_u64().filter(|&k| k > 0).ok_or_else(|| {
-                format!(
-                    "output '{output}': classification must be a positive class count, got {value}"
-                )
-            })? as usize),
-        };
-        if k.is_some() && output != "probabilities" {
-            return Err(format!(
-                "output '{output}': classification applies to 'probabilities' only"
-            )
-            .into());
-        }
-        let (data, shape) = match (output.as_str(), k) {
-            (_, Some(k)) => {
-                let k = k.min(classes);
-                (
-                    OutputData::Texts(classification(labels, &probabilities, k)),
-                    vec![count, k],
-                )
-            }
-            ("label", None) => (
-                OutputData::Texts(
-                    predictions
-                        .iter()
-                        .map(|p| labels[p.class].clone())
-                        .collect(),
-                ),
-                vec![count],
-            ),
-            ("label_index", None) => (
-                OutputData::Int64(predictions.iter().map(|p| p.class as i64).collect()),
-                vec![count],
-            ),
-            ("probabilities", None) => (
-                OutputData::Fp64(probabilities.iter().flatten().copied().collect()),
-                vec![count, classes],
-            ),
-            (other, None) => {
-                return Err(format!("unexpected inference output '{other}'").into());
-            }
-        };
+    for Requested {
+        name: output,
+        parameters,
+        top,
+    } in requested
+    {
+        let (data, shape) = output_tensor(model, &predictions, &output, top);
         let binary = parameters
             .and_then(|p| p.get("binary_data"))
             .and_then(Value::as_bool)
@@ -370,6 +304,144 @@ pub(super) async fn infer_with(
     Ok(response)
 }
 
+/// One output a request asks for.
+struct Requested<'a> {
+    name: String,
+    parameters: Option<&'a Map<String, Value>>,
+    /// The `classification` parameter: the best k classes.
+    top: Option<usize>,
+}
+
+/// The outputs a request asks for (all of the model's when it names none), each checked: known
+/// to the model, asked once, `classification` a positive count and only on `probabilities`.
+fn requested_outputs<'a>(
+    model: &LoadedModel,
+    request: &'a InferRequest,
+) -> Result<Vec<Requested<'a>>, ProtocolError> {
+    let names = output_names(model);
+    let Some(outputs) = &request.outputs else {
+        return Ok(names
+            .iter()
+            .map(|name| Requested {
+                name: name.to_string(),
+                parameters: None,
+                top: None,
+            })
+            .collect());
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut checked = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        let name = output.name.as_str();
+        if !seen.insert(name) {
+            return Err(format!("output '{name}' is requested twice").into());
+        }
+        if !names.contains(&name) {
+            return Err(format!(
+                "unexpected inference output '{name}' for model '{}': the outputs are {}",
+                model.name(),
+                names.join(", ")
+            )
+            .into());
+        }
+        let parameters = output.parameters.as_ref();
+        let top = match parameters.and_then(|p| p.get("classification")) {
+            None => None,
+            Some(value) => Some(value.as_u64().filter(|&k| k > 0).ok_or_else(|| {
+                format!(
+                    "output '{name}': classification must be a positive class count, got {value}"
+                )
+            })? as usize),
+        };
+        if top.is_some() && name != "probabilities" {
+            return Err(
+                format!("output '{name}': classification applies to 'probabilities' only").into(),
+            );
+        }
+        checked.push(Requested {
+            name: name.to_string(),
+            parameters,
+            top,
+        });
+    }
+    Ok(checked)
+}
+
+/// The outputs a model answers, in the order they come when a request names none (as its
+/// metadata lists them): a classifier's `label`, `label_index` and `probabilities`; a
+/// regressor's `prediction`.
+pub(super) fn output_names(model: &LoadedModel) -> &'static [&'static str] {
+    match model.task() {
+        Task::Classification => &["label", "label_index", "probabilities"],
+        Task::Regression => &["prediction"],
+    }
+}
+
+/// One output's data and shape: `name` is one of [`output_names`], `k` the `classification`
+/// parameter (only on `probabilities`).
+fn output_tensor(
+    model: &LoadedModel,
+    predictions: &[Prediction],
+    name: &str,
+    k: Option<usize>,
+) -> (OutputData, Vec<usize>) {
+    let labels = &model.artifact.manifest.labels;
+    let count = predictions.len();
+    let classes = labels.len();
+    let probabilities: Vec<&[f64]> = predictions
+        .iter()
+        .map(|p| match &p.outcome {
+            Outcome::Class { probabilities, .. } => probabilities.as_slice(),
+            Outcome::Value(_) => &[],
+        })
+        .collect();
+    let class_of = |p: &Prediction| match p.outcome {
+        Outcome::Class { class, .. } => class,
+        Outcome::Value(_) => 0,
+    };
+    match (name, k) {
+        (_, Some(k)) => {
+            let k = k.min(classes);
+            (
+                OutputData::Texts(classification(labels, &probabilities, k)),
+                vec![count, k],
+            )
+        }
+        ("label", None) => (
+            OutputData::Texts(
+                predictions
+                    .iter()
+                    .map(|p| p.label(model).unwrap_or_default().to_string())
+                    .collect(),
+            ),
+            vec![count],
+        ),
+        ("label_index", None) => (
+            OutputData::Int64(predictions.iter().map(|p| class_of(p) as i64).collect()),
+            vec![count],
+        ),
+        ("probabilities", None) => (
+            OutputData::Fp64(
+                probabilities
+                    .iter()
+                    .flat_map(|p| p.iter().copied())
+                    .collect(),
+            ),
+            vec![count, classes],
+        ),
+        // "prediction", the one output of a regressor.
+        _ => (
+            OutputData::Fp64(
+                predictions
+                    .iter()
+                    .map(|p| p.outcome.value().unwrap_or(f64::NAN))
+                    .collect(),
+            ),
+            vec![count],
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tensor::DataType;
@@ -378,7 +450,7 @@ mod tests {
     #[test]
     fn classification_lists_the_best_classes_first() {
         let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-        let out = classification(&labels, &[vec![0.2, 0.7, 0.1]], 2);
+        let out = classification(&labels, &[&[0.2, 0.7, 0.1]], 2);
         assert_eq!(out, ["0.700000:1:b", "0.200000:0:a"]);
     }
 

@@ -4,9 +4,10 @@
 //!
 //! A model takes either one `input` tensor of shape `[N, F]` (the features in schema order;
 //! numbers, or BYTES for models with text features, each cell parsed by its feature's type) or
-//! one tensor per feature named after it, of shape `[N]` or `[N, 1]`. It answers `label`
-//! (BYTES `[N]`), `label_index` (INT64 `[N]`) and `probabilities` (FP64 `[N, C]`, classes in
-//! the order of the model's labels). Errors are `{"error": "…"}`: 400 for a bad request, 404
+//! one tensor per feature named after it, of shape `[N]` or `[N, 1]`. A classifier answers
+//! `label` (BYTES `[N]`), `label_index` (INT64 `[N]`) and `probabilities` (FP64 `[N, C]`,
+//! classes in the order of the model's labels); a model that predicts a number answers
+//! `prediction` (FP64 `[N]`, in the training target's unit). Errors are `{"error": "…"}`: 400 for a bad request, 404
 //! for an unknown model, 503 for one that is not loaded.
 
 mod decode;
@@ -122,12 +123,22 @@ fn metadata_of(app: &App, model: &LoadedModel) -> Value {
             crate::model::Backend::Onnx => "onnxruntime_onnx",
         },
         "inputs": inputs,
-        "outputs": [
+        "outputs": outputs_metadata(model),
+    })
+}
+
+fn outputs_metadata(model: &LoadedModel) -> Value {
+    match model.task() {
+        crate::model::Task::Classification => json!([
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
             {"name": "label_index", "datatype": "INT64", "shape": [-1]},
-            {"name": "probabilities", "datatype": "FP64", "shape": [-1, manifest.labels.len()]},
-        ],
-    })
+            {"name": "probabilities", "datatype": "FP64",
+             "shape": [-1, model.artifact.manifest.labels.len()]},
+        ]),
+        crate::model::Task::Regression => json!([
+            {"name": "prediction", "datatype": "FP64", "shape": [-1]},
+        ]),
+    }
 }
 
 /// The model a V2 path names: `{name}`, with `{version}` when the route pins one. An

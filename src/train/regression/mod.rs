@@ -9,6 +9,7 @@ pub mod metrics;
 mod pipeline;
 pub mod svr;
 
+pub use card::{model_card, model_card_sections};
 pub use pipeline::{
     RegressionCrossValidation, RegressionEvaluation, RegressionMetricsFile, TrainedRegressor,
     target_schema, train_regressor,

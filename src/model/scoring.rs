@@ -1,0 +1,204 @@
+//! Scoring validated rows with a loaded version: class probabilities for a classifier, a value
+//! for a model that predicts a number, each row's failure its own, and the checks that keep a
+//! broken model's answer (probabilities that are no distribution, a value that is not finite)
+//! from ever leaving the server.
+
+use super::artifact::Model;
+use super::counters::{Tally, value_bin};
+use super::manifest::Task;
+use super::native::FeatureValue;
+use super::repository::LoadedModel;
+
+/// What a model answers for one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A classifier's answer.
+    Class {
+        /// Index of the predicted class in the model's labels: the argmax of the
+        /// probabilities, the first one on a tie (as scikit-learn's `predict`).
+        class: usize,
+        /// Probability of each class, in label order; each in [0, 1], summing to 1.
+        probabilities: Vec<f64>,
+    },
+    /// A regressor's answer, in the unit of the training target; always finite.
+    Value(f64),
+}
+
+impl Outcome {
+    /// A classifier's outcome from its probabilities.
+    pub fn of_probabilities(probabilities: Vec<f64>) -> Outcome {
+        Outcome::Class {
+            class: super::argmax(&probabilities),
+            probabilities,
+        }
+    }
+
+    /// The predicted value of a regressor; `None` for a classifier.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            Outcome::Value(value) => Some(*value),
+            Outcome::Class { .. } => None,
+        }
+    }
+}
+
+/// Why a validated row got no prediction.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    /// The model's arithmetic overflowed: the values are far outside anything it was trained on.
+    #[error("the model cannot score this row: its values are too far outside the training range")]
+    Unscorable,
+    /// The row does not fit the model (a validator bug, never user input).
+    #[error(transparent)]
+    Model(#[from] super::native::ModelError),
+    /// The graph refused this one validated row (a value it cannot take, such as a category
+    /// its encoder does not know when it was exported to refuse those).
+    #[error("the model refused this row: {0}")]
+    Refused(String),
+    /// The model answered probabilities outside [0, 1] or not summing to 1: the model is
+    /// broken, not the row, and such an answer never leaves the server.
+    #[error(
+        "model '{model}' version {version} answered {probabilities:?}, which is not a probability distribution"
+    )]
+    NotADistribution {
+        /// The model.
+        model: String,
+        /// Its version.
+        version: String,
+        /// What it answered.
+        probabilities: Vec<f64>,
+    },
+    /// A model that predicts a number was asked for class probabilities (a caller's fault:
+    /// ask [`LoadedModel::outcomes_of_rows`], which answers both tasks).
+    #[error("model '{0}' predicts a number; it has no class probabilities")]
+    NoClasses(String),
+}
+
+impl PredictError {
+    /// Whether the row itself is the cause (answered 422, a skipped CSV row), not the server.
+    pub fn is_about_the_row(&self) -> bool {
+        matches!(self, PredictError::Unscorable | PredictError::Refused(_))
+    }
+}
+
+/// Each row's outcome or its own error, or an error of the whole run.
+pub type Scored<T> = Result<Vec<Result<T, PredictError>>, PredictError>;
+
+impl LoadedModel {
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        &self.artifact.manifest.name
+    }
+
+    /// What the model does: classify, or predict a number.
+    pub fn task(&self) -> Task {
+        self.artifact.manifest.task
+    }
+
+    /// An empty tally of this version's predictions, for [`LoadedModel::count_predictions`].
+    pub fn new_tally(&self) -> Tally {
+        Tally::new(&self.artifact.manifest)
+    }
+
+    /// Counts one row's outcome in `tally`: its class, or its value's bin of the training
+    /// target's deciles.
+    pub fn tally(&self, tally: &mut Tally, outcome: &Outcome) {
+        tally.count(match outcome {
+            Outcome::Class { class, .. } => Some(*class),
+            Outcome::Value(value) => value_bin(&self.artifact.manifest, *value),
+        });
+    }
+
+    /// Adds what `tally` counted to this version's counters in `/metrics`.
+    pub fn count_predictions(&self, tally: &Tally) {
+        self.counters
+            .add(&self.artifact.manifest, &self.version_label, tally);
+    }
+
+    /// The outcome of each validated row, in order: what every predict path scores with.
+    /// Errors as [`LoadedModel::probabilities_of_rows`] for a classifier; a regressor's value
+    /// that is not finite is [`PredictError::Unscorable`] for its row.
+    pub fn outcomes_of_rows(&self, rows: &[&[FeatureValue]]) -> Scored<Outcome> {
+        match &self.artifact.model {
+            Model::NativeRegressor(model) => Ok(rows
+                .iter()
+                .map(|row| match model.predict(row) {
+                    Ok(value) if value.is_finite() => Ok(Outcome::Value(value)),
+                    Ok(_) => Err(PredictError::Unscorable),
+                    Err(error) => Err(error.into()),
+                })
+                .collect()),
+            _ => Ok(self
+                .probabilities_of_rows(rows)?
+                .into_iter()
+                .map(|row| row.map(Outcome::of_probabilities))
+                .collect()),
+        }
+    }
+
+    /// Class probabilities of a validated row of a classifier; every one finite, or an error.
+    pub fn probabilities(&self, values: &[FeatureValue]) -> Result<Vec<f64>, PredictError> {
+        self.probabilities_of_rows(&[values])?
+            .pop()
+            .unwrap_or(Err(PredictError::Unscorable))
+    }
+
+    /// Class probabilities of several validated rows of a classifier, each finite or an error
+    /// of its own; an ONNX graph runs once for them all. The outer error is a failure of the
+    /// whole run, which is also what an answer that is not a probability distribution is
+    /// (within 1e-6 for native models, 1e-4 for single-precision graphs), and what a model that
+    /// predicts a number answers ([`PredictError::NoClasses`]).
+    pub fn probabilities_of_rows(&self, rows: &[&[FeatureValue]]) -> Scored<Vec<f64>> {
+        let scored = self.unchecked_probabilities_of_rows(rows)?;
+        let tolerance = match self.artifact.model {
+            Model::Native(_) | Model::NativeRegressor(_) => 1e-6,
+            Model::Onnx(_) => 1e-4,
+        };
+        for probabilities in scored.iter().flatten() {
+            if !super::native::is_distribution(probabilities, tolerance) {
+                return Err(PredictError::NotADistribution {
+                    model: self.name().to_string(),
+                    version: self.version_label.clone(),
+                    probabilities: probabilities.clone(),
+                });
+            }
+        }
+        Ok(scored)
+    }
+
+    fn unchecked_probabilities_of_rows(&self, rows: &[&[FeatureValue]]) -> Scored<Vec<f64>> {
+        match &self.artifact.model {
+            Model::NativeRegressor(_) => Err(PredictError::NoClasses(self.name().to_string())),
+            Model::Native(model) => Ok(rows
+                .iter()
+                .map(|row| {
+                    model
+                        .predict_proba(row)
+                        .map_err(PredictError::from)
+                        .and_then(finite)
+                })
+                .collect()),
+            Model::Onnx(runner) => match runner.probabilities(rows) {
+                Ok(all) => Ok(all.into_iter().map(finite).collect()),
+                // One row the graph cannot take fails the whole run: score them one by one, so
+                // only that row is refused.
+                Err(_) if rows.len() > 1 => Ok(rows
+                    .iter()
+                    .map(|row| match runner.probabilities(&[row]) {
+                        Ok(mut one) => finite(one.pop().unwrap_or_default()),
+                        Err(error) => Err(PredictError::Refused(error.to_string())),
+                    })
+                    .collect()),
+                Err(error) => Ok(vec![Err(PredictError::Refused(error.to_string()))]),
+            },
+        }
+    }
+}
+
+fn finite(probabilities: Vec<f64>) -> Result<Vec<f64>, PredictError> {
+    if probabilities.iter().all(|p| p.is_finite()) {
+        Ok(probabilities)
+    } else {
+        Err(PredictError::Unscorable)
+    }
+}
