@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Compare mlserve's held-out accuracy and ROC AUC with scikit-learn's on the same split.
+"""Compare mlserve's held-out quality with scikit-learn's on the same split.
 
 For each bundled dataset and algorithm this trains with `mlserve train` into a temporary
 model repository, reads the held-out row indices from its metrics.json, fits the matching
 scikit-learn estimator in Pipeline(StandardScaler(), model) on exactly the other rows, and
-prints a Markdown table. It exits non-zero if any accuracy differs by more than 2 points.
+prints Markdown tables: accuracy and ROC AUC of the classifiers (breast cancer, iris), R² and
+RMSE of the regressors (diabetes). It exits non-zero if an accuracy differs by more than 2
+points, or an R² by more than 0.03. Randomized estimators (the regression forest, whose
+bootstrap samples differ; the unlimited regression tree, whose ties between equally good splits
+are broken by a random feature order) are compared with the mean and range of scikit-learn's
+over REGRESSION_SEEDS random states: within 0.03 of the mean, or inside the range.
 
 Run it from anywhere (the binary defaults to target/release/mlserve, else target/debug/mlserve):
 
@@ -30,16 +35,16 @@ from pathlib import Path
 
 import numpy as np
 import sklearn
-from sklearn.datasets import load_breast_cancer, load_iris
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import accuracy_score, r2_score, root_mean_squared_error, roc_auc_score
 from sklearn.naive_bayes import GaussianNB
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.svm import SVC, SVR
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 SEED = 42
 TOLERANCE_POINTS = 2.0
@@ -59,10 +64,28 @@ ALGORITHMS = {
 }
 
 
+R2_TOLERANCE = 0.03
+REGRESSION_SEEDS = range(20)
+# The regression forms, with scikit-learn's defaults (a regression forest tries every column
+# at each split: max_features=1.0). Each takes a random state (ignored where there is none).
+REGRESSORS = {
+    "linear-regression": lambda seed: LinearRegression(),
+    "decision-tree": lambda seed: DecisionTreeRegressor(random_state=seed),
+    "random-forest": lambda seed: RandomForestRegressor(n_estimators=100, max_features=1.0, random_state=seed),
+    "knn": lambda seed: KNeighborsRegressor(n_neighbors=5),
+    "svm": lambda seed: SVR(C=1.0, kernel="rbf", gamma="scale", epsilon=0.1),
+}
+RANDOMIZED = {"decision-tree", "random-forest"}
+
+
 def load_dataset(dataset):
     """The dataset exactly as mlserve bundles it, as float64 features and int targets."""
     if dataset == "breast-cancer":
         data = load_breast_cancer()
+        return data.data, data.target
+    if dataset == "diabetes":
+        # mlserve bundles the original units (scaled=False), as in Efron et al. (2004).
+        data = load_diabetes(scaled=False)
         return data.data, data.target
     data = load_iris()
     x = data.data.copy()
@@ -72,9 +95,17 @@ def load_dataset(dataset):
 def check_same_data(x, y, train, version_dir):
     """Fail loudly unless our copy of the data is the one mlserve trained on."""
     manifest = tomllib.loads((version_dir / "model.toml").read_text())
-    # mlserve hashes the raw data as little-endian f32 features, then u32 targets.
-    sha = hashlib.sha256(x.astype("<f4").tobytes() + y.astype("<u4").tobytes()).hexdigest()
-    problems = [] if sha == manifest["training"]["dataset_sha256"] else ["dataset_sha256"]
+    problems = []
+    if manifest.get("task") != "regression":
+        # mlserve hashes the raw data as little-endian f32 features, then u32 targets.
+        sha = hashlib.sha256(x.astype("<f4").tobytes() + y.astype("<u4").tobytes()).hexdigest()
+        problems = [] if sha == manifest["training"]["dataset_sha256"] else ["dataset_sha256"]
+    else:
+        # The regression target's statistics are computed on the training rows too.
+        target = manifest["target"]
+        for stat, ours in (("min", y[train].min()), ("max", y[train].max()), ("mean", y[train].mean())):
+            if not np.isclose(ours, target[stat], rtol=1e-12, atol=0):
+                problems.append(f"target {stat}: {ours} vs {target[stat]}")
     # The manifest's feature statistics are computed on the training rows.
     for column, feature in zip(x[train].T, manifest["features"]):
         for stat, ours in (("min", column.min()), ("max", column.max()), ("mean", column.mean())):
@@ -102,6 +133,42 @@ def sklearn_scores(algorithm, x, y, train, test):
     else:
         auc = roc_auc_score(y[test], proba, multi_class="ovr", average="macro")
     return accuracy_score(y[test], model.predict(x[test])), auc
+
+
+def sklearn_regression(algorithm, x, y, train, test, seed):
+    """Fit scaler + regressor on the training rows; R² and RMSE on the held-out rows."""
+    model = make_pipeline(StandardScaler(), REGRESSORS[algorithm](seed)).fit(x[train], y[train])
+    predicted = model.predict(x[test])
+    return r2_score(y[test], predicted), root_mean_squared_error(y[test], predicted)
+
+
+def regression_table(binary, tmp):
+    """The diabetes table; the algorithms outside the tolerance."""
+    print("\n| dataset | algorithm | mlserve R² | scikit-learn R² | difference "
+          "| mlserve RMSE | scikit-learn RMSE |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    x, y = load_dataset("diabetes")
+    outside = []
+    for algorithm in REGRESSORS:
+        version_dir, metrics = run_mlserve(binary, "diabetes", algorithm, Path(tmp) / f"diabetes-{algorithm}")
+        test = np.array(metrics["split"]["test_rows"])
+        train = np.setdiff1d(np.arange(len(y)), test)
+        check_same_data(x, y, train, version_dir)
+        seeds = REGRESSION_SEEDS if algorithm in RANDOMIZED else [SEED]
+        scores = [sklearn_regression(algorithm, x, y, train, test, seed) for seed in seeds]
+        r2s = np.array([r2 for r2, _ in scores])
+        rmse = np.mean([rmse for _, rmse in scores])
+        ours = metrics["r2"]
+        diff = ours - r2s.mean()
+        theirs = f"{r2s.mean():.4f}"
+        if len(seeds) > 1:
+            theirs += f" (mean of {len(seeds)} seeds; {r2s.min():.4f} to {r2s.max():.4f})"
+        print(f"| diabetes | {algorithm} | {ours:.4f} | {theirs} | {diff:+.4f} "
+              f"| {metrics['rmse']:.2f} | {rmse:.2f} |")
+        inside_range = r2s.min() <= ours <= r2s.max()
+        if abs(diff) > R2_TOLERANCE and not inside_range:
+            outside.append(f"diabetes/{algorithm} (R² {diff:+.4f})")
+    return outside
 
 
 def default_binary():
@@ -138,9 +205,12 @@ def main():
                       f"| {diff:+.4f} | {metrics['roc_auc']:.4f} | {auc:.4f} |")
                 if abs(diff) > TOLERANCE_POINTS:
                     outside.append(f"{dataset}/{algorithm} ({diff:+.2f} pp)")
+        outside += regression_table(binary, tmp)
     if outside:
-        sys.exit(f"\nAccuracy differs by more than {TOLERANCE_POINTS:g} points: {', '.join(outside)}")
-    print(f"\nEvery accuracy is within {TOLERANCE_POINTS:g} percentage points of scikit-learn's.")
+        sys.exit(f"\nOutside the tolerance (accuracy {TOLERANCE_POINTS:g} points, R² {R2_TOLERANCE}): "
+                 f"{', '.join(outside)}")
+    print(f"\nEvery accuracy is within {TOLERANCE_POINTS:g} percentage points of scikit-learn's, "
+          f"every R² within {R2_TOLERANCE} (or inside the range over seeds).")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ mod common;
 use common::postgres::{fresh_postgres_database, postgres_execute, postgres_log_files_bytes};
 use common::{TestServer, demo_repository, test_settings};
 use mlserve::store::retention::{Retention, enforce};
-use mlserve::store::{LogSettings, PredictionLog, PredictionRecord, Store};
+use mlserve::store::{LogSettings, PredictionLog, PredictionRecord, Store, Truth};
 use serde_json::json;
 use std::time::Duration;
 
@@ -43,11 +43,11 @@ async fn predictions_past_the_retention_are_deleted_with_their_feedback(url: Str
     let store = filled(&url, records).await;
     assert_eq!(store.prediction_count().await.unwrap(), 12_050);
     store
-        .record_feedback("r1", 0, "a", now - 2 * HOUR_MS, None)
+        .record_feedback("r1", 0, &Truth::Label("a".into()), now - 2 * HOUR_MS, None)
         .await
         .unwrap();
     store
-        .record_feedback("r12001", 0, "a", now, None)
+        .record_feedback("r12001", 0, &Truth::Label("a".into()), now, None)
         .await
         .unwrap();
 

@@ -58,6 +58,16 @@ fn diabetes_rows() -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// The true targets of the bundled diabetes CSV, in row order.
+fn diabetes_targets() -> Vec<f64> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/data/diabetes.csv");
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|line| line.rsplit(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
 /// The first `n` held-out rows and the values training predicted for them.
 fn held_out(metrics: &RegressionMetricsFile, n: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
     let rows = diabetes_rows();
@@ -379,5 +389,176 @@ fn mlserve_predict_writes_a_prediction_column() {
     for (line, value) in lines.zip(&expected) {
         let cell = line.rsplit(',').next().unwrap();
         assert_close(&json!(cell.parse::<f64>().unwrap()), *value);
+    }
+}
+
+#[tokio::test]
+async fn true_values_as_feedback_give_live_rmse_mae_and_r2_and_outputs_have_drift() {
+    let models = tempfile::tempdir().unwrap();
+    let metrics = train_diabetes(models.path());
+    common::train_into(
+        models.path(),
+        BundledDataset::Iris,
+        Algorithm::Knn,
+        "iris",
+        1,
+    );
+    let (rows, predicted) = held_out(&metrics, 4);
+    let targets = diabetes_targets();
+    let truths: Vec<f64> = metrics.split.test_rows[..4]
+        .iter()
+        .map(|&i| targets[i])
+        .collect();
+    let settings = common::test_settings(models.path());
+    let database = settings.database_url.clone();
+    let server = TestServer::start(settings).await;
+    let batch = json!({"instances": rows.iter().map(|r| object(r)).collect::<Vec<_>>()});
+    let response = server
+        .client
+        .post(server.url("/api/models/diabetes/predict"))
+        .header("x-request-id", "reg-batch")
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let logged = common::eventually(std::time::Duration::from_secs(5), async || {
+        let (_, _, list) = server.get("/api/predictions?model=diabetes").await;
+        list["predictions"].as_array().is_some_and(|p| p.len() == 4)
+    })
+    .await;
+    assert!(logged, "the batch was not logged");
+    let (_, _, list) = server.get("/api/predictions?model=diabetes").await;
+    for item in list["predictions"].as_array().unwrap() {
+        let row = item["row"].as_u64().unwrap() as usize;
+        assert_close(&item["prediction"], predicted[row]);
+        assert!(item.get("label").is_none() && item.get("probabilities").is_none());
+        assert_eq!(item["feedback"], Value::Null);
+    }
+
+    let feedback = "/api/predictions/reg-batch/feedback";
+    // Row 0 first gets a wrong value, then its correction: the first pair is taken back.
+    let (status, _, first) = server.post_json(feedback, &json!({"value": 1.0})).await;
+    assert_eq!(status, 200, "{first}");
+    for (row, truth) in truths.iter().enumerate() {
+        let (status, _, answer) = server
+            .post_json(feedback, &json!({"value": truth, "row": row}))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_close(&answer["predicted"], predicted[row]);
+        assert_close(&answer["residual"], truth - predicted[row]);
+    }
+    let (status, _, wrong_kind) = server.post_json(feedback, &json!({"label": "high"})).await;
+    assert_eq!(status, 422, "{wrong_kind}");
+    assert_eq!(wrong_kind["errors"][0]["field"], "label");
+    assert!(
+        wrong_kind["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("predicts a number: send the true value as \"value\""),
+        "{wrong_kind}"
+    );
+    let (status, _, text_value) = server.post_json(feedback, &json!({"value": "151"})).await;
+    assert_eq!(status, 422, "{text_value}");
+    assert_eq!(
+        text_value["errors"][0]["message"],
+        "expected a number, got text"
+    );
+    // A classifier is told the opposite.
+    let response = server
+        .client
+        .post(server.url("/api/models/iris/predict"))
+        .header("x-request-id", "iris-1")
+        .json(&common::iris_row())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        common::eventually(std::time::Duration::from_secs(5), async || {
+            let (_, _, list) = server.get("/api/predictions?model=iris").await;
+            list["predictions"].as_array().is_some_and(|p| p.len() == 1)
+        })
+        .await
+    );
+    let (status, _, on_classifier) = server
+        .post_json("/api/predictions/iris-1/feedback", &json!({"value": 2.0}))
+        .await;
+    assert_eq!(status, 422, "{on_classifier}");
+    assert_eq!(on_classifier["errors"][0]["field"], "value");
+
+    // Live metrics from the four (predicted, true) pairs, as scikit-learn defines them.
+    let n = truths.len() as f64;
+    let errors: Vec<f64> = predicted.iter().zip(&truths).map(|(p, t)| p - t).collect();
+    let rmse = (errors.iter().map(|e| e * e).sum::<f64>() / n).sqrt();
+    let mae = errors.iter().map(|e| e.abs()).sum::<f64>() / n;
+    let mean_truth = truths.iter().sum::<f64>() / n;
+    let total: f64 = truths.iter().map(|t| (t - mean_truth).powi(2)).sum();
+    let r2 = 1.0 - errors.iter().map(|e| e * e).sum::<f64>() / total;
+    let counted = common::eventually(std::time::Duration::from_secs(5), async || {
+        let (_, _, live) = server
+            .get("/api/models/diabetes/monitoring?window=1h")
+            .await;
+        live["versions"][0]["with_feedback"] == 4
+    })
+    .await;
+    assert!(counted, "feedback not counted");
+    let (_, _, live) = server
+        .get("/api/models/diabetes/monitoring?window=1h")
+        .await;
+    let version = &live["versions"][0];
+    assert_eq!(version["task"], "regression");
+    assert_eq!(version["predictions"], 4);
+    assert!(version.get("accuracy").is_none(), "{version}");
+    for (key, expected) in [("rmse", rmse), ("mae", mae), ("r2", r2)] {
+        let got = version[key].as_f64().unwrap();
+        assert!(
+            (got - expected).abs() < 1e-9 * expected.abs().max(1.0),
+            "{key}: {got} vs {expected}"
+        );
+    }
+    assert!(
+        server
+            .metric("mlserve_live_rmse", &[("model", "diabetes")])
+            .await
+            > 0.0
+    );
+
+    let (_, _, drift) = server.get("/api/models/diabetes/drift?window=1h").await;
+    assert_eq!(drift["prediction"]["feature"], "prediction");
+    assert_eq!(drift["prediction"]["values"], 4);
+    assert!(drift["prediction"]["psi"].as_f64().is_some(), "{drift}");
+    let (_, page) = server
+        .text("/ui/models/diabetes/monitoring?window=1h")
+        .await;
+    assert!(
+        page.contains(">RMSE</th>") && page.contains(">Held-out R²</th>"),
+        "{page}"
+    );
+    assert!(page.contains("data-feature=\"prediction\""), "{page}");
+    server.server.shutdown().await.unwrap();
+
+    let export = std::process::Command::new(env!("CARGO_BIN_EXE_mlserve"))
+        .args(["log", "export", "--model", "diabetes", "--format", "csv"])
+        .args(["--database-url", &database])
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let csv = String::from_utf8(export.stdout).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (prediction, truth) = (at("prediction"), at("feedback"));
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let row: usize = cells[at("row")].parse().unwrap();
+        assert_close(
+            &json!(cells[prediction].parse::<f64>().unwrap()),
+            predicted[row],
+        );
+        assert_close(&json!(cells[truth].parse::<f64>().unwrap()), truths[row]);
     }
 }

@@ -215,3 +215,128 @@ fn too_few_held_out_rows_for_r2_is_refused_with_the_way_out() {
         "1 held-out row: R² needs at least 2; hold out more rows (--test-size) or use fewer folds"
     );
 }
+
+/// `mlserve train` as a user runs it: the task inferred from the target (and said why) or
+/// asked for, and what cannot be trained refused with exit code 2 and nothing written.
+#[test]
+fn the_command_line_infers_or_takes_the_task_and_refuses_what_cannot_be_learned() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mlserve"))
+            .arg("train")
+            .arg("--models")
+            .arg(&models)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mut prices = String::from("rooms,area,garden,price\n");
+    for i in 0..60 {
+        let price = 50_000.0 + 1234.5 * f64::from(i) + f64::from(i % 7) * 310.25;
+        prices.push_str(&format!(
+            "{},{},{},{price}\n",
+            1 + i % 5,
+            40 + i,
+            i % 2 == 0
+        ));
+    }
+    let csv = dir.path().join("prices.csv");
+    std::fs::write(&csv, &prices).unwrap();
+    let csv = csv.to_str().unwrap();
+
+    let inferred = run(&[
+        "--csv",
+        csv,
+        "--target",
+        "price",
+        "--algorithm",
+        "linear-regression",
+    ]);
+    let stdout = String::from_utf8_lossy(&inferred.stdout);
+    assert!(
+        inferred.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inferred.stderr)
+    );
+    assert!(
+        stdout.contains("Task: regression (the target 'price' holds numbers"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("R²"), "{stdout}");
+    let manifest = std::fs::read_to_string(models.join("prices/1/model.toml")).unwrap();
+    assert!(manifest.contains("task = \"regression\""), "{manifest}");
+
+    // The same whole-number column read as classes when asked: rooms has 5 values.
+    let asked = run(&[
+        "--csv",
+        csv,
+        "--target",
+        "rooms",
+        "--task",
+        "classification",
+        "--algorithm",
+        "knn",
+    ]);
+    assert!(
+        asked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&asked.stdout).contains("Task: classification (as --task says)")
+    );
+
+    let refused: [(&[&str], &str); 4] = [
+        (
+            &[
+                "--csv",
+                csv,
+                "--target",
+                "garden",
+                "--task",
+                "regression",
+                "--algorithm",
+                "knn",
+            ],
+            "'garden'",
+        ),
+        (
+            &["--dataset", "diabetes", "--algorithm", "naive-bayes"],
+            "naive-bayes has no regression form; for a number use one of: linear-regression, \
+             decision-tree, random-forest, knn, svm",
+        ),
+        (
+            &[
+                "--dataset",
+                "iris",
+                "--task",
+                "regression",
+                "--algorithm",
+                "knn",
+            ],
+            "the bundled dataset iris is for classification",
+        ),
+        (
+            &[
+                "--dataset",
+                "breast-cancer",
+                "--algorithm",
+                "linear-regression",
+            ],
+            "linear-regression predicts a number; for classes use logistic-regression",
+        ),
+    ];
+    for (args, expected) in refused {
+        let before = std::fs::read_dir(&models).unwrap().count();
+        let output = run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(
+            std::fs::read_dir(&models).unwrap().count(),
+            before,
+            "{args:?} wrote a model"
+        );
+    }
+}

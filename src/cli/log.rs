@@ -179,6 +179,9 @@ enum Sink<W: Write> {
         writer: Box<csv::Writer<W>>,
         features: Vec<String>,
         labels: Vec<String>,
+        /// Whether a version predicts a number (its schema has no labels): a `prediction`
+        /// column follows the probabilities.
+        values: bool,
     },
     Jsonl(W),
 }
@@ -205,6 +208,7 @@ impl<W: Write> Sink<W> {
                 .flat_map(|v| v.schema.features.iter().map(|f| &f.name)),
         );
         let labels = union(versions.iter().flat_map(|v| v.schema.labels.iter()));
+        let values = versions.iter().any(|v| v.schema.labels.is_empty());
         let mut writer = Box::new(csv::Writer::from_writer(out));
         let mut header: Vec<String> = ["request_id", "row", "created_at", "model", "version"]
             .map(String::from)
@@ -213,6 +217,7 @@ impl<W: Write> Sink<W> {
             .iter()
             .map(|c| c.to_string())
             .chain(labels.iter().map(|l| format!("probability_{l}")))
+            .chain(values.then(|| "prediction".to_string()))
             .collect();
         // A feature named like one of the other columns gets an input_ prefix, so no two
         // columns share a name.
@@ -225,12 +230,16 @@ impl<W: Write> Sink<W> {
         }));
         header.push("label".into());
         header.extend(labels.iter().map(|l| format!("probability_{l}")));
+        if values {
+            header.push("prediction".into());
+        }
         header.extend(["latency_ms", "key", "feedback"].map(String::from));
         writer.write_record(&header)?;
         Ok(Sink::Csv {
             writer,
             features,
             labels,
+            values,
         })
     }
 
@@ -244,6 +253,7 @@ impl<W: Write> Sink<W> {
                 writer,
                 features,
                 labels,
+                values,
             } => {
                 let mut record = vec![
                     prediction.request_id.clone(),
@@ -263,9 +273,17 @@ impl<W: Write> Sink<W> {
                         .iter()
                         .map(|l| cell(&prediction.probabilities[l.as_str()])),
                 );
+                if *values {
+                    record.push(prediction.value.map(|v| v.to_string()).unwrap_or_default());
+                }
                 record.push(prediction.latency_ms.to_string());
                 record.push(prediction.key_name.clone().unwrap_or_default());
-                record.push(prediction.feedback.clone().unwrap_or_default());
+                // The true label, or the true value of a model that predicts a number.
+                record.push(match (&prediction.feedback, prediction.feedback_value) {
+                    (Some(label), _) => label.clone(),
+                    (None, Some(value)) => value.to_string(),
+                    (None, None) => String::new(),
+                });
                 writer.write_record(&record).map_err(std::io::Error::other)
             }
         }

@@ -207,6 +207,26 @@ fn describe() {
         "Macro recall on predictions with feedback over the monitoring window"
     );
     describe_gauge!(
+        "mlserve_live_rmse",
+        "RMSE of predicted values with feedback over the monitoring window, in the target's unit"
+    );
+    describe_gauge!(
+        "mlserve_live_mae",
+        "Mean absolute error of predicted values with feedback over the monitoring window"
+    );
+    describe_gauge!(
+        "mlserve_live_mean_error",
+        "Mean of predicted minus true values with feedback over the monitoring window"
+    );
+    describe_gauge!(
+        "mlserve_live_r2",
+        "R² of predicted values with feedback over the monitoring window"
+    );
+    describe_gauge!(
+        "mlserve_prediction_psi",
+        "Population stability index of a regressor's predicted values against its training target"
+    );
+    describe_gauge!(
         "mlserve_feature_psi",
         "Population stability index of a feature against its training data"
     );

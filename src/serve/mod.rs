@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod connections;
 pub mod cookies;
+mod feedback;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
@@ -152,7 +153,7 @@ pub fn router(app: App) -> Router {
         )
         .route(
             "/api/predictions/{request_id}/feedback",
-            post(monitoring::post_feedback),
+            post(feedback::post_feedback),
         )
         .route(
             "/api/models/{name}/monitoring",

@@ -2,17 +2,16 @@
 //! model version, and drift of recent inputs from the training data.
 
 use super::body::PathParams;
-use super::predict::Asked;
 use super::problem::Problem;
 use super::state::App;
 use crate::model::FieldError;
-use crate::store::drift::{FeatureDrift, feature_drift};
+use crate::model::Task;
+use crate::store::drift::{FeatureDrift, feature_drift, prediction_drift};
+use crate::store::live::BucketStats;
 use crate::store::record::now_ms;
 use crate::store::{LoggedPrediction, PredictionQuery, Store};
 use crate::train::metrics::class_metrics;
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -38,7 +37,7 @@ pub fn parse_window(text: &str) -> Option<Duration> {
     crate::store::retention::parse_duration(text)
 }
 
-fn log_of(app: &App) -> Result<&crate::store::PredictionLog, Problem> {
+pub(super) fn log_of(app: &App) -> Result<&crate::store::PredictionLog, Problem> {
     app.log.as_deref().ok_or_else(|| {
         Problem::new(
             StatusCode::CONFLICT,
@@ -47,11 +46,11 @@ fn log_of(app: &App) -> Result<&crate::store::PredictionLog, Problem> {
     })
 }
 
-fn store_of(app: &App) -> Result<&Store, Problem> {
+pub(super) fn store_of(app: &App) -> Result<&Store, Problem> {
     log_of(app).map(|log| log.store())
 }
 
-fn database_problem(error: &crate::store::StoreError) -> Problem {
+pub(super) fn database_problem(error: &crate::store::StoreError) -> Problem {
     tracing::error!(%error, "prediction database query failed");
     Problem::unavailable(
         "the prediction database did not answer; the server log has the cause",
@@ -63,7 +62,7 @@ fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, Problem> {
     super::body::parse_query(query.unwrap_or(""))
 }
 
-fn invalid_parameter(name: &str, message: impl Into<String>) -> Problem {
+pub(super) fn invalid_parameter(name: &str, message: impl Into<String>) -> Problem {
     Problem::invalid(vec![FieldError {
         field: name.to_string(),
         message: message.into(),
@@ -141,161 +140,6 @@ pub async fn list_predictions(
     Ok(Json(json!({ "predictions": predictions })).into_response())
 }
 
-/// The body of a feedback post: `{"label": "…", "row": 0}`.
-struct Feedback {
-    /// The true label.
-    label: String,
-    /// The row of a batch request (0 for a single row).
-    row: u32,
-}
-
-impl Feedback {
-    /// Reads the body, listing every problem with a field. `row` is any JSON number with a whole
-    /// value (`3` or `3.0`, as JSON Schema's `integer` allows) from 0 to `u32::MAX`.
-    fn parse(bytes: &[u8]) -> Result<Feedback, Problem> {
-        super::body::refuse_duplicate_keys(bytes).map_err(Problem::bad_request)?;
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(Problem::bad_request(
-                "expected a JSON object: {\"label\": \"…\", \"row\": 0}",
-            ));
-        };
-        let mut errors = Vec::new();
-        let mut problem = |field: &str, message: String| {
-            errors.push(FieldError {
-                field: field.to_string(),
-                message,
-            })
-        };
-        let label = match fields.get("label") {
-            Some(Value::String(label)) if label.is_empty() => {
-                problem("label", "empty: expected one of the model's labels".into());
-                None
-            }
-            Some(Value::String(label)) => Some(label.clone()),
-            Some(other) => {
-                problem("label", format!("expected text, got {}", kind_of(other)));
-                None
-            }
-            None => {
-                problem("label", "missing: the true label is required".into());
-                None
-            }
-        };
-        let row = match fields.get("row") {
-            None => Some(0),
-            Some(value) => {
-                let row = value
-                    .as_f64()
-                    .filter(|v| v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(v))
-                    .map(|v| v as u32);
-                if row.is_none() {
-                    problem(
-                        "row",
-                        format!(
-                            "expected a whole number from 0 to {}, got {value}",
-                            u32::MAX
-                        ),
-                    );
-                }
-                row
-            }
-        };
-        for key in fields.keys().filter(|k| *k != "label" && *k != "row") {
-            problem(key, "unknown field; the fields are label and row".into());
-        }
-        match (label, row) {
-            (Some(label), Some(row)) if errors.is_empty() => Ok(Feedback { label, row }),
-            _ => Err(Problem::invalid(errors)),
-        }
-    }
-}
-
-/// How a JSON value is named in a message.
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "text",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// POST /api/predictions/{request_id}/feedback: the true label of a logged prediction.
-pub async fn post_feedback(
-    State(app): State<App>,
-    PathParams(request_id): PathParams<String>,
-    asked: Asked,
-    content_type: super::body::ContentType,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Problem> {
-    let store = store_of(&app)?;
-    let bytes = super::body::json_bytes(&content_type, body)?;
-    let feedback = Feedback::parse(&bytes)?;
-    let found = store
-        .find_prediction(&request_id, feedback.row)
-        .await
-        .map_err(|e| database_problem(&e))?;
-    let Some(found) = found else {
-        return Err(Problem::not_found(format!(
-            "no logged prediction with request id '{request_id}' and row {}; predictions are written within a second of their answer",
-            feedback.row
-        )));
-    };
-    // The label must be one the model version knows, when that version is still served.
-    if let Ok(model) = app
-        .repository
-        .catalog()
-        .resolve(&found.model, Some(&found.version))
-    {
-        let labels = &model.artifact.manifest.labels;
-        if !labels.contains(&feedback.label) {
-            return Err(invalid_parameter(
-                "label",
-                format!(
-                    "unknown label \"{}\": expected one of {}",
-                    feedback.label,
-                    labels
-                        .iter()
-                        .map(|l| format!("\"{l}\""))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-    }
-    let found = log_of(&app)?
-        .give_feedback(
-            &request_id,
-            feedback.row,
-            &feedback.label,
-            asked.caller.as_deref(),
-        )
-        .await
-        .map_err(|e| database_problem(&e))?
-        .ok_or_else(|| {
-            Problem::not_found(format!(
-                "the prediction with request id '{request_id}' and row {} was erased meanwhile",
-                feedback.row
-            ))
-        })?;
-    metrics::counter!("mlserve_feedback_total", "model" => found.model.clone(), "version" => found.version.clone())
-        .increment(1);
-    Ok(Json(json!({
-        "request_id": request_id,
-        "row": feedback.row,
-        "model": found.model,
-        "version": found.version,
-        "predicted": found.label,
-        "label": feedback.label,
-        "correct": found.label == feedback.label,
-    }))
-    .into_response())
-}
-
 /// DELETE /api/predictions/{request_id}: erases every logged row of a request with its
 /// feedback (admin). Idempotent: a request with nothing logged answers zero rows deleted.
 pub async fn erase_prediction(
@@ -328,16 +172,92 @@ pub async fn erase_prediction(
 pub struct VersionMonitoring {
     /// Model version.
     pub version: String,
+    /// What the version does: classification or regression.
+    pub task: Task,
     /// Predictions logged in the window.
     pub predictions: i64,
-    /// Of those, the ones with a true label.
+    /// Of those, the ones with a true label or value.
     pub with_feedback: usize,
-    /// Share of correct predictions among those with feedback.
-    pub accuracy: Option<f64>,
-    /// Macro-averaged precision over the classes seen.
-    pub precision_macro: Option<f64>,
-    /// Macro-averaged recall over the classes seen.
-    pub recall_macro: Option<f64>,
+    /// The metrics of its task.
+    #[serde(flatten)]
+    pub quality: LiveQuality,
+}
+
+/// Live metrics by task; each `null` until feedback makes it defined.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum LiveQuality {
+    /// A classifier's, from (predicted, true) label pairs.
+    Classification {
+        /// Share of correct predictions among those with feedback.
+        accuracy: Option<f64>,
+        /// Macro-averaged precision over the classes seen.
+        precision_macro: Option<f64>,
+        /// Macro-averaged recall over the classes seen.
+        recall_macro: Option<f64>,
+    },
+    /// A regressor's, from (predicted, true) value pairs (scikit-learn's definitions).
+    Regression {
+        /// Root mean squared error, in the target's unit.
+        rmse: Option<f64>,
+        /// Mean absolute error, in the target's unit.
+        mae: Option<f64>,
+        /// Mean of predicted − true: above 0, the model predicts too high on average.
+        mean_error: Option<f64>,
+        /// Coefficient of determination (needs two pairs).
+        r2: Option<f64>,
+    },
+}
+
+impl LiveQuality {
+    /// The metrics of `stats` for `task`.
+    fn of(task: Task, stats: &BucketStats) -> LiveQuality {
+        match task {
+            Task::Classification => {
+                let (accuracy, precision_macro, recall_macro) = live_metrics(stats.pairs());
+                LiveQuality::Classification {
+                    accuracy,
+                    precision_macro,
+                    recall_macro,
+                }
+            }
+            Task::Regression => {
+                let residuals = &stats.residuals;
+                LiveQuality::Regression {
+                    rmse: residuals.rmse(),
+                    mae: residuals.mae(),
+                    mean_error: residuals.mean_error(),
+                    r2: residuals.r2(),
+                }
+            }
+        }
+    }
+
+    /// Each metric with the name of its gauge in /metrics.
+    fn gauges(&self) -> Vec<(&'static str, Option<f64>)> {
+        match *self {
+            LiveQuality::Classification {
+                accuracy,
+                precision_macro,
+                recall_macro,
+            } => vec![
+                ("mlserve_live_accuracy", accuracy),
+                ("mlserve_live_precision_macro", precision_macro),
+                ("mlserve_live_recall_macro", recall_macro),
+            ],
+            LiveQuality::Regression {
+                rmse,
+                mae,
+                mean_error,
+                r2,
+            } => vec![
+                ("mlserve_live_rmse", rmse),
+                ("mlserve_live_mae", mae),
+                ("mlserve_live_mean_error", mean_error),
+                ("mlserve_live_r2", r2),
+            ],
+        }
+    }
 }
 
 /// Accuracy and macro precision and recall of (predicted, true, count) triples of one
@@ -389,7 +309,8 @@ fn since_of(window: Duration) -> (i64, i64) {
 }
 
 /// Live metrics of every version of a model over a window, from the live counts (see
-/// [`crate::store::live`]); sets the live-metric gauges.
+/// [`crate::store::live`]); sets the live-metric gauges. Each version's task is its logged
+/// schema's (no labels: it predicts a number), so versions whose folder is gone still read.
 pub async fn monitoring(
     store: &Store,
     model: &str,
@@ -397,28 +318,36 @@ pub async fn monitoring(
 ) -> Result<Vec<VersionMonitoring>, crate::store::StoreError> {
     let (since, now) = since_of(window);
     let stats = store.live_stats(model, since, now).await?;
+    let regressors: std::collections::HashSet<String> = store
+        .model_schemas(model)
+        .await?
+        .into_iter()
+        .filter(|stored| stored.schema.labels.is_empty())
+        .map(|stored| stored.version)
+        .collect();
     Ok(stats
         .into_iter()
         .filter(|(_, stats)| stats.predictions > 0)
         .map(|(version, stats)| {
-            let (accuracy, precision_macro, recall_macro) = live_metrics(stats.pairs());
-            for (name, value) in [
-                ("mlserve_live_accuracy", accuracy),
-                ("mlserve_live_precision_macro", precision_macro),
-                ("mlserve_live_recall_macro", recall_macro),
-            ] {
+            let task = if regressors.contains(&version) {
+                Task::Regression
+            } else {
+                Task::Classification
+            };
+            let quality = LiveQuality::of(task, &stats);
+            for (name, value) in quality.gauges() {
                 if let Some(value) = value {
                     metrics::gauge!(name, "model" => model.to_string(), "version" => version.clone())
                         .set(value);
                 }
             }
+            let labelled: i64 = stats.pairs().map(|(_, _, n)| n).sum();
             VersionMonitoring {
-                with_feedback: stats.pairs().map(|(_, _, n)| usize::try_from(n).unwrap_or(0)).sum(),
+                with_feedback: usize::try_from(labelled + stats.residuals.n).unwrap_or(0),
                 version,
+                task,
                 predictions: stats.predictions,
-                accuracy,
-                precision_macro,
-                recall_macro,
+                quality,
             }
         })
         .collect())
@@ -447,12 +376,24 @@ pub async fn model_monitoring(
 }
 
 /// The drift of a model's default version over a window.
+pub struct DriftReport {
+    /// The version.
+    pub version: String,
+    /// Logged rows counted.
+    pub rows: usize,
+    /// Each feature's drift, in schema order.
+    pub features: Vec<FeatureDrift>,
+    /// The drift of the predicted values, for a model that predicts a number.
+    pub prediction: Option<FeatureDrift>,
+}
+
+/// The drift of a model's default version over a window; sets the PSI gauges.
 pub async fn drift_report(
     app: &App,
     name: &str,
     window: Duration,
     threshold: f64,
-) -> Result<(String, usize, Vec<FeatureDrift>), Problem> {
+) -> Result<DriftReport, Problem> {
     let store = store_of(app)?;
     let model = crate::serve::predict::resolve(app, name, None)?;
     let (since, now) = since_of(window);
@@ -461,16 +402,27 @@ pub async fn drift_report(
         .await
         .map_err(|e| database_problem(&e))?;
     let counted = stats.remove(&model.version_label).unwrap_or_default();
-    let features = &model.artifact.manifest.features;
-    let drift = feature_drift(features, &counted.bins, threshold);
-    for item in &drift {
+    let manifest = &model.artifact.manifest;
+    let features = feature_drift(&manifest.features, &counted.bins, threshold);
+    let prediction = (manifest.task == Task::Regression)
+        .then(|| prediction_drift(manifest.target.as_ref(), &counted.values, threshold));
+    let version = &model.version_label;
+    for item in &features {
         if let Some(psi) = item.psi {
-            metrics::gauge!("mlserve_feature_psi", "model" => name.to_string(), "version" => model.version_label.clone(), "feature" => item.feature.clone())
+            metrics::gauge!("mlserve_feature_psi", "model" => name.to_string(), "version" => version.clone(), "feature" => item.feature.clone())
                 .set(psi);
         }
     }
-    let rows = usize::try_from(counted.predictions).unwrap_or(0);
-    Ok((model.version_label.clone(), rows, drift))
+    if let Some(psi) = prediction.as_ref().and_then(|p| p.psi) {
+        metrics::gauge!("mlserve_prediction_psi", "model" => name.to_string(), "version" => version.clone())
+            .set(psi);
+    }
+    Ok(DriftReport {
+        version: version.clone(),
+        rows: usize::try_from(counted.predictions).unwrap_or(0),
+        features,
+        prediction,
+    })
 }
 
 /// GET /api/models/{name}/drift?window=24h&threshold=0.2
@@ -495,20 +447,21 @@ pub async fn model_drift(
                 )
             })?,
     };
-    let (version, rows, features) = drift_report(&app, &name, window, threshold).await?;
-    Ok(
-        Json(json!({
-            "model": name,
-            "version": version,
-            "window_seconds": window.as_secs(),
-            "rows": rows,
-            "threshold": threshold,
-            "min_values": crate::store::drift::MIN_VALUES,
-            "drifted": features.iter().filter(|f| f.drifted).map(|f| f.feature.clone()).collect::<Vec<_>>(),
-            "features": features,
-        }))
-        .into_response(),
-    )
+    let report = drift_report(&app, &name, window, threshold).await?;
+    let mut answer = json!({
+        "model": name,
+        "version": report.version,
+        "window_seconds": window.as_secs(),
+        "rows": report.rows,
+        "threshold": threshold,
+        "min_values": crate::store::drift::MIN_VALUES,
+        "drifted": report.features.iter().filter(|f| f.drifted).map(|f| f.feature.clone()).collect::<Vec<_>>(),
+        "features": report.features,
+    });
+    if let Some(prediction) = report.prediction {
+        answer["prediction"] = json!(prediction);
+    }
+    Ok(Json(answer).into_response())
 }
 
 #[cfg(test)]

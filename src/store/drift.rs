@@ -98,31 +98,57 @@ pub fn feature_drift(
         .enumerate()
         .map(|(i, feature)| {
             let expected = expected_shares(feature);
-            let counts = counts
-                .get(i)
-                .filter(|c| expected.as_ref().is_some_and(|e| e.len() == c.len()));
-            let total: i64 = counts.map_or(0, |c| c.iter().map(|&n| n.max(0)).sum());
-            let index =
-                expected
-                    .as_ref()
-                    .zip(counts)
-                    .filter(|_| total > 0)
-                    .map(|(expected, counts)| {
-                        let actual: Vec<f64> = counts
-                            .iter()
-                            .map(|&c| c.max(0) as f64 / total as f64)
-                            .collect();
-                        psi(expected, &actual)
-                    });
-            let values = usize::try_from(total).unwrap_or(0);
-            FeatureDrift {
-                feature: feature.name.clone(),
-                drifted: values >= MIN_VALUES && index.is_some_and(|p| p > threshold),
-                psi: index,
-                values,
-            }
+            drift_of(
+                &feature.name,
+                expected.as_deref(),
+                counts.get(i).map(Vec::as_slice),
+                threshold,
+            )
         })
         .collect()
+}
+
+/// The drift of a regressor's outputs: its predicted values counted in the bins of its
+/// training target's deciles (`counts`), against the training target's shares of them. Named
+/// `prediction`; no index when the version keeps no target distribution.
+pub fn prediction_drift(
+    target: Option<&crate::model::TargetSchema>,
+    counts: &[i64],
+    threshold: f64,
+) -> FeatureDrift {
+    let expected = target
+        .and_then(|t| t.baseline.as_ref())
+        .map(|b| b.shares.as_slice());
+    drift_of("prediction", expected, Some(counts), threshold)
+}
+
+/// The drift of counts in bins against expected shares; counts of another number of bins
+/// count as no values.
+fn drift_of(
+    name: &str,
+    expected: Option<&[f64]>,
+    counts: Option<&[i64]>,
+    threshold: f64,
+) -> FeatureDrift {
+    let counts = counts.filter(|c| expected.is_some_and(|e| e.len() == c.len()));
+    let total: i64 = counts.map_or(0, |c| c.iter().map(|&n| n.max(0)).sum());
+    let index = expected
+        .zip(counts)
+        .filter(|_| total > 0)
+        .map(|(expected, counts)| {
+            let actual: Vec<f64> = counts
+                .iter()
+                .map(|&c| c.max(0) as f64 / total as f64)
+                .collect();
+            psi(expected, &actual)
+        });
+    let values = usize::try_from(total).unwrap_or(0);
+    FeatureDrift {
+        feature: name.to_string(),
+        drifted: values >= MIN_VALUES && index.is_some_and(|p| p > threshold),
+        psi: index,
+        values,
+    }
 }
 
 #[cfg(test)]

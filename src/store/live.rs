@@ -17,6 +17,7 @@
 
 use super::log_schema::LogSchema;
 use super::policy::Kept;
+use super::queries::{FoundPrediction, Truth};
 use super::record::read_raw;
 use super::residuals::Residuals;
 use super::{Store, StoreError};
@@ -85,6 +86,10 @@ pub struct BucketStats {
     /// RMSE, MAE and R² come from.
     #[serde(default, skip_serializing_if = "Residuals::is_empty")]
     pub residuals: Residuals,
+    /// A model that predicts a number: the count of its predicted values in each bin of its
+    /// training target's deciles (the drift of its outputs).
+    #[serde(rename = "v", default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<i64>,
 }
 
 impl BucketStats {
@@ -92,6 +97,7 @@ impl BucketStats {
     pub fn merge(&mut self, other: &BucketStats) {
         self.predictions += other.predictions;
         self.residuals.merge(&other.residuals);
+        add_counts(&mut self.values, &other.values);
         for (predicted, actuals) in &other.confusion {
             let mine = self.confusion.entry(predicted.clone()).or_default();
             for (actual, count) in actuals {
@@ -102,13 +108,7 @@ impl BucketStats {
             self.bins.resize(other.bins.len(), Vec::new());
         }
         for (mine, theirs) in self.bins.iter_mut().zip(&other.bins) {
-            if mine.is_empty() {
-                mine.clone_from(theirs);
-            } else if mine.len() == theirs.len() {
-                for (a, b) in mine.iter_mut().zip(theirs) {
-                    *a += b;
-                }
-            }
+            add_counts(mine, theirs);
         }
     }
 
@@ -120,6 +120,18 @@ impl BucketStats {
                 .filter(|(_, n)| **n > 0)
                 .map(move |(a, n)| (p.as_str(), a.as_str(), *n))
         })
+    }
+}
+
+/// Adds counts bin by bin; an empty side takes the other's, and counts of another number of
+/// bins (never from one version's schema) are left as they are.
+fn add_counts(mine: &mut Vec<i64>, theirs: &[i64]) {
+    if mine.is_empty() {
+        mine.extend_from_slice(theirs);
+    } else if mine.len() == theirs.len() {
+        for (a, b) in mine.iter_mut().zip(theirs) {
+            *a += b;
+        }
     }
 }
 
@@ -184,6 +196,18 @@ impl Pending {
         count_bins(&mut stats.bins, features, schema, inputs);
     }
 
+    /// Counts a predicted value of a model that predicts a number in bin `bin` of the `bins`
+    /// bins of its training target's deciles.
+    pub fn add_predicted_value(&mut self, schema_id: i64, at_ms: i64, bin: usize, bins: usize) {
+        let values = &mut self.minute(schema_id, at_ms).values;
+        if values.is_empty() {
+            values.resize(bins, 0);
+        }
+        if let Some(count) = values.get_mut(bin) {
+            *count += 1;
+        }
+    }
+
     /// Counts a (predicted, true) pair of a prediction made at `at_ms`; `delta` -1 takes back a
     /// pair that feedback corrects.
     pub fn add_pair(
@@ -224,6 +248,22 @@ impl Pending {
             return;
         }
         self.minute(schema_id, at_ms).residuals.merge(&pair);
+    }
+
+    /// Counts feedback on a found prediction: a (predicted, true) label pair, or value pair;
+    /// `delta` -1 takes back the pair a correction replaces. A truth of the other kind than the
+    /// prediction (never from the API, which checks it) counts nothing.
+    pub fn add_truth(&mut self, found: &FoundPrediction, truth: &Truth, delta: i64) {
+        let (id, at) = (found.schema_id, found.created_at_ms);
+        match (&found.predicted, truth) {
+            (Truth::Label(predicted), Truth::Label(actual)) => {
+                self.add_pair(id, at, predicted, actual, delta);
+            }
+            (Truth::Value(predicted), Truth::Value(actual)) => {
+                self.add_value_pair(id, at, *predicted, *actual, delta);
+            }
+            _ => {}
+        }
     }
 
     /// Adds counts that could not be written back, to be written with the next ones.

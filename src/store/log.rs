@@ -8,6 +8,7 @@
 
 use super::live::LiveCounts;
 use super::policy::InputPolicy;
+use super::queries::Truth;
 use super::record::{PredictionRecord, fnv1a};
 use super::writer::LogSettings;
 use super::{Store, StoreError};
@@ -84,8 +85,8 @@ impl PredictionLog {
         kept
     }
 
-    /// Stores (or corrects) the true label of a logged prediction and counts it in the live
-    /// metrics, taking back the pair it corrects. One at a time in this process, so two posts
+    /// Stores (or corrects) the true label or value of a logged prediction and counts it in
+    /// the live metrics, taking back the pair it corrects. One at a time in this process, so two posts
     /// for one prediction cannot both take back the same earlier label; in a task of its own,
     /// so a client that goes away cannot leave the label stored but not counted. Returns the
     /// prediction as it was before (`None` when it is not logged).
@@ -93,13 +94,13 @@ impl PredictionLog {
         &self,
         request_id: &str,
         row_index: u32,
-        label: &str,
+        truth: Truth,
         key_name: Option<&str>,
     ) -> Result<Option<super::FoundPrediction>, StoreError> {
         let store = self.store.clone();
         let live = self.live.clone();
         let one_at_a_time = self.feedback.clone();
-        let (request_id, label) = (request_id.to_string(), label.to_string());
+        let request_id = request_id.to_string();
         let key_name = key_name.map(str::to_string);
         let task = tokio::spawn(async move {
             let _one = one_at_a_time.lock().await;
@@ -108,14 +109,13 @@ impl PredictionLog {
             };
             let at_ms = super::record::now_ms();
             store
-                .record_feedback(&request_id, row_index, &label, at_ms, key_name.as_deref())
+                .record_feedback(&request_id, row_index, &truth, at_ms, key_name.as_deref())
                 .await?;
             live.add(|pending| {
-                let (id, at) = (found.schema_id, found.created_at_ms);
                 if let Some(before) = &found.feedback {
-                    pending.add_pair(id, at, &found.label, before, -1);
+                    pending.add_truth(&found, before, -1);
                 }
-                pending.add_pair(id, at, &found.label, &label, 1);
+                pending.add_truth(&found, &truth, 1);
             });
             if let Err(error) = live.write(&store).await {
                 // The label is stored; its count waits and is written with the next ones.

@@ -22,7 +22,7 @@ mod writer;
 
 pub use log::PredictionLog;
 pub use queries::{
-    ExportQuery, FoundPrediction, LoggedPrediction, PredictionQuery, StoredSchema, rfc3339,
+    ExportQuery, FoundPrediction, LoggedPrediction, PredictionQuery, StoredSchema, Truth, rfc3339,
 };
 
 /// The file a `sqlite:` URL names.

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 /// The logged predictions with their feedback: the columns [`logged_prediction`] reads.
 const LOGGED_ROWS: &str = "SELECT p.id, p.request_id, p.row_index, p.created_at_ms, \
-     p.schema_id, p.label, p.inputs, p.probabilities, p.latency_us, p.key_name, \
-     f.label AS feedback FROM predictions p LEFT JOIN feedback f \
+     p.schema_id, p.label, p.value, p.inputs, p.probabilities, p.latency_us, p.key_name, \
+     f.label AS feedback, f.value AS feedback_value FROM predictions p LEFT JOIN feedback f \
      ON f.request_id = p.request_id AND f.row_index = p.row_index";
 
 /// Which predictions to read.
@@ -41,34 +41,49 @@ pub struct LoggedPrediction {
     pub version: String,
     /// Inputs by feature name (null for a row that cannot be read).
     pub inputs: Value,
-    /// Predicted label.
+    /// Predicted label (a classifier; empty for a model that predicts a number).
     pub label: String,
-    /// Probabilities by label (null when not logged).
+    /// Probabilities by label (null when not logged, or for a model that predicts a number).
     pub probabilities: Value,
+    /// The predicted value (a model that predicts a number).
+    pub value: Option<f64>,
     /// Answer time in milliseconds (to the microsecond).
     pub latency_ms: f64,
     /// Who asked, when auth is on.
     pub key_name: Option<String>,
-    /// The true label, when feedback came.
+    /// The true label, when feedback came (a classifier).
     pub feedback: Option<String>,
+    /// The true value, when feedback came (a model that predicts a number).
+    pub feedback_value: Option<f64>,
 }
 
 impl LoggedPrediction {
-    /// The prediction as `/api/predictions` and `mlserve log export --format jsonl` give it.
+    /// The prediction as `/api/predictions` and `mlserve log export --format jsonl` give it:
+    /// a classifier's `label` and `probabilities` and the true label as `feedback`, or a
+    /// regressor's `prediction` and the true value as `feedback`.
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "request_id": self.request_id,
             "row": self.row_index,
             "created_at": rfc3339(self.created_at_ms),
             "model": self.model,
             "version": self.version,
             "inputs": self.inputs,
-            "label": self.label,
-            "probabilities": self.probabilities,
             "latency_ms": self.latency_ms,
             "key": self.key_name,
-            "feedback": self.feedback,
-        })
+        });
+        match self.value {
+            Some(value) => {
+                json["prediction"] = Value::from(value);
+                json["feedback"] = self.feedback_value.map_or(Value::Null, Value::from);
+            }
+            None => {
+                json["label"] = Value::from(self.label.clone());
+                json["probabilities"] = self.probabilities.clone();
+                json["feedback"] = self.feedback.clone().map_or(Value::Null, Value::from);
+            }
+        }
+        json
     }
 }
 
@@ -84,14 +99,33 @@ pub struct FoundPrediction {
     pub model: String,
     /// Model version.
     pub version: String,
-    /// The predicted label.
-    pub label: String,
+    /// What was predicted, and what feedback gave before (if any).
+    pub predicted: Truth,
     /// The version's schema id in the log.
     pub schema_id: i64,
     /// When it was answered (ms since the epoch).
     pub created_at_ms: i64,
-    /// The true label given before, if any.
-    pub feedback: Option<String>,
+    /// The true label or value given before, if any.
+    pub feedback: Option<Truth>,
+}
+
+/// A label or a value: what a model predicted, or what feedback says was true.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Truth {
+    /// A class label (a classifier).
+    Label(String),
+    /// A number (a model that predicts a number).
+    Value(f64),
+}
+
+impl Truth {
+    /// As JSON: the label as text, the value as a number.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Truth::Label(label) => Value::from(label.as_str()),
+            Truth::Value(value) => Value::from(*value),
+        }
+    }
 }
 
 /// A model version's schema as stored.
@@ -334,7 +368,8 @@ impl Store {
         row_index: u32,
     ) -> Result<Option<FoundPrediction>, StoreError> {
         let row = sqlx::query(
-            "SELECT p.schema_id, p.label, p.created_at_ms, f.label AS feedback \
+            "SELECT p.schema_id, p.label, p.value, p.created_at_ms, f.label AS feedback, \
+             f.value AS feedback_value \
              FROM predictions p LEFT JOIN feedback f \
              ON f.request_id = p.request_id AND f.row_index = p.row_index \
              WHERE p.request_id = $1 AND p.row_index = $2",
@@ -348,13 +383,23 @@ impl Store {
         let label_index: Option<i64> = row.try_get("label")?;
         let schemas = self.schemas(&[schema_id]).await?;
         let stored = schemas.get(&schema_id);
+        let value: Option<f64> = row.try_get("value")?;
+        let feedback_label: Option<String> = row.try_get("feedback")?;
+        let feedback_value: Option<f64> = row.try_get("feedback_value")?;
         Ok(Some(FoundPrediction {
             model: stored.map(|s| s.model.clone()).unwrap_or_default(),
             version: stored.map(|s| s.version.clone()).unwrap_or_default(),
-            label: label_text(stored, label_index),
+            predicted: match value {
+                Some(value) => Truth::Value(value),
+                None => Truth::Label(label_text(stored, label_index)),
+            },
             schema_id,
             created_at_ms: row.try_get("created_at_ms")?,
-            feedback: row.try_get("feedback")?,
+            feedback: match (feedback_label, feedback_value) {
+                (Some(label), _) => Some(Truth::Label(label)),
+                (None, Some(value)) => Some(Truth::Value(value)),
+                (None, None) => None,
+            },
         }))
     }
 
@@ -378,24 +423,29 @@ impl Store {
         Ok((predictions, feedback))
     }
 
-    /// Records (or corrects) the true label of a logged prediction.
+    /// Records (or corrects) the true label or value of a logged prediction.
     pub async fn record_feedback(
         &self,
         request_id: &str,
         row_index: u32,
-        label: &str,
+        truth: &Truth,
         at_ms: i64,
         key_name: Option<&str>,
     ) -> Result<(), StoreError> {
+        let (label, value) = match truth {
+            Truth::Label(label) => (Some(label.clone()), None),
+            Truth::Value(value) => (None, Some(*value)),
+        };
         sqlx::query(
-            "INSERT INTO feedback (request_id, row_index, label, created_at_ms, key_name) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, row_index) \
-             DO UPDATE SET label = excluded.label, created_at_ms = excluded.created_at_ms, \
-             key_name = excluded.key_name",
+            "INSERT INTO feedback (request_id, row_index, label, value, created_at_ms, key_name) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id, row_index) \
+             DO UPDATE SET label = excluded.label, value = excluded.value, \
+             created_at_ms = excluded.created_at_ms, key_name = excluded.key_name",
         )
         .bind(RequestKey::of(request_id).to_bytes())
         .bind(i64::from(row_index))
-        .bind(label.to_string())
+        .bind(label)
+        .bind(value)
         .bind(at_ms)
         .bind(key_name.map(str::to_string))
         .execute(&*self.pool())
@@ -436,8 +486,10 @@ fn logged_prediction(
                 .zip(probabilities)
                 .and_then(|(s, p)| s.schema.decode_probabilities(&p)),
         ),
+        value: row.try_get("value")?,
         latency_ms: latency_us as f64 / 1e3,
         key_name: row.try_get("key_name")?,
         feedback: row.try_get("feedback")?,
+        feedback_value: row.try_get("feedback_value")?,
     })
 }

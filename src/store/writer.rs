@@ -271,15 +271,26 @@ impl Writer {
     }
 }
 
-/// Adds a committed row to the live counts: drift bins for the features kept as values.
+/// Adds a committed row to the live counts: drift bins for the features kept as values, and
+/// the bin of a predicted value among the training target's deciles.
 fn count_live(pending: &mut super::live::Pending, record: &PredictionRecord, version: &Version) {
+    let manifest = &record.model.artifact.manifest;
     pending.add_prediction(
         version.id,
         record.created_at_ms,
-        &record.model.artifact.manifest.features,
+        &manifest.features,
         &version.schema,
         record.inputs(),
     );
+    let target_bins = manifest.target.as_ref().and_then(|t| t.baseline.as_ref());
+    if let (Some(value), Some(bins)) = (record.value, target_bins) {
+        pending.add_predicted_value(
+            version.id,
+            record.created_at_ms,
+            bins.bin(value),
+            bins.shares.len(),
+        );
+    }
 }
 
 /// How often the writer writes the live counts of what it committed.

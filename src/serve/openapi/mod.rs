@@ -191,26 +191,30 @@ fn operations_paths(paths: &mut Map<String, Value>) {
     paths.insert(
         "/api/predictions/{request_id}/feedback".into(),
         json!({"post": {"tags": ["operations"], "operationId": "post_feedback",
-            "summary": "The true label of a logged prediction (send again to correct it)",
+            "summary": "The true label (a classifier) or value (a model that predicts a number) of a logged prediction (send again to correct it)",
             "parameters": [path_param("request_id", "The request id of the prediction (the x-request-id header of its answer).")],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                "type": "object", "additionalProperties": false, "required": ["label"],
-                "properties": {"label": {"type": "string", "minLength": 1, "description": "One of the labels of the model version that made the prediction."}, "row": {"type": "integer", "minimum": 0, "maximum": u32::MAX, "default": 0, "description": "The row of a batch request."}}}}}},
-            "responses": with_ok(json_ok("Recorded, with whether the prediction was correct.", json!({"type": "object"})), &LOG_ERRORS)}}),
+                "type": "object", "additionalProperties": false,
+                "oneOf": [{"required": ["label"]}, {"required": ["value"]}],
+                "properties": {
+                    "label": {"type": "string", "minLength": 1, "description": "A classifier's true label: one of the labels of the model version that made the prediction."},
+                    "value": {"type": "number", "description": "The true value, for a model that predicts a number (422 on a classifier, as a label is on such a model)."},
+                    "row": {"type": "integer", "minimum": 0, "maximum": u32::MAX, "default": 0, "description": "The row of a batch request."}}}}}},
+            "responses": with_ok(json_ok("Recorded: with the label, whether the prediction was correct; with a value, the residual (true − predicted).", json!({"type": "object"})), &LOG_ERRORS)}}),
     );
     paths.insert(
         "/api/models/{name}/monitoring".into(),
         json!({"get": {"tags": ["operations"], "operationId": "model_monitoring",
-            "summary": "Live accuracy, macro precision and recall per version, from predictions with feedback",
+            "summary": "Live metrics per version, from predictions with feedback: accuracy, macro precision and recall of a classifier; RMSE, MAE, mean error and R² of a model that predicts a number",
             "parameters": [name.clone(), window.clone()],
-            "responses": with_ok(json_ok("Per version: predictions, with_feedback, accuracy, precision_macro, recall_macro.", json!({"type": "object"})), &LOG_ERRORS)}}),
+            "responses": with_ok(json_ok("Per version: task, predictions, with_feedback, and accuracy, precision_macro, recall_macro (classification) or rmse, mae, mean_error, r2 (regression).", json!({"type": "object"})), &LOG_ERRORS)}}),
     );
     paths.insert(
         "/api/models/{name}/drift".into(),
         json!({"get": {"tags": ["operations"], "operationId": "model_drift",
             "summary": "Per-feature population stability index of recent inputs against the training data",
             "parameters": [name, window, query_param("threshold", "PSI above which a feature is flagged (default 0.2).", json!({"type": "number", "exclusiveMinimum": 0, "default": 0.2}))],
-            "responses": with_ok(json_ok("Per feature: psi, drifted, values; and the drifted features.", json!({"type": "object"})), &LOG_ERRORS)}}),
+            "responses": with_ok(json_ok("Per feature: psi, drifted, values; and the drifted features. A model that predicts a number also has prediction: the drift of its predicted values from its training target.", json!({"type": "object"})), &LOG_ERRORS)}}),
     );
     paths.insert(
         "/metrics".into(),
@@ -341,11 +345,15 @@ pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
     for entry in catalog.models.values() {
         if let Some(model) = entry.default_model() {
             let m = &model.artifact.manifest;
-            let accuracy = m
-                .accuracy()
-                .map_or(String::new(), |a| format!(", accuracy {a:.4}"));
+            let quality = match &m.metrics {
+                Some(crate::model::HeldOutMetrics::Classification(q)) => {
+                    format!(", accuracy {:.4}", q.accuracy)
+                }
+                Some(crate::model::HeldOutMetrics::Regression(q)) => format!(", R² {:.4}", q.r2),
+                None => String::new(),
+            };
             tags.push(json!({"name": m.name, "description": format!(
-                "{} (version {}, {}{accuracy})", m.name, model.version_label, m.algorithm_name())}));
+                "{} (version {}, {} {}{quality})", m.name, model.version_label, m.algorithm_name(), m.task.name())}));
         }
     }
     complete::add_body_statuses(&mut paths);

@@ -5,7 +5,9 @@ use super::numbers::*;
 use super::pages;
 use super::pages::{DriftRow, Frame, LiveRow, WindowLink};
 use super::render::*;
+use crate::model::{HeldOutMetrics, Task};
 use crate::serve::middleware::RequestId;
+use crate::serve::monitoring::LiveQuality;
 use crate::serve::state::App;
 use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
@@ -46,7 +48,9 @@ pub(super) async fn monitoring_page(
         head: model_head(&catalog, &model, &target, "monitoring"),
         windows,
         unavailable: String::new(),
+        live_columns: live_columns(model.task()),
         versions: Vec::new(),
+        predicts_number: model.task() == Task::Regression,
         features: Vec::new(),
         drift_rows: 0,
         threshold,
@@ -61,12 +65,12 @@ pub(super) async fn monitoring_page(
     let live = crate::serve::monitoring::monitoring(log.store(), model.name(), window).await;
     let drift = crate::serve::monitoring::drift_report(&app, model.name(), window, threshold).await;
     match (live, drift) {
-        (Ok(versions), Ok((_, rows, features))) => {
+        (Ok(versions), Ok(report)) => {
             let entry = catalog.models.get(model.name());
             page.versions = versions
                 .into_iter()
                 .map(|v| {
-                    let trained = entry
+                    let held_out = entry
                         .and_then(|e| {
                             v.version
                                 .parse::<u32>()
@@ -74,20 +78,22 @@ pub(super) async fn monitoring_page(
                                 .and_then(|n| e.versions.get(&n))
                         })
                         .and_then(|slot| slot.loaded.as_ref())
-                        .and_then(|m| m.artifact.manifest.accuracy());
+                        .and_then(|m| m.artifact.manifest.metrics.as_ref());
                     LiveRow {
                         predictions: v.predictions,
                         with_feedback: v.with_feedback,
-                        accuracy: metric_text(v.accuracy),
-                        precision: metric_text(v.precision_macro),
-                        recall: metric_text(v.recall_macro),
-                        trained_accuracy: metric_text(trained),
+                        cells: live_cells(&v.quality, held_out),
                         version: v.version,
                     }
                 })
                 .collect();
-            page.drift_rows = rows;
-            page.features = features.into_iter().map(drift_row).collect();
+            page.drift_rows = report.rows;
+            page.features = report
+                .prediction
+                .into_iter()
+                .chain(report.features)
+                .map(drift_row)
+                .collect();
         }
         (Err(error), _) => {
             tracing::error!(request_id = rid.0.as_str(), %error, "monitoring query failed");
@@ -97,6 +103,57 @@ pub(super) async fn monitoring_page(
         (_, Err(problem)) => page.unavailable = problem.detail,
     }
     Ok(render(StatusCode::OK, &page, None))
+}
+
+/// The live metrics' column headings for a task, then the held-out one's.
+fn live_columns(task: Task) -> Vec<&'static str> {
+    match task {
+        Task::Classification => vec![
+            "Accuracy",
+            "Precision (macro)",
+            "Recall (macro)",
+            "Held-out accuracy",
+        ],
+        Task::Regression => vec!["RMSE", "MAE", "Mean error", "R²", "Held-out R²"],
+    }
+}
+
+/// A version's live metrics and its held-out headline (accuracy, or R²), formatted.
+fn live_cells(quality: &LiveQuality, held_out: Option<&HeldOutMetrics>) -> Vec<String> {
+    match *quality {
+        LiveQuality::Classification {
+            accuracy,
+            precision_macro,
+            recall_macro,
+        } => {
+            let trained = match held_out {
+                Some(HeldOutMetrics::Classification(m)) => Some(m.accuracy),
+                _ => None,
+            };
+            [accuracy, precision_macro, recall_macro, trained]
+                .map(metric_text)
+                .to_vec()
+        }
+        LiveQuality::Regression {
+            rmse,
+            mae,
+            mean_error,
+            r2,
+        } => {
+            let trained = match held_out {
+                Some(HeldOutMetrics::Regression(m)) => Some(m.r2),
+                _ => None,
+            };
+            let value = |v: Option<f64>| v.map_or_else(|| "–".to_string(), format_value);
+            vec![
+                value(rmse),
+                value(mae),
+                value(mean_error),
+                metric_text(r2),
+                metric_text(trained),
+            ]
+        }
+    }
 }
 
 pub(super) fn drift_row(feature: crate::store::drift::FeatureDrift) -> DriftRow {

@@ -321,16 +321,11 @@ pub struct LiveRow {
     pub version: String,
     /// Predictions in the window.
     pub predictions: i64,
-    /// Of those with a true label.
+    /// Of those with a true label or value.
     pub with_feedback: usize,
-    /// Accuracy, or "–".
-    pub accuracy: String,
-    /// Macro precision, or "–".
-    pub precision: String,
-    /// Macro recall, or "–".
-    pub recall: String,
-    /// Accuracy on the held-out split at training time, or "–" when the version is not loaded.
-    pub trained_accuracy: String,
+    /// Its live metrics, then its held-out one, each formatted or "–", under
+    /// [`MonitoringPage::live_columns`].
+    pub cells: Vec<String>,
 }
 
 /// The drift of one feature, formatted.
@@ -359,8 +354,13 @@ pub struct MonitoringPage {
     pub windows: Vec<WindowLink>,
     /// Why there is nothing to show (the log is off, the database failed), or "".
     pub unavailable: String,
+    /// The headings of the live metrics' columns (the default version's task's), then the
+    /// held-out one's.
+    pub live_columns: Vec<&'static str>,
     /// Live metrics per version.
     pub versions: Vec<LiveRow>,
+    /// Whether the version shown predicts a number (its drift table starts with its outputs').
+    pub predicts_number: bool,
     /// Drift per feature.
     pub features: Vec<DriftRow>,
     /// Rows the drift was computed on.
