@@ -595,6 +595,7 @@ async fn pages_fit_a_phone_and_work_by_keyboard() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_passes_the_axe_accessibility_rules() {
     let repo = demo_repository();
+    train_diabetes(repo.path());
     let server = TestServer::start(test_settings(repo.path())).await;
     let browser = Browser::start(true).await;
     // The checker itself works: a page with an unlabelled input fails it.
@@ -617,6 +618,8 @@ async fn every_page_passes_the_axe_accessibility_rules() {
         "/ui/models/iris/batch",
         "/ui/models/breast_cancer/card",
         "/ui/models/iris/monitoring",
+        "/ui/models/diabetes/card",
+        "/ui/models/diabetes/monitoring",
         "/ui/models/nope",
     ] {
         browser.client.goto(&server.url(path)).await.unwrap();
@@ -667,10 +670,47 @@ async fn every_page_passes_the_axe_accessibility_rules() {
         .unwrap();
     browser.find("#batch-summary").await;
     check("batch result").await;
+    // A model that predicts a number: its answer on the training target's range.
+    browser
+        .client
+        .goto(&server.url("/ui/models/diabetes"))
+        .await
+        .unwrap();
+    browser
+        .find("#predict-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.find("#predicted-value").await;
+    browser.find("svg.range-bar").await;
+    browser.screenshot("diabetes-answer").await;
+    check("diabetes answer").await;
     browser.close().await;
     assert!(
         failures.is_empty(),
         "accessibility problems:\n{}",
         failures.join("\n")
     );
+}
+
+/// Trains the bundled diabetes data (a model that predicts a number) into `models`.
+fn train_diabetes(models: &std::path::Path) {
+    use mlserve::train::{Algorithm, AlgorithmParams, HyperParameterFlags, NoProgress};
+    let options = mlserve::train::TrainOptions {
+        params: AlgorithmParams::from_flags_for(
+            mlserve::data::Task::Regression,
+            Algorithm::LinearRegression,
+            &HyperParameterFlags::default(),
+        )
+        .unwrap(),
+        test_size: 0.2,
+        seed: 42,
+        cv: None,
+    };
+    let data = mlserve::data::load_bundled(mlserve::data::BundledDataset::Diabetes);
+    mlserve::train::regression::train_regressor(&data, &options, &NoProgress)
+        .unwrap()
+        .save(models, "diabetes")
+        .unwrap();
 }
