@@ -10,7 +10,8 @@ Output: tests/fixtures/onnx/<name>.onnx and tests/fixtures/onnx/expected.json, w
 dataset the feature names (in column order of the one [N, F] graph input, or the per-column
 inputs, or per input its features), the class labels, the held-out rows and the categories of
 one-hot encoded text features, and per fixture scikit-learn's labels and
-probabilities for those rows.
+probabilities for those rows; and tests/fixtures/onnx/expected_regression.json, the same for
+models that predict a number (per fixture scikit-learn's predicted values).
 Every export is also run once with onnxruntime here, so a fixture that cannot run is never
 written. skl2onnx lists a graph's operator sets in Python's set order, which changes with the
 string hash seed from run to run; a fixture whose only change is that order is the same model.
@@ -26,18 +27,24 @@ import skl2onnx
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
-from sklearn.datasets import load_breast_cancer, load_iris
-from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import GaussianNB
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.neural_network import MLPClassifier
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import SVC
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.svm import SVC, SVR
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "onnx"
 SEED = 42
@@ -319,6 +326,115 @@ def text_column_fixtures(expected):
         categories = learned_categories(pipeline, encoded)
         record(name, features, {"numbers": numbers, "text": texts}, categories, pipeline, x_test)
 
+def regressors():
+    """scikit-learn's regressors as skl2onnx converts them: LinearRegressor, TreeEnsembleRegressor,
+    SVMRegressor, the k-NN subgraph and an MLP, alone and behind a scaler."""
+    return {
+        "linear_regression": LinearRegression(),
+        "scaled_ridge": Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=1.0))]),
+        "decision_tree": DecisionTreeRegressor(max_depth=5, random_state=SEED),
+        "random_forest": RandomForestRegressor(n_estimators=15, max_depth=6, random_state=SEED),
+        "gradient_boosting": GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=SEED),
+        "scaled_svr": Pipeline([("scale", StandardScaler()), ("svr", SVR(C=10.0))]),
+        "scaled_knn": Pipeline([("scale", StandardScaler()), ("knn", KNeighborsRegressor(n_neighbors=5))]),
+        "scaled_mlp": Pipeline(
+            [
+                ("scale", StandardScaler()),
+                ("mlp", MLPRegressor(hidden_layer_sizes=(16,), max_iter=3000, random_state=SEED)),
+            ]
+        ),
+    }
+
+
+def values(predicted):
+    """Six significant digits past what float32 graphs keep; the tests allow more."""
+    return [float(np.format_float_positional(float(v), precision=9, unique=False, trim="-")) for v in np.ravel(predicted)]
+
+
+def regression_fixtures(expected):
+    """Models that predict a number: every regressor on the diabetes data (one [N, 10] input),
+    and a ColumnTransformer pipeline over numeric and text columns (one input per column) whose
+    rows, with their target, make the CSV that `mlserve import --features-from … --target`
+    reads."""
+    data = load_diabetes(scaled=False)
+    names = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data.astype(np.float32), data.target, test_size=0.2, random_state=SEED
+    )
+    expected["datasets"]["diabetes"] = {
+        "features": names,
+        "inputs": "matrix",
+        "rows": [[float(v) for v in row] for row in x_test],
+    }
+    for model_name, model in regressors().items():
+        model.fit(x_train, y_train)
+        name = f"diabetes_{model_name}"
+        onx = to_onnx(
+            model,
+            initial_types=[("input", FloatTensorType([None, x_train.shape[1]]))],
+            target_opset={"": 17, "ai.onnx.ml": 3},
+        )
+        path = OUT / f"{name}.onnx"
+        path.write_bytes(onx.SerializeToString())
+        _, outputs = run_onnx(path, {"input": x_test})
+        assert len(outputs) == 1, f"{name}: {len(outputs)} outputs"
+        expected["fixtures"][name] = {"dataset": "diabetes", "sklearn_values": values(model.predict(x_test))}
+        print("wrote", name)
+
+    import pandas as pd
+
+    rng = np.random.default_rng(SEED)
+    n = 300
+    rooms = rng.integers(1, 7, n).astype(np.float32)
+    area = rng.normal(80, 25, n).clip(20, 200).astype(np.float32)
+    district = rng.choice(["center", "harbour", "hills", "suburb"], n)
+    bonus = {"center": 90_000, "harbour": 60_000, "hills": 30_000, "suburb": 0}
+    price = 40_000 + 2_500 * area + 12_000 * rooms + np.array([bonus[d] for d in district]) + rng.normal(0, 15_000, n)
+    frame = pd.DataFrame({"rooms": rooms, "area": area, "district": district})
+    train, test, y_train, y_test = train_test_split(frame, price, test_size=0.25, random_state=SEED)
+    pipeline = Pipeline(
+        [
+            (
+                "prepare",
+                ColumnTransformer(
+                    [
+                        ("numbers", StandardScaler(), ["rooms", "area"]),
+                        ("district", OneHotEncoder(handle_unknown="ignore"), ["district"]),
+                    ]
+                ),
+            ),
+            ("model", Ridge(alpha=0.5)),
+        ]
+    )
+    pipeline.fit(train, y_train)
+    initial_types = [
+        ("rooms", FloatTensorType([None, 1])),
+        ("area", FloatTensorType([None, 1])),
+        ("district", StringTensorType([None, 1])),
+    ]
+    onx = to_onnx(pipeline, initial_types=initial_types, target_opset={"": 17, "ai.onnx.ml": 3})
+    path = OUT / "houses_ridge.onnx"
+    path.write_bytes(onx.SerializeToString())
+    feeds = {
+        "rooms": test["rooms"].to_numpy(np.float32).reshape(-1, 1),
+        "area": test["area"].to_numpy(np.float32).reshape(-1, 1),
+        "district": test["district"].to_numpy(object).reshape(-1, 1),
+    }
+    _, outputs = run_onnx(path, feeds)
+    gap = np.abs(np.ravel(outputs[0]) - pipeline.predict(test)).max()
+    assert gap < 1.0, f"houses_ridge: the graph and scikit-learn differ by {gap}"
+    row = lambda r: {"rooms": float(r.rooms), "area": float(r.area), "district": str(r.district)}
+    expected["datasets"]["houses"] = {
+        "features": ["rooms", "area", "district"],
+        "inputs": "columns",
+        "rows": [row(r) for r in test.itertuples()],
+        # The training rows with their target: the CSV an import reads the target's range from.
+        "training_rows": [dict(row(r), price=round(float(y), 2)) for r, y in zip(train.itertuples(), y_train)],
+    }
+    expected["fixtures"]["houses_ridge"] = {"dataset": "houses", "sklearn_values": values(pipeline.predict(test))}
+    print("wrote houses_ridge")
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     expected = {
@@ -335,6 +451,9 @@ def main():
     mixed_fixture(expected)
     text_column_fixtures(expected)
     (OUT / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    regression = {"datasets": {}, "fixtures": {}, "versions": expected["versions"]}
+    regression_fixtures(regression)
+    (OUT / "expected_regression.json").write_text(json.dumps(regression, indent=1) + "\n")
 
 
 if __name__ == "__main__":

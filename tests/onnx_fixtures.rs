@@ -78,13 +78,13 @@ fn every_fixture_gives_scikit_learns_labels_and_probabilities() {
         let model = OnnxModel::load(&fixtures().join(format!("{name}.onnx")), Some(&library), 1)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
-            model.signature().probabilities.zipmap,
+            model.signature().output.zipmap,
             fixture["zipmap"].as_bool().unwrap(),
             "{name}: ZipMap detected from the graph"
         );
         let rows = dataset["rows"].as_array().unwrap().len();
         let probabilities = model
-            .probabilities(rows, &columns(&model, dataset))
+            .scores(rows, &columns(&model, dataset))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         comparison.check(name, fixture, dataset, &probabilities);
     }
@@ -258,6 +258,7 @@ fn every_fixture_imports_and_predicts_through_the_repository_as_scikit_learn_doe
                 FeatureNames::File(names.clone())
             },
             labels: Some(labels),
+            target: None,
             onnxruntime: Some(library.clone()),
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -16,6 +16,7 @@ pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
             (None, None) => FeatureNames::FromGraph,
         },
         labels: args.labels,
+        target: args.target,
         onnxruntime: args.onnxruntime,
     };
     match import_onnx(&options) {
@@ -28,7 +29,18 @@ pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
                 imported.version,
                 imported.dir.display()
             );
-            println!("  classes: {}", m.labels.join(", "));
+            match (m.task, &m.target) {
+                (mlserve::model::Task::Classification, _) => {
+                    println!("  classes: {}", m.labels.join(", "));
+                }
+                (mlserve::model::Task::Regression, Some(target)) => println!(
+                    "  predicts a number: {} (trained on {} to {})",
+                    target.name, target.min, target.max
+                ),
+                (mlserve::model::Task::Regression, None) => println!(
+                    "  predicts a number (give --target COLUMN with --features-from for its name and range)"
+                ),
+            }
             for input in m.onnx.iter().flat_map(|b| &b.inputs) {
                 println!(
                     "  graph input {} <- {}",

@@ -258,6 +258,10 @@ struct ImportArgs {
     /// Class labels in the order of the classifier's classes (replacing the graph's, such as 0,1)
     #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
     labels: Option<Vec<String>>,
+    /// For a graph that predicts a number: the --features-from column holding its target (left
+    /// out of the features; its values give the target's range, quartiles and decile bins)
+    #[arg(long, value_name = "COLUMN", requires = "features_from")]
+    target: Option<String>,
     /// ONNX Runtime's library [default: $ORT_DYLIB_PATH, then target/onnxruntime/]
     #[arg(long, env = "MLSERVE_ONNXRUNTIME", value_name = "FILE")]
     onnxruntime: Option<PathBuf>,

@@ -9,6 +9,7 @@
 //! version is written only once the graph has scored the example row with this binding.
 
 pub mod graph;
+mod target;
 
 use crate::data::ColumnKind;
 use crate::model::imported::OnnxRunner;
@@ -47,6 +48,10 @@ pub struct ImportOptions {
     pub features: FeatureNames,
     /// Class labels, in the order of the graph's classes, replacing the graph's own.
     pub labels: Option<Vec<String>>,
+    /// For a graph that predicts a number: the column of the features' CSV
+    /// ([`FeatureNames::Csv`]) that holds its target, left out of the features; its values give
+    /// the target's training distribution.
+    pub target: Option<String>,
     /// ONNX Runtime's library, before `ORT_DYLIB_PATH` and the set-up script's folder.
     pub onnxruntime: Option<PathBuf>,
 }
@@ -129,10 +134,25 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         .filter_map(|input| Some((input.name.clone(), input.width?)))
         .collect();
     let facts = graph.facts(&widths);
-    let (names, sample) = feature_names(&options.features)?;
+    let task = model.signature().task;
+    let (mut names, sample) = feature_names(&options.features)?;
+    let target = target_of(options, task, &sample)?;
+    if let (Some(target), Some(names)) = (&target, names.as_mut()) {
+        names.retain(|name| *name != target.name);
+    }
     let binding = bind_names(&graph_inputs, names)?;
     let features = feature_schemas(&graph_inputs, &binding, &facts, &sample)?;
-    let labels = labels(&facts, options.labels.as_deref())?;
+    let labels = match task {
+        Task::Classification => labels(&facts, options.labels.as_deref())?,
+        Task::Regression if options.labels.is_some() => {
+            return Err(ImportError::Labels(
+                "the graph predicts a number (its one output is a [N, 1] float tensor): \
+                 --labels is for classifiers"
+                    .to_string(),
+            ));
+        }
+        Task::Regression => Vec::new(),
+    };
     let created_at = jiff::Timestamp::now()
         .round(jiff::Unit::Second)
         .unwrap_or(jiff::Timestamp::now())
@@ -141,7 +161,7 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         format: 1,
         name: options.name.clone(),
         version,
-        task: Task::Classification,
+        task,
         backend: Backend::Onnx,
         created_at: created_at.clone(),
         labels: labels.clone(),
@@ -161,7 +181,7 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
             mlserve_version: env!("CARGO_PKG_VERSION").to_string(),
         }),
         metrics: None,
-        target: None,
+        target: target.clone(),
         onnx: Some(binding.clone()),
         prediction_log: None,
         features: features.clone(),
@@ -186,6 +206,29 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
 
 /// A CSV's rows, by column name, for the statistics.
 type Sample = BTreeMap<String, Vec<String>>;
+
+/// The `[target]` of a graph that predicts a number, from `--target` and the features' CSV.
+fn target_of(
+    options: &ImportOptions,
+    task: Task,
+    sample: &Sample,
+) -> Result<Option<crate::model::TargetSchema>, ImportError> {
+    let Some(column) = &options.target else {
+        return Ok(None);
+    };
+    match (&options.features, task) {
+        (_, Task::Classification) => Err(ImportError::Features(format!(
+            "--target {column}: the graph is a classifier (it has a probability output); \
+             --target names the number a regression graph predicts"
+        ))),
+        (FeatureNames::Csv(path), Task::Regression) => {
+            target::target_from_csv(column, path, sample).map(Some)
+        }
+        _ => Err(ImportError::Features(format!(
+            "--target {column} needs --features-from CSV: the target's values come from its column"
+        ))),
+    }
+}
 
 /// The feature names given, and the CSV's rows by column when a CSV gave them.
 fn feature_names(source: &FeatureNames) -> Result<(Option<Vec<String>>, Sample), ImportError> {

@@ -58,7 +58,8 @@ struct BoundInput {
 pub struct OnnxRunner {
     model: OnnxModel,
     inputs: Vec<BoundInput>,
-    classes: usize,
+    /// Scores per row: the classes, or 1 for a model that predicts a number.
+    width: usize,
 }
 
 impl OnnxRunner {
@@ -79,18 +80,42 @@ impl OnnxRunner {
             .onnx
             .as_ref()
             .ok_or("the manifest has no [onnx] section naming the features of each graph input")?;
+        let graph_task = model.signature().task;
+        if graph_task != manifest.task {
+            return Err(format!(
+                "the manifest says task = \"{}\", but the graph's outputs are a {}'s",
+                manifest.task.name(),
+                match graph_task {
+                    super::Task::Classification => "classifier",
+                    super::Task::Regression => "regressor",
+                }
+            ));
+        }
+        match graph_task {
+            super::Task::Regression if !manifest.labels.is_empty() => {
+                return Err("a regression model's manifest has no labels".to_string());
+            }
+            super::Task::Classification if manifest.target.is_some() => {
+                return Err("a classifier's manifest has no [target]".to_string());
+            }
+            _ => {}
+        }
         let inputs = bind(&manifest.features, binding, model.signature())?;
         let runner = OnnxRunner {
             model,
             inputs,
-            classes: manifest.labels.len(),
+            width: match graph_task {
+                super::Task::Classification => manifest.labels.len(),
+                super::Task::Regression => 1,
+            },
         };
         runner.score_example(manifest)?;
         Ok(runner)
     }
 
-    /// Class probabilities of validated rows (values in schema order), in one run of the graph.
-    pub fn probabilities(&self, rows: &[&[FeatureValue]]) -> Result<Vec<Vec<f64>>, OnnxError> {
+    /// The scores of validated rows (values in schema order), in one run of the graph: each
+    /// row's class probabilities, or its one value for a model that predicts a number.
+    pub fn scores(&self, rows: &[&[FeatureValue]]) -> Result<Vec<Vec<f64>>, OnnxError> {
         let columns: Vec<Vec<Column>> = self
             .inputs
             .iter()
@@ -102,19 +127,17 @@ impl OnnxRunner {
                     .collect()
             })
             .collect();
-        let probabilities = self.model.probabilities(rows.len(), &columns)?;
-        if probabilities.len() != rows.len()
-            || probabilities.iter().any(|p| p.len() != self.classes)
-        {
+        let scores = self.model.scores(rows.len(), &columns)?;
+        if scores.len() != rows.len() || scores.iter().any(|p| p.len() != self.width) {
             return Err(OnnxError::Run(format!(
-                "the graph answered {} rows of {} probabilities for {} rows of {} classes",
-                probabilities.len(),
-                probabilities.first().map_or(0, Vec::len),
+                "the graph answered {} rows of {} scores for {} rows of {} scores each",
+                scores.len(),
+                scores.first().map_or(0, Vec::len),
                 rows.len(),
-                self.classes
+                self.width
             )));
         }
-        Ok(probabilities)
+        Ok(scores)
     }
 
     fn score_example(&self, manifest: &Manifest) -> Result<(), String> {
@@ -137,7 +160,7 @@ impl OnnxRunner {
                     problems.join("; ")
                 )
             })?;
-        self.probabilities(&[&row.values])
+        self.scores(&[&row.values])
             .map(drop)
             .map_err(|error| format!("the graph cannot score the example row: {error}"))
     }

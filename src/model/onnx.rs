@@ -4,10 +4,14 @@
 //! and reports ONNX models not ready, with the reason.
 //!
 //! A graph takes either one float tensor `[N, F]` (the features in order) or one `[N, 1]` tensor
-//! per column (float or string). Its probabilities come as a float tensor `[N, C]`, or, with
-//! the default ZipMap export, as a sequence of maps from class to probability. Labels always
-//! come from the argmax of the probabilities, never from the graph's label output.
+//! per column (float or string). A classifier's probabilities come as a float tensor `[N, C]`,
+//! or, with the default ZipMap export, as a sequence of maps from class to probability; labels
+//! always come from the argmax of the probabilities, never from the graph's label output. A
+//! regressor (skl2onnx's `LinearRegressor`, `TreeEnsembleRegressor`, `SVMRegressor`, a k-NN
+//! subgraph, any pipeline ending in one) answers one float tensor `[N, 1]` (or `[N]`) and
+//! nothing else.
 
+use crate::data::Task;
 use ort::session::Session;
 use ort::session::SessionInputValue;
 use ort::value::{Tensor, TensorElementType, ValueType};
@@ -102,12 +106,12 @@ pub struct GraphInput {
     pub width: Option<usize>,
 }
 
-/// Where the probabilities are in the outputs.
+/// The output that is read: a classifier's probabilities, or a regressor's values.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProbabilityOutput {
+pub struct ScoreOutput {
     /// The output's name.
     pub name: String,
-    /// A ZipMap output (sequence of maps) rather than a `[N, C]` tensor.
+    /// A ZipMap output (sequence of maps) rather than a tensor.
     pub zipmap: bool,
 }
 
@@ -116,8 +120,11 @@ pub struct ProbabilityOutput {
 pub struct GraphSignature {
     /// Inputs, in graph order.
     pub inputs: Vec<GraphInput>,
-    /// The probabilities.
-    pub probabilities: ProbabilityOutput,
+    /// The output read: probabilities `[N, C]` (classification) or values `[N, 1]` (regression).
+    pub output: ScoreOutput,
+    /// What the graph does, told by its outputs: a ZipMap, or a label output beside a float
+    /// `[N, C]` one, is a classifier; one float tensor `[N, 1]` or `[N]` alone, a regressor.
+    pub task: Task,
 }
 
 fn input_kind(name: &str, dtype: &ValueType) -> Result<(InputKind, Option<usize>), String> {
@@ -155,34 +162,61 @@ fn signature(session: &Session) -> Result<GraphSignature, String> {
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    // skl2onnx names them output_label and output_probability; take the float or map output.
-    let probabilities = session
-        .outputs()
+    let (output, task) = score_output(session.outputs())?;
+    Ok(GraphSignature {
+        inputs,
+        output,
+        task,
+    })
+}
+
+/// The output to read and the task it tells. skl2onnx names a classifier's outputs
+/// output_label and output_probability, and a regressor's one output variable.
+fn score_output(outlets: &[ort::value::Outlet]) -> Result<(ScoreOutput, Task), String> {
+    let output = |outlet: &ort::value::Outlet, zipmap| ScoreOutput {
+        name: outlet.name().to_string(),
+        zipmap,
+    };
+    let floats: Vec<(&ort::value::Outlet, usize)> = outlets
         .iter()
-        .find_map(|outlet| match outlet.dtype() {
-            ValueType::Sequence(inner) if matches!(**inner, ValueType::Map { .. }) => {
-                Some(ProbabilityOutput {
-                    name: outlet.name().to_string(),
-                    zipmap: true,
-                })
-            }
+        .filter_map(|outlet| match outlet.dtype() {
             ValueType::Tensor {
                 ty: TensorElementType::Float32 | TensorElementType::Float64,
                 shape,
                 ..
-            } if shape.len() == 2 => Some(ProbabilityOutput {
-                name: outlet.name().to_string(),
-                zipmap: false,
-            }),
+            } => Some((outlet, shape.len())),
             _ => None,
         })
-        .ok_or_else(|| {
-            "the graph has no probability output (a [N, C] float tensor or a ZipMap)".to_string()
-        })?;
-    Ok(GraphSignature {
-        inputs,
-        probabilities,
-    })
+        .collect();
+    if let Some(zipmap) = outlets.iter().find(|outlet| {
+        matches!(outlet.dtype(), ValueType::Sequence(inner) if matches!(**inner, ValueType::Map { .. }))
+    }) {
+        return Ok((output(zipmap, true), Task::Classification));
+    }
+    match floats.as_slice() {
+        [(only, rank)] if outlets.len() == 1 && (*rank == 1 || only_column(only)) => {
+            Ok((output(only, false), Task::Regression))
+        }
+        [(only, 2)] if outlets.len() == 1 => Err(format!(
+            "the graph's one output '{}' gives several numbers per row: mlserve serves models \
+             that predict one number (or classes, with a label output beside the probabilities)",
+            only.name()
+        )),
+        _ => floats
+            .iter()
+            .find(|(_, rank)| *rank == 2)
+            .map(|(outlet, _)| (output(outlet, false), Task::Classification))
+            .ok_or_else(|| {
+                "the graph has no probability output (a [N, C] float tensor or a ZipMap) and no \
+                 single [N, 1] value output"
+                    .to_string()
+            }),
+    }
+}
+
+/// Whether a float output is one column wide (`[N, 1]`).
+fn only_column(outlet: &ort::value::Outlet) -> bool {
+    matches!(outlet.dtype(), ValueType::Tensor { shape, .. } if shape.get(1) == Some(&1))
 }
 
 /// A loaded graph with a small pool of sessions (a session runs one request at a time).
@@ -279,13 +313,10 @@ impl OnnxModel {
         &self.signature
     }
 
-    /// Class probabilities for `rows` rows, given one column set per graph input (in graph
-    /// order): for a `[N, F]` input, its F columns; for a `[N, 1]` input, one column.
-    pub fn probabilities(
-        &self,
-        rows: usize,
-        inputs: &[Vec<Column>],
-    ) -> Result<Vec<Vec<f64>>, OnnxError> {
+    /// The scores of `rows` rows, given one column set per graph input (in graph order): for a
+    /// `[N, F]` input, its F columns; for a `[N, 1]` input, one column. Each row's class
+    /// probabilities (classification) or its one value (regression).
+    pub fn scores(&self, rows: usize, inputs: &[Vec<Column>]) -> Result<Vec<Vec<f64>>, OnnxError> {
         let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
             Vec::with_capacity(inputs.len());
         for (graph_input, columns) in self.signature.inputs.iter().zip(inputs) {
@@ -346,12 +377,16 @@ impl OnnxModel {
         let outputs = session
             .run(values)
             .map_err(|e| OnnxError::Run(e.to_string()))?;
-        let output = &outputs[self.signature.probabilities.name.as_str()];
-        if self.signature.probabilities.zipmap {
+        let output = &outputs[self.signature.output.name.as_str()];
+        let width = match self.signature.task {
+            Task::Regression => Some(1),
+            Task::Classification => None,
+        };
+        if self.signature.output.zipmap {
             zipmap_rows(output)
         } else if let Ok((shape, data)) = output.try_extract_tensor::<f32>() {
             Ok(tensor_rows(
-                shape.get(1).copied().unwrap_or(1),
+                width.unwrap_or(shape.get(1).copied().unwrap_or(1) as usize),
                 data.iter().map(|&v| f64::from(v)),
             ))
         } else {
@@ -359,15 +394,15 @@ impl OnnxModel {
                 .try_extract_tensor::<f64>()
                 .map_err(|e| OnnxError::Run(e.to_string()))?;
             Ok(tensor_rows(
-                shape.get(1).copied().unwrap_or(1),
+                width.unwrap_or(shape.get(1).copied().unwrap_or(1) as usize),
                 data.iter().copied(),
             ))
         }
     }
 }
 
-fn tensor_rows(width: i64, data: impl Iterator<Item = f64>) -> Vec<Vec<f64>> {
-    let width = usize::try_from(width).unwrap_or(1).max(1);
+fn tensor_rows(width: usize, data: impl Iterator<Item = f64>) -> Vec<Vec<f64>> {
+    let width = width.max(1);
     let all: Vec<f64> = data.collect();
     all.chunks(width).map(<[f64]>::to_vec).collect()
 }

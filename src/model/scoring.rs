@@ -72,6 +72,10 @@ pub enum PredictError {
     /// ask [`LoadedModel::outcomes_of_rows`], which answers both tasks).
     #[error("model '{0}' predicts a number; it has no class probabilities")]
     NoClasses(String),
+    /// A classifier's artifact under a manifest that says it predicts a number (the load
+    /// checks make this impossible).
+    #[error("model '{0}' is a classifier; it predicts no number")]
+    NoValues(String),
 }
 
 impl PredictError {
@@ -119,20 +123,44 @@ impl LoadedModel {
     /// Errors as [`LoadedModel::probabilities_of_rows`] for a classifier; a regressor's value
     /// that is not finite is [`PredictError::Unscorable`] for its row.
     pub fn outcomes_of_rows(&self, rows: &[&[FeatureValue]]) -> Scored<Outcome> {
-        match &self.artifact.model {
-            Model::NativeRegressor(model) => Ok(rows
-                .iter()
-                .map(|row| match model.predict(row) {
-                    Ok(value) if value.is_finite() => Ok(Outcome::Value(value)),
-                    Ok(_) => Err(PredictError::Unscorable),
-                    Err(error) => Err(error.into()),
-                })
-                .collect()),
-            _ => Ok(self
+        let outcomes = match self.task() {
+            Task::Regression => self
+                .values_of_rows(rows)?
+                .into_iter()
+                .map(|row| row.map(Outcome::Value))
+                .collect(),
+            Task::Classification => self
                 .probabilities_of_rows(rows)?
                 .into_iter()
                 .map(|row| row.map(Outcome::of_probabilities))
+                .collect(),
+        };
+        Ok(outcomes)
+    }
+
+    /// The predicted value of each validated row of a model that predicts a number, each
+    /// finite or [`PredictError::Unscorable`].
+    fn values_of_rows(&self, rows: &[&[FeatureValue]]) -> Scored<f64> {
+        let finite_value = |value: f64| {
+            if value.is_finite() {
+                Ok(value)
+            } else {
+                Err(PredictError::Unscorable)
+            }
+        };
+        match &self.artifact.model {
+            Model::NativeRegressor(model) => Ok(rows
+                .iter()
+                .map(|row| model.predict(row).map_err(PredictError::from))
+                .map(|value| value.and_then(finite_value))
                 .collect()),
+            Model::Onnx(runner) => Ok(onnx_rows(runner, rows)
+                .into_iter()
+                .map(|row| {
+                    row.and_then(|scores| finite_value(scores.first().copied().unwrap_or(f64::NAN)))
+                })
+                .collect()),
+            Model::Native(_) => Err(PredictError::NoValues(self.name().to_string())),
         }
     }
 
@@ -167,6 +195,9 @@ impl LoadedModel {
     }
 
     fn unchecked_probabilities_of_rows(&self, rows: &[&[FeatureValue]]) -> Scored<Vec<f64>> {
+        if self.task() == Task::Regression {
+            return Err(PredictError::NoClasses(self.name().to_string()));
+        }
         match &self.artifact.model {
             Model::NativeRegressor(_) => Err(PredictError::NoClasses(self.name().to_string())),
             Model::Native(model) => Ok(rows
@@ -178,20 +209,30 @@ impl LoadedModel {
                         .and_then(finite)
                 })
                 .collect()),
-            Model::Onnx(runner) => match runner.probabilities(rows) {
-                Ok(all) => Ok(all.into_iter().map(finite).collect()),
-                // One row the graph cannot take fails the whole run: score them one by one, so
-                // only that row is refused.
-                Err(_) if rows.len() > 1 => Ok(rows
-                    .iter()
-                    .map(|row| match runner.probabilities(&[row]) {
-                        Ok(mut one) => finite(one.pop().unwrap_or_default()),
-                        Err(error) => Err(PredictError::Refused(error.to_string())),
-                    })
-                    .collect()),
-                Err(error) => Ok(vec![Err(PredictError::Refused(error.to_string()))]),
-            },
+            Model::Onnx(runner) => Ok(onnx_rows(runner, rows)
+                .into_iter()
+                .map(|row| row.and_then(finite))
+                .collect()),
         }
+    }
+}
+
+/// A graph's scores of each row. One row the graph cannot take fails the whole run: then the
+/// rows are scored one by one, so only that row is refused.
+fn onnx_rows(
+    runner: &super::imported::OnnxRunner,
+    rows: &[&[FeatureValue]],
+) -> Vec<Result<Vec<f64>, PredictError>> {
+    match runner.scores(rows) {
+        Ok(all) => all.into_iter().map(Ok).collect(),
+        Err(_) if rows.len() > 1 => rows
+            .iter()
+            .map(|row| match runner.scores(&[row]) {
+                Ok(mut one) => Ok(one.pop().unwrap_or_default()),
+                Err(error) => Err(PredictError::Refused(error.to_string())),
+            })
+            .collect(),
+        Err(error) => vec![Err(PredictError::Refused(error.to_string()))],
     }
 }
 

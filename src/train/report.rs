@@ -94,11 +94,18 @@ pub fn model_card_sections(manifest: &Manifest, metrics: Option<&MetricsFile>) -
             html.push_str(&roc_svg(e));
             html.push_str("</div>");
         }
-        None => html.push_str(
-            "<h2>Metrics</h2><p>This model was imported: mlserve has not evaluated it, so there \
-             are no held-out metrics. Its live accuracy shows on the Monitoring tab once \
-             predictions get feedback.</p>",
-        ),
+        None => {
+            let live = match manifest.task {
+                crate::model::Task::Classification => "live accuracy",
+                crate::model::Task::Regression => "live RMSE, MAE and R²",
+            };
+            let _ = write!(
+                html,
+                "<h2>Metrics</h2><p>This model was imported: mlserve has not evaluated it, so \
+                 there are no held-out metrics. Its {live} shows on the Monitoring tab once \
+                 predictions get feedback.</p>"
+            );
+        }
     }
     features_section(&mut html, manifest);
     html
@@ -135,9 +142,10 @@ fn import_section(html: &mut String, manifest: &Manifest) {
 
 /// The table row that says what the model predicts: its classes, or its target.
 fn predicts_row(manifest: &Manifest) -> String {
-    let (heading, what) = match &manifest.target {
-        Some(target) => ("target", target.name.clone()),
-        None => ("classes", manifest.labels.join(", ")),
+    let (heading, what) = match (&manifest.target, manifest.task) {
+        (Some(target), _) => ("target", target.name.clone()),
+        (None, crate::model::Task::Regression) => ("target", "a number".to_string()),
+        (None, crate::model::Task::Classification) => ("classes", manifest.labels.join(", ")),
     };
     format!(
         "<tr><th class=\"l\">{heading}</th><td class=\"l\">{}</td></tr>",

@@ -1,0 +1,306 @@
+//! scikit-learn regressors exported as ONNX (tests/fixtures/onnx/expected_regression.json,
+//! written by scripts/make_onnx_fixtures.py): imported, loaded as models that predict a
+//! number and served, they answer scikit-learn's own predictions; the import reads the
+//! target's range from the features' CSV with `--target`, and refuses what does not fit.
+
+mod common;
+
+use common::onnx::{fixtures, import, import_fixture, library};
+use common::{TestServer, test_settings};
+use mlserve::import::{FeatureNames, ImportOptions, import_onnx};
+use mlserve::model::{Outcome, RawValue, Repository, Task, UnknownFields};
+use serde_json::{Value, json};
+use std::path::Path;
+
+fn expected() -> Value {
+    let path = fixtures().join("expected_regression.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A float32 graph keeps about 7 significant digits; its sums over many terms (a forest, an
+/// SVR's kernel expansion) lose a little more.
+fn close(got: f64, expected: f64) -> bool {
+    (got - expected).abs() <= 2e-5 * expected.abs().max(1.0)
+}
+
+/// A dataset's held-out rows as JSON objects of features.
+fn objects(dataset: &Value) -> Vec<Value> {
+    let features: Vec<&str> = dataset["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    dataset["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| match row {
+            Value::Array(cells) => Value::Object(
+                features
+                    .iter()
+                    .map(|f| f.to_string())
+                    .zip(cells.iter().cloned())
+                    .collect(),
+            ),
+            object => object.clone(),
+        })
+        .collect()
+}
+
+#[test]
+fn every_regressor_imports_loads_and_answers_scikit_learns_values() {
+    let expected = expected();
+    let fixtures_list = expected["fixtures"].as_object().unwrap();
+    assert!(fixtures_list.len() >= 9, "{} fixtures", fixtures_list.len());
+    let repo = tempfile::tempdir().unwrap();
+    let names_file = repo.path().join("../diabetes-names.txt");
+    let names_file =
+        names_file.with_file_name(format!("diabetes-names-{}.txt", std::process::id()));
+    let diabetes = &expected["datasets"]["diabetes"];
+    let names: Vec<&str> = diabetes["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    std::fs::write(&names_file, names.join("\n")).unwrap();
+    for name in fixtures_list.keys() {
+        let dataset = &expected["datasets"][fixtures_list[name]["dataset"].as_str().unwrap()];
+        let imported = import_onnx(&ImportOptions {
+            graph: fixtures().join(format!("{name}.onnx")),
+            name: name.clone(),
+            models: repo.path().to_path_buf(),
+            features: if dataset["inputs"] == "matrix" {
+                FeatureNames::File(names_file.clone())
+            } else {
+                FeatureNames::FromGraph
+            },
+            labels: None,
+            target: None,
+            onnxruntime: Some(library()),
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(imported.manifest.task, Task::Regression, "{name}");
+        assert!(imported.manifest.labels.is_empty(), "{name}");
+    }
+    let _ = std::fs::remove_file(&names_file);
+    let repository = Repository::new(repo.path());
+    let report = repository.reload_all(false);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let catalog = repository.catalog();
+    let mut worst: Vec<String> = Vec::new();
+    for (name, fixture) in fixtures_list {
+        let dataset = &expected["datasets"][fixture["dataset"].as_str().unwrap()];
+        let model = catalog.resolve(name, None).unwrap();
+        let mut errors = Vec::new();
+        let rows: Vec<_> = objects(dataset)
+            .iter()
+            .map(|object| {
+                let fields = object.as_object().unwrap();
+                model
+                    .validator
+                    .validate(
+                        fields.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
+                        UnknownFields::Reject,
+                        "",
+                        &mut errors,
+                    )
+                    .unwrap_or_else(|| panic!("{name}: {errors:?}"))
+            })
+            .collect();
+        let views: Vec<_> = rows.iter().map(|r| r.values.as_slice()).collect();
+        let outcomes = model.outcomes_of_rows(&views).unwrap();
+        let sklearn = fixture["sklearn_values"].as_array().unwrap();
+        assert_eq!(outcomes.len(), sklearn.len(), "{name}");
+        for (row, (outcome, want)) in outcomes.iter().zip(sklearn).enumerate() {
+            let want = want.as_f64().unwrap();
+            match outcome {
+                Ok(Outcome::Value(got)) if close(*got, want) => {}
+                other => worst.push(format!("{name} row {row}: {other:?}, scikit-learn {want}")),
+            }
+        }
+    }
+    assert!(
+        worst.is_empty(),
+        "{} differences:\n{}",
+        worst.len(),
+        worst.join("\n")
+    );
+}
+
+/// The houses training rows, with their price, as the CSV an import reads.
+fn houses_csv(dir: &Path, houses: &Value, extra: Option<(usize, &str)>) -> String {
+    let mut text = String::from("rooms,area,district,price\n");
+    for (i, row) in houses["training_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let price = match extra {
+            Some((at, cell)) if at == i => cell.to_string(),
+            _ => row["price"].to_string(),
+        };
+        text.push_str(&format!(
+            "{},{},{},{price}\n",
+            row["rooms"],
+            row["area"],
+            row["district"].as_str().unwrap()
+        ));
+    }
+    let path = dir.join(format!("houses-{}.csv", extra.map_or(0, |(at, _)| at + 1)));
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_imported_regressor_takes_its_target_from_the_csv_and_serves_on_every_protocol() {
+    let expected = expected();
+    let houses = &expected["datasets"]["houses"];
+    let sklearn = expected["fixtures"]["houses_ridge"]["sklearn_values"]
+        .as_array()
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("models");
+    let csv = houses_csv(work.path(), houses, None);
+    let printed = import_fixture(
+        &repo,
+        "houses_ridge.onnx",
+        "houses",
+        &["--features-from", &csv, "--target", "price"],
+    );
+    assert!(
+        printed.contains("predicts a number: price (trained on"),
+        "{printed}"
+    );
+    assert!(!printed.contains("feature price"), "{printed}");
+    let manifest = std::fs::read_to_string(repo.join("houses/1/model.toml")).unwrap();
+    assert!(manifest.contains("task = \"regression\""), "{manifest}");
+    assert!(
+        manifest.contains("[target]") && manifest.contains("name = \"price\""),
+        "{manifest}"
+    );
+
+    // What cannot be imported is refused, with exit code 2 and the reason.
+    let bad_cell = houses_csv(work.path(), houses, Some((3, "n/a")));
+    let classifier = fixtures().join("iris_random_forest.onnx");
+    let houses_graph = fixtures().join("houses_ridge.onnx");
+    let refused: [(Vec<&str>, &str); 4] = [
+        (
+            vec![
+                houses_graph.to_str().unwrap(),
+                "--name",
+                "h",
+                "--labels",
+                "a,b",
+            ],
+            "the graph predicts a number",
+        ),
+        (
+            vec![
+                houses_graph.to_str().unwrap(),
+                "--name",
+                "h",
+                "--features-from",
+                &csv,
+                "--target",
+                "cost",
+            ],
+            "--target names 'cost', which is not a column of its header",
+        ),
+        (
+            vec![
+                houses_graph.to_str().unwrap(),
+                "--name",
+                "h",
+                "--features-from",
+                &bad_cell,
+                "--target",
+                "price",
+            ],
+            ":5: column 'price' (the target): expected a finite number, got 'n/a'",
+        ),
+        (
+            vec![
+                classifier.to_str().unwrap(),
+                "--name",
+                "h",
+                "--features-from",
+                &csv,
+                "--target",
+                "price",
+            ],
+            "the graph is a classifier",
+        ),
+    ];
+    for (args, message) in refused {
+        let output = import(&repo, &args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert!(!repo.join("h").exists());
+
+    let server = TestServer::start(test_settings(&repo)).await;
+    let rows = objects(houses);
+    let (status, _, single) = server
+        .post_json("/api/models/houses/predict", &rows[0])
+        .await;
+    assert_eq!(status, 200, "{single}");
+    assert!(
+        close(
+            single["prediction"].as_f64().unwrap(),
+            sklearn[0].as_f64().unwrap()
+        ),
+        "{single}"
+    );
+    let (status, _, batch) = server
+        .post_json("/api/models/houses/predict", &json!({"instances": rows}))
+        .await;
+    assert_eq!(status, 200, "{batch}");
+    for (item, want) in batch["predictions"].as_array().unwrap().iter().zip(sklearn) {
+        assert!(
+            close(item["prediction"].as_f64().unwrap(), want.as_f64().unwrap()),
+            "{item}"
+        );
+    }
+    let (_, _, metadata) = server.get("/v2/models/houses").await;
+    assert_eq!(metadata["platform"], "onnxruntime_onnx");
+    assert_eq!(
+        metadata["outputs"],
+        json!([{"name": "prediction", "datatype": "FP64", "shape": [-1]}])
+    );
+    let tensors = json!({"inputs": [
+        {"name": "rooms", "datatype": "FP64", "shape": [2], "data": [rows[0]["rooms"], rows[1]["rooms"]]},
+        {"name": "area", "datatype": "FP64", "shape": [2], "data": [rows[0]["area"], rows[1]["area"]]},
+        {"name": "district", "datatype": "BYTES", "shape": [2], "data": [rows[0]["district"], rows[1]["district"]]},
+    ]});
+    let (status, _, inferred) = server.post_json("/v2/models/houses/infer", &tensors).await;
+    assert_eq!(status, 200, "{inferred}");
+    for (got, want) in inferred["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(sklearn)
+    {
+        assert!(
+            close(got.as_f64().unwrap(), want.as_f64().unwrap()),
+            "{inferred}"
+        );
+    }
+    // The form places the answer on the target's training range, read from the CSV.
+    let (_, page) = server.text("/ui/models/houses").await;
+    assert!(page.contains("name=\"district\""), "{page}");
+    let (_, _, described) = server.get("/api/models/houses").await;
+    let training: Vec<f64> = houses["training_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["price"].as_f64().unwrap())
+        .collect();
+    let min = training.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(described["target"]["min"].as_f64().unwrap(), min);
+    assert_eq!(described["task"], "regression");
+    server.server.shutdown().await.unwrap();
+}
