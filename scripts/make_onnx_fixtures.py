@@ -30,13 +30,14 @@ from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.ensemble import (
     ExtraTreesClassifier,
+    ExtraTreesRegressor,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
@@ -332,8 +333,11 @@ def regressors():
     return {
         "linear_regression": LinearRegression(),
         "scaled_ridge": Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=1.0))]),
+        "scaled_lasso": Pipeline([("scale", StandardScaler()), ("lasso", Lasso(alpha=0.5))]),
+        "scaled_elastic_net": Pipeline([("scale", StandardScaler()), ("enet", ElasticNet(alpha=0.1, l1_ratio=0.5))]),
         "decision_tree": DecisionTreeRegressor(max_depth=5, random_state=SEED),
         "random_forest": RandomForestRegressor(n_estimators=15, max_depth=6, random_state=SEED),
+        "extra_trees": ExtraTreesRegressor(n_estimators=15, max_depth=6, random_state=SEED),
         "gradient_boosting": GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=SEED),
         "scaled_svr": Pipeline([("scale", StandardScaler()), ("svr", SVR(C=10.0))]),
         "scaled_knn": Pipeline([("scale", StandardScaler()), ("knn", KNeighborsRegressor(n_neighbors=5))]),
@@ -349,6 +353,29 @@ def regressors():
 def values(predicted):
     """Six significant digits past what float32 graphs keep; the tests allow more."""
     return [float(np.format_float_positional(float(v), precision=9, unique=False, trim="-")) for v in np.ravel(predicted)]
+
+
+def two_outputs(onx, model, x_test, expected):
+    """A regressor whose outputs do not tell what it does: its value [N, 1] and that value cast
+    to int64 beside it (as hand-edited graphs have). Imported with --task regression."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = onnx.ModelProto()
+    graph.CopyFrom(onx)
+    value = graph.graph.output[0].name
+    graph.graph.node.append(helper.make_node("Cast", [value], ["rounded"], to=TensorProto.INT64))
+    graph.graph.output.append(helper.make_tensor_value_info("rounded", TensorProto.INT64, [None, 1]))
+    path = OUT / "diabetes_two_outputs.onnx"
+    path.write_bytes(graph.SerializeToString())
+    _, outputs = run_onnx(path, {"input": x_test})
+    assert len(outputs) == 2
+    expected["fixtures"]["diabetes_two_outputs"] = {
+        "dataset": "diabetes",
+        "task": "regression",
+        "sklearn_values": values(model.predict(x_test)),
+    }
+    print("wrote diabetes_two_outputs")
 
 
 def regression_fixtures(expected):
@@ -380,6 +407,8 @@ def regression_fixtures(expected):
         assert len(outputs) == 1, f"{name}: {len(outputs)} outputs"
         expected["fixtures"][name] = {"dataset": "diabetes", "sklearn_values": values(model.predict(x_test))}
         print("wrote", name)
+        if model_name == "linear_regression":
+            two_outputs(onx, model, x_test, expected)
 
     import pandas as pd
 
@@ -390,7 +419,10 @@ def regression_fixtures(expected):
     district = rng.choice(["center", "harbour", "hills", "suburb"], n)
     bonus = {"center": 90_000, "harbour": 60_000, "hills": 30_000, "suburb": 0}
     price = 40_000 + 2_500 * area + 12_000 * rooms + np.array([bonus[d] for d in district]) + rng.normal(0, 15_000, n)
-    frame = pd.DataFrame({"rooms": rooms, "area": area, "district": district})
+    # Some areas are unknown: the pipeline imputes them, so the feature is nullable.
+    area_missing = area.copy()
+    area_missing[rng.random(n) < 0.1] = np.nan
+    frame = pd.DataFrame({"rooms": rooms, "area": area_missing, "district": district})
     train, test, y_train, y_test = train_test_split(frame, price, test_size=0.25, random_state=SEED)
     pipeline = Pipeline(
         [
@@ -398,7 +430,8 @@ def regression_fixtures(expected):
                 "prepare",
                 ColumnTransformer(
                     [
-                        ("numbers", StandardScaler(), ["rooms", "area"]),
+                        ("rooms", StandardScaler(), ["rooms"]),
+                        ("area", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), ["area"]),
                         ("district", OneHotEncoder(handle_unknown="ignore"), ["district"]),
                     ]
                 ),
@@ -423,10 +456,15 @@ def regression_fixtures(expected):
     _, outputs = run_onnx(path, feeds)
     gap = np.abs(np.ravel(outputs[0]) - pipeline.predict(test)).max()
     assert gap < 1.0, f"houses_ridge: the graph and scikit-learn differ by {gap}"
-    row = lambda r: {"rooms": float(r.rooms), "area": float(r.area), "district": str(r.district)}
+    row = lambda r: {
+        "rooms": float(r.rooms),
+        "area": None if np.isnan(r.area) else float(r.area),
+        "district": str(r.district),
+    }
     expected["datasets"]["houses"] = {
         "features": ["rooms", "area", "district"],
         "inputs": "columns",
+        "nullable": ["area"],
         "rows": [row(r) for r in test.itertuples()],
         # The training rows with their target: the CSV an import reads the target's range from.
         "training_rows": [dict(row(r), price=round(float(y), 2)) for r, y in zip(train.itertuples(), y_train)],

@@ -75,8 +75,13 @@ fn every_fixture_gives_scikit_learns_labels_and_probabilities() {
     let mut comparison = Comparison::default();
     for (name, fixture) in fixtures_list {
         let dataset = &expected["datasets"][fixture["dataset"].as_str().unwrap()];
-        let model = OnnxModel::load(&fixtures().join(format!("{name}.onnx")), Some(&library), 1)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let model = OnnxModel::load(
+            &fixtures().join(format!("{name}.onnx")),
+            Some(&library),
+            1,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             model.signature().output.zipmap,
             fixture["zipmap"].as_bool().unwrap(),
@@ -189,7 +194,7 @@ fn a_file_that_is_not_a_graph_is_refused_with_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.onnx");
     std::fs::write(&path, b"not a graph").unwrap();
-    let error = OnnxModel::load(&path, Some(&library), 1)
+    let error = OnnxModel::load(&path, Some(&library), 1, None)
         .unwrap_err()
         .to_string();
     assert!(error.contains("broken.onnx"), "{error}");
@@ -258,6 +263,7 @@ fn every_fixture_imports_and_predicts_through_the_repository_as_scikit_learn_doe
                 FeatureNames::File(names.clone())
             },
             labels: Some(labels),
+            task: None,
             target: None,
             onnxruntime: Some(library.clone()),
         })

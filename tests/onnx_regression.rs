@@ -48,11 +48,153 @@ fn objects(dataset: &Value) -> Vec<Value> {
         .collect()
 }
 
+fn fixture_task(fixture: &Value) -> Option<Task> {
+    (fixture["task"] == "regression").then_some(Task::Regression)
+}
+
+/// Imports every diabetes regressor into `repo` as `name` (by the fixture's name).
+fn import_every_regressor(repo: &Path, expected: &Value) -> Vec<String> {
+    let names_file = repo.with_file_name(format!("diabetes-names-{}.txt", std::process::id()));
+    let diabetes = &expected["datasets"]["diabetes"];
+    let names: Vec<&str> = diabetes["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    std::fs::write(&names_file, names.join("\n")).unwrap();
+    let mut imported = Vec::new();
+    for (name, fixture) in expected["fixtures"].as_object().unwrap() {
+        if fixture["dataset"] != "diabetes" {
+            continue;
+        }
+        import_onnx(&ImportOptions {
+            graph: fixtures().join(format!("{name}.onnx")),
+            name: name.clone(),
+            models: repo.to_path_buf(),
+            features: FeatureNames::File(names_file.clone()),
+            labels: None,
+            task: fixture_task(fixture),
+            target: None,
+            onnxruntime: Some(library()),
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        imported.push(name.clone());
+    }
+    let _ = std::fs::remove_file(&names_file);
+    imported
+}
+
+#[tokio::test]
+async fn every_regressor_answers_over_the_native_api_v2_v1_and_the_official_clients() {
+    let expected = expected();
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("models");
+    let models = import_every_regressor(&repo, &expected);
+    assert!(models.len() >= 12, "{models:?}");
+    let server = TestServer::start(test_settings(&repo)).await;
+    let diabetes = &expected["datasets"]["diabetes"];
+    let rows: Vec<Value> = diabetes["rows"].as_array().unwrap()[..5].to_vec();
+    let objects = objects(&json!({"features": diabetes["features"], "rows": rows}));
+    for name in &models {
+        let sklearn: Vec<f64> = expected["fixtures"][name]["sklearn_values"]
+            .as_array()
+            .unwrap()[..5]
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let (status, _, batch) = server
+            .post_json(
+                &format!("/api/models/{name}/predict"),
+                &json!({"instances": objects}),
+            )
+            .await;
+        assert_eq!(status, 200, "{name}: {batch}");
+        for (item, want) in batch["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&sklearn)
+        {
+            assert!(
+                close(item["prediction"].as_f64().unwrap(), *want),
+                "{name}: {item} vs {want}"
+            );
+        }
+    }
+    let seen = common::clients::run_python_client(
+        "regression_clients.py",
+        vec![
+            server.server.addr.to_string(),
+            models.join(","),
+            json!(rows).to_string(),
+        ],
+    )
+    .await;
+    for name in &models {
+        let sklearn: Vec<f64> = expected["fixtures"][name]["sklearn_values"]
+            .as_array()
+            .unwrap()[..5]
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        common::clients::assert_regression_clients_saw(&seen[name], &sklearn, 2e-5);
+    }
+    server.server.shutdown().await.unwrap();
+}
+
+#[test]
+fn a_graph_whose_outputs_do_not_tell_needs_the_task() {
+    let repo = tempfile::tempdir().unwrap();
+    let graph = fixtures().join("diabetes_two_outputs.onnx");
+    let output = import(repo.path(), &[graph.to_str().unwrap(), "--name", "two"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("import it with --task regression"),
+        "{stderr}"
+    );
+    // Read as a classifier, it has no probabilities either.
+    let output = import(
+        repo.path(),
+        &[
+            graph.to_str().unwrap(),
+            "--name",
+            "two",
+            "--task",
+            "classification",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no probability output"), "{stderr}");
+    // A classifier cannot be read as a regressor.
+    let classifier = fixtures().join("iris_random_forest.onnx");
+    let output = import(
+        repo.path(),
+        &[
+            classifier.to_str().unwrap(),
+            "--name",
+            "iris",
+            "--task",
+            "regression",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("it is a classifier"), "{stderr}");
+    assert!(std::fs::read_dir(repo.path()).unwrap().next().is_none());
+}
+
 #[test]
 fn every_regressor_imports_loads_and_answers_scikit_learns_values() {
     let expected = expected();
     let fixtures_list = expected["fixtures"].as_object().unwrap();
-    assert!(fixtures_list.len() >= 9, "{} fixtures", fixtures_list.len());
+    assert!(
+        fixtures_list.len() >= 13,
+        "{} fixtures",
+        fixtures_list.len()
+    );
     let repo = tempfile::tempdir().unwrap();
     let names_file = repo.path().join("../diabetes-names.txt");
     let names_file =
@@ -77,6 +219,8 @@ fn every_regressor_imports_loads_and_answers_scikit_learns_values() {
                 FeatureNames::FromGraph
             },
             labels: None,
+            // A graph whose outputs do not tell is imported as the fixture says it is.
+            task: fixture_task(&fixtures_list[name]),
             target: None,
             onnxruntime: Some(library()),
         })
@@ -142,10 +286,13 @@ fn houses_csv(dir: &Path, houses: &Value, extra: Option<(usize, &str)>) -> Strin
             Some((at, cell)) if at == i => cell.to_string(),
             _ => row["price"].to_string(),
         };
+        // An unknown area is an empty cell.
+        let area = row["area"]
+            .as_f64()
+            .map_or(String::new(), |a| a.to_string());
         text.push_str(&format!(
-            "{},{},{},{price}\n",
+            "{},{area},{},{price}\n",
             row["rooms"],
-            row["area"],
             row["district"].as_str().unwrap()
         ));
     }
@@ -180,6 +327,10 @@ async fn an_imported_regressor_takes_its_target_from_the_csv_and_serves_on_every
     assert!(
         manifest.contains("[target]") && manifest.contains("name = \"price\""),
         "{manifest}"
+    );
+    assert!(
+        printed.contains("feature area: number, nullable (the graph imputes it)"),
+        "{printed}"
     );
 
     // What cannot be imported is refused, with exit code 2 and the reason.
@@ -271,19 +422,33 @@ async fn an_imported_regressor_takes_its_target_from_the_csv_and_serves_on_every
         metadata["outputs"],
         json!([{"name": "prediction", "datatype": "FP64", "shape": [-1]}])
     );
-    let tensors = json!({"inputs": [
-        {"name": "rooms", "datatype": "FP64", "shape": [2], "data": [rows[0]["rooms"], rows[1]["rooms"]]},
-        {"name": "area", "datatype": "FP64", "shape": [2], "data": [rows[0]["area"], rows[1]["area"]]},
-        {"name": "district", "datatype": "BYTES", "shape": [2], "data": [rows[0]["district"], rows[1]["district"]]},
-    ]});
-    let (status, _, inferred) = server.post_json("/v2/models/houses/infer", &tensors).await;
+    // V2 takes an unknown area as NaN (which Python's json module writes bare).
+    let column = |name: &str| -> Vec<String> {
+        rows.iter()
+            .map(|r| match &r[name] {
+                Value::Null => "NaN".to_string(),
+                value => value.to_string(),
+            })
+            .collect()
+    };
+    assert!(
+        column("area").contains(&"NaN".to_string()),
+        "a held-out row has no area"
+    );
+    let body = format!(
+        r#"{{"inputs": [{{"name": "rooms", "datatype": "FP64", "shape": [{n}], "data": [{}]}},
+            {{"name": "area", "datatype": "FP64", "shape": [{n}], "data": [{}]}},
+            {{"name": "district", "datatype": "BYTES", "shape": [{n}], "data": [{}]}}]}}"#,
+        column("rooms").join(","),
+        column("area").join(","),
+        column("district").join(","),
+        n = rows.len()
+    );
+    let (status, inferred) = server.post_text("/v2/models/houses/infer", body).await;
     assert_eq!(status, 200, "{inferred}");
-    for (got, want) in inferred["outputs"][0]["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(sklearn)
-    {
+    let data = inferred["outputs"][0]["data"].as_array().unwrap();
+    assert_eq!(data.len(), sklearn.len());
+    for (got, want) in data.iter().zip(sklearn) {
         assert!(
             close(got.as_f64().unwrap(), want.as_f64().unwrap()),
             "{inferred}"

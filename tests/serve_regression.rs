@@ -213,40 +213,7 @@ async fn tritonclient_and_the_kserve_sdk_read_the_predicted_values() {
         ],
     )
     .await;
-    assert_eq!(
-        seen["triton_metadata"]["outputs"],
-        json!([{"name": "prediction", "datatype": "FP64", "shape": [-1]}])
-    );
-    assert_eq!(seen["triton_default_outputs"], json!(["prediction"]));
-    for key in ["triton_binary", "triton_json", "kserve_v2"] {
-        assert_eq!(seen[key]["shape"], json!([4]), "{key}: {seen}");
-        for (got, value) in seen[key]["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(&expected)
-        {
-            assert_close(got, *value);
-        }
-    }
-    assert_eq!(seen["triton_binary"]["dtype"], "float64");
-    assert_eq!(seen["kserve_v2"]["datatype"], "FP64");
-    for (got, value) in seen["kserve_v2_binary"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(&expected)
-    {
-        assert_close(got, *value);
-    }
-    for (got, value) in seen["kserve_v1"]["predictions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(&expected)
-    {
-        assert_close(got, *value);
-    }
+    common::clients::assert_regression_clients_saw(&seen["diabetes"], &expected, 1e-9);
     server.server.shutdown().await.unwrap();
 }
 

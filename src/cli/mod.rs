@@ -258,6 +258,10 @@ struct ImportArgs {
     /// Class labels in the order of the classifier's classes (replacing the graph's, such as 0,1)
     #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
     labels: Option<Vec<String>>,
+    /// What the graph does [default: read from its outputs: a ZipMap, or a label beside a float
+    /// [N, C] output, is a classifier; one float [N, 1] output alone, a regressor]
+    #[arg(long, value_enum)]
+    task: Option<mlserve::data::Task>,
     /// For a graph that predicts a number: the --features-from column holding its target (left
     /// out of the features; its values give the target's range, quartiles and decile bins)
     #[arg(long, value_name = "COLUMN", requires = "features_from")]

@@ -48,6 +48,9 @@ pub struct ImportOptions {
     pub features: FeatureNames,
     /// Class labels, in the order of the graph's classes, replacing the graph's own.
     pub labels: Option<Vec<String>>,
+    /// What the graph does, when its outputs do not tell (or tell wrong): read as a classifier
+    /// (a ZipMap or a float `[N, C]` output) or as a regressor (a float `[N, 1]` output).
+    pub task: Option<Task>,
     /// For a graph that predicts a number: the column of the features' CSV
     /// ([`FeatureNames::Csv`]) that holds its target, left out of the features; its values give
     /// the target's training distribution.
@@ -126,8 +129,14 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         path: path.clone(),
         message,
     };
-    let model = OnnxModel::from_bytes(path, &bytes, options.onnxruntime.as_deref(), 1)
-        .map_err(|error| unrunnable(error.to_string()))?;
+    let model = OnnxModel::from_bytes(
+        path,
+        &bytes,
+        options.onnxruntime.as_deref(),
+        1,
+        options.task,
+    )
+    .map_err(|error| unrunnable(error.to_string()))?;
     let graph_inputs = model.signature().inputs.clone();
     let widths: HashMap<String, usize> = graph_inputs
         .iter()

@@ -67,9 +67,14 @@ impl OnnxRunner {
     /// binding and scores the example row.
     pub fn load(path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<OnnxRunner, String> {
         let settings = settings();
-        let model =
-            OnnxModel::from_bytes(path, bytes, settings.library.as_deref(), settings.sessions)
-                .map_err(|error| error.to_string())?;
+        let model = OnnxModel::from_bytes(
+            path,
+            bytes,
+            settings.library.as_deref(),
+            settings.sessions,
+            Some(manifest.task),
+        )
+        .map_err(|error| error.to_string())?;
         OnnxRunner::bind(model, manifest)
     }
 

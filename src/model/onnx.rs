@@ -148,8 +148,9 @@ fn input_kind(name: &str, dtype: &ValueType) -> Result<(InputKind, Option<usize>
     }
 }
 
-/// Reads the inputs and the probability output of a loaded session.
-fn signature(session: &Session) -> Result<GraphSignature, String> {
+/// Reads the inputs and the output of a loaded session; `task`, when given, decides which
+/// output is read (for a graph whose outputs do not tell).
+fn signature(session: &Session, task: Option<Task>) -> Result<GraphSignature, String> {
     let inputs = session
         .inputs()
         .iter()
@@ -162,7 +163,10 @@ fn signature(session: &Session) -> Result<GraphSignature, String> {
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let (output, task) = score_output(session.outputs())?;
+    let (output, task) = match task {
+        None => score_output(session.outputs())?,
+        Some(task) => output_for(session.outputs(), task)?,
+    };
     Ok(GraphSignature {
         inputs,
         output,
@@ -202,16 +206,79 @@ fn score_output(outlets: &[ort::value::Outlet]) -> Result<(ScoreOutput, Task), S
              that predict one number (or classes, with a label output beside the probabilities)",
             only.name()
         )),
-        _ => floats
-            .iter()
-            .find(|(_, rank)| *rank == 2)
-            .map(|(outlet, _)| (output(outlet, false), Task::Classification))
-            .ok_or_else(|| {
+        _ => {
+            let probabilities = floats
+                .iter()
+                .find(|(outlet, rank)| *rank == 2 && !only_column(outlet));
+            if let Some((outlet, _)) = probabilities {
+                return Ok((output(outlet, false), Task::Classification));
+            }
+            if floats
+                .iter()
+                .any(|(outlet, rank)| *rank == 1 || only_column(outlet))
+            {
+                return Err(
+                    "the graph's outputs do not say what it does: a float [N, 1] output beside \
+                     others; if it predicts a number, import it with --task regression"
+                        .to_string(),
+                );
+            }
+            Err(
                 "the graph has no probability output (a [N, C] float tensor or a ZipMap) and no \
                  single [N, 1] value output"
-                    .to_string()
-            }),
+                    .to_string(),
+            )
+        }
     }
+}
+
+/// The output of a graph read as `task` says: a ZipMap or a float `[N, C]` tensor (C not 1)
+/// for a classifier, the first float `[N, 1]` or `[N]` tensor for a regressor (never a graph
+/// with a ZipMap, which is a classifier whatever else it has).
+fn output_for(outlets: &[ort::value::Outlet], task: Task) -> Result<(ScoreOutput, Task), String> {
+    let zipmap = outlets.iter().find(|outlet| {
+        matches!(outlet.dtype(), ValueType::Sequence(inner) if matches!(**inner, ValueType::Map { .. }))
+    });
+    let float_rank = |outlet: &ort::value::Outlet| match outlet.dtype() {
+        ValueType::Tensor {
+            ty: TensorElementType::Float32 | TensorElementType::Float64,
+            shape,
+            ..
+        } => Some(shape.len()),
+        _ => None,
+    };
+    let found = match (task, zipmap) {
+        (Task::Classification, Some(zipmap)) => Some((zipmap, true)),
+        (Task::Classification, None) => outlets
+            .iter()
+            .find(|o| float_rank(o) == Some(2) && !only_column(o))
+            .map(|o| (o, false)),
+        (Task::Regression, Some(zipmap)) => {
+            return Err(format!(
+                "the graph's output '{}' is a ZipMap of class probabilities: it is a classifier",
+                zipmap.name()
+            ));
+        }
+        (Task::Regression, None) => outlets
+            .iter()
+            .find(|o| float_rank(o) == Some(1) || (float_rank(o) == Some(2) && only_column(o)))
+            .map(|o| (o, false)),
+    };
+    let (outlet, zipmap) = found.ok_or_else(|| match task {
+        Task::Classification => {
+            "the graph has no probability output (a [N, C] float tensor or a ZipMap)".to_string()
+        }
+        Task::Regression => {
+            "the graph has no [N, 1] or [N] float output to read a number from".to_string()
+        }
+    })?;
+    Ok((
+        ScoreOutput {
+            name: outlet.name().to_string(),
+            zipmap,
+        },
+        task,
+    ))
 }
 
 /// Whether a float output is one column wide (`[N, 1]`).
@@ -248,21 +315,29 @@ pub enum Column {
 
 impl OnnxModel {
     /// Loads a graph file with `pool` sessions of one thread each (requests run in parallel
-    /// across sessions, not inside one).
-    pub fn load(path: &Path, library: Option<&Path>, pool: usize) -> Result<OnnxModel, OnnxError> {
+    /// across sessions, not inside one), its outputs read as [`OnnxModel::from_bytes`] says.
+    pub fn load(
+        path: &Path,
+        library: Option<&Path>,
+        pool: usize,
+        task: Option<Task>,
+    ) -> Result<OnnxModel, OnnxError> {
         let bytes = std::fs::read(path).map_err(|e| OnnxError::Graph {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        OnnxModel::from_bytes(path, &bytes, library, pool)
+        OnnxModel::from_bytes(path, &bytes, library, pool, task)
     }
 
     /// Loads a graph from its bytes (already read and checked); `path` names it in messages.
+    /// `task`, when given, says how to read its outputs (see [`GraphSignature::task`]); else
+    /// the outputs tell, or the load fails saying they do not.
     pub fn from_bytes(
         path: &Path,
         bytes: &[u8],
         library: Option<&Path>,
         pool: usize,
+        task: Option<Task>,
     ) -> Result<OnnxModel, OnnxError> {
         let environment = environment(library)?;
         let graph_error = |message: String| OnnxError::Graph {
@@ -280,7 +355,7 @@ impl OnnxModel {
         let signature = sessions
             .first()
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
-            .map(|s| signature(&s))
+            .map(|s| signature(&s, task))
             .unwrap_or_else(|| Err("no session".to_string()))
             .map_err(graph_error)?;
         Ok(OnnxModel {

@@ -24,3 +24,49 @@ pub async fn run_python_client(script: &str, args: Vec<String>) -> Value {
     );
     serde_json::from_slice(&output.stdout).unwrap()
 }
+
+/// Checks what tests/clients/regression_clients.py saw of one model that predicts a number:
+/// its metadata, and the values every client decoded (Triton's, binary and JSON; KServe's V2,
+/// JSON and binary, and V1) against `expected`, within `relative` of each.
+pub fn assert_regression_clients_saw(seen: &Value, expected: &[f64], relative: f64) {
+    let close = |got: &Value, want: f64| {
+        let got = got
+            .as_f64()
+            .unwrap_or_else(|| panic!("not a number: {got}"));
+        assert!(
+            (got - want).abs() <= relative * want.abs().max(1.0),
+            "{got} != {want}: {seen}"
+        );
+    };
+    assert_eq!(
+        seen["triton_metadata"]["outputs"],
+        serde_json::json!([{"name": "prediction", "datatype": "FP64", "shape": [-1]}])
+    );
+    assert_eq!(
+        seen["triton_default_outputs"],
+        serde_json::json!(["prediction"])
+    );
+    for key in ["triton_binary", "triton_json", "kserve_v2"] {
+        assert_eq!(
+            seen[key]["shape"],
+            serde_json::json!([expected.len()]),
+            "{key}: {seen}"
+        );
+        for (got, want) in seen[key]["values"].as_array().unwrap().iter().zip(expected) {
+            close(got, *want);
+        }
+    }
+    assert_eq!(seen["triton_binary"]["dtype"], "float64");
+    assert_eq!(seen["kserve_v2"]["datatype"], "FP64");
+    let binary = seen["kserve_v2_binary"].as_array().unwrap();
+    let v1 = seen["kserve_v1"]["predictions"].as_array().unwrap();
+    assert_eq!(
+        (binary.len(), v1.len()),
+        (expected.len(), expected.len()),
+        "{seen}"
+    );
+    for ((got, v1), want) in binary.iter().zip(v1).zip(expected) {
+        close(got, *want);
+        close(v1, *want);
+    }
+}
