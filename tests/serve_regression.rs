@@ -262,6 +262,48 @@ async fn the_form_places_the_number_on_the_training_range_and_the_card_shows_its
     );
     assert!(page.contains("<th scope=\"col\">median</th>"), "{page}");
 
+    // The batch upload writes a prediction column, each value the model's.
+    let (token, cookie) = open_form(&server, "/ui/models/diabetes/batch").await;
+    let (rows, expected) = held_out(&metrics, 3);
+    let mut upload = format!("{}\n", FEATURES.join(","));
+    for row in &rows {
+        let cells: Vec<String> = row.iter().map(f64::to_string).collect();
+        upload.push_str(&format!("{}\n", cells.join(",")));
+    }
+    let form = reqwest::multipart::Form::new().text("_csrf", token).part(
+        "file",
+        reqwest::multipart::Part::bytes(upload.into_bytes()).file_name("rows.csv"),
+    );
+    let html = server
+        .client
+        .post(server.url("/ui/models/diabetes/batch"))
+        .header("cookie", &cookie)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<strong>3</strong> rows predicted"), "{html}");
+    let link = html
+        .split("id=\"download\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    let (_, csv) = server.text(link).await;
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!("{},prediction", FEATURES.join(","))
+    );
+    for (line, value) in lines.zip(&expected) {
+        assert_close(
+            &json!(line.rsplit(',').next().unwrap().parse::<f64>().unwrap()),
+            *value,
+        );
+    }
+
     let (status, card) = server.text("/ui/models/diabetes/card").await;
     assert_eq!(status, 200, "{card}");
     assert!(card.contains("R²"), "{card}");
@@ -475,6 +517,11 @@ async fn true_values_as_feedback_give_live_rmse_mae_and_r2_and_outputs_have_drif
         .await;
     let version = &live["versions"][0];
     assert_eq!(version["task"], "regression");
+    // Beside the held-out figures of training.
+    assert_eq!(
+        version["held_out"]["r2"].as_f64().unwrap(),
+        metrics.evaluation.metrics.r2
+    );
     assert_eq!(version["predictions"], 4);
     assert!(version.get("accuracy").is_none(), "{version}");
     for (key, expected) in [("rmse", rmse), ("mae", mae), ("r2", r2)] {

@@ -5,7 +5,7 @@ use super::body::PathParams;
 use super::problem::Problem;
 use super::state::App;
 use crate::model::FieldError;
-use crate::model::Task;
+use crate::model::{Catalog, HeldOutMetrics, Task};
 use crate::store::drift::{FeatureDrift, feature_drift, prediction_drift};
 use crate::store::live::BucketStats;
 use crate::store::record::now_ms;
@@ -181,6 +181,20 @@ pub struct VersionMonitoring {
     /// The metrics of its task.
     #[serde(flatten)]
     pub quality: LiveQuality,
+    /// The same metrics on the held-out split at training time, to compare with (absent for
+    /// an import, or a version no longer loaded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HeldOutMetrics>,
+}
+
+/// The held-out metrics of a loaded version of `model`, from its manifest.
+pub fn held_out_of(catalog: &Catalog, model: &str, version: &str) -> Option<HeldOutMetrics> {
+    let slot = catalog
+        .models
+        .get(model)?
+        .versions
+        .get(&version.parse::<u32>().ok()?)?;
+    slot.loaded.as_ref()?.artifact.manifest.metrics.clone()
 }
 
 /// Live metrics by task; each `null` until feedback makes it defined.
@@ -348,6 +362,7 @@ pub async fn monitoring(
                 task,
                 predictions: stats.predictions,
                 quality,
+                held_out: None,
             }
         })
         .collect())
@@ -364,9 +379,13 @@ pub async fn model_monitoring(
     refuse_unknown(&pairs, &["window"])?;
     let window = window_from(&pairs)?;
     crate::serve::predict::resolve(&app, &name, None)?;
-    let versions = monitoring(store, &name, window)
+    let mut versions = monitoring(store, &name, window)
         .await
         .map_err(|e| database_problem(&e))?;
+    let catalog = app.repository.catalog();
+    for version in &mut versions {
+        version.held_out = held_out_of(&catalog, &name, &version.version);
+    }
     Ok(Json(json!({
         "model": name,
         "window_seconds": window.as_secs(),

@@ -207,7 +207,7 @@ fn operations_paths(paths: &mut Map<String, Value>) {
         json!({"get": {"tags": ["operations"], "operationId": "model_monitoring",
             "summary": "Live metrics per version, from predictions with feedback: accuracy, macro precision and recall of a classifier; RMSE, MAE, mean error and R² of a model that predicts a number",
             "parameters": [name.clone(), window.clone()],
-            "responses": with_ok(json_ok("Per version: task, predictions, with_feedback, and accuracy, precision_macro, recall_macro (classification) or rmse, mae, mean_error, r2 (regression).", json!({"type": "object"})), &LOG_ERRORS)}}),
+            "responses": with_ok(json_ok("Per version: task, predictions, with_feedback, and accuracy, precision_macro, recall_macro (classification) or rmse, mae, mean_error, r2 (regression), and held_out: the metrics of training's held-out split.", json!({"type": "object"})), &LOG_ERRORS)}}),
     );
     paths.insert(
         "/api/models/{name}/drift".into(),

@@ -7,7 +7,7 @@ use super::pages::{DriftRow, Frame, LiveRow, WindowLink};
 use super::render::*;
 use crate::model::{HeldOutMetrics, Task};
 use crate::serve::middleware::RequestId;
-use crate::serve::monitoring::LiveQuality;
+use crate::serve::monitoring::{LiveQuality, held_out_of};
 use crate::serve::state::App;
 use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
@@ -66,23 +66,14 @@ pub(super) async fn monitoring_page(
     let drift = crate::serve::monitoring::drift_report(&app, model.name(), window, threshold).await;
     match (live, drift) {
         (Ok(versions), Ok(report)) => {
-            let entry = catalog.models.get(model.name());
             page.versions = versions
                 .into_iter()
                 .map(|v| {
-                    let held_out = entry
-                        .and_then(|e| {
-                            v.version
-                                .parse::<u32>()
-                                .ok()
-                                .and_then(|n| e.versions.get(&n))
-                        })
-                        .and_then(|slot| slot.loaded.as_ref())
-                        .and_then(|m| m.artifact.manifest.metrics.as_ref());
+                    let held_out = held_out_of(&catalog, model.name(), &v.version);
                     LiveRow {
                         predictions: v.predictions,
                         with_feedback: v.with_feedback,
-                        cells: live_cells(&v.quality, held_out),
+                        cells: live_cells(&v.quality, held_out.as_ref()),
                         version: v.version,
                     }
                 })
