@@ -108,6 +108,29 @@ fn a_broken_manifest_is_refused_with_the_reason() {
 }
 
 #[test]
+fn damaged_metrics_are_named_with_what_is_wrong_in_them() {
+    let models = tempfile::tempdir().unwrap();
+    let dir = write_model(models.path());
+    let manifest = std::fs::read_to_string(dir.join("model.toml")).unwrap();
+    assert!(manifest.contains("\naccuracy = "), "{manifest}");
+    for (damaged, expected) in [
+        (
+            manifest.replace("\naccuracy = ", "\naccuracy = \"high\"\nwas = "),
+            "[metrics] of a classifier",
+        ),
+        (
+            manifest.replace("\naccuracy = ", "\nhit_rate = "),
+            "[metrics] has neither accuracy (a classifier's) nor r2 (a regression model's)",
+        ),
+    ] {
+        std::fs::write(dir.join("model.toml"), &damaged).unwrap();
+        let error = load_version(&dir).unwrap_err();
+        assert!(matches!(error, ArtifactError::Manifest { .. }), "{error}");
+        assert!(error.to_string().contains(expected), "{expected}: {error}");
+    }
+}
+
+#[test]
 fn a_classifier_whose_manifest_describes_a_regression_target_is_refused() {
     let models = tempfile::tempdir().unwrap();
     let dir = write_model(models.path());

@@ -332,6 +332,8 @@ async fn an_imported_regressor_takes_its_target_from_the_csv_and_serves_on_every
         printed.contains("feature area: number, nullable (the graph imputes it)"),
         "{printed}"
     );
+    // The outputs' drift baseline: the graph's own predictions on the CSV's rows.
+    assert!(manifest.contains("[target.predictions]"), "{manifest}");
 
     // What cannot be imported is refused, with exit code 2 and the reason.
     let bad_cell = houses_csv(work.path(), houses, Some((3, "n/a")));

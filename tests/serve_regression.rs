@@ -117,6 +117,7 @@ async fn a_regression_model_answers_its_number_on_the_native_api_v1_and_v2() {
         .post_json("/api/models/diabetes/predict", &batch)
         .await;
     assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["predictions"].as_array().unwrap().len(), 3);
     for (item, value) in answer["predictions"]
         .as_array()
         .unwrap()
@@ -159,6 +160,7 @@ async fn a_regression_model_answers_its_number_on_the_native_api_v1_and_v2() {
         (&json!("prediction"), &json!("FP64"))
     );
     assert_eq!(output["shape"], json!([3]));
+    assert_eq!(output["data"].as_array().unwrap().len(), 3);
     for (got, value) in output["data"].as_array().unwrap().iter().zip(&expected) {
         assert_close(got, *value);
     }
@@ -179,6 +181,7 @@ async fn a_regression_model_answers_its_number_on_the_native_api_v1_and_v2() {
         .post_json("/v1/models/diabetes:predict", &positional)
         .await;
     assert_eq!(status, 200, "{v1}");
+    assert_eq!(v1["predictions"].as_array().unwrap().len(), 3);
     for (got, value) in v1["predictions"].as_array().unwrap().iter().zip(&expected) {
         assert_close(got, *value);
     }
@@ -292,6 +295,7 @@ async fn the_form_places_the_number_on_the_training_range_and_the_card_shows_its
         .and_then(|rest| rest.split('"').next())
         .unwrap();
     let (_, csv) = server.text(link).await;
+    assert_eq!(csv.lines().count(), 4, "{csv}");
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
@@ -390,6 +394,7 @@ fn mlserve_predict_writes_a_prediction_column() {
     );
     let written = std::fs::read_to_string(&output).unwrap();
     let _ = (std::fs::remove_file(&input), std::fs::remove_file(&output));
+    assert_eq!(written.lines().count(), 3, "{written}");
     let mut lines = written.lines();
     assert_eq!(
         lines.next().unwrap(),
@@ -524,7 +529,13 @@ async fn true_values_as_feedback_give_live_rmse_mae_and_r2_and_outputs_have_drif
     );
     assert_eq!(version["predictions"], 4);
     assert!(version.get("accuracy").is_none(), "{version}");
-    for (key, expected) in [("rmse", rmse), ("mae", mae), ("r2", r2)] {
+    let mean_error = errors.iter().sum::<f64>() / n;
+    for (key, expected) in [
+        ("rmse", rmse),
+        ("mae", mae),
+        ("r2", r2),
+        ("mean_error", mean_error),
+    ] {
         let got = version[key].as_f64().unwrap();
         assert!(
             (got - expected).abs() < 1e-9 * expected.abs().max(1.0),
@@ -566,6 +577,8 @@ async fn true_values_as_feedback_give_live_rmse_mae_and_r2_and_outputs_have_drif
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let (prediction, truth) = (at("prediction"), at("feedback"));
+    assert!(!header.contains(&"label"), "{header:?}");
+    assert_eq!(csv.lines().count(), 5, "{csv}");
     for line in csv.lines().skip(1) {
         let cells: Vec<&str> = line.split(',').collect();
         let row: usize = cells[at("row")].parse().unwrap();
@@ -575,4 +588,57 @@ async fn true_values_as_feedback_give_live_rmse_mae_and_r2_and_outputs_have_drif
         );
         assert_close(&json!(cells[truth].parse::<f64>().unwrap()), truths[row]);
     }
+}
+
+/// The drift of predicted values compares them with the model's own held-out predictions, so
+/// a model that sees what it was evaluated on is stable, and one whose outputs crowd into one
+/// end is flagged.
+#[tokio::test]
+async fn predicted_values_drift_against_the_held_out_predictions_not_the_target() {
+    let models = tempfile::tempdir().unwrap();
+    let metrics = train_diabetes(models.path());
+    let held_out_rows = metrics.split.test_rows.len();
+    let (rows, predicted) = held_out(&metrics, held_out_rows);
+    let server = TestServer::start(common::test_settings(models.path())).await;
+    let drift = async |expected_values: usize| {
+        let mut report = Value::Null;
+        let counted = common::eventually(std::time::Duration::from_secs(5), async || {
+            report = server.get("/api/models/diabetes/drift?window=1h").await.2;
+            report["prediction"]["values"] == expected_values
+        })
+        .await;
+        assert!(counted, "{report}");
+        report
+    };
+    let batch = json!({"instances": rows.iter().map(|r| object(r)).collect::<Vec<_>>()});
+    let (status, _, _) = server
+        .post_json("/api/models/diabetes/predict", &batch)
+        .await;
+    assert_eq!(status, 200);
+    let report = drift(held_out_rows).await;
+    assert!(held_out_rows >= 50, "{held_out_rows} rows");
+    assert_eq!(report["prediction"]["drifted"], false, "{report}");
+    assert!(
+        report["prediction"]["psi"].as_f64().unwrap() < 0.01,
+        "{report}"
+    );
+
+    // Now every answer is the highest the model gave on held-out data.
+    let top = (0..held_out_rows)
+        .max_by(|&a, &b| predicted[a].total_cmp(&predicted[b]))
+        .unwrap();
+    let same = json!({"instances": vec![object(&rows[top]); 200]});
+    let (status, _, _) = server
+        .post_json("/api/models/diabetes/predict", &same)
+        .await;
+    assert_eq!(status, 200);
+    let report = drift(held_out_rows + 200).await;
+    assert_eq!(report["prediction"]["drifted"], true, "{report}");
+    assert!(
+        server
+            .metric("mlserve_prediction_psi", &[("model", "diabetes")])
+            .await
+            > 0.2
+    );
+    server.server.shutdown().await.unwrap();
 }

@@ -121,7 +121,7 @@ fn an_svr_records_its_tube_and_a_classifier_refuses_one() {
     let error = AlgorithmParams::from_flags(Algorithm::Svm, &flags).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "--epsilon does not apply to svm; its flags are: --c, --gamma"
+        "--epsilon does not apply to svm for classification (it is the regression svm's); its flags are: --c, --gamma"
     );
     let negative = HyperParameterFlags {
         epsilon: Some(-1.0),
@@ -277,6 +277,8 @@ fn the_command_line_infers_or_takes_the_task_and_refuses_what_cannot_be_learned(
         "classification",
         "--algorithm",
         "knn",
+        "--name",
+        "rooms",
     ]);
     assert!(
         asked.status.success(),
@@ -287,7 +289,35 @@ fn the_command_line_infers_or_takes_the_task_and_refuses_what_cannot_be_learned(
         String::from_utf8_lossy(&asked.stdout).contains("Task: classification (as --task says)")
     );
 
-    let refused: [(&[&str], &str); 4] = [
+    let refused: [(&[&str], &str); 6] = [
+        (
+            // A model keeps its task: its clients read one kind of answer.
+            &[
+                "--csv",
+                csv,
+                "--target",
+                "rooms",
+                "--task",
+                "classification",
+                "--algorithm",
+                "knn",
+            ],
+            "model 'prices' version 1 is for regression; a version for classification needs a \
+             model name of its own",
+        ),
+        (
+            // A classifier-only algorithm on a target read as a number says how to get classes.
+            &[
+                "--csv",
+                csv,
+                "--target",
+                "price",
+                "--algorithm",
+                "naive-bayes",
+            ],
+            "naive-bayes has no regression form, and the target was read as a number (the \
+             target 'price' holds numbers",
+        ),
         (
             &[
                 "--csv",

@@ -182,6 +182,8 @@ enum Sink<W: Write> {
         /// Whether a version predicts a number (its schema has no labels): a `prediction`
         /// column follows the probabilities.
         values: bool,
+        /// Whether a version is a classifier: a `label` column follows the inputs.
+        classes: bool,
     },
     Jsonl(W),
 }
@@ -209,6 +211,7 @@ impl<W: Write> Sink<W> {
         );
         let labels = union(versions.iter().flat_map(|v| v.schema.labels.iter()));
         let values = versions.iter().any(|v| v.schema.labels.is_empty());
+        let classes = versions.iter().any(|v| !v.schema.labels.is_empty());
         let mut writer = Box::new(csv::Writer::from_writer(out));
         let mut header: Vec<String> = ["request_id", "row", "created_at", "model", "version"]
             .map(String::from)
@@ -228,7 +231,9 @@ impl<W: Write> Sink<W> {
                 f.clone()
             }
         }));
-        header.push("label".into());
+        if classes {
+            header.push("label".into());
+        }
         header.extend(labels.iter().map(|l| format!("probability_{l}")));
         if values {
             header.push("prediction".into());
@@ -240,6 +245,7 @@ impl<W: Write> Sink<W> {
             features,
             labels,
             values,
+            classes,
         })
     }
 
@@ -254,6 +260,7 @@ impl<W: Write> Sink<W> {
                 features,
                 labels,
                 values,
+                classes,
             } => {
                 let mut record = vec![
                     prediction.request_id.clone(),
@@ -267,7 +274,9 @@ impl<W: Write> Sink<W> {
                         .iter()
                         .map(|f| cell(&prediction.inputs[f.as_str()])),
                 );
-                record.push(prediction.label.clone());
+                if *classes {
+                    record.push(prediction.label.clone());
+                }
                 record.extend(
                     labels
                         .iter()

@@ -6,7 +6,7 @@ use super::{Failure, TrainArgs};
 use anyhow::Context;
 use mlserve::data::Task;
 use mlserve::data::{CsvOptions, Dataset, load_bundled, load_csv};
-use mlserve::train::regression::{TrainedRegressor, train_regressor};
+use mlserve::train::regression::{REGRESSION_ALGORITHMS, TrainedRegressor, train_regressor};
 use mlserve::train::{AlgorithmParams, TrainError, TrainOptions, TrainedModel};
 use std::path::Path;
 use std::process::ExitCode;
@@ -109,6 +109,16 @@ fn train_command(args: &TrainArgs) -> Result<(), TrainError> {
         (None, None) => format!("the bundled dataset's target, {}", data.target_name),
     };
     let reason = reason.as_str();
+    if let (Task::Regression, Some(inferred)) = (task, &data.task_reason)
+        && !REGRESSION_ALGORITHMS.contains(&args.algorithm.cli_name())
+    {
+        return Err(TrainError::Parameter(format!(
+            "{} has no regression form, and the target was read as a number ({inferred}); \
+             use one of {}, or --task classification",
+            args.algorithm.cli_name(),
+            REGRESSION_ALGORITHMS.join(", ")
+        )));
+    }
     tracing::info!(source = %data.source, rows = data.n_rows(), algorithm = args.algorithm.cli_name(), task = task.name(), reason, "training");
     let options = TrainOptions {
         params,

@@ -144,29 +144,34 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         .collect();
     let facts = graph.facts(&widths);
     let task = model.signature().task;
+    // What the graph does decides which flags apply: checked before the features.
+    let labels = match task {
+        Task::Classification => labels(&facts, options.labels.as_deref())?,
+        Task::Regression if options.labels.is_some() => {
+            return Err(ImportError::Labels(
+                "the graph predicts a number: --labels is for classifiers".to_string(),
+            ));
+        }
+        Task::Regression => Vec::new(),
+    };
+    if let (Some(column), Task::Classification) = (&options.target, task) {
+        return Err(ImportError::Features(format!(
+            "--target {column}: the graph is a classifier (it has a probability output); \
+             --target names the number a regression graph predicts"
+        )));
+    }
     let (mut names, sample) = feature_names(&options.features)?;
-    let target = target_of(options, task, &sample)?;
+    let mut target = target_of(options, &sample)?;
     if let (Some(target), Some(names)) = (&target, names.as_mut()) {
         names.retain(|name| *name != target.name);
     }
     let binding = bind_names(&graph_inputs, names)?;
     let features = feature_schemas(&graph_inputs, &binding, &facts, &sample)?;
-    let labels = match task {
-        Task::Classification => labels(&facts, options.labels.as_deref())?,
-        Task::Regression if options.labels.is_some() => {
-            return Err(ImportError::Labels(
-                "the graph predicts a number (its one output is a [N, 1] float tensor): \
-                 --labels is for classifiers"
-                    .to_string(),
-            ));
-        }
-        Task::Regression => Vec::new(),
-    };
     let created_at = jiff::Timestamp::now()
         .round(jiff::Unit::Second)
         .unwrap_or(jiff::Timestamp::now())
         .to_string();
-    let manifest_for = |version: u32| Manifest {
+    let manifest_for = |version: u32, target: &Option<crate::model::TargetSchema>| Manifest {
         format: 1,
         name: options.name.clone(),
         version,
@@ -196,9 +201,12 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         features: features.clone(),
     };
     // The same check the server makes at load: the binding fits and the example row scores.
-    OnnxRunner::bind(model, &manifest_for(1)).map_err(unrunnable)?;
+    let runner = OnnxRunner::bind(model, &manifest_for(1, &target)).map_err(unrunnable)?;
+    if let Some(target) = target.as_mut() {
+        target.predictions = target::prediction_baseline(&runner, &features, &sample);
+    }
     let (version, dir) = write_new_version(&options.models, &options.name, |version| {
-        let manifest = manifest_for(version);
+        let manifest = manifest_for(version, &target);
         let card = crate::train::report::model_card(&manifest, None);
         ArtifactFiles {
             manifest,
@@ -208,7 +216,7 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
     })?;
     Ok(Imported {
         version,
-        manifest: manifest_for(version),
+        manifest: manifest_for(version, &target),
         dir,
     })
 }
@@ -219,20 +227,13 @@ type Sample = BTreeMap<String, Vec<String>>;
 /// The `[target]` of a graph that predicts a number, from `--target` and the features' CSV.
 fn target_of(
     options: &ImportOptions,
-    task: Task,
     sample: &Sample,
 ) -> Result<Option<crate::model::TargetSchema>, ImportError> {
     let Some(column) = &options.target else {
         return Ok(None);
     };
-    match (&options.features, task) {
-        (_, Task::Classification) => Err(ImportError::Features(format!(
-            "--target {column}: the graph is a classifier (it has a probability output); \
-             --target names the number a regression graph predicts"
-        ))),
-        (FeatureNames::Csv(path), Task::Regression) => {
-            target::target_from_csv(column, path, sample).map(Some)
-        }
+    match &options.features {
+        FeatureNames::Csv(path) => target::target_from_csv(column, path, sample).map(Some),
         _ => Err(ImportError::Features(format!(
             "--target {column} needs --features-from CSV: the target's values come from its column"
         ))),

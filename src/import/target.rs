@@ -3,7 +3,8 @@
 //! web form's range bar, the predicted-value counters and the drift of the outputs.
 
 use super::{ImportError, Sample};
-use crate::model::TargetSchema;
+use crate::model::imported::OnnxRunner;
+use crate::model::{FeatureSchema, Histogram, RawValue, TargetSchema, UnknownFields, Validator};
 use std::path::Path;
 
 /// The target column `name` of the CSV at `path` (whose rows are `sample`), as the manifest's
@@ -40,4 +41,35 @@ pub(super) fn target_from_csv(
         )));
     }
     Ok(crate::train::regression::target_schema(name, &values))
+}
+
+/// The graph's own predictions on the CSV's rows, in bins at their deciles: the baseline of the
+/// drift of its outputs ([`TargetSchema::predictions`]). Rows the validator or the graph
+/// refuses are left out; `None` when none is left.
+pub(super) fn prediction_baseline(
+    runner: &OnnxRunner,
+    features: &[FeatureSchema],
+    sample: &Sample,
+) -> Option<Histogram> {
+    let validator = Validator::new(features);
+    let rows = sample.values().next().map_or(0, Vec::len);
+    let mut valid = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let cells = features.iter().filter_map(|feature| {
+            let cell = sample.get(&feature.name)?.get(row)?;
+            Some((feature.name.as_str(), RawValue::Text(cell)))
+        });
+        let mut errors = Vec::new();
+        if let Some(valid_row) = validator.validate(cells, UnknownFields::Ignore, "", &mut errors) {
+            valid.push(valid_row.values);
+        }
+    }
+    let mut predicted = Vec::with_capacity(valid.len());
+    for chunk in valid.chunks(256) {
+        let views: Vec<_> = chunk.iter().map(Vec::as_slice).collect();
+        if let Ok(scores) = runner.scores(&views) {
+            predicted.extend(scores.iter().filter_map(|s| s.first().copied()));
+        }
+    }
+    Histogram::deciles(&predicted)
 }

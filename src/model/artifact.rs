@@ -117,6 +117,22 @@ pub enum ArtifactError {
         /// Why.
         message: String,
     },
+    /// A new version would do another task than the model's latest one: clients of one model
+    /// name read one kind of answer (a label, or a number), and its monitoring one set of
+    /// metrics.
+    #[error(
+        "model '{name}' version {version} is for {existing}; a version for {new} needs a model name of its own"
+    )]
+    TaskChange {
+        /// The model.
+        name: String,
+        /// Its latest version.
+        version: u32,
+        /// That version's task.
+        existing: &'static str,
+        /// The new version's task.
+        new: &'static str,
+    },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
@@ -228,10 +244,15 @@ pub fn write_new_version(
     validate_model_name(name)?;
     let model_dir = models_dir.join(name);
     std::fs::create_dir_all(&model_dir).map_err(io_error(&model_dir))?;
-    let mut version = list_versions(&model_dir)?.last().map_or(1, |last| last + 1);
+    let latest = list_versions(&model_dir)?.last().copied();
+    let mut version = latest.map_or(1, |last| last + 1);
     loop {
+        let files = build(version);
+        if let Some(latest) = latest {
+            check_same_task(&model_dir, name, latest, files.manifest.task)?;
+        }
         let staging = model_dir.join(format!(".incoming-{version}-{}", std::process::id()));
-        let result = write_files(&staging, build(version))
+        let result = write_files(&staging, files)
             .and_then(|()| publish(&staging, &model_dir.join(version.to_string())));
         match result {
             Ok(Some(final_dir)) => return Ok((version, final_dir)),
@@ -242,6 +263,41 @@ pub fn write_new_version(
                 return Err(error);
             }
         }
+    }
+}
+
+/// Refuses a new version of another task than version `latest` of the model (when that
+/// version's manifest can be read: a damaged one says nothing).
+fn check_same_task(
+    model_dir: &Path,
+    name: &str,
+    latest: u32,
+    new: Task,
+) -> Result<(), ArtifactError> {
+    let manifest = model_dir.join(latest.to_string()).join("model.toml");
+    let existing = std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .map(|table| {
+            // Manifests from before tasks were named are classifiers.
+            table
+                .get("task")
+                .and_then(|task| task.as_str())
+                .unwrap_or(Task::Classification.name())
+                .to_string()
+        });
+    match existing.as_deref() {
+        Some(task) if task != new.name() => Err(ArtifactError::TaskChange {
+            name: name.to_string(),
+            version: latest,
+            existing: if task == Task::Regression.name() {
+                Task::Regression.name()
+            } else {
+                Task::Classification.name()
+            },
+            new: new.name(),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -194,14 +194,41 @@ pub struct MetricsSummary {
     pub log_loss: f64,
 }
 
-/// Headline metrics on the held-out split, as the model's task has them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Headline metrics on the held-out split, as the model's task has them. Read from a
+/// manifest by their keys: `accuracy` makes a classifier's, `r2` a regression model's; a
+/// damaged table is named with what is wrong in it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum HeldOutMetrics {
     /// A classifier's.
     Classification(MetricsSummary),
     /// A regression model's.
     Regression(RegressionMetrics),
+}
+
+impl<'de> Deserialize<'de> for HeldOutMetrics {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let table = toml::Table::deserialize(deserializer)?;
+        let read = |what: &'static str| {
+            move |error: toml::de::Error| {
+                D::Error::custom(format!("[metrics] of {what}: {}", error.message()))
+            }
+        };
+        if table.contains_key("accuracy") {
+            MetricsSummary::deserialize(toml::Value::Table(table))
+                .map(HeldOutMetrics::Classification)
+                .map_err(read("a classifier"))
+        } else if table.contains_key("r2") {
+            RegressionMetrics::deserialize(toml::Value::Table(table))
+                .map(HeldOutMetrics::Regression)
+                .map_err(read("a regression model"))
+        } else {
+            Err(D::Error::custom(
+                "[metrics] has neither accuracy (a classifier's) nor r2 (a regression model's)",
+            ))
+        }
+    }
 }
 
 /// How well predicted numbers match true ones, as scikit-learn's `sklearn.metrics` computes
@@ -248,6 +275,12 @@ pub struct TargetSchema {
     /// The training target in bins at its deciles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Histogram>,
+    /// The model's own predictions on data it was not fitted on (the held-out split; for an
+    /// import, the rows of its features' CSV), in bins at their deciles: the baseline of the
+    /// drift of its outputs. Predictions are narrower than the target (they pull towards the
+    /// mean), so the target's own bins would flag every model as drifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictions: Option<Histogram>,
 }
 
 /// One input feature: its type, its training statistics and an example value.

@@ -175,60 +175,79 @@ fn signature(session: &Session, task: Option<Task>) -> Result<GraphSignature, St
 }
 
 /// The output to read and the task it tells. skl2onnx names a classifier's outputs
-/// output_label and output_probability, and a regressor's one output variable.
+/// output_label and output_probability, and a regressor's one output variable. A ZipMap, or a
+/// float `[N, C]` output beside a label (int64 or string) output, is a classifier; one float
+/// output alone is a regressor when it is `[N, 1]` or `[N]`, a classifier's probabilities when
+/// it is wider (softmax-only exports). Anything else does not tell, and `--task` must.
 fn score_output(outlets: &[ort::value::Outlet]) -> Result<(ScoreOutput, Task), String> {
     let output = |outlet: &ort::value::Outlet, zipmap| ScoreOutput {
         name: outlet.name().to_string(),
         zipmap,
     };
-    let floats: Vec<(&ort::value::Outlet, usize)> = outlets
-        .iter()
-        .filter_map(|outlet| match outlet.dtype() {
-            ValueType::Tensor {
-                ty: TensorElementType::Float32 | TensorElementType::Float64,
-                shape,
-                ..
-            } => Some((outlet, shape.len())),
-            _ => None,
-        })
-        .collect();
-    if let Some(zipmap) = outlets.iter().find(|outlet| {
-        matches!(outlet.dtype(), ValueType::Sequence(inner) if matches!(**inner, ValueType::Map { .. }))
-    }) {
+    if let Some(zipmap) = outlets.iter().find(|outlet| is_zipmap(outlet)) {
         return Ok((output(zipmap, true), Task::Classification));
     }
+    let floats: Vec<&ort::value::Outlet> =
+        outlets.iter().filter(|o| float_rank(o).is_some()).collect();
+    let has_label = outlets.iter().any(|outlet| {
+        matches!(
+            outlet.dtype(),
+            ValueType::Tensor {
+                ty: TensorElementType::Int64 | TensorElementType::String,
+                ..
+            }
+        )
+    });
     match floats.as_slice() {
-        [(only, rank)] if outlets.len() == 1 && (*rank == 1 || only_column(only)) => {
+        [only] if outlets.len() == 1 && is_value(only) => {
             Ok((output(only, false), Task::Regression))
         }
-        [(only, 2)] if outlets.len() == 1 => Err(format!(
-            "the graph's one output '{}' gives several numbers per row: mlserve serves models \
-             that predict one number (or classes, with a label output beside the probabilities)",
-            only.name()
-        )),
-        _ => {
-            let probabilities = floats
-                .iter()
-                .find(|(outlet, rank)| *rank == 2 && !only_column(outlet));
-            if let Some((outlet, _)) = probabilities {
-                return Ok((output(outlet, false), Task::Classification));
-            }
-            if floats
-                .iter()
-                .any(|(outlet, rank)| *rank == 1 || only_column(outlet))
-            {
-                return Err(
-                    "the graph's outputs do not say what it does: a float [N, 1] output beside \
-                     others; if it predicts a number, import it with --task regression"
-                        .to_string(),
-                );
-            }
-            Err(
-                "the graph has no probability output (a [N, C] float tensor or a ZipMap) and no \
-                 single [N, 1] value output"
-                    .to_string(),
-            )
+        [only] if outlets.len() == 1 && float_rank(only) == Some(2) => {
+            Ok((output(only, false), Task::Classification))
         }
+        _ if has_label => floats
+            .iter()
+            .find(|o| float_rank(o) == Some(2) && !is_value(o))
+            .map(|o| (output(o, false), Task::Classification))
+            .ok_or_else(|| undecided(outlets)),
+        _ => Err(undecided(outlets)),
+    }
+}
+
+/// Why a graph's outputs do not tell what it does, naming them.
+fn undecided(outlets: &[ort::value::Outlet]) -> String {
+    let names: Vec<&str> = outlets.iter().map(|o| o.name()).collect();
+    format!(
+        "the graph's outputs ({}) do not say what it does: import it with --task regression \
+         if it predicts a number (read from its float [N, 1] output), or --task classification \
+         (read from its float [N, C] or ZipMap output)",
+        names.join(", ")
+    )
+}
+
+fn is_zipmap(outlet: &ort::value::Outlet) -> bool {
+    matches!(outlet.dtype(), ValueType::Sequence(inner) if matches!(**inner, ValueType::Map { .. }))
+}
+
+/// The rank of a float tensor output; `None` for any other output.
+fn float_rank(outlet: &ort::value::Outlet) -> Option<usize> {
+    match outlet.dtype() {
+        ValueType::Tensor {
+            ty: TensorElementType::Float32 | TensorElementType::Float64,
+            shape,
+            ..
+        } => Some(shape.len()),
+        _ => None,
+    }
+}
+
+/// Whether a float output holds one value per row: `[N]` or `[N, 1]`.
+fn is_value(outlet: &ort::value::Outlet) -> bool {
+    match outlet.dtype() {
+        ValueType::Tensor { shape, .. } if float_rank(outlet).is_some() => {
+            shape.len() == 1 || (shape.len() == 2 && shape[1] == 1)
+        }
+        _ => false,
     }
 }
 
@@ -236,22 +255,12 @@ fn score_output(outlets: &[ort::value::Outlet]) -> Result<(ScoreOutput, Task), S
 /// for a classifier, the first float `[N, 1]` or `[N]` tensor for a regressor (never a graph
 /// with a ZipMap, which is a classifier whatever else it has).
 fn output_for(outlets: &[ort::value::Outlet], task: Task) -> Result<(ScoreOutput, Task), String> {
-    let zipmap = outlets.iter().find(|outlet| {
-        matches!(outlet.dtype(), ValueType::Sequence(inner) if matches!(**inner, ValueType::Map { .. }))
-    });
-    let float_rank = |outlet: &ort::value::Outlet| match outlet.dtype() {
-        ValueType::Tensor {
-            ty: TensorElementType::Float32 | TensorElementType::Float64,
-            shape,
-            ..
-        } => Some(shape.len()),
-        _ => None,
-    };
+    let zipmap = outlets.iter().find(|outlet| is_zipmap(outlet));
     let found = match (task, zipmap) {
         (Task::Classification, Some(zipmap)) => Some((zipmap, true)),
         (Task::Classification, None) => outlets
             .iter()
-            .find(|o| float_rank(o) == Some(2) && !only_column(o))
+            .find(|o| float_rank(o) == Some(2) && !is_value(o))
             .map(|o| (o, false)),
         (Task::Regression, Some(zipmap)) => {
             return Err(format!(
@@ -259,10 +268,7 @@ fn output_for(outlets: &[ort::value::Outlet], task: Task) -> Result<(ScoreOutput
                 zipmap.name()
             ));
         }
-        (Task::Regression, None) => outlets
-            .iter()
-            .find(|o| float_rank(o) == Some(1) || (float_rank(o) == Some(2) && only_column(o)))
-            .map(|o| (o, false)),
+        (Task::Regression, None) => outlets.iter().find(|o| is_value(o)).map(|o| (o, false)),
     };
     let (outlet, zipmap) = found.ok_or_else(|| match task {
         Task::Classification => {
@@ -279,11 +285,6 @@ fn output_for(outlets: &[ort::value::Outlet], task: Task) -> Result<(ScoreOutput
         },
         task,
     ))
-}
-
-/// Whether a float output is one column wide (`[N, 1]`).
-fn only_column(outlet: &ort::value::Outlet) -> bool {
-    matches!(outlet.dtype(), ValueType::Tensor { shape, .. } if shape.get(1) == Some(&1))
 }
 
 /// A loaded graph with a small pool of sessions (a session runs one request at a time).

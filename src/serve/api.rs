@@ -270,8 +270,11 @@ pub async fn list_models(State(app): State<App>) -> Response {
                 "status": if default.is_some() { "ready" } else { "failed" },
                 "default_version": default.map(|m| m.version_label.clone()),
                 "algorithm": default.map(|m| m.artifact.manifest.algorithm_name()),
+                "task": default.map(|m| m.artifact.manifest.task),
                 "labels": default.map(|m| m.artifact.manifest.labels.clone()),
+                "target": default.and_then(|m| m.artifact.manifest.target.as_ref().map(|t| t.name.clone())),
                 "accuracy": default.and_then(|m| m.artifact.manifest.accuracy()),
+                "metrics": default.and_then(|m| m.artifact.manifest.metrics.clone()),
                 "versions": version_list(entry),
                 "links": {"self": format!("/api/models/{name}"), "predict": format!("/api/models/{name}/predict")},
             })

@@ -83,6 +83,12 @@ fn truth_of(fields: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option
             problem("label", "empty: expected one of the model's labels".into())
         }
         (Some(Value::String(label)), None) => Some(Truth::Label(label.clone())),
+        (Some(Value::Number(_)), None) => problem(
+            "label",
+            "expected text, got a number; for a model that predicts a number, send the true \
+             value as \"value\""
+                .into(),
+        ),
         (Some(other), None) => problem("label", format!("expected text, got {}", kind_of(other))),
         (None, Some(Value::Number(number))) => match number.as_f64() {
             Some(value) if value.is_finite() => Some(Truth::Value(value)),

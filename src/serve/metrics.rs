@@ -129,7 +129,7 @@ fn describe() {
     describe_counter!(
         "mlserve_prediction_value_bin_total",
         "Predicted values of models that predict a number, by model, version and bin of the \
-         training target's deciles (1 the lowest; each holds a tenth of the training targets)"
+         training target's deciles (1 the lowest)"
     );
     describe_counter!(
         "mlserve_rows_predicted_total",
@@ -192,7 +192,7 @@ fn describe() {
     );
     describe_counter!(
         "mlserve_feedback_total",
-        "True labels received, by model and version"
+        "Feedback received (true labels, or true values of models that predict a number), by model and version"
     );
     describe_gauge!(
         "mlserve_live_accuracy",

@@ -109,15 +109,16 @@ pub fn feature_drift(
 }
 
 /// The drift of a regressor's outputs: its predicted values counted in the bins of its
-/// training target's deciles (`counts`), against the training target's shares of them. Named
-/// `prediction`; no index when the version keeps no target distribution.
+/// held-out predictions' deciles (`counts`), against their shares of them
+/// ([`crate::model::TargetSchema::predictions`]). Named `prediction`; no index when the version
+/// keeps no such baseline (an import without a features CSV, an earlier release's model).
 pub fn prediction_drift(
     target: Option<&crate::model::TargetSchema>,
     counts: &[i64],
     threshold: f64,
 ) -> FeatureDrift {
     let expected = target
-        .and_then(|t| t.baseline.as_ref())
+        .and_then(|t| t.predictions.as_ref())
         .map(|b| b.shares.as_slice());
     drift_of("prediction", expected, Some(counts), threshold)
 }

@@ -272,7 +272,8 @@ impl Writer {
 }
 
 /// Adds a committed row to the live counts: drift bins for the features kept as values, and
-/// the bin of a predicted value among the training target's deciles.
+/// the bin of a predicted value among the deciles of the model's predictions on held-out data
+/// (its [`crate::model::TargetSchema::predictions`]).
 fn count_live(pending: &mut super::live::Pending, record: &PredictionRecord, version: &Version) {
     let manifest = &record.model.artifact.manifest;
     pending.add_prediction(
@@ -282,7 +283,10 @@ fn count_live(pending: &mut super::live::Pending, record: &PredictionRecord, ver
         &version.schema,
         record.inputs(),
     );
-    let target_bins = manifest.target.as_ref().and_then(|t| t.baseline.as_ref());
+    let target_bins = manifest
+        .target
+        .as_ref()
+        .and_then(|t| t.predictions.as_ref());
     if let (Some(value), Some(bins)) = (record.value, target_bins) {
         pending.add_predicted_value(
             version.id,

@@ -136,8 +136,14 @@ impl AlgorithmParams {
             .into_iter()
             .find(|flag| !applicable.contains(flag))
         {
+            // --epsilon is the ε-SVR's: an svm that classifies has no tube.
+            let task_note = if flag == "--epsilon" && algorithm == Algorithm::Svm {
+                " for classification (it is the regression svm's)"
+            } else {
+                ""
+            };
             return Err(TrainError::Parameter(format!(
-                "{flag} does not apply to {}; its flags are: {}",
+                "{flag} does not apply to {}{task_note}; its flags are: {}",
                 algorithm.cli_name(),
                 applicable.join(", ")
             )));

@@ -252,12 +252,12 @@ fn generic_paths(paths: &mut Map<String, Value>) {
     ];
     paths.insert(
         "/api/models/{name}".into(),
-        json!({"get": {"tags": ["models"], "operationId": "get_model", "summary": "Schema, labels, metrics and versions of a model",
+        json!({"get": {"tags": ["models"], "operationId": "get_model", "summary": "Schema, task, labels or target, metrics and versions of a model",
             "parameters": [name], "responses": with_ok(json_ok("The model's default version.", json!({"type": "object"})), &info_errors)}}),
     );
     paths.insert(
         "/api/models/{name}/versions/{version}".into(),
-        json!({"get": {"tags": ["models"], "operationId": "get_model_version", "summary": "Schema, labels, metrics of one version",
+        json!({"get": {"tags": ["models"], "operationId": "get_model_version", "summary": "Schema, task, labels or target, metrics of one version",
             "parameters": [name, version], "responses": with_ok(json_ok("The version.", json!({"type": "object"})), &info_errors)}}),
     );
     paths.insert(

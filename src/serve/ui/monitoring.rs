@@ -66,14 +66,21 @@ pub(super) async fn monitoring_page(
     let drift = crate::serve::monitoring::drift_report(&app, model.name(), window, threshold).await;
     match (live, drift) {
         (Ok(versions), Ok(report)) => {
+            let columns = page.live_columns.len();
             page.versions = versions
                 .into_iter()
                 .map(|v| {
                     let held_out = held_out_of(&catalog, model.name(), &v.version);
+                    // A version of another task than the one shown (only ever copied in by
+                    // hand: new versions keep the model's task) shows dashes, not shifted cells.
+                    let mut cells = live_cells(&v.quality, held_out.as_ref());
+                    if v.task != model.task() {
+                        cells = vec!["–".to_string(); columns];
+                    }
                     LiveRow {
                         predictions: v.predictions,
                         with_feedback: v.with_feedback,
-                        cells: live_cells(&v.quality, held_out.as_ref()),
+                        cells,
                         version: v.version,
                     }
                 })

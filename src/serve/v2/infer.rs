@@ -353,6 +353,14 @@ fn requested_outputs<'a>(
                 )
             })? as usize),
         };
+        if top.is_some() && model.task() == Task::Regression {
+            return Err(format!(
+                "output '{name}': classification does not apply: model '{}' predicts a number \
+                 and has no classes",
+                model.name()
+            )
+            .into());
+        }
         if top.is_some() && name != "probabilities" {
             return Err(
                 format!("output '{name}': classification applies to 'probabilities' only").into(),

@@ -185,8 +185,12 @@ pub fn train_regressor(
     let evaluation = evaluate_on_rows(&model, data, &test_rows)?;
     let features = crate::train::schema::feature_schemas(data, &train_rows, &model.preprocessor);
     let training_values: Vec<f64> = train_rows.iter().map(|&row| values[row]).collect();
+    let target = TargetSchema {
+        predictions: Histogram::deciles(&evaluation.test_predicted),
+        ..target_schema(&data.target_name, &training_values)
+    };
     Ok(TrainedRegressor {
-        target: target_schema(&data.target_name, &training_values),
+        target,
         provenance: crate::train::provenance(data, options, train_rows.len(), test_rows.len()),
         model,
         metrics: RegressionMetricsFile {
@@ -218,6 +222,7 @@ pub fn target_schema(name: &str, values: &[f64]) -> TargetSchema {
         std: (sorted.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt(),
         quartiles: [0.25, 0.5, 0.75].map(|q| percentile(&sorted, q)),
         baseline: Histogram::deciles(&sorted),
+        predictions: None,
     }
 }
 
