@@ -1,8 +1,11 @@
-//! Training time per algorithm on the bundled datasets, and single-row prediction latency.
-//! Run with `cargo bench --bench train`; prints a Markdown table.
+//! Training time per algorithm on the bundled datasets, and single-row prediction latency:
+//! classifiers on breast cancer and iris, regressors on diabetes. Run with
+//! `cargo bench --bench train`; prints two Markdown tables.
 
+use mlserve::data::Task;
 use mlserve::data::{BundledDataset, load_bundled};
 use mlserve::train::preprocess::raw_row;
+use mlserve::train::regression::train_regressor;
 use mlserve::train::{
     Algorithm, AlgorithmParams, HyperParameterFlags, NoProgress, TrainOptions, train,
 };
@@ -23,7 +26,20 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+const REGRESSORS: [Algorithm; 5] = [
+    Algorithm::LinearRegression,
+    Algorithm::RandomForest,
+    Algorithm::DecisionTree,
+    Algorithm::Knn,
+    Algorithm::Svm,
+];
+
 fn main() {
+    classifiers();
+    regressors();
+}
+
+fn classifiers() {
     println!(
         "| dataset | algorithm | train + evaluate (median) | predict one row (median) | test accuracy |"
     );
@@ -70,5 +86,59 @@ fn main() {
                 trained.metrics.evaluation.accuracy
             );
         }
+    }
+}
+
+fn regressors() {
+    println!();
+    println!(
+        "| dataset | algorithm | train + evaluate (median) | predict one row (median) | test R² |"
+    );
+    println!("|---|---|---|---|---|");
+    let data = load_bundled(BundledDataset::Diabetes);
+    for algorithm in REGRESSORS {
+        let options = TrainOptions {
+            params: AlgorithmParams::from_flags_for(
+                Task::Regression,
+                algorithm,
+                &HyperParameterFlags::default(),
+            )
+            .unwrap(),
+            test_size: 0.2,
+            seed: 42,
+            cv: None,
+        };
+        let mut trained = None;
+        let mut train_times = Vec::new();
+        for _ in 0..7 {
+            let started = Instant::now();
+            trained = Some(black_box(
+                train_regressor(&data, &options, &NoProgress).unwrap(),
+            ));
+            train_times.push(started.elapsed());
+        }
+        let trained = trained.unwrap();
+        let rows: Vec<_> = trained
+            .metrics
+            .split
+            .test_rows
+            .iter()
+            .map(|&r| raw_row(&data, r))
+            .collect();
+        let mut predict_times = Vec::new();
+        for _ in 0..21 {
+            let started = Instant::now();
+            for row in &rows {
+                black_box(trained.model.predict(black_box(row)).unwrap());
+            }
+            predict_times.push(started.elapsed() / rows.len() as u32);
+        }
+        println!(
+            "| diabetes | {} | {:.1} ms | {:.2} µs | {:.4} |",
+            algorithm.cli_name(),
+            median(train_times).as_secs_f64() * 1e3,
+            median(predict_times).as_secs_f64() * 1e6,
+            trained.metrics.evaluation.metrics.r2
+        );
     }
 }
