@@ -41,6 +41,26 @@ async fn schemathesis_finds_nothing_wrong_with_the_served_openapi_document() {
         "iris",
         7,
     );
+    // A model that predicts a number: its answers are checked against its own schemas.
+    let regression = mlserve::train::TrainOptions {
+        params: mlserve::train::AlgorithmParams::from_flags_for(
+            mlserve::data::Task::Regression,
+            Algorithm::LinearRegression,
+            &mlserve::train::HyperParameterFlags::default(),
+        )
+        .unwrap(),
+        test_size: 0.2,
+        seed: 1,
+        cv: None,
+    };
+    mlserve::train::regression::train_regressor(
+        &mlserve::data::load_bundled(BundledDataset::Diabetes),
+        &regression,
+        &mlserve::train::NoProgress,
+    )
+    .unwrap()
+    .save(models.path(), "diabetes")
+    .unwrap();
     let work = tempfile::tempdir().unwrap();
     import_loans(work.path(), models.path());
     let mut settings = test_settings(models.path());
