@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 /// Imports the graph as a new version and prints what it read from it.
 pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
-    use mlserve::import::{FeatureNames, ImportError, ImportOptions, import_onnx};
+    use mlserve::import::{FeatureNames, ImportError, ImportOptions, import_model};
     let options = ImportOptions {
         graph: args.graph,
         name: args.name,
@@ -20,7 +20,7 @@ pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
         target: args.target,
         onnxruntime: args.onnxruntime,
     };
-    match import_onnx(&options) {
+    match import_model(&options) {
         Ok(imported) => {
             let m = &imported.manifest;
             println!(
@@ -54,10 +54,12 @@ pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
                     "  feature {}: {}{}",
                     feature.name,
                     feature.kind.name(),
-                    if feature.nullable {
-                        ", nullable (the graph imputes it)"
-                    } else {
-                        ""
+                    match (feature.nullable, m.backend) {
+                        (false, _) => "",
+                        (true, mlserve::model::Backend::Boosted) => {
+                            ", nullable (the trees route missing values)"
+                        }
+                        (true, _) => ", nullable (the graph imputes it)",
                     }
                 );
             }

@@ -8,21 +8,23 @@
 //! of that CSV, when it has some, give the training statistics the web UI and drift use. The
 //! version is written only once the graph has scored the example row with this binding.
 
+pub mod boosted;
 pub mod graph;
+mod sample;
 mod target;
+pub mod xgboost;
 
 use crate::data::ColumnKind;
 use crate::model::imported::OnnxRunner;
 use crate::model::onnx::{GraphInput, InputKind, OnnxModel};
 use crate::model::{
-    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, ExampleValue, FeatureSchema, Histogram,
-    ImportProvenance, Manifest, ModelFile, OnnxBinding, OnnxInput, Task, validate_model_name,
-    write_new_version,
+    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, FeatureSchema, ImportProvenance, Manifest,
+    ModelFile, OnnxBinding, OnnxInput, Task, validate_model_name, write_new_version,
 };
 use graph::GraphFacts;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 
 /// Where the feature names come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +91,14 @@ pub enum ImportError {
         /// What is wrong.
         message: String,
     },
+    /// A boosted-tree file that is damaged, or holds what mlserve does not evaluate (named).
+    #[error("{path}: {message}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// ONNX Runtime cannot load or run the graph.
     #[error("{path}: the graph cannot run: {message}")]
     Unrunnable {
@@ -108,8 +118,28 @@ pub enum ImportError {
     Artifact(#[from] ArtifactError),
 }
 
-/// Most CSV rows read for the feature statistics.
-const MAX_STATISTICS_ROWS: usize = 100_000;
+/// Imports a model file as the next version of `options.name`, recognised by its content: an
+/// XGBoost model (JSON), or an ONNX graph.
+pub fn import_model(options: &ImportOptions) -> Result<Imported, ImportError> {
+    validate_model_name(&options.name)?;
+    let bytes = std::fs::read(&options.graph).map_err(|source| ImportError::Read {
+        path: options.graph.clone(),
+        source,
+    })?;
+    match boosted::kind_of(&bytes) {
+        Some(kind) => boosted::import(options, &bytes, kind),
+        None if graph::Graph::parse(&bytes).is_err() => Err(ImportError::NotOnnx {
+            path: options.graph.clone(),
+            message: "not a model file mlserve reads: an ONNX graph, an XGBoost model saved \
+                      as JSON, or a LightGBM text model (an XGBoost file in the legacy binary \
+                      format: load it in XGBoost and re-save it with \
+                      booster.save_model(\"model.json\"); a pickle: save the library's own \
+                      file the same way)"
+                .to_string(),
+        }),
+        None => import_onnx(options),
+    }
+}
 
 /// Imports an ONNX graph as the next version of `options.name`.
 pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
@@ -221,8 +251,7 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
     })
 }
 
-/// A CSV's rows, by column name, for the statistics.
-type Sample = BTreeMap<String, Vec<String>>;
+use sample::{Sample, add_statistics, default_example, read_sample, set_examples_from_sample};
 
 /// The `[target]` of a graph that predicts a number, from `--target` and the features' CSV.
 fn target_of(
@@ -265,37 +294,6 @@ fn feature_names(source: &FeatureNames) -> Result<(Option<Vec<String>>, Sample),
         }
         FeatureNames::Csv(path) => read_sample(path).map(|(names, sample)| (Some(names), sample)),
     }
-}
-
-fn read_sample(path: &Path) -> Result<(Vec<String>, Sample), ImportError> {
-    let csv_error =
-        |error: csv::Error| ImportError::Features(format!("{}: {error}", path.display()));
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_path(path)
-        .map_err(csv_error)?;
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(csv_error)?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    if header.iter().all(String::is_empty) {
-        return Err(ImportError::Features(format!(
-            "{}: the header row names no columns",
-            path.display()
-        )));
-    }
-    let mut sample: Sample = header.iter().map(|h| (h.clone(), Vec::new())).collect();
-    for record in reader.records().take(MAX_STATISTICS_ROWS) {
-        let record = record.map_err(csv_error)?;
-        for (name, cell) in header.iter().zip(record.iter()) {
-            if let Some(column) = sample.get_mut(name) {
-                column.push(cell.trim().to_string());
-            }
-        }
-    }
-    Ok((header, sample))
 }
 
 /// Binds feature names to the graph inputs: by name when every input is one column and the
@@ -433,115 +431,6 @@ fn feature_schemas(
     }
     set_examples_from_sample(&mut features, sample);
     Ok(features)
-}
-
-fn default_example(
-    kind: ColumnKind,
-    categories: Option<&[String]>,
-    imputed: Option<f64>,
-) -> ExampleValue {
-    match kind {
-        ColumnKind::Integer => ExampleValue::Integer(0),
-        ColumnKind::Number => {
-            ExampleValue::Number(imputed.filter(|v| v.is_finite()).unwrap_or(0.0))
-        }
-        // The validator refuses empty text, so a free-text feature needs some word.
-        _ => ExampleValue::Text(
-            categories
-                .and_then(|c| c.first().cloned())
-                .unwrap_or_else(|| "text".to_string()),
-        ),
-    }
-}
-
-/// Training statistics of a feature from the CSV's cells (empty cells are missing values).
-fn add_statistics(feature: &mut FeatureSchema, cells: &[String]) -> Result<(), ImportError> {
-    let present: Vec<(usize, &String)> = cells
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| !c.is_empty())
-        .collect();
-    match feature.kind {
-        ColumnKind::Number | ColumnKind::Integer => {
-            let mut values = Vec::with_capacity(present.len());
-            for (row, cell) in present {
-                let value = cell.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                    ImportError::Features(format!(
-                        "CSV column '{}', data row {}: '{cell}' is not a number, and the graph takes numbers there",
-                        feature.name,
-                        row + 1
-                    ))
-                })?;
-                values.push(value);
-            }
-            if values.is_empty() {
-                return Ok(());
-            }
-            let n = values.len() as f64;
-            let mean = values.iter().sum::<f64>() / n;
-            feature.min = values.iter().copied().reduce(f64::min);
-            feature.max = values.iter().copied().reduce(f64::max);
-            feature.mean = Some(mean);
-            feature.std = Some((values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt());
-            feature.baseline = Histogram::deciles(&values);
-        }
-        ColumnKind::Categorical => {
-            let categories = feature.categories.clone().unwrap_or_default();
-            let mut counts: BTreeMap<String, f64> =
-                categories.iter().map(|c| (c.clone(), 0.0)).collect();
-            for (_, cell) in &present {
-                if let Some(count) = counts.get_mut(cell.as_str()) {
-                    *count += 1.0;
-                }
-            }
-            let n = present.len().max(1) as f64;
-            counts.values_mut().for_each(|count| *count /= n);
-            feature.frequencies = Some(counts);
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// The example row: the first CSV row where every feature has a value the schema accepts.
-fn set_examples_from_sample(features: &mut [FeatureSchema], sample: &Sample) {
-    let rows = features
-        .iter()
-        .filter_map(|f| sample.get(&f.name).map(Vec::len))
-        .min()
-        .unwrap_or(0);
-    if features.iter().any(|f| !sample.contains_key(&f.name)) {
-        return;
-    }
-    let fits = |feature: &FeatureSchema, cell: &str| match feature.kind {
-        _ if cell.is_empty() => false,
-        ColumnKind::Number => cell.parse::<f64>().is_ok_and(f64::is_finite),
-        ColumnKind::Integer => cell.parse::<i64>().is_ok(),
-        ColumnKind::Categorical => feature
-            .categories
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|v| v == cell)),
-        _ => true,
-    };
-    let Some(row) = (0..rows).find(|&row| {
-        features.iter().all(|f| {
-            sample
-                .get(&f.name)
-                .is_some_and(|cells| fits(f, &cells[row]))
-        })
-    }) else {
-        return;
-    };
-    for feature in features.iter_mut() {
-        let Some(cell) = sample.get(&feature.name).map(|cells| cells[row].as_str()) else {
-            continue;
-        };
-        feature.example = match feature.kind {
-            ColumnKind::Number => ExampleValue::Number(cell.parse().unwrap_or(0.0)),
-            ColumnKind::Integer => ExampleValue::Integer(cell.parse().unwrap_or(0)),
-            _ => ExampleValue::Text(cell.to_string()),
-        };
-    }
 }
 
 /// The class labels: the graph's, renamed by `--labels` when given.

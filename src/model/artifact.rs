@@ -18,6 +18,8 @@ const MODEL_FORMAT: u16 = 1;
 /// `model.bin` of a model that predicts a number: a new format number, so that a release
 /// that reads only classifiers refuses it with its reason.
 const REGRESSOR_FORMAT: u16 = 2;
+/// `model.bin` of gradient-boosted trees (classifier or regressor).
+const BOOSTED_FORMAT: u16 = 3;
 /// Name of the native model file in a version folder.
 pub const NATIVE_MODEL_FILE: &str = "model.bin";
 /// Name of the ONNX graph in a version folder.
@@ -44,6 +46,8 @@ pub enum Model {
     NativeRegressor(NativeRegressor),
     /// An ONNX graph on ONNX Runtime, with its sessions.
     Onnx(Arc<OnnxRunner>),
+    /// Gradient-boosted trees on mlserve's tree engine.
+    Boosted(super::boosted::BoostedTrees),
 }
 
 impl Model {
@@ -51,7 +55,7 @@ impl Model {
     pub fn native(&self) -> Option<&NativeModel> {
         match self {
             Model::Native(model) => Some(model),
-            Model::NativeRegressor(_) | Model::Onnx(_) => None,
+            Model::NativeRegressor(_) | Model::Onnx(_) | Model::Boosted(_) => None,
         }
     }
 }
@@ -64,6 +68,8 @@ pub enum ModelFile {
     NativeRegressor(NativeRegressor),
     /// An ONNX graph, written as it is into `model.onnx`.
     Onnx(Vec<u8>),
+    /// Gradient-boosted trees, encoded into `model.bin`.
+    Boosted(super::boosted::BoostedTrees),
 }
 
 /// The files of a version, built once its version number is known.
@@ -197,23 +203,23 @@ fn model_payload(bytes: &[u8], expected: u16) -> Result<&[u8], String> {
     let format = u16::from_le_bytes([format[0], format[1]]);
     match format {
         _ if format == expected => Ok(payload),
-        MODEL_FORMAT | REGRESSOR_FORMAT => Err(format!(
+        MODEL_FORMAT | REGRESSOR_FORMAT | BOOSTED_FORMAT => Err(format!(
             "model.bin holds a {}, the manifest says the model is a {}",
             kind_of_format(format),
             kind_of_format(expected)
         )),
         _ => Err(format!(
             "model format {format} is not supported by this mlserve (it reads formats \
-             {MODEL_FORMAT} and {REGRESSOR_FORMAT})"
+             {MODEL_FORMAT} to {BOOSTED_FORMAT})"
         )),
     }
 }
 
 fn kind_of_format(format: u16) -> &'static str {
-    if format == REGRESSOR_FORMAT {
-        "regression model"
-    } else {
-        "classifier"
+    match format {
+        REGRESSOR_FORMAT => "regression model",
+        BOOSTED_FORMAT => "boosted tree model",
+        _ => "classifier",
     }
 }
 
@@ -316,6 +322,10 @@ fn write_files(staging: &Path, mut files: ArtifactFiles) -> Result<(), ArtifactE
             encode_model(REGRESSOR_FORMAT, &model).map_err(encode_error(staging))?,
         ),
         ModelFile::Onnx(bytes) => (ONNX_MODEL_FILE, bytes),
+        ModelFile::Boosted(model) => (
+            NATIVE_MODEL_FILE,
+            encode_model(BOOSTED_FORMAT, &model).map_err(encode_error(staging))?,
+        ),
     };
     files.manifest.artifact.file = file_name.to_string();
     files.manifest.artifact.sha256 = format!("{:x}", Sha256::digest(&model_bytes));
@@ -395,6 +405,13 @@ pub fn load_version(dir: &Path) -> Result<Artifact, ArtifactError> {
             Model::NativeRegressor(load_regressor(&manifest, &bytes).map_err(corrupt)?)
         }
         Backend::Native => Model::Native(load_native(&manifest, &bytes).map_err(corrupt)?),
+        Backend::Boosted => {
+            let payload = model_payload(&bytes, BOOSTED_FORMAT).map_err(corrupt)?;
+            let model: super::boosted::BoostedTrees =
+                postcard::from_bytes(payload).map_err(|error| corrupt(error.to_string()))?;
+            model.check_against(&manifest).map_err(corrupt)?;
+            Model::Boosted(model)
+        }
         Backend::Onnx => {
             let runner = OnnxRunner::load(&model_path, &bytes, &manifest).map_err(|message| {
                 ArtifactError::Unrunnable {

@@ -58,6 +58,7 @@ impl Manifest {
         match (&self.training, self.backend) {
             (Some(training), _) => training.estimator.algorithm().cli_name(),
             (None, Backend::Onnx) => "onnx",
+            (None, Backend::Boosted) => "boosted-trees",
             (None, Backend::Native) => "native",
         }
     }
@@ -101,6 +102,9 @@ pub enum Backend {
     Native,
     /// ONNX Runtime on `model.onnx` (models exported from scikit-learn with skl2onnx).
     Onnx,
+    /// mlserve's tree engine on `model.bin`: gradient-boosted trees read from an XGBoost or
+    /// LightGBM file (kept beside it as `source.*`).
+    Boosted,
 }
 
 /// How the schema's features feed an ONNX graph: each graph input takes one or more features

@@ -4,6 +4,7 @@
 mod algorithm;
 mod artifact;
 pub mod batch;
+pub mod boosted;
 pub mod counters;
 pub mod imported;
 mod manifest;

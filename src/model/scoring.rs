@@ -160,6 +160,13 @@ impl LoadedModel {
                     row.and_then(|scores| finite_value(scores.first().copied().unwrap_or(f64::NAN)))
                 })
                 .collect()),
+            Model::Boosted(model) => Ok(rows
+                .iter()
+                .map(|row| {
+                    let value = model.predict(&boosted_row(row)).first().copied();
+                    finite_value(value.unwrap_or(f64::NAN))
+                })
+                .collect()),
             Model::Native(_) => Err(PredictError::NoValues(self.name().to_string())),
         }
     }
@@ -179,7 +186,7 @@ impl LoadedModel {
     pub fn probabilities_of_rows(&self, rows: &[&[FeatureValue]]) -> Scored<Vec<f64>> {
         let scored = self.unchecked_probabilities_of_rows(rows)?;
         let tolerance = match self.artifact.model {
-            Model::Native(_) | Model::NativeRegressor(_) => 1e-6,
+            Model::Native(_) | Model::NativeRegressor(_) | Model::Boosted(_) => 1e-6,
             Model::Onnx(_) => 1e-4,
         };
         for probabilities in scored.iter().flatten() {
@@ -213,8 +220,22 @@ impl LoadedModel {
                 .into_iter()
                 .map(|row| row.and_then(finite))
                 .collect()),
+            Model::Boosted(model) => Ok(rows
+                .iter()
+                .map(|row| finite(model.predict(&boosted_row(row))))
+                .collect()),
         }
     }
+}
+
+/// A validated row as the tree engine reads it: one number per feature, NaN for missing.
+fn boosted_row(row: &[FeatureValue]) -> Vec<f64> {
+    row.iter()
+        .map(|value| match value {
+            FeatureValue::Number(x) => *x,
+            FeatureValue::Missing | FeatureValue::Category(_) | FeatureValue::Text(_) => f64::NAN,
+        })
+        .collect()
 }
 
 /// A graph's scores of each row. One row the graph cannot take fails the whole run: then the

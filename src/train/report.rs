@@ -127,16 +127,27 @@ fn import_section(html: &mut String, manifest: &Manifest) {
 <tr><th class="l">source file</th><td class="l">{source}</td></tr>
 <tr><th class="l">source SHA-256</th><td class="l"><code>{sha}</code></td></tr>
 <tr><th class="l">written by</th><td class="l">{producer}</td></tr>
-<tr><th class="l">ONNX versions</th><td class="l">{opsets}</td></tr>
+<tr><th class="l">{what}</th><td class="l">{opsets}</td></tr>
 {predicts}
-<tr><th class="l">graph inputs</th><td class="l">{inputs}</td></tr>
+{inputs}
 </table>"#,
         source = escape(&i.source),
         sha = escape(&i.source_sha256),
         producer = escape(&i.producer),
         opsets = escape(&i.opsets),
+        what = match manifest.backend {
+            crate::model::Backend::Boosted => "trees",
+            _ => "ONNX versions",
+        },
         predicts = predicts_row(manifest),
-        inputs = escape(&inputs.join("; ")),
+        inputs = if inputs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<tr><th class=\"l\">graph inputs</th><td class=\"l\">{}</td></tr>",
+                escape(&inputs.join("; "))
+            )
+        },
     );
 }
 

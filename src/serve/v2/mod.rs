@@ -121,6 +121,7 @@ fn metadata_of(app: &App, model: &LoadedModel) -> Value {
         "platform": match manifest.backend {
             crate::model::Backend::Native => "mlserve_native",
             crate::model::Backend::Onnx => "onnxruntime_onnx",
+            crate::model::Backend::Boosted => "mlserve_boosted_trees",
         },
         "inputs": inputs,
         "outputs": outputs_metadata(model),

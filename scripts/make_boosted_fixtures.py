@@ -1,0 +1,117 @@
+"""Writes the boosted-tree fixtures of the test suite: XGBoost and LightGBM models saved in the
+libraries' own formats, with the libraries' own answers for held-out rows, so the Rust tests
+compare without Python. Run by hand when the fixtures must change:
+
+    python3 -m venv /tmp/fixtures && /tmp/fixtures/bin/pip install \\
+        scikit-learn==1.9.1 xgboost-cpu==3.2.0 lightgbm==4.7.0 pandas==3.1.1
+    /tmp/fixtures/bin/python scripts/make_boosted_fixtures.py
+
+Output: tests/fixtures/boosted/<name>.json (XGBoost save_model) and expected.json: per dataset
+the feature names and the held-out rows (null for a missing value), and per fixture its file,
+task and the reference answer: predict_proba of the library's scikit-learn wrapper for a
+classifier, predict for a regressor (XGBoost's wrapper uses best_iteration when the model was
+early-stopped). Every model is small (few, shallow trees): the code paths are those of big ones.
+A tenth of the cells are missing, in training and held-out rows alike, so default directions
+are exercised.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+import sklearn
+import xgboost
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.model_selection import train_test_split
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "boosted"
+SEED = 42
+
+
+def with_missing(x, rng):
+    x = x.astype(np.float64).copy()
+    x[rng.random(x.shape) < 0.1] = np.nan
+    return x
+
+
+def rows(x):
+    return [[None if np.isnan(v) else float(v) for v in row] for row in x]
+
+
+def datasets():
+    rng = np.random.default_rng(SEED)
+    cancer = load_breast_cancer()
+    iris = load_iris()
+    diabetes = load_diabetes(scaled=False)
+    found = {}
+    for name, data, stratify in [("breast_cancer", cancer, True), ("iris", iris, True), ("diabetes", diabetes, False)]:
+        x = with_missing(data.data, rng)
+        y = data.target
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=0.2, random_state=SEED, stratify=y if stratify else None
+        )
+        names = [f.replace(" ", "_").replace("(cm)", "").strip("_") for f in data.feature_names]
+        found[name] = (names, x_train, x_test, y_train, y_test)
+    return found
+
+
+def xgboost_fixtures(expected, data):
+    small = dict(n_estimators=12, max_depth=3, learning_rate=0.3, random_state=SEED, n_jobs=1)
+    cases = [
+        ("xgb_binary_logistic", "breast_cancer", xgboost.XGBClassifier, {"objective": "binary:logistic"}),
+        ("xgb_binary_logitraw", "breast_cancer", xgboost.XGBClassifier, {"objective": "binary:logitraw"}),
+        ("xgb_multi_softprob", "iris", xgboost.XGBClassifier, {"objective": "multi:softprob"}),
+        ("xgb_multi_softmax", "iris", xgboost.XGBClassifier, {"objective": "multi:softmax"}),
+        ("xgb_reg_squarederror", "diabetes", xgboost.XGBRegressor, {"objective": "reg:squarederror"}),
+        ("xgb_reg_absoluteerror", "diabetes", xgboost.XGBRegressor, {"objective": "reg:absoluteerror"}),
+        ("xgb_reg_pseudohubererror", "diabetes", xgboost.XGBRegressor, {"objective": "reg:pseudohubererror"}),
+        ("xgb_count_poisson", "diabetes", xgboost.XGBRegressor, {"objective": "count:poisson"}),
+        ("xgb_reg_gamma", "diabetes", xgboost.XGBRegressor, {"objective": "reg:gamma"}),
+        ("xgb_reg_tweedie", "diabetes", xgboost.XGBRegressor, {"objective": "reg:tweedie"}),
+        ("xgb_reg_logistic", "diabetes", xgboost.XGBRegressor, {"objective": "reg:logistic"}),
+    ]
+    for name, dataset, estimator, params in cases:
+        names, x_train, x_test, y_train, y_test = data[dataset]
+        if params["objective"] == "reg:logistic":
+            # A value in [0, 1]: the target scaled to its range.
+            low, high = y_train.min(), y_train.max()
+            y_train = (y_train - low) / (high - low)
+        model = estimator(**small, **params)
+        model.fit(x_train, y_train)
+        model.get_booster().feature_names = names
+        path = OUT / f"{name}.json"
+        model.save_model(path)
+        if isinstance(model, xgboost.XGBClassifier):
+            if params["objective"] == "binary:logitraw":
+                # The wrapper's predict_proba of logitraw is the raw margin; the reference for
+                # mlserve is the sigmoid of it (the probability the margin stands for).
+                margin = model.predict(x_test, output_margin=True)
+                p = 1.0 / (1.0 + np.exp(-margin.astype(np.float64)))
+                reference = np.stack([1 - p, p], axis=1)
+            elif params["objective"] == "multi:softmax":
+                margin = model.predict(x_test, output_margin=True).astype(np.float64)
+                e = np.exp(margin - margin.max(axis=1, keepdims=True))
+                reference = e / e.sum(axis=1, keepdims=True)
+            else:
+                reference = model.predict_proba(x_test)
+            answer = {"task": "classification", "probabilities": [[float(v) for v in r] for r in reference]}
+        else:
+            answer = {"task": "regression", "values": [float(v) for v in model.predict(x_test)]}
+        expected["fixtures"][name] = {"file": path.name, "dataset": dataset, **answer}
+        print("wrote", name)
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = datasets()
+    expected = {
+        "datasets": {name: {"features": d[0], "rows": rows(d[2])} for name, d in data.items()},
+        "fixtures": {},
+        "versions": {"xgboost": xgboost.__version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
+    }
+    xgboost_fixtures(expected, data)
+    (OUT / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

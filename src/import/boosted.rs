@@ -1,0 +1,292 @@
+//! `mlserve import` of gradient-boosted trees: an XGBoost model saved as JSON, read into
+//! mlserve's tree form ([`crate::model::boosted`]) and written as a new version with the file
+//! kept beside it (`source.json`). Every feature is nullable: the trees route missing values
+//! as the library does.
+
+use super::sample::{Sample, add_statistics, read_sample, set_examples_from_sample};
+use super::{FeatureNames, ImportError, ImportOptions, Imported};
+use crate::data::ColumnKind;
+use crate::model::boosted::BoostedTrees;
+use crate::model::{
+    ArtifactFiles, ArtifactInfo, Backend, ExampleValue, FeatureSchema, ImportProvenance, Manifest,
+    ModelFile, Task, write_new_version,
+};
+use sha2::{Digest, Sha256};
+
+/// What kind of model file the bytes are, told by their content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// XGBoost `save_model` as JSON.
+    XgboostJson,
+    /// XGBoost `save_model` as UBJSON (`.ubj`).
+    XgboostUbj,
+    /// LightGBM `save_model` text.
+    LightGbm,
+}
+
+/// The boosted-tree file kind of `bytes`, if they are one.
+pub fn kind_of(bytes: &[u8]) -> Option<FileKind> {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    let head = &bytes[start..bytes.len().min(start + 64)];
+    if head.starts_with(b"{L") {
+        Some(FileKind::XgboostUbj)
+    } else if head.starts_with(b"{") && bytes.windows(9).take(4096).any(|w| w == b"\"learner\"") {
+        Some(FileKind::XgboostJson)
+    } else if head.starts_with(b"tree\n") || head.starts_with(b"tree\r\n") {
+        Some(FileKind::LightGbm)
+    } else {
+        None
+    }
+}
+
+/// Imports a boosted-tree file of `kind` as the next version of `options.name`.
+pub fn import(
+    options: &ImportOptions,
+    bytes: &[u8],
+    kind: FileKind,
+) -> Result<Imported, ImportError> {
+    let refused = |message: String| ImportError::Unreadable {
+        path: options.graph.clone(),
+        message,
+    };
+    let (model, names, types, producer) = match kind {
+        FileKind::XgboostJson => {
+            let document: serde_json::Value = serde_json::from_slice(bytes)
+                .map_err(|e| refused(format!("not valid JSON: {e}")))?;
+            let read = super::xgboost::read(&document, false).map_err(refused)?;
+            let version: Vec<String> = document["version"]
+                .as_array()
+                .map(|v| v.iter().map(|n| n.to_string()).collect())
+                .unwrap_or_default();
+            let producer = format!("xgboost {} (JSON)", version.join("."));
+            (read.trees, read.feature_names, read.feature_types, producer)
+        }
+        FileKind::XgboostUbj => {
+            return Err(refused(
+                "an XGBoost UBJSON model: this release reads XGBoost's JSON; re-save it with \
+                 booster.save_model(\"model.json\")"
+                    .to_string(),
+            ));
+        }
+        FileKind::LightGbm => {
+            return Err(refused(
+                "a LightGBM text model: this release does not read LightGBM files yet".to_string(),
+            ));
+        }
+    };
+    let task = if model.link.classifies() {
+        Task::Classification
+    } else {
+        Task::Regression
+    };
+    let labels = labels_of(&model, options.labels.as_deref())?;
+    let (names, sample) = feature_names(&model, names, &options.features)?;
+    let mut features = Vec::with_capacity(names.len());
+    for (index, name) in names.iter().enumerate() {
+        features.push(feature_schema(
+            name,
+            types.get(index).map(String::as_str),
+            &sample,
+        )?);
+    }
+    set_examples_from_sample(&mut features, &sample);
+    let target = match (&options.target, &options.features) {
+        (None, _) => None,
+        (Some(column), FeatureNames::Csv(path)) if task == Task::Regression => {
+            let mut target = super::target::target_from_csv(column, path, &sample)?;
+            target.predictions = prediction_baseline(&model, &features, &sample);
+            Some(target)
+        }
+        (Some(column), _) => {
+            return Err(ImportError::Features(format!(
+                "--target {column} names the number a regression model predicts, from the \
+                 column of --features-from CSV"
+            )));
+        }
+    };
+    let iterations = model.source.iterations;
+    let manifest_for = |version: u32| Manifest {
+        format: 1,
+        name: options.name.clone(),
+        version,
+        task,
+        backend: Backend::Boosted,
+        created_at: jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or(jiff::Timestamp::now())
+            .to_string(),
+        labels: labels.clone(),
+        artifact: ArtifactInfo {
+            file: String::new(),
+            sha256: String::new(),
+        },
+        training: None,
+        imported: Some(ImportProvenance {
+            source: options.graph.file_name().map_or_else(
+                || options.graph.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            ),
+            source_sha256: format!("{:x}", Sha256::digest(bytes)),
+            producer: producer.clone(),
+            opsets: format!(
+                "objective {}; {} of {} iterations",
+                model.source.objective, iterations.0, iterations.1
+            ),
+            mlserve_version: env!("CARGO_PKG_VERSION").to_string(),
+        }),
+        metrics: None,
+        target: target.clone(),
+        onnx: None,
+        prediction_log: None,
+        features: features.clone(),
+    };
+    model.check_against(&manifest_for(1)).map_err(refused)?;
+    let (version, dir) = write_new_version(&options.models, &options.name, |version| {
+        let manifest = manifest_for(version);
+        let card = crate::train::report::model_card(&manifest, None);
+        ArtifactFiles {
+            manifest,
+            model: ModelFile::Boosted(model.clone()),
+            extra: vec![
+                ("source.json", bytes.to_vec()),
+                ("report.html", card.into_bytes()),
+            ],
+        }
+    })?;
+    Ok(Imported {
+        version,
+        manifest: manifest_for(version),
+        dir,
+    })
+}
+
+/// Class labels: `--labels` (one per class, in class order) or `0 … K−1`, as the library's
+/// scikit-learn wrapper numbers them; none for a regressor.
+fn labels_of(model: &BoostedTrees, given: Option<&[String]>) -> Result<Vec<String>, ImportError> {
+    let classes = model.classes();
+    match given {
+        Some(_) if classes == 0 => Err(ImportError::Labels(
+            "the model predicts a number: --labels is for classifiers".to_string(),
+        )),
+        Some(given) if given.len() != classes => Err(ImportError::Labels(format!(
+            "--labels names {} classes, but the model has {classes}",
+            given.len()
+        ))),
+        Some(given) => {
+            let mut seen = std::collections::BTreeSet::new();
+            match given
+                .iter()
+                .find(|l| l.trim().is_empty() || !seen.insert(l.trim()))
+            {
+                Some(bad) => Err(ImportError::Labels(format!(
+                    "--labels has an empty or repeated label '{bad}'"
+                ))),
+                None => Ok(given.iter().map(|l| l.trim().to_string()).collect()),
+            }
+        }
+        None => Ok((0..classes).map(|c| c.to_string()).collect()),
+    }
+}
+
+/// The features' names: `--features FILE`, the header of `--features-from CSV` (its other
+/// columns, such as the target, left out when the file names its features), or the file's
+/// own; `f0, f1, …` (XGBoost's names) when none says. With their CSV rows, if any.
+fn feature_names(
+    model: &BoostedTrees,
+    from_file: Vec<String>,
+    given: &FeatureNames,
+) -> Result<(Vec<String>, Sample), ImportError> {
+    let wanted = model.features;
+    let (names, sample) = match given {
+        FeatureNames::FromGraph => (from_file, Sample::new()),
+        FeatureNames::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let names = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            (names, Sample::new())
+        }
+        FeatureNames::Csv(path) => {
+            let (header, sample) = read_sample(path)?;
+            let names = if !from_file.is_empty() && from_file.iter().all(|n| header.contains(n)) {
+                from_file
+            } else {
+                header
+            };
+            (names, sample)
+        }
+    };
+    let names = if names.is_empty() {
+        (0..wanted).map(|i| format!("f{i}")).collect()
+    } else {
+        names
+    };
+    if names.len() != wanted {
+        return Err(ImportError::Features(format!(
+            "the model reads {wanted} features, but {} names were given",
+            names.len()
+        )));
+    }
+    Ok((names, sample))
+}
+
+/// One feature's schema: its type from the file (`int` a whole number, `i` an indicator,
+/// anything else a number), nullable, with the CSV's statistics when there are some.
+fn feature_schema(
+    name: &str,
+    file_type: Option<&str>,
+    sample: &Sample,
+) -> Result<FeatureSchema, ImportError> {
+    let (kind, example) = match file_type {
+        Some("c") => {
+            return Err(ImportError::Features(format!(
+                "feature '{name}' is categorical, which this release does not read from XGBoost \
+                 files yet"
+            )));
+        }
+        Some("int") => (ColumnKind::Integer, ExampleValue::Integer(0)),
+        Some("i") => (ColumnKind::Boolean, ExampleValue::Bool(false)),
+        _ => (ColumnKind::Number, ExampleValue::Number(0.0)),
+    };
+    let mut feature = FeatureSchema::new(name, kind, example);
+    feature.nullable = true;
+    if let Some(cells) = sample.get(name) {
+        add_statistics(&mut feature, cells)?;
+    }
+    Ok(feature)
+}
+
+/// The model's own predictions on the CSV's rows, in bins at their deciles: the baseline of
+/// the drift of its outputs.
+fn prediction_baseline(
+    model: &BoostedTrees,
+    features: &[FeatureSchema],
+    sample: &Sample,
+) -> Option<crate::model::Histogram> {
+    let rows = sample.values().next().map_or(0, Vec::len);
+    let predicted: Vec<f64> = (0..rows)
+        .map(|row| {
+            let values: Vec<f64> = features
+                .iter()
+                .map(|f| {
+                    sample
+                        .get(&f.name)
+                        .and_then(|cells| cells.get(row))
+                        .and_then(|cell| cell.parse::<f64>().ok())
+                        .unwrap_or(f64::NAN)
+                })
+                .collect();
+            model.predict(&values).first().copied().unwrap_or(f64::NAN)
+        })
+        .collect();
+    crate::model::Histogram::deciles(&predicted)
+}

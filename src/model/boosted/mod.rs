@@ -1,0 +1,227 @@
+//! Gradient-boosted trees, imported from XGBoost and LightGBM files (and, later, trained
+//! natively): one compact form and one evaluator for them all. A row's margin per output is its
+//! base margin plus the sum of its trees' leaves; the objective's link turns margins into class
+//! probabilities or a value, exactly as the library's scikit-learn wrapper answers
+//! (`predict_proba` / `predict`). The file layouts, routing rules and links are in
+//! ../shared/notes/boosted-trees.md.
+
+pub mod tree;
+
+use serde::{Deserialize, Serialize};
+pub use tree::{LEAF, MissingType, Node, Routing, Tree};
+
+/// How margins become an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Link {
+    /// Two classes: `p = 1 / (1 + exp(−scale·m))` for the second, from one margin.
+    BinarySigmoid {
+        /// LightGBM's `sigmoid:` parameter; 1 for XGBoost.
+        scale: f64,
+    },
+    /// Several classes: the softmax of one margin per class.
+    Softmax,
+    /// Several classes, each a sigmoid of its own margin (LightGBM `multiclassova`),
+    /// normalised to sum to 1.
+    OneVsRest {
+        /// LightGBM's `sigmoid:` parameter.
+        scale: f64,
+    },
+    /// A number: the margin itself.
+    Identity,
+    /// A number: `exp(m)` (Poisson, gamma, Tweedie).
+    Exp,
+    /// A number in [0, 1]: `1 / (1 + exp(−m))` (XGBoost `reg:logistic`, LightGBM
+    /// `cross_entropy`).
+    Logistic,
+}
+
+impl Link {
+    /// Whether the answer is class probabilities.
+    pub fn classifies(self) -> bool {
+        matches!(
+            self,
+            Link::BinarySigmoid { .. } | Link::Softmax | Link::OneVsRest { .. }
+        )
+    }
+}
+
+/// Where a model came from and how its trees are read: said in its metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoostedSource {
+    /// `xgboost` or `lightgbm`.
+    pub library: String,
+    /// The objective as the file names it.
+    pub objective: String,
+    /// Iterations (boosting rounds) used, and how many the file holds.
+    pub iterations: (usize, usize),
+}
+
+/// A boosted tree ensemble ready to evaluate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoostedTrees {
+    /// The trees, in the file's order.
+    pub trees: Vec<Tree>,
+    /// The output (class or target) each tree adds to.
+    pub tree_output: Vec<u32>,
+    /// The base margin of each output.
+    pub base_margin: Vec<f64>,
+    /// How margins become the answer.
+    pub link: Link,
+    /// Whose routing rules the trees follow.
+    pub routing: Routing,
+    /// Input columns (the model's features, in order).
+    pub features: usize,
+    /// LightGBM random-forest mode: the summed trees are divided by this many iterations.
+    pub average_over: Option<u32>,
+    /// Where the trees came from.
+    pub source: BoostedSource,
+}
+
+impl BoostedTrees {
+    /// The margin of each output for one row (features by column, NaN for missing). XGBoost
+    /// sums in f32, the base margin first and then the trees in file order; LightGBM in f64,
+    /// its base inside its first tree. Each is followed exactly: an f64 sum of XGBoost's trees
+    /// is 1e-6 off after an exp link.
+    pub fn margins(&self, row: &[f64]) -> Vec<f64> {
+        if self.routing == Routing::Xgboost {
+            let mut margins: Vec<f32> = self.base_margin.iter().map(|&b| b as f32).collect();
+            for (tree, &output) in self.trees.iter().zip(&self.tree_output) {
+                if let Some(margin) = margins.get_mut(output as usize) {
+                    *margin += tree.leaf_value(row, self.routing) as f32;
+                }
+            }
+            return margins.into_iter().map(f64::from).collect();
+        }
+        let mut margins = vec![0.0; self.base_margin.len()];
+        for (tree, &output) in self.trees.iter().zip(&self.tree_output) {
+            if let Some(margin) = margins.get_mut(output as usize) {
+                *margin += tree.leaf_value(row, self.routing);
+            }
+        }
+        let divisor = self.average_over.map_or(1.0, f64::from);
+        for (margin, base) in margins.iter_mut().zip(&self.base_margin) {
+            *margin = *margin / divisor + base;
+        }
+        margins
+    }
+
+    /// The answer for one row: class probabilities (in class order) for a classifier, one
+    /// value for a regressor. XGBoost's links are computed in f32, as XGBoost does.
+    pub fn predict(&self, row: &[f64]) -> Vec<f64> {
+        let margins = self.margins(row);
+        if self.routing == Routing::Xgboost {
+            return predict_f32(self.link, &margins);
+        }
+        match self.link {
+            Link::BinarySigmoid { scale } => {
+                let p = sigmoid(scale * margins.first().copied().unwrap_or(0.0));
+                vec![1.0 - p, p]
+            }
+            Link::Softmax => softmax(&margins),
+            Link::OneVsRest { scale } => {
+                let each: Vec<f64> = margins.iter().map(|m| sigmoid(scale * m)).collect();
+                let total: f64 = each.iter().sum();
+                each.iter().map(|p| p / total).collect()
+            }
+            Link::Identity => margins,
+            Link::Exp => margins.iter().map(|m| m.exp()).collect(),
+            Link::Logistic => margins.iter().map(|&m| sigmoid(m)).collect(),
+        }
+    }
+
+    /// Checks every tree and the shape of the ensemble, so evaluation never indexes out of
+    /// bounds (see [`Tree::check`]).
+    pub fn check(&self) -> Result<(), String> {
+        if self.trees.len() != self.tree_output.len() {
+            return Err("every tree needs its output".to_string());
+        }
+        let outputs = self.base_margin.len();
+        let expected = match self.link {
+            Link::BinarySigmoid { .. } | Link::Identity | Link::Exp | Link::Logistic => 1,
+            Link::Softmax | Link::OneVsRest { .. } => outputs.max(2),
+        };
+        if outputs != expected {
+            return Err(format!(
+                "{outputs} outputs, but the objective gives {expected}"
+            ));
+        }
+        if let Some(&bad) = self.tree_output.iter().find(|&&o| o as usize >= outputs) {
+            return Err(format!("a tree adds to output {bad} of {outputs}"));
+        }
+        for (index, tree) in self.trees.iter().enumerate() {
+            tree.check(self.features)
+                .map_err(|error| format!("tree {index}: {error}"))?;
+        }
+        Ok(())
+    }
+
+    /// Checks the trees (see [`BoostedTrees::check`]) and that they fit `manifest`: one
+    /// feature per input column, a label per class, the manifest's task.
+    pub fn check_against(&self, manifest: &super::Manifest) -> Result<(), String> {
+        self.check()?;
+        if self.features != manifest.features.len() {
+            return Err(format!(
+                "the trees read {} features, the manifest has {}",
+                self.features,
+                manifest.features.len()
+            ));
+        }
+        let task = if self.link.classifies() {
+            super::Task::Classification
+        } else {
+            super::Task::Regression
+        };
+        if task != manifest.task || self.classes() != manifest.labels.len() {
+            return Err(format!(
+                "the trees are a {} with {} classes, the manifest says {} with {} labels",
+                task.name(),
+                self.classes(),
+                manifest.task.name(),
+                manifest.labels.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// How many classes the answer has (0 for a regressor).
+    pub fn classes(&self) -> usize {
+        match self.link {
+            Link::BinarySigmoid { .. } => 2,
+            Link::Softmax | Link::OneVsRest { .. } => self.base_margin.len(),
+            Link::Identity | Link::Exp | Link::Logistic => 0,
+        }
+    }
+}
+
+/// XGBoost's links in f32 (`1 / (1 + expf(−m))`, `expf`, an f32 softmax).
+fn predict_f32(link: Link, margins: &[f64]) -> Vec<f64> {
+    let margins: Vec<f32> = margins.iter().map(|&m| m as f32).collect();
+    let sigmoid = |m: f32| 1.0f32 / (1.0 + (-m).exp());
+    let answer: Vec<f32> = match link {
+        Link::BinarySigmoid { .. } => {
+            let p = sigmoid(margins.first().copied().unwrap_or(0.0));
+            vec![1.0 - p, p]
+        }
+        Link::Softmax | Link::OneVsRest { .. } => {
+            let top = margins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let exps: Vec<f32> = margins.iter().map(|m| (m - top).exp()).collect();
+            let total: f32 = exps.iter().sum();
+            exps.iter().map(|e| e / total).collect()
+        }
+        Link::Identity => margins,
+        Link::Exp => margins.iter().map(|m| m.exp()).collect(),
+        Link::Logistic => margins.iter().map(|&m| sigmoid(m)).collect(),
+    };
+    answer.into_iter().map(f64::from).collect()
+}
+
+fn sigmoid(m: f64) -> f64 {
+    1.0 / (1.0 + (-m).exp())
+}
+
+fn softmax(margins: &[f64]) -> Vec<f64> {
+    let top = margins.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = margins.iter().map(|m| (m - top).exp()).collect();
+    let total: f64 = exps.iter().sum();
+    exps.iter().map(|e| e / total).collect()
+}

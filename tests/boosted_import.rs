@@ -1,0 +1,261 @@
+//! XGBoost models saved as JSON (tests/fixtures/boosted, written by
+//! scripts/make_boosted_fixtures.py with the libraries' own answers): imported, loaded and
+//! scored by mlserve's tree engine, they answer as the library's scikit-learn wrapper does, a
+//! tenth of the cells missing; files mlserve cannot evaluate are refused with the reason.
+
+mod common;
+
+use common::{TestServer, test_settings};
+use mlserve::import::{FeatureNames, ImportOptions, import_model};
+use mlserve::model::{Outcome, RawValue, Repository, UnknownFields};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/boosted")
+}
+
+fn expected() -> Value {
+    serde_json::from_slice(&std::fs::read(fixtures().join("expected.json")).unwrap()).unwrap()
+}
+
+fn options(file: &str, name: &str, models: &Path) -> ImportOptions {
+    ImportOptions {
+        graph: fixtures().join(file),
+        name: name.to_string(),
+        models: models.to_path_buf(),
+        features: FeatureNames::FromGraph,
+        labels: None,
+        task: None,
+        target: None,
+        onnxruntime: None,
+    }
+}
+
+/// A dataset's held-out rows as JSON objects (null for a missing value).
+fn objects(dataset: &Value) -> Vec<Value> {
+    let names: Vec<&str> = dataset["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    dataset["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            Value::Object(
+                names
+                    .iter()
+                    .map(|n| n.to_string())
+                    .zip(row.as_array().unwrap().iter().cloned())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_xgboost_fixture_answers_as_the_library() {
+    let expected = expected();
+    let fixtures_list = expected["fixtures"].as_object().unwrap();
+    assert!(fixtures_list.len() >= 11, "{}", fixtures_list.len());
+    let repo = tempfile::tempdir().unwrap();
+    for (name, fixture) in fixtures_list {
+        import_model(&options(
+            fixture["file"].as_str().unwrap(),
+            name,
+            repo.path(),
+        ))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let repository = Repository::new(repo.path());
+    let report = repository.reload_all(false);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let catalog = repository.catalog();
+    let mut differences = Vec::new();
+    for (name, fixture) in fixtures_list {
+        let model = catalog.resolve(name, None).unwrap();
+        let dataset = &expected["datasets"][fixture["dataset"].as_str().unwrap()];
+        let mut errors = Vec::new();
+        let rows: Vec<_> = objects(dataset)
+            .iter()
+            .map(|object| {
+                let fields = object.as_object().unwrap();
+                model
+                    .validator
+                    .validate(
+                        fields.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
+                        UnknownFields::Reject,
+                        "",
+                        &mut errors,
+                    )
+                    .unwrap_or_else(|| panic!("{name}: {errors:?}"))
+            })
+            .collect();
+        let views: Vec<_> = rows.iter().map(|r| r.values.as_slice()).collect();
+        let outcomes = model.outcomes_of_rows(&views).unwrap();
+        for (row, outcome) in outcomes.iter().enumerate() {
+            match (outcome, fixture["task"].as_str().unwrap()) {
+                (Ok(Outcome::Class { probabilities, .. }), "classification") => {
+                    let want: Vec<f64> =
+                        serde_json::from_value(fixture["probabilities"][row].clone()).unwrap();
+                    let gap = probabilities
+                        .iter()
+                        .zip(&want)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max);
+                    if gap > 1e-6 || probabilities.len() != want.len() {
+                        differences
+                            .push(format!("{name} row {row}: {probabilities:?} vs {want:?}"));
+                    }
+                }
+                (Ok(Outcome::Value(value)), "regression") => {
+                    let want = fixture["values"][row].as_f64().unwrap();
+                    if (value - want).abs() > 1e-6 * want.abs().max(1.0) {
+                        differences.push(format!("{name} row {row}: {value} vs {want}"));
+                    }
+                }
+                (other, task) => differences.push(format!("{name} row {row}: {other:?} ({task})")),
+            }
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} differences:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
+
+/// Runs `mlserve import` on `file` into `repo`; the exit code and stderr.
+fn import_cli(repo: &Path, file: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mlserve"))
+        .arg("import")
+        .arg(file)
+        .args(["--name", "refused", "--models"])
+        .arg(repo)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn files_mlserve_cannot_evaluate_are_refused_naming_why() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("models");
+    let original = std::fs::read_to_string(fixtures().join("xgb_binary_logistic.json")).unwrap();
+    let mut document: Value = serde_json::from_str(&original).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = work.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let ranking = {
+        let mut d = document.clone();
+        d["learner"]["objective"]["name"] = json!("rank:ndcg");
+        write("ranking.json", d.to_string().as_bytes())
+    };
+    let linear = {
+        let mut d = document.clone();
+        d["learner"]["gradient_booster"]["name"] = json!("gblinear");
+        write("linear.json", d.to_string().as_bytes())
+    };
+    let cycle = {
+        document["learner"]["gradient_booster"]["model"]["trees"][0]["left_children"][1] = json!(0);
+        write("cycle.json", document.to_string().as_bytes())
+    };
+    let cases = [
+        (
+            write("truncated.json", &original.as_bytes()[..2000]),
+            "not valid JSON",
+        ),
+        (ranking, "objective 'rank:ndcg' is not supported"),
+        (linear, "the booster is 'gblinear'"),
+        (cycle, "tree 0: node 0 is reached twice"),
+        (
+            write("legacy.bin", b"binf\x00\x00\x00\x3f\x1e\x00\x00\x00garbage"),
+            "re-save it with booster.save_model(\"model.json\")",
+        ),
+    ];
+    for (file, message) in cases {
+        let (code, stderr) = import_cli(&repo, &file, &[]);
+        assert_eq!(code, Some(2), "{}: {stderr}", file.display());
+        assert!(stderr.contains(message), "{}: {stderr}", file.display());
+    }
+    let regressor = fixtures().join("xgb_reg_gamma.json");
+    let (code, stderr) = import_cli(&repo, &regressor, &["--labels", "a,b"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--labels is for classifiers"), "{stderr}");
+    assert!(
+        !repo.join("refused").exists(),
+        "a refused import wrote a version"
+    );
+}
+
+#[tokio::test]
+async fn an_xgboost_classifier_serves_with_missing_values_on_the_native_api_and_v2() {
+    let expected = expected();
+    let fixture = &expected["fixtures"]["xgb_binary_logistic"];
+    let dataset = &expected["datasets"]["breast_cancer"];
+    let repo = tempfile::tempdir().unwrap();
+    let mut with_labels = options("xgb_binary_logistic.json", "cancer", repo.path());
+    with_labels.labels = Some(vec!["malignant".into(), "benign".into()]);
+    let imported = import_model(&with_labels).unwrap();
+    assert!(
+        imported.dir.join("source.json").is_file(),
+        "the file is kept"
+    );
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let rows = objects(dataset);
+    let (status, _, answer) = server
+        .post_json("/api/models/cancer/predict", &json!({"instances": rows}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let predictions = answer["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), rows.len());
+    let mut with_missing = 0;
+    for (row, (item, object)) in predictions.iter().zip(&rows).enumerate() {
+        let want: Vec<f64> = serde_json::from_value(fixture["probabilities"][row].clone()).unwrap();
+        let got = item["probabilities"]["benign"].as_f64().unwrap();
+        assert!(
+            (got - want[1]).abs() <= 1e-6,
+            "row {row}: {got} vs {want:?}"
+        );
+        let label = if want[1] > want[0] {
+            "benign"
+        } else {
+            "malignant"
+        };
+        assert_eq!(item["label"], label, "row {row}");
+        with_missing += usize::from(object.as_object().unwrap().values().any(Value::is_null));
+    }
+    assert!(
+        with_missing > 10,
+        "only {with_missing} rows have a missing value"
+    );
+    // V2: missing values as NaN in an FP64 tensor.
+    let first = dataset["rows"][0].as_array().unwrap();
+    let cells: Vec<String> = first
+        .iter()
+        .map(|v| v.as_f64().map_or("NaN".to_string(), |x| x.to_string()))
+        .collect();
+    let body = format!(
+        r#"{{"inputs": [{{"name": "input", "datatype": "FP64", "shape": [1, {}], "data": [{}]}}]}}"#,
+        cells.len(),
+        cells.join(",")
+    );
+    let (status, inferred) = server.post_text("/v2/models/cancer/infer", body).await;
+    assert_eq!(status, 200, "{inferred}");
+    let p = inferred["outputs"][2]["data"][1].as_f64().unwrap();
+    let want = fixture["probabilities"][0][1].as_f64().unwrap();
+    assert!((p - want).abs() <= 1e-6, "{p} vs {want}");
+    let (_, _, metadata) = server.get("/v2/models/cancer").await;
+    assert_eq!(metadata["platform"], "mlserve_boosted_trees");
+    server.server.shutdown().await.unwrap();
+}
