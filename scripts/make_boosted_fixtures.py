@@ -6,7 +6,8 @@ compare without Python. Run by hand when the fixtures must change:
         scikit-learn==1.9.1 xgboost-cpu==3.2.0 lightgbm==4.7.0 pandas==3.1.1
     /tmp/fixtures/bin/python scripts/make_boosted_fixtures.py
 
-Output: tests/fixtures/boosted/<name>.json (XGBoost save_model) and expected.json: per dataset
+Output: tests/fixtures/boosted/<name>.json and .ubj (XGBoost save_model), <name>.txt (LightGBM
+save_model) and expected.json: per dataset
 the feature names and the held-out rows (null for a missing value), and per fixture its file,
 task and the reference answer: predict_proba of the library's scikit-learn wrapper for a
 classifier, predict for a regressor (XGBoost's wrapper uses best_iteration when the model was
@@ -18,6 +19,7 @@ are exercised.
 import json
 import pathlib
 
+import lightgbm
 import numpy as np
 import sklearn
 import xgboost
@@ -99,6 +101,97 @@ def xgboost_fixtures(expected, data):
             answer = {"task": "regression", "values": [float(v) for v in model.predict(x_test)]}
         expected["fixtures"][name] = {"file": path.name, "dataset": dataset, **answer}
         print("wrote", name)
+        if name == "xgb_binary_logistic":
+            # The same model as UBJSON, XGBoost's default format since 2.1.
+            model.save_model(OUT / f"{name}.ubj")
+            expected["fixtures"][f"{name}_ubj"] = {"file": f"{name}.ubj", "dataset": dataset, **answer}
+            print("wrote", f"{name}_ubj")
+    xgboost_special(expected, data, small)
+
+
+def xgboost_special(expected, data, small):
+    """DART (per-tree weights) and an early-stopped model (its file keeps every tree; the
+    wrapper predicts with those up to best_iteration)."""
+    names, x_train, x_test, y_train, y_test = data["breast_cancer"]
+    dart = xgboost.XGBClassifier(**small, booster="dart", rate_drop=0.2, skip_drop=0.0)
+    dart.fit(x_train, y_train)
+    dart.get_booster().feature_names = names
+    dart.save_model(OUT / "xgb_dart.json")
+    expected["fixtures"]["xgb_dart"] = {
+        "file": "xgb_dart.json",
+        "dataset": "breast_cancer",
+        "task": "classification",
+        "probabilities": [[float(v) for v in r] for r in dart.predict_proba(x_test)],
+    }
+    print("wrote xgb_dart")
+    stopped = xgboost.XGBClassifier(
+        n_estimators=60, max_depth=3, learning_rate=0.5, random_state=SEED, n_jobs=1, early_stopping_rounds=2
+    )
+    stopped.fit(x_train, y_train, eval_set=[(x_test, y_test)], verbose=False)
+    stopped.get_booster().feature_names = names
+    stopped.save_model(OUT / "xgb_early_stopped.json")
+    reloaded = xgboost.XGBClassifier()
+    reloaded.load_model(OUT / "xgb_early_stopped.json")
+    assert reloaded.best_iteration + 1 < reloaded.get_booster().num_boosted_rounds(), "not early-stopped"
+    expected["fixtures"]["xgb_early_stopped"] = {
+        "file": "xgb_early_stopped.json",
+        "dataset": "breast_cancer",
+        "task": "classification",
+        "probabilities": [[float(v) for v in r] for r in reloaded.predict_proba(x_test)],
+        "best_iteration": reloaded.best_iteration,
+    }
+    print("wrote xgb_early_stopped")
+
+
+def lightgbm_fixtures(expected, data):
+    small = dict(n_estimators=12, num_leaves=8, learning_rate=0.3, random_state=SEED, n_jobs=1, verbose=-1)
+    cases = [
+        ("lgb_binary", "breast_cancer", lightgbm.LGBMClassifier, {"objective": "binary"}),
+        ("lgb_multiclass", "iris", lightgbm.LGBMClassifier, {"objective": "multiclass", "min_child_samples": 5}),
+        ("lgb_multiclassova", "iris", lightgbm.LGBMClassifier, {"objective": "multiclassova", "min_child_samples": 5}),
+        ("lgb_regression", "diabetes", lightgbm.LGBMRegressor, {"objective": "regression"}),
+        ("lgb_regression_l1", "diabetes", lightgbm.LGBMRegressor, {"objective": "regression_l1"}),
+        ("lgb_huber", "diabetes", lightgbm.LGBMRegressor, {"objective": "huber"}),
+        ("lgb_quantile", "diabetes", lightgbm.LGBMRegressor, {"objective": "quantile", "alpha": 0.8}),
+        ("lgb_poisson", "diabetes", lightgbm.LGBMRegressor, {"objective": "poisson"}),
+        ("lgb_gamma", "diabetes", lightgbm.LGBMRegressor, {"objective": "gamma"}),
+        ("lgb_tweedie", "diabetes", lightgbm.LGBMRegressor, {"objective": "tweedie"}),
+        ("lgb_cross_entropy", "diabetes", lightgbm.LGBMRegressor, {"objective": "cross_entropy"}),
+        ("lgb_zero_as_missing", "diabetes", lightgbm.LGBMRegressor, {"objective": "regression", "zero_as_missing": True}),
+        (
+            "lgb_random_forest",
+            "breast_cancer",
+            lightgbm.LGBMClassifier,
+            {"objective": "binary", "boosting_type": "rf", "bagging_freq": 1, "bagging_fraction": 0.7},
+        ),
+    ]
+    for name, dataset, estimator, params in cases:
+        names, x_train, x_test, y_train, y_test = data[dataset]
+        if params["objective"] == "cross_entropy":
+            low, high = y_train.min(), y_train.max()
+            y_train = (y_train - low) / (high - low)
+        x_test = x_test.copy()
+        if params.get("zero_as_missing"):
+            # Zeros in held-out rows take the default direction too.
+            x_test[::7, 1] = 0.0
+        model = estimator(**small, **params)
+        model.fit(x_train, y_train, feature_name=names)
+        path = OUT / f"{name}.txt"
+        model.booster_.save_model(path)
+        if params["objective"] == "multiclassova":
+            # Each class's sigmoid, normalised to sum to 1: what mlserve answers.
+            raw = model.predict_proba(x_test)
+            reference = raw / raw.sum(axis=1, keepdims=True)
+            answer = {"task": "classification", "probabilities": [[float(v) for v in r] for r in reference]}
+        elif isinstance(model, lightgbm.LGBMClassifier):
+            answer = {"task": "classification", "probabilities": [[float(v) for v in r] for r in model.predict_proba(x_test)]}
+        else:
+            answer = {"task": "regression", "values": [float(v) for v in model.predict(x_test)]}
+        rows_override = rows(x_test) if params.get("zero_as_missing") else None
+        expected["fixtures"][name] = {"file": path.name, "dataset": dataset, **answer}
+        if rows_override is not None:
+            expected["fixtures"][name]["rows"] = rows_override
+        print("wrote", name)
 
 
 def main():
@@ -107,9 +200,15 @@ def main():
     expected = {
         "datasets": {name: {"features": d[0], "rows": rows(d[2])} for name, d in data.items()},
         "fixtures": {},
-        "versions": {"xgboost": xgboost.__version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
+        "versions": {
+            "xgboost": xgboost.__version__,
+            "lightgbm": lightgbm.__version__,
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+        },
     }
     xgboost_fixtures(expected, data)
+    lightgbm_fixtures(expected, data)
     (OUT / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
 

@@ -263,6 +263,7 @@ fn every_fixture_imports_and_predicts_through_the_repository_as_scikit_learn_doe
                 FeatureNames::File(names.clone())
             },
             labels: Some(labels),
+            all_trees: false,
             task: None,
             target: None,
             onnxruntime: Some(library.clone()),

@@ -74,6 +74,7 @@ fn import_every_regressor(repo: &Path, expected: &Value) -> Vec<String> {
             models: repo.to_path_buf(),
             features: FeatureNames::File(names_file.clone()),
             labels: None,
+            all_trees: false,
             task: fixture_task(fixture),
             target: None,
             onnxruntime: Some(library()),
@@ -220,6 +221,7 @@ fn every_regressor_imports_loads_and_answers_scikit_learns_values() {
             },
             labels: None,
             // A graph whose outputs do not tell is imported as the fixture says it is.
+            all_trees: false,
             task: fixture_task(&fixtures_list[name]),
             target: None,
             onnxruntime: Some(library()),

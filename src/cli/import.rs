@@ -16,6 +16,7 @@ pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
             (None, None) => FeatureNames::FromGraph,
         },
         labels: args.labels,
+        all_trees: args.all_trees,
         task: args.task,
         target: args.target,
         onnxruntime: args.onnxruntime,

@@ -258,6 +258,10 @@ struct ImportArgs {
     /// Class labels in the order of the classifier's classes (replacing the graph's, such as 0,1)
     #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
     labels: Option<Vec<String>>,
+    /// An early-stopped XGBoost model: use every tree the file holds, as Booster.predict does
+    /// [default: the trees up to its best_iteration, as XGBClassifier/XGBRegressor predict]
+    #[arg(long)]
+    all_trees: bool,
     /// What the graph does [default: read from its outputs: a ZipMap, or a label beside a float
     /// [N, C] output, is a classifier; one float [N, 1] output alone, a regressor]
     #[arg(long, value_enum)]

@@ -1,7 +1,7 @@
-//! `mlserve import` of gradient-boosted trees: an XGBoost model saved as JSON, read into
-//! mlserve's tree form ([`crate::model::boosted`]) and written as a new version with the file
-//! kept beside it (`source.json`). Every feature is nullable: the trees route missing values
-//! as the library does.
+//! `mlserve import` of gradient-boosted trees: an XGBoost model saved as JSON or UBJSON, or a
+//! LightGBM text model, read into mlserve's tree form ([`crate::model::boosted`]) and written
+//! as a new version with the file kept beside it (`source.json`, `.ubj`, `.txt`). Every feature
+//! is nullable: the trees route missing values as the library does.
 
 use super::sample::{Sample, add_statistics, read_sample, set_examples_from_sample};
 use super::{FeatureNames, ImportError, ImportOptions, Imported};
@@ -53,28 +53,38 @@ pub fn import(
         message,
     };
     let (model, names, types, producer) = match kind {
-        FileKind::XgboostJson => {
-            let document: serde_json::Value = serde_json::from_slice(bytes)
-                .map_err(|e| refused(format!("not valid JSON: {e}")))?;
-            let read = super::xgboost::read(&document, false).map_err(refused)?;
+        FileKind::XgboostJson | FileKind::XgboostUbj => {
+            let (document, format) = if kind == FileKind::XgboostJson {
+                let document: serde_json::Value = serde_json::from_slice(bytes)
+                    .map_err(|e| refused(format!("not valid JSON: {e}")))?;
+                (document, "JSON")
+            } else {
+                let document = super::ubjson::parse(bytes)
+                    .map_err(|e| refused(format!("not valid UBJSON: {e}")))?;
+                (document, "UBJSON")
+            };
+            let read = super::xgboost::read(&document, options.all_trees).map_err(refused)?;
             let version: Vec<String> = document["version"]
                 .as_array()
                 .map(|v| v.iter().map(|n| n.to_string()).collect())
                 .unwrap_or_default();
-            let producer = format!("xgboost {} (JSON)", version.join("."));
+            let producer = format!("xgboost {} ({format})", version.join("."));
             (read.trees, read.feature_names, read.feature_types, producer)
         }
-        FileKind::XgboostUbj => {
-            return Err(refused(
-                "an XGBoost UBJSON model: this release reads XGBoost's JSON; re-save it with \
-                 booster.save_model(\"model.json\")"
-                    .to_string(),
-            ));
-        }
         FileKind::LightGbm => {
-            return Err(refused(
-                "a LightGBM text model: this release does not read LightGBM files yet".to_string(),
-            ));
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| refused("a LightGBM model is text, and this is not UTF-8".into()))?;
+            let read = super::lightgbm::read(text).map_err(refused)?;
+            let version = text
+                .lines()
+                .find_map(|l| l.strip_prefix("version="))
+                .unwrap_or("?");
+            (
+                read.trees,
+                read.feature_names,
+                Vec::new(),
+                format!("lightgbm (model {version})"),
+            )
         }
     };
     let task = if model.link.classifies() {
@@ -86,9 +96,11 @@ pub fn import(
     let (names, sample) = feature_names(&model, names, &options.features)?;
     let mut features = Vec::with_capacity(names.len());
     for (index, name) in names.iter().enumerate() {
+        let categories = model.category_codes.get(index).and_then(Option::as_ref);
         features.push(feature_schema(
             name,
             types.get(index).map(String::as_str),
+            categories.map(|codes| codes.iter().map(|(name, _)| name.clone()).collect()),
             &sample,
         )?);
     }
@@ -151,7 +163,7 @@ pub fn import(
             manifest,
             model: ModelFile::Boosted(model.clone()),
             extra: vec![
-                ("source.json", bytes.to_vec()),
+                (source_name(kind), bytes.to_vec()),
                 ("report.html", card.into_bytes()),
             ],
         }
@@ -161,6 +173,15 @@ pub fn import(
         manifest: manifest_for(version),
         dir,
     })
+}
+
+/// The name the original file is kept under in the version folder.
+fn source_name(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::XgboostJson => "source.json",
+        FileKind::XgboostUbj => "source.ubj",
+        FileKind::LightGbm => "source.txt",
+    }
 }
 
 /// Class labels: `--labels` (one per class, in class order) or `0 … K−1`, as the library's
@@ -239,14 +260,25 @@ fn feature_names(
     Ok((names, sample))
 }
 
-/// One feature's schema: its type from the file (`int` a whole number, `i` an indicator,
-/// anything else a number), nullable, with the CSV's statistics when there are some.
+/// One feature's schema: categorical with its categories, or its type from the file (`int` a
+/// whole number, `i` an indicator, anything else a number); nullable, with the CSV's
+/// statistics when there are some.
 fn feature_schema(
     name: &str,
     file_type: Option<&str>,
+    categories: Option<Vec<String>>,
     sample: &Sample,
 ) -> Result<FeatureSchema, ImportError> {
     let (kind, example) = match file_type {
+        _ if categories.is_some() => (
+            ColumnKind::Categorical,
+            ExampleValue::Text(
+                categories
+                    .as_ref()
+                    .and_then(|c| c.first().cloned())
+                    .unwrap_or_default(),
+            ),
+        ),
         Some("c") => {
             return Err(ImportError::Features(format!(
                 "feature '{name}' is categorical, which this release does not read from XGBoost \
@@ -259,6 +291,7 @@ fn feature_schema(
     };
     let mut feature = FeatureSchema::new(name, kind, example);
     feature.nullable = true;
+    feature.categories = categories;
     if let Some(cells) = sample.get(name) {
         add_statistics(&mut feature, cells)?;
     }

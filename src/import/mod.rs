@@ -10,8 +10,10 @@
 
 pub mod boosted;
 pub mod graph;
+pub mod lightgbm;
 mod sample;
 mod target;
+pub mod ubjson;
 pub mod xgboost;
 
 use crate::data::ColumnKind;
@@ -50,6 +52,9 @@ pub struct ImportOptions {
     pub features: FeatureNames,
     /// Class labels, in the order of the graph's classes, replacing the graph's own.
     pub labels: Option<Vec<String>>,
+    /// An early-stopped XGBoost model: use every tree the file holds (as `Booster.predict`
+    /// does), not those up to its `best_iteration` (as the scikit-learn wrapper does).
+    pub all_trees: bool,
     /// What the graph does, when its outputs do not tell (or tell wrong): read as a classifier
     /// (a ZipMap or a float `[N, C]` output) or as a regressor (a float `[N, 1]` output).
     pub task: Option<Task>,

@@ -86,6 +86,7 @@ pub fn read(document: &Value, all_trees: bool) -> Result<XgboostModel, String> {
             objective,
             iterations: (used, iterations),
         },
+        category_codes: Vec::new(),
     };
     ensemble.check()?;
     Ok(XgboostModel {

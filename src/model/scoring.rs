@@ -163,7 +163,7 @@ impl LoadedModel {
             Model::Boosted(model) => Ok(rows
                 .iter()
                 .map(|row| {
-                    let value = model.predict(&boosted_row(row)).first().copied();
+                    let value = model.predict(&model.row(row)).first().copied();
                     finite_value(value.unwrap_or(f64::NAN))
                 })
                 .collect()),
@@ -222,20 +222,10 @@ impl LoadedModel {
                 .collect()),
             Model::Boosted(model) => Ok(rows
                 .iter()
-                .map(|row| finite(model.predict(&boosted_row(row))))
+                .map(|row| finite(model.predict(&model.row(row))))
                 .collect()),
         }
     }
-}
-
-/// A validated row as the tree engine reads it: one number per feature, NaN for missing.
-fn boosted_row(row: &[FeatureValue]) -> Vec<f64> {
-    row.iter()
-        .map(|value| match value {
-            FeatureValue::Number(x) => *x,
-            FeatureValue::Missing | FeatureValue::Category(_) | FeatureValue::Text(_) => f64::NAN,
-        })
-        .collect()
 }
 
 /// A graph's scores of each row. One row the graph cannot take fails the whole run: then the

@@ -10,6 +10,9 @@ pub mod tree;
 use serde::{Deserialize, Serialize};
 pub use tree::{LEAF, MissingType, Node, Routing, Tree};
 
+/// A categorical feature's categories: each one's name and the code the trees compare.
+pub type CategoryCodes = Vec<(String, f64)>;
+
 /// How margins become an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Link {
@@ -75,9 +78,33 @@ pub struct BoostedTrees {
     pub average_over: Option<u32>,
     /// Where the trees came from.
     pub source: BoostedSource,
+    /// Per feature, its categories when it is categorical: each category's name and the code
+    /// the trees compare. Empty when no feature is.
+    #[serde(default)]
+    pub category_codes: Vec<Option<CategoryCodes>>,
 }
 
 impl BoostedTrees {
+    /// A validated row as the trees read it: one number per feature, NaN for missing, a
+    /// category as its code (the validator lets only the model's categories through; any
+    /// other would be missing).
+    pub fn row(&self, values: &[super::FeatureValue]) -> Vec<f64> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(index, value)| match value {
+                super::FeatureValue::Number(x) => *x,
+                super::FeatureValue::Category(name) => self
+                    .category_codes
+                    .get(index)
+                    .and_then(Option::as_ref)
+                    .and_then(|codes| codes.iter().find(|(n, _)| n == name))
+                    .map_or(f64::NAN, |(_, code)| *code),
+                super::FeatureValue::Missing | super::FeatureValue::Text(_) => f64::NAN,
+            })
+            .collect()
+    }
+
     /// The margin of each output for one row (features by column, NaN for missing). XGBoost
     /// sums in f32, the base margin first and then the trees in file order; LightGBM in f64,
     /// its base inside its first tree. Each is followed exactly: an f64 sum of XGBoost's trees
