@@ -194,6 +194,65 @@ def lightgbm_fixtures(expected, data):
         print("wrote", name)
 
 
+def categorical_fixtures(expected):
+    """Pandas category columns, as teams train on them: LightGBM's bitset splits named by its
+    pandas_categorical line, XGBoost's enable_categorical splits named by the file's cats. The
+    frames' category orders are not sorted, so a code is a position, not a sort rank."""
+    import pandas as pd
+
+    rng = np.random.default_rng(SEED)
+    n = 600
+    age = rng.integers(18, 80, n).astype(float)
+    income = rng.normal(50_000, 15_000, n)
+    plan = rng.choice(["pro", "basic", "plus", "team"], n)
+    region = rng.choice(["west", "north", "south", "east", "center"], n)
+    score = (age - 40) / 20 + (income - 50_000) / 20_000 + (plan == "pro") * 1.2 - (region == "east") * 0.9
+    approved = (score + rng.normal(0, 0.5, n) > 0).astype(int)
+    income[rng.random(n) < 0.1] = np.nan
+    frame = pd.DataFrame(
+        {
+            "age": age,
+            "income": income,
+            "plan": pd.Categorical(plan, categories=["pro", "basic", "plus", "team"]),
+            "region": pd.Categorical(region, categories=["west", "north", "south", "east", "center"]),
+        }
+    )
+    train, test, y_train, y_test = train_test_split(frame, approved, test_size=0.25, random_state=SEED)
+    test = test.copy()
+    # Some held-out categories are missing.
+    test.loc[test.index[::9], "region"] = np.nan
+    expected["datasets"]["loans"] = {
+        "features": ["age", "income", "plan", "region"],
+        "rows": [
+            [float(r.age), None if np.isnan(r.income) else float(r.income), None if pd.isna(r.plan) else str(r.plan),
+             None if pd.isna(r.region) else str(r.region)]
+            for r in test.itertuples()
+        ],
+    }
+    lgb = lightgbm.LGBMClassifier(n_estimators=15, num_leaves=8, learning_rate=0.3, random_state=SEED, n_jobs=1,
+                                  verbose=-1, min_data_per_group=5, cat_smooth=1)
+    lgb.fit(train, y_train)
+    lgb.booster_.save_model(OUT / "lgb_categorical.txt")
+    expected["fixtures"]["lgb_categorical"] = {
+        "file": "lgb_categorical.txt",
+        "dataset": "loans",
+        "task": "classification",
+        "probabilities": [[float(v) for v in r] for r in lgb.predict_proba(test)],
+    }
+    print("wrote lgb_categorical")
+    xgb = xgboost.XGBClassifier(n_estimators=15, max_depth=3, learning_rate=0.3, random_state=SEED, n_jobs=1,
+                                enable_categorical=True, tree_method="hist", max_cat_to_onehot=1)
+    xgb.fit(train, y_train)
+    xgb.save_model(OUT / "xgb_categorical.json")
+    expected["fixtures"]["xgb_categorical"] = {
+        "file": "xgb_categorical.json",
+        "dataset": "loans",
+        "task": "classification",
+        "probabilities": [[float(v) for v in r] for r in xgb.predict_proba(test)],
+    }
+    print("wrote xgb_categorical")
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     data = datasets()
@@ -209,6 +268,7 @@ def main():
     }
     xgboost_fixtures(expected, data)
     lightgbm_fixtures(expected, data)
+    categorical_fixtures(expected)
     (OUT / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
 

@@ -62,7 +62,7 @@ fn objects(dataset: &Value) -> Vec<Value> {
 fn every_xgboost_and_lightgbm_fixture_answers_as_the_library() {
     let expected = expected();
     let fixtures_list = expected["fixtures"].as_object().unwrap();
-    assert!(fixtures_list.len() >= 27, "{}", fixtures_list.len());
+    assert!(fixtures_list.len() >= 29, "{}", fixtures_list.len());
     let repo = tempfile::tempdir().unwrap();
     for (name, fixture) in fixtures_list {
         import_model(&options(
@@ -263,5 +263,38 @@ async fn an_xgboost_classifier_serves_with_missing_values_on_the_native_api_and_
     assert!((p - want).abs() <= 1e-6, "{p} vs {want}");
     let (_, _, metadata) = server.get("/v2/models/cancer").await;
     assert_eq!(metadata["platform"], "mlserve_boosted_trees");
+    server.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn categories_are_named_as_the_frames_were_and_an_unknown_one_is_refused() {
+    let repo = tempfile::tempdir().unwrap();
+    for (file, name) in [
+        ("lgb_categorical.txt", "lgb"),
+        ("xgb_categorical.json", "xgb"),
+    ] {
+        import_model(&options(file, name, repo.path())).unwrap();
+    }
+    let server = TestServer::start(test_settings(repo.path())).await;
+    for name in ["lgb", "xgb"] {
+        let (_, _, described) = server.get(&format!("/api/models/{name}")).await;
+        let plan = &described["features"][2];
+        assert_eq!(plan["name"], "plan");
+        assert_eq!(plan["type"], "categorical");
+        // The training frame's order, not sorted: a code is a position in it.
+        assert_eq!(plan["categories"], json!(["pro", "basic", "plus", "team"]));
+        assert_eq!(plan["nullable"], true);
+        let row = json!({"age": 50, "income": null, "plan": "gold", "region": "east"});
+        let (status, _, problem) = server
+            .post_json(&format!("/api/models/{name}/predict"), &row)
+            .await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "plan", "{problem}");
+        let row = json!({"age": 50, "income": null, "plan": "pro", "region": null});
+        let (status, _, answer) = server
+            .post_json(&format!("/api/models/{name}/predict"), &row)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
     server.server.shutdown().await.unwrap();
 }

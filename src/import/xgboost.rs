@@ -3,7 +3,7 @@
 //! base margin through the objective's link, and the feature names and types.
 
 use crate::model::boosted::{
-    BoostedSource, BoostedTrees, LEAF, Link, MissingType, Node, Routing, Tree,
+    BoostedSource, BoostedTrees, CategoryCodes, LEAF, Link, MissingType, Node, Routing, Tree,
 };
 use serde_json::Value;
 
@@ -88,11 +88,29 @@ pub fn read(document: &Value, all_trees: bool) -> Result<XgboostModel, String> {
         },
         category_codes: Vec::new(),
     };
+    let feature_types = strings(&learner["feature_types"]);
+    let ensemble = BoostedTrees {
+        category_codes: category_names(model, features),
+        ..ensemble
+    };
+    for (index, kind) in feature_types.iter().enumerate() {
+        if kind == "c"
+            && ensemble
+                .category_codes
+                .get(index)
+                .is_none_or(Option::is_none)
+        {
+            return Err(format!(
+                "feature {index} is categorical, but the file does not name its categories \
+                 (saved before XGBoost 3.1): load it in XGBoost 3.1 or later and save it again"
+            ));
+        }
+    }
     ensemble.check()?;
     Ok(XgboostModel {
         trees: ensemble,
         feature_names: strings(&learner["feature_names"]),
-        feature_types: strings(&learner["feature_types"]),
+        feature_types,
     })
 }
 
@@ -196,12 +214,7 @@ fn read_tree(tree: &Value, weight: Option<f64>) -> Result<Tree, String> {
     {
         return Err("its node arrays differ in length".to_string());
     }
-    if split_type.iter().any(|&t| t != 0.0) {
-        return Err(
-            "it has categorical splits (enable_categorical), which this release does not read yet"
-                .to_string(),
-        );
-    }
+    let (categories, words) = category_sets(tree, n)?;
     let child = |v: f64| -> Result<u32, String> {
         if v >= 0.0 && v < n as f64 {
             Ok(v as u32)
@@ -224,6 +237,7 @@ fn read_tree(tree: &Value, weight: Option<f64>) -> Result<Tree, String> {
                 categories: None,
             });
         } else {
+            let categorical = split_type.get(i).is_some_and(|&t| t == 1.0);
             nodes.push(Node {
                 feature: u32::try_from(feature[i] as i64)
                     .map_err(|_| "a feature index is negative")?,
@@ -232,14 +246,97 @@ fn read_tree(tree: &Value, weight: Option<f64>) -> Result<Tree, String> {
                 right: child(right[i])?,
                 default_left: default_left[i] != 0.0,
                 missing: MissingType::NaN,
-                categories: None,
+                categories: if categorical {
+                    Some(
+                        categories.get(&i).copied().ok_or_else(|| {
+                            format!("node {i} splits on categories but lists none")
+                        })?,
+                    )
+                } else {
+                    None
+                },
             });
         }
     }
     Ok(Tree {
         nodes,
-        categories: Vec::new(),
+        categories: words,
     })
+}
+
+/// Per categorical split, the range of its bitset in the returned words.
+type CategorySets = (std::collections::HashMap<usize, (u32, u32)>, Vec<u32>);
+
+/// The category codes each categorical split sends right, as bitsets (`categories_nodes`,
+/// `_segments` and `_sizes` index `categories`).
+fn category_sets(tree: &Value, nodes: usize) -> Result<CategorySets, String> {
+    let ids = numbers(&tree["categories_nodes"]).unwrap_or_default();
+    let segments = numbers(&tree["categories_segments"]).unwrap_or_default();
+    let sizes = numbers(&tree["categories_sizes"]).unwrap_or_default();
+    let codes = numbers(&tree["categories"]).unwrap_or_default();
+    if segments.len() != ids.len() || sizes.len() != ids.len() {
+        return Err("its category lists differ in length".to_string());
+    }
+    let mut ranges = std::collections::HashMap::new();
+    let mut words = Vec::new();
+    for ((&id, &segment), &size) in ids.iter().zip(&segments).zip(&sizes) {
+        let (start, end) = (segment as usize, segment as usize + size as usize);
+        let listed = codes
+            .get(start..end)
+            .ok_or("a category segment is out of bounds")?;
+        if id < 0.0 || id as usize >= nodes {
+            return Err(format!("categorical node {id} is out of bounds"));
+        }
+        let highest = listed.iter().copied().fold(0.0f64, f64::max);
+        if !(0.0..16_777_216.0).contains(&highest) || listed.iter().any(|&c| c < 0.0) {
+            return Err(format!("a category code {highest} is out of range"));
+        }
+        let first = words.len();
+        words.resize(first + highest as usize / 32 + 1, 0u32);
+        for &code in listed {
+            let code = code as usize;
+            words[first + code / 32] |= 1 << (code % 32);
+        }
+        ranges.insert(id as usize, (first as u32, words.len() as u32));
+    }
+    Ok((ranges, words))
+}
+
+/// Each categorical feature's category names, coded by position (XGBoost 3.1+ keeps them in
+/// `gradient_booster.model.cats`: per feature an arrow-like `offsets`/`values` string list, or
+/// integer `values`).
+fn category_names(model: &Value, features: usize) -> Vec<Option<CategoryCodes>> {
+    let mut found = vec![None; features];
+    let Some(encodings) = model["cats"]["enc"].as_array() else {
+        return found;
+    };
+    for (feature, encoding) in encodings.iter().enumerate().take(features) {
+        let values = numbers(&encoding["values"]).unwrap_or_default();
+        if values.is_empty() {
+            continue;
+        }
+        let names: Vec<String> = match numbers(&encoding["offsets"]) {
+            Ok(offsets) if !offsets.is_empty() => {
+                let bytes: Vec<u8> = values.iter().map(|&b| b as i64 as u8).collect();
+                offsets
+                    .windows(2)
+                    .map(|w| {
+                        let (a, b) = (w[0] as usize, w[1] as usize);
+                        String::from_utf8_lossy(bytes.get(a..b).unwrap_or_default()).into_owned()
+                    })
+                    .collect()
+            }
+            _ => values.iter().map(|v| v.to_string()).collect(),
+        };
+        found[feature] = Some(
+            names
+                .into_iter()
+                .enumerate()
+                .map(|(code, name)| (name, code as f64))
+                .collect(),
+        );
+    }
+    found
 }
 
 /// A JSON string, or "" (XGBoost writes every scalar parameter as a string).
