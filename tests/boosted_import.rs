@@ -290,11 +290,56 @@ async fn categories_are_named_as_the_frames_were_and_an_unknown_one_is_refused()
             .await;
         assert_eq!(status, 422, "{problem}");
         assert_eq!(problem["errors"][0]["field"], "plan", "{problem}");
+        // The web form offers the categories by name.
+        let (status, page) = server.text(&format!("/ui/models/{name}")).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("<option value=\"team\""), "{page}");
         let row = json!({"age": 50, "income": null, "plan": "pro", "region": null});
         let (status, _, answer) = server
             .post_json(&format!("/api/models/{name}/predict"), &row)
             .await;
         assert_eq!(status, 200, "{answer}");
+    }
+    server.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn boosted_regressors_answer_the_official_clients_with_missing_values_as_nan() {
+    let expected = expected();
+    let repo = tempfile::tempdir().unwrap();
+    let models = [
+        "xgb_reg_squarederror",
+        "lgb_regression",
+        "xgb_count_poisson",
+    ];
+    for name in models {
+        let file = expected["fixtures"][name]["file"].as_str().unwrap();
+        import_model(&options(file, name, repo.path())).unwrap();
+    }
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let rows: Vec<Value> =
+        expected["datasets"]["diabetes"]["rows"].as_array().unwrap()[..6].to_vec();
+    assert!(
+        rows.iter()
+            .flat_map(|r| r.as_array().unwrap())
+            .any(Value::is_null),
+        "the rows have a missing value"
+    );
+    let seen = common::clients::run_python_client(
+        "regression_clients.py",
+        vec![
+            server.server.addr.to_string(),
+            models.join(","),
+            json!(rows).to_string(),
+        ],
+    )
+    .await;
+    for name in models {
+        let values: Vec<f64> = expected["fixtures"][name]["values"].as_array().unwrap()[..6]
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        common::clients::assert_regression_clients_saw(&seen[name], &values, 1e-6);
     }
     server.server.shutdown().await.unwrap();
 }

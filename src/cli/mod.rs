@@ -115,8 +115,9 @@ enum Command {
     /// a pipe), then a summary line. Nothing is drawn when stderr is not a terminal or with
     /// --quiet, and nothing but the predictions goes to the output.
     Predict(PredictArgs),
-    /// Import a model exported as ONNX (scikit-learn through skl2onnx) as a new version in the
-    /// repository, reading its inputs, classes, categories and imputed features from the graph.
+    /// Import a model file as a new version in the model repository: an ONNX graph
+    /// (scikit-learn through skl2onnx), an XGBoost model saved as JSON or UBJSON, or a LightGBM
+    /// text model, recognised by content
     Import(ImportArgs),
     /// Manage API keys and HTTP Basic users (kept as argon2id hashes in the keys file).
     #[command(subcommand)]
@@ -239,8 +240,8 @@ struct HealthcheckArgs {
 
 #[derive(clap::Args)]
 struct ImportArgs {
-    /// The ONNX file
-    #[arg(value_name = "MODEL.onnx")]
+    /// The model file: MODEL.onnx, an XGBoost model.json or model.ubj, a LightGBM model.txt
+    #[arg(value_name = "MODEL")]
     graph: PathBuf,
     /// Model name in the repository (a new version is added if it exists)
     #[arg(long)]
