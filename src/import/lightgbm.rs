@@ -86,6 +86,7 @@ pub fn read(text: &str) -> Result<LightGbmModel, String> {
             iterations: (iterations, iterations),
         },
         category_codes: Vec::new(),
+        fast: None,
     };
     let categories = categories_of(&infos, features, pandas_categorical(tail)?)?;
     let ensemble = BoostedTrees {

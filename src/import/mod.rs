@@ -131,19 +131,21 @@ pub fn import_model(options: &ImportOptions) -> Result<Imported, ImportError> {
         path: options.graph.clone(),
         source,
     })?;
-    match boosted::kind_of(&bytes) {
-        Some(kind) => boosted::import(options, &bytes, kind),
-        None if graph::Graph::parse(&bytes).is_err() => Err(ImportError::NotOnnx {
-            path: options.graph.clone(),
-            message: "not a model file mlserve reads: an ONNX graph, an XGBoost model saved \
-                      as JSON, or a LightGBM text model (an XGBoost file in the legacy binary \
-                      format: load it in XGBoost and re-save it with \
-                      booster.save_model(\"model.json\"); a pickle: save the library's own \
-                      file the same way)"
-                .to_string(),
-        }),
-        None => import_onnx(options),
+    if let Some(kind) = boosted::kind_of(&bytes) {
+        return boosted::import(options, &bytes, kind);
     }
+    if let Err(error) = graph::Graph::parse(&bytes) {
+        return Err(ImportError::NotOnnx {
+            path: options.graph.clone(),
+            message: format!(
+                "{error}; nor is it an XGBoost model (JSON or UBJSON) or a LightGBM text \
+                 model. An XGBoost file in the legacy binary format: load it in XGBoost and \
+                 re-save it with booster.save_model(\"model.json\"); a pickle: save the \
+                 library's own file the same way"
+            ),
+        });
+    }
+    import_onnx(options)
 }
 
 /// Imports an ONNX graph as the next version of `options.name`.

@@ -87,6 +87,7 @@ pub fn read(document: &Value, all_trees: bool) -> Result<XgboostModel, String> {
             iterations: (used, iterations),
         },
         category_codes: Vec::new(),
+        fast: None,
     };
     let feature_types = strings(&learner["feature_types"]);
     let ensemble = BoostedTrees {

@@ -410,7 +410,7 @@ pub fn load_version(dir: &Path) -> Result<Artifact, ArtifactError> {
             let model: super::boosted::BoostedTrees =
                 postcard::from_bytes(payload).map_err(|error| corrupt(error.to_string()))?;
             model.check_against(&manifest).map_err(corrupt)?;
-            Model::Boosted(model)
+            Model::Boosted(model.compiled())
         }
         Backend::Onnx => {
             let runner = OnnxRunner::load(&model_path, &bytes, &manifest).map_err(|message| {

@@ -160,12 +160,9 @@ impl LoadedModel {
                     row.and_then(|scores| finite_value(scores.first().copied().unwrap_or(f64::NAN)))
                 })
                 .collect()),
-            Model::Boosted(model) => Ok(rows
-                .iter()
-                .map(|row| {
-                    let value = model.predict(&model.row(row)).first().copied();
-                    finite_value(value.unwrap_or(f64::NAN))
-                })
+            Model::Boosted(model) => Ok(boosted_rows(model, rows)
+                .into_iter()
+                .map(|answer| finite_value(answer.first().copied().unwrap_or(f64::NAN)))
                 .collect()),
             Model::Native(_) => Err(PredictError::NoValues(self.name().to_string())),
         }
@@ -220,12 +217,17 @@ impl LoadedModel {
                 .into_iter()
                 .map(|row| row.and_then(finite))
                 .collect()),
-            Model::Boosted(model) => Ok(rows
-                .iter()
-                .map(|row| finite(model.predict(&model.row(row))))
-                .collect()),
+            Model::Boosted(model) => {
+                Ok(boosted_rows(model, rows).into_iter().map(finite).collect())
+            }
         }
     }
+}
+
+/// The tree engine's answers for validated rows, in one pass over the trees.
+fn boosted_rows(model: &super::boosted::BoostedTrees, rows: &[&[FeatureValue]]) -> Vec<Vec<f64>> {
+    let rows: Vec<Vec<f64>> = rows.iter().map(|row| model.row(row)).collect();
+    model.predict_rows(&rows)
 }
 
 /// A graph's scores of each row. One row the graph cannot take fails the whole run: then the

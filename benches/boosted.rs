@@ -1,0 +1,58 @@
+//! The tree engine's speed on one model file: rows per second over a batch, and single-row
+//! latency. Run by `scripts/bench-boosted.sh`, which makes the model and rows and times
+//! XGBoost on them in the same run; by hand:
+//! `MLSERVE_BENCH_MODEL=m.json MLSERVE_BENCH_ROWS=rows.f64 cargo bench --bench boosted`
+//! (rows: little-endian f64, row after row, as many columns as the model has features).
+//! Prints one JSON object.
+
+use mlserve::import::xgboost;
+use std::hint::black_box;
+use std::time::Instant;
+
+fn main() {
+    let (Ok(model_path), Ok(rows_path)) = (
+        std::env::var("MLSERVE_BENCH_MODEL"),
+        std::env::var("MLSERVE_BENCH_ROWS"),
+    ) else {
+        eprintln!("set MLSERVE_BENCH_MODEL and MLSERVE_BENCH_ROWS (scripts/bench-boosted.sh does)");
+        return;
+    };
+    let document: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&model_path).unwrap()).unwrap();
+    let model = xgboost::read(&document, false).unwrap().trees.compiled();
+    let bytes = std::fs::read(&rows_path).unwrap();
+    let values: Vec<f64> = bytes
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let rows: Vec<&[f64]> = values.chunks_exact(model.features).collect();
+    let owned: Vec<Vec<f64>> = rows.iter().map(|r| r.to_vec()).collect();
+    let mut best_batch = f64::INFINITY;
+    let mut checksum = 0.0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        for answer in black_box(model.predict_rows(black_box(&owned))) {
+            checksum += answer[1];
+        }
+        best_batch = best_batch.min(started.elapsed().as_secs_f64());
+    }
+    let single_rows = rows.len().min(2_000);
+    let mut best_single = f64::INFINITY;
+    for _ in 0..5 {
+        let started = Instant::now();
+        for row in &rows[..single_rows] {
+            checksum += black_box(model.predict(black_box(row)))[1];
+        }
+        best_single = best_single.min(started.elapsed().as_secs_f64() / single_rows as f64);
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "rows": rows.len(),
+            "batch_seconds": best_batch,
+            "rows_per_second": rows.len() as f64 / best_batch,
+            "single_row_microseconds": best_single * 1e6,
+            "checksum": checksum,
+        })
+    );
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The tree engine beside XGBoost on the issue's model: binary:logistic, 100 trees of depth 6 over
+# 30 features, 100,000 rows (a tenth missing), both on one thread, in the same run. Prints the
+# rows per second of each over the batch, the single-row latency of mlserve's engine (XGBoost's
+# batch-of-1 call is mostly Python overhead, so it is not compared), and the ratio.
+# Needs Python with xgboost (installed once into target/bench-venv, pinned).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/bench-venv
+if ! "$venv/bin/python" -c "import xgboost, numpy" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check xgboost-cpu==3.2.0 numpy==2.4.6
+fi
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+OMP_NUM_THREADS=1 "$venv/bin/python" - "$work" <<'PY'
+import json, sys, time
+import numpy as np, xgboost
+work = sys.argv[1]
+rng = np.random.default_rng(42)
+n, f = 100_000, 30
+x = rng.normal(size=(n, f))
+y = (x[:, :5].sum(axis=1) + rng.normal(size=n) > 0).astype(int)
+x[rng.random(x.shape) < 0.1] = np.nan
+params = {"objective": "binary:logistic", "max_depth": 6, "nthread": 1, "seed": 42}
+booster = xgboost.train(params, xgboost.DMatrix(x, label=y), num_boost_round=100)
+booster.save_model(f"{work}/model.json")
+x.astype("<f8").tofile(f"{work}/rows.f64")
+x32 = x.astype(np.float32)
+best = min(
+    (lambda s: (booster.inplace_predict(x32), time.perf_counter() - s)[1])(time.perf_counter())
+    for _ in range(5)
+)
+json.dump({"rows_per_second": n / best, "batch_seconds": best}, open(f"{work}/xgboost.json", "w"))
+PY
+MLSERVE_BENCH_MODEL="$work/model.json" MLSERVE_BENCH_ROWS="$work/rows.f64" \
+  cargo bench --quiet --bench boosted > "$work/mlserve.json"
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+ours = json.load(open(f"{work}/mlserve.json"))
+theirs = json.load(open(f"{work}/xgboost.json"))
+print(f"rows: {ours['rows']:,} (binary:logistic, 100 trees of depth 6, 30 features, one thread)")
+print(f"mlserve engine batch:    {ours['rows_per_second']:>12,.0f} rows/s")
+print(f"xgboost inplace_predict: {theirs['rows_per_second']:>12,.0f} rows/s")
+print(f"ratio mlserve/xgboost:   {ours['rows_per_second'] / theirs['rows_per_second']:.2f}")
+print(f"mlserve single row:      {ours['single_row_microseconds']:.2f} µs")
+PY
