@@ -3,7 +3,7 @@ libraries' own formats, with the libraries' own answers for held-out rows, so th
 compare without Python. Run by hand when the fixtures must change:
 
     python3 -m venv /tmp/fixtures && /tmp/fixtures/bin/pip install \\
-        scikit-learn==1.9.1 xgboost-cpu==3.2.0 lightgbm==4.7.0 pandas==3.1.1
+        scikit-learn==1.9.1 xgboost-cpu==3.2.0 lightgbm==4.7.0 pandas==3.1.1 mlflow-skinny==3.6.0
     /tmp/fixtures/bin/python scripts/make_boosted_fixtures.py
 
 Output: tests/fixtures/boosted/<name>.json and .ubj (XGBoost save_model), <name>.txt (LightGBM
@@ -253,6 +253,58 @@ def categorical_fixtures(expected):
     print("wrote xgb_categorical")
 
 
+def mlflow_fixtures(expected, data):
+    """MLflow model folders as mlflow.<flavor>.save_model writes them, with a signature: an
+    XGBoost classifier trained from numpy (so its file names no features; the signature
+    does), a LightGBM regressor, and a scikit-learn model (a pickle, to be refused)."""
+    import shutil
+
+    import mlflow.lightgbm
+    import mlflow.sklearn
+    import mlflow.xgboost
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    names, x_train, x_test, y_train, y_test = data["breast_cancer"]
+    frame = pd.DataFrame(x_train, columns=names)
+    xgb = xgboost.XGBClassifier(n_estimators=8, max_depth=3, random_state=SEED, n_jobs=1)
+    xgb.fit(x_train, y_train)
+    target = OUT / "mlflow_xgboost"
+    shutil.rmtree(target, ignore_errors=True)
+    mlflow.xgboost.save_model(xgb, target, signature=infer_signature(frame, y_train))
+    expected["fixtures"]["mlflow_xgboost"] = {
+        "file": "mlflow_xgboost",
+        "dataset": "breast_cancer",
+        "task": "classification",
+        "probabilities": [[float(v) for v in r] for r in xgb.predict_proba(x_test)],
+    }
+    names, x_train, x_test, y_train, y_test = data["diabetes"]
+    frame = pd.DataFrame(x_train, columns=names)
+    lgb = lightgbm.LGBMRegressor(n_estimators=8, num_leaves=8, random_state=SEED, n_jobs=1, verbose=-1)
+    lgb.fit(frame, y_train)
+    target = OUT / "mlflow_lightgbm"
+    shutil.rmtree(target, ignore_errors=True)
+    # The Booster (lgb.train's, or a wrapper's booster_) is saved as LightGBM's text file; a
+    # scikit-learn wrapper would be pickled.
+    mlflow.lightgbm.save_model(lgb.booster_, target, signature=infer_signature(frame, y_train))
+    expected["fixtures"]["mlflow_lightgbm"] = {
+        "file": "mlflow_lightgbm",
+        "dataset": "diabetes",
+        "task": "regression",
+        "values": [float(v) for v in lgb.predict(pd.DataFrame(x_test, columns=names))],
+    }
+    pickled = OUT / "mlflow_sklearn_pickle"
+    shutil.rmtree(pickled, ignore_errors=True)
+    mlflow.sklearn.save_model(LogisticRegression(max_iter=200).fit(np.nan_to_num(x_train), y_train > 150), pickled)
+    # Only what mlserve reads is kept: the MLmodel and the model file (no environment files).
+    for folder in (OUT / "mlflow_xgboost", OUT / "mlflow_lightgbm", pickled):
+        for extra in folder.iterdir():
+            if extra.name not in ("MLmodel",) and not extra.name.startswith("model"):
+                extra.unlink()
+    print("wrote mlflow folders")
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     data = datasets()
@@ -269,6 +321,7 @@ def main():
     xgboost_fixtures(expected, data)
     lightgbm_fixtures(expected, data)
     categorical_fixtures(expected)
+    mlflow_fixtures(expected, data)
     (OUT / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
 

@@ -62,7 +62,7 @@ fn objects(dataset: &Value) -> Vec<Value> {
 fn every_xgboost_and_lightgbm_fixture_answers_as_the_library() {
     let expected = expected();
     let fixtures_list = expected["fixtures"].as_object().unwrap();
-    assert!(fixtures_list.len() >= 29, "{}", fixtures_list.len());
+    assert!(fixtures_list.len() >= 31, "{}", fixtures_list.len());
     let repo = tempfile::tempdir().unwrap();
     for (name, fixture) in fixtures_list {
         import_model(&options(
@@ -187,6 +187,10 @@ fn files_mlserve_cannot_evaluate_are_refused_naming_why() {
         (
             write("legacy.bin", b"binf\x00\x00\x00\x3f\x1e\x00\x00\x00garbage"),
             "re-save it with booster.save_model(\"model.json\")",
+        ),
+        (
+            fixtures().join("mlflow_sklearn_pickle"),
+            "keep no XGBoost, LightGBM or ONNX file: a pickled model cannot be served",
         ),
     ];
     for (file, message) in cases {

@@ -117,7 +117,7 @@ enum Command {
     Predict(PredictArgs),
     /// Import a model file as a new version in the model repository: an ONNX graph
     /// (scikit-learn through skl2onnx), an XGBoost model saved as JSON or UBJSON, or a LightGBM
-    /// text model, recognised by content
+    /// text model, recognised by content; or an MLflow model folder that keeps one of them
     Import(ImportArgs),
     /// Manage API keys and HTTP Basic users (kept as argon2id hashes in the keys file).
     #[command(subcommand)]
@@ -240,7 +240,8 @@ struct HealthcheckArgs {
 
 #[derive(clap::Args)]
 struct ImportArgs {
-    /// The model file: MODEL.onnx, an XGBoost model.json or model.ubj, a LightGBM model.txt
+    /// The model file (MODEL.onnx, an XGBoost model.json or model.ubj, a LightGBM model.txt), or
+    /// an MLflow model folder that keeps one
     #[arg(value_name = "MODEL")]
     graph: PathBuf,
     /// Model name in the repository (a new version is added if it exists)

@@ -223,6 +223,7 @@ fn feature_names(
     let wanted = model.features;
     let (names, sample) = match given {
         FeatureNames::FromGraph => (from_file, Sample::new()),
+        FeatureNames::Given(names) => (names.clone(), Sample::new()),
         FeatureNames::File(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
                 path: path.clone(),

@@ -11,6 +11,7 @@
 pub mod boosted;
 pub mod graph;
 pub mod lightgbm;
+pub mod mlflow;
 mod sample;
 mod target;
 pub mod ubjson;
@@ -37,6 +38,8 @@ pub enum FeatureNames {
     File(PathBuf),
     /// A CSV file: its header row names the features, its rows (if any) give their statistics.
     Csv(PathBuf),
+    /// Names given in order (an MLflow signature's inputs).
+    Given(Vec<String>),
 }
 
 /// What to import, and how.
@@ -124,9 +127,22 @@ pub enum ImportError {
 }
 
 /// Imports a model file as the next version of `options.name`, recognised by its content: an
-/// XGBoost model (JSON), or an ONNX graph.
+/// XGBoost model (JSON or UBJSON), a LightGBM text model or an ONNX graph; or an MLflow model
+/// folder that keeps one of them (its signature naming the features unless the options do).
 pub fn import_model(options: &ImportOptions) -> Result<Imported, ImportError> {
     validate_model_name(&options.name)?;
+    if options.graph.is_dir() {
+        let folder = mlflow::read(&options.graph)?;
+        let features = match (&options.features, folder.inputs) {
+            (FeatureNames::FromGraph, Some(names)) => FeatureNames::Given(names),
+            (given, _) => given.clone(),
+        };
+        return import_model(&ImportOptions {
+            graph: folder.file,
+            features,
+            ..options.clone()
+        });
+    }
     let bytes = std::fs::read(&options.graph).map_err(|source| ImportError::Read {
         path: options.graph.clone(),
         source,
@@ -280,6 +296,7 @@ fn target_of(
 fn feature_names(source: &FeatureNames) -> Result<(Option<Vec<String>>, Sample), ImportError> {
     match source {
         FeatureNames::FromGraph => Ok((None, Sample::new())),
+        FeatureNames::Given(names) => Ok((Some(names.clone()), Sample::new())),
         FeatureNames::File(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
                 path: path.clone(),
