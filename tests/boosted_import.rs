@@ -172,6 +172,52 @@ fn files_mlserve_cannot_evaluate_are_refused_naming_why() {
         d["learner"]["gradient_booster"]["name"] = json!("gblinear");
         write("linear.json", d.to_string().as_bytes())
     };
+    let edited = |key: &str, value: Value| {
+        let mut d = document.clone();
+        let mut at = &mut d;
+        for part in key.split('.') {
+            at = &mut at[part];
+        }
+        *at = value;
+        write(&format!("{key}.json"), d.to_string().as_bytes())
+    };
+    // Counts a damaged or hostile file could use to make the reader allocate without bound.
+    let huge_indptr = edited(
+        "learner.gradient_booster.model.iteration_indptr",
+        json!([0, 1e15]),
+    );
+    let huge_classes = {
+        let mut d = document.clone();
+        d["learner"]["objective"]["name"] = json!("multi:softprob");
+        d["learner"]["learner_model_param"]["num_class"] = json!("1000000000000");
+        write("classes.json", d.to_string().as_bytes())
+    };
+    let huge_features = edited(
+        "learner.learner_model_param.num_feature",
+        json!("18446744073709551615"),
+    );
+    let lightgbm = std::fs::read_to_string(fixtures().join("lgb_regression.txt")).unwrap();
+    let sqrt = write(
+        "sqrt.txt",
+        lightgbm
+            .replacen("objective=regression", "objective=regression_l1 sqrt", 1)
+            .as_bytes(),
+    );
+    let custom = write(
+        "custom.txt",
+        lightgbm
+            .replacen("objective=regression", "no_objective=", 1)
+            .as_bytes(),
+    );
+    let categorical = std::fs::read_to_string(fixtures().join("lgb_categorical.txt")).unwrap();
+    // Two pandas lists but one categorical feature (an ordered category column LightGBM took
+    // as numeric): the lists cannot be paired with features.
+    let unpaired = write(
+        "unpaired.txt",
+        categorical
+            .replacen("[categorical_feature: 2,3]", "[categorical_feature: 3]", 1)
+            .as_bytes(),
+    );
     let cycle = {
         document["learner"]["gradient_booster"]["model"]["trees"][0]["left_children"][1] = json!(0);
         write("cycle.json", document.to_string().as_bytes())
@@ -184,6 +230,12 @@ fn files_mlserve_cannot_evaluate_are_refused_naming_why() {
         (ranking, "objective 'rank:ndcg' is not supported"),
         (linear, "the booster is 'gblinear'"),
         (cycle, "tree 0: node 0 is reached twice"),
+        (huge_indptr, "iteration_indptr does not count the trees"),
+        (huge_classes, "1000000000000 classes for"),
+        (huge_features, "is not a count below a million"),
+        (sqrt, "(reg_sqrt), which mlserve does not evaluate"),
+        (custom, "names no objective (a custom objective?)"),
+        (unpaired, "cannot be told apart"),
         (
             write("legacy.bin", b"binf\x00\x00\x00\x3f\x1e\x00\x00\x00garbage"),
             "re-save it with booster.save_model(\"model.json\")",

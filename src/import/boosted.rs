@@ -8,8 +8,8 @@ use super::{FeatureNames, ImportError, ImportOptions, Imported};
 use crate::data::ColumnKind;
 use crate::model::boosted::BoostedTrees;
 use crate::model::{
-    ArtifactFiles, ArtifactInfo, Backend, ExampleValue, FeatureSchema, ImportProvenance, Manifest,
-    ModelFile, Task, write_new_version,
+    ArtifactFiles, ArtifactInfo, Backend, ExampleValue, FeatureSchema, FeatureValue,
+    ImportProvenance, Manifest, ModelFile, Task, write_new_version,
 };
 use sha2::{Digest, Sha256};
 
@@ -280,13 +280,9 @@ fn feature_schema(
                     .unwrap_or_default(),
             ),
         ),
-        Some("c") => {
-            return Err(ImportError::Features(format!(
-                "feature '{name}' is categorical, which this release does not read from XGBoost \
-                 files yet"
-            )));
-        }
-        Some("int") => (ColumnKind::Integer, ExampleValue::Integer(0)),
+        // A categorical feature whose names the file does not keep (trained from numpy codes,
+        // or saved before XGBoost 3.1): clients send the codes.
+        Some("int" | "c") => (ColumnKind::Integer, ExampleValue::Integer(0)),
         Some("i") => (ColumnKind::Boolean, ExampleValue::Bool(false)),
         _ => (ColumnKind::Number, ExampleValue::Number(0.0)),
     };
@@ -309,17 +305,26 @@ fn prediction_baseline(
     let rows = sample.values().next().map_or(0, Vec::len);
     let predicted: Vec<f64> = (0..rows)
         .map(|row| {
-            let values: Vec<f64> = features
+            let values: Vec<FeatureValue> = features
                 .iter()
                 .map(|f| {
-                    sample
-                        .get(&f.name)
-                        .and_then(|cells| cells.get(row))
-                        .and_then(|cell| cell.parse::<f64>().ok())
-                        .unwrap_or(f64::NAN)
+                    let cell = sample.get(&f.name).and_then(|cells| cells.get(row));
+                    match (cell, f.kind) {
+                        (None, _) => FeatureValue::Missing,
+                        (Some(cell), ColumnKind::Categorical) => {
+                            FeatureValue::Category(cell.clone())
+                        }
+                        (Some(cell), _) => cell
+                            .parse::<f64>()
+                            .map_or(FeatureValue::Missing, FeatureValue::Number),
+                    }
                 })
                 .collect();
-            model.predict(&values).first().copied().unwrap_or(f64::NAN)
+            model
+                .predict(&model.row(&values))
+                .first()
+                .copied()
+                .unwrap_or(f64::NAN)
         })
         .collect();
     crate::model::Histogram::deciles(&predicted)

@@ -8,6 +8,10 @@ use crate::model::boosted::{
 };
 use std::collections::HashMap;
 
+/// Most features a model may read: more is a damaged file, refused before anything is
+/// allocated for it.
+pub const MAX_FEATURES: usize = 1_000_000;
+
 /// What a LightGBM file holds, read.
 #[derive(Debug)]
 pub struct LightGbmModel {
@@ -41,9 +45,18 @@ pub fn read(text: &str) -> Result<LightGbmModel, String> {
         .map_err(|_| "num_tree_per_iteration is not a count")?;
     let features: usize = get("max_feature_idx")?
         .parse::<usize>()
-        .map_err(|_| "max_feature_idx is not a count")?
+        .ok()
+        .filter(|&f| f < MAX_FEATURES)
+        .ok_or("max_feature_idx is not a count below a million")?
         + 1;
-    let objective = get("objective")?.to_string();
+    let objective = fields
+        .get("objective")
+        .ok_or(
+            "the file names no objective (a custom objective?): mlserve evaluates binary, \
+                multiclass, multiclassova, regression (L2, L1, huber, quantile), poisson, gamma, \
+                tweedie and cross_entropy",
+        )?
+        .to_string();
     let link = link_of(&objective, per_iteration)?;
     let feature_names: Vec<String> = get("feature_names")?
         .split(' ')
@@ -88,7 +101,8 @@ pub fn read(text: &str) -> Result<LightGbmModel, String> {
         category_codes: Vec::new(),
         fast: None,
     };
-    let categories = categories_of(&infos, features, pandas_categorical(tail)?)?;
+    let categorical = categorical_features(tail, features)?;
+    let categories = categories_of(&infos, features, &categorical, pandas_categorical(tail)?)?;
     let ensemble = BoostedTrees {
         category_codes: categories.clone(),
         ..ensemble
@@ -121,6 +135,12 @@ fn link_of(objective: &str, outputs: usize) -> Result<Link, String> {
                 .map_err(|_| format!("sigmoid:{s} is not a number"))
         })
     };
+    if objective.split(' ').any(|word| word == "sqrt") {
+        return Err(format!(
+            "objective '{objective}' trains on the square root of the target (reg_sqrt), which \
+             mlserve does not evaluate"
+        ));
+    }
     let link = match name {
         "binary" => Link::BinarySigmoid { scale: sigmoid()? },
         "multiclass" | "softmax" => Link::Softmax,
@@ -237,6 +257,9 @@ fn read_tree(block: &str) -> Result<Tree, String> {
         } else {
             None
         };
+        if feature[i] < 0.0 {
+            return Err(format!("node {i} splits on feature {}", feature[i]));
+        }
         nodes.push(Node {
             feature: feature[i] as u32,
             value: threshold[i],
@@ -279,41 +302,91 @@ fn pandas_categorical(tail: &str) -> Result<Option<Vec<Vec<serde_json::Value>>>,
     serde_json::from_str(line.trim()).map_err(|e| format!("pandas_categorical is not JSON: {e}"))
 }
 
-/// Each feature's categories: a `feature_infos` entry that lists values (`-1:14:38`) marks a
-/// categorical feature; the j-th such feature takes the j-th pandas list (names, coded by
-/// position), or, without pandas lists, its own values (coded as themselves).
+/// Each feature's categories. The categorical features are those of the parameters'
+/// `[categorical_feature: …]` line (a pandas category column LightGBM treated as numeric, an
+/// ordered one, is not among them); the j-th takes the j-th pandas list (names, coded by
+/// position), or, without pandas lists, the values its `feature_infos` entry lists (coded as
+/// themselves). Lists that do not pair one to one with those features are refused: a wrong
+/// pairing would name every category wrong.
 fn categories_of(
     infos: &[&str],
     features: usize,
+    categorical: &[usize],
     pandas: Option<Vec<Vec<serde_json::Value>>>,
 ) -> Result<Vec<Option<CategoryCodes>>, String> {
-    let mut lists = pandas.unwrap_or_default().into_iter();
     let mut categories = vec![None; features];
-    for (index, info) in infos.iter().enumerate().take(features) {
-        if info.starts_with('[') || *info == "none" {
-            continue;
-        }
-        let coded = match lists.next() {
-            Some(names) => names
-                .iter()
-                .enumerate()
-                .map(|(code, name)| {
-                    let text = name
-                        .as_str()
-                        .map_or_else(|| name.to_string(), str::to_string);
-                    (text, code as f64)
-                })
-                .collect(),
-            None => info
-                .split(':')
+    if let Some(lists) = &pandas
+        && lists.len() != categorical.len()
+    {
+        return Err(format!(
+            "the file lists {} pandas category columns for {} categorical features, so their \
+             categories cannot be told apart (an ordered or constant category column?)",
+            lists.len(),
+            categorical.len()
+        ));
+    }
+    for (j, &feature) in categorical.iter().enumerate() {
+        let info = infos.get(feature).copied().unwrap_or("none");
+        let listed: Vec<f64> = if info == "none" || info.starts_with('[') {
+            Vec::new()
+        } else {
+            info.split(':')
                 .map(|v| {
                     v.parse::<f64>()
-                        .map(|code| (v.to_string(), code))
-                        .map_err(|_| format!("feature {index}'s category '{v}' is not a number"))
+                        .map_err(|_| format!("feature {feature}'s category '{v}' is not a number"))
                 })
-                .collect::<Result<Vec<_>, _>>()?,
+                .collect::<Result<_, _>>()?
         };
-        categories[index] = Some(coded);
+        let coded: CategoryCodes = match &pandas {
+            Some(lists) => {
+                let names = &lists[j];
+                if let Some(code) = listed.iter().find(|&&c| c >= names.len() as f64) {
+                    return Err(format!(
+                        "feature {feature}'s code {code} has no name among its {} pandas categories",
+                        names.len()
+                    ));
+                }
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(code, name)| {
+                        let text = name
+                            .as_str()
+                            .map_or_else(|| name.to_string(), str::to_string);
+                        (text, code as f64)
+                    })
+                    .collect()
+            }
+            None => listed
+                .iter()
+                .filter(|&&code| code >= 0.0)
+                .map(|&code| (code.to_string(), code))
+                .collect(),
+        };
+        if let Some(slot) = categories.get_mut(feature) {
+            *slot = Some(coded);
+        }
     }
     Ok(categories)
+}
+
+/// The parameters' `[categorical_feature: 2,3]` line: the categorical features' indices.
+fn categorical_features(tail: &str, features: usize) -> Result<Vec<usize>, String> {
+    let Some(line) = tail
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("[categorical_feature:"))
+    else {
+        return Ok(Vec::new());
+    };
+    line.trim_end_matches(']')
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|&i| i < features)
+                .ok_or_else(|| format!("categorical_feature '{v}' is not a feature of the model"))
+        })
+        .collect()
 }

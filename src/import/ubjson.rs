@@ -110,6 +110,26 @@ impl Reader<'_> {
         let mut items = Vec::new();
         if next == b'#' {
             let count = self.count()?;
+            // Every element takes bytes of the file: its marker, or its typed size. A typed
+            // array of types that take none (null, true, false) is refused, as is a count that
+            // needs more bytes than are left; so the file's size bounds what is allocated.
+            let size = match element {
+                None => 1,
+                Some(b'i' | b'U' | b'C') => 1,
+                Some(b'I') => 2,
+                Some(b'l' | b'd') => 4,
+                Some(b'L' | b'D') => 8,
+                Some(b'S' | b'H' | b'[' | b'{') => 2,
+                Some(other) => {
+                    return Err(format!(
+                        "a typed array of '{}' is not something a model file holds",
+                        other as char
+                    ));
+                }
+            };
+            if count.saturating_mul(size) > self.bytes.len() - self.at {
+                return Err(format!("a count of {count} does not fit the file"));
+            }
             items.reserve(count);
             for _ in 0..count {
                 let marker = match element {
@@ -157,6 +177,15 @@ mod tests {
         bytes.extend_from_slice(b"i\x01bSi\x02hi}");
         let value = parse(&bytes).unwrap();
         assert_eq!(value, serde_json::json!({"a": [1.5, -2.0], "b": "hi"}));
+    }
+
+    #[test]
+    fn typed_arrays_of_nothing_are_refused_before_they_allocate() {
+        // Nulls take no bytes: nested, a small file would cost gigabytes of values.
+        let error = parse(b"[$Z#i\x05\x00\x00\x00\x00\x00\x00").unwrap_err();
+        assert!(error.contains("typed array of 'Z'"), "{error}");
+        let error = parse(b"[$d#I\x03\xe8\x00\x00\x00\x00").unwrap_err();
+        assert!(error.contains("does not fit the file"), "{error}");
     }
 
     #[test]

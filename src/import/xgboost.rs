@@ -35,6 +35,11 @@ pub fn read(document: &Value, all_trees: bool) -> Result<XgboostModel, String> {
             .map_err(|_| format!("learner_model_param.{key} is not a count"))
     };
     let features = count("num_feature")?;
+    if features >= super::lightgbm::MAX_FEATURES {
+        return Err(format!(
+            "num_feature {features} is not a count below a million"
+        ));
+    }
     let classes = count("num_class")?;
     let targets = count("num_target").unwrap_or(1);
     if targets > 1 {
@@ -45,26 +50,34 @@ pub fn read(document: &Value, all_trees: bool) -> Result<XgboostModel, String> {
     let objective = text(&learner["objective"]["name"]).to_string();
     let base_scores = base_scores(text(&parameters["base_score"]))?;
     let (link, outputs) = link_of(&objective, classes)?;
-    let base_margin = base_margins(&objective, &base_scores, outputs)?;
     let (booster, weights) = booster_of(&learner["gradient_booster"])?;
     let model = &booster["model"];
     let tree_values = model["trees"]
         .as_array()
         .ok_or("gradient_booster.model.trees is not a list")?;
+    // Every output has trees: more outputs than trees is a damaged file, refused before a
+    // margin is allocated for each.
+    if outputs > tree_values.len().max(1) {
+        return Err(format!("{outputs} classes for {} trees", tree_values.len()));
+    }
+    let base_margin = base_margins(&objective, &base_scores, outputs)?;
+    if weights
+        .as_ref()
+        .is_some_and(|w| w.len() != tree_values.len())
+    {
+        return Err("DART's weight_drop does not give one weight per tree".to_string());
+    }
     let tree_info: Vec<u32> = numbers(&model["tree_info"])?
         .iter()
         .map(|&v| v as u32)
         .collect();
-    let indptr: Vec<usize> = numbers(&model["iteration_indptr"])?
-        .iter()
-        .map(|&v| v as usize)
-        .collect();
+    let indptr = iteration_starts(model, tree_values.len(), outputs)?;
     let iterations = indptr.len().saturating_sub(1);
     let best = learner["attributes"]["best_iteration"]
         .as_str()
         .and_then(|b| b.parse::<usize>().ok());
     let used = match best {
-        Some(best) if !all_trees => (best + 1).min(iterations),
+        Some(best) if !all_trees => best.saturating_add(1).min(iterations),
         _ => iterations,
     };
     let tree_count = indptr.get(used).copied().unwrap_or(tree_values.len());
@@ -94,25 +107,43 @@ pub fn read(document: &Value, all_trees: bool) -> Result<XgboostModel, String> {
         category_codes: category_names(model, features),
         ..ensemble
     };
-    for (index, kind) in feature_types.iter().enumerate() {
-        if kind == "c"
-            && ensemble
-                .category_codes
-                .get(index)
-                .is_none_or(Option::is_none)
-        {
-            return Err(format!(
-                "feature {index} is categorical, but the file does not name its categories \
-                 (saved before XGBoost 3.1): load it in XGBoost 3.1 or later and save it again"
-            ));
-        }
-    }
     ensemble.check()?;
     Ok(XgboostModel {
         trees: ensemble,
         feature_names: strings(&learner["feature_names"]),
         feature_types,
     })
+}
+
+/// The first tree of each iteration, and the tree count after the last (`iteration_indptr`;
+/// files from before XGBoost 2.0 have none: then each iteration holds `num_parallel_tree`
+/// trees per output). Checked to rise from 0 to the number of trees.
+fn iteration_starts(model: &Value, trees: usize, outputs: usize) -> Result<Vec<usize>, String> {
+    let starts: Vec<usize> = match numbers(&model["iteration_indptr"]) {
+        Ok(values) => values
+            .iter()
+            .map(|&v| {
+                if v >= 0.0 && v <= trees as f64 {
+                    v as usize
+                } else {
+                    usize::MAX
+                }
+            })
+            .collect(),
+        Err(_) => {
+            let parallel = text(&model["gbtree_model_param"]["num_parallel_tree"])
+                .parse::<usize>()
+                .unwrap_or(1)
+                .max(1);
+            let per = parallel.saturating_mul(outputs.max(1));
+            (0..=trees / per).map(|i| i * per).collect()
+        }
+    };
+    let rising = starts.windows(2).all(|w| w[0] <= w[1]);
+    if starts.first() != Some(&0) || starts.last() != Some(&trees) || !rising {
+        return Err("iteration_indptr does not count the trees from 0 to their number".into());
+    }
+    Ok(starts)
 }
 
 /// The booster's trees, and DART's per-tree weights.
@@ -281,7 +312,11 @@ fn category_sets(tree: &Value, nodes: usize) -> Result<CategorySets, String> {
     let mut ranges = std::collections::HashMap::new();
     let mut words = Vec::new();
     for ((&id, &segment), &size) in ids.iter().zip(&segments).zip(&sizes) {
-        let (start, end) = (segment as usize, segment as usize + size as usize);
+        if segment < 0.0 || size < 0.0 {
+            return Err("a category segment is negative".to_string());
+        }
+        let start = segment as usize;
+        let end = start.saturating_add(size as usize);
         let listed = codes
             .get(start..end)
             .ok_or("a category segment is out of bounds")?;
@@ -289,7 +324,9 @@ fn category_sets(tree: &Value, nodes: usize) -> Result<CategorySets, String> {
             return Err(format!("categorical node {id} is out of bounds"));
         }
         let highest = listed.iter().copied().fold(0.0f64, f64::max);
-        if !(0.0..16_777_216.0).contains(&highest) || listed.iter().any(|&c| c < 0.0) {
+        // A bitset of up to 2^16 codes (8 KiB) per split; more categories than that are not
+        // a tabular feature, and a damaged file could make each split allocate megabytes.
+        if !(0.0..65_536.0).contains(&highest) || listed.iter().any(|&c| c < 0.0) {
             return Err(format!("a category code {highest} is out of range"));
         }
         let first = words.len();

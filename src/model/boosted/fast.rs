@@ -104,6 +104,28 @@ pub fn leaf_values<const N: usize>(trees: [&FastTree; N], row: &[f32]) -> [f32; 
     values
 }
 
+impl FastTree {
+    /// The leaf values of `N` rows (`rows` holds them one after another, `features` each),
+    /// walked side by side through this tree, as [`leaf_values`] walks trees side by side.
+    #[inline]
+    pub fn leaf_values_of_rows<const N: usize>(&self, rows: &[f32], features: usize) -> [f32; N] {
+        let mut index = [0usize; N];
+        for _ in 0..self.depth {
+            for (r, at) in index.iter_mut().enumerate() {
+                let node = self.nodes[*at];
+                let feature = (node.feature & FEATURE) as usize;
+                let x = rows
+                    .get(r * features + feature)
+                    .copied()
+                    .unwrap_or(f32::NAN);
+                let left = (x < node.threshold) | (x.is_nan() & (node.feature & DEFAULT_LEFT != 0));
+                *at = [node.right, node.left][usize::from(left)] as usize;
+            }
+        }
+        index.map(|at| self.nodes[at].threshold)
+    }
+}
+
 /// The number of splits on the longest way from the root to a leaf (the tree was checked
 /// acyclic, every child in bounds); `None` past 64, which no boosted tree reaches.
 fn depth_of(tree: &Tree) -> Option<usize> {

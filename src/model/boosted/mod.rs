@@ -206,8 +206,12 @@ impl BoostedTrees {
     /// trees are walked tree by tree over blocks of rows, so a tree's nodes stay in cache
     /// while the block goes through it (the sums keep XGBoost's order per row).
     pub fn predict_rows(&self, rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        // A few rows (a single-row request) are quicker walked four trees at a time each.
+        const FEW: usize = 8;
         match &self.fast {
-            Some(fast) if fast.iter().all(Option::is_some) => self.fast_rows(rows, fast),
+            Some(fast) if rows.len() >= FEW && fast.iter().all(Option::is_some) => {
+                self.fast_rows(rows, fast)
+            }
             _ => rows.iter().map(|row| self.predict(row)).collect(),
         }
     }
@@ -236,7 +240,17 @@ impl BoostedTrees {
             }
             for (tree, &output) in fast.iter().flatten().zip(&self.tree_output) {
                 let output = output as usize;
-                for r in 0..block.len() {
+                // Eight rows at a time through the tree: their walks overlap in the processor.
+                let mut r = 0;
+                while r + 8 <= block.len() {
+                    let values: [f32; 8] = tree
+                        .leaf_values_of_rows(&row32[r * features..(r + 8) * features], features);
+                    for (k, value) in values.iter().enumerate() {
+                        margins[(r + k) * outputs + output] += value;
+                    }
+                    r += 8;
+                }
+                for r in r..block.len() {
                     margins[r * outputs + output] +=
                         tree.leaf_value(&row32[r * features..(r + 1) * features]);
                 }

@@ -95,8 +95,13 @@ impl Tree {
             return node.default_left;
         }
         if node.categories.is_some() {
-            // The listed categories go right; negative and unlisted codes left.
-            return !self.in_set(node, x).unwrap_or(false);
+            // XGBoost reads the code as f32: negative goes left (−0.5 too), 1.9999999999 is 2;
+            // the listed codes go right, unlisted ones left.
+            let code = f64::from(x as f32);
+            if code < 0.0 {
+                return true;
+            }
+            return !self.in_set(node, code).unwrap_or(false);
         }
         (x as f32) < (node.value as f32)
     }
