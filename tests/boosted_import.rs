@@ -8,7 +8,7 @@ mod common;
 
 use common::{TestServer, test_settings};
 use mlserve::import::{FeatureNames, ImportOptions, import_model};
-use mlserve::model::{Outcome, RawValue, Repository, UnknownFields};
+use mlserve::model::{Outcome, Repository};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -32,30 +32,6 @@ fn options(file: &str, name: &str, models: &Path) -> ImportOptions {
         target: None,
         onnxruntime: None,
     }
-}
-
-/// A dataset's held-out rows as JSON objects (null for a missing value).
-fn objects(dataset: &Value) -> Vec<Value> {
-    let names: Vec<&str> = dataset["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap())
-        .collect();
-    dataset["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            Value::Object(
-                names
-                    .iter()
-                    .map(|n| n.to_string())
-                    .zip(row.as_array().unwrap().iter().cloned())
-                    .collect(),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -84,24 +60,7 @@ fn every_xgboost_and_lightgbm_fixture_answers_as_the_library() {
         if let Some(rows) = fixture.get("rows") {
             dataset["rows"] = rows.clone();
         }
-        let mut errors = Vec::new();
-        let rows: Vec<_> = objects(&dataset)
-            .iter()
-            .map(|object| {
-                let fields = object.as_object().unwrap();
-                model
-                    .validator
-                    .validate(
-                        fields.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
-                        UnknownFields::Reject,
-                        "",
-                        &mut errors,
-                    )
-                    .unwrap_or_else(|| panic!("{name}: {errors:?}"))
-            })
-            .collect();
-        let views: Vec<_> = rows.iter().map(|r| r.values.as_slice()).collect();
-        let outcomes = model.outcomes_of_rows(&views).unwrap();
+        let outcomes = common::outcomes_of(&model, &common::rows_as_objects(&dataset));
         for (row, outcome) in outcomes.iter().enumerate() {
             match (outcome, fixture["task"].as_str().unwrap()) {
                 (Ok(Outcome::Class { probabilities, .. }), "classification") => {
@@ -274,7 +233,7 @@ async fn an_xgboost_classifier_serves_with_missing_values_on_the_native_api_and_
         "the file is kept"
     );
     let server = TestServer::start(test_settings(repo.path())).await;
-    let rows = objects(dataset);
+    let rows = common::rows_as_objects(dataset);
     let (status, _, answer) = server
         .post_json("/api/models/cancer/predict", &json!({"instances": rows}))
         .await;

@@ -8,7 +8,7 @@ mod common;
 use common::onnx::{fixtures, import, import_fixture, library};
 use common::{TestServer, test_settings};
 use mlserve::import::{FeatureNames, ImportOptions, import_onnx};
-use mlserve::model::{Outcome, RawValue, Repository, Task, UnknownFields};
+use mlserve::model::{Outcome, Repository, Task};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -21,31 +21,6 @@ fn expected() -> Value {
 /// SVR's kernel expansion) lose a little more.
 fn close(got: f64, expected: f64) -> bool {
     (got - expected).abs() <= 2e-5 * expected.abs().max(1.0)
-}
-
-/// A dataset's held-out rows as JSON objects of features.
-fn objects(dataset: &Value) -> Vec<Value> {
-    let features: Vec<&str> = dataset["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap())
-        .collect();
-    dataset["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| match row {
-            Value::Array(cells) => Value::Object(
-                features
-                    .iter()
-                    .map(|f| f.to_string())
-                    .zip(cells.iter().cloned())
-                    .collect(),
-            ),
-            object => object.clone(),
-        })
-        .collect()
 }
 
 fn fixture_task(fixture: &Value) -> Option<Task> {
@@ -96,7 +71,7 @@ async fn every_regressor_answers_over_the_native_api_v2_v1_and_the_official_clie
     let server = TestServer::start(test_settings(&repo)).await;
     let diabetes = &expected["datasets"]["diabetes"];
     let rows: Vec<Value> = diabetes["rows"].as_array().unwrap()[..5].to_vec();
-    let objects = objects(&json!({"features": diabetes["features"], "rows": rows}));
+    let objects = common::rows_as_objects(&json!({"features": diabetes["features"], "rows": rows}));
     for name in &models {
         let sklearn: Vec<f64> = expected["fixtures"][name]["sklearn_values"]
             .as_array()
@@ -239,24 +214,7 @@ fn every_regressor_imports_loads_and_answers_scikit_learns_values() {
     for (name, fixture) in fixtures_list {
         let dataset = &expected["datasets"][fixture["dataset"].as_str().unwrap()];
         let model = catalog.resolve(name, None).unwrap();
-        let mut errors = Vec::new();
-        let rows: Vec<_> = objects(dataset)
-            .iter()
-            .map(|object| {
-                let fields = object.as_object().unwrap();
-                model
-                    .validator
-                    .validate(
-                        fields.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
-                        UnknownFields::Reject,
-                        "",
-                        &mut errors,
-                    )
-                    .unwrap_or_else(|| panic!("{name}: {errors:?}"))
-            })
-            .collect();
-        let views: Vec<_> = rows.iter().map(|r| r.values.as_slice()).collect();
-        let outcomes = model.outcomes_of_rows(&views).unwrap();
+        let outcomes = common::outcomes_of(&model, &common::rows_as_objects(dataset));
         let sklearn = fixture["sklearn_values"].as_array().unwrap();
         assert_eq!(outcomes.len(), sklearn.len(), "{name}");
         for (row, (outcome, want)) in outcomes.iter().zip(sklearn).enumerate() {
@@ -398,7 +356,7 @@ async fn an_imported_regressor_takes_its_target_from_the_csv_and_serves_on_every
     assert!(!repo.join("h").exists());
 
     let server = TestServer::start(test_settings(&repo)).await;
-    let rows = objects(houses);
+    let rows = common::rows_as_objects(houses);
     let (status, _, single) = server
         .post_json("/api/models/houses/predict", &rows[0])
         .await;

@@ -3,13 +3,13 @@
 //! as a new version with the file kept beside it (`source.json`, `.ubj`, `.txt`). Every feature
 //! is nullable: the trees route missing values as the library does.
 
-use super::sample::{Sample, add_statistics, read_sample, set_examples_from_sample};
+use super::sample::{Sample, add_statistics, set_examples_from_sample};
 use super::{FeatureNames, ImportError, ImportOptions, Imported};
 use crate::data::ColumnKind;
 use crate::model::boosted::BoostedTrees;
 use crate::model::{
-    ArtifactFiles, ArtifactInfo, Backend, ExampleValue, FeatureSchema, FeatureValue,
-    ImportProvenance, Manifest, ModelFile, Task, write_new_version,
+    ArtifactFiles, ArtifactInfo, Backend, ExampleValue, FeatureSchema, ImportProvenance, Manifest,
+    ModelFile, Task, write_new_version,
 };
 use sha2::{Digest, Sha256};
 
@@ -109,7 +109,11 @@ pub fn import(
         (None, _) => None,
         (Some(column), FeatureNames::Csv(path)) if task == Task::Regression => {
             let mut target = super::target::target_from_csv(column, path, &sample)?;
-            target.predictions = prediction_baseline(&model, &features, &sample);
+            target.predictions = super::target::prediction_baseline(&features, &sample, |rows| {
+                let rows: Vec<Vec<f64>> = rows.iter().map(|row| model.row(row)).collect();
+                let answers = model.predict_rows(&rows);
+                answers.iter().filter_map(|a| a.first().copied()).collect()
+            });
             Some(target)
         }
         (Some(column), _) => {
@@ -196,18 +200,7 @@ fn labels_of(model: &BoostedTrees, given: Option<&[String]>) -> Result<Vec<Strin
             "--labels names {} classes, but the model has {classes}",
             given.len()
         ))),
-        Some(given) => {
-            let mut seen = std::collections::BTreeSet::new();
-            match given
-                .iter()
-                .find(|l| l.trim().is_empty() || !seen.insert(l.trim()))
-            {
-                Some(bad) => Err(ImportError::Labels(format!(
-                    "--labels has an empty or repeated label '{bad}'"
-                ))),
-                None => Ok(given.iter().map(|l| l.trim().to_string()).collect()),
-            }
-        }
+        Some(given) => super::checked_labels(given),
         None => Ok((0..classes).map(|c| c.to_string()).collect()),
     }
 }
@@ -221,31 +214,17 @@ fn feature_names(
     given: &FeatureNames,
 ) -> Result<(Vec<String>, Sample), ImportError> {
     let wanted = model.features;
-    let (names, sample) = match given {
-        FeatureNames::FromGraph => (from_file, Sample::new()),
-        FeatureNames::Given(names) => (names.clone(), Sample::new()),
-        FeatureNames::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let names = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect();
-            (names, Sample::new())
+    let (given_names, sample) = super::feature_names(given)?;
+    let names = match (given_names, given) {
+        // A CSV header names the features unless the file names them all and the header has
+        // them (its other columns, such as the target, are then left out).
+        (Some(header), FeatureNames::Csv(_))
+            if !from_file.is_empty() && from_file.iter().all(|n| header.contains(n)) =>
+        {
+            from_file
         }
-        FeatureNames::Csv(path) => {
-            let (header, sample) = read_sample(path)?;
-            let names = if !from_file.is_empty() && from_file.iter().all(|n| header.contains(n)) {
-                from_file
-            } else {
-                header
-            };
-            (names, sample)
-        }
+        (Some(names), _) => names,
+        (None, _) => from_file,
     };
     let names = if names.is_empty() {
         (0..wanted).map(|i| format!("f{i}")).collect()
@@ -293,39 +272,4 @@ fn feature_schema(
         add_statistics(&mut feature, cells)?;
     }
     Ok(feature)
-}
-
-/// The model's own predictions on the CSV's rows, in bins at their deciles: the baseline of
-/// the drift of its outputs.
-fn prediction_baseline(
-    model: &BoostedTrees,
-    features: &[FeatureSchema],
-    sample: &Sample,
-) -> Option<crate::model::Histogram> {
-    let rows = sample.values().next().map_or(0, Vec::len);
-    let predicted: Vec<f64> = (0..rows)
-        .map(|row| {
-            let values: Vec<FeatureValue> = features
-                .iter()
-                .map(|f| {
-                    let cell = sample.get(&f.name).and_then(|cells| cells.get(row));
-                    match (cell, f.kind) {
-                        (None, _) => FeatureValue::Missing,
-                        (Some(cell), ColumnKind::Categorical) => {
-                            FeatureValue::Category(cell.clone())
-                        }
-                        (Some(cell), _) => cell
-                            .parse::<f64>()
-                            .map_or(FeatureValue::Missing, FeatureValue::Number),
-                    }
-                })
-                .collect();
-            model
-                .predict(&model.row(&values))
-                .first()
-                .copied()
-                .unwrap_or(f64::NAN)
-        })
-        .collect();
-    crate::model::Histogram::deciles(&predicted)
 }

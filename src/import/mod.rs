@@ -256,7 +256,9 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
     // The same check the server makes at load: the binding fits and the example row scores.
     let runner = OnnxRunner::bind(model, &manifest_for(1, &target)).map_err(unrunnable)?;
     if let Some(target) = target.as_mut() {
-        target.predictions = target::prediction_baseline(&runner, &features, &sample);
+        target.predictions = target::prediction_baseline(&features, &sample, |rows| {
+            target::graph_values(&runner, rows)
+        });
     }
     let (version, dir) = write_new_version(&options.models, &options.name, |version| {
         let manifest = manifest_for(version, &target);
@@ -457,6 +459,23 @@ fn feature_schemas(
     Ok(features)
 }
 
+/// `--labels` trimmed, each one named once and none empty.
+fn checked_labels(given: &[String]) -> Result<Vec<String>, ImportError> {
+    let given: Vec<String> = given.iter().map(|l| l.trim().to_string()).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(repeated) = given.iter().find(|l| !seen.insert(l.as_str())) {
+        return Err(ImportError::Labels(format!(
+            "label '{repeated}' is given twice in --labels"
+        )));
+    }
+    if given.iter().any(String::is_empty) {
+        return Err(ImportError::Labels(
+            "--labels has an empty label".to_string(),
+        ));
+    }
+    Ok(given)
+}
+
 /// The class labels: the graph's, renamed by `--labels` when given.
 fn labels(facts: &GraphFacts, given: Option<&[String]>) -> Result<Vec<String>, ImportError> {
     match (given, &facts.labels) {
@@ -468,19 +487,7 @@ fn labels(facts: &GraphFacts, given: Option<&[String]>) -> Result<Vec<String>, I
                 graph.join(", ")
             ),
         )),
-        (Some(given), _) => {
-            let given: Vec<String> = given.iter().map(|l| l.trim().to_string()).collect();
-            let mut seen = std::collections::BTreeSet::new();
-            if let Some(repeated) = given.iter().find(|l| !seen.insert(l.as_str())) {
-                return Err(ImportError::Labels(format!(
-                    "label '{repeated}' is given twice in --labels"
-                )));
-            }
-            if given.iter().any(|l| l.trim().is_empty()) {
-                return Err(ImportError::Labels("--labels has an empty label".to_string()));
-            }
-            Ok(given)
-        }
+        (Some(given), _) => checked_labels(given),
         (None, Some(graph)) => Ok(graph.clone()),
         (None, None) => Err(ImportError::Labels(
             "the graph does not name its classes (it has no ZipMap or classifier node that lists them): give them, in the order of the classifier's classes, with --labels a,b,c".to_string(),

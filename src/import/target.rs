@@ -4,7 +4,9 @@
 
 use super::{ImportError, Sample};
 use crate::model::imported::OnnxRunner;
-use crate::model::{FeatureSchema, Histogram, RawValue, TargetSchema, UnknownFields, Validator};
+use crate::model::{
+    FeatureSchema, FeatureValue, Histogram, RawValue, TargetSchema, UnknownFields, Validator,
+};
 use std::path::Path;
 
 /// The target column `name` of the CSV at `path` (whose rows are `sample`), as the manifest's
@@ -43,13 +45,14 @@ pub(super) fn target_from_csv(
     Ok(crate::train::regression::target_schema(name, &values))
 }
 
-/// The graph's own predictions on the CSV's rows, in bins at their deciles: the baseline of the
-/// drift of its outputs ([`TargetSchema::predictions`]). Rows the validator or the graph
-/// refuses are left out; `None` when none is left.
+/// A model's own predictions on the CSV's rows, in bins at their deciles: the baseline of the
+/// drift of its outputs ([`TargetSchema::predictions`]). `score` gives the predicted value of
+/// each of a chunk of validated rows (none for a chunk it cannot score); rows the validator
+/// refuses are left out. `None` when no value is left.
 pub(super) fn prediction_baseline(
-    runner: &OnnxRunner,
     features: &[FeatureSchema],
     sample: &Sample,
+    score: impl Fn(&[&[FeatureValue]]) -> Vec<f64>,
 ) -> Option<Histogram> {
     let validator = Validator::new(features);
     let rows = sample.values().next().map_or(0, Vec::len);
@@ -66,10 +69,16 @@ pub(super) fn prediction_baseline(
     }
     let mut predicted = Vec::with_capacity(valid.len());
     for chunk in valid.chunks(256) {
-        let views: Vec<_> = chunk.iter().map(Vec::as_slice).collect();
-        if let Ok(scores) = runner.scores(&views) {
-            predicted.extend(scores.iter().filter_map(|s| s.first().copied()));
-        }
+        let views: Vec<&[FeatureValue]> = chunk.iter().map(Vec::as_slice).collect();
+        predicted.extend(score(&views));
     }
     Histogram::deciles(&predicted)
+}
+
+/// The values an ONNX graph predicts for rows, or none when the graph refuses them.
+pub(super) fn graph_values(runner: &OnnxRunner, rows: &[&[FeatureValue]]) -> Vec<f64> {
+    runner
+        .scores(rows)
+        .map(|scores| scores.iter().filter_map(|s| s.first().copied()).collect())
+        .unwrap_or_default()
 }

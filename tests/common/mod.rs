@@ -236,3 +236,56 @@ pub fn assert_problem(
     assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
 }
+
+/// A dataset's rows as JSON objects of features: rows given as arrays of values (in the order
+/// of `dataset["features"]`) or as objects already.
+pub fn rows_as_objects(dataset: &serde_json::Value) -> Vec<serde_json::Value> {
+    let features: Vec<&str> = dataset["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    dataset["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| match row {
+            serde_json::Value::Array(cells) => serde_json::Value::Object(
+                features
+                    .iter()
+                    .map(|f| f.to_string())
+                    .zip(cells.iter().cloned())
+                    .collect(),
+            ),
+            object => object.clone(),
+        })
+        .collect()
+}
+
+/// What `model` answers for rows given as JSON objects, each validated as the API validates
+/// it (every row must be valid).
+pub fn outcomes_of(
+    model: &mlserve::model::LoadedModel,
+    objects: &[serde_json::Value],
+) -> Vec<Result<mlserve::model::Outcome, mlserve::model::PredictError>> {
+    use mlserve::model::{RawValue, UnknownFields};
+    let mut errors = Vec::new();
+    let rows: Vec<_> = objects
+        .iter()
+        .map(|object| {
+            let fields = object.as_object().unwrap();
+            model
+                .validator
+                .validate(
+                    fields.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
+                    UnknownFields::Reject,
+                    "",
+                    &mut errors,
+                )
+                .unwrap_or_else(|| panic!("{}: {errors:?}", model.name()))
+        })
+        .collect();
+    let views: Vec<_> = rows.iter().map(|r| r.values.as_slice()).collect();
+    model.outcomes_of_rows(&views).unwrap()
+}

@@ -60,22 +60,42 @@ impl FastTree {
         Some(FastTree { nodes, depth })
     }
 
-    /// The leaf value `row` (the features rounded to f32, NaN for missing) reaches.
+    /// The node one step below node `index` for `row` (the features rounded to f32, NaN for
+    /// missing); a leaf's step is itself. Without branches (the way down is data, not a
+    /// pattern a predictor learns): NaN fails `x < t`, so only a missing value's default can
+    /// send it left then.
+    #[inline]
+    fn step(&self, index: usize, row: &[f32]) -> usize {
+        let node = self.nodes[index];
+        let x = row
+            .get((node.feature & FEATURE) as usize)
+            .copied()
+            .unwrap_or(f32::NAN);
+        let left = (x < node.threshold) | (x.is_nan() & (node.feature & DEFAULT_LEFT != 0));
+        [node.right, node.left][usize::from(left)] as usize
+    }
+
+    /// The leaf value `row` reaches.
     #[inline]
     pub fn leaf_value(&self, row: &[f32]) -> f32 {
         let mut index = 0usize;
         for _ in 0..self.depth {
-            let node = self.nodes[index];
-            let x = row
-                .get((node.feature & FEATURE) as usize)
-                .copied()
-                .unwrap_or(f32::NAN);
-            // Without branches (the way down is data, not a pattern a predictor learns): NaN
-            // fails `x < t`, so only a missing value's default can send it left then.
-            let left = (x < node.threshold) | (x.is_nan() & (node.feature & DEFAULT_LEFT != 0));
-            index = [node.right, node.left][usize::from(left)] as usize;
+            index = self.step(index, row);
         }
         self.nodes[index].threshold
+    }
+
+    /// The leaf values of `N` rows (`rows` holds them one after another, `features` each),
+    /// walked side by side through this tree, as [`leaf_values`] walks trees side by side.
+    #[inline]
+    pub fn leaf_values_of_rows<const N: usize>(&self, rows: &[f32], features: usize) -> [f32; N] {
+        let mut index = [0usize; N];
+        for _ in 0..self.depth {
+            for (r, at) in index.iter_mut().enumerate() {
+                *at = self.step(*at, rows.get(r * features..).unwrap_or_default());
+            }
+        }
+        index.map(|at| self.nodes[at].threshold)
     }
 }
 
@@ -87,43 +107,15 @@ pub fn leaf_values<const N: usize>(trees: [&FastTree; N], row: &[f32]) -> [f32; 
     let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
     let mut index = [0usize; N];
     for _ in 0..depth {
-        for (i, tree) in trees.iter().enumerate() {
-            let node = tree.nodes[index[i]];
-            let x = row
-                .get((node.feature & FEATURE) as usize)
-                .copied()
-                .unwrap_or(f32::NAN);
-            let left = (x < node.threshold) | (x.is_nan() & (node.feature & DEFAULT_LEFT != 0));
-            index[i] = [node.right, node.left][usize::from(left)] as usize;
+        for (at, tree) in index.iter_mut().zip(&trees) {
+            *at = tree.step(*at, row);
         }
     }
     let mut values = [0f32; N];
-    for (i, tree) in trees.iter().enumerate() {
-        values[i] = tree.nodes[index[i]].threshold;
+    for ((value, at), tree) in values.iter_mut().zip(index).zip(&trees) {
+        *value = tree.nodes[at].threshold;
     }
     values
-}
-
-impl FastTree {
-    /// The leaf values of `N` rows (`rows` holds them one after another, `features` each),
-    /// walked side by side through this tree, as [`leaf_values`] walks trees side by side.
-    #[inline]
-    pub fn leaf_values_of_rows<const N: usize>(&self, rows: &[f32], features: usize) -> [f32; N] {
-        let mut index = [0usize; N];
-        for _ in 0..self.depth {
-            for (r, at) in index.iter_mut().enumerate() {
-                let node = self.nodes[*at];
-                let feature = (node.feature & FEATURE) as usize;
-                let x = rows
-                    .get(r * features + feature)
-                    .copied()
-                    .unwrap_or(f32::NAN);
-                let left = (x < node.threshold) | (x.is_nan() & (node.feature & DEFAULT_LEFT != 0));
-                *at = [node.right, node.left][usize::from(left)] as usize;
-            }
-        }
-        index.map(|at| self.nodes[at].threshold)
-    }
 }
 
 /// The number of splits on the longest way from the root to a leaf (the tree was checked
