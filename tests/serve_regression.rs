@@ -175,6 +175,17 @@ async fn a_regression_model_answers_its_number_on_the_native_api_v1_and_v2() {
             .contains("the outputs are prediction"),
         "{error}"
     );
+    // The classification extension has no classes to give here.
+    let top = json!({"inputs": [tensor], "outputs": [{"name": "prediction", "parameters": {"classification": 2}}]});
+    let (status, _, error) = server.post_json("/v2/models/diabetes/infer", &top).await;
+    assert_eq!(status, 400);
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("predicts a number and has no classes"),
+        "{error}"
+    );
 
     let positional = json!({"instances": rows});
     let (status, _, v1) = server
