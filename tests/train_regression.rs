@@ -172,7 +172,7 @@ fn classifiers_and_class_targets_are_refused_with_the_reason() {
     assert_eq!(
         error.to_string(),
         "logistic-regression has no regression form; for a number use one of: \
-         linear-regression, decision-tree, random-forest, knn, svm"
+         linear-regression, decision-tree, random-forest, knn, svm, gradient-boosting"
     );
     let iris = load_bundled(BundledDataset::Iris);
     let error = train_regressor(&iris, &options(Algorithm::Knn, None), &NoProgress).unwrap_err();
@@ -200,6 +200,7 @@ fn too_few_held_out_rows_for_r2_is_refused_with_the_way_out() {
             target: "y".into(),
             categorical: vec![],
             task: Some(Task::Regression),
+            missing_values: false,
         },
     )
     .unwrap();
@@ -334,7 +335,7 @@ fn the_command_line_infers_or_takes_the_task_and_refuses_what_cannot_be_learned(
         (
             &["--dataset", "diabetes", "--algorithm", "naive-bayes"],
             "naive-bayes has no regression form; for a number use one of: linear-regression, \
-             decision-tree, random-forest, knn, svm",
+             decision-tree, random-forest, knn, svm, gradient-boosting",
         ),
         (
             &[

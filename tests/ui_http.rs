@@ -551,6 +551,7 @@ async fn markup_in_a_schema_is_shown_as_text() {
             target: "target".into(),
             categorical: vec![],
             task: None,
+            missing_values: false,
         },
     )
     .unwrap();

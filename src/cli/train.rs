@@ -6,8 +6,10 @@ use super::{Failure, TrainArgs};
 use anyhow::Context;
 use mlserve::data::Task;
 use mlserve::data::{CsvOptions, Dataset, load_bundled, load_csv};
+use mlserve::train::boosting::pipeline::{BoostedMetrics, TrainedBoosted, train_boosted};
+use mlserve::train::regression::RegressionMetricsFile;
 use mlserve::train::regression::{REGRESSION_ALGORITHMS, TrainedRegressor, train_regressor};
-use mlserve::train::{AlgorithmParams, TrainError, TrainOptions, TrainedModel};
+use mlserve::train::{AlgorithmParams, MetricsFile, TrainError, TrainOptions, TrainedModel};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -81,6 +83,7 @@ fn load_dataset(args: &TrainArgs) -> Result<(Dataset, String), TrainError> {
         target: args.target.clone().unwrap_or_default(),
         categorical: args.categorical.clone(),
         task: args.task,
+        missing_values: args.algorithm == mlserve::train::Algorithm::GradientBoosting,
     };
     let data = load_csv(&path, &options)?;
     let stem = path
@@ -95,6 +98,7 @@ fn load_dataset(args: &TrainArgs) -> Result<(Dataset, String), TrainError> {
 enum Trained {
     Classifier(TrainedModel),
     Regressor(TrainedRegressor),
+    Boosted(TrainedBoosted),
 }
 
 fn train_command(args: &TrainArgs) -> Result<(), TrainError> {
@@ -129,6 +133,9 @@ fn train_command(args: &TrainArgs) -> Result<(), TrainError> {
     let started = std::time::Instant::now();
     let progress = PhaseProgress::new(args.quiet);
     let trained = match task {
+        _ if args.algorithm == mlserve::train::Algorithm::GradientBoosting => {
+            Trained::Boosted(train_boosted(&data, &options, &progress)?)
+        }
         Task::Classification => {
             Trained::Classifier(mlserve::train::train(&data, &options, &progress)?)
         }
@@ -138,12 +145,14 @@ fn train_command(args: &TrainArgs) -> Result<(), TrainError> {
     let (version, dir) = match &trained {
         Trained::Classifier(model) => model.save(&args.repository.models, &name)?,
         Trained::Regressor(model) => model.save(&args.repository.models, &name)?,
+        Trained::Boosted(model) => model.save(&args.repository.models, &name)?,
     };
     tracing::info!(model = %name, version, dir = %dir.display(), seconds = elapsed.as_secs_f64(), "model written");
     if !args.quiet {
         let provenance = match &trained {
             Trained::Classifier(model) => &model.provenance,
             Trained::Regressor(model) => &model.provenance,
+            Trained::Boosted(model) => &model.provenance,
         };
         println!(
             "Trained {name} v{version}: {} on {} ({} training rows, {} test rows) in {:.0} ms",
@@ -156,8 +165,9 @@ fn train_command(args: &TrainArgs) -> Result<(), TrainError> {
         println!("Task: {} ({reason})", task.name());
         println!();
         match &trained {
-            Trained::Classifier(model) => print_summary(model),
-            Trained::Regressor(model) => print_regression_summary(model),
+            Trained::Classifier(model) => print_summary(&model.metrics),
+            Trained::Regressor(model) => print_regression_summary(&model.metrics, &model.target),
+            Trained::Boosted(model) => print_boosted_summary(model),
         }
         println!();
         println!("Wrote {}", dir.display());
@@ -165,8 +175,24 @@ fn train_command(args: &TrainArgs) -> Result<(), TrainError> {
     Ok(())
 }
 
-fn print_regression_summary(trained: &TrainedRegressor) {
-    let m = &trained.metrics.evaluation.metrics;
+fn print_boosted_summary(trained: &TrainedBoosted) {
+    let (used, most) = trained.model.source.iterations;
+    let stopped = if used < most { " (early stopping)" } else { "" };
+    println!("  boosting iterations     {used} of {most}{stopped}");
+    match (&trained.metrics, &trained.target) {
+        (BoostedMetrics::Classification(metrics), _) => print_summary(metrics),
+        (BoostedMetrics::Regression(metrics), Some(target)) => {
+            print_regression_summary(metrics, target)
+        }
+        (BoostedMetrics::Regression(_), None) => {}
+    }
+}
+
+fn print_regression_summary(
+    metrics: &RegressionMetricsFile,
+    target: &mlserve::model::TargetSchema,
+) {
+    let m = &metrics.evaluation.metrics;
     println!("  R²                      {:.4}", m.r2);
     println!("  RMSE                    {}", significant(m.rmse));
     println!("  MAE                     {}", significant(m.mae));
@@ -178,7 +204,7 @@ fn print_regression_summary(trained: &TrainedRegressor) {
         "  median absolute error   {}",
         significant(m.median_absolute_error)
     );
-    if let Some(cv) = &trained.metrics.cv {
+    if let Some(cv) = &metrics.cv {
         println!(
             "  {}-fold CV R²            {:.4} ± {:.4}",
             cv.folds, cv.r2.mean, cv.r2.std
@@ -190,7 +216,7 @@ fn print_regression_summary(trained: &TrainedRegressor) {
             significant(cv.rmse.std)
         );
     }
-    let t = &trained.target;
+    let t = target;
     println!();
     println!(
         "  target {}: min {}, median {}, max {} (training split)",
@@ -212,8 +238,8 @@ fn significant(value: f64) -> String {
     format!("{value:.digits$}")
 }
 
-fn print_summary(trained: &TrainedModel) {
-    let e = &trained.metrics.evaluation;
+fn print_summary(metrics: &MetricsFile) {
+    let e = &metrics.evaluation;
     println!("  accuracy            {:.4}", e.accuracy);
     println!("  precision (macro)   {:.4}", e.precision_macro);
     println!("  recall (macro)      {:.4}", e.recall_macro);
@@ -225,7 +251,7 @@ fn print_summary(trained: &TrainedModel) {
         }
     }
     println!("  log loss            {:.4}", e.log_loss);
-    if let Some(cv) = &trained.metrics.cv {
+    if let Some(cv) = &metrics.cv {
         println!(
             "  {}-fold CV accuracy  {:.4} ± {:.4}",
             cv.folds, cv.accuracy.mean, cv.accuracy.std

@@ -21,6 +21,10 @@ pub struct CsvOptions {
     /// The task; `None` infers it from the target column: text, booleans, or whole numbers with
     /// at most [`MAX_INFERRED_CLASSES`] distinct values are classes, other numbers regression.
     pub task: Option<Task>,
+    /// Whether an empty feature cell is a missing value (NaN in a numeric column, the empty
+    /// text in a categorical one) rather than an error: for algorithms that learn from
+    /// missing values. The target always needs a value.
+    pub missing_values: bool,
 }
 
 /// Integer targets with at most this many distinct values are taken as classes.
@@ -64,9 +68,14 @@ pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset, DataError>
             continue;
         }
         let declared_categorical = options.categorical.contains(name);
-        columns.push(parse_column(&table, index, declared_categorical)?);
+        columns.push(parse_column(
+            &table,
+            index,
+            declared_categorical,
+            options.missing_values,
+        )?);
     }
-    check_no_empty_cell(&table, target_index)?;
+    check_no_empty_cell(&table, target_index, false)?;
     let (task, task_reason) = match options.task {
         Some(task) => (task, None),
         None => {
@@ -235,8 +244,9 @@ fn check_header(path: &Path, header: &[String]) -> Result<(), DataError> {
     Ok(())
 }
 
-/// Every cell of a column needs a value: training has no imputation.
-fn check_no_empty_cell(table: &Table, index: usize) -> Result<(), DataError> {
+/// Every cell of a column needs a value, unless the algorithm learns from missing values:
+/// training has no imputation. A column without any value is refused either way.
+fn check_no_empty_cell(table: &Table, index: usize, feature: bool) -> Result<(), DataError> {
     for row in 0..table.rows.len() {
         let (line, cell) = table.cell(row, index);
         if cell.is_empty() {
@@ -244,14 +254,23 @@ fn check_no_empty_cell(table: &Table, index: usize) -> Result<(), DataError> {
                 path: table.path.clone(),
                 line,
                 column: table.header[index].clone(),
+                feature,
             });
         }
     }
     Ok(())
 }
 
-fn parse_column(table: &Table, index: usize, categorical: bool) -> Result<Column, DataError> {
-    check_no_empty_cell(table, index)?;
+fn parse_column(
+    table: &Table,
+    index: usize,
+    categorical: bool,
+    missing_values: bool,
+) -> Result<Column, DataError> {
+    let all_empty = (0..table.rows.len()).all(|row| table.cell(row, index).1.is_empty());
+    if !missing_values || all_empty {
+        check_no_empty_cell(table, index, true)?;
+    }
     let name = table.header[index].clone();
     let kind = if categorical {
         ColumnKind::Categorical
@@ -270,6 +289,10 @@ fn parse_column(table: &Table, index: usize, categorical: bool) -> Result<Column
             let mut values = Vec::with_capacity(table.rows.len());
             for row in 0..table.rows.len() {
                 let (line, cell) = table.cell(row, index);
+                if cell.is_empty() {
+                    values.push(f64::NAN);
+                    continue;
+                }
                 let value =
                     parse_numeric(cell, numeric_kind).ok_or_else(|| DataError::BadCell {
                         path: table.path.clone(),
@@ -286,13 +309,18 @@ fn parse_column(table: &Table, index: usize, categorical: bool) -> Result<Column
     Ok(Column { name, kind, values })
 }
 
+/// The kind of a column's values, empty (missing) cells aside.
 fn detect_kind(table: &Table, index: usize) -> ColumnKind {
-    let cells = || (0..table.rows.len()).map(|row| table.cell(row, index).1);
+    let cells = || {
+        (0..table.rows.len())
+            .map(|row| table.cell(row, index).1)
+            .filter(|cell| !cell.is_empty())
+    };
     if cells().all(|cell| parse_bool(cell).is_some()) {
         return ColumnKind::Boolean;
     }
     let numeric = cells().filter(|cell| parse_finite(cell).is_some()).count();
-    if numeric * 2 <= table.rows.len() {
+    if numeric * 2 <= cells().count() {
         return ColumnKind::Categorical;
     }
     if cells().all(|cell| cell.parse::<i64>().is_ok()) {
@@ -382,6 +410,7 @@ mod tests {
             target: "y".into(),
             categorical: categorical.iter().map(|s| s.to_string()).collect(),
             task: None,
+            missing_values: false,
         };
         load_csv(file.path(), &options)
     }
@@ -439,8 +468,56 @@ mod tests {
             target: "y".into(),
             categorical: Vec::new(),
             task,
+            missing_values: false,
         };
         load_csv(file.path(), &options)
+    }
+
+    fn load_with_missing_values(text: &str) -> Result<Dataset, DataError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let options = CsvOptions {
+            target: "y".into(),
+            missing_values: true,
+            ..CsvOptions::default()
+        };
+        load_csv(file.path(), &options)
+    }
+
+    #[test]
+    fn empty_feature_cells_are_missing_values_when_the_algorithm_takes_them() {
+        let text = "x,c,y\n1.5,a,0\n,b,1\n2.5,,0\n";
+        let data = load_with_missing_values(text).unwrap();
+        let ColumnValues::Numeric(x) = &data.columns[0].values else {
+            panic!("x is numeric")
+        };
+        assert_eq!(data.columns[0].kind, ColumnKind::Number);
+        assert!(x[0] == 1.5 && x[1].is_nan() && x[2] == 2.5);
+        assert_eq!(data.columns[1].kind, ColumnKind::Categorical);
+        assert_eq!(
+            data.columns[1].values,
+            ColumnValues::Text(vec!["a".into(), "b".into(), String::new()])
+        );
+        let refused = load_as(text, None).unwrap_err().to_string();
+        assert!(
+            refused.ends_with(
+                "column 'x' is empty; every cell needs a value (of the algorithms, \
+                 gradient-boosting alone learns from missing feature values)"
+            ),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn an_empty_target_or_a_column_without_values_is_refused_even_so() {
+        let error = load_with_missing_values("x,y\n1,0\n2,\n").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .ends_with("column 'y' is empty; every cell needs a value")
+        );
+        let error = load_with_missing_values("x,z,y\n1,,0\n2,,1\n").unwrap_err();
+        assert!(matches!(error, DataError::EmptyCell { ref column, .. } if column == "z"));
     }
 
     #[test]

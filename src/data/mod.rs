@@ -227,8 +227,11 @@ pub enum DataError {
         /// The repeated name.
         column: String,
     },
-    /// A cell is empty.
-    #[error("{path}:{line}: column '{column}' is empty; every cell needs a value")]
+    /// A cell is empty where a value is needed.
+    #[error(
+        "{path}:{line}: column '{column}' is empty; every cell needs a value{}",
+        if *feature { " (of the algorithms, gradient-boosting alone learns from missing feature values)" } else { "" }
+    )]
     EmptyCell {
         /// The file.
         path: PathBuf,
@@ -236,6 +239,8 @@ pub enum DataError {
         line: u64,
         /// Column name.
         column: String,
+        /// Whether the column is a feature (not the target).
+        feature: bool,
     },
     /// A cell does not parse as its column's type.
     #[error("{path}:{line}: column '{column}': expected {expected}, got '{value}'")]

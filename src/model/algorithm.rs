@@ -24,6 +24,8 @@ pub enum Algorithm {
     NaiveBayes,
     /// Least squares, with an optional L2 penalty (ridge): regression only.
     LinearRegression,
+    /// Histogram-based gradient-boosted trees (scikit-learn's `HistGradientBoosting*`).
+    GradientBoosting,
 }
 
 impl Algorithm {
@@ -37,6 +39,7 @@ impl Algorithm {
             Algorithm::Svm => "svm",
             Algorithm::NaiveBayes => "naive-bayes",
             Algorithm::LinearRegression => "linear-regression",
+            Algorithm::GradientBoosting => "gradient-boosting",
         }
     }
 }
@@ -222,6 +225,56 @@ pub enum AlgorithmParams {
         /// L2 penalty on the coefficients.
         alpha: f64,
     },
+    /// Histogram-based gradient boosting: scikit-learn's `HistGradientBoostingClassifier` /
+    /// `HistGradientBoostingRegressor`, whose parameter names are given beside each.
+    GradientBoosting {
+        /// Boosting iterations at most (`max_iter`); a multiclass model grows one tree per
+        /// class in each.
+        n_trees: usize,
+        /// Shrinkage of each tree's leaves (`learning_rate`).
+        learning_rate: f64,
+        /// Leaves per tree at most (`max_leaf_nodes`).
+        max_leaves: usize,
+        /// Depth at most, in edges from the root (`max_depth`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_depth: Option<usize>,
+        /// Fewest training rows in a leaf (`min_samples_leaf`).
+        min_samples_leaf: usize,
+        /// L2 penalty on leaf values (`l2_regularization`).
+        l2: f64,
+        /// Bins per numeric feature, at most 255 (`max_bins`); missing values get their own.
+        max_bins: usize,
+        /// Whether to stop when a held-out validation share stops improving
+        /// (`early_stopping`).
+        early_stopping: EarlyStopping,
+        /// Share of training rows held out to decide early stopping (`validation_fraction`).
+        validation_fraction: f64,
+        /// Iterations without improvement before stopping (`n_iter_no_change`).
+        n_iter_no_change: usize,
+    },
+}
+
+/// When gradient boosting stops early (scikit-learn's `early_stopping`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EarlyStopping {
+    /// On when there are more than 10,000 training rows, as scikit-learn's `'auto'`.
+    Auto,
+    /// Always.
+    On,
+    /// Never: every iteration is grown.
+    Off,
+}
+
+impl EarlyStopping {
+    /// Whether it applies to `rows` training rows.
+    pub fn applies(self, rows: usize) -> bool {
+        match self {
+            EarlyStopping::Auto => rows > 10_000,
+            EarlyStopping::On => true,
+            EarlyStopping::Off => false,
+        }
+    }
 }
 
 impl AlgorithmParams {
@@ -235,6 +288,7 @@ impl AlgorithmParams {
             AlgorithmParams::Svm { .. } => Algorithm::Svm,
             AlgorithmParams::NaiveBayes { .. } => Algorithm::NaiveBayes,
             AlgorithmParams::LinearRegression { .. } => Algorithm::LinearRegression,
+            AlgorithmParams::GradientBoosting { .. } => Algorithm::GradientBoosting,
         }
     }
 }

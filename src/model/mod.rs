@@ -17,7 +17,7 @@ pub mod sample;
 mod scoring;
 pub mod validate;
 
-pub use algorithm::{Algorithm, AlgorithmParams, Gamma, MaxFeatures};
+pub use algorithm::{Algorithm, AlgorithmParams, EarlyStopping, Gamma, MaxFeatures};
 pub use artifact::{
     Artifact, ArtifactError, ArtifactFiles, Model, ModelFile, NATIVE_MODEL_FILE, ONNX_MODEL_FILE,
     list_versions, load_version, validate_model_name, write_new_version,

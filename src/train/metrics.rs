@@ -44,6 +44,20 @@ pub struct Evaluation {
     pub roc_curve: BTreeMap<String, Vec<[f64; 2]>>,
 }
 
+impl Evaluation {
+    /// The headline metrics a manifest keeps.
+    pub fn summary(&self) -> crate::model::MetricsSummary {
+        crate::model::MetricsSummary {
+            accuracy: self.accuracy,
+            precision_macro: self.precision_macro,
+            recall_macro: self.recall_macro,
+            f1_macro: self.f1_macro,
+            roc_auc: self.roc_auc,
+            log_loss: self.log_loss,
+        }
+    }
+}
+
 /// Evaluates predicted probabilities against the true classes.
 pub fn evaluate(truth: &[usize], probabilities: &[Vec<f64>], labels: &[String]) -> Evaluation {
     let n_classes = labels.len();

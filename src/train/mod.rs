@@ -1,6 +1,7 @@
 //! Training: split, preprocess, fit, evaluate, and write a versioned artifact.
 
 mod algorithms;
+pub mod boosting;
 pub mod metrics;
 mod params;
 pub mod preprocess;
@@ -13,8 +14,8 @@ pub use params::{Algorithm, AlgorithmParams, Gamma, HyperParameterFlags, MaxFeat
 
 use crate::data::{DataError, Dataset, stratified_kfold, stratified_split};
 use crate::model::{
-    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, HeldOutMetrics, Manifest, MetricsSummary,
-    ModelFile, NativeModel, Provenance, Task, write_new_version,
+    ArtifactError, ArtifactFiles, ArtifactInfo, Backend, HeldOutMetrics, Manifest, ModelFile,
+    NativeModel, Provenance, Task, write_new_version,
 };
 use preprocess::{fit_preprocessor, transform};
 use serde::{Deserialize, Serialize};
@@ -173,22 +174,30 @@ fn fit_on_rows(
     })
 }
 
+pub(crate) fn evaluate_probabilities(
+    truth_rows: &[usize],
+    data: &Dataset,
+    probabilities: &[Vec<f64>],
+) -> Result<Evaluation, TrainError> {
+    let (classes, labels) = classes_of(data)?;
+    let truth: Vec<usize> = truth_rows.iter().map(|&row| classes[row]).collect();
+    Ok(metrics::evaluate(&truth, probabilities, labels))
+}
+
 fn evaluate_on_rows(
     model: &NativeModel,
     data: &Dataset,
     rows: &[usize],
 ) -> Result<Evaluation, TrainError> {
-    let (classes, labels) = classes_of(data)?;
     let x = transform(&model.preprocessor, data, rows);
     let probabilities: Vec<Vec<f64>> = (0..x.rows)
         .map(|i| model.predict_proba_encoded(x.row(i)))
         .collect();
-    let truth: Vec<usize> = rows.iter().map(|&row| classes[row]).collect();
-    Ok(metrics::evaluate(&truth, &probabilities, labels))
+    evaluate_probabilities(rows, data, &probabilities)
 }
 
 /// The class of each row and the class names: classification's target.
-fn classes_of(data: &Dataset) -> Result<(&[usize], &[String]), TrainError> {
+pub(crate) fn classes_of(data: &Dataset) -> Result<(&[usize], &[String]), TrainError> {
     data.classes().ok_or_else(|| {
         TrainError::Parameter(format!(
             "the target '{}' is a number: a classifier needs classes",
@@ -197,12 +206,16 @@ fn classes_of(data: &Dataset) -> Result<(&[usize], &[String]), TrainError> {
     })
 }
 
-fn cross_validate(
+/// k-fold cross-validation of a classifier on the training split (stratified, as
+/// scikit-learn's `StratifiedKFold(shuffle=True)`): `fit_and_evaluate(fold_train,
+/// fold_validation)` fits on one and evaluates on the other.
+pub(crate) fn cross_validate(
     data: &Dataset,
     train_rows: &[usize],
     folds: usize,
-    options: &TrainOptions,
+    seed: u64,
     progress: &dyn Progress,
+    fit_and_evaluate: impl Fn(&[usize], &[usize]) -> Result<Evaluation, TrainError>,
 ) -> Result<CrossValidation, TrainError> {
     let (classes, labels) = classes_of(data)?;
     for (class, count) in train_rows
@@ -222,12 +235,11 @@ fn cross_validate(
             .into());
         }
     }
-    let partition = stratified_kfold(train_rows, classes, labels.len(), folds, options.seed)?;
+    let partition = stratified_kfold(train_rows, classes, labels.len(), folds, seed)?;
     progress.start("cross-validating", folds as u64);
     let mut scores = Vec::with_capacity(folds);
     for (fold_train, fold_validation) in &partition {
-        let model = fit_on_rows(data, fold_train, options, &NoProgress)?;
-        scores.push(evaluate_on_rows(&model, data, fold_validation)?);
+        scores.push(fit_and_evaluate(fold_train, fold_validation)?);
         progress.advance(1);
     }
     progress.finish();
@@ -255,7 +267,17 @@ pub fn train(
         stratified_split(classes, labels.len(), options.test_size, options.seed)?;
     options.params.check_against_rows(train_rows.len())?;
     let cv = match options.cv {
-        Some(folds) => Some(cross_validate(data, &train_rows, folds, options, progress)?),
+        Some(folds) => Some(cross_validate(
+            data,
+            &train_rows,
+            folds,
+            options.seed,
+            progress,
+            |fit_rows, validation_rows| {
+                let model = fit_on_rows(data, fit_rows, options, &NoProgress)?;
+                evaluate_on_rows(&model, data, validation_rows)
+            },
+        )?),
         None => None,
     };
     let steps = algorithms::progress_steps(&options.params, labels.len());
@@ -334,14 +356,7 @@ impl TrainedModel {
             training: Some(self.provenance.clone()),
             imported: None,
             onnx: None,
-            metrics: Some(HeldOutMetrics::Classification(MetricsSummary {
-                accuracy: e.accuracy,
-                precision_macro: e.precision_macro,
-                recall_macro: e.recall_macro,
-                f1_macro: e.f1_macro,
-                roc_auc: e.roc_auc,
-                log_loss: e.log_loss,
-            })),
+            metrics: Some(HeldOutMetrics::Classification(e.summary())),
             target: None,
             prediction_log: None,
             features: self.features.clone(),

@@ -4,7 +4,7 @@
 use super::TrainError;
 use crate::data::Task;
 use crate::model::native::KnnWeights;
-pub use crate::model::{Algorithm, AlgorithmParams, Gamma, MaxFeatures};
+pub use crate::model::{Algorithm, AlgorithmParams, EarlyStopping, Gamma, MaxFeatures};
 
 /// Hyper-parameter flags of `mlserve train`; each applies to the algorithms its help names.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -12,16 +12,19 @@ pub struct HyperParameterFlags {
     /// Inverse regularisation strength (logistic-regression, svm) [default: 1.0]
     #[arg(long = "c", value_name = "C", allow_negative_numbers = true)]
     pub c: Option<f64>,
-    /// Number of trees (random-forest) [default: 100]
+    /// Number of trees (random-forest), or boosting iterations at most (gradient-boosting; a
+    /// tree per class in each for several classes) [default: 100]
     #[arg(long, value_name = "N")]
     pub n_trees: Option<usize>,
-    /// Maximum tree depth (random-forest, decision-tree) [default: unlimited]
+    /// Maximum tree depth (random-forest, decision-tree, gradient-boosting) [default:
+    /// unlimited]
     #[arg(long, value_name = "N")]
     pub max_depth: Option<usize>,
     /// Fewest rows a node needs to be split (random-forest, decision-tree) [default: 2]
     #[arg(long, value_name = "N")]
     pub min_samples_split: Option<usize>,
-    /// Fewest rows in a leaf (random-forest, decision-tree) [default: 1]
+    /// Fewest rows in a leaf (random-forest, decision-tree [default: 1]; gradient-boosting
+    /// [default: 20])
     #[arg(long, value_name = "N")]
     pub min_samples_leaf: Option<usize>,
     /// Columns tried per split: sqrt, log2, all or a number (random-forest) [default: sqrt]
@@ -47,6 +50,31 @@ pub struct HyperParameterFlags {
     /// regression) [default: 0.1]
     #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
     pub epsilon: Option<f64>,
+    /// Shrinkage of each tree's contribution (gradient-boosting) [default: 0.1]
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    pub learning_rate: Option<f64>,
+    /// Leaves per tree at most (gradient-boosting) [default: 31]
+    #[arg(long, value_name = "N")]
+    pub max_leaves: Option<usize>,
+    /// L2 penalty on leaf values (gradient-boosting) [default: 0]
+    #[arg(long, value_name = "LAMBDA", allow_negative_numbers = true)]
+    pub l2: Option<f64>,
+    /// Bins per numeric feature, 2 to 255; missing values get one more (gradient-boosting)
+    /// [default: 255]
+    #[arg(long, value_name = "N")]
+    pub max_bins: Option<usize>,
+    /// Stop when the validation share stops improving: auto is on above 10,000 training rows
+    /// (gradient-boosting) [default: auto]
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub early_stopping: Option<EarlyStopping>,
+    /// Share of the training rows held out to decide early stopping (gradient-boosting)
+    /// [default: 0.1]
+    #[arg(long, value_name = "SHARE", allow_negative_numbers = true)]
+    pub validation_fraction: Option<f64>,
+    /// Iterations without improvement of the validation loss before stopping
+    /// (gradient-boosting) [default: 10]
+    #[arg(long, value_name = "N")]
+    pub n_iter_no_change: Option<usize>,
 }
 
 impl HyperParameterFlags {
@@ -65,6 +93,13 @@ impl HyperParameterFlags {
             ("--var-smoothing", self.var_smoothing.is_some()),
             ("--alpha", self.alpha.is_some()),
             ("--epsilon", self.epsilon.is_some()),
+            ("--learning-rate", self.learning_rate.is_some()),
+            ("--max-leaves", self.max_leaves.is_some()),
+            ("--l2", self.l2.is_some()),
+            ("--max-bins", self.max_bins.is_some()),
+            ("--early-stopping", self.early_stopping.is_some()),
+            ("--validation-fraction", self.validation_fraction.is_some()),
+            ("--n-iter-no-change", self.n_iter_no_change.is_some()),
         ];
         flags
             .into_iter()
@@ -129,6 +164,19 @@ impl AlgorithmParams {
             Algorithm::LinearRegression => AlgorithmParams::LinearRegression {
                 alpha: flags.alpha.unwrap_or(0.0),
             },
+            // scikit-learn's HistGradientBoosting defaults.
+            Algorithm::GradientBoosting => AlgorithmParams::GradientBoosting {
+                n_trees: flags.n_trees.unwrap_or(100),
+                learning_rate: flags.learning_rate.unwrap_or(0.1),
+                max_leaves: flags.max_leaves.unwrap_or(31),
+                max_depth: flags.max_depth,
+                min_samples_leaf: flags.min_samples_leaf.unwrap_or(20),
+                l2: flags.l2.unwrap_or(0.0),
+                max_bins: flags.max_bins.unwrap_or(255),
+                early_stopping: flags.early_stopping.unwrap_or(EarlyStopping::Auto),
+                validation_fraction: flags.validation_fraction.unwrap_or(0.1),
+                n_iter_no_change: flags.n_iter_no_change.unwrap_or(10),
+            },
         };
         let applicable = params.flag_names();
         if let Some(flag) = flags
@@ -170,6 +218,18 @@ impl AlgorithmParams {
             AlgorithmParams::Svm { .. } => &["--c", "--gamma", "--epsilon"],
             AlgorithmParams::NaiveBayes { .. } => &["--var-smoothing"],
             AlgorithmParams::LinearRegression { .. } => &["--alpha"],
+            AlgorithmParams::GradientBoosting { .. } => &[
+                "--n-trees",
+                "--learning-rate",
+                "--max-leaves",
+                "--max-depth",
+                "--min-samples-leaf",
+                "--l2",
+                "--max-bins",
+                "--early-stopping",
+                "--validation-fraction",
+                "--n-iter-no-change",
+            ],
         }
     }
 
@@ -229,7 +289,52 @@ impl AlgorithmParams {
             AlgorithmParams::LinearRegression { alpha } => bad(format!(
                 "--alpha must be zero or a positive number, got {alpha}"
             )),
+            AlgorithmParams::GradientBoosting { .. } => self.check_boosting_ranges(),
         }
+    }
+
+    fn check_boosting_ranges(&self) -> Result<(), TrainError> {
+        let AlgorithmParams::GradientBoosting {
+            n_trees,
+            learning_rate,
+            max_leaves,
+            max_depth,
+            min_samples_leaf,
+            l2,
+            max_bins,
+            validation_fraction,
+            n_iter_no_change,
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        let problem = if *n_trees == 0 {
+            Some("--n-trees must be at least 1".to_string())
+        } else if !(learning_rate.is_finite() && *learning_rate > 0.0) {
+            Some(format!(
+                "--learning-rate must be a positive number, got {learning_rate}"
+            ))
+        } else if *max_leaves < 2 {
+            Some(format!("--max-leaves must be at least 2, got {max_leaves}"))
+        } else if *max_depth == Some(0) {
+            Some("--max-depth must be at least 1".to_string())
+        } else if *min_samples_leaf == 0 {
+            Some("--min-samples-leaf must be at least 1".to_string())
+        } else if !(l2.is_finite() && *l2 >= 0.0) {
+            Some(format!("--l2 must be zero or a positive number, got {l2}"))
+        } else if !(2..=255).contains(max_bins) {
+            Some(format!("--max-bins must be from 2 to 255, got {max_bins}"))
+        } else if !(*validation_fraction > 0.0 && *validation_fraction < 1.0) {
+            Some(format!(
+                "--validation-fraction must be between 0 and 1, got {validation_fraction}"
+            ))
+        } else if *n_iter_no_change == 0 {
+            Some("--n-iter-no-change must be at least 1".to_string())
+        } else {
+            None
+        };
+        problem.map_or(Ok(()), |message| Err(TrainError::Parameter(message)))
     }
 
     /// Checks what depends on the training data: k-nearest neighbours needs at least k rows.

@@ -56,7 +56,12 @@ pub fn fit_preprocessor(data: &Dataset, rows: &[usize]) -> Preprocessor {
         .map(|column| match &column.values {
             ColumnValues::Numeric(_) => InputEncoding::Numeric,
             ColumnValues::Text(values) => {
-                let categories: BTreeSet<&String> = rows.iter().map(|&row| &values[row]).collect();
+                // An empty text is a missing value (for algorithms that take them), not a category.
+                let categories: BTreeSet<&String> = rows
+                    .iter()
+                    .map(|&row| &values[row])
+                    .filter(|value| !value.is_empty())
+                    .collect();
                 InputEncoding::OneHot(categories.into_iter().cloned().collect())
             }
         })
@@ -76,26 +81,35 @@ pub fn fit_preprocessor(data: &Dataset, rows: &[usize]) -> Preprocessor {
     }
 }
 
-/// Mean and population standard deviation of each column; a constant column gets scale 1.
+/// Mean and population standard deviation of each column over its present (not NaN)
+/// values; a constant column gets scale 1.
 fn column_mean_and_scale(matrix: &Matrix) -> (Vec<f64>, Vec<f64>) {
-    let n = matrix.rows.max(1) as f64;
+    let mut count = vec![0usize; matrix.cols];
     let mut mean = vec![0.0; matrix.cols];
     for row in 0..matrix.rows {
-        for (sum, value) in mean.iter_mut().zip(matrix.row(row)) {
-            *sum += value;
+        for ((sum, n), value) in mean.iter_mut().zip(&mut count).zip(matrix.row(row)) {
+            if !value.is_nan() {
+                *sum += value;
+                *n += 1;
+            }
         }
     }
-    mean.iter_mut().for_each(|m| *m /= n);
+    mean.iter_mut()
+        .zip(&count)
+        .for_each(|(m, &n)| *m /= n.max(1) as f64);
     let mut variance = vec![0.0; matrix.cols];
     for row in 0..matrix.rows {
         for ((sum, value), m) in variance.iter_mut().zip(matrix.row(row)).zip(&mean) {
-            *sum += (value - m) * (value - m);
+            if !value.is_nan() {
+                *sum += (value - m) * (value - m);
+            }
         }
     }
     let scale = variance
         .iter()
-        .map(|v| {
-            let std = (v / n).sqrt();
+        .zip(&count)
+        .map(|(v, &n)| {
+            let std = (v / n.max(1) as f64).sqrt();
             if std > 1e-12 * (1.0 + std) && std.is_finite() {
                 std
             } else {

@@ -22,7 +22,12 @@ pub fn feature_schemas(
                 FeatureSchema::new(column.name.clone(), column.kind, ExampleValue::Number(0.0));
             match (&column.values, encoding) {
                 (ColumnValues::Numeric(values), _) => {
-                    let training: Vec<f64> = train_rows.iter().map(|&row| values[row]).collect();
+                    // Missing values (NaN, for algorithms that take them) are left out.
+                    let training: Vec<f64> = train_rows
+                        .iter()
+                        .map(|&row| values[row])
+                        .filter(|value| !value.is_nan())
+                        .collect();
                     let n = training.len().max(1) as f64;
                     let mean = training.iter().sum::<f64>() / n;
                     schema.min = Some(training.iter().copied().fold(f64::INFINITY, f64::min));
@@ -30,7 +35,10 @@ pub fn feature_schemas(
                     schema.mean = Some(mean);
                     schema.std =
                         Some((training.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt());
-                    schema.example = numeric_example(column.kind, values[example_row]);
+                    let example = Some(values[example_row])
+                        .filter(|value| !value.is_nan())
+                        .unwrap_or(training.get(training.len() / 2).copied().unwrap_or(0.0));
+                    schema.example = numeric_example(column.kind, example);
                     if column.kind != ColumnKind::Boolean {
                         schema.baseline = crate::model::Histogram::deciles(&training);
                     }
@@ -39,13 +47,20 @@ pub fn feature_schemas(
                     let mut counts: BTreeMap<String, f64> =
                         categories.iter().map(|c| (c.clone(), 0.0)).collect();
                     for &row in train_rows {
-                        *counts.entry(values[row].clone()).or_default() += 1.0;
+                        if let Some(count) = counts.get_mut(&values[row]) {
+                            *count += 1.0;
+                        }
                     }
                     let n = train_rows.len().max(1) as f64;
                     counts.values_mut().for_each(|count| *count /= n);
+                    let example = Some(&values[example_row])
+                        .filter(|value| !value.is_empty())
+                        .or_else(|| categories.first())
+                        .cloned()
+                        .unwrap_or_default();
                     schema.categories = Some(categories.clone());
                     schema.frequencies = Some(counts);
-                    schema.example = ExampleValue::Text(values[example_row].clone());
+                    schema.example = ExampleValue::Text(example);
                 }
                 (ColumnValues::Text(values), InputEncoding::Numeric) => {
                     schema.example = ExampleValue::Text(values[example_row].clone());
@@ -68,7 +83,11 @@ fn numeric_example(kind: ColumnKind, value: f64) -> ExampleValue {
 /// of values, so the example never pairs values that never occur together.
 fn most_typical_row(data: &Dataset, train_rows: &[usize], preprocessor: &Preprocessor) -> usize {
     let x = transform(preprocessor, data, train_rows);
-    let distance = |i: usize| x.row(i).iter().map(|v| v * v).sum::<f64>();
+    // A row with a missing value (NaN) is never the most typical.
+    let distance = |i: usize| {
+        let d = x.row(i).iter().map(|v| v * v).sum::<f64>();
+        if d.is_nan() { f64::INFINITY } else { d }
+    };
     (0..x.rows)
         .min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
         .map_or(0, |i| train_rows[i])

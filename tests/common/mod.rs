@@ -61,6 +61,7 @@ pub fn demo_repository() -> tempfile::TempDir {
             target: "churned".into(),
             categorical: vec![],
             task: None,
+            missing_values: false,
         },
     )
     .unwrap();

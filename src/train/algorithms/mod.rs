@@ -66,6 +66,11 @@ pub fn fit(
         AlgorithmParams::NaiveBayes { var_smoothing } => {
             naive_bayes::fit(x, y, n_classes, *var_smoothing)
         }
+        AlgorithmParams::GradientBoosting { .. } => {
+            return Err(TrainError::Parameter(
+                "gradient-boosting reads the raw features: train it with train::boosting".into(),
+            ));
+        }
         AlgorithmParams::LinearRegression { .. } => {
             return Err(TrainError::Parameter(
                 "linear-regression predicts a number; for classes use logistic-regression"

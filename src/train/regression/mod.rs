@@ -14,6 +14,7 @@ pub use pipeline::{
     RegressionCrossValidation, RegressionEvaluation, RegressionMetricsFile, TrainedRegressor,
     target_schema, train_regressor,
 };
+pub(crate) use pipeline::{cross_validate, evaluate_predictions, values_of};
 
 use super::algorithms::svm::resolve_gamma;
 use super::algorithms::tree::{self, Targets, TreeLimits};
@@ -90,6 +91,11 @@ pub fn fit(
             svr::fit(x, y, *c, resolve_gamma(*gamma, x), epsilon)
         }
         AlgorithmParams::LinearRegression { alpha } => linear::fit(x, y, *alpha)?,
+        AlgorithmParams::GradientBoosting { .. } => {
+            return Err(TrainError::Parameter(
+                "gradient-boosting reads the raw features: train it with train::boosting".into(),
+            ));
+        }
         AlgorithmParams::LogisticRegression { .. } | AlgorithmParams::NaiveBayes { .. } => {
             return Err(TrainError::Parameter(format!(
                 "{} has no regression form; for a number use one of: {}",
@@ -110,12 +116,13 @@ pub fn progress_steps(params: &AlgorithmParams) -> u64 {
 }
 
 /// The algorithms that can predict a number.
-pub const REGRESSION_ALGORITHMS: [&str; 5] = [
+pub const REGRESSION_ALGORITHMS: [&str; 6] = [
     "linear-regression",
     "decision-tree",
     "random-forest",
     "knn",
     "svm",
+    "gradient-boosting",
 ];
 
 #[cfg(test)]

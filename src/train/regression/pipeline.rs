@@ -70,7 +70,7 @@ pub struct TrainedRegressor {
 }
 
 /// The target values of a regression dataset.
-fn values_of(data: &Dataset) -> Result<&[f64], TrainError> {
+pub(crate) fn values_of(data: &Dataset) -> Result<&[f64], TrainError> {
     match &data.target {
         Target::Values(values) => Ok(values),
         Target::Classes { .. } => Err(TrainError::Parameter(format!(
@@ -103,6 +103,21 @@ fn evaluate_on_rows(
     data: &Dataset,
     rows: &[usize],
 ) -> Result<RegressionEvaluation, TrainError> {
+    let x = transform(&model.preprocessor, data, rows);
+    let predicted: Vec<f64> = (0..x.rows)
+        .map(|i| model.regressor.predict(x.row(i)))
+        .collect();
+    evaluate_predictions(data, rows, predicted)
+}
+
+/// The metrics of `predicted` against the true values of `rows`.
+///
+/// Errors: fewer than 2 rows (R² needs variance), a prediction that is not finite.
+pub(crate) fn evaluate_predictions(
+    data: &Dataset,
+    rows: &[usize],
+    predicted: Vec<f64>,
+) -> Result<RegressionEvaluation, TrainError> {
     let values = values_of(data)?;
     if rows.len() < 2 {
         // scikit-learn's R² is NaN for one row: there is no variance to explain.
@@ -112,10 +127,6 @@ fn evaluate_on_rows(
             if rows.len() == 1 { "" } else { "s" }
         )));
     }
-    let x = transform(&model.preprocessor, data, rows);
-    let predicted: Vec<f64> = (0..x.rows)
-        .map(|i| model.regressor.predict(x.row(i)))
-        .collect();
     if predicted.iter().any(|p| !p.is_finite()) {
         return Err(TrainError::Fit(
             "the model predicts a value that is not a finite number on a held-out row".into(),
@@ -131,19 +142,21 @@ fn evaluate_on_rows(
     })
 }
 
-fn cross_validate(
-    data: &Dataset,
+/// k-fold cross-validation of a regressor on the training split (scikit-learn's
+/// `KFold(shuffle=True)`): `fit_and_evaluate(fold_train, fold_validation)` fits on one and
+/// evaluates on the other.
+pub(crate) fn cross_validate(
     train_rows: &[usize],
     folds: usize,
-    options: &TrainOptions,
+    seed: u64,
     progress: &dyn Progress,
+    fit_and_evaluate: impl Fn(&[usize], &[usize]) -> Result<RegressionEvaluation, TrainError>,
 ) -> Result<RegressionCrossValidation, TrainError> {
-    let partition = kfold(train_rows, folds, options.seed)?;
+    let partition = kfold(train_rows, folds, seed)?;
     progress.start("cross-validating", folds as u64);
     let mut scores = Vec::with_capacity(folds);
     for (fold_train, fold_validation) in &partition {
-        let model = fit_on_rows(data, fold_train, options, &NoProgress)?;
-        scores.push(evaluate_on_rows(&model, data, fold_validation)?.metrics);
+        scores.push(fit_and_evaluate(fold_train, fold_validation)?.metrics);
         progress.advance(1);
     }
     progress.finish();
@@ -171,7 +184,16 @@ pub fn train_regressor(
     let (train_rows, test_rows) = shuffled_split(values.len(), options.test_size, options.seed)?;
     options.params.check_against_rows(train_rows.len())?;
     let cv = match options.cv {
-        Some(folds) => Some(cross_validate(data, &train_rows, folds, options, progress)?),
+        Some(folds) => Some(cross_validate(
+            &train_rows,
+            folds,
+            options.seed,
+            progress,
+            |fit_rows, validation_rows| {
+                let model = fit_on_rows(data, fit_rows, options, &NoProgress)?;
+                evaluate_on_rows(&model, data, validation_rows)
+            },
+        )?),
         None => None,
     };
     let steps = super::progress_steps(&options.params);

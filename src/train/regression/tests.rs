@@ -293,7 +293,7 @@ fn classifiers_have_no_regression_form() {
     assert_eq!(
         error.to_string(),
         "naive-bayes has no regression form; for a number use one of: \
-         linear-regression, decision-tree, random-forest, knn, svm"
+         linear-regression, decision-tree, random-forest, knn, svm, gradient-boosting"
     );
     let mut bad = y.clone();
     bad[7] = f64::NAN;
