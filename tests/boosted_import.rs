@@ -30,6 +30,7 @@ fn options(file: &str, name: &str, models: &Path) -> ImportOptions {
         all_trees: false,
         task: None,
         target: None,
+        test_data: None,
         onnxruntime: None,
     }
 }

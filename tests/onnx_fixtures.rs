@@ -266,6 +266,7 @@ fn every_fixture_imports_and_predicts_through_the_repository_as_scikit_learn_doe
             all_trees: false,
             task: None,
             target: None,
+            test_data: None,
             onnxruntime: Some(library.clone()),
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -52,6 +52,7 @@ fn import_every_regressor(repo: &Path, expected: &Value) -> Vec<String> {
             all_trees: false,
             task: fixture_task(fixture),
             target: None,
+            test_data: None,
             onnxruntime: Some(library()),
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -199,6 +200,7 @@ fn every_regressor_imports_loads_and_answers_scikit_learns_values() {
             all_trees: false,
             task: fixture_task(&fixtures_list[name]),
             target: None,
+            test_data: None,
             onnxruntime: Some(library()),
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -271,12 +273,58 @@ async fn an_imported_regressor_takes_its_target_from_the_csv_and_serves_on_every
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("models");
     let csv = houses_csv(work.path(), houses, None);
+    // Held-out rows with true prices the test chooses: scikit-learn's prediction 1,000 under or
+    // 3,000 over, so the reference metrics follow from its predictions.
+    let truth: Vec<f64> = sklearn
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v.as_f64().unwrap() + if i % 2 == 0 { 1000.0 } else { -3000.0 })
+        .collect();
+    let mut test_csv = String::from("rooms,area,district,price\n");
+    for (row, price) in houses["rows"].as_array().unwrap().iter().zip(&truth) {
+        let area = row["area"]
+            .as_f64()
+            .map_or(String::new(), |a| a.to_string());
+        let district = row["district"].as_str().unwrap();
+        test_csv.push_str(&format!("{},{area},{district},{price}\n", row["rooms"]));
+    }
+    let test_path = work.path().join("houses-test.csv");
+    std::fs::write(&test_path, test_csv).unwrap();
     let printed = import_fixture(
         &repo,
         "houses_ridge.onnx",
         "houses",
-        &["--features-from", &csv, "--target", "price"],
+        &[
+            "--training-data",
+            &csv,
+            "--target",
+            "price",
+            "--test-data",
+            test_path.to_str().unwrap(),
+        ],
     );
+    let metrics: Value =
+        serde_json::from_slice(&std::fs::read(repo.join("houses/1/metrics.json")).unwrap())
+            .unwrap();
+    let errors: Vec<f64> = truth
+        .iter()
+        .zip(sklearn)
+        .map(|(t, p)| t - p.as_f64().unwrap())
+        .collect();
+    let n = errors.len() as f64;
+    let mean = truth.iter().sum::<f64>() / n;
+    let rmse = (errors.iter().map(|e| e * e).sum::<f64>() / n).sqrt();
+    let r2 = 1.0
+        - errors.iter().map(|e| e * e).sum::<f64>()
+            / truth.iter().map(|t| (t - mean).powi(2)).sum::<f64>();
+    for (name, want) in [("rmse", rmse), ("r2", r2)] {
+        let got = metrics[name].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-3 * want.abs(),
+            "{name}: {got} vs {want}"
+        );
+    }
+    assert!(printed.contains("on the test data: R²"), "{printed}");
     assert!(
         printed.contains("predicts a number: price (trained on"),
         "{printed}"
@@ -297,7 +345,6 @@ async fn an_imported_regressor_takes_its_target_from_the_csv_and_serves_on_every
 
     // What cannot be imported is refused, with exit code 2 and the reason.
     let bad_cell = houses_csv(work.path(), houses, Some((3, "n/a")));
-    let classifier = fixtures().join("iris_random_forest.onnx");
     let houses_graph = fixtures().join("houses_ridge.onnx");
     let refused: [(Vec<&str>, &str); 4] = [
         (
@@ -336,15 +383,13 @@ async fn an_imported_regressor_takes_its_target_from_the_csv_and_serves_on_every
         ),
         (
             vec![
-                classifier.to_str().unwrap(),
+                houses_graph.to_str().unwrap(),
                 "--name",
                 "h",
-                "--features-from",
+                "--test-data",
                 &csv,
-                "--target",
-                "price",
             ],
-            "the graph is a classifier",
+            "--target <COLUMN>",
         ),
     ];
     for (args, message) in refused {

@@ -466,7 +466,7 @@ fn imports_that_cannot_run_are_refused_and_write_nothing() {
         ),
         (
             vec![iris.to_str().unwrap(), "--name", "iris"],
-            "--features FILE or --features-from CSV",
+            "--features FILE or --training-data CSV",
         ),
         (
             vec![

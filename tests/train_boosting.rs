@@ -327,3 +327,80 @@ fn the_cli_trains_a_csv_with_empty_cells_only_with_gradient_boosting() {
     let artifact = load_version(&models.join("clinics").join("1")).unwrap();
     assert_eq!(artifact.manifest.backend, Backend::Boosted);
 }
+
+#[test]
+fn a_target_far_from_zero_keeps_its_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("x,y\n");
+    for i in 0..1000 {
+        let x = (i * 7919 % 1000) as f64 / 100.0;
+        text.push_str(&format!("{x},{}\n", 1e8 + 3.0 * x));
+    }
+    let data = csv_dataset(dir.path(), &text, Task::Regression);
+    let trained = train(&data, HyperParameterFlags::default());
+    let BoostedMetrics::Regression(metrics) = &trained.metrics else {
+        panic!("a regressor")
+    };
+    // Summed in f32, a base margin of 1e8 leaves steps of 8: every answer the same.
+    let m = &metrics.evaluation.metrics;
+    assert!(m.r2 > 0.99 && m.rmse < 0.5, "R² {} RMSE {}", m.r2, m.rmse);
+}
+
+#[test]
+fn missing_values_alone_can_be_split_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("flag,y\n");
+    for i in 0..400 {
+        let missing = i % 3 == 0;
+        let flag = if missing { "" } else { "1" };
+        text.push_str(&format!("{flag},{}\n", if missing { "yes" } else { "no" }));
+    }
+    let data = csv_dataset(dir.path(), &text, Task::Classification);
+    let trained = train(&data, HyperParameterFlags::default());
+    let BoostedMetrics::Classification(metrics) = &trained.metrics else {
+        panic!("a classifier")
+    };
+    assert_eq!(metrics.evaluation.accuracy, 1.0);
+    let root = &trained.model.trees[0].nodes[0];
+    assert_eq!((root.value, root.default_left), (f64::NEG_INFINITY, true));
+}
+
+#[test]
+fn held_out_rows_the_served_model_refuses_are_left_out_and_said() {
+    let dir = tempfile::tempdir().unwrap();
+    // Row 7 alone has the clinic 'island' and a value of 'rare'.
+    let mut text = String::from("clinic,rare,dose,y\n");
+    for i in 0..200 {
+        let (clinic, rare) = if i == 7 {
+            ("island", "4.5")
+        } else {
+            (["north", "south"][i % 2], "")
+        };
+        let dose = (i * 37 % 100) as f64 / 10.0;
+        let y = if dose > 5.0 { "high" } else { "low" };
+        text.push_str(&format!("{clinic},{rare},{dose},{y}\n"));
+    }
+    let data = csv_dataset(dir.path(), &text, Task::Classification);
+    let (trained, seed) = (0..50)
+        .map(|seed| {
+            let options = TrainOptions {
+                seed,
+                ..options(Task::Classification, HyperParameterFlags::default(), None)
+            };
+            (train_boosted(&data, &options, &NoProgress).unwrap(), seed)
+        })
+        .find(|(trained, _)| match &trained.metrics {
+            BoostedMetrics::Classification(m) => m.split.test_rows.contains(&7),
+            BoostedMetrics::Regression(_) => false,
+        })
+        .expect("some seed holds row 7 out");
+    let BoostedMetrics::Classification(metrics) = &trained.metrics else {
+        panic!("a classifier")
+    };
+    assert_eq!(metrics.split.refused_rows, [7], "seed {seed}");
+    let scored: u64 = metrics.evaluation.confusion_matrix.iter().flatten().sum();
+    assert_eq!(scored as usize, metrics.split.test_rows.len() - 1);
+    // 'rare' has no value in any training row: no statistics rather than infinite ones.
+    let rare = &trained.features[1];
+    assert_eq!((rare.min, rare.max, rare.mean), (None, None, None));
+}

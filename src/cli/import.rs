@@ -10,7 +10,7 @@ pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
         graph: args.graph,
         name: args.name,
         models: args.repository.models,
-        features: match (args.features, args.features_from) {
+        features: match (args.features, args.training_data) {
             (Some(file), _) => FeatureNames::File(file),
             (None, Some(csv)) => FeatureNames::Csv(csv),
             (None, None) => FeatureNames::FromGraph,
@@ -19,6 +19,7 @@ pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
         all_trees: args.all_trees,
         task: args.task,
         target: args.target,
+        test_data: args.test_data,
         onnxruntime: args.onnxruntime,
     };
     match import_model(&options) {
@@ -40,8 +41,19 @@ pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
                     target.name, target.min, target.max
                 ),
                 (mlserve::model::Task::Regression, None) => println!(
-                    "  predicts a number (give --target COLUMN with --features-from for its name and range)"
+                    "  predicts a number (give --target COLUMN with --training-data for its name and range)"
                 ),
+            }
+            match &m.metrics {
+                Some(mlserve::model::HeldOutMetrics::Classification(metrics)) => println!(
+                    "  on the test data: accuracy {:.4}, F1 (macro) {:.4}, log loss {:.4}",
+                    metrics.accuracy, metrics.f1_macro, metrics.log_loss
+                ),
+                Some(mlserve::model::HeldOutMetrics::Regression(metrics)) => println!(
+                    "  on the test data: R² {:.4}, RMSE {}, MAE {}",
+                    metrics.r2, metrics.rmse, metrics.mae
+                ),
+                None => {}
             }
             for input in m.onnx.iter().flat_map(|b| &b.inputs) {
                 println!(

@@ -249,14 +249,20 @@ struct ImportArgs {
     name: String,
     #[command(flatten)]
     repository: RepositoryArg,
-    /// Feature names, one a line, in the order of the graph's input columns
-    #[arg(long, value_name = "FILE", conflicts_with = "features_from")]
+    /// Feature names, one a line, in the order of the model's input columns
+    #[arg(long, value_name = "FILE", conflicts_with = "training_data")]
     features: Option<PathBuf>,
-    /// A CSV whose header names the features (extra columns such as the target are left out
-    /// when the graph has one input per column); its rows, if any, give the training ranges,
-    /// the example row and the drift baseline
-    #[arg(long, value_name = "CSV")]
-    features_from: Option<PathBuf>,
+    /// The training data, or a sample of it, as CSV: its header names the features (the
+    /// --target column and others the model does not read are left out when the model names
+    /// its inputs), its rows give the training ranges, category shares, the example row and
+    /// the drift baselines (also accepted as --features-from)
+    #[arg(long, value_name = "CSV", alias = "features-from")]
+    training_data: Option<PathBuf>,
+    /// Held-out rows as CSV, with the features' columns and the --target column: the model is
+    /// evaluated on them as a trained model is on its held-out split (metrics.json, the card,
+    /// the held-out metrics live accuracy is compared with)
+    #[arg(long, value_name = "CSV", requires = "target")]
+    test_data: Option<PathBuf>,
     /// Class labels in the order of the classifier's classes (replacing the graph's, such as 0,1)
     #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
     labels: Option<Vec<String>>,
@@ -268,9 +274,10 @@ struct ImportArgs {
     /// [N, C] output, is a classifier; one float [N, 1] output alone, a regressor]
     #[arg(long, value_enum)]
     task: Option<mlserve::data::Task>,
-    /// For a graph that predicts a number: the --features-from column holding its target (left
-    /// out of the features; its values give the target's range, quartiles and decile bins)
-    #[arg(long, value_name = "COLUMN", requires = "features_from")]
+    /// The column of --training-data and --test-data holding the target: a class label, or
+    /// the number predicted (left out of the features; for a model that predicts a number, its
+    /// training values give the target's range, quartiles and decile bins)
+    #[arg(long, value_name = "COLUMN")]
     target: Option<String>,
     /// ONNX Runtime's library [default: $ORT_DYLIB_PATH, then target/onnxruntime/]
     #[arg(long, env = "MLSERVE_ONNXRUNTIME", value_name = "FILE")]

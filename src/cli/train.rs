@@ -179,6 +179,16 @@ fn print_boosted_summary(trained: &TrainedBoosted) {
     let (used, most) = trained.model.source.iterations;
     let stopped = if used < most { " (early stopping)" } else { "" };
     println!("  boosting iterations     {used} of {most}{stopped}");
+    let refused = match &trained.metrics {
+        BoostedMetrics::Classification(metrics) => metrics.split.refused_rows.len(),
+        BoostedMetrics::Regression(metrics) => metrics.split.refused_rows.len(),
+    };
+    if refused > 0 {
+        println!(
+            "  {refused} held-out row(s) left out of the metrics: a category no training row \
+             has, which the served model refuses"
+        );
+    }
     match (&trained.metrics, &trained.target) {
         (BoostedMetrics::Classification(metrics), _) => print_summary(metrics),
         (BoostedMetrics::Regression(metrics), Some(target)) => {

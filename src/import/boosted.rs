@@ -93,7 +93,7 @@ pub fn import(
         Task::Regression
     };
     let labels = labels_of(&model, options.labels.as_deref())?;
-    let (names, sample) = feature_names(&model, names, &options.features)?;
+    let (names, sample) = feature_names(&model, names, options)?;
     let mut features = Vec::with_capacity(names.len());
     for (index, name) in names.iter().enumerate() {
         let categories = model.category_codes.get(index).and_then(Option::as_ref);
@@ -105,24 +105,14 @@ pub fn import(
         )?);
     }
     set_examples_from_sample(&mut features, &sample);
-    let target = match (&options.target, &options.features) {
-        (None, _) => None,
-        (Some(column), FeatureNames::Csv(path)) if task == Task::Regression => {
-            let mut target = super::target::target_from_csv(column, path, &sample)?;
-            target.predictions = super::target::prediction_baseline(&features, &sample, |rows| {
-                let rows: Vec<Vec<f64>> = rows.iter().map(|row| model.row(row)).collect();
-                let answers = model.predict_rows(&rows);
-                answers.iter().filter_map(|a| a.first().copied()).collect()
-            });
-            Some(target)
-        }
-        (Some(column), _) => {
-            return Err(ImportError::Features(format!(
-                "--target {column} names the number a regression model predicts, from the \
-                 column of --features-from CSV"
-            )));
-        }
-    };
+    let mut target = super::target_of(options, task, &sample)?;
+    if let Some(target) = target.as_mut() {
+        target.predictions = super::target::prediction_baseline(&features, &sample, |rows| {
+            let rows: Vec<Vec<f64>> = rows.iter().map(|row| model.row(row)).collect();
+            let answers = model.predict_rows(&rows);
+            answers.iter().filter_map(|a| a.first().copied()).collect()
+        });
+    }
     let iterations = model.source.iterations;
     let manifest_for = |version: u32| Manifest {
         format: 1,
@@ -160,21 +150,26 @@ pub fn import(
         features: features.clone(),
     };
     model.check_against(&manifest_for(1)).map_err(refused)?;
+    let evaluated = super::evaluated(
+        options,
+        manifest_for(1),
+        crate::model::Model::Boosted(model.clone()),
+    )?;
     let (version, dir) = write_new_version(&options.models, &options.name, |version| {
-        let manifest = manifest_for(version);
-        let card = crate::train::report::model_card(&manifest, None);
+        let manifest = super::with_metrics(manifest_for(version), evaluated.as_ref());
         ArtifactFiles {
+            extra: super::extra_files(
+                &manifest,
+                evaluated.as_ref(),
+                vec![(source_name(kind), bytes.to_vec())],
+            ),
             manifest,
             model: ModelFile::Boosted(model.clone()),
-            extra: vec![
-                (source_name(kind), bytes.to_vec()),
-                ("report.html", card.into_bytes()),
-            ],
         }
     })?;
     Ok(Imported {
         version,
-        manifest: manifest_for(version),
+        manifest: super::with_metrics(manifest_for(version), evaluated.as_ref()),
         dir,
     })
 }
@@ -205,16 +200,20 @@ fn labels_of(model: &BoostedTrees, given: Option<&[String]>) -> Result<Vec<Strin
     }
 }
 
-/// The features' names: `--features FILE`, the header of `--features-from CSV` (its other
+/// The features' names: `--features FILE`, the header of `--training-data CSV` (its other
 /// columns, such as the target, left out when the file names its features), or the file's
 /// own; `f0, f1, …` (XGBoost's names) when none says. With their CSV rows, if any.
 fn feature_names(
     model: &BoostedTrees,
     from_file: Vec<String>,
-    given: &FeatureNames,
+    options: &ImportOptions,
 ) -> Result<(Vec<String>, Sample), ImportError> {
     let wanted = model.features;
-    let (given_names, sample) = super::feature_names(given)?;
+    let given = &options.features;
+    let (mut given_names, sample) = super::feature_names(given)?;
+    if let (Some(names), Some(target)) = (given_names.as_mut(), &options.target) {
+        names.retain(|name| name != target);
+    }
     let names = match (given_names, given) {
         // A CSV header names the features unless the file names them all and the header has
         // them (its other columns, such as the target, are then left out).

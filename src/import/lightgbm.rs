@@ -99,6 +99,7 @@ pub fn read(text: &str) -> Result<LightGbmModel, String> {
             iterations: (iterations, iterations),
         },
         category_codes: Vec::new(),
+        sum_in_f64: false,
         fast: None,
     };
     let categorical = categorical_features(tail, features)?;

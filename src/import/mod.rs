@@ -9,6 +9,7 @@
 //! version is written only once the graph has scored the example row with this binding.
 
 pub mod boosted;
+pub mod evaluate;
 pub mod graph;
 pub mod lightgbm;
 pub mod mlflow;
@@ -61,10 +62,14 @@ pub struct ImportOptions {
     /// What the graph does, when its outputs do not tell (or tell wrong): read as a classifier
     /// (a ZipMap or a float `[N, C]` output) or as a regressor (a float `[N, 1]` output).
     pub task: Option<Task>,
-    /// For a graph that predicts a number: the column of the features' CSV
-    /// ([`FeatureNames::Csv`]) that holds its target, left out of the features; its values give
-    /// the target's training distribution.
+    /// The column of the training CSV ([`FeatureNames::Csv`]) and of `test_data` that holds
+    /// the target (a class label, or the number predicted), left out of the features. In the
+    /// training CSV of a model that predicts a number, its values give the target's training
+    /// distribution.
     pub target: Option<String>,
+    /// A CSV of held-out rows (the features' columns and `target`'s) on which the model is
+    /// evaluated, as a trained model is on its held-out split.
+    pub test_data: Option<PathBuf>,
     /// ONNX Runtime's library, before `ORT_DYLIB_PATH` and the set-up script's folder.
     pub onnxruntime: Option<PathBuf>,
 }
@@ -207,16 +212,10 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         }
         Task::Regression => Vec::new(),
     };
-    if let (Some(column), Task::Classification) = (&options.target, task) {
-        return Err(ImportError::Features(format!(
-            "--target {column}: the graph is a classifier (it has a probability output); \
-             --target names the number a regression graph predicts"
-        )));
-    }
     let (mut names, sample) = feature_names(&options.features)?;
-    let mut target = target_of(options, &sample)?;
-    if let (Some(target), Some(names)) = (&target, names.as_mut()) {
-        names.retain(|name| *name != target.name);
+    let mut target = target_of(options, task, &sample)?;
+    if let (Some(column), Some(names)) = (&options.target, names.as_mut()) {
+        names.retain(|name| name != column);
     }
     let binding = bind_names(&graph_inputs, names)?;
     let features = feature_schemas(&graph_inputs, &binding, &facts, &sample)?;
@@ -260,36 +259,95 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
             target::graph_values(&runner, rows)
         });
     }
+    let evaluated = evaluated(
+        options,
+        manifest_for(1, &target),
+        crate::model::Model::Onnx(std::sync::Arc::new(runner)),
+    )?;
     let (version, dir) = write_new_version(&options.models, &options.name, |version| {
-        let manifest = manifest_for(version, &target);
-        let card = crate::train::report::model_card(&manifest, None);
+        let manifest = with_metrics(manifest_for(version, &target), evaluated.as_ref());
         ArtifactFiles {
+            extra: extra_files(&manifest, evaluated.as_ref(), Vec::new()),
             manifest,
             model: ModelFile::Onnx(bytes.clone()),
-            extra: vec![("report.html", card.into_bytes())],
         }
     })?;
     Ok(Imported {
         version,
-        manifest: manifest_for(version, &target),
+        manifest: with_metrics(manifest_for(version, &target), evaluated.as_ref()),
         dir,
     })
 }
 
+/// The evaluation on `--test-data`, when given, of the model `manifest` describes.
+fn evaluated(
+    options: &ImportOptions,
+    manifest: Manifest,
+    model: crate::model::Model,
+) -> Result<Option<evaluate::Evaluated>, ImportError> {
+    let (Some(path), Some(target)) = (&options.test_data, &options.target) else {
+        return Ok(None);
+    };
+    let loaded = crate::model::LoadedModel {
+        validator: crate::model::Validator::new(&manifest.features),
+        version_label: manifest.version.to_string(),
+        artifact: crate::model::Artifact {
+            manifest,
+            model,
+            dir: options.models.clone(),
+        },
+        counters: Default::default(),
+    };
+    evaluate::evaluate(&loaded, path, target).map(Some)
+}
+
+/// `manifest` with the held-out metrics of `evaluated`, if any.
+fn with_metrics(mut manifest: Manifest, evaluated: Option<&evaluate::Evaluated>) -> Manifest {
+    manifest.metrics = evaluated.map(evaluate::Evaluated::summary);
+    manifest
+}
+
+/// The files beside an imported model: `kept` (the source file), metrics.json when it was
+/// evaluated, and the card.
+fn extra_files(
+    manifest: &Manifest,
+    evaluated: Option<&evaluate::Evaluated>,
+    mut kept: Vec<(&'static str, Vec<u8>)>,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let card = match evaluated {
+        Some(evaluated) => {
+            kept.push(("metrics.json", evaluated.json()));
+            evaluated.card(manifest)
+        }
+        None => crate::train::report::model_card(manifest, None),
+    };
+    kept.push(("report.html", card.into_bytes()));
+    kept
+}
+
 use sample::{Sample, add_statistics, default_example, read_sample, set_examples_from_sample};
 
-/// The `[target]` of a graph that predicts a number, from `--target` and the features' CSV.
+/// The `[target]` of a model that predicts a number, from `--target` and the training CSV;
+/// none for a classifier (its target column is only left out of the features).
+///
+/// Errors: `--target` with neither `--training-data` nor `--test-data` to find it in.
 fn target_of(
     options: &ImportOptions,
+    task: Task,
     sample: &Sample,
 ) -> Result<Option<crate::model::TargetSchema>, ImportError> {
     let Some(column) = &options.target else {
         return Ok(None);
     };
-    match &options.features {
-        FeatureNames::Csv(path) => target::target_from_csv(column, path, sample).map(Some),
+    match (&options.features, task) {
+        (FeatureNames::Csv(path), Task::Regression) => {
+            target::target_from_csv(column, path, sample).map(Some)
+        }
+        (FeatureNames::Csv(_), Task::Classification) => Ok(None),
+        _ if options.test_data.is_some() => Ok(None),
         _ => Err(ImportError::Features(format!(
-            "--target {column} needs --features-from CSV: the target's values come from its column"
+            "--target {column} names a column of --training-data or --test-data CSV, and \
+             neither was given"
         ))),
     }
 }
@@ -318,7 +376,8 @@ fn feature_names(source: &FeatureNames) -> Result<(Option<Vec<String>>, Sample),
             }
             Ok((Some(names), Sample::new()))
         }
-        FeatureNames::Csv(path) => read_sample(path).map(|(names, sample)| (Some(names), sample)),
+        FeatureNames::Csv(path) => read_sample(path, sample::MAX_STATISTICS_ROWS)
+            .map(|(names, sample)| (Some(names), sample)),
     }
 }
 
@@ -335,7 +394,7 @@ fn bind_names(
             return Ok(column_per_input(inputs));
         }
         return Err(ImportError::Features(format!(
-            "the graph's inputs ({}) take several columns each: name the features with --features FILE or --features-from CSV",
+            "the graph's inputs ({}) take several columns each: name the features with --features FILE or --training-data CSV",
             describe_inputs(inputs)
         )));
     };

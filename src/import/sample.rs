@@ -8,12 +8,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Most CSV rows read for the feature statistics.
-const MAX_STATISTICS_ROWS: usize = 100_000;
+pub(super) const MAX_STATISTICS_ROWS: usize = 100_000;
 
 /// A CSV's rows, by column name, for the statistics.
 pub(super) type Sample = BTreeMap<String, Vec<String>>;
 
-pub(super) fn read_sample(path: &Path) -> Result<(Vec<String>, Sample), ImportError> {
+/// The header and up to `max_rows` rows of a CSV, by column (cells trimmed).
+pub(super) fn read_sample(
+    path: &Path,
+    max_rows: usize,
+) -> Result<(Vec<String>, Sample), ImportError> {
     let csv_error =
         |error: csv::Error| ImportError::Features(format!("{}: {error}", path.display()));
     let mut reader = csv::ReaderBuilder::new()
@@ -33,7 +37,7 @@ pub(super) fn read_sample(path: &Path) -> Result<(Vec<String>, Sample), ImportEr
         )));
     }
     let mut sample: Sample = header.iter().map(|h| (h.clone(), Vec::new())).collect();
-    for record in reader.records().take(MAX_STATISTICS_ROWS) {
+    for record in reader.records().take(max_rows) {
         let record = record.map_err(csv_error)?;
         for (name, cell) in header.iter().zip(record.iter()) {
             if let Some(column) = sample.get_mut(name) {

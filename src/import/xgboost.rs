@@ -100,6 +100,7 @@ pub fn read(document: &Value, all_trees: bool) -> Result<XgboostModel, String> {
             iterations: (used, iterations),
         },
         category_codes: Vec::new(),
+        sum_in_f64: false,
         fast: None,
     };
     let feature_types = strings(&learner["feature_types"]);

@@ -119,6 +119,10 @@ pub struct SplitInfo {
     pub train_rows: usize,
     /// The held-out rows, as 0-based data row indices.
     pub test_rows: Vec<usize>,
+    /// Held-out rows left out of the evaluation because the served model refuses them (a
+    /// category no training row has; gradient boosting's), as 0-based data row indices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_rows: Vec<usize>,
 }
 
 /// The contents of metrics.json.
@@ -301,6 +305,7 @@ pub fn train(
                 test_size: options.test_size,
                 train_rows: train_rows.len(),
                 test_rows,
+                refused_rows: Vec::new(),
             },
         },
         features,

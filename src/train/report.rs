@@ -101,8 +101,9 @@ pub fn model_card_sections(manifest: &Manifest, metrics: Option<&MetricsFile>) -
             };
             let _ = write!(
                 html,
-                "<h2>Metrics</h2><p>This model was imported: mlserve has not evaluated it, so \
-                 there are no held-out metrics. Its {live} shows on the Monitoring tab once \
+                "<h2>Metrics</h2><p>This model was imported without held-out rows to evaluate \
+                 it on (<code>mlserve import … --test-data CSV --target COLUMN</code>), so there \
+                 are no held-out metrics. Its {live} shows on the Monitoring tab once \
                  predictions get feedback.</p>"
             );
         }

@@ -28,13 +28,17 @@ pub fn feature_schemas(
                         .map(|&row| values[row])
                         .filter(|value| !value.is_nan())
                         .collect();
-                    let n = training.len().max(1) as f64;
-                    let mean = training.iter().sum::<f64>() / n;
-                    schema.min = Some(training.iter().copied().fold(f64::INFINITY, f64::min));
-                    schema.max = Some(training.iter().copied().fold(f64::NEG_INFINITY, f64::max));
-                    schema.mean = Some(mean);
-                    schema.std =
-                        Some((training.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt());
+                    // A feature missing in every training row has no statistics to give.
+                    if !training.is_empty() {
+                        let n = training.len() as f64;
+                        let mean = training.iter().sum::<f64>() / n;
+                        schema.min = training.iter().copied().reduce(f64::min);
+                        schema.max = training.iter().copied().reduce(f64::max);
+                        schema.mean = Some(mean);
+                        schema.std = Some(
+                            (training.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt(),
+                        );
+                    }
                     let example = Some(values[example_row])
                         .filter(|value| !value.is_nan())
                         .unwrap_or(training.get(training.len() / 2).copied().unwrap_or(0.0));

@@ -83,6 +83,11 @@ pub struct BoostedTrees {
     /// the trees compare. Empty when no feature is.
     #[serde(default)]
     pub category_codes: Vec<Option<CategoryCodes>>,
+    /// Whether margins are summed in f64 (natively trained trees, whose leaves are f32 values
+    /// but whose base margin may be a large target mean); XGBoost's files sum in f32, as
+    /// XGBoost does.
+    #[serde(default)]
+    pub sum_in_f64: bool,
     /// XGBoost's trees compiled for speed (built by [`BoostedTrees::compiled`]; not stored,
     /// `None` until then).
     #[serde(skip)]
@@ -119,39 +124,59 @@ impl BoostedTrees {
             .collect()
     }
 
+    /// Adds a tree's leaf to a margin: in f32 for XGBoost's files (the margin stays an f32
+    /// value, as XGBoost accumulates), in f64 otherwise.
+    fn add(&self, margin: &mut f64, leaf: f64) {
+        *margin = if self.routing == Routing::Xgboost && !self.sum_in_f64 {
+            f64::from(*margin as f32 + leaf as f32)
+        } else {
+            *margin + leaf
+        };
+    }
+
+    /// The base margins an XGBoost file's sum starts from (rounded to f32, as XGBoost keeps
+    /// them), or LightGBM's zeros (its base is inside its first tree, its average added last).
+    fn starting_margins(&self) -> Vec<f64> {
+        match self.routing {
+            Routing::Xgboost if self.sum_in_f64 => self.base_margin.clone(),
+            Routing::Xgboost => self
+                .base_margin
+                .iter()
+                .map(|&b| f64::from(b as f32))
+                .collect(),
+            Routing::LightGbm => vec![0.0; self.base_margin.len()],
+        }
+    }
+
     /// The margin of each output for one row (features by column, NaN for missing). XGBoost
     /// sums in f32, the base margin first and then the trees in file order; LightGBM in f64,
     /// its base inside its first tree. Each is followed exactly: an f64 sum of XGBoost's trees
     /// is 1e-6 off after an exp link.
     pub fn margins(&self, row: &[f64]) -> Vec<f64> {
-        if self.routing == Routing::Xgboost {
-            let mut margins: Vec<f32> = self.base_margin.iter().map(|&b| b as f32).collect();
-            let row32: Vec<f32> = row.iter().map(|&x| x as f32).collect();
-            for (index, (tree, &output)) in self.trees.iter().zip(&self.tree_output).enumerate() {
-                let fast = self
-                    .fast
-                    .as_ref()
-                    .and_then(|f| f.get(index))
-                    .and_then(Option::as_ref);
-                let leaf = match fast {
-                    Some(fast) => fast.leaf_value(&row32),
-                    None => tree.leaf_value(row, self.routing) as f32,
-                };
-                if let Some(margin) = margins.get_mut(output as usize) {
-                    *margin += leaf;
-                }
-            }
-            return margins.into_iter().map(f64::from).collect();
-        }
-        let mut margins = vec![0.0; self.base_margin.len()];
-        for (tree, &output) in self.trees.iter().zip(&self.tree_output) {
+        let mut margins = self.starting_margins();
+        let row32: Vec<f32> = match self.fast {
+            Some(_) => row.iter().map(|&x| x as f32).collect(),
+            None => Vec::new(),
+        };
+        for (index, (tree, &output)) in self.trees.iter().zip(&self.tree_output).enumerate() {
+            let fast = self
+                .fast
+                .as_ref()
+                .and_then(|f| f.get(index))
+                .and_then(Option::as_ref);
+            let leaf = match fast {
+                Some(fast) => f64::from(fast.leaf_value(&row32)),
+                None => tree.leaf_value(row, self.routing),
+            };
             if let Some(margin) = margins.get_mut(output as usize) {
-                *margin += tree.leaf_value(row, self.routing);
+                self.add(margin, leaf);
             }
         }
-        let divisor = self.average_over.map_or(1.0, f64::from);
-        for (margin, base) in margins.iter_mut().zip(&self.base_margin) {
-            *margin = *margin / divisor + base;
+        if self.routing == Routing::LightGbm {
+            let divisor = self.average_over.map_or(1.0, f64::from);
+            for (margin, base) in margins.iter_mut().zip(&self.base_margin) {
+                *margin = *margin / divisor + base;
+            }
         }
         margins
     }
@@ -161,7 +186,7 @@ impl BoostedTrees {
     pub fn predict(&self, row: &[f64]) -> Vec<f64> {
         if let Some(fast) = self.fast.as_ref().filter(|f| f.iter().all(Option::is_some)) {
             let row32: Vec<f32> = row.iter().map(|&x| x as f32).collect();
-            let mut margins: Vec<f32> = self.base_margin.iter().map(|&b| b as f32).collect();
+            let mut margins = self.starting_margins();
             let trees: Vec<&fast::FastTree> = fast.iter().flatten().collect();
             // Four walks side by side; the sums still go in file order, as XGBoost adds.
             let mut values = Vec::with_capacity(trees.len());
@@ -175,13 +200,18 @@ impl BoostedTrees {
             values.extend(groups.remainder().iter().map(|t| t.leaf_value(&row32)));
             for (value, &output) in values.iter().zip(&self.tree_output) {
                 if let Some(margin) = margins.get_mut(output as usize) {
-                    *margin += value;
+                    self.add(margin, f64::from(*value));
                 }
             }
-            return predict_f32(self.link, &margins);
+            return self.answer(&margins);
         }
-        let margins = self.margins(row);
-        if self.routing == Routing::Xgboost {
+        self.answer(&self.margins(row))
+    }
+
+    /// The link applied to margins: in f32 for XGBoost's files, as XGBoost does; in f64
+    /// otherwise.
+    fn answer(&self, margins: &[f64]) -> Vec<f64> {
+        if self.routing == Routing::Xgboost && !self.sum_in_f64 {
             let margins: Vec<f32> = margins.iter().map(|&m| m as f32).collect();
             return predict_f32(self.link, &margins);
         }
@@ -190,7 +220,7 @@ impl BoostedTrees {
                 let p = sigmoid(scale * margins.first().copied().unwrap_or(0.0));
                 vec![1.0 - p, p]
             }
-            Link::Softmax => softmax(&margins),
+            Link::Softmax => softmax(margins),
             Link::OneVsRest { scale } => {
                 let each: Vec<f64> = margins.iter().map(|m| sigmoid(scale * m)).collect();
                 let total: f64 = each.iter().sum();
@@ -219,9 +249,10 @@ impl BoostedTrees {
     fn fast_rows(&self, rows: &[Vec<f64>], fast: &[Option<fast::FastTree>]) -> Vec<Vec<f64>> {
         const BLOCK: usize = 64;
         let (features, outputs) = (self.features, self.base_margin.len());
+        let starting = self.starting_margins();
         let mut answers = Vec::with_capacity(rows.len());
         let mut row32 = vec![f32::NAN; BLOCK * features];
-        let mut margins = vec![0f32; BLOCK * outputs];
+        let mut margins = vec![0f64; BLOCK * outputs];
         for block in rows.chunks(BLOCK) {
             for (r, row) in block.iter().enumerate() {
                 let cells = &mut row32[r * features..(r + 1) * features];
@@ -231,12 +262,7 @@ impl BoostedTrees {
                 {
                     *cell = *x as f32;
                 }
-                for (margin, base) in margins[r * outputs..(r + 1) * outputs]
-                    .iter_mut()
-                    .zip(&self.base_margin)
-                {
-                    *margin = *base as f32;
-                }
+                margins[r * outputs..(r + 1) * outputs].copy_from_slice(&starting);
             }
             for (tree, &output) in fast.iter().flatten().zip(&self.tree_output) {
                 let output = output as usize;
@@ -246,20 +272,17 @@ impl BoostedTrees {
                     let values: [f32; 8] = tree
                         .leaf_values_of_rows(&row32[r * features..(r + 8) * features], features);
                     for (k, value) in values.iter().enumerate() {
-                        margins[(r + k) * outputs + output] += value;
+                        self.add(&mut margins[(r + k) * outputs + output], f64::from(*value));
                     }
                     r += 8;
                 }
                 for r in r..block.len() {
-                    margins[r * outputs + output] +=
-                        tree.leaf_value(&row32[r * features..(r + 1) * features]);
+                    let value = tree.leaf_value(&row32[r * features..(r + 1) * features]);
+                    self.add(&mut margins[r * outputs + output], f64::from(value));
                 }
             }
             for r in 0..block.len() {
-                answers.push(predict_f32(
-                    self.link,
-                    &margins[r * outputs..(r + 1) * outputs],
-                ));
+                answers.push(self.answer(&margins[r * outputs..(r + 1) * outputs]));
             }
         }
         answers

@@ -196,7 +196,7 @@ fn partition(rows: &mut [u32], goes_left: impl Fn(u32) -> bool) -> usize {
 
 fn set_split(tree: &mut Tree, node: usize, split: &Split, features: &[FeatureBins], left: usize) {
     let categories = match &split.rule {
-        Rule::UpTo(_) => None,
+        Rule::UpTo(_) | Rule::MissingOnly => None,
         Rule::CategoriesRight(codes) => {
             let start = tree.categories.len();
             let words = codes
@@ -215,6 +215,9 @@ fn set_split(tree: &mut Tree, node: usize, split: &Split, features: &[FeatureBin
         (Rule::UpTo(bin), FeatureBins::Numeric { thresholds }) => {
             f64::from(thresholds[*bin as usize])
         }
+        // No number is below −∞: every present value (a category's code too) goes right,
+        // and missing values their default way, left.
+        (Rule::MissingOnly, _) => f64::NEG_INFINITY,
         _ => 0.0,
     };
     tree.nodes[node] = Node {

@@ -219,13 +219,21 @@ fn fit_and_validation_rows(
     if !settings.early_stopping {
         return Ok((rows.to_vec(), Vec::new()));
     }
-    let (fit, validation) = match data.classes() {
+    let split = match data.classes() {
         Some((classes, labels)) => {
             let subset: Vec<usize> = rows.iter().map(|&r| classes[r]).collect();
-            stratified_split(&subset, labels.len(), settings.validation_fraction, seed)?
+            stratified_split(&subset, labels.len(), settings.validation_fraction, seed)
         }
-        None => shuffled_split(rows.len(), settings.validation_fraction, seed)?,
+        None => shuffled_split(rows.len(), settings.validation_fraction, seed),
     };
+    let (fit, validation) = split.map_err(|_| {
+        TrainError::Parameter(format!(
+            "--validation-fraction {} of {} training rows leaves no rows to grow trees on or \
+             none to decide early stopping with; change it, or --early-stopping off",
+            settings.validation_fraction,
+            rows.len()
+        ))
+    })?;
     let pick = |positions: Vec<usize>| positions.into_iter().map(|p| rows[p]).collect();
     Ok((pick(fit), pick(validation)))
 }
@@ -258,6 +266,12 @@ pub fn fit(
     let validation = Validation::new(data, &validation_rows, &features, &targets);
     let base_margin = loss.baseline(&y);
     let mut boosting = Boosting::new(loss, &base_margin, y.len(), &validation);
+    if validation.len() > 0 {
+        // The constant model's loss comes first, as scikit-learn scores it: trees that never
+        // beat it are not kept.
+        let constant = loss.mean_loss(&boosting.validation_margins, &validation.y);
+        boosting.validation_losses.push(constant);
+    }
     for _ in 0..settings.n_trees {
         boosting.iterate(&grow_data, &y, settings.growth, &validation);
         progress.advance(1);
@@ -282,6 +296,7 @@ pub fn fit(
             iterations: (iterations, settings.n_trees),
         },
         category_codes: category_codes(&features),
+        sum_in_f64: true,
         fast: None,
     };
     model
@@ -403,13 +418,14 @@ impl Boosting {
             .all(|&loss| loss >= reference - TOLERANCE)
     }
 
-    /// The iterations to keep: up to the lowest validation loss, or all of them.
+    /// The iterations to keep: up to the lowest validation loss (the first of the losses is
+    /// the constant model's, after no iteration), or all of them.
     fn best_iterations(&self) -> usize {
         self.validation_losses
             .iter()
             .enumerate()
             .min_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(self.trees.len() / self.loss.outputs(), |(i, _)| i + 1)
+            .map_or(self.trees.len() / self.loss.outputs(), |(i, _)| i)
     }
 }
 
@@ -459,6 +475,7 @@ mod tests {
         assert!(!boosting.should_stop(3), "3.0 beat 4.0 within the last 3");
         boosting.validation_losses.push(3.1);
         assert!(boosting.should_stop(3), "none of the last 3 beat 3.0");
-        assert_eq!(boosting.best_iterations(), 3);
+        // 5.0 is the constant model's loss: 3.0 came after two iterations.
+        assert_eq!(boosting.best_iterations(), 2);
     }
 }

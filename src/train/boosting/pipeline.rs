@@ -2,7 +2,7 @@
 //! cross-validation, held-out evaluation, card and metrics.json as every trained model, with
 //! the model written as boosted trees (the `boosted` backend) rather than a native estimator.
 
-use crate::data::{Dataset, shuffled_split, stratified_split};
+use crate::data::{ColumnValues, Dataset, shuffled_split, stratified_split};
 use crate::model::boosted::BoostedTrees;
 use crate::model::{
     ArtifactFiles, ArtifactInfo, Backend, FeatureSchema, HeldOutMetrics, Histogram, Manifest,
@@ -17,6 +17,7 @@ use crate::train::{
     MetricsFile, NoProgress, Progress, SplitInfo, TrainError, TrainOptions, classes_of,
     cross_validate, evaluate_probabilities, now_rfc3339, provenance, report, schema,
 };
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The held-out evaluation, as the task writes it to metrics.json.
@@ -43,6 +44,33 @@ pub struct TrainedBoosted {
     pub provenance: Provenance,
     /// Class labels (none for a regressor).
     pub labels: Vec<String>,
+}
+
+/// `rows` split into those the model trained on `train_rows` serves and those it refuses: a
+/// category no training row has is refused with 422 when served (as for every model), so such
+/// a row is left out of the evaluation rather than scored as missing.
+fn servable_rows(data: &Dataset, train_rows: &[usize], rows: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let known: Vec<Option<BTreeSet<&str>>> = data
+        .columns
+        .iter()
+        .map(|column| match &column.values {
+            ColumnValues::Text(values) => {
+                Some(train_rows.iter().map(|&r| values[r].as_str()).collect())
+            }
+            ColumnValues::Numeric(_) => None,
+        })
+        .collect();
+    rows.iter().partition(|&&row| {
+        data.columns
+            .iter()
+            .zip(&known)
+            .all(|(column, known)| match (&column.values, known) {
+                (ColumnValues::Text(values), Some(known)) => {
+                    values[row].is_empty() || known.contains(values[row].as_str())
+                }
+                _ => true,
+            })
+    })
 }
 
 /// The answers of `model` for `rows` of `data`, through the path a served request takes.
@@ -115,11 +143,13 @@ pub fn train_boosted(
         }
         None => shuffled_split(data.n_rows(), options.test_size, options.seed)?,
     };
-    let split = |test_rows: Vec<usize>| SplitInfo {
+    let (evaluated_rows, refused_rows) = servable_rows(data, &train_rows, &test_rows);
+    let split = || SplitInfo {
         seed: options.seed,
         test_size: options.test_size,
         train_rows: train_rows.len(),
-        test_rows,
+        test_rows: test_rows.clone(),
+        refused_rows: refused_rows.clone(),
     };
     let fold = |fit: &[usize]| fit_rows(data, fit, options, &NoProgress);
     let (model, metrics, target) = if classes.is_some() {
@@ -130,16 +160,19 @@ pub fn train_boosted(
                 folds,
                 options.seed,
                 progress,
-                |fit, validation| evaluate_classes(&fold(fit)?, data, validation),
+                |fit, validation| {
+                    let (validation, _) = servable_rows(data, fit, validation);
+                    evaluate_classes(&fold(fit)?, data, &validation)
+                },
             )?),
             None => None,
         };
         let model = fit_with_progress(data, &train_rows, options, progress)?;
-        let evaluation = evaluate_classes(&model, data, &test_rows)?;
+        let evaluation = evaluate_classes(&model, data, &evaluated_rows)?;
         let metrics = MetricsFile {
             evaluation,
             cv,
-            split: split(test_rows.clone()),
+            split: split(),
         };
         (model, BoostedMetrics::Classification(metrics), None)
     } else {
@@ -149,12 +182,15 @@ pub fn train_boosted(
                 folds,
                 options.seed,
                 progress,
-                |fit, validation| evaluate_values(&fold(fit)?, data, validation),
+                |fit, validation| {
+                    let (validation, _) = servable_rows(data, fit, validation);
+                    evaluate_values(&fold(fit)?, data, &validation)
+                },
             )?),
             None => None,
         };
         let model = fit_with_progress(data, &train_rows, options, progress)?;
-        let evaluation = evaluate_values(&model, data, &test_rows)?;
+        let evaluation = evaluate_values(&model, data, &evaluated_rows)?;
         let values = values_of(data)?;
         let training: Vec<f64> = train_rows.iter().map(|&row| values[row]).collect();
         let target = TargetSchema {
@@ -165,7 +201,7 @@ pub fn train_boosted(
             task: Task::Regression,
             evaluation,
             cv,
-            split: split(test_rows.clone()),
+            split: split(),
         };
         (model, BoostedMetrics::Regression(metrics), Some(target))
     };

@@ -139,6 +139,9 @@ pub enum Rule {
     UpTo(u8),
     /// These category codes go right, the others left.
     CategoriesRight(Vec<u8>),
+    /// Missing values go left, every present value right (scikit-learn's split at the last
+    /// bin with missing values on the left).
+    MissingOnly,
 }
 
 /// The best split of a node.
@@ -163,6 +166,7 @@ impl Split {
         match &self.rule {
             Rule::UpTo(last) => bin <= *last,
             Rule::CategoriesRight(codes) => !codes.contains(&bin),
+            Rule::MissingOnly => false,
         }
     }
 }
@@ -210,6 +214,7 @@ pub fn best_split(
             FeatureBins::Numeric { .. } => numeric_split(present, missing, total, limits),
             FeatureBins::Categorical { .. } => categorical_split(present, missing, total, limits),
         };
+        let candidate = better(candidate, missing_only_split(missing, total, limits));
         if let Some((gain, rule, missing_left)) = candidate
             && best.as_ref().is_none_or(|b| gain > b.gain)
         {
@@ -225,6 +230,24 @@ pub fn best_split(
 }
 
 type Candidate = (f64, Rule, bool);
+
+fn better(a: Option<Candidate>, b: Option<Candidate>) -> Option<Candidate> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The rows with a missing value against every other: the one split a feature with a single
+/// present value has, and one no threshold between present values gives.
+fn missing_only_split(missing: Sums, total: Sums, limits: Limits) -> Option<Candidate> {
+    let right = total.minus(missing);
+    if missing.n == 0 || !limits.allows(missing, right) {
+        return None;
+    }
+    let gain = limits.gain(missing, right, total);
+    (gain > 0.0).then_some((gain, Rule::MissingOnly, true))
+}
 
 /// Missing values on each side when the node has some; otherwise decided after, by size.
 fn missing_sides(missing: Sums) -> &'static [bool] {
@@ -357,6 +380,30 @@ mod tests {
         let (_, rule, _) =
             categorical_split(&present, Sums::default(), sums(0.0, 20), LIMITS).unwrap();
         assert_eq!(rule, Rule::CategoriesRight(vec![0, 2]));
+    }
+
+    #[test]
+    fn missing_values_are_split_off_from_a_single_present_value() {
+        let present = [sums(-4.0, 4)];
+        let missing = sums(4.0, 4);
+        let layout = Layout::new(&[FeatureBins::Numeric {
+            thresholds: Vec::new(),
+        }]);
+        let histogram = [present[0], missing];
+        let split = best_split(
+            &layout,
+            &histogram,
+            &[FeatureBins::Numeric {
+                thresholds: Vec::new(),
+            }],
+            LIMITS,
+        )
+        .unwrap();
+        assert_eq!(
+            (split.rule.clone(), split.missing_left),
+            (Rule::MissingOnly, true)
+        );
+        assert!(split.goes_left(MISSING_BIN) && !split.goes_left(0));
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub struct RegressionEvaluation {
     /// The metrics.
     #[serde(flatten)]
     pub metrics: RegressionMetrics,
-    /// The true value of each held-out row, in the order of `split.test_rows`.
+    /// The true value of each evaluated held-out row: `split.test_rows`, in order, without
+    /// `split.refused_rows`.
     pub test_actual: Vec<f64>,
     /// The predicted value of each held-out row, in the same order.
     pub test_predicted: Vec<f64>,
@@ -224,6 +225,7 @@ pub fn train_regressor(
                 test_size: options.test_size,
                 train_rows: train_rows.len(),
                 test_rows,
+                refused_rows: Vec::new(),
             },
         },
         features,
