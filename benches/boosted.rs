@@ -1,11 +1,11 @@
-//! The tree engine's speed on one model file: rows per second over a batch, and single-row
-//! latency. Run by `scripts/bench-boosted.sh`, which makes the model and rows and times
-//! XGBoost on them in the same run; by hand:
-//! `MLSERVE_BENCH_MODEL=m.json MLSERVE_BENCH_ROWS=rows.f64 cargo bench --bench boosted`
+//! The tree engine's speed on one model file (an XGBoost JSON model or a LightGBM text model):
+//! rows per second over a batch, and single-row latency. Run by `scripts/bench-boosted.sh`,
+//! which makes the models and rows and times XGBoost and LightGBM on them in the same run; by
+//! hand: `MLSERVE_BENCH_MODEL=m.json MLSERVE_BENCH_ROWS=rows.f64 cargo bench --bench boosted`
 //! (rows: little-endian f64, row after row, as many columns as the model has features).
 //! Prints one JSON object.
 
-use mlserve::import::xgboost;
+use mlserve::import::{lightgbm, xgboost};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -17,9 +17,16 @@ fn main() {
         eprintln!("set MLSERVE_BENCH_MODEL and MLSERVE_BENCH_ROWS (scripts/bench-boosted.sh does)");
         return;
     };
-    let document: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&model_path).unwrap()).unwrap();
-    let model = xgboost::read(&document, false).unwrap().trees.compiled();
+    let bytes = std::fs::read(&model_path).unwrap();
+    let model = if model_path.ends_with(".txt") {
+        lightgbm::read(std::str::from_utf8(&bytes).unwrap())
+            .unwrap()
+            .trees
+    } else {
+        let document: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        xgboost::read(&document, false).unwrap().trees
+    };
+    let model = model.compiled();
     let bytes = std::fs::read(&rows_path).unwrap();
     let values: Vec<f64> = bytes
         .chunks_exact(8)

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The tree engine beside XGBoost on the issue's model: binary:logistic, 100 trees of depth 6 over
-# 30 features, 100,000 rows, both on one thread, in the same run; once with dense rows and once
-# with a tenth of the cells missing (XGBoost is slower on missing values; mlserve's walk is not).
-# Prints the rows per second of each over the batch, the single-row latency of mlserve's engine
-# (XGBoost's batch-of-1 call is mostly Python overhead, so it is not compared), and the ratio.
-# Needs Python with xgboost (installed once into target/bench-venv, pinned).
+# The tree engine beside XGBoost and LightGBM on the issue's model: binary, 100 trees of depth 6
+# (LightGBM: 63 leaves at most, depth 6) over 30 features, 100,000 rows, all on one thread, in
+# the same run; once with dense rows and once with a tenth of the cells missing (XGBoost is
+# slower on missing values; mlserve's walk is not). Prints the rows per second of each over the
+# batch, the single-row latency of mlserve's engine (the libraries' batch-of-1 calls are mostly
+# Python overhead, so they are not compared), and the ratios.
+# Needs Python with xgboost and lightgbm (installed once into target/bench-venv, pinned).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/bench-venv
-if ! "$venv/bin/python" -c "import xgboost, numpy" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import xgboost, lightgbm, numpy" 2>/dev/null; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check xgboost-cpu==3.2.0 numpy==2.4.6
+  "$venv/bin/pip" install --quiet --disable-pip-version-check xgboost-cpu==3.2.0 lightgbm==4.7.0 \
+    numpy==2.4.6
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -34,9 +36,20 @@ best = min(
     for _ in range(5)
 )
 json.dump({"rows_per_second": n / best, "batch_seconds": best}, open(f"{work}/xgboost.json", "w"))
+import lightgbm
+lgb = lightgbm.train({"objective": "binary", "max_depth": 6, "num_leaves": 63, "num_threads": 1,
+                      "seed": 42, "verbose": -1}, lightgbm.Dataset(x, label=y), num_boost_round=100)
+lgb.save_model(f"{work}/model.txt")
+best = min(
+    (lambda s: (lgb.predict(x, num_threads=1), time.perf_counter() - s)[1])(time.perf_counter())
+    for _ in range(5)
+)
+json.dump({"rows_per_second": n / best, "batch_seconds": best}, open(f"{work}/lightgbm.json", "w"))
 PY
 MLSERVE_BENCH_MODEL="$work/model.json" MLSERVE_BENCH_ROWS="$work/rows.f64" \
   cargo bench --quiet --bench boosted > "$work/mlserve.json"
+MLSERVE_BENCH_MODEL="$work/model.txt" MLSERVE_BENCH_ROWS="$work/rows.f64" \
+  cargo bench --quiet --bench boosted > "$work/mlserve-lightgbm.json"
 python3 - "$work" "$missing" <<'PY'
 import json, sys
 work, missing = sys.argv[1], float(sys.argv[2])
@@ -46,6 +59,13 @@ print(f"rows: {ours['rows']:,}, {missing:.0%} missing (binary:logistic, 100 tree
 print(f"  mlserve engine batch:    {ours['rows_per_second']:>12,.0f} rows/s")
 print(f"  xgboost inplace_predict: {theirs['rows_per_second']:>12,.0f} rows/s")
 print(f"  ratio mlserve/xgboost:   {ours['rows_per_second'] / theirs['rows_per_second']:.2f}")
+print(f"  mlserve single row:      {ours['single_row_microseconds']:.2f} µs")
+ours = json.load(open(f"{work}/mlserve-lightgbm.json"))
+theirs = json.load(open(f"{work}/lightgbm.json"))
+print(f"  LightGBM model (binary, 100 trees, 63 leaves, depth 6):")
+print(f"  mlserve engine batch:    {ours['rows_per_second']:>12,.0f} rows/s")
+print(f"  lightgbm predict:        {theirs['rows_per_second']:>12,.0f} rows/s")
+print(f"  ratio mlserve/lightgbm:  {ours['rows_per_second'] / theirs['rows_per_second']:.2f}")
 print(f"  mlserve single row:      {ours['single_row_microseconds']:.2f} µs")
 PY
 done

@@ -101,6 +101,7 @@ pub fn read(text: &str) -> Result<LightGbmModel, String> {
         category_codes: Vec::new(),
         sum_in_f64: false,
         fast: None,
+        fast64: None,
     };
     let categorical = categorical_features(tail, features)?;
     let categories = categories_of(&infos, features, &categorical, pandas_categorical(tail)?)?;

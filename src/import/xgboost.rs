@@ -102,6 +102,7 @@ pub fn read(document: &Value, all_trees: bool) -> Result<XgboostModel, String> {
         category_codes: Vec::new(),
         sum_in_f64: false,
         fast: None,
+        fast64: None,
     };
     let feature_types = strings(&learner["feature_types"]);
     let ensemble = BoostedTrees {

@@ -120,7 +120,7 @@ pub fn leaf_values<const N: usize>(trees: [&FastTree; N], row: &[f32]) -> [f32; 
 
 /// The number of splits on the longest way from the root to a leaf (the tree was checked
 /// acyclic, every child in bounds); `None` past 64, which no boosted tree reaches.
-fn depth_of(tree: &Tree) -> Option<usize> {
+pub(super) fn depth_of(tree: &Tree) -> Option<usize> {
     let mut deepest = 0;
     let mut stack = vec![(0usize, 0usize)];
     while let Some((index, depth)) = stack.pop() {

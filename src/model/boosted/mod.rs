@@ -6,6 +6,7 @@
 //! ../shared/notes/boosted-trees.md.
 
 pub mod fast;
+pub mod fast64;
 pub mod tree;
 
 use serde::{Deserialize, Serialize};
@@ -92,14 +93,22 @@ pub struct BoostedTrees {
     /// `None` until then).
     #[serde(skip)]
     pub fast: Option<Vec<Option<fast::FastTree>>>,
+    /// LightGBM's trees compiled for speed (built by [`BoostedTrees::compiled`]; not stored).
+    #[serde(skip)]
+    pub fast64: Option<Vec<Option<fast64::FastTree64>>>,
 }
 
 impl BoostedTrees {
-    /// The same model with XGBoost's trees compiled for speed (see `fast.rs`); call once the
-    /// trees are checked. LightGBM's trees keep the general path.
+    /// The same model with its trees compiled for speed (XGBoost's by `fast.rs`, LightGBM's by
+    /// `fast64.rs`); call once the trees are checked.
     pub fn compiled(mut self) -> BoostedTrees {
-        if self.routing == Routing::Xgboost {
-            self.fast = Some(self.trees.iter().map(fast::FastTree::compile).collect());
+        match self.routing {
+            Routing::Xgboost => {
+                self.fast = Some(self.trees.iter().map(fast::FastTree::compile).collect());
+            }
+            Routing::LightGbm => {
+                self.fast64 = Some(self.trees.iter().map(fast64::FastTree64::compile).collect());
+            }
         }
         self
     }
@@ -164,9 +173,15 @@ impl BoostedTrees {
                 .as_ref()
                 .and_then(|f| f.get(index))
                 .and_then(Option::as_ref);
-            let leaf = match fast {
-                Some(fast) => f64::from(fast.leaf_value(&row32)),
-                None => tree.leaf_value(row, self.routing),
+            let fast64 = self
+                .fast64
+                .as_ref()
+                .and_then(|f| f.get(index))
+                .and_then(Option::as_ref);
+            let leaf = match (fast, fast64) {
+                (Some(fast), _) => f64::from(fast.leaf_value(&row32)),
+                (None, Some(fast64)) => fast64.leaf_value(row),
+                (None, None) => tree.leaf_value(row, self.routing),
             };
             if let Some(margin) = margins.get_mut(output as usize) {
                 self.add(margin, leaf);
@@ -187,21 +202,23 @@ impl BoostedTrees {
         if let Some(fast) = self.fast.as_ref().filter(|f| f.iter().all(Option::is_some)) {
             let row32: Vec<f32> = row.iter().map(|&x| x as f32).collect();
             let mut margins = self.starting_margins();
-            let trees: Vec<&fast::FastTree> = fast.iter().flatten().collect();
             // Four walks side by side; the sums still go in file order, as XGBoost adds.
-            let mut values = Vec::with_capacity(trees.len());
-            let mut groups = trees.chunks_exact(4);
-            for group in groups.by_ref() {
-                values.extend(fast::leaf_values(
-                    [group[0], group[1], group[2], group[3]],
-                    &row32,
-                ));
-            }
-            values.extend(groups.remainder().iter().map(|t| t.leaf_value(&row32)));
-            for (value, &output) in values.iter().zip(&self.tree_output) {
-                if let Some(margin) = margins.get_mut(output as usize) {
-                    self.add(margin, f64::from(*value));
+            let mut outputs = self.tree_output.iter();
+            let mut add = |value: f32, margins: &mut [f64]| {
+                if let Some(margin) = outputs.next().and_then(|&o| margins.get_mut(o as usize)) {
+                    self.add(margin, f64::from(value));
                 }
+            };
+            let mut groups = fast.chunks_exact(4);
+            for group in groups.by_ref() {
+                if let [Some(a), Some(b), Some(c), Some(d)] = group {
+                    for value in fast::leaf_values([a, b, c, d], &row32) {
+                        add(value, &mut margins);
+                    }
+                }
+            }
+            for tree in groups.remainder().iter().flatten() {
+                add(tree.leaf_value(&row32), &mut margins);
             }
             return self.answer(&margins);
         }
@@ -247,7 +264,28 @@ impl BoostedTrees {
     }
 
     fn fast_rows(&self, rows: &[Vec<f64>], fast: &[Option<fast::FastTree>]) -> Vec<Vec<f64>> {
+        // The summing mode is decided once, not at every leaf of every row.
+        if self.sum_in_f64 {
+            self.fast_rows_summing::<false>(rows, fast)
+        } else {
+            self.fast_rows_summing::<true>(rows, fast)
+        }
+    }
+
+    /// [`BoostedTrees::fast_rows`], adding leaves in f32 (XGBoost's files) or f64.
+    fn fast_rows_summing<const F32: bool>(
+        &self,
+        rows: &[Vec<f64>],
+        fast: &[Option<fast::FastTree>],
+    ) -> Vec<Vec<f64>> {
         const BLOCK: usize = 64;
+        let add = |margin: &mut f64, leaf: f32| {
+            *margin = if F32 {
+                f64::from(*margin as f32 + leaf)
+            } else {
+                *margin + f64::from(leaf)
+            };
+        };
         let (features, outputs) = (self.features, self.base_margin.len());
         let starting = self.starting_margins();
         let mut answers = Vec::with_capacity(rows.len());
@@ -272,13 +310,13 @@ impl BoostedTrees {
                     let values: [f32; 8] = tree
                         .leaf_values_of_rows(&row32[r * features..(r + 8) * features], features);
                     for (k, value) in values.iter().enumerate() {
-                        self.add(&mut margins[(r + k) * outputs + output], f64::from(*value));
+                        add(&mut margins[(r + k) * outputs + output], *value);
                     }
                     r += 8;
                 }
                 for r in r..block.len() {
                     let value = tree.leaf_value(&row32[r * features..(r + 1) * features]);
-                    self.add(&mut margins[r * outputs + output], f64::from(value));
+                    add(&mut margins[r * outputs + output], value);
                 }
             }
             for r in 0..block.len() {

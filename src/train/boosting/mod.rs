@@ -298,6 +298,7 @@ pub fn fit(
         category_codes: category_codes(&features),
         sum_in_f64: true,
         fast: None,
+        fast64: None,
     };
     model
         .check()
