@@ -247,3 +247,119 @@ fn an_xgboost_model_is_evaluated_with_missing_values_and_bad_rows_are_refused_by
     assert!(stderr.contains(":6: column '"), "{stderr}");
     assert!(!repo.join("refused").exists(), "nothing is written");
 }
+
+#[test]
+fn columns_that_would_be_misread_are_refused_before_anything_is_written() {
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(boosted_fixtures().join("expected.json")).unwrap())
+            .unwrap();
+    let dataset = &expected["datasets"]["breast_cancer"];
+    let rows = dataset["rows"].as_array().unwrap().len();
+    let truth: Vec<String> = (0..rows)
+        .map(|i| ["malignant", "benign"][i % 2].to_string())
+        .collect();
+    let work = tempfile::tempdir().unwrap();
+    let csv = csv_with_target(work.path(), "cancer.csv", dataset, &truth);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let repo = work.path().join("models");
+    let model = boosted_fixtures().join("xgb_binary_logistic.json");
+    let write = |name: &str, text: String| {
+        let path = work.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_mlserve"))
+            .arg("import")
+            .arg(&model)
+            .args([
+                "--name",
+                "refused",
+                "--labels",
+                "malignant,benign",
+                "--models",
+            ])
+            .arg(&repo)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let csv = csv.to_str().unwrap();
+    let first_feature = dataset["features"][0].as_str().unwrap();
+    // The target names one of the model's features.
+    let stderr = run(&["--training-data", csv, "--target", first_feature]);
+    assert!(
+        stderr.contains(&format!(
+            "--target {first_feature} is one of the model's features"
+        )),
+        "{stderr}"
+    );
+    // A target the header does not have.
+    let stderr = run(&["--training-data", csv, "--target", "nosuch"]);
+    assert!(
+        stderr.contains("--target names 'nosuch', which is not a column of its header"),
+        "{stderr}"
+    );
+    // A header with some of the model's names but not all, the same number of columns.
+    let renamed = write(
+        "renamed.csv",
+        text.replacen(first_feature, "something_else", 1),
+    );
+    let stderr = run(&[
+        "--training-data",
+        renamed.to_str().unwrap(),
+        "--target",
+        "truth",
+    ]);
+    assert!(
+        stderr.contains(&format!("the header lacks {first_feature}")),
+        "{stderr}"
+    );
+    // A column named twice; a test file with no rows.
+    let header = text.lines().next().unwrap();
+    let twice = write(
+        "twice.csv",
+        format!("{header},truth\n{}", &text[header.len() + 1..]),
+    );
+    let stderr = run(&[
+        "--training-data",
+        twice.to_str().unwrap(),
+        "--target",
+        "truth",
+    ]);
+    assert!(
+        stderr.contains("the header names the column 'truth' twice"),
+        "{stderr}"
+    );
+    let empty = write("empty.csv", format!("{header}\n"));
+    let stderr = run(&[
+        "--training-data",
+        csv,
+        "--target",
+        "truth",
+        "--test-data",
+        empty.to_str().unwrap(),
+    ]);
+    assert!(stderr.contains("no rows to evaluate on"), "{stderr}");
+    // Lines are the file's: a blank line before the third row moves it to line 5.
+    let mut lines: Vec<&str> = text.lines().collect();
+    let bad_row = lines[3].rsplit_once(',').unwrap().0.to_string() + ",maybe";
+    lines[3] = &bad_row;
+    lines.insert(3, "");
+    let blank = write("blank.csv", lines.join("\n"));
+    let stderr = run(&[
+        "--training-data",
+        csv,
+        "--target",
+        "truth",
+        "--test-data",
+        blank.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains("blank.csv:5: column 'truth' (the target): 'maybe'"),
+        "{stderr}"
+    );
+    assert!(!repo.join("refused").exists(), "nothing is written");
+}

@@ -41,7 +41,8 @@ pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
                     target.name, target.min, target.max
                 ),
                 (mlserve::model::Task::Regression, None) => println!(
-                    "  predicts a number (give --target COLUMN with --training-data for its name and range)"
+                    "  predicts a number (its name and training range come from --training-data \
+                     CSV with the --target column)"
                 ),
             }
             match &m.metrics {

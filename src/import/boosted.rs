@@ -87,6 +87,8 @@ pub fn import(
             )
         }
     };
+    // The served form: the baseline and the evaluation below score through it.
+    let model = model.compiled();
     let task = if model.link.classifies() {
         Task::Classification
     } else {
@@ -200,9 +202,14 @@ fn labels_of(model: &BoostedTrees, given: Option<&[String]>) -> Result<Vec<Strin
     }
 }
 
-/// The features' names: `--features FILE`, the header of `--training-data CSV` (its other
-/// columns, such as the target, left out when the file names its features), or the file's
-/// own; `f0, f1, …` (XGBoost's names) when none says. With their CSV rows, if any.
+/// The features' names: `--features FILE`, the header of `--training-data CSV`, or the
+/// file's own; `f0, f1, …` (XGBoost's names) when none says. With their CSV rows, if any.
+///
+/// A CSV header names the features in order when the file names none of its columns (a
+/// model trained from arrays: XGBoost keeps no names, LightGBM `Column_0, …`); when the file
+/// names its features, the header must have them all, and its other columns (the target
+/// among them) are left out. A header with some of the file's names but not all is refused:
+/// reading it in order would feed features from the wrong columns.
 fn feature_names(
     model: &BoostedTrees,
     from_file: Vec<String>,
@@ -210,17 +217,36 @@ fn feature_names(
 ) -> Result<(Vec<String>, Sample), ImportError> {
     let wanted = model.features;
     let given = &options.features;
-    let (mut given_names, sample) = super::feature_names(given)?;
-    if let (Some(names), Some(target)) = (given_names.as_mut(), &options.target) {
-        names.retain(|name| name != target);
+    if let Some(target) = options.target.as_ref().filter(|t| from_file.contains(t)) {
+        return Err(ImportError::Features(format!(
+            "--target {target} is one of the model's features; name the column that holds what \
+             it predicts"
+        )));
     }
+    let (given_names, sample) = super::feature_names(given)?;
     let names = match (given_names, given) {
-        // A CSV header names the features unless the file names them all and the header has
-        // them (its other columns, such as the target, are then left out).
-        (Some(header), FeatureNames::Csv(_))
-            if !from_file.is_empty() && from_file.iter().all(|n| header.contains(n)) =>
-        {
-            from_file
+        (Some(header), FeatureNames::Csv(path)) => {
+            let header: Vec<String> = header
+                .into_iter()
+                .filter(|name| Some(name) != options.target.as_ref())
+                .collect();
+            let absent: Vec<&str> = from_file
+                .iter()
+                .filter(|name| !header.contains(name))
+                .map(String::as_str)
+                .collect();
+            if absent.is_empty() && !from_file.is_empty() {
+                from_file
+            } else if absent.len() == from_file.len() {
+                header
+            } else {
+                return Err(ImportError::Features(format!(
+                    "{}: the model names its features, and the header lacks {}; give every \
+                     one a column, or name them in order with --features FILE",
+                    path.display(),
+                    absent.join(", ")
+                )));
+            }
         }
         (Some(names), _) => names,
         (None, _) => from_file,

@@ -5,7 +5,7 @@
 //! card's sections, the manifest's `[metrics]` that live accuracy is compared with).
 
 use super::ImportError;
-use super::sample::read_sample;
+use super::sample::read_csv;
 use crate::model::{
     FeatureValue, HeldOutMetrics, LoadedModel, Manifest, Outcome, RawValue, Task, UnknownFields,
 };
@@ -15,8 +15,8 @@ use crate::train::regression::{
 use crate::train::{MetricsFile, SplitInfo, metrics, report};
 use std::path::Path;
 
-/// Most rows of a test CSV scored.
-const MAX_TEST_ROWS: usize = 100_000;
+/// Most rows of a test CSV: a larger one is refused rather than cut short.
+const MAX_TEST_ROWS: usize = 1_000_000;
 
 /// An imported model's evaluation on test rows, as the task writes its metrics.json.
 #[derive(Debug, Clone)]
@@ -66,11 +66,25 @@ impl Evaluated {
 /// refuses, a label the model does not have, a target that is not a finite number, fewer than
 /// two rows for a regressor, a row the model cannot score.
 pub fn evaluate(model: &LoadedModel, path: &Path, target: &str) -> Result<Evaluated, ImportError> {
-    let at = |line: usize, message: String| {
-        ImportError::Features(format!("{}:{line}: {message}", path.display()))
-    };
-    let (header, sample) = read_sample(path, MAX_TEST_ROWS)?;
     let manifest = &model.artifact.manifest;
+    if manifest.features.iter().any(|f| f.name == target) {
+        return Err(ImportError::Features(format!(
+            "--target {target} is one of the model's features; name the column that holds \
+             what it predicts"
+        )));
+    }
+    let (csv, more) = read_csv(path, MAX_TEST_ROWS)?;
+    if more {
+        return Err(ImportError::Features(format!(
+            "{}: more than {MAX_TEST_ROWS} rows; evaluate on a sample of them",
+            path.display()
+        )));
+    }
+    let (header, sample) = (&csv.header, &csv.sample);
+    let line_of = |row: usize| csv.lines.get(row).copied().unwrap_or(0);
+    let at = |row: usize, message: String| {
+        ImportError::Features(format!("{}:{}: {message}", path.display(), line_of(row)))
+    };
     let missing: Vec<&str> = manifest
         .features
         .iter()
@@ -86,6 +100,12 @@ pub fn evaluate(model: &LoadedModel, path: &Path, target: &str) -> Result<Evalua
         )));
     }
     let rows = sample.get(target).map_or(0, Vec::len);
+    if rows == 0 {
+        return Err(ImportError::Features(format!(
+            "{}: no rows to evaluate on",
+            path.display()
+        )));
+    }
     let mut valid: Vec<Vec<FeatureValue>> = Vec::with_capacity(rows);
     for row in 0..rows {
         let cells = manifest.features.iter().filter_map(|feature| {
@@ -98,11 +118,10 @@ pub fn evaluate(model: &LoadedModel, path: &Path, target: &str) -> Result<Evalua
             .validate(cells, UnknownFields::Ignore, "", &mut errors)
         {
             Some(valid_row) => valid.push(valid_row.values),
-            // The header is line 1.
             None => {
                 let first = errors.first();
                 return Err(at(
-                    row + 2,
+                    row,
                     format!(
                         "column '{}': {}",
                         first.map_or("", |e| e.field.as_str()),
@@ -119,8 +138,8 @@ pub fn evaluate(model: &LoadedModel, path: &Path, target: &str) -> Result<Evalua
             .outcomes_of_rows(&views)
             .map_err(|error| ImportError::Features(format!("{}: {error}", path.display())))?;
         for (offset, outcome) in scored.into_iter().enumerate() {
-            let line = chunk_index * 256 + offset + 2;
-            outcomes.push(outcome.map_err(|error| at(line, error.to_string()))?);
+            let row = chunk_index * 256 + offset;
+            outcomes.push(outcome.map_err(|error| at(row, error.to_string()))?);
         }
     }
     let cells = sample.get(target).map(Vec::as_slice).unwrap_or_default();
@@ -137,7 +156,7 @@ pub fn evaluate(model: &LoadedModel, path: &Path, target: &str) -> Result<Evalua
             for (row, cell) in cells.iter().enumerate() {
                 let class = manifest.labels.iter().position(|l| l == cell).ok_or_else(|| {
                     at(
-                        row + 2,
+                        row,
                         format!(
                             "column '{target}' (the target): '{cell}' is not one of the model's classes ({})",
                             manifest.labels.join(", ")
@@ -166,7 +185,7 @@ pub fn evaluate(model: &LoadedModel, path: &Path, target: &str) -> Result<Evalua
                 let value = cell.parse::<f64>().ok().filter(|v| v.is_finite());
                 actual.push(value.ok_or_else(|| {
                     at(
-                        row + 2,
+                        row,
                         format!(
                             "column '{target}' (the target): expected a finite number, got '{cell}'"
                         ),

@@ -343,6 +343,12 @@ fn target_of(
         (FeatureNames::Csv(path), Task::Regression) => {
             target::target_from_csv(column, path, sample).map(Some)
         }
+        (FeatureNames::Csv(path), Task::Classification) if !sample.contains_key(column) => {
+            Err(ImportError::Features(format!(
+                "{}: --target names '{column}', which is not a column of its header",
+                path.display()
+            )))
+        }
         (FeatureNames::Csv(_), Task::Classification) => Ok(None),
         _ if options.test_data.is_some() => Ok(None),
         _ => Err(ImportError::Features(format!(
@@ -376,8 +382,7 @@ fn feature_names(source: &FeatureNames) -> Result<(Option<Vec<String>>, Sample),
             }
             Ok((Some(names), Sample::new()))
         }
-        FeatureNames::Csv(path) => read_sample(path, sample::MAX_STATISTICS_ROWS)
-            .map(|(names, sample)| (Some(names), sample)),
+        FeatureNames::Csv(path) => read_sample(path).map(|(names, sample)| (Some(names), sample)),
     }
 }
 

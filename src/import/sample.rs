@@ -8,27 +8,40 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Most CSV rows read for the feature statistics.
-pub(super) const MAX_STATISTICS_ROWS: usize = 100_000;
+const MAX_STATISTICS_ROWS: usize = 100_000;
 
 /// A CSV's rows, by column name, for the statistics.
 pub(super) type Sample = BTreeMap<String, Vec<String>>;
 
-/// The header and up to `max_rows` rows of a CSV, by column (cells trimmed).
-pub(super) fn read_sample(
-    path: &Path,
-    max_rows: usize,
-) -> Result<(Vec<String>, Sample), ImportError> {
+/// A CSV read: its header, its rows by column, and each row's line in the file (1-based; a
+/// quoted cell may span lines).
+pub(super) struct CsvRows {
+    /// Column names, in order.
+    pub header: Vec<String>,
+    /// Cells by column name, trimmed.
+    pub sample: Sample,
+    /// The line each row starts on.
+    pub lines: Vec<u64>,
+}
+
+/// The header and up to `max_rows` rows of a CSV; `more` says whether rows were left.
+///
+/// Errors: an unreadable file or record, a header without names or naming a column twice.
+pub(super) fn read_csv(path: &Path, max_rows: usize) -> Result<(CsvRows, bool), ImportError> {
     let csv_error =
         |error: csv::Error| ImportError::Features(format!("{}: {error}", path.display()));
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
-        .from_path(path)
-        .map_err(csv_error)?;
+        .from_reader(bytes.as_slice());
     let header: Vec<String> = reader
         .headers()
         .map_err(csv_error)?
         .iter()
-        .map(|h| h.trim().to_string())
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
     if header.iter().all(String::is_empty) {
         return Err(ImportError::Features(format!(
@@ -36,16 +49,58 @@ pub(super) fn read_sample(
             path.display()
         )));
     }
+    if let Some(repeated) = header
+        .iter()
+        .enumerate()
+        .find_map(|(i, name)| header[..i].contains(name).then_some(name))
+    {
+        return Err(ImportError::Features(format!(
+            "{}: the header names the column '{repeated}' twice",
+            path.display()
+        )));
+    }
     let mut sample: Sample = header.iter().map(|h| (h.clone(), Vec::new())).collect();
-    for record in reader.records().take(max_rows) {
+    let mut lines = Vec::new();
+    let mut records = reader.records();
+    for record in records.by_ref().take(max_rows) {
         let record = record.map_err(csv_error)?;
+        lines.push(record.position().map_or(0, |p| first_line(&bytes, p)));
         for (name, cell) in header.iter().zip(record.iter()) {
             if let Some(column) = sample.get_mut(name) {
                 column.push(cell.trim().to_string());
             }
         }
     }
-    Ok((header, sample))
+    let more = records.next().is_some();
+    Ok((
+        CsvRows {
+            header,
+            sample,
+            lines,
+        },
+        more,
+    ))
+}
+
+/// The line a record starts on: the reader's position is where it began reading, before the
+/// blank lines it skips.
+fn first_line(bytes: &[u8], position: &csv::Position) -> u64 {
+    let start = usize::try_from(position.byte()).unwrap_or(usize::MAX);
+    let skipped = bytes
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&b| b == b'\n' || b == b'\r')
+        .filter(|&&b| b == b'\n')
+        .count();
+    position.line() + skipped as u64
+}
+
+/// The header and the first [`MAX_STATISTICS_ROWS`] rows of a CSV, by column, for the
+/// training statistics.
+pub(super) fn read_sample(path: &Path) -> Result<(Vec<String>, Sample), ImportError> {
+    let (rows, _) = read_csv(path, MAX_STATISTICS_ROWS)?;
+    Ok((rows.header, rows.sample))
 }
 
 pub(super) fn default_example(

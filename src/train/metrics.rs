@@ -66,8 +66,23 @@ pub fn evaluate(truth: &[usize], probabilities: &[Vec<f64>], labels: &[String]) 
     let per_class: Vec<ClassMetrics> = (0..n_classes)
         .map(|class| class_metrics(&confusion, class))
         .collect();
-    let macro_mean =
-        |f: fn(&ClassMetrics) -> f64| per_class.iter().map(f).sum::<f64>() / n_classes as f64;
+    // scikit-learn's macro averages run over the classes that occur in the truth or the
+    // predictions: a class neither has (a test file of one class) does not count as 0.
+    let occurs: Vec<bool> = (0..n_classes)
+        .map(|class| {
+            confusion[class].iter().sum::<u64>() > 0 || confusion.iter().any(|row| row[class] > 0)
+        })
+        .collect();
+    let occurring = occurs.iter().filter(|&&o| o).count().max(1) as f64;
+    let macro_mean = |f: fn(&ClassMetrics) -> f64| {
+        per_class
+            .iter()
+            .zip(&occurs)
+            .filter(|(_, occurs)| **occurs)
+            .map(|(m, _)| f(m))
+            .sum::<f64>()
+            / occurring
+    };
     let correct: u64 = (0..n_classes).map(|class| confusion[class][class]).sum();
     let curve_classes: Vec<usize> = if n_classes == 2 {
         vec![1]
@@ -280,6 +295,26 @@ mod tests {
         let e = evaluate(&[0, 1, 2], &probs, &labels);
         assert!(close(e.roc_auc.unwrap(), 2.0 / 3.0));
         assert_eq!(e.roc_curve.len(), 3);
+    }
+
+    #[test]
+    fn macro_averages_leave_out_classes_that_never_occur() {
+        // scikit-learn: f1_score([0, 0], [0, 0], average="macro") == 1.0 whatever the labels.
+        let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let probabilities = vec![vec![0.8, 0.1, 0.1], vec![0.7, 0.2, 0.1]];
+        let evaluation = evaluate(&[0, 0], &probabilities, &labels);
+        assert_eq!(evaluation.f1_macro, 1.0);
+        // A class that is predicted but never true counts (its precision is 0).
+        let evaluation = evaluate(
+            &[0, 0],
+            &[vec![0.8, 0.2, 0.0], vec![0.1, 0.9, 0.0]],
+            &labels,
+        );
+        assert!(
+            close(evaluation.precision_macro, 0.5),
+            "{}",
+            evaluation.precision_macro
+        );
     }
 
     #[test]

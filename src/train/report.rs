@@ -69,9 +69,13 @@ fn origin_line(manifest: &Manifest) -> String {
             escape(&t.dataset)
         ),
         (None, Some(i)) => format!(
-            "Imported {} by mlserve {} · ONNX from {} ({})",
+            "Imported {} by mlserve {} · {} from {} ({})",
             escape(&manifest.created_at),
             escape(&i.mlserve_version),
+            match manifest.backend {
+                crate::model::Backend::Boosted => "boosted trees",
+                _ => "ONNX",
+            },
             escape(&i.source),
             escape(&i.producer)
         ),

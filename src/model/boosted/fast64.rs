@@ -5,7 +5,7 @@
 //! [`Tree::leaf_value`] with LightGBM's routing; a tree with categorical splits keeps the
 //! general path.
 
-use super::tree::{LEAF, MissingType, Tree};
+use super::tree::{LEAF, MissingType, Tree, ZERO};
 
 /// Flag bits of [`Node64::feature`].
 const DEFAULT_LEFT: u32 = 1 << 30;
@@ -80,14 +80,14 @@ impl FastTree64 {
             .copied()
             .unwrap_or(f64::NAN);
         let nan = raw.is_nan();
-        // Outside missing type NaN, LightGBM reads NaN as 0.0.
-        let x = if nan & (flags & MISSING_NAN == 0) {
+        // LightGBM reads |x| <= 1e-35 as 0, and NaN as 0 outside missing type NaN.
+        let x = if (nan & (flags & MISSING_NAN == 0)) | (raw.abs() <= ZERO) {
             0.0
         } else {
             raw
         };
-        let missing = ((flags & MISSING_ZERO != 0) & (x.abs() <= f64::from(1e-35f32)))
-            | ((flags & MISSING_NAN != 0) & nan);
+        let missing =
+            ((flags & MISSING_ZERO != 0) & (x == 0.0)) | ((flags & MISSING_NAN != 0) & nan);
         let left = if missing {
             flags & DEFAULT_LEFT != 0
         } else {
@@ -137,6 +137,24 @@ mod tests {
     }
 
     #[test]
+    fn a_value_within_1e_35_of_zero_is_zero_as_lightgbm_reads_it() {
+        // LightGBM puts thresholds at ±kZeroThreshold; its predictor reads -1e-35 as 0, which
+        // is above the threshold -1e-35 (checked against lightgbm 4.7.0's predict).
+        let tree = Tree {
+            nodes: vec![
+                split(0, -ZERO, MissingType::NaN, true),
+                leaf(1.0),
+                leaf(2.0),
+            ],
+            categories: Vec::new(),
+        };
+        let fast = FastTree64::compile(&tree).unwrap();
+        assert_eq!(tree.leaf_value(&[-ZERO], Routing::LightGbm), 2.0);
+        assert_eq!(fast.leaf_value(&[-ZERO]), 2.0);
+        assert_eq!(fast.leaf_value(&[-2e-35]), 1.0);
+    }
+
+    #[test]
     fn every_missing_type_routes_as_the_general_path() {
         let cases = [
             -1.0,
@@ -151,7 +169,7 @@ mod tests {
         ];
         for missing in [MissingType::None, MissingType::Zero, MissingType::NaN] {
             for default_left in [false, true] {
-                for threshold in [0.5, -0.5] {
+                for threshold in [0.5, -0.5, 1.0000000180025095e-35, -1.0000000180025095e-35] {
                     let tree = Tree {
                         nodes: vec![
                             split(0, threshold, missing, default_left),

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 /// Marks a leaf in [`Node::left`].
 pub const LEAF: u32 = u32::MAX;
 
+/// LightGBM's `kZeroThreshold` (`1e-35f`, as a double): a value this close to 0 is 0.
+pub(super) const ZERO: f64 = 1.0000000180025095e-35;
+
 /// How a LightGBM node treats a missing value (its `decision_type` bits 2–3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MissingType {
@@ -111,12 +114,14 @@ impl Tree {
             // Bitset members go left; NaN, negative and unknown codes right.
             return !x.is_nan() && self.in_set(node, x).unwrap_or(false);
         }
-        let x = if x.is_nan() && node.missing != MissingType::NaN {
+        // LightGBM's predictor reads |x| <= kZeroThreshold (1e-35f) as 0, and NaN as 0 unless
+        // the node's missing type is NaN.
+        let x = if (x.is_nan() && node.missing != MissingType::NaN) || x.abs() <= ZERO {
             0.0
         } else {
             x
         };
-        let zero = node.missing == MissingType::Zero && x.abs() <= f64::from(1e-35f32);
+        let zero = node.missing == MissingType::Zero && x == 0.0;
         if zero || (node.missing == MissingType::NaN && x.is_nan()) {
             return node.default_left;
         }
