@@ -52,41 +52,11 @@ fn every_xgboost_and_lightgbm_fixture_answers_as_the_library() {
     let repository = Repository::new(repo.path());
     let report = repository.reload_all(false);
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    let catalog = repository.catalog();
-    let mut differences = Vec::new();
-    for (name, fixture) in fixtures_list {
-        let model = catalog.resolve(name, None).unwrap();
-        let mut dataset = expected["datasets"][fixture["dataset"].as_str().unwrap()].clone();
-        // A fixture may hold rows of its own (zeros where zero is missing).
-        if let Some(rows) = fixture.get("rows") {
-            dataset["rows"] = rows.clone();
-        }
-        let outcomes = common::outcomes_of(&model, &common::rows_as_objects(&dataset));
-        for (row, outcome) in outcomes.iter().enumerate() {
-            match (outcome, fixture["task"].as_str().unwrap()) {
-                (Ok(Outcome::Class { probabilities, .. }), "classification") => {
-                    let want: Vec<f64> =
-                        serde_json::from_value(fixture["probabilities"][row].clone()).unwrap();
-                    let gap = probabilities
-                        .iter()
-                        .zip(&want)
-                        .map(|(a, b)| (a - b).abs())
-                        .fold(0.0, f64::max);
-                    if gap > 1e-6 || probabilities.len() != want.len() {
-                        differences
-                            .push(format!("{name} row {row}: {probabilities:?} vs {want:?}"));
-                    }
-                }
-                (Ok(Outcome::Value(value)), "regression") => {
-                    let want = fixture["values"][row].as_f64().unwrap();
-                    if (value - want).abs() > 1e-6 * want.abs().max(1.0) {
-                        differences.push(format!("{name} row {row}: {value} vs {want}"));
-                    }
-                }
-                (other, task) => differences.push(format!("{name} row {row}: {other:?} ({task})")),
-            }
-        }
-    }
+    let names: Vec<(&str, &str)> = fixtures_list
+        .keys()
+        .map(|n| (n.as_str(), n.as_str()))
+        .collect();
+    let differences = differences_from_the_library(&repository, &names, &expected);
     assert!(
         differences.is_empty(),
         "{} differences:\n{}",
@@ -358,4 +328,72 @@ async fn boosted_regressors_answer_the_official_clients_with_missing_values_as_n
         common::clients::assert_regression_clients_saw(&seen[name], &values, 1e-6);
     }
     server.server.shutdown().await.unwrap();
+}
+
+/// Where the models of `repository` answer other than the library on their fixture's rows:
+/// `names` pairs each model with its fixture in expected.json.
+fn differences_from_the_library(
+    repository: &Repository,
+    names: &[(&str, &str)],
+    expected: &Value,
+) -> Vec<String> {
+    let catalog = repository.catalog();
+    let mut differences = Vec::new();
+    for &(name, fixture_name) in names {
+        let fixture = &expected["fixtures"][fixture_name];
+        let model = catalog.resolve(name, None).unwrap();
+        let mut dataset = expected["datasets"][fixture["dataset"].as_str().unwrap()].clone();
+        // A fixture may hold rows of its own (zeros where zero is missing).
+        if let Some(rows) = fixture.get("rows") {
+            dataset["rows"] = rows.clone();
+        }
+        let outcomes = common::outcomes_of(&model, &common::rows_as_objects(&dataset));
+        for (row, outcome) in outcomes.iter().enumerate() {
+            match (outcome, fixture["task"].as_str().unwrap()) {
+                (Ok(Outcome::Class { probabilities, .. }), "classification") => {
+                    let want: Vec<f64> =
+                        serde_json::from_value(fixture["probabilities"][row].clone()).unwrap();
+                    let gap = probabilities
+                        .iter()
+                        .zip(&want)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max);
+                    if gap > 1e-6 || probabilities.len() != want.len() {
+                        differences
+                            .push(format!("{name} row {row}: {probabilities:?} vs {want:?}"));
+                    }
+                }
+                (Ok(Outcome::Value(value)), "regression") => {
+                    let want = fixture["values"][row].as_f64().unwrap();
+                    if (value - want).abs() > 1e-6 * want.abs().max(1.0) {
+                        differences.push(format!("{name} row {row}: {value} vs {want}"));
+                    }
+                }
+                (other, task) => differences.push(format!("{name} row {row}: {other:?} ({task})")),
+            }
+        }
+    }
+    differences
+}
+
+#[test]
+fn versions_written_by_the_last_release_still_load_and_answer_alike() {
+    // Written by mlserve at a952cfb (the release before native training) from two fixtures.
+    let old = fixtures().join("written_by_a952cfb");
+    let repo = tempfile::tempdir().unwrap();
+    for name in ["xgb", "lgb"] {
+        let from = old.join(name).join("1");
+        let to = repo.path().join(name).join("1");
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    let repository = Repository::new(repo.path());
+    let report = repository.reload_all(false);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let names = [("xgb", "xgb_binary_logistic"), ("lgb", "lgb_categorical")];
+    let differences = differences_from_the_library(&repository, &names, &expected());
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
 }

@@ -99,7 +99,6 @@ pub fn read(text: &str) -> Result<LightGbmModel, String> {
             iterations: (iterations, iterations),
         },
         category_codes: Vec::new(),
-        sum_in_f64: false,
         fast: None,
         fast64: None,
     };

@@ -100,7 +100,6 @@ pub fn read(document: &Value, all_trees: bool) -> Result<XgboostModel, String> {
             iterations: (used, iterations),
         },
         category_codes: Vec::new(),
-        sum_in_f64: false,
         fast: None,
         fast64: None,
     };

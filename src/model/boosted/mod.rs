@@ -12,6 +12,9 @@ pub mod tree;
 use serde::{Deserialize, Serialize};
 pub use tree::{LEAF, MissingType, Node, Routing, Tree};
 
+/// [`BoostedSource::library`] of trees trained by mlserve itself.
+pub const NATIVE_LIBRARY: &str = "mlserve";
+
 /// A categorical feature's categories: each one's name and the code the trees compare.
 pub type CategoryCodes = Vec<(String, f64)>;
 
@@ -84,11 +87,6 @@ pub struct BoostedTrees {
     /// the trees compare. Empty when no feature is.
     #[serde(default)]
     pub category_codes: Vec<Option<CategoryCodes>>,
-    /// Whether margins are summed in f64 (natively trained trees, whose leaves are f32 values
-    /// but whose base margin may be a large target mean); XGBoost's files sum in f32, as
-    /// XGBoost does.
-    #[serde(default)]
-    pub sum_in_f64: bool,
     /// XGBoost's trees compiled for speed (built by [`BoostedTrees::compiled`]; not stored,
     /// `None` until then).
     #[serde(skip)]
@@ -133,10 +131,17 @@ impl BoostedTrees {
             .collect()
     }
 
+    /// Whether margins are summed in f64: trees trained by mlserve (f32 leaves, but a base
+    /// margin that may be a large target mean). XGBoost's files sum in f32, as XGBoost does.
+    /// Read from the source, not stored, so model files keep the layout they had.
+    pub fn sum_in_f64(&self) -> bool {
+        self.source.library == NATIVE_LIBRARY
+    }
+
     /// Adds a tree's leaf to a margin: in f32 for XGBoost's files (the margin stays an f32
     /// value, as XGBoost accumulates), in f64 otherwise.
     fn add(&self, margin: &mut f64, leaf: f64) {
-        *margin = if self.routing == Routing::Xgboost && !self.sum_in_f64 {
+        *margin = if self.routing == Routing::Xgboost && !self.sum_in_f64() {
             f64::from(*margin as f32 + leaf as f32)
         } else {
             *margin + leaf
@@ -147,7 +152,7 @@ impl BoostedTrees {
     /// them), or LightGBM's zeros (its base is inside its first tree, its average added last).
     fn starting_margins(&self) -> Vec<f64> {
         match self.routing {
-            Routing::Xgboost if self.sum_in_f64 => self.base_margin.clone(),
+            Routing::Xgboost if self.sum_in_f64() => self.base_margin.clone(),
             Routing::Xgboost => self
                 .base_margin
                 .iter()
@@ -228,7 +233,7 @@ impl BoostedTrees {
     /// The link applied to margins: in f32 for XGBoost's files, as XGBoost does; in f64
     /// otherwise.
     fn answer(&self, margins: &[f64]) -> Vec<f64> {
-        if self.routing == Routing::Xgboost && !self.sum_in_f64 {
+        if self.routing == Routing::Xgboost && !self.sum_in_f64() {
             let margins: Vec<f32> = margins.iter().map(|&m| m as f32).collect();
             return predict_f32(self.link, &margins);
         }
@@ -265,7 +270,7 @@ impl BoostedTrees {
 
     fn fast_rows(&self, rows: &[Vec<f64>], fast: &[Option<fast::FastTree>]) -> Vec<Vec<f64>> {
         // The summing mode is decided once, not at every leaf of every row.
-        if self.sum_in_f64 {
+        if self.sum_in_f64() {
             self.fast_rows_summing::<false>(rows, fast)
         } else {
             self.fast_rows_summing::<true>(rows, fast)

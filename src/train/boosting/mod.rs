@@ -291,12 +291,11 @@ pub fn fit(
         features: features.len(),
         average_over: None,
         source: BoostedSource {
-            library: "mlserve".to_string(),
+            library: crate::model::boosted::NATIVE_LIBRARY.to_string(),
             objective: loss.name().to_string(),
             iterations: (iterations, settings.n_trees),
         },
         category_codes: category_codes(&features),
-        sum_in_f64: true,
         fast: None,
         fast64: None,
     };
