@@ -204,6 +204,11 @@ fn early_stopping_keeps_the_best_iterations_and_a_seed_gives_the_same_trees() {
     assert_eq!(most, 500);
     assert!(used < 100, "{used} iterations of 500 on 353 noisy rows");
     assert_eq!(first.model.trees.len(), used);
+    assert_eq!(
+        first.provenance.iterations_kept,
+        Some(used),
+        "the manifest says it"
+    );
     let again = train(&data, flags());
     assert_eq!(again.model.trees, first.model.trees);
 }
@@ -398,6 +403,14 @@ fn held_out_rows_the_served_model_refuses_are_left_out_and_said() {
         panic!("a classifier")
     };
     assert_eq!(metrics.split.refused_rows, [7], "seed {seed}");
+    assert_eq!(trained.provenance.refused_test_rows, Some(1));
+    let models = dir.path().join("models");
+    let (_, version) = trained.save(&models, "refusing").unwrap();
+    let card = std::fs::read_to_string(version.join("report.html")).unwrap();
+    assert!(
+        card.contains("1 held-out row(s) left out of the metrics"),
+        "the card says it"
+    );
     let scored: u64 = metrics.evaluation.confusion_matrix.iter().flatten().sum();
     assert_eq!(scored as usize, metrics.split.test_rows.len() - 1);
     // 'rare' has no value in any training row: no statistics rather than infinite ones.

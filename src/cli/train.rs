@@ -14,13 +14,17 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
+/// The target of the "training failed" log event, which the console leaves out.
+const FAILURE_TARGET: &str = "mlserve_train_failure";
+
 /// Trains, evaluates and writes a new version.
 pub(super) fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
     init_logging(args.log_file.as_deref()).map_err(|error| Failure::usage(format!("{error:#}")))?;
     match train_command(&args) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error) => {
-            tracing::error!(%error, "training failed");
+            // For the log file; the console gets the one error line `main` prints.
+            tracing::error!(target: FAILURE_TARGET, %error, "training failed");
             let write_failed = matches!(
                 error,
                 TrainError::Artifact(mlserve::model::ArtifactError::Io { .. })
@@ -31,12 +35,17 @@ pub(super) fn run(args: TrainArgs) -> Result<ExitCode, Failure> {
 }
 
 fn init_logging(log_file: Option<&Path>) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     use tracing_subscriber::{
         EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt,
     };
     let console = fmt::layer()
         .with_writer(std::io::stderr)
-        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(format!("warn,{FAILURE_TARGET}=off"))),
+        );
     let file = match log_file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()

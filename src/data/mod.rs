@@ -242,6 +242,14 @@ pub enum DataError {
         /// Whether the column is a feature (not the target).
         feature: bool,
     },
+    /// A feature column has no value in any row.
+    #[error("{path}: column '{column}' has no value in any row; leave it out of the file")]
+    NoValues {
+        /// The file.
+        path: PathBuf,
+        /// Column name.
+        column: String,
+    },
     /// A cell does not parse as its column's type.
     #[error("{path}:{line}: column '{column}': expected {expected}, got '{value}'")]
     BadCell {

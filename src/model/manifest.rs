@@ -177,6 +177,14 @@ pub struct Provenance {
     pub mlserve_version: String,
     /// The algorithm and its hyper-parameters.
     pub estimator: AlgorithmParams,
+    /// Gradient boosting: the iterations the model kept (fewer than `n_trees` after early
+    /// stopping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations_kept: Option<usize>,
+    /// Held-out rows left out of the evaluation because the served model refuses them (a
+    /// category no training row has; gradient boosting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_test_rows: Option<usize>,
 }
 
 /// Headline metrics on the held-out split.

@@ -332,6 +332,8 @@ pub(crate) fn provenance(
         cv_folds: options.cv,
         mlserve_version: env!("CARGO_PKG_VERSION").to_string(),
         estimator: options.params.clone(),
+        iterations_kept: None,
+        refused_test_rows: None,
     }
 }
 

@@ -181,7 +181,11 @@ pub(crate) fn data_section(html: &mut String, manifest: &Manifest) {
                 rows,
                 "<tr><th class=\"l\">{}</th><td>{}</td></tr>",
                 escape(key),
-                escape(&value.to_string())
+                escape(
+                    &value
+                        .as_str()
+                        .map_or_else(|| value.to_string(), str::to_string)
+                )
             );
         }
     }
@@ -190,7 +194,7 @@ pub(crate) fn data_section(html: &mut String, manifest: &Manifest) {
         r#"<h2>Data and training</h2><table>
 <tr><th class="l">dataset</th><td class="l">{dataset}</td></tr>
 <tr><th class="l">dataset SHA-256</th><td class="l"><code>{sha}</code></td></tr>
-<tr><th class="l">rows (train / test)</th><td>{rows} ({train} / {test})</td></tr>
+<tr><th class="l">rows (train / test)</th><td>{rows} ({train} / {test}){refused}</td></tr>{kept}
 {predicts}
 <tr><th class="l">seed</th><td>{seed}</td></tr>
 <tr><th class="l">algorithm</th><td class="l">{algorithm}</td></tr>{rows_html}
@@ -200,6 +204,13 @@ pub(crate) fn data_section(html: &mut String, manifest: &Manifest) {
         rows = t.rows,
         train = t.train_rows,
         test = t.test_rows,
+        refused = t.refused_test_rows.map_or(String::new(), |n| format!(
+            "; {n} held-out row(s) left out of the metrics: a category no training row has, \
+             which the model refuses"
+        )),
+        kept = t.iterations_kept.map_or(String::new(), |n| format!(
+            "\n<tr><th class=\"l\">boosting iterations kept</th><td>{n}</td></tr>"
+        )),
         predicts = predicts_row(manifest),
         seed = t.seed,
         algorithm = t.estimator.algorithm().cli_name(),

@@ -267,8 +267,13 @@ fn parse_column(
     categorical: bool,
     missing_values: bool,
 ) -> Result<Column, DataError> {
-    let all_empty = (0..table.rows.len()).all(|row| table.cell(row, index).1.is_empty());
-    if !missing_values || all_empty {
+    if (0..table.rows.len()).all(|row| table.cell(row, index).1.is_empty()) {
+        return Err(DataError::NoValues {
+            path: table.path.clone(),
+            column: table.header[index].clone(),
+        });
+    }
+    if !missing_values {
         check_no_empty_cell(table, index, true)?;
     }
     let name = table.header[index].clone();

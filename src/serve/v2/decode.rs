@@ -159,6 +159,11 @@ fn json_elements(
             Elements::Numbers(
                 flat.iter()
                     .map(|v| {
+                        // `null`: a missing value, as in an FP tensor (a nullable feature takes
+                        // it; the validator refuses it for any other).
+                        if v.is_null() {
+                            return Ok(f64::NAN);
+                        }
                         let n = v
                             .as_i64()
                             .map(i128::from)

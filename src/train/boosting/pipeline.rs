@@ -217,12 +217,17 @@ pub fn train_boosted(
         Some(_) => classes_of(data)?.1.to_vec(),
         None => Vec::new(),
     };
+    let iterations_kept = model.source.iterations.0;
     Ok(TrainedBoosted {
         model,
         metrics,
         features,
         target,
-        provenance: provenance(data, options, train_rows.len(), test_rows.len()),
+        provenance: Provenance {
+            iterations_kept: Some(iterations_kept),
+            refused_test_rows: Some(refused_rows.len()).filter(|&n| n > 0),
+            ..provenance(data, options, train_rows.len(), test_rows.len())
+        },
         labels,
     })
 }
