@@ -286,9 +286,18 @@ fn read_tree(block: &str) -> Result<Tree, String> {
             categories: None,
         });
     }
+    // TreeSHAP's covers are LightGBM's row counts (not its hessian sums, `*_weight`).
+    let internal_count = values("internal_count")?;
+    let leaf_count = values("leaf_count")?;
+    let covers = if internal_count.len() == internal && leaf_count.len() == leaves {
+        internal_count.into_iter().chain(leaf_count).collect()
+    } else {
+        Vec::new()
+    };
     Ok(Tree {
         nodes,
         categories: words,
+        covers,
     })
 }
 

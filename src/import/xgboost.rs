@@ -291,9 +291,16 @@ fn read_tree(tree: &Value, weight: Option<f64>) -> Result<Tree, String> {
             });
         }
     }
+    // The hessian sums are f32 in the file, as XGBoost's TreeSHAP reads them.
+    let covers = numbers(&tree["sum_hessian"])
+        .ok()
+        .filter(|covers| covers.len() == n)
+        .map(|covers| covers.iter().map(|&c| f64::from(c as f32)).collect())
+        .unwrap_or_default();
     Ok(Tree {
         nodes,
         categories: words,
+        covers,
     })
 }
 

@@ -187,11 +187,16 @@ pub fn list_versions(model_dir: &Path) -> Result<Vec<u32>, ArtifactError> {
 
 /// Encodes the native model with a magic header and format version.
 fn encode_model(format: u16, model: &impl serde::Serialize) -> Result<Vec<u8>, postcard::Error> {
-    let mut bytes = Vec::with_capacity(1024);
+    Ok(with_header(format, postcard::to_allocvec(model)?))
+}
+
+/// `payload` behind model.bin's magic bytes and format number.
+fn with_header(format: u16, payload: Vec<u8>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(payload.len() + 10);
     bytes.extend_from_slice(MODEL_MAGIC);
     bytes.extend_from_slice(&format.to_le_bytes());
-    bytes.extend_from_slice(&postcard::to_allocvec(model)?);
-    Ok(bytes)
+    bytes.extend_from_slice(&payload);
+    bytes
 }
 
 /// The payload of a `model.bin` written in `expected` format.
@@ -324,7 +329,10 @@ fn write_files(staging: &Path, mut files: ArtifactFiles) -> Result<(), ArtifactE
         ModelFile::Onnx(bytes) => (ONNX_MODEL_FILE, bytes),
         ModelFile::Boosted(model) => (
             NATIVE_MODEL_FILE,
-            encode_model(BOOSTED_FORMAT, &model).map_err(encode_error(staging))?,
+            with_header(
+                BOOSTED_FORMAT,
+                super::boosted::stored::to_payload(&model).map_err(encode_error(staging))?,
+            ),
         ),
     };
     files.manifest.artifact.file = file_name.to_string();
@@ -407,8 +415,7 @@ pub fn load_version(dir: &Path) -> Result<Artifact, ArtifactError> {
         Backend::Native => Model::Native(load_native(&manifest, &bytes).map_err(corrupt)?),
         Backend::Boosted => {
             let payload = model_payload(&bytes, BOOSTED_FORMAT).map_err(corrupt)?;
-            let model: super::boosted::BoostedTrees =
-                postcard::from_bytes(payload).map_err(|error| corrupt(error.to_string()))?;
+            let model = super::boosted::stored::from_payload(payload).map_err(corrupt)?;
             model.check_against(&manifest).map_err(corrupt)?;
             Model::Boosted(model.compiled())
         }

@@ -147,6 +147,7 @@ mod tests {
                 leaf(2.0),
             ],
             categories: Vec::new(),
+            covers: Vec::new(),
         };
         let fast = FastTree64::compile(&tree).unwrap();
         assert_eq!(tree.leaf_value(&[-ZERO], Routing::LightGbm), 2.0);
@@ -177,6 +178,7 @@ mod tests {
                             leaf(2.0),
                         ],
                         categories: Vec::new(),
+                        covers: Vec::new(),
                     };
                     let fast = FastTree64::compile(&tree).unwrap();
                     for x in cases {

@@ -7,6 +7,8 @@
 
 pub mod fast;
 pub mod fast64;
+pub mod shap;
+pub mod stored;
 pub mod tree;
 
 use serde::{Deserialize, Serialize};
@@ -329,6 +331,46 @@ impl BoostedTrees {
             }
         }
         answers
+    }
+
+    /// Whether every tree has its node covers, which explanations need (files without them, and
+    /// models stored before covers were kept, have none).
+    pub fn explainable(&self) -> bool {
+        self.trees.iter().all(tree::Tree::covers_fit)
+    }
+
+    /// Path-dependent TreeSHAP contributions of one row (features by column, NaN for missing),
+    /// in the raw margin, as XGBoost's `pred_contribs` and LightGBM's `pred_contrib` give them:
+    /// per output, one contribution per feature and the base value last (`[outputs][F + 1]`);
+    /// each output's values add up to its margin (before LightGBM's random-forest averaging,
+    /// as LightGBM's own). `None` when a tree has no covers. Computed in f64: XGBoost computes
+    /// in f32, so its values can differ in the seventh significant digit.
+    pub fn contributions(&self, row: &[f64]) -> Option<Vec<Vec<f64>>> {
+        if !self.explainable() {
+            return None;
+        }
+        let mut out: Vec<Vec<f64>> = self
+            .base_margin
+            .iter()
+            .map(|&base| {
+                let mut values = vec![0.0; self.features + 1];
+                values[self.features] = base;
+                values
+            })
+            .collect();
+        for (tree, &output) in self.trees.iter().zip(&self.tree_output) {
+            let Some(values) = out.get_mut(output as usize) else {
+                continue;
+            };
+            let explained = shap::Explained {
+                tree,
+                covers: &tree.covers,
+                routing: self.routing,
+            };
+            values[self.features] += explained.expected_value();
+            explained.add_contributions(row, &mut values[..self.features]);
+        }
+        Some(out)
     }
 
     /// Checks every tree and the shape of the ensemble, so evaluation never indexes out of

@@ -50,6 +50,12 @@ pub struct Tree {
     pub nodes: Vec<Node>,
     /// Bitset words of categorical splits: bit `c % 32` of word `c / 32` is category code `c`.
     pub categories: Vec<u32>,
+    /// Each node's training cover, by node index, for TreeSHAP ([`super::shap`]): XGBoost's
+    /// `sum_hessian`, LightGBM's `internal_count` / `leaf_count`, the hessian sums of trees
+    /// mlserve grows. Empty when the file has none. Kept after the trees in model.bin, so a
+    /// file without them still loads (see `model::artifact`).
+    #[serde(skip)]
+    pub covers: Vec<f64>,
 }
 
 /// Which library's rules a tree follows.
@@ -71,14 +77,19 @@ impl Tree {
             if node.left == LEAF {
                 return node.value;
             }
-            let x = row.get(node.feature as usize).copied().unwrap_or(f64::NAN);
-            let left = match routing {
-                Routing::Xgboost => self.xgboost_goes_left(node, x),
-                Routing::LightGbm => self.lightgbm_goes_left(node, x),
-            };
-            index = if left { node.left } else { node.right } as usize;
+            index = self.child(node, row, routing);
         }
         f64::NAN
+    }
+
+    /// The child of split `node` that `row` goes to, by the library's rules.
+    pub fn child(&self, node: &Node, row: &[f64], routing: Routing) -> usize {
+        let x = row.get(node.feature as usize).copied().unwrap_or(f64::NAN);
+        let left = match routing {
+            Routing::Xgboost => self.xgboost_goes_left(node, x),
+            Routing::LightGbm => self.lightgbm_goes_left(node, x),
+        };
+        (if left { node.left } else { node.right }) as usize
     }
 
     fn in_set(&self, node: &Node, code: f64) -> Option<bool> {
@@ -126,6 +137,12 @@ impl Tree {
             return node.default_left;
         }
         x <= node.value
+    }
+
+    /// Whether the covers fit the tree: one finite, non-negative cover per node.
+    pub fn covers_fit(&self) -> bool {
+        self.covers.len() == self.nodes.len()
+            && self.covers.iter().all(|c| c.is_finite() && *c >= 0.0)
     }
 
     /// Checks that every child index is in bounds, every node is reached from the root once

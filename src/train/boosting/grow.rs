@@ -51,11 +51,13 @@ struct Open {
 /// Grows a tree on `rows` (reordered in place so each leaf's rows are contiguous) with
 /// gradients `g` and hessians `h` indexed by row.
 pub fn grow(data: &GrowData, rows: &mut [u32], g: &[f64], h: &[f64], growth: Growth) -> Grown {
+    let histogram = data.layout.histogram(data.binned, rows, g, h);
+    // Each node's hessian sum is its cover, as XGBoost's `sum_hessian` (TreeSHAP's weights).
     let mut tree = Tree {
         nodes: vec![leaf_node()],
         categories: Vec::new(),
+        covers: vec![data.layout.total(&histogram).h],
     };
-    let histogram = data.layout.histogram(data.binned, rows, g, h);
     let mut open = vec![open_leaf(data, 0, 0..rows.len(), 0, histogram, growth)];
     let mut done: Vec<Open> = Vec::new();
     while open.len() + done.len() < growth.max_leaves {
@@ -152,6 +154,7 @@ fn split_leaf(
     let left_node = tree.nodes.len();
     tree.nodes.push(leaf_node());
     tree.nodes.push(leaf_node());
+    tree.covers.extend([0.0, 0.0]);
     set_split(tree, parent.node, split, data.features, left_node);
     let left_smaller = left_rows.len() <= right_rows.len();
     let small_rows = if left_smaller {
@@ -168,6 +171,8 @@ fn split_leaf(
     } else {
         (large, small)
     };
+    tree.covers[left_node] = data.layout.total(&left_histogram).h;
+    tree.covers[left_node + 1] = data.layout.total(&right_histogram).h;
     let depth = parent.depth + 1;
     [
         open_leaf(data, left_node, left_rows, depth, left_histogram, growth),
