@@ -417,3 +417,62 @@ fn held_out_rows_the_served_model_refuses_are_left_out_and_said() {
     let rare = &trained.features[1];
     assert_eq!((rare.min, rare.max, rare.mean), (None, None, None));
 }
+
+#[tokio::test]
+async fn a_nullable_integer_feature_takes_null_in_a_v2_int64_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    // A categorical column too, so V2 takes one tensor per feature (of the feature's type).
+    let mut text = String::from("clinic,visits,y\n");
+    for i in 0..300 {
+        let missing = i % 4 == 0;
+        let visits = i % 7;
+        let y = if missing { 10.0 } else { visits as f64 };
+        let cell = if missing {
+            String::new()
+        } else {
+            visits.to_string()
+        };
+        let clinic = ["north", "south"][i % 2];
+        text.push_str(&format!("{clinic},{cell},{y}\n"));
+    }
+    let data = csv_dataset(dir.path(), &text, Task::Regression);
+    let models = dir.path().join("models");
+    train(&data, HyperParameterFlags::default())
+        .save(&models, "visits")
+        .unwrap();
+    let server = TestServer::start(test_settings(&models)).await;
+    let (_, _, metadata) = server.get("/v2/models/visits").await;
+    assert_eq!(metadata["inputs"][1]["datatype"], "INT64", "{metadata}");
+    let infer = |data: &str| {
+        format!(
+            r#"{{"inputs": [{{"name": "clinic", "datatype": "BYTES", "shape": [1], "data": ["north"]}},
+                {{"name": "visits", "datatype": "INT64", "shape": [1], "data": [{data}]}}]}}"#
+        )
+    };
+    let (status, missing) = server
+        .post_text("/v2/models/visits/infer", infer("null"))
+        .await;
+    assert_eq!(status, 200, "{missing}");
+    let value = missing["outputs"][0]["data"][0].as_f64().unwrap();
+    assert!(
+        (value - 10.0).abs() < 0.5,
+        "a missing count predicts {value}"
+    );
+    let (_, _, native) = server
+        .post_json(
+            "/api/models/visits/predict",
+            &json!({"clinic": "north", "visits": null}),
+        )
+        .await;
+    assert_eq!(
+        native["prediction"].as_f64(),
+        Some(value),
+        "the same answer"
+    );
+    let (_, present) = server
+        .post_text("/v2/models/visits/infer", infer("3"))
+        .await;
+    let value = present["outputs"][0]["data"][0].as_f64().unwrap();
+    assert!((value - 3.0).abs() < 0.5, "3 visits predict {value}");
+    server.server.shutdown().await.unwrap();
+}
