@@ -52,9 +52,25 @@ fn main() {
         }
         best_single = best_single.min(started.elapsed().as_secs_f64() / single_rows as f64);
     }
+    // TreeSHAP contributions of single rows (path-dependent, every output), when the file has
+    // its covers.
+    let explained_rows = rows.len().min(200);
+    let mut best_explain = f64::NAN;
+    if model.explainable() {
+        best_explain = f64::INFINITY;
+        for _ in 0..3 {
+            let started = Instant::now();
+            for row in &rows[..explained_rows] {
+                checksum += black_box(model.contributions(black_box(row))).map_or(0.0, |c| c[0][0]);
+            }
+            best_explain =
+                best_explain.min(started.elapsed().as_secs_f64() / explained_rows as f64);
+        }
+    }
     println!(
         "{}",
         serde_json::json!({
+            "contributions_microseconds": best_explain * 1e6,
             "rows": rows.len(),
             "batch_seconds": best_batch,
             "rows_per_second": rows.len() as f64 / best_batch,

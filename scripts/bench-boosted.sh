@@ -4,7 +4,8 @@
 # the same run; once with dense rows and once with a tenth of the cells missing (XGBoost is
 # slower on missing values; mlserve's walk is not). Prints the rows per second of each over the
 # batch, the single-row latency of mlserve's engine (the libraries' batch-of-1 calls are mostly
-# Python overhead, so they are not compared), and the ratios.
+# Python overhead, so they are not compared), the ratios, and the time of one row's TreeSHAP
+# contributions.
 # Needs Python with xgboost and lightgbm (installed once into target/bench-venv, pinned).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +61,7 @@ print(f"  mlserve engine batch:    {ours['rows_per_second']:>12,.0f} rows/s")
 print(f"  xgboost inplace_predict: {theirs['rows_per_second']:>12,.0f} rows/s")
 print(f"  ratio mlserve/xgboost:   {ours['rows_per_second'] / theirs['rows_per_second']:.2f}")
 print(f"  mlserve single row:      {ours['single_row_microseconds']:.2f} µs")
+print(f"  mlserve TreeSHAP one row: {ours['contributions_microseconds']:.0f} µs")
 ours = json.load(open(f"{work}/mlserve-lightgbm.json"))
 theirs = json.load(open(f"{work}/lightgbm.json"))
 print(f"  LightGBM model (binary, 100 trees, 63 leaves, depth 6):")
@@ -67,5 +69,6 @@ print(f"  mlserve engine batch:    {ours['rows_per_second']:>12,.0f} rows/s")
 print(f"  lightgbm predict:        {theirs['rows_per_second']:>12,.0f} rows/s")
 print(f"  ratio mlserve/lightgbm:  {ours['rows_per_second'] / theirs['rows_per_second']:.2f}")
 print(f"  mlserve single row:      {ours['single_row_microseconds']:.2f} µs")
+print(f"  mlserve TreeSHAP one row: {ours['contributions_microseconds']:.0f} µs")
 PY
 done

@@ -12,7 +12,7 @@
 use super::tree::{LEAF, Routing, Tree};
 
 /// One element of the path of unique features from the root to a node.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct PathElement {
     /// The feature, or `None` for the root's element.
     feature: Option<usize>,
@@ -24,25 +24,25 @@ struct PathElement {
     weight: f64,
 }
 
-/// Algorithm 2's EXTEND: adds a feature to the path, updating the subset weights.
-fn extend(path: &mut Vec<PathElement>, zero: f64, one: f64, feature: Option<usize>) {
-    let depth = path.len();
-    path.push(PathElement {
+/// Algorithm 2's EXTEND: adds a feature to the path of `len` elements, updating the subset
+/// weights; the path then has `len + 1`.
+fn extend(path: &mut [PathElement], len: usize, zero: f64, one: f64, feature: Option<usize>) {
+    path[len] = PathElement {
         feature,
         zero,
         one,
-        weight: if depth == 0 { 1.0 } else { 0.0 },
-    });
-    for i in (0..depth).rev() {
-        path[i + 1].weight += one * path[i].weight * (i + 1) as f64 / (depth + 1) as f64;
-        path[i].weight = zero * path[i].weight * (depth - i) as f64 / (depth + 1) as f64;
+        weight: if len == 0 { 1.0 } else { 0.0 },
+    };
+    for i in (0..len).rev() {
+        path[i + 1].weight += one * path[i].weight * (i + 1) as f64 / (len + 1) as f64;
+        path[i].weight = zero * path[i].weight * (len - i) as f64 / (len + 1) as f64;
     }
 }
 
-/// Algorithm 2's UNWIND: takes element `index` back out of the path (a feature met again
-/// further down is counted once).
-fn unwind(path: &mut Vec<PathElement>, index: usize) {
-    let depth = path.len() - 1;
+/// Algorithm 2's UNWIND: takes element `index` back out of the path of `len` elements (a
+/// feature met again further down is counted once); the path then has `len − 1`.
+fn unwind(path: &mut [PathElement], len: usize, index: usize) {
+    let depth = len - 1;
     let PathElement { zero, one, .. } = path[index];
     let mut next = path[depth].weight;
     for i in (0..depth).rev() {
@@ -59,7 +59,6 @@ fn unwind(path: &mut Vec<PathElement>, index: usize) {
         path[i].zero = path[i + 1].zero;
         path[i].one = path[i + 1].one;
     }
-    path.pop();
 }
 
 /// The total weight of the path with element `index` unwound, without changing it.
@@ -78,6 +77,22 @@ fn unwound_sum(path: &[PathElement], index: usize) -> f64 {
         }
     }
     total
+}
+
+/// The number of splits on the longest way from the root to a leaf.
+fn depth_of(tree: &Tree) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(0usize, 0usize)];
+    while let Some((index, depth)) = stack.pop() {
+        match tree.nodes.get(index) {
+            Some(node) if node.left != LEAF && depth < tree.nodes.len() => {
+                stack.push((node.left as usize, depth + 1));
+                stack.push((node.right as usize, depth + 1));
+            }
+            _ => deepest = deepest.max(depth),
+        }
+    }
+    deepest
 }
 
 /// A tree with the cover of each node, ready to explain.
@@ -116,26 +131,36 @@ impl Explained<'_> {
     /// NaN for missing) to `phi` (one slot per feature). The contributions and
     /// [`Explained::expected_value`] add up to the tree's output for the row.
     pub fn add_contributions(&self, row: &[f64], phi: &mut [f64]) {
-        self.recurse(0, &[], 1.0, 1.0, None, row, phi);
+        // One buffer for every node's path, as XGBoost lays them out: the path at depth d has
+        // at most d + 2 elements and follows its parent's in the buffer.
+        let depth = depth_of(self.tree);
+        let mut buffer = vec![PathElement::default(); (depth + 2) * (depth + 3) / 2];
+        self.recurse(0, &mut buffer, 0, 1.0, 1.0, None, row, phi);
     }
 
+    /// Visits node `index` with the parent's path (`parent_len` elements) at the start of
+    /// `buffer`; this node's path goes right after it.
     #[allow(clippy::too_many_arguments)]
     fn recurse(
         &self,
         index: usize,
-        parent_path: &[PathElement],
+        buffer: &mut [PathElement],
+        parent_len: usize,
         zero: f64,
         one: f64,
         feature: Option<usize>,
         row: &[f64],
         phi: &mut [f64],
     ) {
-        let mut path = parent_path.to_vec();
-        extend(&mut path, zero, one, feature);
+        let (parent, rest) = buffer.split_at_mut(parent_len);
+        rest[..parent_len].copy_from_slice(parent);
+        extend(rest, parent_len, zero, one, feature);
+        let mut len = parent_len + 1;
         let node = &self.tree.nodes[index];
         if node.left == LEAF {
-            for i in 1..path.len() {
-                let weight = unwound_sum(&path, i);
+            let path = &rest[..len];
+            for i in 1..len {
+                let weight = unwound_sum(path, i);
                 let element = path[i];
                 if let Some(slot) = element.feature.and_then(|f| phi.get_mut(f)) {
                     *slot += weight * (element.one - element.zero) * node.value;
@@ -159,30 +184,19 @@ impl Explained<'_> {
         };
         let split_feature = node.feature as usize;
         let (mut incoming_zero, mut incoming_one) = (1.0, 1.0);
-        if let Some(seen) = path.iter().position(|e| e.feature == Some(split_feature)) {
-            incoming_zero = path[seen].zero;
-            incoming_one = path[seen].one;
-            unwind(&mut path, seen);
+        if let Some(seen) = rest[..len]
+            .iter()
+            .position(|e| e.feature == Some(split_feature))
+        {
+            incoming_zero = rest[seen].zero;
+            incoming_one = rest[seen].one;
+            unwind(rest, len, seen);
+            len -= 1;
         }
         let feature = Some(split_feature);
-        self.recurse(
-            hot,
-            &path,
-            share(hot) * incoming_zero,
-            incoming_one,
-            feature,
-            row,
-            phi,
-        );
-        self.recurse(
-            cold,
-            &path,
-            share(cold) * incoming_zero,
-            0.0,
-            feature,
-            row,
-            phi,
-        );
+        let (hot_zero, cold_zero) = (share(hot) * incoming_zero, share(cold) * incoming_zero);
+        self.recurse(hot, rest, len, hot_zero, incoming_one, feature, row, phi);
+        self.recurse(cold, rest, len, cold_zero, 0.0, feature, row, phi);
     }
 }
 
