@@ -345,28 +345,46 @@ pub(crate) fn now_rfc3339() -> String {
         .to_string()
 }
 
+/// The manifest of version `version` of a model trained as `provenance` says, with what every
+/// trained model has: a native classifier's task and backend, no labels, metrics or target,
+/// which the caller sets for its kind of model.
+pub(crate) fn trained_manifest(
+    name: &str,
+    version: u32,
+    created_at: &str,
+    provenance: &Provenance,
+    features: &[crate::model::FeatureSchema],
+) -> Manifest {
+    Manifest {
+        format: 1,
+        name: name.to_string(),
+        version,
+        task: Task::Classification,
+        backend: Backend::Native,
+        created_at: created_at.to_string(),
+        labels: Vec::new(),
+        artifact: ArtifactInfo {
+            file: String::new(),
+            sha256: String::new(),
+        },
+        training: Some(provenance.clone()),
+        imported: None,
+        onnx: None,
+        metrics: None,
+        target: None,
+        prediction_log: None,
+        features: features.to_vec(),
+    }
+}
+
 impl TrainedModel {
     fn manifest(&self, name: &str, version: u32, created_at: &str) -> Manifest {
-        let e = &self.metrics.evaluation;
         Manifest {
-            format: 1,
-            name: name.to_string(),
-            version,
-            task: Task::Classification,
-            backend: Backend::Native,
-            created_at: created_at.to_string(),
             labels: self.labels.clone(),
-            artifact: ArtifactInfo {
-                file: String::new(),
-                sha256: String::new(),
-            },
-            training: Some(self.provenance.clone()),
-            imported: None,
-            onnx: None,
-            metrics: Some(HeldOutMetrics::Classification(e.summary())),
-            target: None,
-            prediction_log: None,
-            features: self.features.clone(),
+            metrics: Some(HeldOutMetrics::Classification(
+                self.metrics.evaluation.summary(),
+            )),
+            ..trained_manifest(name, version, created_at, &self.provenance, &self.features)
         }
     }
 

@@ -140,14 +140,10 @@ impl BoostedTrees {
         self.source.library == NATIVE_LIBRARY
     }
 
-    /// Adds a tree's leaf to a margin: in f32 for XGBoost's files (the margin stays an f32
-    /// value, as XGBoost accumulates), in f64 otherwise.
-    fn add(&self, margin: &mut f64, leaf: f64) {
-        *margin = if self.routing == Routing::Xgboost && !self.sum_in_f64() {
-            f64::from(*margin as f32 + leaf as f32)
-        } else {
-            *margin + leaf
-        };
+    /// Whether leaves add up in f32: XGBoost's files, as XGBoost accumulates. Asked once per
+    /// row or batch, not per leaf.
+    fn sums_in_f32(&self) -> bool {
+        self.routing == Routing::Xgboost && !self.sum_in_f64()
     }
 
     /// The base margins an XGBoost file's sum starts from (rounded to f32, as XGBoost keeps
@@ -169,6 +165,7 @@ impl BoostedTrees {
     /// its base inside its first tree. Each is followed exactly: an f64 sum of XGBoost's trees
     /// is 1e-6 off after an exp link.
     pub fn margins(&self, row: &[f64]) -> Vec<f64> {
+        let in_f32 = self.sums_in_f32();
         let mut margins = self.starting_margins();
         let row32: Vec<f32> = match self.fast {
             Some(_) => row.iter().map(|&x| x as f32).collect(),
@@ -191,7 +188,7 @@ impl BoostedTrees {
                 (None, None) => tree.leaf_value(row, self.routing),
             };
             if let Some(margin) = margins.get_mut(output as usize) {
-                self.add(margin, leaf);
+                add_leaf(margin, leaf, in_f32);
             }
         }
         if self.routing == Routing::LightGbm {
@@ -208,12 +205,13 @@ impl BoostedTrees {
     pub fn predict(&self, row: &[f64]) -> Vec<f64> {
         if let Some(fast) = self.fast.as_ref().filter(|f| f.iter().all(Option::is_some)) {
             let row32: Vec<f32> = row.iter().map(|&x| x as f32).collect();
+            let in_f32 = self.sums_in_f32();
             let mut margins = self.starting_margins();
             // Four walks side by side; the sums still go in file order, as XGBoost adds.
             let mut outputs = self.tree_output.iter();
             let mut add = |value: f32, margins: &mut [f64]| {
                 if let Some(margin) = outputs.next().and_then(|&o| margins.get_mut(o as usize)) {
-                    self.add(margin, f64::from(value));
+                    add_leaf(margin, f64::from(value), in_f32);
                 }
             };
             let mut groups = fast.chunks_exact(4);
@@ -235,7 +233,7 @@ impl BoostedTrees {
     /// The link applied to margins: in f32 for XGBoost's files, as XGBoost does; in f64
     /// otherwise.
     fn answer(&self, margins: &[f64]) -> Vec<f64> {
-        if self.routing == Routing::Xgboost && !self.sum_in_f64() {
+        if self.sums_in_f32() {
             let margins: Vec<f32> = margins.iter().map(|&m| m as f32).collect();
             return predict_f32(self.link, &margins);
         }
@@ -272,7 +270,7 @@ impl BoostedTrees {
 
     fn fast_rows(&self, rows: &[Vec<f64>], fast: &[Option<fast::FastTree>]) -> Vec<Vec<f64>> {
         // The summing mode is decided once, not at every leaf of every row.
-        if self.sum_in_f64() {
+        if !self.sums_in_f32() {
             self.fast_rows_summing::<false>(rows, fast)
         } else {
             self.fast_rows_summing::<true>(rows, fast)
@@ -286,13 +284,7 @@ impl BoostedTrees {
         fast: &[Option<fast::FastTree>],
     ) -> Vec<Vec<f64>> {
         const BLOCK: usize = 64;
-        let add = |margin: &mut f64, leaf: f32| {
-            *margin = if F32 {
-                f64::from(*margin as f32 + leaf)
-            } else {
-                *margin + f64::from(leaf)
-            };
-        };
+        let add = |margin: &mut f64, leaf: f32| add_leaf(margin, f64::from(leaf), F32);
         let (features, outputs) = (self.features, self.base_margin.len());
         let starting = self.starting_margins();
         let mut answers = Vec::with_capacity(rows.len());
@@ -435,6 +427,17 @@ impl BoostedTrees {
             Link::Identity | Link::Exp | Link::Logistic => 0,
         }
     }
+}
+
+/// Adds a tree's leaf to a margin: in f32 for XGBoost's files (the margin stays an f32 value,
+/// as XGBoost accumulates), in f64 otherwise.
+#[inline]
+fn add_leaf(margin: &mut f64, leaf: f64, in_f32: bool) {
+    *margin = if in_f32 {
+        f64::from(*margin as f32 + leaf as f32)
+    } else {
+        *margin + leaf
+    };
 }
 
 /// XGBoost's links in f32 (`1 / (1 + expf(−m))`, `expf`, an f32 softmax).

@@ -50,7 +50,7 @@ pub struct Tree {
     pub nodes: Vec<Node>,
     /// Bitset words of categorical splits: bit `c % 32` of word `c / 32` is category code `c`.
     pub categories: Vec<u32>,
-    /// Each node's training cover, by node index, for TreeSHAP ([`super::shap`]): XGBoost's
+    /// Each node's training cover, by node index, for TreeSHAP (`shap.rs`): XGBoost's
     /// `sum_hessian`, LightGBM's `internal_count` / `leaf_count`, the hessian sums of trees
     /// mlserve grows. Empty when the file has none. Kept after the trees in model.bin, so a
     /// file without them still loads (see `model::artifact`).

@@ -5,8 +5,8 @@
 use crate::data::{ColumnValues, Dataset, shuffled_split, stratified_split};
 use crate::model::boosted::BoostedTrees;
 use crate::model::{
-    ArtifactFiles, ArtifactInfo, Backend, FeatureSchema, HeldOutMetrics, Histogram, Manifest,
-    ModelFile, Provenance, TargetSchema, Task, write_new_version,
+    ArtifactFiles, Backend, FeatureSchema, HeldOutMetrics, Histogram, Manifest, ModelFile,
+    Provenance, TargetSchema, Task, write_new_version,
 };
 use crate::train::preprocess::{fit_preprocessor, raw_row};
 use crate::train::regression::{
@@ -16,6 +16,7 @@ use crate::train::regression::{
 use crate::train::{
     MetricsFile, NoProgress, Progress, SplitInfo, TrainError, TrainOptions, classes_of,
     cross_validate, evaluate_probabilities, now_rfc3339, provenance, report, schema,
+    trained_manifest,
 };
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -245,24 +246,12 @@ impl TrainedBoosted {
             ),
         };
         Manifest {
-            format: 1,
-            name: name.to_string(),
-            version,
             task,
             backend: Backend::Boosted,
-            created_at: created_at.to_string(),
             labels: self.labels.clone(),
-            artifact: ArtifactInfo {
-                file: String::new(),
-                sha256: String::new(),
-            },
-            training: Some(self.provenance.clone()),
-            imported: None,
-            onnx: None,
             metrics: Some(metrics),
             target: self.target.clone(),
-            prediction_log: None,
-            features: self.features.clone(),
+            ..trained_manifest(name, version, created_at, &self.provenance, &self.features)
         }
     }
 

@@ -6,8 +6,8 @@ use super::RegressionMetrics;
 use crate::data::{Dataset, Target, kfold, shuffled_split};
 use crate::model::native::NativeRegressor;
 use crate::model::{
-    ArtifactFiles, ArtifactInfo, Backend, FeatureSchema, HeldOutMetrics, Histogram, Manifest,
-    ModelFile, Provenance, TargetSchema, Task, write_new_version,
+    ArtifactFiles, FeatureSchema, HeldOutMetrics, Histogram, Manifest, ModelFile, Provenance,
+    TargetSchema, Task, write_new_version,
 };
 use crate::train::preprocess::{fit_preprocessor, transform};
 use crate::train::{FoldScores, NoProgress, Progress, SplitInfo, TrainError, TrainOptions};
@@ -264,26 +264,18 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 impl TrainedRegressor {
     fn manifest(&self, name: &str, version: u32, created_at: &str) -> Manifest {
         Manifest {
-            format: 1,
-            name: name.to_string(),
-            version,
             task: Task::Regression,
-            backend: Backend::Native,
-            created_at: created_at.to_string(),
-            labels: Vec::new(),
-            artifact: ArtifactInfo {
-                file: String::new(),
-                sha256: String::new(),
-            },
-            training: Some(self.provenance.clone()),
-            imported: None,
             metrics: Some(HeldOutMetrics::Regression(
                 self.metrics.evaluation.metrics.clone(),
             )),
             target: Some(self.target.clone()),
-            onnx: None,
-            prediction_log: None,
-            features: self.features.clone(),
+            ..crate::train::trained_manifest(
+                name,
+                version,
+                created_at,
+                &self.provenance,
+                &self.features,
+            )
         }
     }
 
