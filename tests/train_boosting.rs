@@ -253,6 +253,32 @@ fn too_many_categories_and_parameters_out_of_range_are_refused() {
         error,
         "feature 'clinic' has 4 categories; gradient-boosting takes at most --max-bins (3) per feature"
     );
+    // Early stopping on 30 rows: a validation share that leaves no rows is named.
+    let tiny = csv_dataset(
+        dir.path(),
+        &clinics_csv("class")
+            .lines()
+            .take(31)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Task::Classification,
+    );
+    let flags = HyperParameterFlags {
+        early_stopping: Some(mlserve::model::EarlyStopping::On),
+        validation_fraction: Some(0.01),
+        ..Default::default()
+    };
+    let error = train_boosted(
+        &tiny,
+        &options(Task::Classification, flags, None),
+        &NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.starts_with("--validation-fraction 0.01 of 24 training rows leaves no rows"),
+        "{error}"
+    );
     for (flags, message) in [
         (
             HyperParameterFlags {
