@@ -546,10 +546,37 @@ async fn kserve_v1_predicts_instances() {
     let (status, _, answer) = server
         .post_json("/v1/models/iris:explain", &instances)
         .await;
-    assert_eq!(
-        (status, answer["error"].as_str()),
-        (501, Some("explain is not supported"))
-    );
+    assert_eq!(status, 200, "{answer}");
+    assert_adds_up_to_the_probabilities(&answer["explanations"], &expected);
+    let (status, _, answer) = server
+        .post_json("/v1/models/nope:explain", &instances)
+        .await;
+    assert_eq!(status, 404, "{answer}");
+}
+
+/// Each instance's explanation per class: TreeSHAP in probability, the base value and the
+/// contributions adding up to the native API's probability of the class.
+fn assert_adds_up_to_the_probabilities(explanations: &Value, expected: &[(String, Vec<f64>)]) {
+    let explanations = explanations.as_array().unwrap();
+    assert_eq!(explanations.len(), expected.len(), "{explanations:?}");
+    for (explanation, (_, probabilities)) in explanations.iter().zip(expected) {
+        for (class, probability) in ["setosa", "versicolor", "virginica"]
+            .iter()
+            .zip(probabilities)
+        {
+            let output = &explanation[class];
+            assert_eq!(output["method"], "tree_path_dependent", "{output}");
+            assert_eq!(output["unit"], "probability", "{output}");
+            let features = output["features"].as_object().unwrap();
+            assert_eq!(features.len(), 4, "{output}");
+            let total = output["base_value"].as_f64().unwrap()
+                + features.values().map(|v| v.as_f64().unwrap()).sum::<f64>();
+            assert!(
+                (total - probability).abs() < 1e-9,
+                "{output} vs {probability}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -715,7 +742,8 @@ async fn kserves_own_python_client_works_on_v1_and_v2() {
         "Model with name nope does not exist."
     );
     assert_eq!(v1["errors"]["bad_instance"]["status"], 400);
-    assert_eq!(v1["errors"]["explain"]["status"], 501);
+    assert_adds_up_to_the_probabilities(&v1["explain"]["explanations"], &expected[..2]);
+    assert_eq!(v1["errors"]["explain_unknown_model"]["status"], 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -297,6 +297,7 @@ fn evaluated(
             dir: options.models.clone(),
         },
         counters: Default::default(),
+        explainer: Default::default(),
     };
     evaluate::evaluate(&loaded, path, target).map(Some)
 }

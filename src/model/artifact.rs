@@ -186,8 +186,14 @@ pub fn list_versions(model_dir: &Path) -> Result<Vec<u32>, ArtifactError> {
 }
 
 /// Encodes the native model with a magic header and format version.
-fn encode_model(format: u16, model: &impl serde::Serialize) -> Result<Vec<u8>, postcard::Error> {
-    Ok(with_header(format, postcard::to_allocvec(model)?))
+fn encode_model(
+    format: u16,
+    model: &impl super::native::stored::WithTrees,
+) -> Result<Vec<u8>, postcard::Error> {
+    Ok(with_header(
+        format,
+        super::native::stored::to_payload(model)?,
+    ))
 }
 
 /// `payload` behind model.bin's magic bytes and format number.
@@ -230,15 +236,14 @@ fn kind_of_format(format: u16) -> &'static str {
 
 fn decode_model(bytes: &[u8]) -> Result<NativeModel, String> {
     let payload = model_payload(bytes, MODEL_FORMAT)?;
-    let model: NativeModel = postcard::from_bytes(payload).map_err(|error| error.to_string())?;
+    let model: NativeModel = super::native::stored::from_payload(payload)?;
     model.check_consistency()?;
     Ok(model)
 }
 
 fn decode_regressor(bytes: &[u8]) -> Result<NativeRegressor, String> {
     let payload = model_payload(bytes, REGRESSOR_FORMAT)?;
-    let model: NativeRegressor =
-        postcard::from_bytes(payload).map_err(|error| error.to_string())?;
+    let model: NativeRegressor = super::native::stored::from_payload(payload)?;
     model.check_consistency()?;
     Ok(model)
 }

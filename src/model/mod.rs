@@ -6,6 +6,7 @@ mod artifact;
 pub mod batch;
 pub mod boosted;
 pub mod counters;
+pub mod explain;
 pub mod imported;
 mod manifest;
 pub mod native;
@@ -23,6 +24,7 @@ pub use artifact::{
     list_versions, load_version, validate_model_name, write_new_version,
 };
 pub use counters::Tally;
+pub use explain::{Contributions, Explainer, Explanation, Method, Unit};
 pub use manifest::{
     ArtifactInfo, Backend, ExampleValue, FeatureSchema, HeldOutMetrics, Histogram,
     ImportProvenance, Manifest, MetricsSummary, OnnxBinding, OnnxInput, Provenance,

@@ -119,6 +119,12 @@ pub struct Tree {
     /// training rows that reached it; in a regression tree, one value a node: their mean
     /// target ([`Tree::leaf_value`]).
     pub value: Vec<f64>,
+    /// Training rows that reached each node (a forest's bootstrap draws counted as often as
+    /// drawn, as scikit-learn's `weighted_n_node_samples`): the covers path-dependent TreeSHAP
+    /// weighs with. Stored in model.bin after the model (`stored.rs`); empty for models
+    /// trained before they were kept, which then cannot be explained.
+    #[serde(skip)]
+    pub covers: Vec<f64>,
 }
 
 impl Tree {
@@ -452,6 +458,7 @@ fn naive_bayes_probabilities(
 
 mod checks;
 mod regressor;
+pub mod stored;
 
 pub use checks::is_distribution;
 pub use regressor::{NativeRegressor, Regressor};

@@ -3,6 +3,7 @@
 //! ([`PredictFailure`]), which each wire format maps once (problem details, the Open Inference
 //! Protocol's `{"error"}`, a web page, a command-line message).
 
+use super::explain::Explanation;
 use super::native::FeatureValue;
 use super::repository::{Catalog, LoadedModel, ModelEntry};
 use super::scoring::Outcome;
@@ -30,6 +31,8 @@ pub struct Prediction {
     pub warnings: Vec<String>,
     /// The validated inputs it was made from, for the prediction log.
     pub values: Vec<FeatureValue>,
+    /// Each feature's contribution, when the request asked for explanations.
+    pub explanation: Option<Explanation>,
 }
 
 impl Prediction {
@@ -81,11 +84,31 @@ pub enum PredictFailure {
     /// Rows the validator or the model refused (422), every problem listed.
     #[error("{}", describe_invalid(.0))]
     Invalid(Vec<FieldError>),
+    /// The request asked for explanations the model cannot give (422), with the reason.
+    #[error("{0}")]
+    CannotExplain(String),
     /// More rows than `max_batch_rows` (413).
     #[error("the batch has {rows} rows; the limit is {limit} (setting max_batch_rows)")]
     TooManyRows {
         /// Rows sent.
         rows: usize,
+        /// The setting.
+        limit: usize,
+    },
+    /// Explanations of more rows than `max_batch_rows` allows at their method's weight (413).
+    #[error(
+        "explaining {rows} rows counts as {} predictions ({method} explanations count {weight} \
+         a row); the limit is {limit} (setting max_batch_rows): send at most {} rows a request",
+        rows * weight,
+        limit / weight.max(&1)
+    )]
+    TooManyExplained {
+        /// Rows sent.
+        rows: usize,
+        /// The explanation method's name.
+        method: &'static str,
+        /// What one explained row counts for.
+        weight: usize,
         /// The setting.
         limit: usize,
     },
@@ -170,27 +193,48 @@ impl LoadedModel {
     /// Scores validated rows: one prediction per row, in order. A row the model cannot score
     /// (arithmetic overflow far outside the training data, a value an ONNX graph refuses) is
     /// [`PredictFailure::Invalid`], named `instances[i]` when `batch`; every such row is listed.
+    /// With `explain`, each prediction carries its explanation; a model that cannot explain is
+    /// [`PredictFailure::CannotExplain`], before anything is scored.
     pub fn predict(
         &self,
         rows: Vec<ValidRow>,
         batch: bool,
+        explain: bool,
     ) -> Result<Vec<Prediction>, PredictFailure> {
-        let scored = {
+        let explainer = if explain {
+            Some(self.explainer().map_err(PredictFailure::CannotExplain)?)
+        } else {
+            None
+        };
+        let (scored, explanations) = {
             let values: Vec<&[FeatureValue]> =
                 rows.iter().map(|row| row.values.as_slice()).collect();
-            self.outcomes_of_rows(&values)
-                .map_err(|error| PredictFailure::Internal(error.to_string()))?
+            let scored = self
+                .outcomes_of_rows(&values)
+                .map_err(|error| PredictFailure::Internal(error.to_string()))?;
+            let explanations = match explainer {
+                Some(explainer) => explainer
+                    .explain_rows(&self.artifact.model, &values)
+                    .map_err(|error| PredictFailure::Internal(error.to_string()))?
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+                None => vec![None; values.len()],
+            };
+            (scored, explanations)
         };
         // A probability outside [0, 1] or a sum off 1 fails the whole run above: the model is
         // broken, not the row (500, logged with the model and version).
         let mut unscorable = Vec::new();
         let mut predictions = Vec::with_capacity(rows.len());
-        for (index, (row, outcome)) in rows.into_iter().zip(scored).enumerate() {
+        let answers = rows.into_iter().zip(scored).zip(explanations);
+        for (index, ((row, outcome), explanation)) in answers.enumerate() {
             match outcome {
                 Ok(outcome) => predictions.push(Prediction {
                     outcome,
                     warnings: row.warnings,
                     values: row.values,
+                    explanation,
                 }),
                 Err(error) if error.is_about_the_row() => unscorable.push(FieldError {
                     field: if batch {

@@ -26,6 +26,9 @@ pub struct LoadedModel {
     pub version_label: String,
     /// Its prediction counters in `/metrics`.
     pub counters: super::counters::PredictionCounters,
+    /// Its explainer, built on the first request that asks for explanations, or why it has
+    /// none ([`LoadedModel::explainer`]).
+    pub explainer: std::sync::OnceLock<Result<super::explain::Explainer, String>>,
 }
 
 /// One version folder's state.
@@ -370,6 +373,7 @@ fn load_checked(dir: &Path, name: &str, version: u32) -> Result<LoadedModel, Str
         version_label: version.to_string(),
         artifact,
         counters: Default::default(),
+        explainer: Default::default(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The native REST API: list models, describe them, predict, reload.
 
 use super::body::{ContentType, ModelPath, PathParams, json_bytes, parse_lenient, parse_query};
+use super::explanations::ExplanationJson;
 use super::predict::{Asked, predict, resolve};
 use super::problem::Problem;
 use super::rows::{Fields, PredictBody, PredictBodySeed};
@@ -70,6 +71,8 @@ struct SingleAnswer<'a> {
     version: &'a str,
     #[serde(flatten)]
     outcome: OutcomeFields<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contributions: Option<ExplanationJson<'a>>,
     warnings: &'a [String],
     request_id: &'a str,
 }
@@ -78,7 +81,38 @@ struct SingleAnswer<'a> {
 struct BatchItem<'a> {
     #[serde(flatten)]
     outcome: OutcomeFields<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contributions: Option<ExplanationJson<'a>>,
     warnings: &'a [String],
+}
+
+fn contributions_of<'a>(
+    model: &'a LoadedModel,
+    prediction: &'a Prediction,
+) -> Option<ExplanationJson<'a>> {
+    prediction
+        .explanation
+        .as_ref()
+        .map(|explanation| ExplanationJson { model, explanation })
+}
+
+/// The native API's query parameters of POST predict: `explain` (true or false).
+fn wants_explanations(query: Option<&str>) -> Result<bool, Problem> {
+    let mut explain = false;
+    for (name, value) in parse_query(query.unwrap_or(""))? {
+        if name == "explain" {
+            explain = match value.as_str() {
+                "true" | "1" | "" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(Problem::bad_request(format!(
+                        "query parameter explain must be true or false, got '{other}'"
+                    )));
+                }
+            };
+        }
+    }
+    Ok(explain)
 }
 
 #[derive(Serialize)]
@@ -116,6 +150,7 @@ fn single_answer(model: &LoadedModel, prediction: &Prediction, request_id: &str)
         model: model.name(),
         version: &model.version_label,
         outcome: OutcomeFields::of(model, prediction),
+        contributions: contributions_of(model, prediction),
         warnings: &prediction.warnings,
         request_id,
     })
@@ -133,6 +168,7 @@ async fn predict_body(
     model: Arc<LoadedModel>,
     body: PredictBody<'_>,
     asked: &Asked,
+    explain: bool,
 ) -> Result<Response, Problem> {
     let request_id = asked.request_id.as_str();
     match body {
@@ -143,6 +179,7 @@ async fn predict_body(
                 &model,
                 fields.iter().map(|(k, v)| (k.as_ref(), RawValue::Json(v))),
                 asked,
+                explain,
             )
             .await
         }
@@ -175,7 +212,7 @@ async fn predict_body(
             if !errors.is_empty() {
                 return Err(Problem::invalid(errors));
             }
-            let predictions = predict(app, &model, rows, asked, true).await?;
+            let predictions = predict(app, &model, rows, asked, true, explain).await?;
             Ok(json_response(&BatchAnswer {
                 model: model.name(),
                 version: &model.version_label,
@@ -183,6 +220,7 @@ async fn predict_body(
                     .iter()
                     .map(|p| BatchItem {
                         outcome: OutcomeFields::of(&model, p),
+                        contributions: contributions_of(&model, p),
                         warnings: &p.warnings,
                     })
                     .collect(),
@@ -198,36 +236,43 @@ async fn predict_one<'a>(
     model: &Arc<LoadedModel>,
     fields: impl IntoIterator<Item = (&'a str, RawValue<'a>)>,
     asked: &Asked,
+    explain: bool,
 ) -> Result<Response, Problem> {
     let mut errors = Vec::new();
     let row = model
         .validator
         .validate(fields, app.settings.unknown_fields, "", &mut errors)
         .ok_or_else(|| Problem::invalid(errors))?;
-    let predictions = predict(app, model, vec![row], asked, false).await?;
+    let predictions = predict(app, model, vec![row], asked, false, explain).await?;
     let prediction = predictions
         .first()
         .ok_or_else(|| Problem::internal(&"the model answered no prediction for the row"))?;
     Ok(single_answer(model, prediction, &asked.request_id))
 }
 
-/// POST /api/models/{name}[/versions/{version}]/predict: one object of features, or
-/// `{"instances": […]}`.
+/// POST /api/models/{name}[/versions/{version}]/predict[?explain=true]: one object of features,
+/// or `{"instances": […]}`; with `explain`, each answer carries its `contributions`.
 pub async fn predict_post(
     State(app): State<App>,
     path: ModelPath,
     asked: Asked,
+    RawQuery(query): RawQuery,
     content_type: ContentType,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let model = resolve(&app, &path.name, path.version.as_deref())?;
+    let explain = wants_explanations(query.as_deref())?;
+    if explain {
+        // A model that cannot explain is refused before the body is read or anything scored.
+        model.explainer().map_err(PredictFailure::CannotExplain)?;
+    }
     let bytes = json_bytes(&content_type, body)?;
     let mut quoted = None;
     let seed = PredictBodySeed {
         max_rows: app.settings.max_batch_rows,
     };
     let parsed = parse_lenient(&bytes, &mut quoted, seed)?;
-    predict_body(&app, model, parsed, &asked).await
+    predict_body(&app, model, parsed, &asked, explain).await
 }
 
 /// GET /api/models/{name}[/versions/{version}]/predict?feature=value&…
@@ -240,7 +285,7 @@ pub async fn predict_get(
     let model = resolve(&app, &path.name, path.version.as_deref())?;
     let pairs = parse_query(query.as_deref().unwrap_or(""))?;
     let fields = pairs.iter().map(|(k, v)| (k.as_str(), RawValue::Text(v)));
-    predict_one(&app, &model, fields, &asked).await
+    predict_one(&app, &model, fields, &asked, false).await
 }
 
 fn version_list(entry: &ModelEntry) -> Vec<Value> {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod connections;
 pub mod cookies;
+pub mod explanations;
 mod feedback;
 pub mod health;
 pub mod metrics;

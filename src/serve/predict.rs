@@ -33,26 +33,52 @@ pub fn resolve(
     Ok(model)
 }
 
-/// Scores validated rows (on the blocking pool when the batch is large), counts the answers
-/// and queues them for the prediction log. `batch` names a failing row by its index in
-/// `instances`.
+/// Scores validated rows (on the blocking pool when the batch is large, or explained), counts
+/// the answers and queues them for the prediction log. `batch` names a failing row by its index
+/// in `instances`. With `explain`, each prediction carries its explanation; a model that cannot
+/// explain, or more rows than `max_batch_rows` allows at the method's weight, fails before
+/// anything is scored.
 pub async fn predict(
     app: &App,
     model: &Arc<LoadedModel>,
     rows: Vec<ValidRow>,
     asked: &Asked,
     batch: bool,
+    explain: bool,
 ) -> Result<Vec<Prediction>, PredictFailure> {
-    let predictions = if rows.len() <= INLINE_BATCH_ROWS {
-        model.predict(rows, batch)?
+    if explain {
+        check_explained_rows(app, model, rows.len())?;
+    }
+    let predictions = if rows.len() <= INLINE_BATCH_ROWS && !explain {
+        model.predict(rows, batch, false)?
     } else {
         let running = model.clone();
-        tokio::task::spawn_blocking(move || running.predict(rows, batch))
+        tokio::task::spawn_blocking(move || running.predict(rows, batch, explain))
             .await
             .map_err(|error| PredictFailure::Internal(error.to_string()))??
     };
     log_predictions(app, model, asked, &predictions);
     Ok(predictions)
+}
+
+/// Refuses a model that cannot explain, and more explained rows than `max_batch_rows` allows
+/// at the method's weight (README: explanations).
+fn check_explained_rows(app: &App, model: &LoadedModel, rows: usize) -> Result<(), PredictFailure> {
+    let method = model
+        .explainer()
+        .map_err(PredictFailure::CannotExplain)?
+        .method();
+    let weight = method.row_weight();
+    let limit = app.settings.max_batch_rows;
+    if rows.saturating_mul(weight) > limit {
+        return Err(PredictFailure::TooManyExplained {
+            rows,
+            method: method.name(),
+            weight,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// Who asked and when: what the log needs besides the prediction.

@@ -181,8 +181,11 @@ impl From<PredictFailure> for Problem {
             }
             PredictFailure::NotLoaded { detail, .. } => Problem::unavailable(detail, 5),
             PredictFailure::Invalid(errors) => Problem::invalid(errors),
-            PredictFailure::TooManyRows { .. } => {
+            PredictFailure::TooManyRows { .. } | PredictFailure::TooManyExplained { .. } => {
                 Problem::new(StatusCode::PAYLOAD_TOO_LARGE, failure.to_string())
+            }
+            PredictFailure::CannotExplain(reason) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, reason)
             }
             PredictFailure::Internal(cause) => Problem::internal(&cause),
         }

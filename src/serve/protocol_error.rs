@@ -56,8 +56,12 @@ impl From<PredictFailure> for ProtocolError {
                 StatusCode::NOT_FOUND
             }
             PredictFailure::NotLoaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            PredictFailure::Invalid(_) => StatusCode::BAD_REQUEST,
-            PredictFailure::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            PredictFailure::Invalid(_) | PredictFailure::CannotExplain(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            PredictFailure::TooManyRows { .. } | PredictFailure::TooManyExplained { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             PredictFailure::Internal(cause) => {
                 let request_id = super::request_scope::current_request_id().unwrap_or_default();
                 tracing::error!(%request_id, %cause, "internal error");

@@ -87,13 +87,15 @@ pub async fn action(
         return method_not_allowed("POST", &path, &format!(": use {path}:predict"));
     };
     match verb {
-        "predict" => predict(app, name, asked, &body)
+        "predict" => predict(app, name, asked, &body, false)
             .await
             .unwrap_or_else(IntoResponse::into_response),
-        "explain" => error(StatusCode::NOT_IMPLEMENTED, "explain is not supported"),
+        "explain" => predict(app, name, asked, &body, true)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
         other => error(
             StatusCode::NOT_FOUND,
-            format!("unknown verb ':{other}': use :predict"),
+            format!("unknown verb ':{other}': use :predict or :explain"),
         ),
     }
 }
@@ -144,13 +146,19 @@ fn instance_row(
     }
 }
 
+/// `:predict`, or with `explain` `:explain`: `{"explanations": [...]}`, one native
+/// contributions object per instance (see `serve::explanations`).
 async fn predict(
     app: App,
     name: &str,
     asked: Asked,
     body: &[u8],
+    explain: bool,
 ) -> Result<Response, ProtocolError> {
     let model = find(&app, name)?;
+    if explain {
+        model.explainer().map_err(PredictFailure::CannotExplain)?;
+    }
     let bad_request = |message: String| ProtocolError::new(StatusCode::BAD_REQUEST, message);
     super::body::refuse_duplicate_keys(body).map_err(bad_request)?;
     // Bare NaN (Python's json.dumps of a missing value) is read as the string "NaN", which a
@@ -189,7 +197,18 @@ async fn predict(
     if !errors.is_empty() {
         return Err(PredictFailure::Invalid(errors).into());
     }
-    let predictions = predict_rows(&app, &model, rows, &asked, true).await?;
+    let predictions = predict_rows(&app, &model, rows, &asked, true, explain).await?;
+    if explain {
+        let explanations: Vec<_> = predictions
+            .iter()
+            .filter_map(|p| p.explanation.as_ref())
+            .map(|explanation| super::explanations::ExplanationJson {
+                model: &model,
+                explanation,
+            })
+            .collect();
+        return Ok(Json(json!({ "explanations": explanations })).into_response());
+    }
     // KServe's V1 answers the model's `predict`: a label for a classifier, the value for a
     // regressor.
     let answer: Vec<Value> = predictions

@@ -172,6 +172,10 @@ async def v1(out):
         out["predict"] = await call(
             "v1.predict", client.infer(base, {"instances": instances}, model_name="iris")
         )
+        # V1 explain posts to /v1/models/iris:explain and returns the parsed JSON.
+        out["explain"] = await call(
+            "v1.explain", client.explain(base, "iris", {"instances": [ROWS[0], ROWS[1]]})
+        )
         out["errors"] = {
             "unknown_model": await expect_error(
                 client.infer(base, {"instances": [ROWS[0]]}, model_name="nope")
@@ -179,8 +183,8 @@ async def v1(out):
             "bad_instance": await expect_error(
                 client.infer(base, {"instances": [[1.0, 2.0]]}, model_name="iris")
             ),
-            "explain": await expect_error(
-                client.explain(base, "iris", {"instances": [ROWS[0]]})
+            "explain_unknown_model": await expect_error(
+                client.explain(base, "nope", {"instances": [ROWS[0]]})
             ),
         }
     finally:

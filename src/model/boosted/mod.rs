@@ -341,28 +341,55 @@ impl BoostedTrees {
         if !self.explainable() {
             return None;
         }
-        let mut out: Vec<Vec<f64>> = self
-            .base_margin
-            .iter()
-            .map(|&base| {
-                let mut values = vec![0.0; self.features + 1];
-                values[self.features] = base;
-                values
+        let bases = self.expected_margins();
+        let mut phi = vec![0.0; bases.len() * self.features];
+        self.add_contributions(row, &mut phi);
+        let rows = phi.chunks(self.features.max(1)).zip(bases);
+        Some(
+            rows.map(|(values, base)| {
+                let mut out = values.to_vec();
+                out.resize(self.features, 0.0);
+                out.push(base);
+                out
             })
-            .collect();
+            .collect(),
+        )
+    }
+
+    /// Each output's base value: its base margin plus every tree's expected value over the
+    /// training data (the same for every row). Meaningful only when [`Self::explainable`].
+    pub fn expected_margins(&self) -> Vec<f64> {
+        let mut bases = self.base_margin.clone();
         for (tree, &output) in self.trees.iter().zip(&self.tree_output) {
-            let Some(values) = out.get_mut(output as usize) else {
-                continue;
-            };
-            let explained = shap::Explained {
-                tree,
-                covers: &tree.covers,
-                routing: self.routing,
-            };
-            values[self.features] += explained.expected_value();
-            explained.add_contributions(row, &mut values[..self.features]);
+            if let Some(base) = bases.get_mut(output as usize) {
+                let mut expected = [0.0];
+                self.explained(tree).add_expected_values(&mut expected);
+                *base += expected[0];
+            }
         }
-        Some(out)
+        bases
+    }
+
+    /// Adds every tree's TreeSHAP contributions for `row` to `phi`, laid out
+    /// `[outputs][features]` (see [`Self::contributions`]). Meaningful only when
+    /// [`Self::explainable`].
+    pub fn add_contributions(&self, row: &[f64], phi: &mut [f64]) {
+        let features = self.features;
+        for (tree, &output) in self.trees.iter().zip(&self.tree_output) {
+            let start = output as usize * features;
+            if let Some(slots) = phi.get_mut(start..start + features) {
+                self.explained(tree).add_contributions(row, slots);
+            }
+        }
+    }
+
+    fn explained<'a>(&self, tree: &'a Tree) -> shap::Explained<'a> {
+        shap::Explained {
+            tree,
+            covers: &tree.covers,
+            rule: shap::SplitRule::Library(self.routing),
+            values: shap::NodeValues::InNodes,
+        }
     }
 
     /// Checks every tree and the shape of the ensemble, so evaluation never indexes out of

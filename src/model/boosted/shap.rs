@@ -6,10 +6,10 @@
 //! the children's covers (XGBoost's hessian sums, LightGBM's row counts). The hot child of a
 //! split is the one the row goes to by the library's own rules (missing values and categories
 //! included), so a missing value is not "absent": it has a contribution of its own.
-//!
-//! This is the engine's part of the explanations issue; serving the contributions comes next.
+//! The same algorithm explains mlserve's own decision trees and forests ([`SplitRule::AtMost`],
+//! class shares from a table: [`NodeValues::Table`]), every class in one walk.
 
-use super::tree::{LEAF, Routing, Tree};
+use super::tree::{LEAF, Node, Routing, Tree};
 
 /// One element of the path of unique features from the root to a node.
 #[derive(Debug, Clone, Copy, Default)]
@@ -95,41 +95,117 @@ fn depth_of(tree: &Tree) -> usize {
     deepest
 }
 
+/// How a split sends a row on: by a library's rules, or `x <= threshold` in f64 (mlserve's
+/// own decision trees and forests, whose columns are never missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitRule {
+    /// XGBoost's or LightGBM's rules (see [`Tree::child`]).
+    Library(Routing),
+    /// Left when the value is at most the node's threshold (scikit-learn's rule).
+    AtMost,
+}
+
+/// Where each node's output values are: in the node itself (one output), or in a table of
+/// `width` values a node (a native tree's class shares), of which `outputs` are explained,
+/// from column `first` on (the second class alone for a binary classifier).
+#[derive(Debug, Clone, Copy)]
+pub enum NodeValues<'a> {
+    /// [`Node::value`](super::Node::value), one output.
+    InNodes,
+    /// `values[node × width + first + k]` is output `k` of a node.
+    Table {
+        /// Every node's values, node after node.
+        values: &'a [f64],
+        /// Values a node.
+        width: usize,
+        /// The first explained column.
+        first: usize,
+        /// How many columns are explained.
+        outputs: usize,
+    },
+}
+
+impl NodeValues<'_> {
+    /// How many outputs are explained.
+    pub fn outputs(&self) -> usize {
+        match self {
+            NodeValues::InNodes => 1,
+            NodeValues::Table { outputs, .. } => *outputs,
+        }
+    }
+}
+
 /// A tree with the cover of each node, ready to explain.
 pub struct Explained<'a> {
     /// The tree.
     pub tree: &'a Tree,
     /// Each node's training cover, by node index.
     pub covers: &'a [f64],
-    /// Whose routing rules the tree follows.
-    pub routing: Routing,
+    /// How splits send a row on.
+    pub rule: SplitRule,
+    /// Where the node values are.
+    pub values: NodeValues<'a>,
 }
 
 impl Explained<'_> {
-    /// The tree's expected output over the training data: its leaves weighted by their covers
-    /// (the bias each row's contributions start from).
-    pub fn expected_value(&self) -> f64 {
-        self.expected_below(0)
+    /// Output `k`'s value at node `index`.
+    fn value(&self, index: usize, k: usize) -> f64 {
+        match self.values {
+            NodeValues::InNodes => self.tree.nodes[index].value,
+            NodeValues::Table {
+                values,
+                width,
+                first,
+                ..
+            } => values
+                .get(index * width + first + k)
+                .copied()
+                .unwrap_or(0.0),
+        }
     }
 
-    fn expected_below(&self, index: usize) -> f64 {
+    /// The child of split `node` the row goes to.
+    fn hot_child(&self, node: &Node, row: &[f64]) -> usize {
+        match self.rule {
+            SplitRule::Library(routing) => self.tree.child(node, row, routing),
+            SplitRule::AtMost => {
+                let x = row.get(node.feature as usize).copied().unwrap_or(f64::NAN);
+                (if x <= node.value {
+                    node.left
+                } else {
+                    node.right
+                }) as usize
+            }
+        }
+    }
+
+    /// Adds the tree's expected output over the training data to `base` (one slot per
+    /// output): its leaves weighted by their covers, the bias each row's contributions start
+    /// from. The same for every row: compute it once per model.
+    pub fn add_expected_values(&self, base: &mut [f64]) {
+        for (k, slot) in base.iter_mut().enumerate().take(self.values.outputs()) {
+            *slot += self.expected_below(0, k);
+        }
+    }
+
+    fn expected_below(&self, index: usize, k: usize) -> f64 {
         let node = &self.tree.nodes[index];
         if node.left == LEAF {
-            return node.value;
+            return self.value(index, k);
         }
         let (left, right) = (node.left as usize, node.right as usize);
         let cover = self.covers[index];
         if cover <= 0.0 {
             return 0.0;
         }
-        (self.expected_below(left) * self.covers[left]
-            + self.expected_below(right) * self.covers[right])
+        (self.expected_below(left, k) * self.covers[left]
+            + self.expected_below(right, k) * self.covers[right])
             / cover
     }
 
-    /// Adds each feature's contribution to this tree's output for `row` (features by column,
-    /// NaN for missing) to `phi` (one slot per feature). The contributions and
-    /// [`Explained::expected_value`] add up to the tree's output for the row.
+    /// Adds each feature's contribution to this tree's outputs for `row` (features by column,
+    /// NaN for missing) to `phi`, laid out `[outputs][features]`. The contributions and the
+    /// expected values ([`Explained::add_expected_values`]) add up to the tree's output.
     pub fn add_contributions(&self, row: &[f64], phi: &mut [f64]) {
         // One buffer for every node's path, as XGBoost lays them out: the path at depth d has
         // at most d + 2 elements and follows its parent's in the buffer.
@@ -158,17 +234,10 @@ impl Explained<'_> {
         let mut len = parent_len + 1;
         let node = &self.tree.nodes[index];
         if node.left == LEAF {
-            let path = &rest[..len];
-            for i in 1..len {
-                let weight = unwound_sum(path, i);
-                let element = path[i];
-                if let Some(slot) = element.feature.and_then(|f| phi.get_mut(f)) {
-                    *slot += weight * (element.one - element.zero) * node.value;
-                }
-            }
+            self.add_leaf(index, &rest[..len], phi);
             return;
         }
-        let hot = self.tree.child(node, row, self.routing);
+        let hot = self.hot_child(node, row);
         let cold = if hot == node.left as usize {
             node.right as usize
         } else {
@@ -197,6 +266,22 @@ impl Explained<'_> {
         let (hot_zero, cold_zero) = (share(hot) * incoming_zero, share(cold) * incoming_zero);
         self.recurse(hot, rest, len, hot_zero, incoming_one, feature, row, phi);
         self.recurse(cold, rest, len, cold_zero, 0.0, feature, row, phi);
+    }
+
+    /// A leaf's share of each feature on its path, for every output.
+    fn add_leaf(&self, index: usize, path: &[PathElement], phi: &mut [f64]) {
+        let outputs = self.values.outputs();
+        let features = phi.len() / outputs.max(1);
+        for i in 1..path.len() {
+            let element = path[i];
+            let Some(feature) = element.feature.filter(|&f| f < features) else {
+                continue;
+            };
+            let weight = unwound_sum(path, i) * (element.one - element.zero);
+            for k in 0..outputs {
+                phi[k * features + feature] += weight * self.value(index, k);
+            }
+        }
     }
 }
 
@@ -283,7 +368,7 @@ mod tests {
             return node.value;
         }
         if fixed >> node.feature & 1 == 1 {
-            let next = explained.tree.child(node, row, explained.routing);
+            let next = explained.hot_child(node, row);
             return conditional(explained, next, row, fixed);
         }
         let (l, r) = (node.left as usize, node.right as usize);
@@ -326,7 +411,8 @@ mod tests {
             let explained = Explained {
                 tree: &tree,
                 covers: &covers,
-                routing,
+                rule: SplitRule::Library(routing),
+                values: NodeValues::InNodes,
             };
             for row in rows {
                 let mut phi = vec![0.0; 4];
@@ -335,7 +421,9 @@ mod tests {
                 for (ours, want) in phi.iter().zip(&exact) {
                     assert!((ours - want).abs() < 1e-12, "{row:?}: {phi:?} vs {exact:?}");
                 }
-                let total = explained.expected_value() + phi.iter().sum::<f64>();
+                let mut base = [0.0];
+                explained.add_expected_values(&mut base);
+                let total = base[0] + phi.iter().sum::<f64>();
                 let output = tree.leaf_value(&row, routing);
                 assert!(
                     (total - output).abs() < 1e-12,

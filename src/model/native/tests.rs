@@ -25,6 +25,7 @@ fn tree_routes_left_on_less_or_equal() {
         left: vec![1, Tree::LEAF, Tree::LEAF],
         right: vec![2, Tree::LEAF, Tree::LEAF],
         value: vec![0.5, 0.5, 1.0, 0.0, 0.0, 1.0],
+        covers: vec![2.0, 1.0, 1.0],
     };
     assert_eq!(tree.leaf_probabilities(&[1.0], 2), [1.0, 0.0]);
     assert_eq!(tree.leaf_probabilities(&[1.5], 2), [0.0, 1.0]);

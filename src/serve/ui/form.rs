@@ -387,7 +387,9 @@ pub(super) async fn model_predict(
         &mut errors,
     );
     let outcome = match row {
-        Some(row) => crate::serve::predict::predict(&app, &model, vec![row], &asked, false).await,
+        Some(row) => {
+            crate::serve::predict::predict(&app, &model, vec![row], &asked, false, false).await
+        }
         None => Err(PredictFailure::Invalid(errors)),
     };
     let values: HashMap<String, String> = fields

@@ -247,7 +247,8 @@ pub(super) async fn infer_with(
     // The outputs are checked before anything is predicted: a refused request is neither
     // counted nor logged.
     let requested = requested_outputs(model, &request)?;
-    let predictions = predict(app, model, rows, asked, true).await?;
+    let explain = requested.iter().any(|r| r.name == CONTRIBUTIONS);
+    let predictions = predict(app, model, rows, asked, true, explain).await?;
     let manifest = &model.artifact.manifest;
     let default_binary = flag(request.parameters.as_ref(), "binary_data_output");
     let mut outputs = Vec::with_capacity(requested.len());
@@ -312,9 +313,38 @@ struct Requested<'a> {
     top: Option<usize>,
 }
 
-/// The outputs a request asks for (all of the model's when it names none), each checked: known
-/// to the model, asked once, `classification` a positive count and only on `probabilities`.
+/// The output of explanations: FP64 `[N, F + 1]` (`[N, C, F + 1]` for a multiclass model),
+/// laid out as XGBoost's `pred_contribs`, the base value last.
+pub(super) const CONTRIBUTIONS: &str = "contributions";
+
+/// The request parameter `explain`: true adds the [`CONTRIBUTIONS`] output.
+fn explain_parameter(request: &InferRequest) -> Result<bool, ProtocolError> {
+    match request.parameters.as_ref().and_then(|p| p.get("explain")) {
+        None => Ok(false),
+        Some(Value::Bool(explain)) => Ok(*explain),
+        Some(other) => Err(format!("parameter explain must be true or false, got {other}").into()),
+    }
+}
+
+/// The outputs a request asks for (all of the model's when it names none, and
+/// [`CONTRIBUTIONS`] when it asks to explain or names it), each checked: known to the model,
+/// asked once, `classification` a positive count and only on `probabilities`.
 fn requested_outputs<'a>(
+    model: &LoadedModel,
+    request: &'a InferRequest,
+) -> Result<Vec<Requested<'a>>, ProtocolError> {
+    let mut checked = checked_outputs(model, request)?;
+    if explain_parameter(request)? && !checked.iter().any(|r| r.name == CONTRIBUTIONS) {
+        checked.push(Requested {
+            name: CONTRIBUTIONS.to_string(),
+            parameters: None,
+            top: None,
+        });
+    }
+    Ok(checked)
+}
+
+fn checked_outputs<'a>(
     model: &LoadedModel,
     request: &'a InferRequest,
 ) -> Result<Vec<Requested<'a>>, ProtocolError> {
@@ -336,9 +366,10 @@ fn requested_outputs<'a>(
         if !seen.insert(name) {
             return Err(format!("output '{name}' is requested twice").into());
         }
-        if !names.contains(&name) {
+        if !names.contains(&name) && name != CONTRIBUTIONS {
             return Err(format!(
-                "unexpected inference output '{name}' for model '{}': the outputs are {}",
+                "unexpected inference output '{name}' for model '{}': the outputs are {} \
+                 (and {CONTRIBUTIONS}, with parameter explain)",
                 model.name(),
                 names.join(", ")
             )
@@ -408,6 +439,7 @@ fn output_tensor(
         Outcome::Value(_) => 0,
     };
     match (name, k) {
+        (CONTRIBUTIONS, _) => contributions_tensor(model, predictions),
         (_, Some(k)) => {
             let k = k.min(classes);
             (
@@ -448,6 +480,31 @@ fn output_tensor(
             vec![count],
         ),
     }
+}
+
+/// Each row's contributions, per output, features then the base value last.
+fn contributions_tensor(
+    model: &LoadedModel,
+    predictions: &[Prediction],
+) -> (OutputData, Vec<usize>) {
+    let features = model.artifact.manifest.features.len();
+    let outputs = predictions
+        .first()
+        .and_then(|p| p.explanation.as_ref())
+        .map_or(1, |e| e.outputs.len());
+    let mut data = Vec::with_capacity(predictions.len() * outputs * (features + 1));
+    for explanation in predictions.iter().filter_map(|p| p.explanation.as_ref()) {
+        for output in &explanation.outputs {
+            data.extend_from_slice(&output.features);
+            data.push(output.base_value);
+        }
+    }
+    let shape = if outputs == 1 {
+        vec![predictions.len(), features + 1]
+    } else {
+        vec![predictions.len(), outputs, features + 1]
+    };
+    (OutputData::Fp64(data), shape)
 }
 
 #[cfg(test)]

@@ -88,6 +88,7 @@ impl TreeBuilder<'_> {
                 self.tree.value.push(sum / total);
             }
         }
+        self.tree.covers.push(samples.len() as f64);
         self.tree.feature.push(0);
         self.tree.threshold.push(0.0);
         self.tree.left.push(Tree::LEAF);
@@ -263,6 +264,7 @@ pub fn fit_tree(
             left: Vec::new(),
             right: Vec::new(),
             value: Vec::new(),
+            covers: Vec::new(),
         },
     };
     let root = builder.push_node(&samples);

@@ -1,0 +1,257 @@
+//! Explanations: each feature's contribution to one prediction, plus a base value, summing to
+//! the model's output (SHAP values). Exact where the model allows it:
+//!
+//! - linear models ([`linear`]): coefficient × (encoded value − training mean), summed over a
+//!   feature's encoded columns, in log-odds (per class for a multinomial model) or the target's
+//!   unit, as shap's `LinearExplainer` with independent features;
+//! - trees ([`trees`]): path-dependent TreeSHAP (Lundberg, Erion and Lee 2018, Algorithm 2,
+//!   `model::boosted::shap`) with each node's training cover: boosted trees in their raw margin,
+//!   as XGBoost's `pred_contribs` and LightGBM's `pred_contrib`; mlserve's decision trees and
+//!   random forests in class probability (or the target's unit), as shap's `TreeExplainer`
+//!   gives them for scikit-learn's.
+//!
+//! Every other model answers why it cannot explain ([`LoadedModel::explainer`]).
+
+pub mod linear;
+pub mod trees;
+
+use super::artifact::Model;
+use super::native::FeatureValue;
+use super::repository::LoadedModel;
+use super::scoring::PredictError;
+
+/// How contributions are computed, as answers name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Exact, for linear models under feature independence.
+    Linear,
+    /// Exact path-dependent TreeSHAP (shap's `feature_perturbation="tree_path_dependent"`).
+    TreePathDependent,
+}
+
+impl Method {
+    /// The name in answers: `linear`, `tree_path_dependent`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Linear => "linear",
+            Method::TreePathDependent => "tree_path_dependent",
+        }
+    }
+
+    /// How many plain predictions one explained row costs, roughly: what an explained row
+    /// counts for against `max_batch_rows`, so that one request cannot hold the blocking pool
+    /// for long (TreeSHAP walks every path of every tree, some 10 to 50 times a prediction).
+    pub fn row_weight(self) -> usize {
+        match self {
+            Method::Linear => 1,
+            Method::TreePathDependent => 10,
+        }
+    }
+}
+
+/// What the contributions and the base value are measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Log-odds of the second class (or of each class, one-vs-rest).
+    LogOdds,
+    /// A class's raw score before the softmax (or a margin with a sigmoid scale other than 1).
+    RawScore,
+    /// The log of the predicted number (Poisson, gamma, Tweedie objectives).
+    LogValue,
+    /// Class probability.
+    Probability,
+    /// The predicted number itself, in the target's unit.
+    Value,
+}
+
+impl Unit {
+    /// The name in answers: `log_odds`, `raw_score`, `log_value`, `probability`, `value`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::LogOdds => "log_odds",
+            Unit::RawScore => "raw_score",
+            Unit::LogValue => "log_value",
+            Unit::Probability => "probability",
+            Unit::Value => "value",
+        }
+    }
+}
+
+/// One output's contributions for one row: base value + Σ features = the output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contributions {
+    /// The expected output over the training data.
+    pub base_value: f64,
+    /// One contribution per schema feature, in schema order.
+    pub features: Vec<f64>,
+}
+
+/// One row's explanation: one [`Contributions`] for a model that predicts a number or a
+/// binary classifier (towards the second class), one per class, in label order, for a
+/// multiclass model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// How they were computed.
+    pub method: Method,
+    /// Their unit.
+    pub unit: Unit,
+    /// Per output.
+    pub outputs: Vec<Contributions>,
+}
+
+/// A model version's explainer, built on first use and kept with the version.
+#[derive(Debug)]
+pub struct Explainer {
+    method: Method,
+    unit: Unit,
+    /// Each output's base value, the same for every row.
+    bases: Vec<f64>,
+    engine: Engine,
+}
+
+#[derive(Debug)]
+enum Engine {
+    Linear(linear::LinearExplainer),
+    NativeTrees(trees::NativeTrees),
+    Boosted,
+}
+
+impl Explainer {
+    /// How contributions are computed.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// How many outputs each row has: 1, or the number of classes of a multiclass model.
+    pub fn outputs(&self) -> usize {
+        self.bases.len()
+    }
+
+    /// The explainer of `model`, or why it has none (a sentence for the client).
+    pub fn of(model: &Model, name: &str) -> Result<Explainer, String> {
+        use super::native::stored::WithTrees;
+        let found = match model {
+            Model::Native(native) if lacks_covers(native.trees()) => None,
+            Model::NativeRegressor(regressor) if lacks_covers(regressor.trees()) => None,
+            Model::Native(native) => linear::LinearExplainer::of_classifier(native)
+                .map(|(explainer, bases)| linear_explainer(explainer, Unit::LogOdds, bases))
+                .or_else(|| trees::NativeTrees::of_classifier(native).map(tree_explainer)),
+            Model::NativeRegressor(regressor) => linear::LinearExplainer::of_regressor(regressor)
+                .map(|(explainer, bases)| linear_explainer(explainer, Unit::Value, bases))
+                .or_else(|| trees::NativeTrees::of_regressor(regressor).map(tree_explainer)),
+            Model::Boosted(boosted) => {
+                return trees::boosted_explainer(boosted, name).map(|(unit, bases)| Explainer {
+                    method: Method::TreePathDependent,
+                    unit,
+                    bases,
+                    engine: Engine::Boosted,
+                });
+            }
+            Model::Onnx(_) => {
+                return Err(format!(
+                    "model '{name}' is an ONNX graph, which carries no node covers or \
+                     coefficients to explain it exactly; explanations of ONNX models \
+                     (KernelSHAP against a background set) are not in this release"
+                ));
+            }
+        };
+        found.ok_or_else(|| match model {
+            Model::Native(native) if lacks_covers(native.trees()) => without_covers(name),
+            Model::NativeRegressor(regressor) if lacks_covers(regressor.trees()) => {
+                without_covers(name)
+            }
+            _ => cannot_explain_yet(name),
+        })
+    }
+
+    /// The explanation of each validated row, in order. `model` is the model the explainer
+    /// was built from.
+    pub fn explain_rows(
+        &self,
+        model: &Model,
+        rows: &[&[FeatureValue]],
+    ) -> Result<Vec<Explanation>, PredictError> {
+        rows.iter()
+            .map(|row| self.explain_row(model, row))
+            .collect()
+    }
+
+    fn explain_row(
+        &self,
+        model: &Model,
+        row: &[FeatureValue],
+    ) -> Result<Explanation, PredictError> {
+        let features = row.len();
+        let mut phi = vec![0.0; self.outputs() * features];
+        match (&self.engine, model) {
+            (Engine::Linear(linear), _) => linear.add_contributions(row, &mut phi)?,
+            (Engine::NativeTrees(trees), _) => trees.add_contributions(model, row, &mut phi)?,
+            (Engine::Boosted, Model::Boosted(boosted)) => {
+                trees::add_boosted_contributions(boosted, row, &mut phi)
+            }
+            (Engine::Boosted, _) => return Err(PredictError::Unscorable),
+        }
+        let outputs = phi
+            .chunks(features.max(1))
+            .zip(&self.bases)
+            .map(|(values, &base_value)| Contributions {
+                base_value,
+                features: values.to_vec(),
+            })
+            .collect();
+        Ok(Explanation {
+            method: self.method,
+            unit: self.unit,
+            outputs,
+        })
+    }
+}
+
+fn tree_explainer((trees, unit, bases): (trees::NativeTrees, Unit, Vec<f64>)) -> Explainer {
+    Explainer {
+        method: Method::TreePathDependent,
+        unit,
+        bases,
+        engine: Engine::NativeTrees(trees),
+    }
+}
+
+fn linear_explainer(explainer: linear::LinearExplainer, unit: Unit, bases: Vec<f64>) -> Explainer {
+    Explainer {
+        method: Method::Linear,
+        unit,
+        bases,
+        engine: Engine::Linear(explainer),
+    }
+}
+
+/// Trees without node covers: trained before model.bin kept them.
+fn lacks_covers(trees: Vec<&super::native::Tree>) -> bool {
+    !trees.is_empty() && !trees.iter().all(|tree| tree.covers_fit())
+}
+
+fn without_covers(name: &str) -> String {
+    format!(
+        "model '{name}' was trained by an mlserve release that did not keep its trees' node \
+         covers, which TreeSHAP weighs with: train it again to explain it"
+    )
+}
+
+fn cannot_explain_yet(name: &str) -> String {
+    format!(
+        "model '{name}' cannot be explained: exact explanations exist for linear models and \
+         trees; k-nearest neighbours, support vector machines and naive Bayes need KernelSHAP \
+         against a background set, which is not in this release"
+    )
+}
+
+impl LoadedModel {
+    /// The version's explainer, built on first use, or why it cannot explain (422 before any
+    /// prediction is made).
+    pub fn explainer(&self) -> Result<&Explainer, String> {
+        self.explainer
+            .get_or_init(|| Explainer::of(&self.artifact.model, self.name()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}

@@ -1,0 +1,455 @@
+//! Explanations over HTTP: `?explain=true` on the native API, the V2 `explain` parameter and
+//! KServe V1's `:explain`, for every model family that explains exactly. Each answer's base
+//! value and contributions add up to the model's output in the answer's unit (efficiency),
+//! checked here against the prediction the same server gives.
+
+mod common;
+
+use common::{TestServer, assert_problem, test_settings, train_into};
+use mlserve::data::{BundledDataset, Dataset, load_bundled};
+use mlserve::model::{FeatureValue, Task};
+use mlserve::train::boosting::pipeline::train_boosted;
+use mlserve::train::preprocess::raw_row;
+use mlserve::train::regression::train_regressor;
+use mlserve::train::{Algorithm, AlgorithmParams, HyperParameterFlags, NoProgress, TrainOptions};
+use serde_json::{Map, Value, json};
+use std::path::Path;
+
+fn options(task: Task, algorithm: Algorithm) -> TrainOptions {
+    TrainOptions {
+        params: AlgorithmParams::from_flags_for(task, algorithm, &HyperParameterFlags::default())
+            .unwrap(),
+        test_size: 0.2,
+        seed: 7,
+        cv: None,
+    }
+}
+
+/// Every model this file asks: classifiers and regressors, linear, trees and boosted trees, one
+/// that cannot explain (k-NN), and a forest as a release without node covers stored it.
+fn repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path();
+    use Algorithm::*;
+    use BundledDataset::{BreastCancer, Iris};
+    train_into(models, BreastCancer, LogisticRegression, "cancer_linear", 7);
+    train_into(models, Iris, LogisticRegression, "iris_linear", 7);
+    train_into(models, Iris, RandomForest, "iris_forest", 7);
+    train_into(models, BreastCancer, DecisionTree, "cancer_tree", 7);
+    train_into(models, Iris, Knn, "iris_knn", 7);
+    let diabetes = load_bundled(BundledDataset::Diabetes);
+    for (algorithm, name) in [
+        (LinearRegression, "diabetes_linear"),
+        (RandomForest, "diabetes_forest"),
+    ] {
+        train_regressor(
+            &diabetes,
+            &options(Task::Regression, algorithm),
+            &NoProgress,
+        )
+        .unwrap()
+        .save(models, name)
+        .unwrap();
+    }
+    train_boosted(
+        &diabetes,
+        &options(Task::Regression, GradientBoosting),
+        &NoProgress,
+    )
+    .unwrap()
+    .save(models, "diabetes_boosted")
+    .unwrap();
+    for (dataset, name) in [(BreastCancer, "cancer_boosted"), (Iris, "iris_boosted")] {
+        train_boosted(
+            &load_bundled(dataset),
+            &options(Task::Classification, GradientBoosting),
+            &NoProgress,
+        )
+        .unwrap()
+        .save(models, name)
+        .unwrap();
+    }
+    save_without_covers(models);
+    dir
+}
+
+/// A forest saved as releases before node covers were kept saved it: no covers section.
+fn save_without_covers(models: &Path) {
+    let options = options(Task::Classification, Algorithm::RandomForest);
+    let mut trained =
+        mlserve::train::train(&load_bundled(BundledDataset::Iris), &options, &NoProgress).unwrap();
+    match &mut trained.model.estimator {
+        mlserve::model::native::Estimator::RandomForest(trees) => {
+            trees.iter_mut().for_each(|tree| tree.covers.clear())
+        }
+        other => panic!("a forest expected, got {other:?}"),
+    }
+    trained.save(models, "old_forest").unwrap();
+}
+
+/// Rows of a bundled dataset as JSON objects of features.
+fn rows(dataset: BundledDataset, take: usize) -> Vec<Value> {
+    let data: Dataset = load_bundled(dataset);
+    (0..data.n_rows())
+        .step_by(data.n_rows() / take)
+        .take(take)
+        .map(|row| {
+            let values = raw_row(&data, row);
+            let fields: Map<String, Value> = data
+                .columns
+                .iter()
+                .zip(values)
+                .map(|(column, value)| {
+                    let value = match value {
+                        FeatureValue::Number(x) => json!(x),
+                        FeatureValue::Category(text) | FeatureValue::Text(text) => json!(text),
+                        FeatureValue::Missing => Value::Null,
+                    };
+                    (column.name.clone(), value)
+                })
+                .collect();
+            Value::Object(fields)
+        })
+        .collect()
+}
+
+fn softmax(scores: &[f64]) -> Vec<f64> {
+    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+    let total: f64 = exps.iter().sum();
+    exps.iter().map(|e| e / total).collect()
+}
+
+/// base_value + Σ contributions of one output object, after checking its fields.
+fn total(output: &Value, method: &str, unit: &str, features: usize) -> f64 {
+    assert_eq!(output["method"], method, "{output}");
+    assert_eq!(output["unit"], unit, "{output}");
+    let values = output["features"].as_object().unwrap();
+    assert_eq!(values.len(), features, "{output}");
+    output["base_value"].as_f64().unwrap()
+        + values.values().map(|v| v.as_f64().unwrap()).sum::<f64>()
+}
+
+/// What an answer's outputs add up to in `unit`, turned back into what the model answers:
+/// probabilities by label, or the value.
+fn check_answer(answer: &Value, method: &str, unit: &str, features: usize) {
+    let contributions = &answer["contributions"];
+    if let Some(value) = answer["prediction"].as_f64() {
+        let sum = total(contributions, method, unit, features);
+        let predicted = if unit == "log_value" { sum.exp() } else { sum };
+        assert!(
+            (predicted - value).abs() < 1e-9 * value.abs().max(1.0),
+            "{answer}"
+        );
+        return;
+    }
+    let probabilities = answer["probabilities"].as_object().unwrap();
+    let labels: Vec<&String> = probabilities.keys().collect();
+    let wanted: Vec<f64> = probabilities
+        .values()
+        .map(|p| p.as_f64().unwrap())
+        .collect();
+    let got: Vec<f64> = if labels.len() == 2 {
+        // One output, towards the second class.
+        let sum = total(contributions, method, unit, features);
+        let p = match unit {
+            "log_odds" => 1.0 / (1.0 + (-sum).exp()),
+            _ => sum,
+        };
+        vec![1.0 - p, p]
+    } else {
+        let sums: Vec<f64> = labels
+            .iter()
+            .map(|label| total(&contributions[label.as_str()], method, unit, features))
+            .collect();
+        match unit {
+            "log_odds" | "raw_score" => softmax(&sums),
+            _ => sums,
+        }
+    };
+    for (got, wanted) in got.iter().zip(&wanted) {
+        assert!(
+            (got - wanted).abs() < 1e-9,
+            "{answer}: {got:?} vs {wanted:?}"
+        );
+    }
+}
+
+const EXPLAINED: [(&str, BundledDataset, &str, &str, usize); 9] = [
+    (
+        "cancer_linear",
+        BundledDataset::BreastCancer,
+        "linear",
+        "log_odds",
+        30,
+    ),
+    ("iris_linear", BundledDataset::Iris, "linear", "log_odds", 4),
+    (
+        "iris_forest",
+        BundledDataset::Iris,
+        "tree_path_dependent",
+        "probability",
+        4,
+    ),
+    (
+        "cancer_tree",
+        BundledDataset::BreastCancer,
+        "tree_path_dependent",
+        "probability",
+        30,
+    ),
+    (
+        "diabetes_linear",
+        BundledDataset::Diabetes,
+        "linear",
+        "value",
+        10,
+    ),
+    (
+        "diabetes_forest",
+        BundledDataset::Diabetes,
+        "tree_path_dependent",
+        "value",
+        10,
+    ),
+    (
+        "diabetes_boosted",
+        BundledDataset::Diabetes,
+        "tree_path_dependent",
+        "value",
+        10,
+    ),
+    (
+        "cancer_boosted",
+        BundledDataset::BreastCancer,
+        "tree_path_dependent",
+        "log_odds",
+        30,
+    ),
+    (
+        "iris_boosted",
+        BundledDataset::Iris,
+        "tree_path_dependent",
+        "raw_score",
+        4,
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_exact_explanation_adds_up_to_what_the_model_answers() {
+    let repo = repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    for (name, dataset, method, unit, features) in EXPLAINED {
+        let instances = rows(dataset, 12);
+        let path = format!("/api/models/{name}/predict?explain=true");
+        let (status, _, batch) = server
+            .post_json(&path, &json!({ "instances": instances }))
+            .await;
+        assert_eq!(status, 200, "{name}: {batch}");
+        let predictions = batch["predictions"].as_array().unwrap();
+        assert_eq!(predictions.len(), instances.len());
+        for answer in predictions {
+            check_answer(answer, method, unit, features);
+        }
+        // One row alone is explained the same as in a batch.
+        let (status, _, single) = server.post_json(&path, &instances[3]).await;
+        assert_eq!(status, 200, "{name}: {single}");
+        check_answer(&single, method, unit, features);
+        assert_eq!(
+            single["contributions"], predictions[3]["contributions"],
+            "{name}"
+        );
+        // Without explain, answers are as they were.
+        let plain = format!("/api/models/{name}/predict");
+        let (_, _, unexplained) = server.post_json(&plain, &instances[3]).await;
+        assert!(unexplained.get("contributions").is_none(), "{unexplained}");
+        for field in ["label", "probabilities", "prediction"] {
+            assert_eq!(unexplained.get(field), single.get(field), "{name}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_that_cannot_explain_says_why_before_predicting() {
+    let repo = repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let row = rows(BundledDataset::Iris, 1).remove(0);
+    for (name, reason) in [
+        ("iris_knn", "KernelSHAP"),
+        ("old_forest", "did not keep its trees' node covers"),
+    ] {
+        let path = format!("/api/models/{name}/predict?explain=true");
+        let (status, headers, body) = server.post_json(&path, &row).await;
+        assert_problem(status, &headers, &body, 422);
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(name) && detail.contains(reason), "{detail}");
+        // Refused before the body is even read: a broken body gets the same answer.
+        let (status, _) = server.post_text(&path, "{not json".to_string()).await;
+        assert_eq!(status, 422);
+        // The model still predicts.
+        let (status, _, answer) = server
+            .post_json(&format!("/api/models/{name}/predict"), &row)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let (status, _, v1) = server
+            .post_json(
+                &format!("/v1/models/{name}:explain"),
+                &json!({"instances": [row]}),
+            )
+            .await;
+        assert_eq!(status, 400, "{v1}");
+        assert!(v1["error"].as_str().unwrap().contains(reason), "{v1}");
+    }
+    let (status, headers, body) = server
+        .post_json("/api/models/iris_forest/predict?explain=perhaps", &row)
+        .await;
+    assert_problem(status, &headers, &body, 400);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("explain must be true or false")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explained_rows_count_against_max_batch_rows_at_their_weight() {
+    let repo = repository();
+    let mut settings = test_settings(repo.path());
+    settings.max_batch_rows = 40;
+    let server = TestServer::start(settings).await;
+    let instances = rows(BundledDataset::Iris, 5);
+    let (status, headers, body) = server
+        .post_json(
+            "/api/models/iris_forest/predict?explain=true",
+            &json!({ "instances": instances }),
+        )
+        .await;
+    assert_problem(status, &headers, &body, 413);
+    assert_eq!(
+        body["detail"],
+        "explaining 5 rows counts as 50 predictions (tree_path_dependent explanations count 10 \
+         a row); the limit is 40 (setting max_batch_rows): send at most 4 rows a request"
+    );
+    let (status, _, _) = server
+        .post_json(
+            "/api/models/iris_forest/predict?explain=true",
+            &json!({ "instances": &instances[..4] }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Linear explanations count one a row.
+    let (status, _, body) = server
+        .post_json(
+            "/api/models/iris_linear/predict?explain=true",
+            &json!({ "instances": rows(BundledDataset::Iris, 30) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The V2 output `contributions` is the native API's numbers laid out as XGBoost's
+/// `pred_contribs`: `[N, F + 1]`, or `[N, C, F + 1]` for a multiclass model.
+#[tokio::test(flavor = "multi_thread")]
+async fn v2_contributions_are_the_native_numbers_in_pred_contribs_layout() {
+    let repo = repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    for (name, dataset, features, classes) in [
+        (
+            "iris_forest",
+            BundledDataset::Iris,
+            4,
+            Some(["setosa", "versicolor", "virginica"]),
+        ),
+        ("cancer_boosted", BundledDataset::BreastCancer, 30, None),
+        ("diabetes_linear", BundledDataset::Diabetes, 10, None),
+    ] {
+        let instances = rows(dataset, 3);
+        let (_, _, native) = server
+            .post_json(
+                &format!("/api/models/{name}/predict?explain=true"),
+                &json!({ "instances": instances }),
+            )
+            .await;
+        let inputs: Vec<Value> = instances[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|feature| {
+                let data: Vec<&Value> = instances.iter().map(|row| &row[feature]).collect();
+                json!({"name": feature, "datatype": "FP64", "shape": [3, 1], "data": data})
+            })
+            .collect();
+        let request = json!({"inputs": inputs, "parameters": {"explain": true}});
+        let (status, _, answer) = server
+            .post_json(&format!("/v2/models/{name}/infer"), &request)
+            .await;
+        assert_eq!(status, 200, "{name}: {answer}");
+        let output = answer["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == "contributions")
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert_eq!(output["datatype"], "FP64");
+        let data: Vec<f64> = output["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let feature_names: Vec<&String> = instances[0].as_object().unwrap().keys().collect();
+        let mut expected = Vec::new();
+        for prediction in native["predictions"].as_array().unwrap() {
+            let per_output: Vec<&Value> = match classes {
+                Some(labels) => labels
+                    .iter()
+                    .map(|l| &prediction["contributions"][l])
+                    .collect(),
+                None => vec![&prediction["contributions"]],
+            };
+            for output in per_output {
+                expected.extend(
+                    feature_names
+                        .iter()
+                        .map(|f| output["features"][f.as_str()].as_f64().unwrap()),
+                );
+                expected.push(output["base_value"].as_f64().unwrap());
+            }
+        }
+        assert_eq!(data, expected, "{name}");
+        let shape = match classes {
+            Some(labels) => json!([3, labels.len(), features + 1]),
+            None => json!([3, features + 1]),
+        };
+        assert_eq!(output["shape"], shape, "{name}");
+    }
+    // A bad parameter and a model that cannot explain are client errors.
+    let row = rows(BundledDataset::Iris, 1).remove(0);
+    let inputs: Vec<Value> = row
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| json!({"name": name, "datatype": "FP64", "shape": [1, 1], "data": [value]}))
+        .collect();
+    for (model, parameters, message) in [
+        (
+            "iris_forest",
+            json!({"explain": "yes"}),
+            "parameter explain must be true or false",
+        ),
+        ("iris_knn", json!({"explain": true}), "KernelSHAP"),
+    ] {
+        let (status, _, answer) = server
+            .post_json(
+                &format!("/v2/models/{model}/infer"),
+                &json!({"inputs": inputs, "parameters": parameters}),
+            )
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(message),
+            "{answer}"
+        );
+    }
+}
