@@ -453,3 +453,115 @@ async fn v2_contributions_are_the_native_numbers_in_pred_contribs_layout() {
         );
     }
 }
+
+/// Runs `mlserve predict --explain` on `rows` of features; returns the exit code, stderr and
+/// the output's header and rows of cells.
+fn predict_explained(
+    models: &Path,
+    model: &str,
+    rows: &[Value],
+) -> (i32, String, Vec<Vec<String>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.csv"), dir.path().join("out.csv"));
+    let features: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
+    let mut text = format!(
+        "id,{}\n",
+        features
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = features
+            .iter()
+            .map(|f| row[f.as_str()].to_string())
+            .collect();
+        text.push_str(&format!("r{i},{}\n", cells.join(",")));
+    }
+    std::fs::write(&input, text).unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_mlserve"))
+        .args(["predict", "--quiet", "--explain", "--models"])
+        .arg(models)
+        .args(["--model", model, "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    let written = std::fs::read_to_string(&output).unwrap_or_default();
+    let table = written
+        .lines()
+        .map(|line| line.split(',').map(str::to_string).collect())
+        .collect();
+    (
+        run.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&run.stderr).into_owned(),
+        table,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_line_writes_the_served_explanations_as_columns() {
+    let repo = repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    for (name, dataset, labels) in [
+        (
+            "iris_forest",
+            BundledDataset::Iris,
+            vec!["setosa", "versicolor", "virginica"],
+        ),
+        ("cancer_linear", BundledDataset::BreastCancer, vec![]),
+        ("diabetes_boosted", BundledDataset::Diabetes, vec![]),
+    ] {
+        let instances = rows(dataset, 4);
+        let (code, stderr, table) = predict_explained(repo.path(), name, &instances);
+        assert_eq!(code, 0, "{stderr}");
+        let (_, _, served) = server
+            .post_json(
+                &format!("/api/models/{name}/predict?explain=true"),
+                &json!({ "instances": instances }),
+            )
+            .await;
+        let features: Vec<&String> = instances[0].as_object().unwrap().keys().collect();
+        let header = &table[0];
+        for (row, answer) in table[1..]
+            .iter()
+            .zip(served["predictions"].as_array().unwrap())
+        {
+            let cell = |column: &str| -> f64 {
+                let at = header
+                    .iter()
+                    .position(|h| h == column)
+                    .unwrap_or_else(|| panic!("{column} in {header:?}"));
+                row[at].parse().unwrap()
+            };
+            let outputs: Vec<(String, &Value)> = if labels.is_empty() {
+                vec![(String::new(), &answer["contributions"])]
+            } else {
+                labels
+                    .iter()
+                    .map(|l| (format!("_{l}"), &answer["contributions"][l]))
+                    .collect()
+            };
+            for (suffix, output) in outputs {
+                assert_eq!(
+                    cell(&format!("base_value{suffix}")),
+                    output["base_value"].as_f64().unwrap()
+                );
+                for feature in &features {
+                    assert_eq!(
+                        cell(&format!("contribution{suffix}_{feature}")),
+                        output["features"][feature.as_str()].as_f64().unwrap(),
+                        "{name} {feature}"
+                    );
+                }
+            }
+        }
+    }
+    let (code, stderr, table) =
+        predict_explained(repo.path(), "iris_knn", &rows(BundledDataset::Iris, 2));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("KernelSHAP"), "{stderr}");
+    assert!(table.is_empty(), "no output file is written");
+}

@@ -209,9 +209,15 @@ struct PredictArgs {
     /// Input CSV with a header row naming the features (other columns pass through)
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
-    /// Output CSV: the input columns, then label and probability_<label> columns
+    /// Output CSV: the input columns, then label and probability_<label> columns (a regressor:
+    /// prediction)
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
+    /// Also write each row's explanation: base_value and contribution_<feature> columns
+    /// (base_value_<label> and contribution_<label>_<feature> for a multiclass model), exact
+    /// for linear models and trees; a model that cannot explain stops before any row (exit 2)
+    #[arg(long)]
+    explain: bool,
     #[command(flatten)]
     repository: RepositoryArg,
     /// Stop at the first bad row (exit code 2) instead of skipping it (exit code 3 at the end)

@@ -75,7 +75,10 @@ fn predict_command(args: &PredictArgs) -> anyhow::Result<BatchSummary> {
         &model,
         &args.input,
         &args.output,
-        args.fail_fast,
+        batch::BatchOptions {
+            fail_fast: args.fail_fast,
+            explain: args.explain,
+        },
         &mut observer,
     )?;
     progress.finish();

@@ -9,6 +9,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+pub mod explained;
+
 /// A row that could not be predicted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadRow {
@@ -69,6 +71,9 @@ pub enum BatchError {
         /// The clashing name.
         column: String,
     },
+    /// Explanations were asked of a model that cannot give them.
+    #[error("{0}")]
+    CannotExplain(String),
     /// The model failed on rows it should have scored (a server fault, not a bad row).
     #[error("the model failed: {0}")]
     Model(String),
@@ -111,13 +116,23 @@ pub fn describe(errors: &[FieldError]) -> String {
         .join("; ")
 }
 
-/// Predicts every row of `input` into `output`: the input columns, then [`added_columns`]. Bad rows are skipped and reported through
-/// `on_bad_row`, or stop the run when `fail_fast`. The output appears only when complete.
+/// How a batch run goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchOptions {
+    /// Stop at the first bad row instead of skipping it.
+    pub fail_fast: bool,
+    /// Add each row's explanation ([`explained::columns`]).
+    pub explain: bool,
+}
+
+/// Predicts every row of `input` into `output`: the input columns, then [`added_columns`]. Bad
+/// rows are skipped and reported through the observer, or stop the run with
+/// [`BatchOptions::fail_fast`]. The output appears only when complete.
 pub fn predict_csv(
     model: &LoadedModel,
     input: &Path,
     output: &Path,
-    fail_fast: bool,
+    options: BatchOptions,
     observer: &mut impl BatchObserver,
 ) -> Result<BatchSummary, BatchError> {
     let io = |path: &Path| {
@@ -135,7 +150,7 @@ pub fn predict_csv(
                 input,
                 BufReader::with_capacity(1 << 16, file),
                 sink,
-                fail_fast,
+                options,
                 observer,
             )
             .map_err(|error| match error {
@@ -167,9 +182,14 @@ pub fn predict_csv_stream<R: std::io::Read, W: Write>(
     source: &Path,
     input: R,
     output: W,
-    fail_fast: bool,
+    options: BatchOptions,
     observer: &mut impl BatchObserver,
 ) -> Result<(BatchSummary, W), BatchError> {
+    let explainer = if options.explain {
+        Some(model.explainer().map_err(BatchError::CannotExplain)?)
+    } else {
+        None
+    };
     // Flexible: a row with too few or too many cells is one bad row, not a broken file.
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -199,21 +219,27 @@ pub fn predict_csv_stream<R: std::io::Read, W: Write>(
             missing: missing.join(", "),
         });
     }
-    for column in added_columns(model) {
-        if header.contains(&column) {
+    let mut added = added_columns(model);
+    if let Some(explainer) = explainer {
+        added.extend(explained::columns(model, explainer));
+    }
+    for column in &added {
+        if header.contains(column) {
             return Err(BatchError::ColumnClash {
                 path: source.to_path_buf(),
-                column,
+                column: column.clone(),
             });
         }
     }
+    let mut out_header = header.clone();
+    out_header.extend(added);
     write_predictions(
         model,
         &mut reader,
-        &header,
+        (&header, &out_header),
         output,
         source,
-        fail_fast,
+        (options.fail_fast, explainer),
         observer,
     )
 }
@@ -293,6 +319,7 @@ struct PendingRow {
 /// Where predicted rows go: the CSV writer, the observer and the counts.
 struct PredictionSink<'a, W: Write, O: BatchObserver> {
     writer: csv::Writer<W>,
+    explainer: Option<&'a crate::model::Explainer>,
     labels: &'a [String],
     number: String,
     observer: &'a mut O,
@@ -321,15 +348,25 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
         if pending.is_empty() {
             return Ok(());
         }
-        let scored = {
+        let (scored, explanations) = {
             let views: Vec<&[FeatureValue]> = pending.iter().map(|p| p.values.as_slice()).collect();
-            model
+            let scored = model
                 .outcomes_of_rows(&views)
-                .map_err(|error| BatchError::Model(error.to_string()))?
+                .map_err(|error| BatchError::Model(error.to_string()))?;
+            let explanations = match self.explainer {
+                Some(explainer) => explainer
+                    .explain_rows(&model.artifact.model, &views)
+                    .map_err(|error| BatchError::Model(error.to_string()))?
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+                None => vec![None; views.len()],
+            };
+            (scored, explanations)
         };
-        for (row, outcome) in pending.drain(..).zip(scored) {
+        for ((row, outcome), explanation) in pending.drain(..).zip(scored).zip(explanations) {
             match outcome {
-                Ok(outcome) => self.write(&row, &outcome)?,
+                Ok(outcome) => self.write(&row, &outcome, explanation.as_ref())?,
                 Err(error) if error.is_about_the_row() => {
                     let errors = vec![FieldError {
                         field: "row".to_string(),
@@ -346,7 +383,12 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
         Ok(())
     }
 
-    fn write(&mut self, row: &PendingRow, outcome: &Outcome) -> Result<(), BatchError> {
+    fn write(
+        &mut self,
+        row: &PendingRow,
+        outcome: &Outcome,
+        explanation: Option<&crate::model::Explanation>,
+    ) -> Result<(), BatchError> {
         let csv_write = |error: csv::Error| BatchError::Write(std::io::Error::other(error));
         for cell in row.record.iter() {
             self.writer.write_field(cell).map_err(csv_write)?;
@@ -362,7 +404,8 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
             }
             Outcome::Value(value) => std::slice::from_ref(value),
         };
-        for number in numbers {
+        let explained = explanation.into_iter().flat_map(explained::values);
+        for number in numbers.iter().copied().chain(explained) {
             self.number.clear();
             use std::fmt::Write as _;
             let _ = write!(self.number, "{number}");
@@ -378,21 +421,20 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
 fn write_predictions<R: std::io::Read, W: Write>(
     model: &LoadedModel,
     reader: &mut csv::Reader<R>,
-    header: &[String],
+    (header, out_header): (&[String], &[String]),
     output: W,
     input: &Path,
-    fail_fast: bool,
+    (fail_fast, explainer): (bool, Option<&crate::model::Explainer>),
     observer: &mut impl BatchObserver,
 ) -> Result<(BatchSummary, W), BatchError> {
     let mut writer = csv::Writer::from_writer(output);
     let labels = &model.artifact.manifest.labels;
-    let mut out_header: Vec<String> = header.to_vec();
-    out_header.extend(added_columns(model));
     writer
-        .write_record(&out_header)
+        .write_record(out_header)
         .map_err(|error| BatchError::Write(std::io::Error::other(error)))?;
     let mut sink = PredictionSink {
         writer,
+        explainer,
         labels,
         number: String::new(),
         observer,

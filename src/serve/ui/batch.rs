@@ -202,7 +202,7 @@ fn run_batch(
         std::path::Path::new(file_name),
         bytes,
         sink,
-        false,
+        crate::model::batch::BatchOptions::default(),
         &mut observer,
     )?;
     observer.predictions.finish();
