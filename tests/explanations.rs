@@ -565,3 +565,44 @@ async fn the_command_line_writes_the_served_explanations_as_columns() {
     assert!(stderr.contains("KernelSHAP"), "{stderr}");
     assert!(table.is_empty(), "no output file is written");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_says_which_models_explain_and_how() {
+    let repo = repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let (status, _, document) = server.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let paths = &document["paths"];
+    let explain_parameter = |name: &str| {
+        paths[format!("/api/models/{name}/predict")]["post"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "explain")
+            .unwrap_or_else(|| panic!("{name} has no explain parameter"))["description"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        explain_parameter("iris_forest").contains("tree_path_dependent SHAP values in probability")
+    );
+    assert!(explain_parameter("cancer_linear").contains("linear SHAP values in log_odds"));
+    assert!(explain_parameter("iris_knn").contains("cannot explain"));
+    assert!(paths["/v1/models/iris_forest:explain"]["post"].is_object());
+    assert!(
+        paths["/v1/models/iris_knn:explain"].is_null(),
+        "only models that explain have :explain"
+    );
+    let schemas = &document["components"]["schemas"];
+    let per_class = &schemas["iris_forest.Contributions"]["properties"];
+    assert_eq!(
+        per_class["virginica"]["properties"]["features"]["required"],
+        json!(["sepal_length", "sepal_width", "petal_length", "petal_width"])
+    );
+    assert_eq!(
+        schemas["iris_forest.BatchPrediction"]["properties"]["predictions"]["items"]["properties"]
+            ["contributions"],
+        json!({"$ref": "#/components/schemas/iris_forest.Contributions"})
+    );
+}

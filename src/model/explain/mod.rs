@@ -122,6 +122,11 @@ impl Explainer {
         self.method
     }
 
+    /// What contributions are measured in.
+    pub fn unit(&self) -> Unit {
+        self.unit
+    }
+
     /// How many outputs each row has: 1, or the number of classes of a multiclass model.
     pub fn outputs(&self) -> usize {
         self.bases.len()

@@ -2,6 +2,7 @@
 //! and answer schemas (features with types, ranges and an example row) and its own paths.
 
 mod complete;
+mod explain;
 mod models;
 
 use super::state::App;
@@ -47,7 +48,7 @@ const PREDICT_ERRORS: [(&str, &str); 10] = [
     ("415", "The body is not application/json."),
     (
         "422",
-        "Fields are missing, unknown, or not of their declared type; every problem is listed.",
+        "Fields are missing, unknown, or not of their declared type (every problem is listed), or explain was asked of a model that cannot explain (the reason is given).",
     ),
     (
         "503",
@@ -95,12 +96,12 @@ fn protocol_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Valu
         "type": "object", "required": ["inputs"],
         "properties": {
             "id": {"type": "string"},
-            "parameters": {"type": "object", "description": "binary_data_output: all outputs as binary data."},
+            "parameters": {"type": "object", "description": "binary_data_output: all outputs as binary data. explain (bool): also answer the output `contributions`, each feature's SHAP contribution laid out as XGBoost's pred_contribs: FP64 [N, F+1] ([N, C, F+1] for a multiclass model), the base value last; a model that cannot explain answers 400 with the reason."},
             "inputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/V2Tensor"},
                 "description": "One `input` of shape [N, F] (features in schema order), or one tensor per feature of shape [N] or [N, 1]."},
             "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
-                "name": {"type": "string", "enum": ["label", "label_index", "probabilities", "prediction"],
-                    "description": "A classifier's label, label_index and probabilities; a regressor's prediction (FP64 [N])."},
+                "name": {"type": "string", "enum": ["label", "label_index", "probabilities", "prediction", "contributions"],
+                    "description": "A classifier's label, label_index and probabilities; a regressor's prediction (FP64 [N]); contributions (as with the parameter explain)."},
                 "parameters": {"type": "object", "description": "binary_data (bool); classification (k): the best k classes as \"value:index:label\"."}}}},
         }}));
     schemas.insert("V2InferResponse".into(), json!({

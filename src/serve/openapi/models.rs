@@ -182,8 +182,15 @@ fn add_schemas(version: &Documented<'_>, settings: &Settings, schemas: &mut Map<
     single.insert("version".into(), json!({"type": "string"}));
     single.insert("warnings".into(), warnings.clone());
     single.insert("request_id".into(), json!({"type": "string"}));
+    let contributions = schema_ref(key, "Contributions");
+    single.insert("contributions".into(), contributions.clone());
     let mut item = outcome;
     item.insert("warnings".into(), warnings);
+    item.insert("contributions".into(), contributions);
+    schemas.insert(
+        format!("{key}.Contributions"),
+        super::explain::contributions_schema(version.model),
+    );
     let mut item_required = required.clone();
     item_required.push("warnings");
     let mut single_required = item_required.clone();
@@ -289,6 +296,7 @@ fn add_native_paths(version: &Documented<'_>, paths: &mut Map<String, Value>) {
                     "Send one object of features, or `{{\"instances\": [...]}}` for a batch. {}",
                     outcome_schema(manifest).2
                 ),
+                "parameters": [super::explain::explain_parameter(version.model)],
                 "requestBody": {"required": true, "content": {"application/json": {
                     "schema": {"oneOf": [schema_ref(key, "Features"), schema_ref(key, "Batch")]},
                     "examples": {
@@ -328,7 +336,8 @@ fn add_v1_path(
     });
     let strict = settings.unknown_fields == UnknownFields::Reject;
     let instance = json!({"oneOf": [features_object(model, strict), positional]});
-    let list = json!({"type": "array", "items": instance, "minItems": 1, "maxItems": settings.max_batch_rows});
+    let list =
+        |max: usize| json!({"type": "array", "items": instance, "minItems": 1, "maxItems": max});
     let errors = json!({
         "200": v1_answer(&model.artifact.manifest),
         "400": protocol_error("A malformed request, or an instance that is not valid (every problem is listed)."),
@@ -336,23 +345,35 @@ fn add_v1_path(
         "413": protocol_error("More instances than max_batch_rows."),
         "503": protocol_error("The model is not loaded."),
     });
+    let request = |max: usize| {
+        json!({"required": true, "content": {"application/json": {
+            "schema": {
+                "type": "object",
+                "description": "`instances` (or `inputs`, its alias in KServe V1); other keys are ignored.",
+                "properties": {"instances": list(max)},
+                // `inputs` is read only when `instances` is absent.
+                "anyOf": [
+                    {"required": ["instances"]},
+                    {"required": ["inputs"], "properties": {"inputs": list(max)}},
+                ],
+            },
+            "example": {"instances": [example_row(model)]},
+        }}})
+    };
+    // Only a model that explains has `:explain`; explained rows count at the method's weight.
+    if let Ok(explainer) = model.explainer() {
+        let max = settings.max_batch_rows / explainer.method().row_weight();
+        paths.insert(
+            format!("/v1/models/{name}:explain"),
+            super::explain::v1_explain_path(name, model, request(max), name),
+        );
+    }
+    let request = request(settings.max_batch_rows);
     paths.insert(
         format!("/v1/models/{name}:predict"),
         json!({"post": {"tags": ["v1"], "operationId": format!("v1_predict_{name}"),
             "summary": format!("Predict with {name} (KServe V1): instances as objects of features, or arrays of values in schema order"),
-            "requestBody": {"required": true, "content": {"application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "`instances` (or `inputs`, its alias in KServe V1); other keys are ignored.",
-                    "properties": {"instances": list},
-                    // `inputs` is read only when `instances` is absent.
-                    "anyOf": [
-                        {"required": ["instances"]},
-                        {"required": ["inputs"], "properties": {"inputs": list}},
-                    ],
-                },
-                "example": {"instances": [example_row(model)]},
-            }}},
+            "requestBody": request,
             "responses": errors}}),
     );
 }
