@@ -606,3 +606,106 @@ async fn the_openapi_document_says_which_models_explain_and_how() {
         json!({"$ref": "#/components/schemas/iris_forest.Contributions"})
     );
 }
+
+/// The table rows of the form's explanation: (feature, contribution text, direction).
+fn explanation_rows(html: &str) -> Vec<(String, String, String)> {
+    let Some(table) = html.split("<table class=\"contributions-table\">").nth(1) else {
+        return Vec::new();
+    };
+    let body = table.split("</table>").next().unwrap();
+    body.split("<tr><th scope=\"row\">")
+        .skip(1)
+        .map(|row| {
+            let feature = row.split("</th>").next().unwrap().to_string();
+            let cells: Vec<&str> = row
+                .split("<td")
+                .skip(1)
+                .map(|cell| {
+                    cell.split('>')
+                        .nth(1)
+                        .unwrap()
+                        .split("</td")
+                        .next()
+                        .unwrap()
+                })
+                .collect();
+            (feature, cells[0].to_string(), cells[1].to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_form_shows_the_largest_contributions_towards_the_answer() {
+    let repo = repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let instances = rows(BundledDataset::BreastCancer, 40);
+    let name = "cancer_linear";
+    let mut seen = Vec::new();
+    for row in &instances {
+        let (_, _, answer) = server
+            .post_json(&format!("/api/models/{name}/predict?explain=true"), row)
+            .await;
+        let label = answer["label"].as_str().unwrap().to_string();
+        if seen.contains(&label) {
+            continue;
+        }
+        seen.push(label.clone());
+        // The one output is towards the second class (benign): a malignant answer turns it.
+        let sign = if label == "malignant" { -1.0 } else { 1.0 };
+        let page = format!("/ui/models/{name}");
+        let (token, cookie) = common::forms::open_form(&server, &page).await;
+        let texts: Vec<(String, String)> = row
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        let fields: Vec<(&str, &str)> = std::iter::once(("_csrf", token.as_str()))
+            .chain(texts.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .collect();
+        let (status, _, html) =
+            common::forms::post_form(&server, &page, Some(&cookie), &fields).await;
+        assert_eq!(status, 200);
+        assert!(html.contains(&format!("Why {label}:")), "{html}");
+        assert!(html.contains("<svg class=\"contributions\""), "{html}");
+        let shown = explanation_rows(&html);
+        assert_eq!(shown.len(), 10, "the ten largest of 30");
+        assert!(html.contains("20 other features:"), "{html}");
+        let mut expected: Vec<(&String, f64)> = answer["contributions"]["features"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k, sign * v.as_f64().unwrap()))
+            .collect();
+        expected.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+        for ((feature, text, direction), (want, value)) in shown.iter().zip(&expected) {
+            assert_eq!(feature, *want);
+            let shown_value: f64 = text.trim_start_matches('+').parse().unwrap();
+            assert!(
+                (shown_value - value).abs() <= 5e-4 * value.abs().max(1e-3),
+                "{text} vs {value}"
+            );
+            let towards = if *value >= 0.0 {
+                "towards"
+            } else {
+                "away from"
+            };
+            assert_eq!(direction, &format!("{towards} {label}"));
+        }
+    }
+    assert_eq!(seen.len(), 2, "both classes' answers were shown: {seen:?}");
+    // A model that cannot explain answers as before, without the chart.
+    let page = "/ui/models/iris_knn";
+    let (token, cookie) = common::forms::open_form(&server, page).await;
+    let fields = [
+        ("_csrf", token.as_str()),
+        ("sepal_length", "5.1"),
+        ("sepal_width", "3.5"),
+        ("petal_length", "1.4"),
+        ("petal_width", "0.2"),
+    ];
+    let (status, _, html) = common::forms::post_form(&server, page, Some(&cookie), &fields).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("predicted-label"), "{html}");
+    assert!(!html.contains("contributions-table"), "{html}");
+}

@@ -232,6 +232,7 @@ pub(super) fn prediction_view(model: &LoadedModel, prediction: &Prediction) -> P
         classes,
         value,
         warnings: prediction.warnings.clone(),
+        explanation: super::explain::explanation_view(model, prediction),
     }
 }
 
@@ -386,9 +387,13 @@ pub(super) async fn model_predict(
         "",
         &mut errors,
     );
+    // Every answer is explained when the model can, and the setting lets one row weigh as much.
+    let explain = model
+        .explainer()
+        .is_ok_and(|e| e.method().row_weight() <= app.settings.max_batch_rows);
     let outcome = match row {
         Some(row) => {
-            crate::serve::predict::predict(&app, &model, vec![row], &asked, false, false).await
+            crate::serve::predict::predict(&app, &model, vec![row], &asked, false, explain).await
         }
         None => Err(PredictFailure::Invalid(errors)),
     };

@@ -11,6 +11,7 @@ mod batch;
 mod card;
 pub mod csrf;
 pub mod downloads;
+mod explain;
 mod form;
 mod index;
 mod model_ref;

@@ -173,6 +173,8 @@ pub struct PredictionView {
     pub value: Option<ValueView>,
     /// Values outside the training range.
     pub warnings: Vec<String>,
+    /// Which features pushed the answer, when the model explains.
+    pub explanation: Option<super::explain::ExplanationView>,
 }
 
 /// A problem in the error summary, linked to its field.
