@@ -709,3 +709,82 @@ async fn the_form_shows_the_largest_contributions_towards_the_answer() {
     assert!(html.contains("predicted-label"), "{html}");
     assert!(!html.contains("contributions-table"), "{html}");
 }
+
+/// The model card's global importance is the mean absolute served contribution over the
+/// held-out rows (summed over a multiclass model's classes).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_model_card_shows_mean_absolute_contributions_over_the_held_out_rows() {
+    let repo = repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    for (name, dataset, labels) in [
+        (
+            "iris_forest",
+            BundledDataset::Iris,
+            vec!["setosa", "versicolor", "virginica"],
+        ),
+        ("diabetes_linear", BundledDataset::Diabetes, vec![]),
+        ("cancer_boosted", BundledDataset::BreastCancer, vec![]),
+    ] {
+        let dir = repo.path().join(name).join("1");
+        let metrics: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+        let importance = &metrics["importance"];
+        let held_out: Vec<usize> = metrics["test_rows"]
+            .as_array()
+            .or_else(|| metrics["split"]["test_rows"].as_array())
+            .unwrap_or_else(|| panic!("{metrics}"))
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let all = rows(dataset, load_bundled(dataset).n_rows());
+        let instances: Vec<&Value> = held_out.iter().map(|&row| &all[row]).collect();
+        assert_eq!(importance["rows"], instances.len(), "{importance}");
+        let mut predictions = Vec::new();
+        for chunk in instances.chunks(50) {
+            let (status, _, answer) = server
+                .post_json(
+                    &format!("/api/models/{name}/predict?explain=true"),
+                    &json!({ "instances": chunk }),
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            predictions.extend(answer["predictions"].as_array().unwrap().clone());
+        }
+        let mut sums: std::collections::HashMap<String, f64> = Default::default();
+        for prediction in &predictions {
+            let outputs: Vec<&Value> = if labels.is_empty() {
+                vec![&prediction["contributions"]]
+            } else {
+                labels
+                    .iter()
+                    .map(|l| &prediction["contributions"][l])
+                    .collect()
+            };
+            for output in outputs {
+                for (feature, value) in output["features"].as_object().unwrap() {
+                    *sums.entry(feature.clone()).or_default() += value.as_f64().unwrap().abs();
+                }
+            }
+        }
+        let features = importance["features"].as_array().unwrap();
+        assert_eq!(features.len(), sums.len());
+        let mut previous = f64::INFINITY;
+        for entry in features {
+            let value = entry["mean_abs_contribution"].as_f64().unwrap();
+            let expected = sums[entry["feature"].as_str().unwrap()] / instances.len() as f64;
+            assert!(
+                (value - expected).abs() <= 1e-9 * expected.max(1.0),
+                "{name}: {entry}"
+            );
+            assert!(value <= previous, "largest first");
+            previous = value;
+        }
+        let card = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        assert!(card.contains("<h2>Global importance</h2>"), "{name}");
+        let top = features[0]["feature"].as_str().unwrap();
+        assert!(
+            card.contains(&format!("<tr><td class=\"l\">{top}</td>")),
+            "{name}"
+        );
+    }
+}

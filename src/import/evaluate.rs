@@ -177,6 +177,7 @@ pub fn evaluate(model: &LoadedModel, path: &Path, target: &str) -> Result<Evalua
                 evaluation,
                 cv: None,
                 split,
+                importance: importance(model, &valid),
             }))
         }
         Task::Regression => {
@@ -211,7 +212,24 @@ pub fn evaluate(model: &LoadedModel, path: &Path, target: &str) -> Result<Evalua
                 },
                 cv: None,
                 split,
+                importance: importance(model, &valid),
             }))
         }
     }
+}
+
+/// The model's global importance over the test rows, when it explains (see
+/// `train::importance`).
+fn importance(
+    model: &LoadedModel,
+    rows: &[Vec<FeatureValue>],
+) -> Option<crate::train::importance::GlobalImportance> {
+    let names: Vec<String> = model
+        .artifact
+        .manifest
+        .features
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    crate::train::importance::global_importance(&model.artifact.model, &names, rows)
 }

@@ -2,6 +2,7 @@
 
 mod algorithms;
 pub mod boosting;
+pub mod importance;
 pub mod metrics;
 mod params;
 pub mod preprocess;
@@ -136,6 +137,9 @@ pub struct MetricsFile {
     pub cv: Option<CrossValidation>,
     /// The split.
     pub split: SplitInfo,
+    /// Each feature's mean absolute contribution over the held-out rows, when the model explains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance: Option<importance::GlobalImportance>,
 }
 
 /// A fitted and evaluated model, not yet written.
@@ -295,11 +299,17 @@ pub fn train(
     let evaluation = evaluate_on_rows(&model, data, &test_rows)?;
     let features = schema::feature_schemas(data, &train_rows, &model.preprocessor);
     let provenance = provenance(data, options, train_rows.len(), test_rows.len());
+    let importance = importance::global_importance(
+        &crate::model::Model::Native(model.clone()),
+        &importance::feature_names(data),
+        &importance::held_out_rows(data, &test_rows),
+    );
     Ok(TrainedModel {
         model,
         metrics: MetricsFile {
             evaluation,
             cv,
+            importance,
             split: SplitInfo {
                 seed: options.seed,
                 test_size: options.test_size,

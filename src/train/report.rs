@@ -97,6 +97,7 @@ pub fn model_card_sections(manifest: &Manifest, metrics: Option<&MetricsFile>) -
             html.push_str(&confusion_svg(&e.labels, &e.confusion_matrix));
             html.push_str(&roc_svg(e));
             html.push_str("</div>");
+            super::importance::importance_section(&mut html, metrics.importance.as_ref());
         }
         None => {
             let live = match manifest.task {

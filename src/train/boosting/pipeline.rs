@@ -173,6 +173,7 @@ pub fn train_boosted(
         let metrics = MetricsFile {
             evaluation,
             cv,
+            importance: importance(&model, data, &evaluated_rows),
             split: split(),
         };
         (model, BoostedMetrics::Classification(metrics), None)
@@ -202,6 +203,7 @@ pub fn train_boosted(
             task: Task::Regression,
             evaluation,
             cv,
+            importance: importance(&model, data, &evaluated_rows),
             split: split(),
         };
         (model, BoostedMetrics::Regression(metrics), Some(target))
@@ -284,4 +286,18 @@ impl TrainedBoosted {
             }
         })?)
     }
+}
+
+/// The trees' global importance over the evaluated rows (see `train::importance`).
+fn importance(
+    model: &BoostedTrees,
+    data: &Dataset,
+    rows: &[usize],
+) -> Option<crate::train::importance::GlobalImportance> {
+    use crate::train::importance::{feature_names, global_importance, held_out_rows};
+    global_importance(
+        &crate::model::Model::Boosted(model.clone()),
+        &feature_names(data),
+        &held_out_rows(data, rows),
+    )
 }

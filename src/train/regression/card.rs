@@ -30,6 +30,7 @@ pub fn model_card_sections(manifest: &Manifest, metrics: &RegressionMetricsFile)
     html.push_str(&scatter_svg(&e.test_actual, &e.test_predicted));
     html.push_str(&residuals_svg(&e.test_actual, &e.test_predicted));
     html.push_str("</div>");
+    crate::train::importance::importance_section(&mut html, metrics.importance.as_ref());
     features_section(&mut html, manifest);
     html
 }

@@ -53,6 +53,9 @@ pub struct RegressionMetricsFile {
     pub cv: Option<RegressionCrossValidation>,
     /// The split.
     pub split: SplitInfo,
+    /// Each feature's mean absolute contribution over the held-out rows, when the model explains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance: Option<crate::train::importance::GlobalImportance>,
 }
 
 /// A fitted and evaluated regression model, not yet written.
@@ -212,6 +215,14 @@ pub fn train_regressor(
         predictions: Histogram::deciles(&evaluation.test_predicted),
         ..target_schema(&data.target_name, &training_values)
     };
+    let importance = {
+        use crate::train::importance::{feature_names, global_importance, held_out_rows};
+        global_importance(
+            &crate::model::Model::NativeRegressor(model.clone()),
+            &feature_names(data),
+            &held_out_rows(data, &test_rows),
+        )
+    };
     Ok(TrainedRegressor {
         target,
         provenance: crate::train::provenance(data, options, train_rows.len(), test_rows.len()),
@@ -220,6 +231,7 @@ pub fn train_regressor(
             task: Task::Regression,
             evaluation,
             cv,
+            importance,
             split: SplitInfo {
                 seed: options.seed,
                 test_size: options.test_size,

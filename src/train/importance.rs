@@ -1,0 +1,125 @@
+//! Global importance for the model card: each feature's mean absolute contribution over the
+//! held-out rows (shap's bar summary, `mean(|SHAP value|)`; summed over the classes of a
+//! multiclass model, as shap stacks them), from the same explanations the server answers.
+
+use crate::data::Dataset;
+use crate::model::native::FeatureValue;
+use crate::model::{Explainer, Model};
+use serde::{Deserialize, Serialize};
+
+/// At most this many held-out rows are explained: enough for stable means, bounded in time.
+pub const MAX_ROWS: usize = 1_000;
+
+/// One feature's importance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureImportance {
+    /// The feature.
+    pub feature: String,
+    /// Mean absolute contribution, in the explanation's unit.
+    pub mean_abs_contribution: f64,
+}
+
+/// Every feature's importance, largest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalImportance {
+    /// The explanation method (`linear`, `tree_path_dependent`).
+    pub method: String,
+    /// The contributions' unit (`log_odds`, `probability`, …).
+    pub unit: String,
+    /// How many held-out rows were explained.
+    pub rows: usize,
+    /// Per feature, largest first.
+    pub features: Vec<FeatureImportance>,
+}
+
+/// The importance of `model`'s features over `rows` (validated rows of the held-out split,
+/// the first [`MAX_ROWS`]); `None` when the model cannot explain or there are no rows.
+pub fn global_importance(
+    model: &Model,
+    names: &[String],
+    rows: &[Vec<FeatureValue>],
+) -> Option<GlobalImportance> {
+    let explainer = Explainer::of(model, "").ok()?;
+    let rows: Vec<&[FeatureValue]> = rows.iter().take(MAX_ROWS).map(Vec::as_slice).collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let explanations = explainer.explain_rows(model, &rows).ok()?;
+    let mut sums = vec![0.0; names.len()];
+    for explanation in &explanations {
+        for output in &explanation.outputs {
+            for (sum, value) in sums.iter_mut().zip(&output.features) {
+                *sum += value.abs();
+            }
+        }
+    }
+    let count = explanations.len() as f64;
+    let mut features: Vec<FeatureImportance> = names
+        .iter()
+        .zip(sums)
+        .map(|(feature, sum)| FeatureImportance {
+            feature: feature.clone(),
+            mean_abs_contribution: sum / count,
+        })
+        .collect();
+    features.sort_by(|a, b| b.mean_abs_contribution.total_cmp(&a.mean_abs_contribution));
+    Some(GlobalImportance {
+        method: explainer.method().name().to_string(),
+        unit: explainer.unit().name().to_string(),
+        rows: explanations.len(),
+        features,
+    })
+}
+
+/// The held-out rows of `data` as the model takes them.
+pub fn held_out_rows(data: &Dataset, rows: &[usize]) -> Vec<Vec<FeatureValue>> {
+    rows.iter()
+        .take(MAX_ROWS)
+        .map(|&row| super::preprocess::raw_row(data, row))
+        .collect()
+}
+
+/// The names of `data`'s features, in schema order.
+pub fn feature_names(data: &Dataset) -> Vec<String> {
+    data.columns.iter().map(|c| c.name.clone()).collect()
+}
+
+/// The model card's section: a bar per feature, largest first.
+pub fn importance_section(html: &mut String, importance: Option<&GlobalImportance>) {
+    use super::report::{escape, number};
+    use std::fmt::Write;
+    let Some(importance) = importance else {
+        return;
+    };
+    let largest = importance
+        .features
+        .first()
+        .map_or(0.0, |f| f.mean_abs_contribution);
+    let _ = write!(
+        html,
+        "<h2>Global importance</h2><p>Each feature's mean absolute contribution to the \
+         prediction over {} held-out rows ({} SHAP values, in {}; summed over the classes of a \
+         multiclass model): how much it moves answers, not in which direction.</p>\
+         <table class=\"importance\"><tr><th class=\"l\">feature</th><th>mean |contribution|</th>\
+         <th class=\"l\"></th></tr>",
+        importance.rows,
+        escape(&importance.method),
+        escape(&importance.unit)
+    );
+    for feature in &importance.features {
+        let width = if largest > 0.0 {
+            200.0 * feature.mean_abs_contribution / largest
+        } else {
+            0.0
+        };
+        let _ = write!(
+            html,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\"><svg width=\"200\" \
+             height=\"12\" aria-hidden=\"true\"><rect x=\"0\" y=\"1\" width=\"{width:.1}\" \
+             height=\"10\" fill=\"#4c72b0\"/></svg></td></tr>",
+            escape(&feature.feature),
+            number(feature.mean_abs_contribution)
+        );
+    }
+    html.push_str("</table>");
+}
