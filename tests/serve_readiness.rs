@@ -243,8 +243,13 @@ fn tamper_last_one(version_dir: &Path, value: f64) {
     use sha2::Digest;
     let path = version_dir.join("model.bin");
     let mut bytes = std::fs::read(&path).unwrap();
+    // model.bin: magic bytes and format number (10 bytes), the model, then the trees' node
+    // covers; the value altered is the model's last 1.0, a class share, not a cover.
+    let (_, covers): (mlserve::model::NativeModel, &[u8]) =
+        postcard::take_from_bytes(&bytes[10..]).unwrap();
+    let model_end = bytes.len() - covers.len();
     let one = 1.0f64.to_le_bytes();
-    let at = bytes
+    let at = bytes[..model_end]
         .windows(8)
         .rposition(|window| window == one)
         .expect("a 1.0 in the model file");
