@@ -67,6 +67,8 @@ fn contributions_equal_the_libraries_own_on_every_fixture() {
             .unwrap_or(&expected["datasets"][fixture["dataset"].as_str().unwrap()]["rows"]);
         let model = boosted(&repository, name);
         assert!(model.explainable(), "{name} has its covers");
+        // The server's way: per-leaf tables (Fast TreeSHAP v2) where the trees allow them.
+        let tables = model.shap_tables();
         let xgboost = name.starts_with("xgb");
         let mut largest = 0.0f64;
         for (row, want) in data_rows
@@ -83,6 +85,19 @@ fn contributions_equal_the_libraries_own_on_every_fixture() {
                 .collect();
             let ours = model.contributions(&row).unwrap();
             let want: Vec<Vec<f64>> = serde_json::from_value(want.clone()).unwrap();
+            let mut tabled = vec![0.0; ours.len() * model.features];
+            model.add_contributions(Some(&tables), &row, &mut tabled);
+            for (by_tables, by_algorithm_2) in tabled
+                .chunks(model.features)
+                .zip(ours.iter().map(|o| &o[..model.features]))
+            {
+                for (a, b) in by_tables.iter().zip(by_algorithm_2) {
+                    assert!(
+                        (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                        "{name}: {a} vs {b}"
+                    );
+                }
+            }
             assert_eq!(
                 (ours.len(), ours[0].len()),
                 (want.len(), want[0].len()),

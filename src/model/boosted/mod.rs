@@ -8,6 +8,7 @@
 pub mod fast;
 pub mod fast64;
 pub mod shap;
+pub mod shap_tables;
 pub mod stored;
 pub mod tree;
 
@@ -343,7 +344,7 @@ impl BoostedTrees {
         }
         let bases = self.expected_margins();
         let mut phi = vec![0.0; bases.len() * self.features];
-        self.add_contributions(row, &mut phi);
+        self.add_contributions(None, row, &mut phi);
         let rows = phi.chunks(self.features.max(1)).zip(bases);
         Some(
             rows.map(|(values, base)| {
@@ -371,16 +372,33 @@ impl BoostedTrees {
     }
 
     /// Adds every tree's TreeSHAP contributions for `row` to `phi`, laid out
-    /// `[outputs][features]` (see [`Self::contributions`]). Meaningful only when
+    /// `[outputs][features]` (see [`Self::contributions`]): from `tables` where a tree has
+    /// them (built by [`Self::shap_tables`]), else by Algorithm 2. Meaningful only when
     /// [`Self::explainable`].
-    pub fn add_contributions(&self, row: &[f64], phi: &mut [f64]) {
+    pub fn add_contributions(
+        &self,
+        tables: Option<&shap_tables::EnsembleTables>,
+        row: &[f64],
+        phi: &mut [f64],
+    ) {
         let features = self.features;
-        for (tree, &output) in self.trees.iter().zip(&self.tree_output) {
+        let mut hot = Vec::new();
+        for (index, (tree, &output)) in self.trees.iter().zip(&self.tree_output).enumerate() {
             let start = output as usize * features;
-            if let Some(slots) = phi.get_mut(start..start + features) {
-                self.explained(tree).add_contributions(row, slots);
+            let Some(slots) = phi.get_mut(start..start + features) else {
+                continue;
+            };
+            let explained = self.explained(tree);
+            match tables {
+                Some(tables) => tables.add_contributions(index, &explained, row, slots, &mut hot),
+                None => explained.add_contributions(row, slots),
             }
         }
+    }
+
+    /// The TreeSHAP tables of the trees, for [`Self::add_contributions`].
+    pub fn shap_tables(&self) -> shap_tables::EnsembleTables {
+        shap_tables::EnsembleTables::build(self.trees.iter().map(|tree| self.explained(tree)))
     }
 
     fn explained<'a>(&self, tree: &'a Tree) -> shap::Explained<'a> {

@@ -149,7 +149,7 @@ pub struct Explained<'a> {
 
 impl Explained<'_> {
     /// Output `k`'s value at node `index`.
-    fn value(&self, index: usize, k: usize) -> f64 {
+    pub fn value(&self, index: usize, k: usize) -> f64 {
         match self.values {
             NodeValues::InNodes => self.tree.nodes[index].value,
             NodeValues::Table {
@@ -165,7 +165,7 @@ impl Explained<'_> {
     }
 
     /// The child of split `node` the row goes to.
-    fn hot_child(&self, node: &Node, row: &[f64]) -> usize {
+    pub fn hot_child(&self, node: &Node, row: &[f64]) -> usize {
         match self.rule {
             SplitRule::Library(routing) => self.tree.child(node, row, routing),
             SplitRule::AtMost => {
@@ -270,6 +270,11 @@ impl Explained<'_> {
 
     /// A leaf's share of each feature on its path, for every output.
     fn add_leaf(&self, index: usize, path: &[PathElement], phi: &mut [f64]) {
+        // A feature the row does not follow, on a branch without cover, makes every
+        // coalition's value here 0: nothing to add (and unwinding it would divide by 0).
+        if path.iter().any(|e| e.zero == 0.0 && e.one == 0.0) {
+            return;
+        }
         let outputs = self.values.outputs();
         let features = phi.len() / outputs.max(1);
         for i in 1..path.len() {

@@ -113,7 +113,7 @@ pub struct Explainer {
 enum Engine {
     Linear(linear::LinearExplainer),
     NativeTrees(trees::NativeTrees),
-    Boosted,
+    Boosted(crate::model::boosted::shap_tables::EnsembleTables),
 }
 
 impl Explainer {
@@ -149,7 +149,7 @@ impl Explainer {
                     method: Method::TreePathDependent,
                     unit,
                     bases,
-                    engine: Engine::Boosted,
+                    engine: Engine::Boosted(boosted.shap_tables()),
                 });
             }
             Model::Onnx(_) => {
@@ -191,10 +191,10 @@ impl Explainer {
         match (&self.engine, model) {
             (Engine::Linear(linear), _) => linear.add_contributions(row, &mut phi)?,
             (Engine::NativeTrees(trees), _) => trees.add_contributions(model, row, &mut phi)?,
-            (Engine::Boosted, Model::Boosted(boosted)) => {
-                trees::add_boosted_contributions(boosted, row, &mut phi)
+            (Engine::Boosted(tables), Model::Boosted(boosted)) => {
+                trees::add_boosted_contributions(boosted, tables, row, &mut phi)
             }
-            (Engine::Boosted, _) => return Err(PredictError::Unscorable),
+            (Engine::Boosted(_), _) => return Err(PredictError::Unscorable),
         }
         let outputs = phi
             .chunks(features.max(1))

@@ -4,6 +4,7 @@
 
 use super::super::artifact::Model;
 use super::super::boosted::shap::{Explained, NodeValues, SplitRule};
+use super::super::boosted::shap_tables::EnsembleTables;
 use super::super::boosted::{self, BoostedTrees, Link, MissingType, Node};
 use super::super::native::stored::WithTrees;
 use super::super::native::{FeatureValue, NativeModel, NativeRegressor, Preprocessor, Tree};
@@ -25,6 +26,8 @@ pub struct NativeTrees {
     outputs: usize,
     /// The schema feature of each encoded column.
     feature_of_column: Vec<usize>,
+    /// TreeSHAP tables of the trees, where they fit.
+    tables: EnsembleTables,
 }
 
 impl NativeTrees {
@@ -58,14 +61,24 @@ impl NativeTrees {
         if trees.is_empty() || !trees.iter().all(|tree| tree.covers_fit()) {
             return None;
         }
-        Some(NativeTrees {
+        let mut explainer = NativeTrees {
             preprocessor: preprocessor.clone(),
             trees: trees.iter().map(|tree| as_nodes(tree)).collect(),
             width,
             first: 0,
             outputs: 1,
             feature_of_column: super::linear::feature_of_column(preprocessor),
-        })
+            tables: EnsembleTables::default(),
+        };
+        // The tables depend on the splits and covers alone, not on which values are explained.
+        explainer.tables = EnsembleTables::build(
+            explainer
+                .trees
+                .iter()
+                .zip(trees)
+                .map(|(tree, native)| explainer.explained(tree, &native.value)),
+        );
+        Some(explainer)
     }
 
     fn explained<'a>(&'a self, tree: &'a boosted::Tree, values: &'a [f64]) -> Explained<'a> {
@@ -113,9 +126,11 @@ impl NativeTrees {
         self.preprocessor.encode_into(row, &mut encoded)?;
         let width = encoded.len();
         let mut by_column = vec![0.0; self.outputs * width];
-        for (tree, native) in self.trees.iter().zip(&native) {
-            self.explained(tree, &native.value)
-                .add_contributions(&encoded, &mut by_column);
+        let mut hot = Vec::new();
+        for (index, (tree, native)) in self.trees.iter().zip(&native).enumerate() {
+            let explained = self.explained(tree, &native.value);
+            self.tables
+                .add_contributions(index, &explained, &encoded, &mut by_column, &mut hot);
         }
         let count = self.trees.len() as f64;
         let features = row.len();
@@ -189,9 +204,14 @@ fn average_over(model: &BoostedTrees) -> f64 {
 }
 
 /// Adds a boosted model's contributions for a validated row to `phi` (`[outputs][features]`).
-pub fn add_boosted_contributions(model: &BoostedTrees, row: &[FeatureValue], phi: &mut [f64]) {
+pub fn add_boosted_contributions(
+    model: &BoostedTrees,
+    tables: &EnsembleTables,
+    row: &[FeatureValue],
+    phi: &mut [f64],
+) {
     let columns = model.row(row);
-    model.add_contributions(&columns, phi);
+    model.add_contributions(Some(tables), &columns, phi);
     let divisor = average_over(model);
     if divisor != 1.0 {
         phi.iter_mut().for_each(|value| *value /= divisor);
