@@ -3,7 +3,7 @@
 //! ([`PredictFailure`]), which each wire format maps once (problem details, the Open Inference
 //! Protocol's `{"error"}`, a web page, a command-line message).
 
-use super::explain::Explanation;
+use super::explain::{Explainer, Explanation};
 use super::native::FeatureValue;
 use super::repository::{Catalog, LoadedModel, ModelEntry};
 use super::scoring::Outcome;
@@ -190,6 +190,15 @@ fn no_loaded_version(name: &str, entry: &ModelEntry) -> PredictFailure {
 }
 
 impl LoadedModel {
+    /// The version's explainer, built on first use, or why it cannot explain (422 before any
+    /// prediction is made).
+    pub fn explainer(&self) -> Result<&Explainer, String> {
+        self.explainer
+            .get_or_init(|| Explainer::of(&self.artifact.model, self.name()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
     /// Scores validated rows: one prediction per row, in order. A row the model cannot score
     /// (arithmetic overflow far outside the training data, a value an ONNX graph refuses) is
     /// [`PredictFailure::Invalid`], named `instances[i]` when `batch`; every such row is listed.

@@ -97,7 +97,7 @@ pub fn model_card_sections(manifest: &Manifest, metrics: Option<&MetricsFile>) -
             html.push_str(&confusion_svg(&e.labels, &e.confusion_matrix));
             html.push_str(&roc_svg(e));
             html.push_str("</div>");
-            super::importance::importance_section(&mut html, metrics.importance.as_ref());
+            importance_section(&mut html, metrics.importance.as_ref());
         }
         None => {
             let live = match manifest.task {
@@ -372,6 +372,47 @@ pub(crate) fn features_section(html: &mut String, manifest: &Manifest) {
                     .map(|c| c.join(", "))
                     .unwrap_or_default()
             ),
+        );
+    }
+    html.push_str("</table>");
+}
+
+/// The model card's section: a bar per feature, largest first.
+pub fn importance_section(
+    html: &mut String,
+    importance: Option<&super::importance::GlobalImportance>,
+) {
+    let Some(importance) = importance else {
+        return;
+    };
+    let largest = importance
+        .features
+        .first()
+        .map_or(0.0, |f| f.mean_abs_contribution);
+    let _ = write!(
+        html,
+        "<h2>Global importance</h2><p>Each feature's mean absolute contribution to the \
+         prediction over {} held-out rows ({} SHAP values, in {}; summed over the classes of a \
+         multiclass model): how much it moves answers, not in which direction.</p>\
+         <table class=\"importance\"><tr><th class=\"l\">feature</th><th>mean |contribution|</th>\
+         <th class=\"l\"></th></tr>",
+        importance.rows,
+        escape(&importance.method),
+        escape(&importance.unit)
+    );
+    for feature in &importance.features {
+        let width = if largest > 0.0 {
+            200.0 * feature.mean_abs_contribution / largest
+        } else {
+            0.0
+        };
+        let _ = write!(
+            html,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\"><svg width=\"200\" \
+             height=\"12\" aria-hidden=\"true\"><rect x=\"0\" y=\"1\" width=\"{width:.1}\" \
+             height=\"10\" fill=\"#4c72b0\"/></svg></td></tr>",
+            escape(&feature.feature),
+            number(feature.mean_abs_contribution)
         );
     }
     html.push_str("</table>");

@@ -8,7 +8,7 @@
 use super::super::native::{
     Estimator, FeatureValue, NativeModel, NativeRegressor, Preprocessor, Regressor,
 };
-use super::super::scoring::PredictError;
+use super::ExplainError;
 
 /// A linear model's coefficients, one row per output, over the encoded columns.
 #[derive(Debug)]
@@ -65,7 +65,7 @@ impl LinearExplainer {
         &self,
         row: &[FeatureValue],
         phi: &mut [f64],
-    ) -> Result<(), PredictError> {
+    ) -> Result<(), ExplainError> {
         let mut encoded = Vec::with_capacity(self.preprocessor.width());
         self.preprocessor.encode_into(row, &mut encoded)?;
         let width = encoded.len().max(1);

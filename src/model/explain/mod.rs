@@ -16,9 +16,18 @@ pub mod linear;
 pub mod trees;
 
 use super::artifact::Model;
-use super::native::FeatureValue;
-use super::repository::LoadedModel;
-use super::scoring::PredictError;
+use super::native::{FeatureValue, ModelError};
+
+/// Why a validated row could not be explained: a fault of the server, never of the request.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    /// The row does not fit the model's encoding.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The explainer was given another model than the one it was built from.
+    #[error("the explainer does not belong to this model")]
+    OtherModel,
+}
 
 /// How contributions are computed, as answers name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +184,7 @@ impl Explainer {
         &self,
         model: &Model,
         rows: &[&[FeatureValue]],
-    ) -> Result<Vec<Explanation>, PredictError> {
+    ) -> Result<Vec<Explanation>, ExplainError> {
         rows.iter()
             .map(|row| self.explain_row(model, row))
             .collect()
@@ -185,7 +194,7 @@ impl Explainer {
         &self,
         model: &Model,
         row: &[FeatureValue],
-    ) -> Result<Explanation, PredictError> {
+    ) -> Result<Explanation, ExplainError> {
         let features = row.len();
         let mut phi = vec![0.0; self.outputs() * features];
         match (&self.engine, model) {
@@ -194,7 +203,7 @@ impl Explainer {
             (Engine::Boosted(tables), Model::Boosted(boosted)) => {
                 trees::add_boosted_contributions(boosted, tables, row, &mut phi)
             }
-            (Engine::Boosted(_), _) => return Err(PredictError::Unscorable),
+            (Engine::Boosted(_), _) => return Err(ExplainError::OtherModel),
         }
         let outputs = phi
             .chunks(features.max(1))
@@ -248,15 +257,4 @@ fn cannot_explain_yet(name: &str) -> String {
          trees; k-nearest neighbours, support vector machines and naive Bayes need KernelSHAP \
          against a background set, which is not in this release"
     )
-}
-
-impl LoadedModel {
-    /// The version's explainer, built on first use, or why it cannot explain (422 before any
-    /// prediction is made).
-    pub fn explainer(&self) -> Result<&Explainer, String> {
-        self.explainer
-            .get_or_init(|| Explainer::of(&self.artifact.model, self.name()))
-            .as_ref()
-            .map_err(Clone::clone)
-    }
 }

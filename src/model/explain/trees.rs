@@ -8,7 +8,7 @@ use super::super::boosted::shap_tables::EnsembleTables;
 use super::super::boosted::{self, BoostedTrees, Link, MissingType, Node};
 use super::super::native::stored::WithTrees;
 use super::super::native::{FeatureValue, NativeModel, NativeRegressor, Preprocessor, Tree};
-use super::super::scoring::PredictError;
+use super::ExplainError;
 use super::Unit;
 
 /// mlserve's own trees laid out for TreeSHAP: each tree's splits as nodes (the threshold in
@@ -113,14 +113,14 @@ impl NativeTrees {
         model: &Model,
         row: &[FeatureValue],
         phi: &mut [f64],
-    ) -> Result<(), PredictError> {
+    ) -> Result<(), ExplainError> {
         let native = match model {
             Model::Native(native) => native.trees(),
             Model::NativeRegressor(regressor) => regressor.trees(),
             Model::Onnx(_) | Model::Boosted(_) => Vec::new(),
         };
         if native.len() != self.trees.len() {
-            return Err(PredictError::Unscorable);
+            return Err(ExplainError::OtherModel);
         }
         let mut encoded = Vec::with_capacity(self.preprocessor.width());
         self.preprocessor.encode_into(row, &mut encoded)?;

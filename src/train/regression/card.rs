@@ -4,7 +4,9 @@
 
 use super::RegressionMetricsFile;
 use crate::model::Manifest;
-use crate::train::report::{card_page, data_section, escape, features_section, number};
+use crate::train::report::{
+    card_page, data_section, escape, features_section, importance_section, number,
+};
 use std::fmt::Write;
 
 /// Side of each chart, and its padding, in pixels.
@@ -30,7 +32,7 @@ pub fn model_card_sections(manifest: &Manifest, metrics: &RegressionMetricsFile)
     html.push_str(&scatter_svg(&e.test_actual, &e.test_predicted));
     html.push_str(&residuals_svg(&e.test_actual, &e.test_predicted));
     html.push_str("</div>");
-    crate::train::importance::importance_section(&mut html, metrics.importance.as_ref());
+    importance_section(&mut html, metrics.importance.as_ref());
     features_section(&mut html, manifest);
     html
 }
