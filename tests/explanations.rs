@@ -37,6 +37,7 @@ fn repository() -> tempfile::TempDir {
     train_into(models, Iris, RandomForest, "iris_forest", 7);
     train_into(models, BreastCancer, DecisionTree, "cancer_tree", 7);
     train_into(models, Iris, Knn, "iris_knn", 7);
+    train_into(models, BreastCancer, NaiveBayes, "cancer_bayes", 7);
     let diabetes = load_bundled(BundledDataset::Diabetes);
     for (algorithm, name) in [
         (LinearRegression, "diabetes_linear"),
@@ -70,7 +71,18 @@ fn repository() -> tempfile::TempDir {
         .unwrap();
     }
     save_without_covers(models);
+    save_without_background(models);
     dir
+}
+
+/// A k-NN model saved as releases before background sets were kept saved it.
+fn save_without_background(models: &Path) {
+    let options = options(Task::Classification, Algorithm::Knn);
+    let mut trained =
+        mlserve::train::train(&load_bundled(BundledDataset::Iris), &options, &NoProgress).unwrap();
+    assert!(trained.background.is_some(), "k-NN keeps a background set");
+    trained.background = None;
+    trained.save(models, "old_knn").unwrap();
 }
 
 /// A forest saved as releases before node covers were kept saved it: no covers section.
@@ -175,7 +187,15 @@ fn check_answer(answer: &Value, method: &str, unit: &str, features: usize) {
     }
 }
 
-const EXPLAINED: [(&str, BundledDataset, &str, &str, usize); 9] = [
+const EXPLAINED: [(&str, BundledDataset, &str, &str, usize); 11] = [
+    ("iris_knn", BundledDataset::Iris, "kernel", "probability", 4),
+    (
+        "cancer_bayes",
+        BundledDataset::BreastCancer,
+        "kernel",
+        "probability",
+        30,
+    ),
     (
         "cancer_linear",
         BundledDataset::BreastCancer,
@@ -240,7 +260,8 @@ async fn every_exact_explanation_adds_up_to_what_the_model_answers() {
     let repo = repository();
     let server = TestServer::start(test_settings(repo.path())).await;
     for (name, dataset, method, unit, features) in EXPLAINED {
-        let instances = rows(dataset, 12);
+        // KernelSHAP rows count 100 each against max_batch_rows (1,000).
+        let instances = rows(dataset, 8);
         let path = format!("/api/models/{name}/predict?explain=true");
         let (status, _, batch) = server
             .post_json(&path, &json!({ "instances": instances }))
@@ -275,7 +296,7 @@ async fn a_model_that_cannot_explain_says_why_before_predicting() {
     let server = TestServer::start(test_settings(repo.path())).await;
     let row = rows(BundledDataset::Iris, 1).remove(0);
     for (name, reason) in [
-        ("iris_knn", "KernelSHAP"),
+        ("old_knn", "no background set for KernelSHAP"),
         ("old_forest", "did not keep its trees' node covers"),
     ] {
         let path = format!("/api/models/{name}/predict?explain=true");
@@ -438,7 +459,7 @@ async fn v2_contributions_are_the_native_numbers_in_pred_contribs_layout() {
             json!({"explain": "yes"}),
             "parameter explain must be true or false",
         ),
-        ("iris_knn", json!({"explain": true}), "KernelSHAP"),
+        ("old_knn", json!({"explain": true}), "no background set"),
     ] {
         let (status, _, answer) = server
             .post_json(
@@ -560,9 +581,9 @@ async fn the_command_line_writes_the_served_explanations_as_columns() {
         }
     }
     let (code, stderr, table) =
-        predict_explained(repo.path(), "iris_knn", &rows(BundledDataset::Iris, 2));
+        predict_explained(repo.path(), "old_knn", &rows(BundledDataset::Iris, 2));
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("KernelSHAP"), "{stderr}");
+    assert!(stderr.contains("no background set"), "{stderr}");
     assert!(table.is_empty(), "no output file is written");
 }
 
@@ -588,10 +609,11 @@ async fn the_openapi_document_says_which_models_explain_and_how() {
         explain_parameter("iris_forest").contains("tree_path_dependent SHAP values in probability")
     );
     assert!(explain_parameter("cancer_linear").contains("linear SHAP values in log_odds"));
-    assert!(explain_parameter("iris_knn").contains("cannot explain"));
+    assert!(explain_parameter("old_knn").contains("cannot explain"));
+    assert!(explain_parameter("iris_knn").contains("kernel SHAP values in probability"));
     assert!(paths["/v1/models/iris_forest:explain"]["post"].is_object());
     assert!(
-        paths["/v1/models/iris_knn:explain"].is_null(),
+        paths["/v1/models/old_knn:explain"].is_null(),
         "only models that explain have :explain"
     );
     let schemas = &document["components"]["schemas"];
@@ -695,7 +717,7 @@ async fn the_form_shows_the_largest_contributions_towards_the_answer() {
     }
     assert_eq!(seen.len(), 2, "both classes' answers were shown: {seen:?}");
     // A model that cannot explain answers as before, without the chart.
-    let page = "/ui/models/iris_knn";
+    let page = "/ui/models/old_knn";
     let (token, cookie) = common::forms::open_form(&server, page).await;
     let fields = [
         ("_csrf", token.as_str()),
@@ -786,5 +808,90 @@ async fn the_model_card_shows_mean_absolute_contributions_over_the_held_out_rows
             card.contains(&format!("<tr><td class=\"l\">{top}</td>")),
             "{name}"
         );
+    }
+}
+
+/// With every coalition within the budget (4 features: 14), KernelSHAP's answer is the exact
+/// Shapley value of the game "features outside the coalition take the background rows'
+/// values": computed here from the model's own predictions of every mixed row and the
+/// version's background.json.
+#[tokio::test(flavor = "multi_thread")]
+async fn kernel_explanations_are_the_exact_shapley_values_when_the_budget_covers_every_coalition() {
+    let repo = repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let background: Value = serde_json::from_slice(
+        &std::fs::read(repo.path().join("iris_knn/1/background.json")).unwrap(),
+    )
+    .unwrap();
+    let background_rows = background["rows"].as_array().unwrap();
+    let weights: Vec<f64> = background["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_f64().unwrap())
+        .collect();
+    assert!(background_rows.len() <= 100 && background_rows.len() > 10);
+    assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    let features = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
+    let labels = ["setosa", "versicolor", "virginica"];
+    for row in rows(BundledDataset::Iris, 3) {
+        // v(S) per class: the weighted mean prediction over the background with S from the row.
+        let mut value = vec![[0.0; 3]; 16];
+        for (subset, slot) in value.iter_mut().enumerate() {
+            let mixed: Vec<Value> = background_rows
+                .iter()
+                .map(|b| {
+                    let mut m = b.clone();
+                    for (i, f) in features.iter().enumerate() {
+                        if subset >> i & 1 == 1 {
+                            m[*f] = row[*f].clone();
+                        }
+                    }
+                    m
+                })
+                .collect();
+            let (status, _, answer) = server
+                .post_json(
+                    "/api/models/iris_knn/predict",
+                    &json!({ "instances": mixed }),
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            for (prediction, weight) in answer["predictions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(&weights)
+            {
+                for (k, label) in labels.iter().enumerate() {
+                    slot[k] += weight * prediction["probabilities"][label].as_f64().unwrap();
+                }
+            }
+        }
+        let factorial = |n: usize| (1..=n).product::<usize>() as f64;
+        let (status, _, explained) = server
+            .post_json("/api/models/iris_knn/predict?explain=true", &row)
+            .await;
+        assert_eq!(status, 200, "{explained}");
+        for (k, label) in labels.iter().enumerate() {
+            let output = &explained["contributions"][label];
+            assert_eq!(output["method"], "kernel");
+            assert!((output["base_value"].as_f64().unwrap() - value[0][k]).abs() < 1e-12);
+            for (i, feature) in features.iter().enumerate() {
+                let exact: f64 = (0..16usize)
+                    .filter(|s| s >> i & 1 == 0)
+                    .map(|s| {
+                        let size = s.count_ones() as usize;
+                        factorial(size) * factorial(3 - size) / factorial(4)
+                            * (value[s | 1 << i][k] - value[s][k])
+                    })
+                    .sum();
+                let ours = output["features"][feature].as_f64().unwrap();
+                assert!(
+                    (ours - exact).abs() < 1e-9,
+                    "{label} {feature}: {ours} vs {exact}"
+                );
+            }
+        }
     }
 }

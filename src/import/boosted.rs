@@ -130,6 +130,7 @@ pub fn import(
         artifact: ArtifactInfo {
             file: String::new(),
             sha256: String::new(),
+            background_sha256: None,
         },
         training: None,
         imported: Some(ImportProvenance {

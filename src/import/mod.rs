@@ -234,6 +234,7 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         artifact: ArtifactInfo {
             file: String::new(),
             sha256: String::new(),
+            background_sha256: None,
         },
         training: None,
         imported: Some(ImportProvenance {

@@ -342,6 +342,11 @@ fn write_files(staging: &Path, mut files: ArtifactFiles) -> Result<(), ArtifactE
     };
     files.manifest.artifact.file = file_name.to_string();
     files.manifest.artifact.sha256 = format!("{:x}", Sha256::digest(&model_bytes));
+    files.manifest.artifact.background_sha256 = files
+        .extra
+        .iter()
+        .find(|(name, _)| *name == super::explain::background::BACKGROUND_FILE)
+        .map(|(_, bytes)| format!("{:x}", Sha256::digest(bytes)));
     let manifest = toml::to_string(&files.manifest).map_err(|error| ArtifactError::Manifest {
         path: staging.join(MANIFEST_FILE),
         message: error.to_string(),

@@ -354,8 +354,8 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
                 .outcomes_of_rows(&views)
                 .map_err(|error| BatchError::Model(error.to_string()))?;
             let explanations = match self.explainer {
-                Some(explainer) => explainer
-                    .explain_rows(&model.artifact.model, &views)
+                Some(explainer) => model
+                    .explain_rows(explainer, &views)
                     .map_err(|error| BatchError::Model(error.to_string()))?
                     .into_iter()
                     .map(Some)

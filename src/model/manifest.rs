@@ -150,6 +150,10 @@ pub struct ArtifactInfo {
     pub file: String,
     /// SHA-256 of the file, checked on load.
     pub sha256: String,
+    /// SHA-256 of `background.json`, KernelSHAP's background set, when the version has one
+    /// (checked when the first explanation is asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background_sha256: Option<String>,
 }
 
 /// Training provenance: enough to reproduce the model.

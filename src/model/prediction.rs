@@ -3,11 +3,14 @@
 //! ([`PredictFailure`]), which each wire format maps once (problem details, the Open Inference
 //! Protocol's `{"error"}`, a web page, a command-line message).
 
-use super::explain::{Explainer, Explanation};
+use super::explain::background::{self, BACKGROUND_FILE, Background};
+use super::explain::{ExplainError, Explainer, Explanation, KernelInputs};
 use super::native::FeatureValue;
 use super::repository::{Catalog, LoadedModel, ModelEntry};
 use super::scoring::Outcome;
 use super::validate::{FieldError, ValidRow};
+use super::validate::{RawValue, UnknownFields};
+use sha2::Digest;
 use std::sync::Arc;
 
 /// The class with the highest probability; the first one on a tie, as `numpy.argmax` (which
@@ -194,9 +197,83 @@ impl LoadedModel {
     /// prediction is made).
     pub fn explainer(&self) -> Result<&Explainer, String> {
         self.explainer
-            .get_or_init(|| Explainer::of(&self.artifact.model, self.name()))
+            .get_or_init(|| {
+                let kernel = KernelInputs {
+                    background: self.background(),
+                    classes: self.artifact.manifest.labels.len(),
+                };
+                Explainer::of(&self.artifact.model, self.name(), kernel)
+            })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// The version's background set, read and checked against its manifest and schema;
+    /// `None` when it has none.
+    fn background(&self) -> Option<Result<Background, String>> {
+        let expected = self.artifact.manifest.artifact.background_sha256.as_ref()?;
+        let path = self.artifact.dir.join(BACKGROUND_FILE);
+        Some(
+            std::fs::read(&path)
+                .map_err(|error| format!("{}: {error}", path.display()))
+                .and_then(|bytes| {
+                    let actual = format!("{:x}", sha2::Sha256::digest(&bytes));
+                    if &actual != expected {
+                        return Err(format!("{BACKGROUND_FILE} does not match its checksum"));
+                    }
+                    self.validated_background(&bytes)
+                }),
+        )
+    }
+
+    fn validated_background(&self, bytes: &[u8]) -> Result<Background, String> {
+        let background::ParsedBackground {
+            rows,
+            weights,
+            source,
+        } = background::parse(bytes)?;
+        let mut errors = Vec::new();
+        let rows = rows
+            .iter()
+            .enumerate()
+            .map(|(index, fields)| {
+                self.validator.validate(
+                    fields.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
+                    UnknownFields::Reject,
+                    &format!("{BACKGROUND_FILE}: rows[{index}]."),
+                    &mut errors,
+                )
+            })
+            .collect::<Option<Vec<_>>>();
+        match rows {
+            Some(rows) => Ok(Background {
+                rows: rows.into_iter().map(|row| row.values).collect(),
+                weights,
+                source,
+            }),
+            None => Err(describe_invalid(&errors)),
+        }
+    }
+
+    /// Explanations of validated rows by `explainer`, scoring KernelSHAP's rows through
+    /// [`LoadedModel::outcomes_of_rows`].
+    pub fn explain_rows(
+        &self,
+        explainer: &Explainer,
+        rows: &[&[FeatureValue]],
+    ) -> Result<Vec<Explanation>, ExplainError> {
+        let score = |rows: &[&[FeatureValue]]| -> Result<Vec<Vec<f64>>, String> {
+            let outcomes = self.outcomes_of_rows(rows).map_err(|e| e.to_string())?;
+            outcomes
+                .into_iter()
+                .map(|outcome| match outcome {
+                    Ok(Outcome::Class { probabilities, .. }) => Ok(probabilities),
+                    Ok(Outcome::Value(value)) => Ok(vec![value]),
+                    Err(error) => Err(error.to_string()),
+                })
+                .collect()
+        };
+        explainer.explain_rows(&self.artifact.model, rows, &score)
     }
 
     /// Scores validated rows: one prediction per row, in order. A row the model cannot score
@@ -222,8 +299,8 @@ impl LoadedModel {
                 .outcomes_of_rows(&values)
                 .map_err(|error| PredictFailure::Internal(error.to_string()))?;
             let explanations = match explainer {
-                Some(explainer) => explainer
-                    .explain_rows(&self.artifact.model, &values)
+                Some(explainer) => self
+                    .explain_rows(explainer, &values)
                     .map_err(|error| PredictFailure::Internal(error.to_string()))?
                     .into_iter()
                     .map(Some)

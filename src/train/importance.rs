@@ -3,6 +3,7 @@
 //! multiclass model, as shap stacks them), from the same explanations the server answers.
 
 use crate::data::Dataset;
+use crate::model::explain::KernelInputs;
 use crate::model::native::FeatureValue;
 use crate::model::{Explainer, Model};
 use serde::{Deserialize, Serialize};
@@ -39,12 +40,18 @@ pub fn global_importance(
     names: &[String],
     rows: &[Vec<FeatureValue>],
 ) -> Option<GlobalImportance> {
-    let explainer = Explainer::of(model, "").ok()?;
+    // KernelSHAP (a background set) is left out: over a thousand rows it would cost minutes.
+    let kernel = KernelInputs {
+        background: None,
+        classes: 0,
+    };
+    let explainer = Explainer::of(model, "", kernel).ok()?;
     let rows: Vec<&[FeatureValue]> = rows.iter().take(MAX_ROWS).map(Vec::as_slice).collect();
     if rows.is_empty() {
         return None;
     }
-    let explanations = explainer.explain_rows(model, &rows).ok()?;
+    let no_scoring = |_: &[&[FeatureValue]]| Err("not needed by exact methods".to_string());
+    let explanations = explainer.explain_rows(model, &rows, &no_scoring).ok()?;
     let mut sums = vec![0.0; names.len()];
     for explanation in &explanations {
         for output in &explanation.outputs {
@@ -82,4 +89,33 @@ pub fn held_out_rows(data: &Dataset, rows: &[usize]) -> Vec<Vec<FeatureValue>> {
 /// The names of `data`'s features, in schema order.
 pub fn feature_names(data: &Dataset) -> Vec<String> {
     data.columns.iter().map(|c| c.name.clone()).collect()
+}
+
+/// KernelSHAP's background set for a model without an exact explanation (k-NN, SVM, naive
+/// Bayes): up to 100 training rows summarised by k-means over the model's standardized
+/// encoding (see `model::explain::background`); `None` for models that explain exactly.
+pub fn kernel_background(
+    model: &Model,
+    preprocessor: &crate::model::native::Preprocessor,
+    data: &Dataset,
+    train_rows: &[usize],
+    seed: u64,
+) -> Option<crate::model::explain::background::Background> {
+    let kernel = KernelInputs {
+        background: None,
+        classes: 0,
+    };
+    if Explainer::of(model, "", kernel).is_ok() {
+        return None;
+    }
+    let rows: Vec<Vec<FeatureValue>> = train_rows
+        .iter()
+        .map(|&row| super::preprocess::raw_row(data, row))
+        .collect();
+    let encode = |row: &[FeatureValue]| {
+        let mut encoded = Vec::with_capacity(preprocessor.width());
+        preprocessor.encode_into(row, &mut encoded).ok()?;
+        Some(encoded)
+    };
+    crate::model::explain::background::summarize(&rows, encode, seed)
 }

@@ -155,6 +155,8 @@ pub struct TrainedModel {
     pub provenance: Provenance,
     /// Class labels.
     pub labels: Vec<String>,
+    /// KernelSHAP's background set, for a model without an exact explanation.
+    pub background: Option<crate::model::explain::background::Background>,
 }
 
 fn fit_on_rows(
@@ -299,12 +301,21 @@ pub fn train(
     let evaluation = evaluate_on_rows(&model, data, &test_rows)?;
     let features = schema::feature_schemas(data, &train_rows, &model.preprocessor);
     let provenance = provenance(data, options, train_rows.len(), test_rows.len());
+    let served = crate::model::Model::Native(model.clone());
     let importance = importance::global_importance(
-        &crate::model::Model::Native(model.clone()),
+        &served,
         &importance::feature_names(data),
         &importance::held_out_rows(data, &test_rows),
     );
+    let background = importance::kernel_background(
+        &served,
+        &model.preprocessor,
+        data,
+        &train_rows,
+        options.seed,
+    );
     Ok(TrainedModel {
+        background,
         model,
         metrics: MetricsFile {
             evaluation,
@@ -376,6 +387,7 @@ pub(crate) fn trained_manifest(
         artifact: ArtifactInfo {
             file: String::new(),
             sha256: String::new(),
+            background_sha256: None,
         },
         training: Some(provenance.clone()),
         imported: None,
@@ -410,13 +422,32 @@ impl TrainedModel {
             ArtifactFiles {
                 manifest,
                 model: ModelFile::Native(self.model.clone()),
-                extra: vec![
-                    ("metrics.json", metrics_json.clone()),
-                    ("report.html", card.into_bytes()),
-                ],
+                extra: with_background(
+                    vec![
+                        ("metrics.json", metrics_json.clone()),
+                        ("report.html", card.into_bytes()),
+                    ],
+                    self.background.as_ref(),
+                    &self.features,
+                ),
             }
         })?)
     }
+}
+
+/// The extra files of a version, with `background.json` when the model has a background set.
+pub(crate) fn with_background(
+    mut extra: Vec<(&'static str, Vec<u8>)>,
+    background: Option<&crate::model::explain::background::Background>,
+    features: &[crate::model::FeatureSchema],
+) -> Vec<(&'static str, Vec<u8>)> {
+    if let Some(background) = background {
+        extra.push((
+            crate::model::explain::background::BACKGROUND_FILE,
+            background.to_json(features),
+        ));
+    }
+    extra
 }
 
 /// The demo models: breast cancer with logistic regression, iris with a random forest.

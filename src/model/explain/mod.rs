@@ -12,6 +12,8 @@
 //!
 //! Every other model answers why it cannot explain ([`LoadedModel::explainer`]).
 
+pub mod background;
+pub mod kernel;
 pub mod linear;
 pub mod trees;
 
@@ -27,6 +29,9 @@ pub enum ExplainError {
     /// The explainer was given another model than the one it was built from.
     #[error("the explainer does not belong to this model")]
     OtherModel,
+    /// The model failed on KernelSHAP's rows.
+    #[error("the model failed on the explanation's rows: {0}")]
+    Scoring(String),
 }
 
 /// How contributions are computed, as answers name it.
@@ -36,6 +41,9 @@ pub enum Method {
     Linear,
     /// Exact path-dependent TreeSHAP (shap's `feature_perturbation="tree_path_dependent"`).
     TreePathDependent,
+    /// KernelSHAP against a background set: approximate unless the budget covers every
+    /// coalition.
+    Kernel,
 }
 
 impl Method {
@@ -44,16 +52,19 @@ impl Method {
         match self {
             Method::Linear => "linear",
             Method::TreePathDependent => "tree_path_dependent",
+            Method::Kernel => "kernel",
         }
     }
 
-    /// How many plain predictions one explained row costs, roughly: what an explained row
-    /// counts for against `max_batch_rows`, so that one request cannot hold the blocking pool
-    /// for long (TreeSHAP walks every path of every tree, some 10 to 50 times a prediction).
+    /// What an explained row counts for against `max_batch_rows`, so that one request cannot
+    /// hold the blocking pool for long: TreeSHAP walks every path of every tree (some 10 to 150
+    /// times a prediction), KernelSHAP runs the model on up to `explain_samples` × 100
+    /// background rows.
     pub fn row_weight(self) -> usize {
         match self {
             Method::Linear => 1,
             Method::TreePathDependent => 10,
+            Method::Kernel => 100,
         }
     }
 }
@@ -113,7 +124,8 @@ pub struct Explanation {
 pub struct Explainer {
     method: Method,
     unit: Unit,
-    /// Each output's base value, the same for every row.
+    /// Each output's base value, the same for every row (KernelSHAP's are the model's mean
+    /// over the background, computed with the explanations).
     bases: Vec<f64>,
     engine: Engine,
 }
@@ -123,6 +135,27 @@ enum Engine {
     Linear(linear::LinearExplainer),
     NativeTrees(trees::NativeTrees),
     Boosted(crate::model::boosted::shap_tables::EnsembleTables),
+    Kernel(kernel::KernelExplainer),
+}
+
+/// What KernelSHAP needs besides the model: the version's background set (or why it has
+/// none) and its number of classes (0 for a model that predicts a number).
+pub struct KernelInputs {
+    /// The background set, `None` when the version has none.
+    pub background: Option<Result<background::Background, String>>,
+    /// Classes of a classifier; 0 for a model that predicts a number.
+    pub classes: usize,
+}
+
+static SAMPLES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(DEFAULT_SAMPLES);
+
+/// KernelSHAP's default budget: coalitions evaluated a row.
+pub const DEFAULT_SAMPLES: usize = 1000;
+
+/// Sets KernelSHAP's budget (setting `explain_samples`) for explainers built from now on.
+pub fn set_kernel_samples(samples: usize) {
+    SAMPLES.store(samples.max(2), std::sync::atomic::Ordering::Relaxed);
 }
 
 impl Explainer {
@@ -138,11 +171,54 @@ impl Explainer {
 
     /// How many outputs each row has: 1, or the number of classes of a multiclass model.
     pub fn outputs(&self) -> usize {
-        self.bases.len()
+        match &self.engine {
+            Engine::Kernel(kernel) => kernel.outputs,
+            _ => self.bases.len(),
+        }
     }
 
-    /// The explainer of `model`, or why it has none (a sentence for the client).
-    pub fn of(model: &Model, name: &str) -> Result<Explainer, String> {
+    /// The explainer of `model`, or why it has none (a sentence for the client): exact where
+    /// the model allows it, else KernelSHAP when the version has a background set.
+    pub fn of(model: &Model, name: &str, kernel: KernelInputs) -> Result<Explainer, String> {
+        match Explainer::exact(model, name) {
+            Ok(explainer) => Ok(explainer),
+            Err(None) => Explainer::kernel(name, kernel),
+            Err(Some(reason)) => Err(reason),
+        }
+    }
+
+    fn kernel(name: &str, inputs: KernelInputs) -> Result<Explainer, String> {
+        let background = match inputs.background {
+            Some(Ok(background)) => background,
+            Some(Err(reason)) => {
+                return Err(format!(
+                    "model '{name}' explains by KernelSHAP, but its background set cannot be \
+                     read: {reason}"
+                ));
+            }
+            None => return Err(no_background(name)),
+        };
+        let (first, outputs, unit) = match inputs.classes {
+            0 => (0, 1, Unit::Value),
+            2 => (1, 1, Unit::Probability),
+            classes => (0, classes, Unit::Probability),
+        };
+        Ok(Explainer {
+            method: Method::Kernel,
+            unit,
+            bases: Vec::new(),
+            engine: Engine::Kernel(kernel::KernelExplainer {
+                background,
+                samples: SAMPLES.load(std::sync::atomic::Ordering::Relaxed),
+                first,
+                outputs,
+            }),
+        })
+    }
+
+    /// The exact explainer of `model`; `Err(None)` when the model has no exact method (KernelSHAP
+    /// may explain it), `Err(Some(why))` when it should have one but cannot.
+    fn exact(model: &Model, name: &str) -> Result<Explainer, Option<String>> {
         use super::native::stored::WithTrees;
         let found = match model {
             Model::Native(native) if lacks_covers(native.trees()) => None,
@@ -154,37 +230,50 @@ impl Explainer {
                 .map(|(explainer, bases)| linear_explainer(explainer, Unit::Value, bases))
                 .or_else(|| trees::NativeTrees::of_regressor(regressor).map(tree_explainer)),
             Model::Boosted(boosted) => {
-                return trees::boosted_explainer(boosted, name).map(|(unit, bases)| Explainer {
-                    method: Method::TreePathDependent,
-                    unit,
-                    bases,
-                    engine: Engine::Boosted(boosted.shap_tables()),
-                });
+                return trees::boosted_explainer(boosted, name)
+                    .map(|(unit, bases)| Explainer {
+                        method: Method::TreePathDependent,
+                        unit,
+                        bases,
+                        engine: Engine::Boosted(boosted.shap_tables()),
+                    })
+                    .map_err(Some);
             }
-            Model::Onnx(_) => {
-                return Err(format!(
-                    "model '{name}' is an ONNX graph, which carries no node covers or \
-                     coefficients to explain it exactly; explanations of ONNX models \
-                     (KernelSHAP against a background set) are not in this release"
-                ));
-            }
+            Model::Onnx(_) => None,
         };
         found.ok_or_else(|| match model {
-            Model::Native(native) if lacks_covers(native.trees()) => without_covers(name),
+            Model::Native(native) if lacks_covers(native.trees()) => Some(without_covers(name)),
             Model::NativeRegressor(regressor) if lacks_covers(regressor.trees()) => {
-                without_covers(name)
+                Some(without_covers(name))
             }
-            _ => cannot_explain_yet(name),
+            _ => None,
         })
     }
 
     /// The explanation of each validated row, in order. `model` is the model the explainer
-    /// was built from.
+    /// was built from; `score` runs it (KernelSHAP's coalitions), answering every output of
+    /// each row (class probabilities, or the value).
     pub fn explain_rows(
         &self,
         model: &Model,
         rows: &[&[FeatureValue]],
+        score: &kernel::Scorer<'_>,
     ) -> Result<Vec<Explanation>, ExplainError> {
+        if let Engine::Kernel(kernel) = &self.engine {
+            let bases = kernel.base_values(score).map_err(ExplainError::Scoring)?;
+            return rows
+                .iter()
+                .map(|row| {
+                    Ok(Explanation {
+                        method: self.method,
+                        unit: self.unit,
+                        outputs: kernel
+                            .explain(row, &bases, score)
+                            .map_err(ExplainError::Scoring)?,
+                    })
+                })
+                .collect();
+        }
         rows.iter()
             .map(|row| self.explain_row(model, row))
             .collect()
@@ -203,7 +292,7 @@ impl Explainer {
             (Engine::Boosted(tables), Model::Boosted(boosted)) => {
                 trees::add_boosted_contributions(boosted, tables, row, &mut phi)
             }
-            (Engine::Boosted(_), _) => return Err(ExplainError::OtherModel),
+            (Engine::Boosted(_) | Engine::Kernel(_), _) => return Err(ExplainError::OtherModel),
         }
         let outputs = phi
             .chunks(features.max(1))
@@ -251,10 +340,10 @@ fn without_covers(name: &str) -> String {
     )
 }
 
-fn cannot_explain_yet(name: &str) -> String {
+fn no_background(name: &str) -> String {
     format!(
-        "model '{name}' cannot be explained: exact explanations exist for linear models and \
-         trees; k-nearest neighbours, support vector machines and naive Bayes need KernelSHAP \
-         against a background set, which is not in this release"
+        "model '{name}' has no exact explanation (those are for linear models and trees) and no \
+         background set for KernelSHAP: train it again (native models keep one), or import it \
+         again with --background CSV (rows standing for the training data)"
     )
 }

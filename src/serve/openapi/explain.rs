@@ -27,7 +27,7 @@ pub fn explain_parameter(model: &LoadedModel) -> Value {
         "description": format!(
             "Add each row's `contributions`: every feature's SHAP contribution and the base \
              value, adding up to the model's output in the answer's unit. Explained rows count \
-             against max_batch_rows at their method's weight (10 for TreeSHAP, 1 for linear). \
+             against max_batch_rows at their method's weight (1 for linear, 10 for TreeSHAP, 100 for KernelSHAP). \
              A model that cannot explain answers 422 before predicting. {}",
             explains(model)
         ),
@@ -47,7 +47,7 @@ fn output_schema(model: &LoadedModel) -> Value {
         "type": "object",
         "required": ["method", "unit", "base_value", "features"],
         "properties": {
-            "method": {"type": "string", "enum": ["linear", "tree_path_dependent"]},
+            "method": {"type": "string", "enum": ["linear", "tree_path_dependent", "kernel"]},
             "unit": {"type": "string", "enum": ["log_odds", "raw_score", "log_value", "probability", "value"]},
             "base_value": {"type": "number", "description": "The expected output over the training data."},
             "features": {"type": "object", "properties": features, "required": features.keys().collect::<Vec<_>>(),

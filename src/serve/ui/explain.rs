@@ -134,6 +134,9 @@ fn target_name(model: &LoadedModel) -> String {
 fn describe(method: &str, unit: Unit) -> String {
     let method = match method {
         "linear" => "exact SHAP values of the linear model",
+        "kernel" => {
+            "SHAP values estimated by KernelSHAP against the training data's background rows"
+        }
         _ => "exact SHAP values of the trees (path-dependent TreeSHAP)",
     };
     let unit = match unit {

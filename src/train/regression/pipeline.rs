@@ -71,6 +71,8 @@ pub struct TrainedRegressor {
     pub target: TargetSchema,
     /// Provenance for the manifest.
     pub provenance: Provenance,
+    /// KernelSHAP's background set, for a model without an exact explanation.
+    pub background: Option<crate::model::explain::background::Background>,
 }
 
 /// The target values of a regression dataset.
@@ -215,15 +217,28 @@ pub fn train_regressor(
         predictions: Histogram::deciles(&evaluation.test_predicted),
         ..target_schema(&data.target_name, &training_values)
     };
-    let importance = {
-        use crate::train::importance::{feature_names, global_importance, held_out_rows};
-        global_importance(
-            &crate::model::Model::NativeRegressor(model.clone()),
-            &feature_names(data),
-            &held_out_rows(data, &test_rows),
+    let served = crate::model::Model::NativeRegressor(model.clone());
+    let (importance, background) = {
+        use crate::train::importance::{
+            feature_names, global_importance, held_out_rows, kernel_background,
+        };
+        (
+            global_importance(
+                &served,
+                &feature_names(data),
+                &held_out_rows(data, &test_rows),
+            ),
+            kernel_background(
+                &served,
+                &model.preprocessor,
+                data,
+                &train_rows,
+                options.seed,
+            ),
         )
     };
     Ok(TrainedRegressor {
+        background,
         target,
         provenance: crate::train::provenance(data, options, train_rows.len(), test_rows.len()),
         model,
@@ -303,10 +318,14 @@ impl TrainedRegressor {
             ArtifactFiles {
                 manifest,
                 model: ModelFile::NativeRegressor(self.model.clone()),
-                extra: vec![
-                    ("metrics.json", metrics_json.clone()),
-                    ("report.html", card.into_bytes()),
-                ],
+                extra: crate::train::with_background(
+                    vec![
+                        ("metrics.json", metrics_json.clone()),
+                        ("report.html", card.into_bytes()),
+                    ],
+                    self.background.as_ref(),
+                    &self.features,
+                ),
             }
         })?)
     }
