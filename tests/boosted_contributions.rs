@@ -52,6 +52,7 @@ fn contributions_equal_the_libraries_own_on_every_fixture() {
             target: None,
             test_data: None,
             onnxruntime: None,
+            background: None,
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     }

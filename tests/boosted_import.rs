@@ -32,6 +32,7 @@ fn options(file: &str, name: &str, models: &Path) -> ImportOptions {
         target: None,
         test_data: None,
         onnxruntime: None,
+        background: None,
     }
 }
 

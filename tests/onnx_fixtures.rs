@@ -268,6 +268,7 @@ fn every_fixture_imports_and_predicts_through_the_repository_as_scikit_learn_doe
             target: None,
             test_data: None,
             onnxruntime: Some(library.clone()),
+            background: None,
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(imported.version, 1, "{name}");

@@ -54,6 +54,7 @@ fn import_every_regressor(repo: &Path, expected: &Value) -> Vec<String> {
             target: None,
             test_data: None,
             onnxruntime: Some(library()),
+            background: None,
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
         imported.push(name.clone());
@@ -202,6 +203,7 @@ fn every_regressor_imports_loads_and_answers_scikit_learns_values() {
             target: None,
             test_data: None,
             onnxruntime: Some(library()),
+            background: None,
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(imported.manifest.task, Task::Regression, "{name}");

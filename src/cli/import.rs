@@ -21,6 +21,7 @@ pub(super) fn run(args: ImportArgs) -> Result<ExitCode, Failure> {
         target: args.target,
         test_data: args.test_data,
         onnxruntime: args.onnxruntime,
+        background: args.background,
     };
     match import_model(&options) {
         Ok(imported) => {

@@ -218,6 +218,9 @@ struct PredictArgs {
     /// for linear models and trees; a model that cannot explain stops before any row (exit 2)
     #[arg(long)]
     explain: bool,
+    /// KernelSHAP's coalitions per explained row, for models explained by it
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    explain_samples: u32,
     #[command(flatten)]
     repository: RepositoryArg,
     /// Stop at the first bad row (exit code 2) instead of skipping it (exit code 3 at the end)
@@ -269,6 +272,12 @@ struct ImportArgs {
     /// the held-out metrics live accuracy is compared with)
     #[arg(long, value_name = "CSV", requires = "target")]
     test_data: Option<PathBuf>,
+    /// Rows standing for the training data, as CSV with the features' columns (a few hundred
+    /// training rows; more than 100 are summarised by k-means): the background set KernelSHAP
+    /// explains an ONNX graph's predictions against (?explain=true); without it an ONNX model
+    /// cannot explain. XGBoost and LightGBM models explain exactly and refuse it
+    #[arg(long, value_name = "CSV")]
+    background: Option<PathBuf>,
     /// Class labels in the order of the classifier's classes (replacing the graph's, such as 0,1)
     #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
     labels: Option<Vec<String>>,

@@ -39,6 +39,7 @@ fn predict_command(args: &PredictArgs) -> anyhow::Result<BatchSummary> {
         None => (args.model.as_str(), None),
     };
     mlserve::model::validate_model_name(name)?;
+    mlserve::model::explain::set_kernel_samples(args.explain_samples as usize);
     mlserve::model::imported::configure(mlserve::model::imported::OnnxSettings {
         library: args.onnxruntime.clone(),
         ..Default::default()

@@ -104,6 +104,9 @@ pub struct Settings {
     pub keep_alive_timeout_secs: f64,
     /// Most connections open at once (lowered to what the descriptor limit allows).
     pub max_connections: usize,
+    /// KernelSHAP's budget: coalitions evaluated for each explained row of a model without an
+    /// exact explanation (k-NN, SVM, naive Bayes, ONNX graphs).
+    pub explain_samples: usize,
 }
 
 impl Default for Settings {
@@ -142,6 +145,7 @@ impl Default for Settings {
             header_read_timeout_secs: 10.0,
             keep_alive_timeout_secs: 75.0,
             max_connections: 10_000,
+            explain_samples: crate::model::explain::DEFAULT_SAMPLES,
         }
     }
 }
@@ -287,6 +291,9 @@ pub struct SettingsFlags {
     /// Most connections open at once, lowered to what the open-file limit allows [default: 10000]
     #[arg(long, env = "MLSERVE_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
+    /// KernelSHAP's coalitions per explained row, 2 to 100000 [default: 1000]
+    #[arg(long, env = "MLSERVE_EXPLAIN_SAMPLES", value_name = "N")]
+    pub explain_samples: Option<usize>,
 }
 
 /// A setting that cannot be used.
@@ -467,6 +474,9 @@ impl Settings {
         }
         if self.max_connections == 0 {
             return invalid("max_connections", "must be at least 1");
+        }
+        if !(2..=100_000).contains(&self.explain_samples) {
+            return invalid("explain_samples", "must be 2 to 100000");
         }
         if let Err(error) = tracing_subscriber::EnvFilter::builder().parse(&self.log_level) {
             return invalid(

@@ -8,6 +8,7 @@
 //! of that CSV, when it has some, give the training statistics the web UI and drift use. The
 //! version is written only once the graph has scored the example row with this binding.
 
+mod background;
 pub mod boosted;
 pub mod evaluate;
 pub mod graph;
@@ -72,6 +73,10 @@ pub struct ImportOptions {
     pub test_data: Option<PathBuf>,
     /// ONNX Runtime's library, before `ORT_DYLIB_PATH` and the set-up script's folder.
     pub onnxruntime: Option<PathBuf>,
+    /// A CSV of rows standing for the training data (the features' columns), which KernelSHAP
+    /// explains the graph's predictions against; without it an ONNX graph cannot explain.
+    /// XGBoost and LightGBM models explain exactly and refuse it.
+    pub background: Option<PathBuf>,
 }
 
 /// A version written by an import.
@@ -153,6 +158,13 @@ pub fn import_model(options: &ImportOptions) -> Result<Imported, ImportError> {
         source,
     })?;
     if let Some(kind) = boosted::kind_of(&bytes) {
+        if options.background.is_some() {
+            return Err(ImportError::Features(
+                "--background is for ONNX graphs, which KernelSHAP explains against it; \
+                 XGBoost and LightGBM trees are explained exactly from their node covers"
+                    .to_string(),
+            ));
+        }
         return boosted::import(options, &bytes, kind);
     }
     if let Err(error) = graph::Graph::parse(&bytes) {
@@ -265,10 +277,15 @@ pub fn import_onnx(options: &ImportOptions) -> Result<Imported, ImportError> {
         manifest_for(1, &target),
         crate::model::Model::Onnx(std::sync::Arc::new(runner)),
     )?;
+    let background = match &options.background {
+        Some(path) => Some(background::read_background(path, &features)?),
+        None => None,
+    };
     let (version, dir) = write_new_version(&options.models, &options.name, |version| {
         let manifest = with_metrics(manifest_for(version, &target), evaluated.as_ref());
+        let kept = crate::train::with_background(Vec::new(), background.as_ref(), &features);
         ArtifactFiles {
-            extra: extra_files(&manifest, evaluated.as_ref(), Vec::new()),
+            extra: extra_files(&manifest, evaluated.as_ref(), kept),
             manifest,
             model: ModelFile::Onnx(bytes.clone()),
         }

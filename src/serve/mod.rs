@@ -306,6 +306,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
         ));
     }
     crate::model::imported::configure(settings.onnx());
+    crate::model::explain::set_kernel_samples(settings.explain_samples);
     let repository = Arc::new(Repository::new(&settings.models));
     let watcher = if settings.watch {
         match watch::watch(repository.clone()) {
