@@ -117,6 +117,30 @@ async fn the_official_triton_client_gets_the_native_answers() {
         })
         .collect();
     assert_eq!(seen["per_feature_top1"], json!(top1));
+    // Explanations through the client: per row and class, four contributions and the base
+    // value last, adding up to the class's probability.
+    let explained = &seen["explained"];
+    let contributions = explained["contributions"].as_array().unwrap();
+    assert_eq!(contributions.len(), 3, "{explained}");
+    for (row, probabilities) in contributions
+        .iter()
+        .zip(explained["probabilities"].as_array().unwrap())
+    {
+        for (class, probability) in row
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(probabilities.as_array().unwrap())
+        {
+            let values = class.as_array().unwrap();
+            assert_eq!(values.len(), 5, "{explained}");
+            let total: f64 = values.iter().map(|v| v.as_f64().unwrap()).sum();
+            assert!(
+                (total - probability.as_f64().unwrap()).abs() < 1e-9,
+                "{explained}"
+            );
+        }
+    }
     assert_eq!(seen["errors"]["shape"]["status"], "400");
     assert_eq!(seen["errors"]["unknown_input"]["status"], "400");
     assert_eq!(seen["errors"]["unknown_model"]["status"], "404");

@@ -56,6 +56,20 @@ for index, name in enumerate(["sepal_length", "sepal_width", "petal_length", "pe
 result = client.infer("iris", inputs, outputs=[http.InferRequestedOutput("probabilities", class_count=1)])
 out["per_feature_top1"] = [x.decode() for x in result.as_numpy("probabilities").reshape(-1).tolist()]
 
+# Explanations: the request parameter explain, the output contributions [N, C, F + 1], binary.
+tensor = http.InferInput("input", list(rows.shape), "FP32")
+tensor.set_data_from_numpy(rows)
+result = client.infer(
+    "iris",
+    [tensor],
+    outputs=[http.InferRequestedOutput("probabilities"), http.InferRequestedOutput("contributions")],
+    parameters={"explain": True},
+)
+out["explained"] = {
+    "probabilities": result.as_numpy("probabilities").tolist(),
+    "contributions": result.as_numpy("contributions").tolist(),
+}
+
 # Errors the client reports.
 errors = {}
 bad = http.InferInput("input", [1, 3], "FP32")
