@@ -353,15 +353,9 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
             let scored = model
                 .outcomes_of_rows(&views)
                 .map_err(|error| BatchError::Model(error.to_string()))?;
-            let explanations = match self.explainer {
-                Some(explainer) => model
-                    .explain_rows(explainer, &views)
-                    .map_err(|error| BatchError::Model(error.to_string()))?
-                    .into_iter()
-                    .map(Some)
-                    .collect(),
-                None => vec![None; views.len()],
-            };
+            let explanations = model
+                .explanations_if(self.explainer, &views)
+                .map_err(|error| BatchError::Model(error.to_string()))?;
             (scored, explanations)
         };
         for ((row, outcome), explanation) in pending.drain(..).zip(scored).zip(explanations) {

@@ -255,6 +255,22 @@ impl LoadedModel {
         }
     }
 
+    /// Each row's explanation by `explainer`, or `None` for every row without one.
+    pub fn explanations_if(
+        &self,
+        explainer: Option<&Explainer>,
+        rows: &[&[FeatureValue]],
+    ) -> Result<Vec<Option<Explanation>>, ExplainError> {
+        match explainer {
+            Some(explainer) => Ok(self
+                .explain_rows(explainer, rows)?
+                .into_iter()
+                .map(Some)
+                .collect()),
+            None => Ok(vec![None; rows.len()]),
+        }
+    }
+
     /// Explanations of validated rows by `explainer`, scoring KernelSHAP's rows through
     /// [`LoadedModel::outcomes_of_rows`].
     pub fn explain_rows(
@@ -298,15 +314,9 @@ impl LoadedModel {
             let scored = self
                 .outcomes_of_rows(&values)
                 .map_err(|error| PredictFailure::Internal(error.to_string()))?;
-            let explanations = match explainer {
-                Some(explainer) => self
-                    .explain_rows(explainer, &values)
-                    .map_err(|error| PredictFailure::Internal(error.to_string()))?
-                    .into_iter()
-                    .map(Some)
-                    .collect(),
-                None => vec![None; values.len()],
-            };
+            let explanations = self
+                .explanations_if(explainer, &values)
+                .map_err(|error| PredictFailure::Internal(error.to_string()))?;
             (scored, explanations)
         };
         // A probability outside [0, 1] or a sum off 1 fails the whole run above: the model is

@@ -264,7 +264,7 @@ pub async fn predict_post(
     let explain = wants_explanations(query.as_deref())?;
     if explain {
         // A model that cannot explain is refused before the body is read or anything scored.
-        model.explainer().map_err(PredictFailure::CannotExplain)?;
+        super::predict::explainer(&model).await?;
     }
     let bytes = json_bytes(&content_type, body)?;
     let mut quoted = None;

@@ -7,7 +7,7 @@
 use super::middleware::{Caller, RequestId, RequestStart};
 use super::state::App;
 use crate::model::{
-    FeatureValue, LoadedModel, Outcome, PredictFailure, Prediction, Tally, ValidRow,
+    Explainer, FeatureValue, LoadedModel, Outcome, PredictFailure, Prediction, Tally, ValidRow,
 };
 use crate::store::policy::InputPolicy;
 use crate::store::record::{Answered, RequestKey};
@@ -47,7 +47,7 @@ pub async fn predict(
     explain: bool,
 ) -> Result<Vec<Prediction>, PredictFailure> {
     if explain {
-        check_explained_rows(app, model, rows.len())?;
+        check_explained_rows(app, model, rows.len()).await?;
     }
     let predictions = if rows.len() <= INLINE_BATCH_ROWS && !explain {
         model.predict(rows, batch, false)?
@@ -61,13 +61,28 @@ pub async fn predict(
     Ok(predictions)
 }
 
+/// The version's explainer, built on the blocking pool the first time (TreeSHAP tables,
+/// a background file to read), or why the model cannot explain.
+pub async fn explainer(model: &Arc<LoadedModel>) -> Result<&Explainer, PredictFailure> {
+    if model.explainer.get().is_none() {
+        let building = model.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = building.explainer();
+        })
+        .await
+        .map_err(|error| PredictFailure::Internal(error.to_string()))?;
+    }
+    model.explainer().map_err(PredictFailure::CannotExplain)
+}
+
 /// Refuses a model that cannot explain, and more explained rows than `max_batch_rows` allows
 /// at the method's weight (README: explanations).
-fn check_explained_rows(app: &App, model: &LoadedModel, rows: usize) -> Result<(), PredictFailure> {
-    let method = model
-        .explainer()
-        .map_err(PredictFailure::CannotExplain)?
-        .method();
+async fn check_explained_rows(
+    app: &App,
+    model: &Arc<LoadedModel>,
+    rows: usize,
+) -> Result<(), PredictFailure> {
+    let method = explainer(model).await?.method();
     let weight = method.row_weight();
     let limit = app.settings.max_batch_rows;
     if rows.saturating_mul(weight) > limit {

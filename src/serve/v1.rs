@@ -157,7 +157,7 @@ async fn predict(
 ) -> Result<Response, ProtocolError> {
     let model = find(&app, name)?;
     if explain {
-        model.explainer().map_err(PredictFailure::CannotExplain)?;
+        super::predict::explainer(&model).await?;
     }
     let bad_request = |message: String| ProtocolError::new(StatusCode::BAD_REQUEST, message);
     super::body::refuse_duplicate_keys(body).map_err(bad_request)?;

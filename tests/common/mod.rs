@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod clients;
+pub mod explain;
 pub mod forms;
 pub mod log;
 pub mod onnx;

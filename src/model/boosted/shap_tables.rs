@@ -230,11 +230,6 @@ impl EnsembleTables {
         }
     }
 
-    /// How many trees have tables.
-    pub fn tabled(&self) -> usize {
-        self.tables.iter().flatten().count()
-    }
-
     /// How many numbers the tables keep (their memory is about 8 bytes each).
     pub fn size(&self) -> usize {
         self.tables.iter().flatten().map(TreeTables::size).sum()

@@ -388,8 +388,8 @@ pub(super) async fn model_predict(
         &mut errors,
     );
     // Every answer is explained when the model can, and the setting lets one row weigh as much.
-    let explain = model
-        .explainer()
+    let explain = crate::serve::predict::explainer(&model)
+        .await
         .is_ok_and(|e| e.method().row_weight() <= app.settings.max_batch_rows);
     let outcome = match row {
         Some(row) => {
