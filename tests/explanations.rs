@@ -244,6 +244,11 @@ async fn explained_rows_count_against_max_batch_rows_at_their_weight() {
         )
         .await;
     assert_eq!(status, 200);
+    let labels = [("model", "iris_forest"), ("method", "tree_path_dependent")];
+    assert_eq!(
+        server.metric("mlserve_explained_rows_total", &labels).await,
+        4.0
+    );
     // Linear explanations count one a row.
     let (status, _, body) = server
         .post_json(

@@ -7,7 +7,7 @@
 //!   for routes that are not about one model) and `http_request_duration_seconds{route}`
 //!   (histogram); `http_requests_in_flight`; `requests_shed_total`, `rate_limited_total`;
 //! - `predictions_total{model, version, label}`, `rows_predicted_total{model, version}`,
-//!   `validation_failures_total{model, version}`;
+//!   `validation_failures_total{model, version}`, `explained_rows_total{model, method}`;
 //! - `model_loads_total{model}`, `model_load_failures_total{model}`, `reloads_total`,
 //!   `models_loaded`;
 //! - `prediction_log_queue_depth`, `prediction_log_dropped_total`, `prediction_log_written_total`,
@@ -121,6 +121,10 @@ fn describe() {
     describe_counter!(
         "mlserve_rate_limited_total",
         "Requests refused with 429 by the per-key rate limit"
+    );
+    describe_counter!(
+        "mlserve_explained_rows_total",
+        "Rows answered with their explanation, by model and method (linear, tree_path_dependent, kernel)"
     );
     describe_counter!(
         "mlserve_predictions_total",

@@ -57,6 +57,14 @@ pub async fn predict(
             .await
             .map_err(|error| PredictFailure::Internal(error.to_string()))??
     };
+    if explain && let Ok(explainer) = model.explainer() {
+        metrics::counter!(
+            "mlserve_explained_rows_total",
+            "model" => model.name().to_string(),
+            "method" => explainer.method().name()
+        )
+        .increment(predictions.len() as u64);
+    }
     log_predictions(app, model, asked, &predictions);
     Ok(predictions)
 }
