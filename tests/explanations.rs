@@ -88,7 +88,13 @@ const EXPLAINED: [(&str, BundledDataset, &str, &str, usize); 11] = [
         "log_odds",
         30,
     ),
-    ("iris_linear", BundledDataset::Iris, "linear", "log_odds", 4),
+    (
+        "iris_linear",
+        BundledDataset::Iris,
+        "linear",
+        "raw_score",
+        4,
+    ),
     (
         "iris_forest",
         BundledDataset::Iris,
@@ -249,6 +255,28 @@ async fn explained_rows_count_against_max_batch_rows_at_their_weight() {
         server.metric("mlserve_explained_rows_total", &labels).await,
         4.0
     );
+    // A setting so low that not one explained row fits says what to raise, and the document
+    // offers no :explain it could not answer.
+    let mut tight = test_settings(repo.path());
+    tight.max_batch_rows = 5;
+    let tight = TestServer::start(tight).await;
+    let (status, _, body) = tight
+        .post_json(
+            "/api/models/iris_forest/predict?explain=true",
+            &instances[0],
+        )
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("not even one row fits; raise max_batch_rows to at least 10"),
+        "{body}"
+    );
+    let (_, _, document) = tight.get("/openapi.json").await;
+    assert!(document["paths"]["/v1/models/iris_forest:explain"].is_null());
+    assert!(document["paths"]["/v1/models/iris_linear:explain"].is_object());
     // Linear explanations count one a row.
     let (status, _, body) = server
         .post_json(
@@ -448,6 +476,39 @@ async fn kernel_explanations_are_the_exact_shapley_values_when_the_budget_covers
                     "{label} {feature}: {ours} vs {exact}"
                 );
             }
+        }
+    }
+}
+
+/// A row the model cannot score is refused the same way with or without explanations: the
+/// explanation is made only of rows the model answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_the_model_cannot_score_is_refused_alike_when_explained() {
+    let repo = repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    for name in ["cancer_bayes", "cancer_linear", "cancer_boosted"] {
+        // Each value just inside what the validator lets through (a billion times the training
+        // range), where models' arithmetic is strained.
+        let (_, _, described) = server.get(&format!("/api/models/{name}")).await;
+        let mut row = rows(BundledDataset::BreastCancer, 1).remove(0);
+        for feature in described["features"].as_array().unwrap() {
+            let max = feature["max"].as_f64().unwrap();
+            row[feature["name"].as_str().unwrap()] = json!(max * 9.9e8);
+        }
+        let (plain, _, without) = server
+            .post_json(&format!("/api/models/{name}/predict"), &row)
+            .await;
+        let (explained, _, with) = server
+            .post_json(&format!("/api/models/{name}/predict?explain=true"), &row)
+            .await;
+        assert_ne!(explained, 500, "{name}: {with}");
+        assert_eq!(plain, explained, "{name}: {without} / {with}");
+        if plain == 200 {
+            // Answered: the explanation is finite and adds up, or the row is refused.
+            let output = &with["contributions"];
+            assert!(output["base_value"].is_number(), "{name}: {with}");
+        } else {
+            assert_eq!(without["detail"], with["detail"], "{name}");
         }
     }
 }

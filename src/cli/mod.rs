@@ -215,7 +215,8 @@ struct PredictArgs {
     output: PathBuf,
     /// Also write each row's explanation: base_value and contribution_<feature> columns
     /// (base_value_<label> and contribution_<label>_<feature> for a multiclass model), exact
-    /// for linear models and trees; a model that cannot explain stops before any row (exit 2)
+    /// for linear models and trees, KernelSHAP for the others; a model that cannot explain
+    /// stops before any row (exit 2)
     #[arg(long)]
     explain: bool,
     /// KernelSHAP's coalitions per explained row, for models explained by it

@@ -354,13 +354,18 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
                 .outcomes_of_rows(&views)
                 .map_err(|error| BatchError::Model(error.to_string()))?;
             let explanations = model
-                .explanations_if(self.explainer, &views)
+                .explanations_of_scored(self.explainer, &views, &scored)
                 .map_err(|error| BatchError::Model(error.to_string()))?;
             (scored, explanations)
         };
         for ((row, outcome), explanation) in pending.drain(..).zip(scored).zip(explanations) {
-            match outcome {
-                Ok(outcome) => self.write(&row, &outcome, explanation.as_ref())?,
+            let answered = outcome.and_then(|outcome| match explanation {
+                Some(Err(error)) => Err(error),
+                Some(Ok(explanation)) => Ok((outcome, Some(explanation))),
+                None => Ok((outcome, None)),
+            });
+            match answered {
+                Ok((outcome, explanation)) => self.write(&row, &outcome, explanation.as_ref())?,
                 Err(error) if error.is_about_the_row() => {
                     let errors = vec![FieldError {
                         field: "row".to_string(),

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod boosted;
 pub mod counters;
 pub mod explain;
+mod explained;
 pub mod imported;
 mod manifest;
 pub mod native;

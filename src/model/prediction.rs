@@ -3,14 +3,11 @@
 //! ([`PredictFailure`]), which each wire format maps once (problem details, the Open Inference
 //! Protocol's `{"error"}`, a web page, a command-line message).
 
-use super::explain::background::{self, BACKGROUND_FILE, Background};
-use super::explain::{ExplainError, Explainer, Explanation, KernelInputs};
+use super::explain::Explanation;
 use super::native::FeatureValue;
 use super::repository::{Catalog, LoadedModel, ModelEntry};
 use super::scoring::Outcome;
 use super::validate::{FieldError, ValidRow};
-use super::validate::{RawValue, UnknownFields};
-use sha2::Digest;
 use std::sync::Arc;
 
 /// The class with the highest probability; the first one on a tie, as `numpy.argmax` (which
@@ -99,12 +96,7 @@ pub enum PredictFailure {
         limit: usize,
     },
     /// Explanations of more rows than `max_batch_rows` allows at their method's weight (413).
-    #[error(
-        "explaining {rows} rows counts as {} predictions ({method} explanations count {weight} \
-         a row); the limit is {limit} (setting max_batch_rows): send at most {} rows a request",
-        rows * weight,
-        limit / weight.max(&1)
-    )]
+    #[error("{}", too_many_explained(*.rows, .method, *.weight, *.limit))]
     TooManyExplained {
         /// Rows sent.
         rows: usize,
@@ -118,6 +110,18 @@ pub enum PredictFailure {
     /// A fault of the server, never of the request (500); the cause is for the log only.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+fn too_many_explained(rows: usize, method: &str, weight: usize, limit: usize) -> String {
+    let counted = format!(
+        "explaining {rows} rows counts as {} predictions ({method} explanations count {weight} \
+         a row); the limit is {limit} (setting max_batch_rows)",
+        rows.saturating_mul(weight)
+    );
+    match limit / weight.max(1) {
+        0 => format!("{counted}: not even one row fits; raise max_batch_rows to at least {weight}"),
+        fits => format!("{counted}: send at most {fits} rows a request"),
+    }
 }
 
 fn list_or_none(names: &[String]) -> String {
@@ -193,105 +197,6 @@ fn no_loaded_version(name: &str, entry: &ModelEntry) -> PredictFailure {
 }
 
 impl LoadedModel {
-    /// The version's explainer, built on first use, or why it cannot explain (422 before any
-    /// prediction is made).
-    pub fn explainer(&self) -> Result<&Explainer, String> {
-        self.explainer
-            .get_or_init(|| {
-                let kernel = KernelInputs {
-                    background: self.background(),
-                    classes: self.artifact.manifest.labels.len(),
-                };
-                Explainer::of(&self.artifact.model, self.name(), kernel)
-            })
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    /// The version's background set, read and checked against its manifest and schema;
-    /// `None` when it has none.
-    fn background(&self) -> Option<Result<Background, String>> {
-        let expected = self.artifact.manifest.artifact.background_sha256.as_ref()?;
-        let path = self.artifact.dir.join(BACKGROUND_FILE);
-        Some(
-            std::fs::read(&path)
-                .map_err(|error| format!("{}: {error}", path.display()))
-                .and_then(|bytes| {
-                    let actual = format!("{:x}", sha2::Sha256::digest(&bytes));
-                    if &actual != expected {
-                        return Err(format!("{BACKGROUND_FILE} does not match its checksum"));
-                    }
-                    self.validated_background(&bytes)
-                }),
-        )
-    }
-
-    fn validated_background(&self, bytes: &[u8]) -> Result<Background, String> {
-        let background::ParsedBackground {
-            rows,
-            weights,
-            source,
-        } = background::parse(bytes)?;
-        let mut errors = Vec::new();
-        let rows = rows
-            .iter()
-            .enumerate()
-            .map(|(index, fields)| {
-                self.validator.validate(
-                    fields.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
-                    UnknownFields::Reject,
-                    &format!("{BACKGROUND_FILE}: rows[{index}]."),
-                    &mut errors,
-                )
-            })
-            .collect::<Option<Vec<_>>>();
-        match rows {
-            Some(rows) => Ok(Background {
-                rows: rows.into_iter().map(|row| row.values).collect(),
-                weights,
-                source,
-            }),
-            None => Err(describe_invalid(&errors)),
-        }
-    }
-
-    /// Each row's explanation by `explainer`, or `None` for every row without one.
-    pub fn explanations_if(
-        &self,
-        explainer: Option<&Explainer>,
-        rows: &[&[FeatureValue]],
-    ) -> Result<Vec<Option<Explanation>>, ExplainError> {
-        match explainer {
-            Some(explainer) => Ok(self
-                .explain_rows(explainer, rows)?
-                .into_iter()
-                .map(Some)
-                .collect()),
-            None => Ok(vec![None; rows.len()]),
-        }
-    }
-
-    /// Explanations of validated rows by `explainer`, scoring KernelSHAP's rows through
-    /// [`LoadedModel::outcomes_of_rows`].
-    pub fn explain_rows(
-        &self,
-        explainer: &Explainer,
-        rows: &[&[FeatureValue]],
-    ) -> Result<Vec<Explanation>, ExplainError> {
-        let score = |rows: &[&[FeatureValue]]| -> Result<Vec<Vec<f64>>, String> {
-            let outcomes = self.outcomes_of_rows(rows).map_err(|e| e.to_string())?;
-            outcomes
-                .into_iter()
-                .map(|outcome| match outcome {
-                    Ok(Outcome::Class { probabilities, .. }) => Ok(probabilities),
-                    Ok(Outcome::Value(value)) => Ok(vec![value]),
-                    Err(error) => Err(error.to_string()),
-                })
-                .collect()
-        };
-        explainer.explain_rows(&self.artifact.model, rows, &score)
-    }
-
     /// Scores validated rows: one prediction per row, in order. A row the model cannot score
     /// (arithmetic overflow far outside the training data, a value an ONNX graph refuses) is
     /// [`PredictFailure::Invalid`], named `instances[i]` when `batch`; every such row is listed.
@@ -315,7 +220,7 @@ impl LoadedModel {
                 .outcomes_of_rows(&values)
                 .map_err(|error| PredictFailure::Internal(error.to_string()))?;
             let explanations = self
-                .explanations_if(explainer, &values)
+                .explanations_of_scored(explainer, &values, &scored)
                 .map_err(|error| PredictFailure::Internal(error.to_string()))?;
             (scored, explanations)
         };
@@ -325,8 +230,13 @@ impl LoadedModel {
         let mut predictions = Vec::with_capacity(rows.len());
         let answers = rows.into_iter().zip(scored).zip(explanations);
         for (index, ((row, outcome), explanation)) in answers.enumerate() {
-            match outcome {
-                Ok(outcome) => predictions.push(Prediction {
+            let answered = outcome.and_then(|outcome| match explanation {
+                Some(Err(error)) => Err(error),
+                Some(Ok(explanation)) => Ok((outcome, Some(explanation))),
+                None => Ok((outcome, None)),
+            });
+            match answered {
+                Ok((outcome, explanation)) => predictions.push(Prediction {
                     outcome,
                     warnings: row.warnings,
                     values: row.values,

@@ -90,8 +90,8 @@ async fn check_explained_rows(
     model: &Arc<LoadedModel>,
     rows: usize,
 ) -> Result<(), PredictFailure> {
-    let method = explainer(model).await?.method();
-    let weight = method.row_weight();
+    let explainer = explainer(model).await?;
+    let (method, weight) = (explainer.method(), explainer.row_weight());
     let limit = app.settings.max_batch_rows;
     if rows.saturating_mul(weight) > limit {
         return Err(PredictFailure::TooManyExplained {

@@ -8,6 +8,9 @@ use crate::model::native::FeatureValue;
 use crate::model::{Explainer, Model};
 use serde::{Deserialize, Serialize};
 
+/// Most training rows k-means summarises into a background set (a seeded sample of them).
+const KMEANS_ROWS: usize = 10_000;
+
 /// At most this many held-out rows are explained: enough for stable means, bounded in time.
 pub const MAX_ROWS: usize = 1_000;
 
@@ -108,7 +111,16 @@ pub fn kernel_background(
     if Explainer::of(model, "", kernel).is_ok() {
         return None;
     }
-    let rows: Vec<Vec<FeatureValue>> = train_rows
+    // k-means on a seeded sample at most: a background of 100 centroids needs no more.
+    let mut sample = train_rows.to_vec();
+    if sample.len() > KMEANS_ROWS {
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        sample.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+        sample.truncate(KMEANS_ROWS);
+        sample.sort_unstable();
+    }
+    let rows: Vec<Vec<FeatureValue>> = sample
         .iter()
         .map(|&row| super::preprocess::raw_row(data, row))
         .collect();

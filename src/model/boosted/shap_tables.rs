@@ -138,6 +138,33 @@ impl TreeTables {
         self.sums.len() + 2 * self.features.len() + self.steps.len()
     }
 
+    /// What [`TreeTables::size`] will be for `tree`, from its paths alone; `None` when a leaf
+    /// has too many features on its path for a table.
+    pub fn size_of(tree: &Tree) -> Option<usize> {
+        let mut size = 0usize;
+        let mut stack: Vec<(usize, Vec<u32>, usize)> = vec![(0, Vec::new(), 0)];
+        while let Some((index, features, depth)) = stack.pop() {
+            let node = tree.nodes.get(index)?;
+            if node.left == LEAF {
+                if features.len() > MAX_FEATURES_ON_PATH {
+                    return None;
+                }
+                size = size.checked_add((1usize << features.len()) + 2 * features.len() + depth)?;
+                continue;
+            }
+            if depth >= tree.nodes.len() {
+                return None;
+            }
+            let mut below = features;
+            if !below.contains(&node.feature) {
+                below.push(node.feature);
+            }
+            stack.push((node.left as usize, below.clone(), depth + 1));
+            stack.push((node.right as usize, below, depth + 1));
+        }
+        Some(size)
+    }
+
     /// Adds the row's contributions to `phi` (`[outputs][features]`), as
     /// [`Explained::add_contributions`] does. `hot` is scratch space, one slot per node.
     pub fn add_contributions(
@@ -205,8 +232,12 @@ impl EnsembleTables {
         let mut kept = 0;
         let tables = trees
             .map(|explained| {
-                let table = TreeTables::build(&explained)
-                    .filter(|table| kept + table.size() <= MAX_TABLE_NUMBERS)?;
+                // Sized before anything is summed: a tree past the budget costs no work.
+                let size = TreeTables::size_of(explained.tree)?;
+                if kept + size > MAX_TABLE_NUMBERS {
+                    return None;
+                }
+                let table = TreeTables::build(&explained)?;
                 kept += table.size();
                 Some(table)
             })
@@ -431,6 +462,7 @@ mod tests {
                     values,
                 };
                 let tables = TreeTables::build(&explained).unwrap();
+                assert_eq!(TreeTables::size_of(&tree), Some(tables.size()));
                 for _ in 0..5 {
                     let row: Vec<f64> = (0..4)
                         .map(|_| {

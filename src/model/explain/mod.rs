@@ -2,15 +2,16 @@
 //! the model's output (SHAP values). Exact where the model allows it:
 //!
 //! - linear models ([`linear`]): coefficient × (encoded value − training mean), summed over a
-//!   feature's encoded columns, in log-odds (per class for a multinomial model) or the target's
-//!   unit, as shap's `LinearExplainer` with independent features;
+//!   feature's encoded columns, in log-odds (a multinomial model: each class's raw score before
+//!   the softmax) or the target's unit, as shap's `LinearExplainer` with independent features;
 //! - trees ([`trees`]): path-dependent TreeSHAP (Lundberg, Erion and Lee 2018, Algorithm 2,
 //!   `model::boosted::shap`) with each node's training cover: boosted trees in their raw margin,
 //!   as XGBoost's `pred_contribs` and LightGBM's `pred_contrib`; mlserve's decision trees and
 //!   random forests in class probability (or the target's unit), as shap's `TreeExplainer`
 //!   gives them for scikit-learn's.
 //!
-//! Every other model answers why it cannot explain ([`LoadedModel::explainer`]).
+//! - every other model (k-NN, SVM, naive Bayes, ONNX graphs) by KernelSHAP ([`kernel`]) against
+//!   the version's background set ([`background`]), or says why it cannot explain.
 
 pub mod background;
 pub mod kernel;
@@ -55,26 +56,15 @@ impl Method {
             Method::Kernel => "kernel",
         }
     }
-
-    /// What an explained row counts for against `max_batch_rows`, so that one request cannot
-    /// hold the blocking pool for long: TreeSHAP walks every path of every tree (some 10 to 150
-    /// times a prediction), KernelSHAP runs the model on up to `explain_samples` × 100
-    /// background rows.
-    pub fn row_weight(self) -> usize {
-        match self {
-            Method::Linear => 1,
-            Method::TreePathDependent => 10,
-            Method::Kernel => 100,
-        }
-    }
 }
 
 /// What the contributions and the base value are measured in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
-    /// Log-odds of the second class (or of each class, one-vs-rest).
+    /// Log-odds of the second class.
     LogOdds,
-    /// A class's raw score before the softmax (or a margin with a sigmoid scale other than 1).
+    /// A class's raw score before the link: the softmax's input of a multiclass model, a
+    /// one-vs-rest margin, a margin with a sigmoid scale other than 1.
     RawScore,
     /// The log of the predicted number (Poisson, gamma, Tweedie objectives).
     LogValue,
@@ -104,6 +94,15 @@ pub struct Contributions {
     pub base_value: f64,
     /// One contribution per schema feature, in schema order.
     pub features: Vec<f64>,
+}
+
+impl Explanation {
+    /// Whether every contribution and base value is a finite number.
+    pub fn is_finite(&self) -> bool {
+        self.outputs.iter().all(|output| {
+            output.base_value.is_finite() && output.features.iter().all(|v| v.is_finite())
+        })
+    }
 }
 
 /// One row's explanation: one [`Contributions`] for a model that predicts a number or a
@@ -150,6 +149,9 @@ pub struct KernelInputs {
 static SAMPLES: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(DEFAULT_SAMPLES);
 
+/// Most features KernelSHAP explains: its least squares have one unknown per feature.
+pub const MAX_KERNEL_FEATURES: usize = 200;
+
 /// KernelSHAP's default budget: coalitions evaluated a row.
 pub const DEFAULT_SAMPLES: usize = 1000;
 
@@ -167,6 +169,20 @@ impl Explainer {
     /// What contributions are measured in.
     pub fn unit(&self) -> Unit {
         self.unit
+    }
+
+    /// What an explained row counts for against `max_batch_rows`, so that one request cannot
+    /// hold the blocking pool for long: 1 for linear SHAP (as cheap as a prediction), 10 for
+    /// TreeSHAP (it walks every path of every tree), and for KernelSHAP the predictions it makes
+    /// (`explain_samples` × background rows) per thousand: 100 at the defaults.
+    pub fn row_weight(&self) -> usize {
+        match &self.engine {
+            Engine::Linear(_) => 1,
+            Engine::NativeTrees(_) | Engine::Boosted(_) => 10,
+            Engine::Kernel(kernel) => {
+                (kernel.samples.saturating_mul(kernel.background.rows.len()) / 1000).max(1)
+            }
+        }
     }
 
     /// How many outputs each row has: 1, or the number of classes of a multiclass model.
@@ -198,6 +214,14 @@ impl Explainer {
             }
             None => return Err(no_background(name)),
         };
+        let features = background.rows.first().map_or(0, Vec::len);
+        if features > MAX_KERNEL_FEATURES {
+            return Err(format!(
+                "model '{name}' has {features} features: KernelSHAP solves a system of one \
+                 unknown per feature for every row, and explains at most \
+                 {MAX_KERNEL_FEATURES}"
+            ));
+        }
         let (first, outputs, unit) = match inputs.classes {
             0 => (0, 1, Unit::Value),
             2 => (1, 1, Unit::Probability),
@@ -224,7 +248,14 @@ impl Explainer {
             Model::Native(native) if lacks_covers(native.trees()) => None,
             Model::NativeRegressor(regressor) if lacks_covers(regressor.trees()) => None,
             Model::Native(native) => linear::LinearExplainer::of_classifier(native)
-                .map(|(explainer, bases)| linear_explainer(explainer, Unit::LogOdds, bases))
+                .map(|(explainer, bases)| {
+                    let unit = if bases.len() == 1 {
+                        Unit::LogOdds
+                    } else {
+                        Unit::RawScore
+                    };
+                    linear_explainer(explainer, unit, bases)
+                })
                 .or_else(|| trees::NativeTrees::of_classifier(native).map(tree_explainer)),
             Model::NativeRegressor(regressor) => linear::LinearExplainer::of_regressor(regressor)
                 .map(|(explainer, bases)| linear_explainer(explainer, Unit::Value, bases))
@@ -316,6 +347,82 @@ fn tree_explainer((trees, unit, bases): (trees::NativeTrees, Unit, Vec<f64>)) ->
         unit,
         bases,
         engine: Engine::NativeTrees(trees),
+    }
+}
+
+/// What a model's explanations will be, told without building its explainer (no TreeSHAP
+/// tables, no background file read): for documents such as the OpenAPI one.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// The method.
+    pub method: Method,
+    /// The unit.
+    pub unit: Unit,
+    /// What an explained row counts for against `max_batch_rows` (KernelSHAP's, at the most
+    /// background rows a set keeps).
+    pub row_weight: usize,
+}
+
+impl Plan {
+    /// The plan of `model`, or why it cannot explain; `classes` is 0 for a model that predicts a
+    /// number, `has_background` whether the version keeps a background set (read on first use).
+    pub fn of(
+        model: &Model,
+        name: &str,
+        classes: usize,
+        has_background: bool,
+    ) -> Result<Plan, String> {
+        use super::native::stored::WithTrees;
+        use super::native::{Estimator, Regressor};
+        let exact = |method, unit| {
+            let row_weight = if method == Method::Linear { 1 } else { 10 };
+            Ok(Plan {
+                method,
+                unit,
+                row_weight,
+            })
+        };
+        let kernel = || {
+            if !has_background {
+                return Err(no_background(name));
+            }
+            let samples = SAMPLES.load(std::sync::atomic::Ordering::Relaxed);
+            Ok(Plan {
+                method: Method::Kernel,
+                unit: if classes == 0 {
+                    Unit::Value
+                } else {
+                    Unit::Probability
+                },
+                row_weight: (samples.saturating_mul(background::MAX_ROWS) / 1000).max(1),
+            })
+        };
+        match model {
+            Model::Native(native) if lacks_covers(native.trees()) => Err(without_covers(name)),
+            Model::NativeRegressor(regressor) if lacks_covers(regressor.trees()) => {
+                Err(without_covers(name))
+            }
+            Model::Native(native) => match &native.estimator {
+                Estimator::LogisticRegression { intercepts, .. } if intercepts.len() == 1 => {
+                    exact(Method::Linear, Unit::LogOdds)
+                }
+                Estimator::LogisticRegression { .. } => exact(Method::Linear, Unit::RawScore),
+                Estimator::DecisionTree(_) | Estimator::RandomForest(_) => {
+                    exact(Method::TreePathDependent, Unit::Probability)
+                }
+                _ => kernel(),
+            },
+            Model::NativeRegressor(regressor) => match &regressor.regressor {
+                Regressor::LinearRegression { .. } => exact(Method::Linear, Unit::Value),
+                Regressor::DecisionTree(_) | Regressor::RandomForest(_) => {
+                    exact(Method::TreePathDependent, Unit::Value)
+                }
+                _ => kernel(),
+            },
+            Model::Boosted(boosted) => trees::boosted_unit(boosted, name)
+                .and_then(|unit| exact(Method::TreePathDependent, unit)),
+            Model::Onnx(_) => kernel(),
+        }
     }
 }
 

@@ -171,8 +171,9 @@ fn as_nodes(tree: &Tree) -> boosted::Tree {
     }
 }
 
-/// The unit and base values of a boosted model's explanations, or why it has none.
-pub fn boosted_explainer(model: &BoostedTrees, name: &str) -> Result<(Unit, Vec<f64>), String> {
+/// The unit of a boosted model's explanations, or why it has none: the raw margin (log-odds
+/// of a plain sigmoid, else the raw score; the log of a Poisson, gamma or Tweedie prediction).
+pub fn boosted_unit(model: &BoostedTrees, name: &str) -> Result<Unit, String> {
     if !model.explainable() {
         return Err(format!(
             "model '{name}' has trees without node covers, which TreeSHAP weighs with (an \
@@ -180,13 +181,18 @@ pub fn boosted_explainer(model: &BoostedTrees, name: &str) -> Result<(Unit, Vec<
              stored before covers were kept): import or train it again to explain it"
         ));
     }
-    let unit = match model.link {
+    Ok(match model.link {
         Link::BinarySigmoid { scale: 1.0 } => Unit::LogOdds,
         Link::Logistic => Unit::LogOdds,
         Link::BinarySigmoid { .. } | Link::Softmax | Link::OneVsRest { .. } => Unit::RawScore,
         Link::Identity => Unit::Value,
         Link::Exp => Unit::LogValue,
-    };
+    })
+}
+
+/// The unit and base values of a boosted model's explanations, or why it has none.
+pub fn boosted_explainer(model: &BoostedTrees, name: &str) -> Result<(Unit, Vec<f64>), String> {
+    let unit = boosted_unit(model, name)?;
     let divisor = average_over(model);
     let bases = model
         .expected_margins()

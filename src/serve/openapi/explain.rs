@@ -9,11 +9,11 @@ use serde_json::{Map, Value, json};
 
 /// What the model's explanations are, in words, or why it has none.
 pub fn explains(model: &LoadedModel) -> String {
-    match model.explainer() {
-        Ok(explainer) => format!(
+    match model.explanation_plan() {
+        Ok(plan) => format!(
             "This model explains by {} SHAP values in {} (README: explanations).",
-            explainer.method().name(),
-            explainer.unit().name()
+            plan.method.name(),
+            plan.unit.name()
         ),
         Err(reason) => format!("This model cannot explain: {reason}."),
     }

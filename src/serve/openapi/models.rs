@@ -360,9 +360,13 @@ fn add_v1_path(
             "example": {"instances": [example_row(model)]},
         }}})
     };
-    // Only a model that explains has `:explain`; explained rows count at the method's weight.
-    if let Ok(explainer) = model.explainer() {
-        let max = settings.max_batch_rows / explainer.method().row_weight();
+    // Only a model that explains has `:explain`, and only when one explained row fits in
+    // max_batch_rows at the method's weight.
+    let explained_rows = model
+        .explanation_plan()
+        .map_or(0, |plan| settings.max_batch_rows / plan.row_weight);
+    if explained_rows > 0 {
+        let max = explained_rows;
         paths.insert(
             format!("/v1/models/{name}:explain"),
             super::explain::v1_explain_path(name, model, request(max), name),

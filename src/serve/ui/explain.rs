@@ -141,7 +141,7 @@ fn describe(method: &str, unit: Unit) -> String {
     };
     let unit = match unit {
         Unit::LogOdds => "log-odds",
-        Unit::RawScore => "the raw score before the softmax",
+        Unit::RawScore => "the model's raw score (before its link)",
         Unit::LogValue => "the log of the predicted value",
         Unit::Probability => "probability",
         Unit::Value => "the target's unit",

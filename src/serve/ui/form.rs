@@ -390,7 +390,7 @@ pub(super) async fn model_predict(
     // Every answer is explained when the model can, and the setting lets one row weigh as much.
     let explain = crate::serve::predict::explainer(&model)
         .await
-        .is_ok_and(|e| e.method().row_weight() <= app.settings.max_batch_rows);
+        .is_ok_and(|e| e.row_weight() <= app.settings.max_batch_rows);
     let outcome = match row {
         Some(row) => {
             crate::serve::predict::predict(&app, &model, vec![row], &asked, false, explain).await

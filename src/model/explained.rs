@@ -1,0 +1,192 @@
+//! A loaded version's explanations: its explainer, built once on first use (and its background
+//! set read and checked then), the plan the documents describe without building it, and the
+//! explanations of scored rows.
+
+use super::explain::background::{self, BACKGROUND_FILE, Background};
+use super::explain::{ExplainError, Explainer, Explanation, KernelInputs, Plan};
+use super::native::FeatureValue;
+use super::repository::LoadedModel;
+use super::scoring::{Outcome, PredictError};
+use super::validate::{RawValue, UnknownFields};
+use sha2::Digest;
+
+/// Why a background set could not be had: for good (a damaged or foreign file), or for now (a
+/// read that may work next time, such as running out of file handles).
+enum BackgroundError {
+    Damaged(String),
+    Unreadable(String),
+}
+
+impl LoadedModel {
+    /// The version's explainer, built on first use, or why it cannot explain (422 before any
+    /// prediction is made). A background file that cannot be read for now is tried again on the
+    /// next request rather than remembered.
+    pub fn explainer(&self) -> Result<&Explainer, String> {
+        if let Some(built) = self.explainer.get() {
+            return built.as_ref().map_err(Clone::clone);
+        }
+        let background = match self.background() {
+            Some(Err(BackgroundError::Unreadable(reason))) => {
+                return Err(format!(
+                    "model '{}' explains by KernelSHAP, but its background set cannot be read \
+                     now ({reason}); try again",
+                    self.name()
+                ));
+            }
+            Some(Err(BackgroundError::Damaged(reason))) => Some(Err(reason)),
+            Some(Ok(background)) => Some(Ok(background)),
+            None => None,
+        };
+        let kernel = KernelInputs {
+            background,
+            classes: self.artifact.manifest.labels.len(),
+        };
+        let built = Explainer::of(&self.artifact.model, self.name(), kernel);
+        self.explainer
+            .get_or_init(|| built)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// What the version's explanations are (method, unit, weight), or why it has none, without
+    /// building the explainer: what the OpenAPI document says.
+    pub fn explanation_plan(&self) -> Result<Plan, String> {
+        if let Some(built) = self.explainer.get() {
+            return built.as_ref().map_err(Clone::clone).map(|explainer| Plan {
+                method: explainer.method(),
+                unit: explainer.unit(),
+                row_weight: explainer.row_weight(),
+            });
+        }
+        let manifest = &self.artifact.manifest;
+        Plan::of(
+            &self.artifact.model,
+            self.name(),
+            manifest.labels.len(),
+            manifest.artifact.background_sha256.is_some(),
+        )
+    }
+
+    /// The version's background set, read and checked against its manifest and schema;
+    /// `None` when it has none.
+    fn background(&self) -> Option<Result<Background, BackgroundError>> {
+        let expected = self.artifact.manifest.artifact.background_sha256.as_ref()?;
+        let path = self.artifact.dir.join(BACKGROUND_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Some(Err(BackgroundError::Damaged(format!(
+                    "{BACKGROUND_FILE} is missing from the version folder"
+                ))));
+            }
+            Err(error) => {
+                return Some(Err(BackgroundError::Unreadable(format!(
+                    "{}: {error}",
+                    path.display()
+                ))));
+            }
+        };
+        let actual = format!("{:x}", sha2::Sha256::digest(&bytes));
+        if &actual != expected {
+            return Some(Err(BackgroundError::Damaged(format!(
+                "{BACKGROUND_FILE} does not match its checksum"
+            ))));
+        }
+        Some(
+            self.validated_background(&bytes)
+                .map_err(BackgroundError::Damaged),
+        )
+    }
+
+    fn validated_background(&self, bytes: &[u8]) -> Result<Background, String> {
+        let background::ParsedBackground {
+            rows,
+            weights,
+            source,
+        } = background::parse(bytes)?;
+        let mut errors = Vec::new();
+        let rows = rows
+            .iter()
+            .enumerate()
+            .map(|(index, fields)| {
+                self.validator.validate(
+                    fields.iter().map(|(k, v)| (k.as_str(), RawValue::Json(v))),
+                    UnknownFields::Reject,
+                    &format!("{BACKGROUND_FILE}: rows[{index}]."),
+                    &mut errors,
+                )
+            })
+            .collect::<Option<Vec<_>>>();
+        match rows {
+            Some(rows) => Ok(Background {
+                rows: rows.into_iter().map(|row| row.values).collect(),
+                weights,
+                source,
+            }),
+            None => Err(errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")),
+        }
+    }
+
+    /// The explanation of each row the model scored (`scored`, row by row), by `explainer`;
+    /// `None` for rows it could not score, and for every row without an explainer. A row whose
+    /// contributions are not finite (values so far outside the training data that the
+    /// arithmetic overflows) is [`PredictError::Unscorable`], as such a prediction is.
+    pub fn explanations_of_scored(
+        &self,
+        explainer: Option<&Explainer>,
+        rows: &[&[FeatureValue]],
+        scored: &[Result<Outcome, PredictError>],
+    ) -> Result<Vec<Option<Result<Explanation, PredictError>>>, ExplainError> {
+        let Some(explainer) = explainer else {
+            return Ok(rows.iter().map(|_| None).collect());
+        };
+        let answered: Vec<&[FeatureValue]> = rows
+            .iter()
+            .zip(scored)
+            .filter(|(_, outcome)| outcome.is_ok())
+            .map(|(row, _)| *row)
+            .collect();
+        let mut explained = self.explain_rows(explainer, &answered)?.into_iter();
+        Ok(scored
+            .iter()
+            .map(|outcome| {
+                outcome
+                    .is_ok()
+                    .then(|| explained.next())
+                    .flatten()
+                    .map(|e| {
+                        if e.is_finite() {
+                            Ok(e)
+                        } else {
+                            Err(PredictError::Unscorable)
+                        }
+                    })
+            })
+            .collect())
+    }
+
+    /// Explanations of validated rows by `explainer`, scoring KernelSHAP's rows through
+    /// [`LoadedModel::outcomes_of_rows`].
+    pub fn explain_rows(
+        &self,
+        explainer: &Explainer,
+        rows: &[&[FeatureValue]],
+    ) -> Result<Vec<Explanation>, ExplainError> {
+        let score = |rows: &[&[FeatureValue]]| -> Result<Vec<Vec<f64>>, String> {
+            let outcomes = self.outcomes_of_rows(rows).map_err(|e| e.to_string())?;
+            outcomes
+                .into_iter()
+                .map(|outcome| match outcome {
+                    Ok(Outcome::Class { probabilities, .. }) => Ok(probabilities),
+                    Ok(Outcome::Value(value)) => Ok(vec![value]),
+                    Err(error) => Err(error.to_string()),
+                })
+                .collect()
+        };
+        explainer.explain_rows(&self.artifact.model, rows, &score)
+    }
+}
