@@ -77,7 +77,9 @@ fn main() {
             checksum += model.probabilities(black_box(row)).unwrap()[1];
         });
         let explain = time_per_row(rows, |row| {
-            let explained = model.explain_rows(explainer, &[black_box(row)]).unwrap();
+            let explained = model
+                .explain_rows(explainer, &[black_box(row)], &Default::default())
+                .unwrap();
             checksum += explained[0].outputs[0].features[0];
         });
         report.insert(

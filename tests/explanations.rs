@@ -21,6 +21,9 @@ fn softmax(scores: &[f64]) -> Vec<f64> {
 fn total(output: &Value, method: &str, unit: &str, features: usize) -> f64 {
     assert_eq!(output["method"], method, "{output}");
     assert_eq!(output["unit"], unit, "{output}");
+    // Exact methods say so; KernelSHAP over 4 features covers every coalition, over 30 not.
+    let exact = method != "kernel" || features == 4;
+    assert_eq!(output["exact"], exact, "{output}");
     let values = output["features"].as_object().unwrap();
     assert_eq!(values.len(), features, "{output}");
     output["base_value"].as_f64().unwrap()
@@ -47,7 +50,8 @@ fn check_answer(answer: &Value, method: &str, unit: &str, features: usize) {
         .map(|p| p.as_f64().unwrap())
         .collect();
     let got: Vec<f64> = if labels.len() == 2 {
-        // One output, towards the second class.
+        // One output, towards the second class, which it names.
+        assert_eq!(&contributions["class"], &json!(labels[1]), "{answer}");
         let sum = total(contributions, method, unit, features);
         let p = match unit {
             "log_odds" => 1.0 / (1.0 + (-sum).exp()),
@@ -222,6 +226,16 @@ async fn a_model_that_cannot_explain_says_why_before_predicting() {
             .unwrap()
             .contains("explain must be true or false")
     );
+    for (query, message) in [
+        ("explain=true&explain=false", "explain is given twice"),
+        ("explian=true", "unknown query parameter 'explian'"),
+    ] {
+        let (status, _, body) = server
+            .post_json(&format!("/api/models/iris_forest/predict?{query}"), &row)
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains(message), "{body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -240,8 +254,8 @@ async fn explained_rows_count_against_max_batch_rows_at_their_weight() {
     assert_problem(status, &headers, &body, 413);
     assert_eq!(
         body["detail"],
-        "explaining 5 rows counts as 50 predictions (tree_path_dependent explanations count 10 \
-         a row); the limit is 40 (setting max_batch_rows): send at most 4 rows a request"
+        "explaining 5 rows counts as 50 rows against the limit (tree_path_dependent explanations \
+         count 10 a row); the limit is 40 (setting max_batch_rows): send at most 4 rows a request"
     );
     let (status, _, _) = server
         .post_json(
@@ -391,10 +405,38 @@ async fn v2_contributions_are_the_native_numbers_in_pred_contribs_layout() {
             "{answer}"
         );
     }
+    // Named outputs are the answer: they must agree with the parameter.
+    for (parameters, output, message) in [
+        (json!({"explain": true}), "label", "name it among them"),
+        (
+            json!({"explain": false}),
+            "contributions",
+            "with parameter explain false",
+        ),
+    ] {
+        let request =
+            json!({"inputs": inputs, "parameters": parameters, "outputs": [{"name": output}]});
+        let (status, _, answer) = server
+            .post_json("/v2/models/iris_forest/infer", &request)
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(message),
+            "{answer}"
+        );
+    }
+    let request = json!({"inputs": inputs, "outputs": [{"name": "contributions"}]});
+    let (status, _, answer) = server
+        .post_json("/v2/models/iris_forest/infer", &request)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["outputs"].as_array().unwrap().len(),
+        1,
+        "only what was asked: {answer}"
+    );
 }
 
-/// Runs `mlserve predict --explain` on `rows` of features; returns the exit code, stderr and
-/// the output's header and rows of cells.
 /// With every coalition within the budget (4 features: 14), KernelSHAP's answer is the exact
 /// Shapley value of the game "features outside the coalition take the background rows'
 /// values": computed here from the model's own predictions of every mixed row and the

@@ -354,7 +354,7 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
                 .outcomes_of_rows(&views)
                 .map_err(|error| BatchError::Model(error.to_string()))?;
             let explanations = model
-                .explanations_of_scored(self.explainer, &views, &scored)
+                .explanations_of_scored(self.explainer, &views, &scored, &Default::default())
                 .map_err(|error| BatchError::Model(error.to_string()))?;
             (scored, explanations)
         };

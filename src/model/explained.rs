@@ -3,7 +3,7 @@
 //! explanations of scored rows.
 
 use super::explain::background::{self, BACKGROUND_FILE, Background};
-use super::explain::{ExplainError, Explainer, Explanation, KernelInputs, Plan};
+use super::explain::{Cancel, ExplainError, Explainer, Explanation, KernelInputs, Plan};
 use super::native::FeatureValue;
 use super::repository::LoadedModel;
 use super::scoring::{Outcome, PredictError};
@@ -140,6 +140,7 @@ impl LoadedModel {
         explainer: Option<&Explainer>,
         rows: &[&[FeatureValue]],
         scored: &[Result<Outcome, PredictError>],
+        cancel: &Cancel,
     ) -> Result<Vec<Option<Result<Explanation, PredictError>>>, ExplainError> {
         let Some(explainer) = explainer else {
             return Ok(rows.iter().map(|_| None).collect());
@@ -150,7 +151,7 @@ impl LoadedModel {
             .filter(|(_, outcome)| outcome.is_ok())
             .map(|(row, _)| *row)
             .collect();
-        let mut explained = self.explain_rows(explainer, &answered)?.into_iter();
+        let mut explained = self.explain_rows(explainer, &answered, cancel)?.into_iter();
         Ok(scored
             .iter()
             .map(|outcome| {
@@ -170,13 +171,17 @@ impl LoadedModel {
     }
 
     /// Explanations of validated rows by `explainer`, scoring KernelSHAP's rows through
-    /// [`LoadedModel::outcomes_of_rows`].
+    /// [`LoadedModel::outcomes_of_rows`]; stopped when `cancel` is set.
     pub fn explain_rows(
         &self,
         explainer: &Explainer,
         rows: &[&[FeatureValue]],
+        cancel: &Cancel,
     ) -> Result<Vec<Explanation>, ExplainError> {
         let score = |rows: &[&[FeatureValue]]| -> Result<Vec<Vec<f64>>, String> {
+            if cancel.is_cancelled() {
+                return Err("cancelled".to_string());
+            }
             let outcomes = self.outcomes_of_rows(rows).map_err(|e| e.to_string())?;
             outcomes
                 .into_iter()
@@ -187,6 +192,6 @@ impl LoadedModel {
                 })
                 .collect()
         };
-        explainer.explain_rows(&self.artifact.model, rows, &score)
+        explainer.explain_rows(&self.artifact.model, rows, &score, cancel)
     }
 }

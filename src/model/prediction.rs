@@ -3,7 +3,7 @@
 //! ([`PredictFailure`]), which each wire format maps once (problem details, the Open Inference
 //! Protocol's `{"error"}`, a web page, a command-line message).
 
-use super::explain::Explanation;
+use super::explain::{Cancel, Explanation};
 use super::native::FeatureValue;
 use super::repository::{Catalog, LoadedModel, ModelEntry};
 use super::scoring::Outcome;
@@ -113,9 +113,14 @@ pub enum PredictFailure {
 }
 
 fn too_many_explained(rows: usize, method: &str, weight: usize, limit: usize) -> String {
+    let rows_text = if rows == 1 {
+        "1 row".to_string()
+    } else {
+        format!("{rows} rows")
+    };
     let counted = format!(
-        "explaining {rows} rows counts as {} predictions ({method} explanations count {weight} \
-         a row); the limit is {limit} (setting max_batch_rows)",
+        "explaining {rows_text} counts as {} rows against the limit ({method} explanations \
+         count {weight} a row); the limit is {limit} (setting max_batch_rows)",
         rows.saturating_mul(weight)
     );
     match limit / weight.max(1) {
@@ -200,19 +205,20 @@ impl LoadedModel {
     /// Scores validated rows: one prediction per row, in order. A row the model cannot score
     /// (arithmetic overflow far outside the training data, a value an ONNX graph refuses) is
     /// [`PredictFailure::Invalid`], named `instances[i]` when `batch`; every such row is listed.
-    /// With `explain`, each prediction carries its explanation; a model that cannot explain is
+    /// With `explain` (and the request's [`Cancel`], which stops the work when the request is
+    /// gone), each prediction carries its explanation; a model that cannot explain is
     /// [`PredictFailure::CannotExplain`], before anything is scored.
     pub fn predict(
         &self,
         rows: Vec<ValidRow>,
         batch: bool,
-        explain: bool,
+        explain: Option<&Cancel>,
     ) -> Result<Vec<Prediction>, PredictFailure> {
-        let explainer = if explain {
-            Some(self.explainer().map_err(PredictFailure::CannotExplain)?)
-        } else {
-            None
+        let explainer = match explain {
+            Some(_) => Some(self.explainer().map_err(PredictFailure::CannotExplain)?),
+            None => None,
         };
+        let never = Cancel::default();
         let (scored, explanations) = {
             let values: Vec<&[FeatureValue]> =
                 rows.iter().map(|row| row.values.as_slice()).collect();
@@ -220,7 +226,7 @@ impl LoadedModel {
                 .outcomes_of_rows(&values)
                 .map_err(|error| PredictFailure::Internal(error.to_string()))?;
             let explanations = self
-                .explanations_of_scored(explainer, &values, &scored)
+                .explanations_of_scored(explainer, &values, &scored, explain.unwrap_or(&never))
                 .map_err(|error| PredictFailure::Internal(error.to_string()))?;
             (scored, explanations)
         };

@@ -96,23 +96,34 @@ fn contributions_of<'a>(
         .map(|explanation| ExplanationJson { model, explanation })
 }
 
-/// The native API's query parameters of POST predict: `explain` (true or false).
+/// The native API's query parameters of POST predict: `explain` (true or false; 1 or 0; bare
+/// `?explain` is true), given once; any other parameter is refused, as a misspelt `explain`
+/// would otherwise be ignored.
 fn wants_explanations(query: Option<&str>) -> Result<bool, Problem> {
-    let mut explain = false;
+    let mut explain = None;
     for (name, value) in parse_query(query.unwrap_or(""))? {
-        if name == "explain" {
-            explain = match value.as_str() {
-                "true" | "1" | "" => true,
-                "false" | "0" => false,
-                other => {
-                    return Err(Problem::bad_request(format!(
-                        "query parameter explain must be true or false, got '{other}'"
-                    )));
-                }
-            };
+        if name != "explain" {
+            return Err(Problem::bad_request(format!(
+                "unknown query parameter '{name}': POST predict takes only explain (the \
+                 features go in the body)"
+            )));
         }
+        if explain.is_some() {
+            return Err(Problem::bad_request(
+                "query parameter explain is given twice",
+            ));
+        }
+        explain = Some(match value.as_str() {
+            "true" | "1" | "" => true,
+            "false" | "0" => false,
+            other => {
+                return Err(Problem::bad_request(format!(
+                    "query parameter explain must be true or false (or 1 or 0), got '{other}'"
+                )));
+            }
+        });
     }
-    Ok(explain)
+    Ok(explain.unwrap_or(false))
 }
 
 #[derive(Serialize)]
@@ -347,6 +358,10 @@ fn describe(model: &LoadedModel, entry: &ModelEntry) -> Value {
         "metrics": manifest.metrics,
         "training": manifest.training,
         "imported": manifest.imported,
+        "explanations": match model.explanation_plan() {
+            Ok(plan) => json!({"method": plan.method.name(), "unit": plan.unit.name(), "row_weight": plan.row_weight}),
+            Err(reason) => json!({"unavailable": reason}),
+        },
         "links": {
             "predict": format!("/api/models/{name}/versions/{version}/predict"),
             "report": format!("/api/models/{name}/versions/{version}/report"),

@@ -1,7 +1,7 @@
 //! The native JSON form of an explanation, shared by the native API and KServe V1's
-//! `:explain`: `{"method", "unit", "base_value", "features": {name: value}}` for a model with one
-//! output (a regressor, a binary classifier towards its second class), and a map from each class
-//! label to such an object for a multiclass model.
+//! `:explain`: `{"method", "unit", "exact", "base_value", "features": {name: value}}` for a model
+//! with one output (a regressor; a binary classifier, towards its second class, named in
+//! `"class"`), and a map from each class label to such an object for a multiclass model.
 
 use crate::model::{Contributions, Explanation, LoadedModel};
 use serde::Serialize;
@@ -19,13 +19,19 @@ struct OutputJson<'a> {
     model: &'a LoadedModel,
     explanation: &'a Explanation,
     output: &'a Contributions,
+    /// The class a binary classifier's one output is towards.
+    class: Option<&'a str>,
 }
 
 impl Serialize for OutputJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(4))?;
+        let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("method", self.explanation.method.name())?;
         map.serialize_entry("unit", self.explanation.unit.name())?;
+        map.serialize_entry("exact", &self.explanation.exact)?;
+        if let Some(class) = self.class {
+            map.serialize_entry("class", class)?;
+        }
         map.serialize_entry("base_value", &self.output.base_value)?;
         map.serialize_entry(
             "features",
@@ -57,18 +63,19 @@ impl Serialize for Named<'_> {
 
 impl Serialize for ExplanationJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let output = |output| OutputJson {
+        let labels = &self.model.artifact.manifest.labels;
+        let output = |output, class| OutputJson {
             model: self.model,
             explanation: self.explanation,
             output,
+            class,
         };
         match self.explanation.outputs.as_slice() {
-            [one] => output(one).serialize(serializer),
+            [one] => output(one, labels.get(1).map(String::as_str)).serialize(serializer),
             many => {
-                let labels = &self.model.artifact.manifest.labels;
                 let mut map = serializer.serialize_map(Some(many.len()))?;
                 for (label, contributions) in labels.iter().zip(many) {
-                    map.serialize_entry(label, &output(contributions))?;
+                    map.serialize_entry(label, &output(contributions, None))?;
                 }
                 map.end()
             }

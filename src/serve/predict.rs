@@ -6,6 +6,7 @@
 
 use super::middleware::{Caller, RequestId, RequestStart};
 use super::state::App;
+use crate::model::explain::Cancel;
 use crate::model::{
     Explainer, FeatureValue, LoadedModel, Outcome, PredictFailure, Prediction, Tally, ValidRow,
 };
@@ -50,12 +51,18 @@ pub async fn predict(
         check_explained_rows(app, model, rows.len()).await?;
     }
     let predictions = if rows.len() <= INLINE_BATCH_ROWS && !explain {
-        model.predict(rows, batch, false)?
+        model.predict(rows, batch, None)?
     } else {
+        // Dropping this request (a timeout, a client gone) stops its explanations too: the
+        // blocking pool would not stop them by itself.
+        let stop = StopOnDrop(Cancel::default());
+        let cancel = stop.0.clone();
         let running = model.clone();
-        tokio::task::spawn_blocking(move || running.predict(rows, batch, explain))
-            .await
-            .map_err(|error| PredictFailure::Internal(error.to_string()))??
+        tokio::task::spawn_blocking(move || {
+            running.predict(rows, batch, explain.then_some(&cancel))
+        })
+        .await
+        .map_err(|error| PredictFailure::Internal(error.to_string()))??
     };
     if explain && let Ok(explainer) = model.explainer() {
         metrics::counter!(
@@ -67,6 +74,15 @@ pub async fn predict(
     }
     log_predictions(app, model, asked, &predictions);
     Ok(predictions)
+}
+
+/// Cancels its explanations when dropped with the request's future.
+struct StopOnDrop(Cancel);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// The version's explainer, built on the blocking pool the first time (TreeSHAP tables,

@@ -54,7 +54,9 @@ pub fn global_importance(
         return None;
     }
     let no_scoring = |_: &[&[FeatureValue]]| Err("not needed by exact methods".to_string());
-    let explanations = explainer.explain_rows(model, &rows, &no_scoring).ok()?;
+    let explanations = explainer
+        .explain_rows(model, &rows, &no_scoring, &Default::default())
+        .ok()?;
     let mut sums = vec![0.0; names.len()];
     for explanation in &explanations {
         for output in &explanation.outputs {

@@ -54,13 +54,14 @@ impl KernelExplainer {
         mean
     }
 
-    /// One row's contributions per output, given the base values.
+    /// One row's contributions per output, given the base values, and whether they are exact
+    /// (every coalition evaluated).
     pub fn explain(
         &self,
         row: &[FeatureValue],
         bases: &[f64],
         score: &Scorer<'_>,
-    ) -> Result<Vec<Contributions>, String> {
+    ) -> Result<(Vec<Contributions>, bool), String> {
         let features = row.len();
         let scores = score(&[row])?;
         let answer = scores.first().ok_or("the model answered no row")?;
@@ -79,15 +80,16 @@ impl KernelExplainer {
             })
             .collect();
         match varying.len() {
-            0 => return Ok(out),
+            0 => return Ok((out, true)),
             1 => {
                 for (k, output) in out.iter_mut().enumerate() {
                     output.features[varying[0]] = fx[k] - bases[k];
                 }
-                return Ok(out);
+                return Ok((out, true));
             }
             _ => {}
         }
+        let exact = every_coalition_fits(varying.len(), self.samples);
         let coalitions = coalitions(varying.len(), self.samples);
         let values = self.coalition_values(row, &varying, &coalitions, score)?;
         for (k, output) in out.iter_mut().enumerate() {
@@ -97,7 +99,18 @@ impl KernelExplainer {
                 output.features[feature] = value;
             }
         }
-        Ok(out)
+        Ok((out, exact))
+    }
+
+    /// Coalitions a row of these features costs (at most `explain_samples`, at most every
+    /// one there is).
+    pub fn coalitions_per_row(&self) -> usize {
+        let features = self.background.rows.first().map_or(0, Vec::len);
+        if every_coalition_fits(features, self.samples) {
+            (1usize << features).saturating_sub(2).max(1)
+        } else {
+            self.samples
+        }
     }
 
     /// Each coalition's value: the mean output over the background with the coalition's
@@ -142,6 +155,11 @@ impl KernelExplainer {
         }
         Ok(values)
     }
+}
+
+/// Whether a budget of `samples` covers all 2^m − 2 coalitions of `m` features.
+fn every_coalition_fits(m: usize, samples: usize) -> bool {
+    m < 40 && (1usize << m).saturating_sub(2) <= samples
 }
 
 fn binomial(n: usize, k: usize) -> f64 {

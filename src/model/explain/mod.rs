@@ -33,6 +33,9 @@ pub enum ExplainError {
     /// The model failed on KernelSHAP's rows.
     #[error("the model failed on the explanation's rows: {0}")]
     Scoring(String),
+    /// The request that asked is gone (it timed out, or its client left): the work stopped.
+    #[error("the explanation was stopped: its request is gone")]
+    Cancelled,
 }
 
 /// How contributions are computed, as answers name it.
@@ -114,8 +117,29 @@ pub struct Explanation {
     pub method: Method,
     /// Their unit.
     pub unit: Unit,
+    /// Whether they are the exact Shapley values: always for linear and tree models; for
+    /// KernelSHAP when its budget covered every coalition.
+    pub exact: bool,
     /// Per output.
     pub outputs: Vec<Contributions>,
+}
+
+/// A request's wish that its explanations stop, set when the request is gone (timed out, or
+/// its client left): explanations run on the blocking pool, which a dropped request does not
+/// stop by itself. Checked between rows, and between KernelSHAP's batches of coalitions.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    /// Asks the work to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the work should stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A model version's explainer, built on first use and kept with the version.
@@ -174,14 +198,17 @@ impl Explainer {
     /// What an explained row counts for against `max_batch_rows`, so that one request cannot
     /// hold the blocking pool for long: 1 for linear SHAP (as cheap as a prediction), 10 for
     /// TreeSHAP (it walks every path of every tree), and for KernelSHAP the predictions it makes
-    /// (`explain_samples` × background rows) per thousand: 100 at the defaults.
+    /// (its coalitions, at most `explain_samples`, × background rows) per thousand: 100 at the
+    /// defaults.
     pub fn row_weight(&self) -> usize {
         match &self.engine {
             Engine::Linear(_) => 1,
             Engine::NativeTrees(_) | Engine::Boosted(_) => 10,
-            Engine::Kernel(kernel) => {
-                (kernel.samples.saturating_mul(kernel.background.rows.len()) / 1000).max(1)
-            }
+            Engine::Kernel(kernel) => (kernel
+                .coalitions_per_row()
+                .saturating_mul(kernel.background.rows.len())
+                / 1000)
+                .max(1),
         }
     }
 
@@ -289,24 +316,40 @@ impl Explainer {
         model: &Model,
         rows: &[&[FeatureValue]],
         score: &kernel::Scorer<'_>,
+        cancel: &Cancel,
     ) -> Result<Vec<Explanation>, ExplainError> {
+        let stopped = |error: String| {
+            if cancel.is_cancelled() {
+                ExplainError::Cancelled
+            } else {
+                ExplainError::Scoring(error)
+            }
+        };
         if let Engine::Kernel(kernel) = &self.engine {
-            let bases = kernel.base_values(score).map_err(ExplainError::Scoring)?;
+            let bases = kernel.base_values(score).map_err(stopped)?;
             return rows
                 .iter()
                 .map(|row| {
+                    if cancel.is_cancelled() {
+                        return Err(ExplainError::Cancelled);
+                    }
+                    let (outputs, exact) = kernel.explain(row, &bases, score).map_err(stopped)?;
                     Ok(Explanation {
                         method: self.method,
                         unit: self.unit,
-                        outputs: kernel
-                            .explain(row, &bases, score)
-                            .map_err(ExplainError::Scoring)?,
+                        exact,
+                        outputs,
                     })
                 })
                 .collect();
         }
         rows.iter()
-            .map(|row| self.explain_row(model, row))
+            .map(|row| {
+                if cancel.is_cancelled() {
+                    return Err(ExplainError::Cancelled);
+                }
+                self.explain_row(model, row)
+            })
             .collect()
     }
 
@@ -336,6 +379,7 @@ impl Explainer {
         Ok(Explanation {
             method: self.method,
             unit: self.unit,
+            exact: true,
             outputs,
         })
     }

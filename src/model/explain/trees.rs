@@ -176,9 +176,11 @@ fn as_nodes(tree: &Tree) -> boosted::Tree {
 pub fn boosted_unit(model: &BoostedTrees, name: &str) -> Result<Unit, String> {
     if !model.explainable() {
         return Err(format!(
-            "model '{name}' has trees without node covers, which TreeSHAP weighs with (an \
-             XGBoost file without `sum_hessian`, a LightGBM file without counts, or a model \
-             stored before covers were kept): import or train it again to explain it"
+            "model '{name}' has trees without node covers, which TreeSHAP weighs with: an \
+             XGBoost file without `sum_hessian` (save the model again with XGBoost's \
+             save_model, which writes them, and import that), a LightGBM file without counts \
+             (save it again with LightGBM), or a model stored before covers were kept (import \
+             or train it again)"
         ));
     }
     Ok(match model.link {

@@ -27,8 +27,11 @@ pub fn explain_parameter(model: &LoadedModel) -> Value {
         "description": format!(
             "Add each row's `contributions`: every feature's SHAP contribution and the base \
              value, adding up to the model's output in the answer's unit. Explained rows count \
-             against max_batch_rows at their method's weight (1 for linear, 10 for TreeSHAP, 100 for KernelSHAP). \
-             A model that cannot explain answers 422 before predicting. {}",
+             against max_batch_rows at their method's weight{}. A model that cannot explain \
+             answers 422 before predicting. {}",
+            model
+                .explanation_plan()
+                .map_or(String::new(), |plan| format!(" ({} a row for this model)", plan.row_weight)),
             explains(model)
         ),
     })
@@ -45,11 +48,12 @@ fn output_schema(model: &LoadedModel) -> Value {
         .collect();
     json!({
         "type": "object",
-        "required": ["method", "unit", "base_value", "features"],
+        "required": ["method", "unit", "exact", "base_value", "features"],
         "properties": {
             "method": {"type": "string", "enum": ["linear", "tree_path_dependent", "kernel"]},
+            "exact": {"type": "boolean", "description": "Whether these are the exact Shapley values: always for linear and tree models; for KernelSHAP when its budget covered every coalition."},
             "unit": {"type": "string", "enum": ["log_odds", "raw_score", "log_value", "probability", "value"]},
-            "base_value": {"type": "number", "description": "The expected output over the training data."},
+            "base_value": {"type": "number", "description": "The expected output over the training data (KernelSHAP: over the background set)."},
             "features": {"type": "object", "properties": features, "required": features.keys().collect::<Vec<_>>(),
                 "description": "Each feature's contribution; with base_value they add up to the output."},
         },
@@ -62,11 +66,17 @@ pub fn contributions_schema(model: &LoadedModel) -> Value {
     let multiclass = manifest.task == Task::Classification && manifest.labels.len() > 2;
     if !multiclass {
         let mut schema = output_schema(model);
-        schema["description"] = json!(if manifest.task == Task::Classification {
-            "Towards the second class, as XGBoost and LightGBM give it."
+        if manifest.task == Task::Classification {
+            schema["description"] = json!(
+                "Towards the second class (named in `class`), as XGBoost and LightGBM give it."
+            );
+            schema["properties"]["class"] =
+                json!({"type": "string", "enum": manifest.labels.get(1..).unwrap_or_default()});
+            schema["required"] =
+                json!(["method", "unit", "exact", "class", "base_value", "features"]);
         } else {
-            "Of the predicted value."
-        });
+            schema["description"] = json!("Of the predicted value.");
+        }
         return schema;
     }
     let per_class: Map<String, Value> = manifest

@@ -33,8 +33,14 @@ pub struct ContributionBar {
 
 /// An answer's explanation as the form shows it.
 pub struct ExplanationView {
-    /// What the contributions push: "setosa", or the target's name.
-    pub towards: String,
+    /// What the chart shows, in words: "Why setosa: the features that pushed the answer towards
+    /// it (+) or away from it (−)", or for a number "What raised (+) or lowered (−) the
+    /// predicted price".
+    pub caption: String,
+    /// A pushing contribution's direction in words ("towards setosa", "raises price").
+    pub plus: String,
+    /// A pulling one's ("away from setosa", "lowers price").
+    pub minus: String,
     /// The method and unit, in words.
     pub method: String,
     /// The base value, as text.
@@ -59,6 +65,20 @@ pub fn explanation_view(model: &LoadedModel, prediction: &Prediction) -> Option<
         (Outcome::Class { class, .. }, 1) => (0, manifest.labels.get(*class)?.clone(), *class == 0),
         (Outcome::Class { class, .. }, _) => (*class, manifest.labels.get(*class)?.clone(), false),
         (Outcome::Value(_), _) => (0, target_name(model), false),
+    };
+    let (caption, plus, minus) = match prediction.outcome {
+        Outcome::Class { .. } => (
+            format!(
+                "Why {towards}: the features that pushed the answer towards it (+) or away from it (−)"
+            ),
+            format!("towards {towards}"),
+            format!("away from {towards}"),
+        ),
+        Outcome::Value(_) => (
+            format!("What raised (+) or lowered (−) the predicted {towards}"),
+            format!("raises {towards}"),
+            format!("lowers {towards}"),
+        ),
     };
     let contributions = explanation.outputs.get(output)?;
     let sign = if flip { -1.0 } else { 1.0 };
@@ -85,7 +105,9 @@ pub fn explanation_view(model: &LoadedModel, prediction: &Prediction) -> Option<
     let rest: f64 = ranked.iter().skip(SHOWN).map(|(_, v)| v).sum();
     let others = ranked.len().saturating_sub(SHOWN);
     Some(ExplanationView {
-        towards,
+        caption,
+        plus,
+        minus,
         method: describe(explanation.method.name(), explanation.unit),
         base: format_value(base),
         rest: if others == 0 {

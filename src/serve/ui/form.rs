@@ -233,8 +233,12 @@ pub(super) fn prediction_view(model: &LoadedModel, prediction: &Prediction) -> P
         value,
         warnings: prediction.warnings.clone(),
         explanation: super::explain::explanation_view(model, prediction),
+        explanation_note: None,
     }
 }
+
+/// The most an explanation may weigh (in predictions) for the form to show it with every answer.
+const CHEAP_EXPLANATION: usize = 10;
 
 /// A predicted value on the bar of the training target's range.
 fn value_view(model: &LoadedModel, value: f64) -> ValueView {
@@ -387,10 +391,22 @@ pub(super) async fn model_predict(
         "",
         &mut errors,
     );
-    // Every answer is explained when the model can, and the setting lets one row weigh as much.
-    let explain = crate::serve::predict::explainer(&model)
-        .await
-        .is_ok_and(|e| e.row_weight() <= app.settings.max_batch_rows);
+    // Answers are explained when the model explains exactly (as cheaply as about ten
+    // predictions); KernelSHAP's thousands of predictions are for who asks the API.
+    let (explain, note) = match model.explanation_plan() {
+        Ok(plan) if plan.row_weight <= CHEAP_EXPLANATION.min(app.settings.max_batch_rows) => {
+            (crate::serve::predict::explainer(&model).await.is_ok(), None)
+        }
+        Ok(_) => (
+            false,
+            Some(format!(
+                "This model's explanations (KernelSHAP) cost thousands of predictions each, so \
+                 the form does not ask for them: POST /api/models/{}/predict?explain=true does.",
+                model.name()
+            )),
+        ),
+        Err(reason) => (false, Some(format!("No explanation: {reason}."))),
+    };
     let outcome = match row {
         Some(row) => {
             crate::serve::predict::predict(&app, &model, vec![row], &asked, false, explain).await
@@ -406,7 +422,10 @@ pub(super) async fn model_predict(
     page.request_id = rid.0.clone();
     let status = match outcome {
         Ok(predictions) => {
-            page.prediction = predictions.first().map(|p| prediction_view(&model, p));
+            page.prediction = predictions.first().map(|p| PredictionView {
+                explanation_note: note,
+                ..prediction_view(&model, p)
+            });
             StatusCode::OK
         }
         Err(PredictFailure::Invalid(errors)) => {

@@ -175,6 +175,8 @@ pub struct PredictionView {
     pub warnings: Vec<String>,
     /// Which features pushed the answer, when the model explains.
     pub explanation: Option<super::explain::ExplanationView>,
+    /// Why the answer has no explanation, when the model has none or it is not asked for here.
+    pub explanation_note: Option<String>,
 }
 
 /// A problem in the error summary, linked to its field.

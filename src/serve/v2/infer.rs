@@ -317,11 +317,12 @@ struct Requested<'a> {
 /// laid out as XGBoost's `pred_contribs`, the base value last.
 pub(super) const CONTRIBUTIONS: &str = "contributions";
 
-/// The request parameter `explain`: true adds the [`CONTRIBUTIONS`] output.
-fn explain_parameter(request: &InferRequest) -> Result<bool, ProtocolError> {
+/// The request parameter `explain`, when given: true adds the [`CONTRIBUTIONS`] output to the
+/// default outputs.
+fn explain_parameter(request: &InferRequest) -> Result<Option<bool>, ProtocolError> {
     match request.parameters.as_ref().and_then(|p| p.get("explain")) {
-        None => Ok(false),
-        Some(Value::Bool(explain)) => Ok(*explain),
+        None => Ok(None),
+        Some(Value::Bool(explain)) => Ok(Some(*explain)),
         Some(other) => Err(format!("parameter explain must be true or false, got {other}").into()),
     }
 }
@@ -334,12 +335,32 @@ fn requested_outputs<'a>(
     request: &'a InferRequest,
 ) -> Result<Vec<Requested<'a>>, ProtocolError> {
     let mut checked = checked_outputs(model, request)?;
-    if explain_parameter(request)? && !checked.iter().any(|r| r.name == CONTRIBUTIONS) {
-        checked.push(Requested {
+    let named = checked.iter().any(|r| r.name == CONTRIBUTIONS);
+    match (
+        explain_parameter(request)?,
+        request.outputs.is_some(),
+        named,
+    ) {
+        // Outputs named: those are the answer, and they must agree with the parameter.
+        (Some(true), true, false) => {
+            return Err(format!(
+                "parameter explain asks for the output '{CONTRIBUTIONS}', which the request's \
+                 outputs leave out: name it among them"
+            )
+            .into());
+        }
+        (Some(false), _, true) => {
+            return Err(format!(
+                "the output '{CONTRIBUTIONS}' is asked for with parameter explain false"
+            )
+            .into());
+        }
+        (Some(true), false, _) => checked.push(Requested {
             name: CONTRIBUTIONS.to_string(),
             parameters: None,
             top: None,
-        });
+        }),
+        _ => {}
     }
     Ok(checked)
 }
