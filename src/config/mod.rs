@@ -478,14 +478,6 @@ impl Settings {
         if !(2..=100_000).contains(&self.explain_samples) {
             return invalid("explain_samples", "must be 2 to 100000");
         }
-        // A KernelSHAP row of a full background counts explain_samples × 100 / 1000.
-        if self.explain_samples / 10 > self.max_batch_rows {
-            return invalid(
-                "explain_samples",
-                "makes one KernelSHAP row count for more than max_batch_rows allows \
-                 (explain_samples / 10 > max_batch_rows): lower it or raise max_batch_rows",
-            );
-        }
         if let Err(error) = tracing_subscriber::EnvFilter::builder().parse(&self.log_level) {
             return invalid(
                 "log_level",

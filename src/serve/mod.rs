@@ -307,6 +307,15 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     }
     crate::model::imported::configure(settings.onnx());
     crate::model::explain::set_kernel_samples(settings.explain_samples);
+    // A KernelSHAP row over a full background counts explain_samples × 100 / 1000.
+    if settings.explain_samples / 10 > settings.max_batch_rows {
+        tracing::warn!(
+            explain_samples = settings.explain_samples,
+            max_batch_rows = settings.max_batch_rows,
+            "no KernelSHAP explanation fits max_batch_rows at this explain_samples (one row \
+             counts explain_samples / 10): such requests will be refused with 413"
+        );
+    }
     let repository = Arc::new(Repository::new(&settings.models));
     let watcher = if settings.watch {
         match watch::watch(repository.clone()) {
