@@ -118,6 +118,40 @@ async fn the_command_line_writes_the_served_explanations_as_columns() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("no background set"), "{stderr}");
     assert!(table.is_empty(), "no output file is written");
+    // Without --quiet, stderr says what the columns hold; the CSV has no room for the unit.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let row = &rows(BundledDataset::BreastCancer, 1)[0];
+    let names: Vec<&String> = row.as_object().unwrap().keys().collect();
+    let cells: Vec<String> = names.iter().map(|n| row[n.as_str()].to_string()).collect();
+    let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+    std::fs::write(
+        &input,
+        format!("{}\n{}\n", names.join(","), cells.join(",")),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mlserve"))
+            .args(["predict", "--models"])
+            .arg(repo.path())
+            .args(["--model", "cancer_linear", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(dir.path().join("out.csv"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let told = run(&["--explain"]);
+    let stderr = String::from_utf8_lossy(&told.stderr);
+    assert!(told.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("explanations: linear SHAP values in log_odds, towards benign"),
+        "{stderr}"
+    );
+    // A budget without --explain is a usage error, not silently ignored.
+    let refused = run(&["--explain-samples", "50"]);
+    assert_eq!(refused.status.code(), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread")]

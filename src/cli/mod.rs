@@ -219,8 +219,8 @@ struct PredictArgs {
     /// stops before any row (exit 2)
     #[arg(long)]
     explain: bool,
-    /// KernelSHAP's coalitions per explained row, for models explained by it
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    /// KernelSHAP's coalitions per explained row (2 to 100000), for models explained by it
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "explain", value_parser = clap::value_parser!(u32).range(2..=100_000))]
     explain_samples: u32,
     #[command(flatten)]
     repository: RepositoryArg,

@@ -83,7 +83,32 @@ fn predict_command(args: &PredictArgs) -> anyhow::Result<BatchSummary> {
         &mut observer,
     )?;
     progress.finish();
+    if args.explain && !args.quiet {
+        describe_explanations(&model);
+    }
     Ok(summary)
+}
+
+/// What the explanation columns hold, on stderr: the CSV itself has no room for the unit.
+fn describe_explanations(model: &mlserve::model::LoadedModel) {
+    let Ok(explainer) = model.explainer() else {
+        return;
+    };
+    let labels = &model.artifact.manifest.labels;
+    let towards = match (explainer.outputs(), labels.get(1)) {
+        (1, Some(second)) if labels.len() == 2 => format!(", towards {second}"),
+        _ => String::new(),
+    };
+    eprintln!(
+        "explanations: {} SHAP values in {}{towards}{}",
+        explainer.method().name(),
+        explainer.unit().name(),
+        if explainer.method() == mlserve::model::Method::Kernel {
+            " (KernelSHAP estimates unless every coalition fits --explain-samples)"
+        } else {
+            ""
+        }
+    );
 }
 
 /// Progress through the input: by its bytes when it is a file of known size (the rows are
