@@ -1,6 +1,7 @@
 //! Offline batch prediction: a CSV file in, a CSV file out, streamed row by row so memory
 //! stays flat whatever the file size. Every row goes through the same validator as the API.
 
+use super::explained::with_explanations;
 use super::native::FeatureValue;
 use super::repository::LoadedModel;
 use super::scoring::Outcome;
@@ -348,22 +349,22 @@ impl<W: Write, O: BatchObserver> PredictionSink<'_, W, O> {
         if pending.is_empty() {
             return Ok(());
         }
-        let (scored, explanations) = {
+        let (scored, explained) = {
             let views: Vec<&[FeatureValue]> = pending.iter().map(|p| p.values.as_slice()).collect();
             let scored = model
                 .outcomes_of_rows(&views)
                 .map_err(|error| BatchError::Model(error.to_string()))?;
-            let explanations = model
-                .explanations_of_scored(self.explainer, &views, &scored, &Default::default())
+            let explained = self
+                .explainer
+                .map(|explainer| {
+                    model.explain_answered(explainer, &views, &scored, &Default::default())
+                })
+                .transpose()
                 .map_err(|error| BatchError::Model(error.to_string()))?;
-            (scored, explanations)
+            (scored, explained)
         };
-        for ((row, outcome), explanation) in pending.drain(..).zip(scored).zip(explanations) {
-            let answered = outcome.and_then(|outcome| match explanation {
-                Some(Err(error)) => Err(error),
-                Some(Ok(explanation)) => Ok((outcome, Some(explanation))),
-                None => Ok((outcome, None)),
-            });
+        let answers = pending.drain(..).zip(with_explanations(scored, explained));
+        for (row, answered) in answers {
             match answered {
                 Ok((outcome, explanation)) => self.write(&row, &outcome, explanation.as_ref())?,
                 Err(error) if error.is_about_the_row() => {

@@ -131,41 +131,33 @@ impl LoadedModel {
         }
     }
 
-    /// The explanation of each row the model scored (`scored`, row by row), by `explainer`;
-    /// `None` for rows it could not score, and for every row without an explainer. A row whose
-    /// contributions are not finite (values so far outside the training data that the
-    /// arithmetic overflows) is [`PredictError::Unscorable`], as such a prediction is.
-    pub fn explanations_of_scored(
+    /// The explanations of the rows the model answered (the `Ok`s of `scored`, row by row), in
+    /// their order: rows it could not score are not explained. A row whose contributions are
+    /// not finite (values so far outside the training data that the arithmetic overflows) is
+    /// [`PredictError::Unscorable`], as such a prediction is. Join them to the outcomes with
+    /// [`with_explanations`].
+    pub fn explain_answered(
         &self,
-        explainer: Option<&Explainer>,
+        explainer: &Explainer,
         rows: &[&[FeatureValue]],
         scored: &[Result<Outcome, PredictError>],
         cancel: &Cancel,
-    ) -> Result<Vec<Option<Result<Explanation, PredictError>>>, ExplainError> {
-        let Some(explainer) = explainer else {
-            return Ok(rows.iter().map(|_| None).collect());
-        };
+    ) -> Result<Vec<Result<Explanation, PredictError>>, ExplainError> {
         let answered: Vec<&[FeatureValue]> = rows
             .iter()
             .zip(scored)
             .filter(|(_, outcome)| outcome.is_ok())
             .map(|(row, _)| *row)
             .collect();
-        let mut explained = self.explain_rows(explainer, &answered, cancel)?.into_iter();
-        Ok(scored
-            .iter()
-            .map(|outcome| {
-                outcome
-                    .is_ok()
-                    .then(|| explained.next())
-                    .flatten()
-                    .map(|e| {
-                        if e.is_finite() {
-                            Ok(e)
-                        } else {
-                            Err(PredictError::Unscorable)
-                        }
-                    })
+        Ok(self
+            .explain_rows(explainer, &answered, cancel)?
+            .into_iter()
+            .map(|e| {
+                if e.is_finite() {
+                    Ok(e)
+                } else {
+                    Err(PredictError::Unscorable)
+                }
             })
             .collect())
     }
@@ -194,4 +186,21 @@ impl LoadedModel {
         };
         explainer.explain_rows(&self.artifact.model, rows, &score, cancel)
     }
+}
+
+/// Each scored row with its explanation, when `explained` (from
+/// [`LoadedModel::explain_answered`] on the same rows) is given: a row's failure, or its
+/// explanation's, is the row's.
+pub fn with_explanations(
+    scored: Vec<Result<Outcome, PredictError>>,
+    explained: Option<Vec<Result<Explanation, PredictError>>>,
+) -> impl Iterator<Item = Result<(Outcome, Option<Explanation>), PredictError>> {
+    let mut explained = explained.map(Vec::into_iter);
+    scored.into_iter().map(move |outcome| {
+        let outcome = outcome?;
+        match explained.as_mut().and_then(Iterator::next) {
+            Some(explanation) => Ok((outcome, Some(explanation?))),
+            None => Ok((outcome, None)),
+        }
+    })
 }

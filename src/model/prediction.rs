@@ -4,6 +4,7 @@
 //! Protocol's `{"error"}`, a web page, a command-line message).
 
 use super::explain::{Cancel, Explanation};
+use super::explained::with_explanations;
 use super::native::FeatureValue;
 use super::repository::{Catalog, LoadedModel, ModelEntry};
 use super::scoring::Outcome;
@@ -214,33 +215,34 @@ impl LoadedModel {
         batch: bool,
         explain: Option<&Cancel>,
     ) -> Result<Vec<Prediction>, PredictFailure> {
-        let explainer = match explain {
-            Some(_) => Some(self.explainer().map_err(PredictFailure::CannotExplain)?),
+        let explaining = match explain {
+            Some(cancel) => Some((
+                self.explainer().map_err(PredictFailure::CannotExplain)?,
+                cancel,
+            )),
             None => None,
         };
-        let never = Cancel::default();
-        let (scored, explanations) = {
+        let (scored, explained) = {
             let values: Vec<&[FeatureValue]> =
                 rows.iter().map(|row| row.values.as_slice()).collect();
             let scored = self
                 .outcomes_of_rows(&values)
                 .map_err(|error| PredictFailure::Internal(error.to_string()))?;
-            let explanations = self
-                .explanations_of_scored(explainer, &values, &scored, explain.unwrap_or(&never))
-                .map_err(|error| PredictFailure::Internal(error.to_string()))?;
-            (scored, explanations)
+            let explained = match explaining {
+                Some((explainer, cancel)) => Some(
+                    self.explain_answered(explainer, &values, &scored, cancel)
+                        .map_err(|error| PredictFailure::Internal(error.to_string()))?,
+                ),
+                None => None,
+            };
+            (scored, explained)
         };
         // A probability outside [0, 1] or a sum off 1 fails the whole run above: the model is
         // broken, not the row (500, logged with the model and version).
         let mut unscorable = Vec::new();
         let mut predictions = Vec::with_capacity(rows.len());
-        let answers = rows.into_iter().zip(scored).zip(explanations);
-        for (index, ((row, outcome), explanation)) in answers.enumerate() {
-            let answered = outcome.and_then(|outcome| match explanation {
-                Some(Err(error)) => Err(error),
-                Some(Ok(explanation)) => Ok((outcome, Some(explanation))),
-                None => Ok((outcome, None)),
-            });
+        let answers = rows.into_iter().zip(with_explanations(scored, explained));
+        for (index, (row, answered)) in answers.enumerate() {
             match answered {
                 Ok((outcome, explanation)) => predictions.push(Prediction {
                     outcome,

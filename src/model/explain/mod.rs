@@ -223,14 +223,47 @@ impl Explainer {
     /// The explainer of `model`, or why it has none (a sentence for the client): exact where
     /// the model allows it, else KernelSHAP when the version has a background set.
     pub fn of(model: &Model, name: &str, kernel: KernelInputs) -> Result<Explainer, String> {
-        match Explainer::exact(model, name) {
-            Ok(explainer) => Ok(explainer),
-            Err(None) => Explainer::kernel(name, kernel),
-            Err(Some(reason)) => Err(reason),
-        }
+        // The plan decides the method and unit; this builds the engine it names.
+        let plan = Plan::of(model, name, kernel.classes, kernel.background.is_some())?;
+        let built = match (plan.method, model) {
+            (Method::Kernel, _) => return Explainer::kernel(name, plan.unit, kernel),
+            (Method::Linear, Model::Native(native)) => {
+                linear::LinearExplainer::of_classifier(native)
+                    .map(|(linear, bases)| (Engine::Linear(linear), bases))
+            }
+            (Method::Linear, Model::NativeRegressor(regressor)) => {
+                linear::LinearExplainer::of_regressor(regressor)
+                    .map(|(linear, bases)| (Engine::Linear(linear), bases))
+            }
+            (Method::TreePathDependent, Model::Native(native)) => {
+                trees::NativeTrees::of_classifier(native)
+                    .map(|(trees, bases)| (Engine::NativeTrees(trees), bases))
+            }
+            (Method::TreePathDependent, Model::NativeRegressor(regressor)) => {
+                trees::NativeTrees::of_regressor(regressor)
+                    .map(|(trees, bases)| (Engine::NativeTrees(trees), bases))
+            }
+            (Method::TreePathDependent, Model::Boosted(boosted)) => Some((
+                Engine::Boosted(boosted.shap_tables()),
+                trees::boosted_bases(boosted),
+            )),
+            _ => None,
+        };
+        let (engine, bases) = built.ok_or_else(|| {
+            format!(
+                "model '{name}' cannot be explained: its {} explainer does not fit it",
+                plan.method.name()
+            )
+        })?;
+        Ok(Explainer {
+            method: plan.method,
+            unit: plan.unit,
+            bases,
+            engine,
+        })
     }
 
-    fn kernel(name: &str, inputs: KernelInputs) -> Result<Explainer, String> {
+    fn kernel(name: &str, unit: Unit, inputs: KernelInputs) -> Result<Explainer, String> {
         let background = match inputs.background {
             Some(Ok(background)) => background,
             Some(Err(reason)) => {
@@ -249,10 +282,10 @@ impl Explainer {
                  {MAX_KERNEL_FEATURES}"
             ));
         }
-        let (first, outputs, unit) = match inputs.classes {
-            0 => (0, 1, Unit::Value),
-            2 => (1, 1, Unit::Probability),
-            classes => (0, classes, Unit::Probability),
+        let (first, outputs) = match inputs.classes {
+            0 => (0, 1),
+            2 => (1, 1),
+            classes => (0, classes),
         };
         Ok(Explainer {
             method: Method::Kernel,
@@ -264,47 +297,6 @@ impl Explainer {
                 first,
                 outputs,
             }),
-        })
-    }
-
-    /// The exact explainer of `model`; `Err(None)` when the model has no exact method (KernelSHAP
-    /// may explain it), `Err(Some(why))` when it should have one but cannot.
-    fn exact(model: &Model, name: &str) -> Result<Explainer, Option<String>> {
-        use super::native::stored::WithTrees;
-        let found = match model {
-            Model::Native(native) if lacks_covers(native.trees()) => None,
-            Model::NativeRegressor(regressor) if lacks_covers(regressor.trees()) => None,
-            Model::Native(native) => linear::LinearExplainer::of_classifier(native)
-                .map(|(explainer, bases)| {
-                    let unit = if bases.len() == 1 {
-                        Unit::LogOdds
-                    } else {
-                        Unit::RawScore
-                    };
-                    linear_explainer(explainer, unit, bases)
-                })
-                .or_else(|| trees::NativeTrees::of_classifier(native).map(tree_explainer)),
-            Model::NativeRegressor(regressor) => linear::LinearExplainer::of_regressor(regressor)
-                .map(|(explainer, bases)| linear_explainer(explainer, Unit::Value, bases))
-                .or_else(|| trees::NativeTrees::of_regressor(regressor).map(tree_explainer)),
-            Model::Boosted(boosted) => {
-                return trees::boosted_explainer(boosted, name)
-                    .map(|(unit, bases)| Explainer {
-                        method: Method::TreePathDependent,
-                        unit,
-                        bases,
-                        engine: Engine::Boosted(boosted.shap_tables()),
-                    })
-                    .map_err(Some);
-            }
-            Model::Onnx(_) => None,
-        };
-        found.ok_or_else(|| match model {
-            Model::Native(native) if lacks_covers(native.trees()) => Some(without_covers(name)),
-            Model::NativeRegressor(regressor) if lacks_covers(regressor.trees()) => {
-                Some(without_covers(name))
-            }
-            _ => None,
         })
     }
 
@@ -385,15 +377,6 @@ impl Explainer {
     }
 }
 
-fn tree_explainer((trees, unit, bases): (trees::NativeTrees, Unit, Vec<f64>)) -> Explainer {
-    Explainer {
-        method: Method::TreePathDependent,
-        unit,
-        bases,
-        engine: Engine::NativeTrees(trees),
-    }
-}
-
 /// What a model's explanations will be, told without building its explainer (no TreeSHAP
 /// tables, no background file read): for documents such as the OpenAPI one.
 #[derive(Debug, Clone, Copy)]
@@ -467,15 +450,6 @@ impl Plan {
                 .and_then(|unit| exact(Method::TreePathDependent, unit)),
             Model::Onnx(_) => kernel(),
         }
-    }
-}
-
-fn linear_explainer(explainer: linear::LinearExplainer, unit: Unit, bases: Vec<f64>) -> Explainer {
-    Explainer {
-        method: Method::Linear,
-        unit,
-        bases,
-        engine: Engine::Linear(explainer),
     }
 }
 

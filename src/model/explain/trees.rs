@@ -34,7 +34,7 @@ impl NativeTrees {
     /// The explainer of a decision tree or random forest classifier, in class probability:
     /// towards the second class for two classes, every class otherwise. `None` for other
     /// estimators and for trees without covers.
-    pub fn of_classifier(model: &NativeModel) -> Option<(NativeTrees, Unit, Vec<f64>)> {
+    pub fn of_classifier(model: &NativeModel) -> Option<(NativeTrees, Vec<f64>)> {
         let (first, outputs) = if model.n_classes == 2 {
             (1, 1)
         } else {
@@ -47,14 +47,14 @@ impl NativeTrees {
             ..trees
         };
         let bases = trees.expected_values(&model.trees());
-        Some((trees, Unit::Probability, bases))
+        Some((trees, bases))
     }
 
     /// The explainer of a decision tree or random forest that predicts a number.
-    pub fn of_regressor(model: &NativeRegressor) -> Option<(NativeTrees, Unit, Vec<f64>)> {
+    pub fn of_regressor(model: &NativeRegressor) -> Option<(NativeTrees, Vec<f64>)> {
         let trees = NativeTrees::new(&model.preprocessor, &model.trees(), 1)?;
         let bases = trees.expected_values(&model.trees());
-        Some((trees, Unit::Value, bases))
+        Some((trees, bases))
     }
 
     fn new(preprocessor: &Preprocessor, trees: &[&Tree], width: usize) -> Option<NativeTrees> {
@@ -192,16 +192,15 @@ pub fn boosted_unit(model: &BoostedTrees, name: &str) -> Result<Unit, String> {
     })
 }
 
-/// The unit and base values of a boosted model's explanations, or why it has none.
-pub fn boosted_explainer(model: &BoostedTrees, name: &str) -> Result<(Unit, Vec<f64>), String> {
-    let unit = boosted_unit(model, name)?;
+/// The base value of each output of a boosted model that explains ([`boosted_unit`] is `Ok`):
+/// its expected margins, divided as its output is.
+pub fn boosted_bases(model: &BoostedTrees) -> Vec<f64> {
     let divisor = average_over(model);
-    let bases = model
+    model
         .expected_margins()
         .into_iter()
         .map(|base| base / divisor)
-        .collect();
-    Ok((unit, bases))
+        .collect()
 }
 
 /// LightGBM's random-forest mode averages its trees: contributions are divided as its output
@@ -323,7 +322,7 @@ mod tests {
         for n_classes in [2, 3] {
             let native = model(n_classes);
             let tree = native.trees()[0].clone();
-            let (explainer, _, bases) = NativeTrees::of_classifier(&native).unwrap();
+            let (explainer, bases) = NativeTrees::of_classifier(&native).unwrap();
             let outputs = if n_classes == 2 { 1 } else { n_classes };
             assert_eq!(bases.len(), outputs);
             for (number, category) in [(0.2, "a"), (0.9, "b"), (0.5, "a"), (-3.0, "b")] {
