@@ -490,6 +490,7 @@ fn kill_9_loses_no_prediction_acknowledged_before_the_last_flush() {
             .args(["serve", "--models"])
             .arg(repo.path())
             .env("MLSERVE_ADDR", "127.0.0.1:0")
+            .env("MLSERVE_GRPC_ADDR", "127.0.0.1:0")
             .env("MLSERVE_LOG_FORMAT", "json")
             .env("MLSERVE_DATABASE_URL", &url)
             .stdout(Stdio::null())

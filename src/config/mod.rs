@@ -9,6 +9,10 @@
 //! parser to compile), and its environment provider would not show variables in `--help`;
 //! without those two it is the merge of two tables, which the toml crate gives.
 
+mod grpc_addr;
+
+pub use grpc_addr::GrpcAddr;
+
 use crate::model::UnknownFields;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -33,6 +37,11 @@ pub enum LogFormat {
 pub struct Settings {
     /// Address to listen on.
     pub addr: SocketAddr,
+    /// Address of the gRPC listener (the Open Inference Protocol's `GRPCInferenceService`,
+    /// health and reflection), or `off`.
+    pub grpc_addr: GrpcAddr,
+    /// Largest gRPC message taken or sent, in bytes.
+    pub grpc_max_message_bytes: usize,
     /// Model repository folder.
     pub models: PathBuf,
     /// Largest accepted request body, in bytes.
@@ -113,6 +122,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc_addr: GrpcAddr::default(),
+            grpc_max_message_bytes: 16 * 1024 * 1024,
             models: PathBuf::from("models"),
             max_body_bytes: 2 * 1024 * 1024,
             max_batch_rows: 1000,
@@ -161,6 +172,12 @@ pub struct SettingsFlags {
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "MLSERVE_ADDR")]
     pub addr: Option<SocketAddr>,
+    /// Address of the gRPC listener, port 0 for a free one, or off [default: 127.0.0.1:8081]
+    #[arg(long, env = "MLSERVE_GRPC_ADDR", value_name = "ADDR|off")]
+    pub grpc_addr: Option<GrpcAddr>,
+    /// Largest gRPC message taken or sent, in bytes [default: 16777216]
+    #[arg(long, env = "MLSERVE_GRPC_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub grpc_max_message_bytes: Option<usize>,
     /// Model repository folder [default: models]
     #[arg(long, env = "MLSERVE_MODELS", value_name = "DIR")]
     pub models: Option<PathBuf>,
@@ -387,6 +404,18 @@ impl Settings {
         }
         if self.max_batch_rows == 0 {
             return invalid("max_batch_rows", "must be at least 1");
+        }
+        if self.grpc_addr == GrpcAddr::At(self.addr) && self.addr.port() != 0 {
+            return invalid(
+                "grpc_addr",
+                &format!("{} is addr too: give gRPC a port of its own", self.addr),
+            );
+        }
+        if !(1024..=i32::MAX as usize).contains(&self.grpc_max_message_bytes) {
+            return invalid(
+                "grpc_max_message_bytes",
+                "must be from 1024 to 2147483647 (gRPC's largest message)",
+            );
         }
         if self.prediction_log && crate::store::Backend::of(&self.database_url).is_none() {
             return invalid(

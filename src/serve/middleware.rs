@@ -138,7 +138,11 @@ fn unsupported_coding(request: &Request, named: &str) -> Response {
 
 /// An incoming id is kept only if it is short and plain, so it cannot inject into logs or headers.
 fn accept_incoming_id(value: &HeaderValue) -> Option<String> {
-    let text = value.to_str().ok()?;
+    plain_request_id(value.to_str().ok()?)
+}
+
+/// A caller's request id, kept only when short and plain (every transport's rule).
+pub fn plain_request_id(text: &str) -> Option<String> {
     let plain = (1..=128).contains(&text.len())
         && text.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')

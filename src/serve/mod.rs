@@ -11,6 +11,7 @@ pub mod connections;
 pub mod cookies;
 pub mod explanations;
 mod feedback;
+pub mod grpc;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
@@ -39,7 +40,6 @@ use problem::Problem;
 pub use state::App;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::oneshot;
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,9 @@ pub enum ServeError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    /// The gRPC server cannot start or failed while running.
+    #[error("gRPC server: {0}")]
+    Grpc(String),
 }
 
 /// An error for a route that does not exist or a method it does not take: a page for
@@ -227,10 +230,15 @@ pub fn router(app: App) -> Router {
 pub struct RunningServer {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The address the gRPC server listens on, unless `grpc_addr` is off.
+    pub grpc_addr: Option<SocketAddr>,
     /// The served repository.
     pub repository: Arc<Repository>,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
+    grpc: Option<GrpcServer>,
+    /// How long calls in flight may take to finish once stopping.
+    grace: std::time::Duration,
     _watcher: Option<watch::RepositoryWatcher>,
     log: Option<Arc<crate::store::PredictionLog>>,
     /// Tasks that live as long as the server: gauge refreshes, the keys file watch.
@@ -240,12 +248,20 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, and waits for the end.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        if let Some(grpc) = &self.grpc {
+            // Health Watch streams hear it before the listeners close.
+            grpc::health::stop_serving(&grpc.reporter, &grpc.app).await;
+        }
         if let Some(sender) = self.shutdown.take() {
-            let _ = sender.send(());
+            let _ = sender.send(true);
         }
         let served = match (&mut self.task).await {
             Ok(result) => result,
             Err(error) => Err(ServeError::Io(std::io::Error::other(error))),
+        };
+        let grpc_served = match self.grpc.take() {
+            Some(grpc) => grpc.finish(self.grace).await,
+            None => Ok(()),
         };
         for task in self.background.drain(..) {
             task.abort();
@@ -254,7 +270,33 @@ impl RunningServer {
         if let Some(log) = self.log.take() {
             log.shutdown().await;
         }
-        served
+        served.and(grpc_served)
+    }
+}
+
+/// The gRPC server beside the HTTP one.
+struct GrpcServer {
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    reporter: tonic_health::server::HealthReporter,
+    app: App,
+}
+
+impl GrpcServer {
+    /// Waits for calls in flight to finish, at most `grace` (an open health Watch stream
+    /// would otherwise hold the server open for as long as its client stays).
+    async fn finish(mut self, grace: std::time::Duration) -> Result<(), ServeError> {
+        match tokio::time::timeout(grace, &mut self.task).await {
+            Ok(Ok(served)) => served.map_err(|error| ServeError::Grpc(error.to_string())),
+            Ok(Err(error)) => Err(ServeError::Grpc(error.to_string())),
+            Err(_) => {
+                self.task.abort();
+                tracing::warn!(
+                    grace_secs = grace.as_secs_f64(),
+                    "gRPC calls or streams still open after the grace period: closed"
+                );
+                Ok(())
+            }
+        }
     }
 }
 
@@ -264,7 +306,10 @@ impl Drop for RunningServer {
             task.abort();
         }
         if let Some(sender) = self.shutdown.take() {
-            let _ = sender.send(());
+            let _ = sender.send(true);
+        }
+        if let Some(grpc) = self.grpc.take() {
+            grpc.task.abort();
         }
     }
 }
@@ -305,6 +350,14 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
             settings.models.display().to_string(),
         ));
     }
+    let grpc_listener = match settings.grpc_addr.addr() {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
     crate::model::imported::configure(settings.onnx());
     crate::model::explain::set_kernel_samples(settings.explain_samples);
     // A KernelSHAP row over a full background counts explain_samples × 100 / 1000.
@@ -368,25 +421,66 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
         )));
     }
     let limits = connections::ConnectionLimits::from_settings(&app.settings);
-    let (sender, receiver) = oneshot::channel::<()>();
+    let (sender, receiver) = tokio::sync::watch::channel(false);
+    let grpc = match grpc_listener {
+        Some(listener) => {
+            Some(start_grpc(&app, listener, receiver.clone(), &mut background).await?)
+        }
+        None => None,
+    };
+    let grpc_addr = grpc.as_ref().map(|(addr, _)| *addr);
+    let grace = app.settings.request_timeout();
+    let http_app = app.clone();
     let task = tokio::spawn(async move {
-        let stop = async move {
-            let _ = receiver.await;
-        };
-        connections::serve(listener, router(app), limits, stop)
+        connections::serve(listener, router(http_app), limits, stopped(receiver))
             .await
             .map_err(ServeError::Io)
     });
     tracing::info!(%addr, max_connections = limits.max_connections, "listening");
     Ok(RunningServer {
         addr,
+        grpc_addr,
         repository,
         shutdown: Some(sender),
         task,
+        grpc: grpc.map(|(_, server)| server),
+        grace,
         _watcher: watcher,
         log,
         background,
     })
+}
+
+/// Resolves once the stop flag is raised (or its sender is gone).
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Starts the gRPC server on `listener`, its health following readiness.
+async fn start_grpc(
+    app: &App,
+    listener: tokio::net::TcpListener,
+    stop: tokio::sync::watch::Receiver<bool>,
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(SocketAddr, GrpcServer), ServeError> {
+    let addr = listener.local_addr()?;
+    let (routes, reporter) = grpc::routes(app)
+        .await
+        .map_err(|error| ServeError::Grpc(error.to_string()))?;
+    background.push(tokio::spawn(grpc::health::follow_readiness(
+        app.clone(),
+        reporter.clone(),
+    )));
+    let task = tokio::spawn(grpc::serve(listener, routes, stopped(stop)));
+    tracing::info!(%addr, "gRPC listening");
+    Ok((
+        addr,
+        GrpcServer {
+            task,
+            reporter,
+            app: app.clone(),
+        },
+    ))
 }
 
 /// Keeps the live-metric and drift gauges of /metrics current: every minute, for every model,

@@ -91,6 +91,7 @@ pub fn test_settings(models: &Path) -> Settings {
     let database = models.with_extension("predictions.db");
     Settings {
         addr: "127.0.0.1:0".parse().unwrap(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
         models: models.to_path_buf(),
         database_url: format!("sqlite://{}", database.display()),
         ..Settings::default()

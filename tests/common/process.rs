@@ -51,6 +51,7 @@ fn spawn(mut command: Command, cwd: &Path, envs: &[(&str, &str)]) -> ServerProce
     let mut child = command
         .current_dir(cwd)
         .env("MLSERVE_ADDR", "127.0.0.1:0")
+        .env("MLSERVE_GRPC_ADDR", "127.0.0.1:0")
         .env("MLSERVE_LOG_FORMAT", "json")
         .envs(envs.iter().copied())
         .stdin(Stdio::null())

@@ -215,6 +215,85 @@ pub async fn watch_keys_file(
     }
 }
 
+/// Why [`admit`] refused a request, with the message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No credential, or one that is not valid (401 / UNAUTHENTICATED).
+    Unauthenticated(&'static str),
+    /// A valid credential whose role does not allow the call (403 / PERMISSION_DENIED).
+    Forbidden(String),
+    /// Over the caller's rate limit, and the seconds until a request is allowed again
+    /// (429 / RESOURCE_EXHAUSTED).
+    RateLimited(String, u32),
+}
+
+/// Who a request is and whether it may go on, for every transport (REST's headers, gRPC's
+/// metadata): the credential in `headers` (or, with `ui`, the sign-in cookie), the role
+/// `access` needs, and the caller's rate limit. Refusals are counted and logged (the reason
+/// and `what` was asked, never the secret).
+pub async fn admit(
+    auth: &AuthState,
+    headers: &HeaderMap,
+    ui: bool,
+    access: Access,
+    request_id: &str,
+    what: &str,
+) -> Result<Principal, Denied> {
+    let outcome = match credential(headers, ui) {
+        Ok(Some(credential)) => auth.authenticator().authenticate(&credential).await,
+        Ok(None) => Err(Refusal::Missing),
+        Err(refusal) => Err(refusal),
+    };
+    let principal = match outcome {
+        Ok(principal) => principal,
+        Err(refusal) => {
+            metrics::counter!("mlserve_auth_failures_total", "reason" => refusal.reason())
+                .increment(1);
+            if refusal != Refusal::Missing {
+                tracing::warn!(
+                    request_id,
+                    path = what,
+                    reason = refusal.reason(),
+                    "authentication failed"
+                );
+            }
+            return Err(Denied::Unauthenticated(match refusal {
+                Refusal::Missing => {
+                    "credentials are required: an API key (Authorization: Bearer, or X-API-Key) or HTTP Basic"
+                }
+                _ => "the credentials are not valid",
+            }));
+        }
+    };
+    if access == Access::Admin && principal.role != Role::Admin {
+        metrics::counter!("mlserve_auth_failures_total", "reason" => "forbidden").increment(1);
+        tracing::warn!(
+            request_id,
+            path = what,
+            caller = &*principal.name,
+            "role does not allow the route"
+        );
+        return Err(Denied::Forbidden(format!(
+            "'{}' has the {} role; this needs the admin role",
+            principal.name,
+            principal.role.name()
+        )));
+    }
+    if let Some(limiter) = &auth.rate_limiter
+        && let Err(retry_after) = limiter.check(&principal.name)
+    {
+        metrics::counter!("mlserve_rate_limited_total").increment(1);
+        return Err(Denied::RateLimited(
+            format!(
+                "'{}' is over its rate limit; retry in {retry_after} s",
+                principal.name
+            ),
+            retry_after,
+        ));
+    }
+    Ok(principal)
+}
+
 /// Checks who a request is and whether it may do what it asks.
 pub async fn authorize(State(app): State<App>, mut request: Request, next: Next) -> Response {
     let Some(auth) = app.auth.clone() else {
@@ -236,70 +315,18 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
         .unwrap_or_default();
     let ui = is_ui_path(&path);
     let ui_target = (ui && request.method() == Method::GET).then_some(path.as_str());
-    let credential = credential(request.headers(), ui);
-    let outcome = match credential {
-        Ok(Some(credential)) => auth.authenticator().authenticate(&credential).await,
-        Ok(None) => Err(Refusal::Missing),
-        Err(refusal) => Err(refusal),
-    };
-    let principal = match outcome {
+    let principal = match admit(&auth, request.headers(), ui, access, &request_id, &path).await {
         Ok(principal) => principal,
-        Err(refusal) => {
-            metrics::counter!("mlserve_auth_failures_total", "reason" => refusal.reason())
-                .increment(1);
-            if refusal != Refusal::Missing {
-                // The reason and the request, never the secret.
-                tracing::warn!(
-                    request_id = request_id.as_str(),
-                    path = path.as_str(),
-                    reason = refusal.reason(),
-                    "authentication failed"
-                );
-            }
-            let detail = match refusal {
-                Refusal::Missing => {
-                    "credentials are required: an API key (Authorization: Bearer, or X-API-Key) or HTTP Basic"
-                }
-                _ => "the credentials are not valid",
-            };
+        Err(Denied::Unauthenticated(detail)) => {
             return unauthorized(&app, detail, &path, ui_target);
         }
+        Err(Denied::Forbidden(detail)) => {
+            return Problem::new(StatusCode::FORBIDDEN, detail).answer_for(&path);
+        }
+        Err(Denied::RateLimited(detail, retry_after)) => {
+            return Problem::too_many_requests(detail, retry_after).answer_for(&path);
+        }
     };
-    let allowed = match access {
-        Access::Admin => principal.role == Role::Admin,
-        _ => true,
-    };
-    if !allowed {
-        metrics::counter!("mlserve_auth_failures_total", "reason" => "forbidden").increment(1);
-        tracing::warn!(
-            request_id = request_id.as_str(),
-            path = path.as_str(),
-            caller = &*principal.name,
-            "role does not allow the route"
-        );
-        return Problem::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "'{}' has the {} role; this needs the admin role",
-                principal.name,
-                principal.role.name()
-            ),
-        )
-        .answer_for(&path);
-    }
-    if let Some(limiter) = &auth.rate_limiter
-        && let Err(retry_after) = limiter.check(&principal.name)
-    {
-        metrics::counter!("mlserve_rate_limited_total").increment(1);
-        return Problem::too_many_requests(
-            format!(
-                "'{}' is over its rate limit; retry in {retry_after} s",
-                principal.name
-            ),
-            retry_after,
-        )
-        .answer_for(&path);
-    }
     request
         .extensions_mut()
         .insert(Caller(principal.name.clone()));
@@ -320,26 +347,34 @@ pub async fn shed_load(State(app): State<App>, request: Request, next: Next) -> 
     if super::health::is_probe(path) || super::middleware::is_root_liveness(&request) {
         return next.run(request).await;
     }
-    let limit = app.settings.max_concurrent_requests;
-    let in_flight = app.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
-    let _leave = Leave(&app.in_flight);
-    if in_flight > limit {
-        metrics::counter!("mlserve_requests_shed_total").increment(1);
-        return Problem::unavailable(
-            format!("the server is at its limit of {limit} requests in flight (setting max_concurrent_requests)"),
-            1,
-        )
-        .answer_for(path);
+    match take_slot(&app) {
+        Ok(_slot) => next.run(request).await,
+        Err(detail) => Problem::unavailable(detail, 1).answer_for(path),
     }
-    next.run(request).await
 }
 
-struct Leave<'a>(&'a AtomicUsize);
+/// A place among the requests in flight, given back when dropped.
+pub struct Slot(Arc<AtomicUsize>);
 
-impl Drop for Leave<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// A place among the `max_concurrent_requests` in flight (shared by every transport), or the
+/// message refusing the request (counted in `mlserve_requests_shed_total`) when there is none.
+pub fn take_slot(app: &App) -> Result<Slot, String> {
+    let limit = app.settings.max_concurrent_requests;
+    let in_flight = app.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+    let slot = Slot(app.in_flight.clone());
+    if in_flight > limit {
+        metrics::counter!("mlserve_requests_shed_total").increment(1);
+        return Err(format!(
+            "the server is at its limit of {limit} requests in flight (setting max_concurrent_requests)"
+        ));
+    }
+    Ok(slot)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ fn shape_of(input: &RequestInput) -> Result<Vec<usize>, String> {
         .collect()
 }
 
-fn element_count(name: &str, shape: &[usize]) -> Result<usize, String> {
+pub(in crate::serve) fn element_count(name: &str, shape: &[usize]) -> Result<usize, String> {
     shape
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
@@ -197,7 +197,7 @@ fn float_of(value: &Value) -> Option<f64> {
 }
 
 /// The values an integer type holds.
-fn integer_range(datatype: DataType) -> (i128, i128) {
+pub(in crate::serve) fn integer_range(datatype: DataType) -> (i128, i128) {
     match datatype {
         DataType::Int8 => (i128::from(i8::MIN), i128::from(i8::MAX)),
         DataType::Int16 => (i128::from(i16::MIN), i128::from(i16::MAX)),
@@ -210,13 +210,15 @@ fn integer_range(datatype: DataType) -> (i128, i128) {
     }
 }
 
-fn binary_elements(
-    input: &RequestInput,
+/// The `count` elements of input `name` from binary data: little-endian, row-major, a BYTES
+/// element a 4-byte little-endian length and its UTF-8 bytes (the binary tensor data extension's
+/// layout, and gRPC's `raw_input_contents`).
+pub(in crate::serve) fn binary_elements(
+    name: &str,
     datatype: DataType,
     bytes: &[u8],
     count: usize,
 ) -> Result<Elements, String> {
-    let name = &input.name;
     if let Some(width) = datatype.width() {
         let expected = count
             .checked_mul(width)
@@ -287,7 +289,7 @@ fn binary_elements(
 
 /// An integer element as the f64 a model takes, refused past 2^53 (where an f64 no longer holds
 /// every integer) with the value as sent, before any rounding.
-fn exact_integer(name: &str, n: i128) -> Result<f64, String> {
+pub(in crate::serve) fn exact_integer(name: &str, n: i128) -> Result<f64, String> {
     if n.unsigned_abs() > 1 << 53 {
         return Err(format!(
             "input '{name}': {n} is beyond the integers a model can take exactly (2^53)"
@@ -347,7 +349,7 @@ pub fn decode_inputs(request: &InferRequest, mut binary: &[u8]) -> Result<Vec<Te
                 }
                 let (bytes, rest) = binary.split_at(size);
                 binary = rest;
-                binary_elements(input, datatype, bytes, count)?
+                binary_elements(&input.name, datatype, bytes, count)?
             }
             (Some(_), Some(_)) | (None, None) => {
                 return Err(format!(

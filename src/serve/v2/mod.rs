@@ -10,7 +10,8 @@
 //! `prediction` (FP64 `[N]`, in the training target's unit). Errors are `{"error": "…"}`: 400 for a bad request, 404
 //! for an unknown model, 503 for one that is not loaded.
 
-mod decode;
+pub(in crate::serve) mod answer;
+pub(in crate::serve) mod decode;
 mod infer;
 pub mod outputs;
 mod repository;
@@ -27,18 +28,24 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 
 /// GET /v2: the server's name, version and extensions.
 pub async fn server_metadata() -> Response {
     Json(json!({
-        "name": "mlserve",
+        "name": SERVER_NAME,
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data", "classification", "model_repository"],
+        "extensions": EXTENSIONS,
     }))
     .into_response()
 }
+
+/// The server's name in the protocol's server metadata.
+pub const SERVER_NAME: &str = "mlserve";
+
+/// The protocol extensions REST serves (gRPC serves `classification` of these).
+pub const EXTENSIONS: [&str; 3] = ["binary_tensor_data", "classification", "model_repository"];
 
 /// GET /v2/health/live: 200 with `{"live": true}` (the protocol asks only for the status code;
 /// KServe's own client and server use that body).
@@ -88,16 +95,52 @@ fn feature_datatype(feature: &FeatureSchema) -> &'static str {
     }
 }
 
+/// A tensor of a model's metadata.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TensorMetadata {
+    /// Name.
+    pub name: String,
+    /// The protocol's datatype.
+    pub datatype: &'static str,
+    /// Dimensions; -1 for any size (the batch).
+    pub shape: Vec<i64>,
+}
+
+/// A model's metadata, as both transports give it (REST's JSON, gRPC's
+/// `ModelMetadataResponse`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelMetadata {
+    /// The model's name.
+    pub name: String,
+    /// Its versions that serve.
+    pub versions: Vec<String>,
+    /// Triton's platform name.
+    pub platform: &'static str,
+    /// One `input` `[-1, F]` when every feature is numeric, else one `[-1]` tensor per feature.
+    pub inputs: Vec<TensorMetadata>,
+    /// The outputs a request gets when it names none.
+    pub outputs: Vec<TensorMetadata>,
+}
+
+fn tensor_metadata(name: &str, datatype: &'static str, shape: Vec<i64>) -> TensorMetadata {
+    TensorMetadata {
+        name: name.to_string(),
+        datatype,
+        shape,
+    }
+}
+
 /// The model's metadata: inputs and outputs with types and shapes (-1: any batch size).
-fn metadata_of(app: &App, model: &LoadedModel) -> Value {
+pub fn metadata_of(app: &App, model: &LoadedModel) -> ModelMetadata {
     let manifest = &model.artifact.manifest;
     let features = &manifest.features;
-    let inputs: Vec<Value> = if all_numeric(features) {
-        vec![json!({"name": "input", "datatype": "FP64", "shape": [-1, features.len()]})]
+    let width = i64::try_from(features.len()).unwrap_or(i64::MAX);
+    let inputs = if all_numeric(features) {
+        vec![tensor_metadata("input", "FP64", vec![-1, width])]
     } else {
         features
             .iter()
-            .map(|f| json!({"name": f.name, "datatype": feature_datatype(f), "shape": [-1]}))
+            .map(|f| tensor_metadata(&f.name, feature_datatype(f), vec![-1]))
             .collect()
     };
     let versions: Vec<String> = app
@@ -114,31 +157,31 @@ fn metadata_of(app: &App, model: &LoadedModel) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    json!({
-        "name": manifest.name,
-        "versions": versions,
+    ModelMetadata {
+        name: manifest.name.clone(),
+        versions,
         // Triton's platform names: ONNX graphs run on ONNX Runtime whoever serves them.
-        "platform": match manifest.backend {
+        platform: match manifest.backend {
             crate::model::Backend::Native => "mlserve_native",
             crate::model::Backend::Onnx => "onnxruntime_onnx",
             crate::model::Backend::Boosted => "mlserve_boosted_trees",
         },
-        "inputs": inputs,
-        "outputs": outputs_metadata(model),
-    })
+        inputs,
+        outputs: outputs_metadata(model),
+    }
 }
 
-fn outputs_metadata(model: &LoadedModel) -> Value {
+fn outputs_metadata(model: &LoadedModel) -> Vec<TensorMetadata> {
     match model.task() {
-        crate::model::Task::Classification => json!([
-            {"name": "label", "datatype": "BYTES", "shape": [-1]},
-            {"name": "label_index", "datatype": "INT64", "shape": [-1]},
-            {"name": "probabilities", "datatype": "FP64",
-             "shape": [-1, model.artifact.manifest.labels.len()]},
-        ]),
-        crate::model::Task::Regression => json!([
-            {"name": "prediction", "datatype": "FP64", "shape": [-1]},
-        ]),
+        crate::model::Task::Classification => {
+            let classes = i64::try_from(model.artifact.manifest.labels.len()).unwrap_or(i64::MAX);
+            vec![
+                tensor_metadata("label", "BYTES", vec![-1]),
+                tensor_metadata("label_index", "INT64", vec![-1]),
+                tensor_metadata("probabilities", "FP64", vec![-1, classes]),
+            ]
+        }
+        crate::model::Task::Regression => vec![tensor_metadata("prediction", "FP64", vec![-1])],
     }
 }
 
@@ -178,7 +221,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ModelPath {
 pub async fn model_metadata(
     State(app): State<App>,
     path: ModelPath,
-) -> Result<Json<Value>, ProtocolError> {
+) -> Result<Json<ModelMetadata>, ProtocolError> {
     let model = find(&app, &path.name, path.version.as_deref())?;
     Ok(Json(metadata_of(&app, &model)))
 }

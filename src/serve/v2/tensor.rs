@@ -139,7 +139,7 @@ pub enum Elements {
 }
 
 impl Elements {
-    pub(super) fn len(&self) -> usize {
+    pub(in crate::serve) fn len(&self) -> usize {
         match self {
             Elements::Numbers(v) => v.len(),
             Elements::Bools(v) => v.len(),
