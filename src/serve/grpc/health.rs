@@ -11,8 +11,9 @@ use std::time::Duration;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-/// How often readiness is looked at: the delay before a probe sees a change.
-const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+/// How often the catalog is looked at: the delay before a probe sees a change. A look costs a
+/// pointer comparison; readiness is judged again only when the catalog was replaced.
+const FOLLOW_EVERY: Duration = Duration::from_millis(100);
 
 /// The inference service's name, as the health service knows it.
 pub const INFERENCE_SERVICE: &str = "inference.GRPCInferenceService";
@@ -21,10 +22,19 @@ pub const INFERENCE_SERVICE: &str = "inference.GRPCInferenceService";
 /// (a Watch stream hears of changes only). Runs until aborted.
 pub async fn follow_readiness(app: App, mut reporter: HealthReporter) {
     let mut known: HashMap<String, ServingStatus> = HashMap::new();
+    let mut judged: Option<(std::sync::Arc<crate::model::Catalog>, bool)> = None;
     let mut ticks = tokio::time::interval(FOLLOW_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        let catalog = app.repository.catalog();
+        let loaded = app.repository.is_loaded();
+        if judged.as_ref().is_some_and(|(seen, was_loaded)| {
+            std::sync::Arc::ptr_eq(seen, &catalog) && *was_loaded == loaded
+        }) {
+            continue;
+        }
+        judged = Some((catalog, loaded));
         let now = statuses(&app);
         for (service, status) in &now {
             if known.get(service) != Some(status) {

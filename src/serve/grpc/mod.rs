@@ -10,6 +10,7 @@
 
 mod call;
 pub mod health;
+mod limits;
 mod pb;
 mod service;
 pub mod status;
@@ -17,6 +18,7 @@ mod tensors;
 
 use crate::serve::state::App;
 use std::future::Future;
+use tonic::codec::CompressionEncoding;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
@@ -32,19 +34,27 @@ pub async fn routes(
         service::InferenceService::new(app.clone()),
     )
     .max_decoding_message_size(limit)
-    .max_encoding_message_size(limit);
+    .max_encoding_message_size(limit)
+    // Requests may come compressed (tritonclient's compression_algorithm); answers do not,
+    // since compressing floats costs more time than it saves on a data-centre network.
+    .accept_compressed(CompressionEncoding::Gzip)
+    .accept_compressed(CompressionEncoding::Deflate)
+    .accept_compressed(CompressionEncoding::Zstd);
+    let inference = limits::MessageLimit::new(inference, limit);
     let (reporter, health_service) = tonic_health::server::health_reporter();
     // Until the models are loaded, as REST's readiness answers 503 until then.
     health::stop_serving(&reporter, app).await;
-    let reflection = || {
+    // Each version lists the other too: a client sees every service whichever it asks.
+    let reflection = |other_version: &'static [u8]| {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(other_version)
     };
     let routes = Routes::new(inference)
         .add_service(health_service)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?);
+        .add_service(reflection(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET).build_v1()?)
+        .add_service(reflection(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET).build_v1alpha()?);
     Ok((routes, reporter))
 }
 
