@@ -29,7 +29,7 @@ pub struct Prediction {
     /// What the model answered: a class and its probabilities, or a value.
     pub outcome: Outcome,
     /// Values outside the training range.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<crate::model::validate::RangeWarning>,
     /// The validated inputs it was made from, for the prediction log.
     pub values: Vec<FeatureValue>,
     /// Each feature's contribution, when the request asked for explanations.

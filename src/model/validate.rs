@@ -1,6 +1,10 @@
 //! Validation of input rows against a model's schema: the one place that decides what a
 //! feature value may be. JSON bodies, query strings and CSV cells all come through here.
 
+mod warning;
+
+pub use warning::{Bound, RangeWarning};
+
 use super::manifest::FeatureSchema;
 use super::native::FeatureValue;
 use crate::data::ColumnKind;
@@ -70,6 +74,8 @@ impl std::hash::Hasher for Fnv1a {
 #[derive(Debug, Clone)]
 pub struct Validator {
     features: Vec<FeatureSchema>,
+    /// The features' names, shared by every warning that names one.
+    names: Vec<std::sync::Arc<str>>,
     positions: HashMap<String, usize, std::hash::BuildHasherDefault<Fnv1a>>,
     /// Each feature's [`accepted_range`], worked out once.
     ranges: Vec<Option<(f64, f64)>>,
@@ -80,8 +86,8 @@ pub struct Validator {
 pub struct ValidRow {
     /// One value per feature, in schema order.
     pub values: Vec<FeatureValue>,
-    /// Values outside the training range, in words.
-    pub warnings: Vec<String>,
+    /// Values outside the training range.
+    pub warnings: Vec<RangeWarning>,
 }
 
 impl Validator {
@@ -89,6 +95,7 @@ impl Validator {
     pub fn new(features: &[FeatureSchema]) -> Self {
         Validator {
             ranges: features.iter().map(accepted_range).collect(),
+            names: features.iter().map(|f| f.name.as_str().into()).collect(),
             features: features.to_vec(),
             positions: features
                 .iter()
@@ -133,16 +140,8 @@ impl Validator {
                 });
                 continue;
             }
-            let feature = &self.features[position];
-            match check_value(feature, raw)
-                .and_then(|value| within_scorable_range(feature, self.ranges[position], value))
-            {
-                Ok(value) => {
-                    if let Some(warning) = range_warning(feature, &value) {
-                        warnings.push(warning);
-                    }
-                    values[position] = Some(value);
-                }
+            match self.checked(position, raw, &mut warnings) {
+                Ok(value) => values[position] = Some(value),
                 Err(message) => {
                     errors.push(FieldError {
                         field: field(),
@@ -155,17 +154,7 @@ impl Validator {
         }
         for (feature, value) in self.features.iter().zip(&values) {
             if value.is_none() {
-                errors.push(FieldError {
-                    field: format!("{prefix}{}", feature.name),
-                    message: if feature.nullable {
-                        format!(
-                            "missing: expected {}, or null for a missing value",
-                            expected(feature)
-                        )
-                    } else {
-                        format!("missing: expected {}", expected(feature))
-                    },
-                });
+                errors.push(missing(feature, prefix));
             }
         }
         if errors.len() > errors_before {
@@ -175,6 +164,72 @@ impl Validator {
             values: values.into_iter().flatten().collect(),
             warnings,
         })
+    }
+}
+
+impl Validator {
+    /// Validates one row whose values come in schema order, one per feature (a V2 `input`
+    /// matrix): as [`Validator::validate`], without looking names up.
+    pub fn validate_in_order<'a>(
+        &self,
+        raws: impl IntoIterator<Item = RawValue<'a>>,
+        prefix: &str,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<ValidRow> {
+        let errors_before = errors.len();
+        let mut values = Vec::with_capacity(self.features.len());
+        let mut warnings = Vec::new();
+        for (position, raw) in raws.into_iter().take(self.features.len()).enumerate() {
+            match self.checked(position, raw, &mut warnings) {
+                Ok(value) => values.push(value),
+                Err(message) => {
+                    errors.push(FieldError {
+                        field: format!("{prefix}{}", self.features[position].name),
+                        message,
+                    });
+                    values.push(FeatureValue::Number(0.0));
+                }
+            }
+        }
+        for feature in &self.features[values.len()..] {
+            errors.push(missing(feature, prefix));
+        }
+        (errors.len() == errors_before).then_some(ValidRow { values, warnings })
+    }
+
+    /// The value of feature `position`, checked, its range warning pushed to `warnings`.
+    fn checked(
+        &self,
+        position: usize,
+        raw: RawValue<'_>,
+        warnings: &mut Vec<RangeWarning>,
+    ) -> Result<FeatureValue, String> {
+        let feature = &self.features[position];
+        let value = check_value(feature, raw)
+            .and_then(|value| within_scorable_range(feature, self.ranges[position], value))?;
+        if let Some((given, bound)) = range_warning(feature, &value) {
+            warnings.push(RangeWarning {
+                feature: self.names[position].clone(),
+                value: given,
+                bound,
+            });
+        }
+        Ok(value)
+    }
+}
+
+/// The error of a feature the row leaves out.
+fn missing(feature: &FeatureSchema, prefix: &str) -> FieldError {
+    FieldError {
+        field: format!("{prefix}{}", feature.name),
+        message: if feature.nullable {
+            format!(
+                "missing: expected {}, or null for a missing value",
+                expected(feature)
+            )
+        } else {
+            format!("missing: expected {}", expected(feature))
+        },
     }
 }
 
@@ -229,8 +284,17 @@ pub fn truncate(text: &str) -> String {
     }
 }
 
+/// [`expected`], put in words only when a message is written: a valid value costs nothing.
+struct Expected<'a>(&'a FeatureSchema);
+
+impl std::fmt::Display for Expected<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&expected(self.0))
+    }
+}
+
 fn check_value(feature: &FeatureSchema, raw: RawValue<'_>) -> Result<FeatureValue, String> {
-    let expected = expected(feature);
+    let expected = Expected(feature);
     // A literal JSON cannot hold, passed on by the lenient readers: a number like any other.
     let raw = match raw {
         RawValue::Json(serde_json::Value::String(s)) => match non_finite_literal(s) {
@@ -366,7 +430,7 @@ fn check_text(
     feature: &FeatureSchema,
     kind: ColumnKind,
     text: &str,
-    expected: &str,
+    expected: &Expected<'_>,
 ) -> Result<FeatureValue, String> {
     let got = || format!("expected {expected}, got \"{}\"", truncate(text));
     if text.is_empty() {
@@ -455,7 +519,7 @@ fn category(feature: &FeatureSchema, value: &str) -> Result<FeatureValue, String
 }
 
 /// A number as a person reads it: 42 or 0.5, but 1e300 rather than three hundred digits.
-fn readable(value: f64) -> String {
+pub(crate) fn readable(value: f64) -> String {
     if value.is_nan() {
         "NaN".to_string()
     } else if value.is_infinite() {
@@ -536,7 +600,8 @@ fn within_scorable_range(
 
 /// A warning when a numeric value lies outside the range seen in training: the model still
 /// answers, but it is extrapolating.
-fn range_warning(feature: &FeatureSchema, value: &FeatureValue) -> Option<String> {
+/// The number and the training bound it crosses, if it crosses one.
+fn range_warning(feature: &FeatureSchema, value: &FeatureValue) -> Option<(f64, Bound)> {
     let FeatureValue::Number(v) = value else {
         return None;
     };
@@ -544,16 +609,8 @@ fn range_warning(feature: &FeatureSchema, value: &FeatureValue) -> Option<String
         return None;
     }
     match (feature.min, feature.max) {
-        (Some(min), _) if *v < min => Some(format!(
-            "{} = {} is below the training minimum {min}",
-            feature.name,
-            readable(*v)
-        )),
-        (_, Some(max)) if *v > max => Some(format!(
-            "{} = {} is above the training maximum {max}",
-            feature.name,
-            readable(*v)
-        )),
+        (Some(min), _) if *v < min => Some((*v, Bound::Below(min))),
+        (_, Some(max)) if *v > max => Some((*v, Bound::Above(max))),
         _ => None,
     }
 }

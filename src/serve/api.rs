@@ -73,7 +73,7 @@ struct SingleAnswer<'a> {
     outcome: OutcomeFields<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     contributions: Option<ExplanationJson<'a>>,
-    warnings: &'a [String],
+    warnings: &'a [crate::model::validate::RangeWarning],
     request_id: &'a str,
 }
 
@@ -83,7 +83,7 @@ struct BatchItem<'a> {
     outcome: OutcomeFields<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     contributions: Option<ExplanationJson<'a>>,
-    warnings: &'a [String],
+    warnings: &'a [crate::model::validate::RangeWarning],
 }
 
 fn contributions_of<'a>(

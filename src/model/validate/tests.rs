@@ -130,8 +130,9 @@ fn non_finite_words_are_refused_with_a_clear_message() {
 #[test]
 fn out_of_range_values_are_accepted_with_a_warning() {
     let row = check_json(json!({"x": 11.0, "n": -2, "b": true, "c": "red"})).unwrap();
+    let warnings: Vec<String> = row.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
-        row.warnings,
+        warnings,
         [
             "x = 11 is above the training maximum 10",
             "n = -2 is below the training minimum 0"

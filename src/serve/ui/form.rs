@@ -231,7 +231,11 @@ pub(super) fn prediction_view(model: &LoadedModel, prediction: &Prediction) -> P
         },
         classes,
         value,
-        warnings: prediction.warnings.clone(),
+        warnings: prediction
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         explanation: super::explain::explanation_view(model, prediction),
         explanation_note: None,
     }

@@ -37,10 +37,21 @@ pub(super) fn validate_row<'a>(
     errors: &mut Vec<String>,
 ) {
     let mut row_errors = Vec::new();
-    match model
+    let valid = model
         .validator
-        .validate(fields, UnknownFields::Reject, "", &mut row_errors)
-    {
+        .validate(fields, UnknownFields::Reject, "", &mut row_errors);
+    keep_row(row, valid, row_errors, rows, errors);
+}
+
+/// Keeps a validated row, or its problems as "row N: field: message".
+fn keep_row(
+    row: usize,
+    valid: Option<ValidRow>,
+    row_errors: Vec<crate::model::FieldError>,
+    rows: &mut Vec<ValidRow>,
+    errors: &mut Vec<String>,
+) {
+    match valid {
         Some(valid) => rows.push(valid),
         None => errors.extend(
             row_errors
@@ -101,12 +112,15 @@ pub(in crate::serve) fn rows_from_tensors(
             return Err(message);
         }
         let width = features.len();
+        rows.reserve(tensor.shape[0]);
         for row in 0..tensor.shape[0] {
-            let fields = features
-                .iter()
-                .enumerate()
-                .map(|(column, f)| (f.name.as_str(), cell(tensor, row * width + column)));
-            validate_row(model, row, fields, &mut rows, &mut errors);
+            // The columns are the features in schema order: no name to look up.
+            let values = (0..width).map(|column| cell(tensor, row * width + column));
+            let mut row_errors = Vec::new();
+            let valid = model
+                .validator
+                .validate_in_order(values, "", &mut row_errors);
+            keep_row(row, valid, row_errors, &mut rows, &mut errors);
         }
     } else {
         let mut seen = std::collections::HashSet::new();
