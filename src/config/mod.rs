@@ -42,6 +42,9 @@ pub struct Settings {
     pub grpc_addr: GrpcAddr,
     /// Largest gRPC message taken or sent, in bytes.
     pub grpc_max_message_bytes: usize,
+    /// Also serve gRPC on the HTTP port (HTTP/2 without TLS, "h2c", beside HTTP/1.1), for
+    /// platforms that give a container one port (Knative, KServe serverless).
+    pub grpc_on_http_port: bool,
     /// Model repository folder.
     pub models: PathBuf,
     /// Largest accepted request body, in bytes.
@@ -124,6 +127,7 @@ impl Default for Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             grpc_addr: GrpcAddr::default(),
             grpc_max_message_bytes: 16 * 1024 * 1024,
+            grpc_on_http_port: false,
             models: PathBuf::from("models"),
             max_body_bytes: 2 * 1024 * 1024,
             max_batch_rows: 1000,
@@ -178,6 +182,9 @@ pub struct SettingsFlags {
     /// Largest gRPC message taken or sent, in bytes [default: 16777216]
     #[arg(long, env = "MLSERVE_GRPC_MAX_MESSAGE_BYTES", value_name = "BYTES")]
     pub grpc_max_message_bytes: Option<usize>,
+    /// Also serve gRPC on the HTTP port, as HTTP/2 without TLS (h2c), for one-port platforms such as Knative [default: false]
+    #[arg(long, env = "MLSERVE_GRPC_ON_HTTP_PORT", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub grpc_on_http_port: Option<bool>,
     /// Model repository folder [default: models]
     #[arg(long, env = "MLSERVE_MODELS", value_name = "DIR")]
     pub models: Option<PathBuf>,

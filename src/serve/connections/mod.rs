@@ -24,6 +24,7 @@
 //! That costs a request two atomic stores, where a timer per request would cost a timer-wheel
 //! entry and wake the runtime's timer driver.
 
+mod h2c;
 mod io;
 mod registry;
 
@@ -103,10 +104,12 @@ fn descriptor_room() -> Option<usize> {
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then lets every
-/// request in flight finish, closes idle connections and returns.
+/// request in flight finish, closes idle connections and returns. With `h2c`, a connection
+/// that opens with HTTP/2's preface is served by that router as HTTP/2 instead ([`h2c`]).
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
+    h2c: Option<axum::Router>,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
@@ -153,7 +156,24 @@ pub async fn serve(
             registry: registry.clone(),
             stopped: stopped.clone(),
         };
-        tokio::spawn(connection.run(stream, peer, permit));
+        match &h2c {
+            Some(h2c_router) => {
+                let h2c_router = h2c_router.clone();
+                let wait = limits.header_read_timeout;
+                tokio::spawn(async move {
+                    if h2c::opens_with_preface(&stream, wait).await {
+                        let _ = stream.set_nodelay(true);
+                        let _permit = permit;
+                        h2c::serve(stream, h2c_router, connection.stopped).await;
+                    } else {
+                        connection.run(stream, peer, permit).await;
+                    }
+                });
+            }
+            None => {
+                tokio::spawn(connection.run(stream, peer, permit));
+            }
+        }
     }
     drop(listener);
     let _ = stop.send(true);

@@ -1,0 +1,104 @@
+//! gRPC on the HTTP port (`grpc_on_http_port`), for platforms that give a container one port:
+//! HTTP/2 without TLS (prior knowledge) beside HTTP/1.1 on one listener, gRPC calls to the gRPC
+//! services and REST over either version to REST.
+
+mod common;
+
+use common::clients::run_python_client;
+use common::{TestServer, demo_repository, test_settings};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::{Value, json};
+
+#[allow(dead_code, missing_docs, clippy::all, clippy::pedantic)]
+mod pb {
+    tonic::include_proto!("inference");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_rest_over_http1_and_rest_over_h2c_share_the_http_port() {
+    let repo = demo_repository();
+    let mut settings = test_settings(repo.path());
+    settings.grpc_addr = mlserve::config::GrpcAddr::Off;
+    settings.grpc_on_http_port = true;
+    let server = TestServer::start(settings).await;
+    assert_eq!(server.server.grpc_addr, None, "no listener of its own");
+    let addr = server.server.addr;
+
+    // gRPC from tonic and from grpcio, on the HTTP port.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(channel);
+    let ready = client
+        .model_ready(pb::ModelReadyRequest {
+            name: "iris".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap();
+    assert!(ready.into_inner().ready);
+    let answer = client
+        .model_infer(pb::ModelInferRequest {
+            model_name: "iris".into(),
+            inputs: vec![pb::model_infer_request::InferInputTensor {
+                name: "input".into(),
+                datatype: "FP64".into(),
+                shape: vec![1, 4],
+                parameters: Default::default(),
+                contents: Some(pb::InferTensorContents {
+                    fp64_contents: vec![5.1, 3.5, 1.4, 0.2],
+                    ..Default::default()
+                }),
+            }],
+            outputs: vec![pb::model_infer_request::InferRequestedOutputTensor {
+                name: "label".into(),
+                parameters: Default::default(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // BYTES raw: a 4-byte little-endian length, then the text.
+    assert_eq!(&answer.raw_output_contents[0][4..], b"setosa");
+    let seen = run_python_client("triton_grpc.py", vec![addr.to_string(), "health".into()]).await;
+    assert_eq!(seen["health"]["iris"], "SERVING", "{seen}");
+    assert!(
+        seen["reflection_v1alpha"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("inference.GRPCInferenceService"))
+    );
+
+    // REST over HTTP/1.1, as ever.
+    let (status, _, metadata) = server.get("/v2/models/iris").await;
+    assert_eq!(status, 200);
+    // REST over HTTP/2 prior knowledge (what Knative sends to a port named h2c).
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let response = h2
+        .request(
+            hyper::Request::get(format!("http://{addr}/v2/models/iris"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.version(), hyper::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let over_h2: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(over_h2, metadata);
+    let (status, _, _) = server
+        .post_json(
+            "/api/models/iris/predict",
+            &json!({"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
