@@ -2,8 +2,12 @@
 //! feature value may be. JSON bodies, query strings and CSV cells all come through here.
 
 mod warning;
+mod words;
 
 pub use warning::{Bound, RangeWarning};
+pub(crate) use words::readable;
+use words::{Expected, json_kind, missing, quoted_list};
+pub use words::{expected, truncate};
 
 use super::manifest::FeatureSchema;
 use super::native::FeatureValue;
@@ -215,81 +219,6 @@ impl Validator {
             });
         }
         Ok(value)
-    }
-}
-
-/// The error of a feature the row leaves out.
-fn missing(feature: &FeatureSchema, prefix: &str) -> FieldError {
-    FieldError {
-        field: format!("{prefix}{}", feature.name),
-        message: if feature.nullable {
-            format!(
-                "missing: expected {}, or null for a missing value",
-                expected(feature)
-            )
-        } else {
-            format!("missing: expected {}", expected(feature))
-        },
-    }
-}
-
-/// The feature's type in words, for messages.
-pub fn expected(feature: &FeatureSchema) -> String {
-    match feature.kind {
-        ColumnKind::Number => "a finite number".to_string(),
-        ColumnKind::Integer => "an integer".to_string(),
-        ColumnKind::Boolean => "a boolean (true or false)".to_string(),
-        ColumnKind::Categorical => match &feature.categories {
-            Some(categories) => format!("one of {}", quoted_list(categories)),
-            None => "a category".to_string(),
-        },
-        ColumnKind::String => "a string".to_string(),
-        ColumnKind::Date => "an RFC 3339 date (YYYY-MM-DD)".to_string(),
-        ColumnKind::DateTime => {
-            "an RFC 3339 date-time (YYYY-MM-DDTHH:MM:SSZ or with an offset)".to_string()
-        }
-    }
-}
-
-fn quoted_list(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|item| format!("\"{item}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// What a JSON value is, in words.
-fn json_kind(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::Null => "null".to_string(),
-        serde_json::Value::Bool(b) => format!("the boolean {b}"),
-        serde_json::Value::Number(n) => match n.as_f64() {
-            Some(v) => format!("the number {}", readable(v)),
-            None => format!("the number {n}"),
-        },
-        serde_json::Value::String(s) => format!("the string \"{}\"", truncate(s)),
-        serde_json::Value::Array(_) => "an array".to_string(),
-        serde_json::Value::Object(_) => "an object".to_string(),
-    }
-}
-
-/// Echoed input is cut short, so a huge string does not make a huge error.
-pub fn truncate(text: &str) -> String {
-    const LIMIT: usize = 40;
-    if text.chars().count() <= LIMIT {
-        text.to_string()
-    } else {
-        format!("{}…", text.chars().take(LIMIT).collect::<String>())
-    }
-}
-
-/// [`expected`], put in words only when a message is written: a valid value costs nothing.
-struct Expected<'a>(&'a FeatureSchema);
-
-impl std::fmt::Display for Expected<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&expected(self.0))
     }
 }
 
@@ -515,19 +444,6 @@ fn category(feature: &FeatureSchema, value: &str) -> Result<FeatureValue, String
             quoted_list(categories)
         )),
         None => Ok(FeatureValue::Category(value.to_string())),
-    }
-}
-
-/// A number as a person reads it: 42 or 0.5, but 1e300 rather than three hundred digits.
-pub(crate) fn readable(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".to_string()
-    } else if value.is_infinite() {
-        if value > 0.0 { "Infinity" } else { "-Infinity" }.to_string()
-    } else if value != 0.0 && !(1e-6..1e15).contains(&value.abs()) {
-        format!("{value:e}")
-    } else {
-        format!("{value}")
     }
 }
 

@@ -2,8 +2,8 @@
 //! tensors, gRPC's typed and raw contents): validated rows, the one predict path, and the
 //! outputs the request asks for, before their encoding.
 
-use super::infer::rows_from_tensors;
 use super::outputs::OutputData;
+use super::rows::rows_from_tensors;
 use super::tensor::{InferRequest, Tensor};
 use crate::model::{LoadedModel, Outcome, Prediction, Task};
 use crate::serve::predict::{Asked, predict};

@@ -15,6 +15,7 @@ pub(in crate::serve) mod decode;
 mod infer;
 pub mod outputs;
 mod repository;
+mod rows;
 pub mod tensor;
 
 pub use infer::infer;

@@ -1,6 +1,7 @@
-//! gRPC on the HTTP port (`grpc_on_http_port`), for platforms that give a container one port:
-//! HTTP/2 without TLS (prior knowledge) beside HTTP/1.1 on one listener, gRPC calls to the gRPC
-//! services and REST over either version to REST.
+//! gRPC as operators meet it: grpcurl through reflection, and gRPC on the HTTP port
+//! (`grpc_on_http_port`) for platforms that give a container one port: HTTP/2 without TLS (prior
+//! knowledge) beside HTTP/1.1 on one listener, gRPC calls to the gRPC services and REST over
+//! either version to REST.
 
 mod common;
 
@@ -101,4 +102,76 @@ async fn grpc_rest_over_http1_and_rest_over_h2c_share_the_http_port() {
         )
         .await;
     assert_eq!(status, 200);
+}
+
+/// grpcurl, as the README shows it: no proto file, only reflection.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpcurl_lists_calls_and_checks_health_through_reflection() {
+    let repo = demo_repository();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let addr = server.server.grpc_addr.unwrap().to_string();
+    let python = std::env::var("MLSERVE_TEST_PYTHON")
+        .expect("MLSERVE_TEST_PYTHON names the test venv's Python; scripts/test.sh sets it up");
+    let grpcurl = std::path::Path::new(&python).with_file_name("grpcurl");
+    let run = |args: Vec<String>| {
+        let grpcurl = grpcurl.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(&grpcurl)
+                .args(&args)
+                .output()
+                .unwrap()
+        })
+    };
+    let listed = run(vec!["-plaintext".into(), addr.clone(), "list".into()])
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    for service in ["inference.GRPCInferenceService", "grpc.health.v1.Health"] {
+        assert!(listed.lines().any(|l| l == service), "{listed}");
+    }
+    let body = r#"{"model_name": "iris", "inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 4],
+        "contents": {"fp64_contents": [5.1, 3.5, 1.4, 0.2]}}], "outputs": [{"name": "label"}]}"#;
+    let inferred = run(vec![
+        "-plaintext".into(),
+        "-d".into(),
+        body.into(),
+        addr.clone(),
+        "inference.GRPCInferenceService/ModelInfer".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(inferred.status.success(), "{inferred:?}");
+    let answer: Value = serde_json::from_slice(&inferred.stdout).unwrap();
+    // A BYTES output, raw: a 4-byte length, then "setosa".
+    assert_eq!(
+        answer["rawOutputContents"],
+        json!(["BgAAAHNldG9zYQ=="]),
+        "{answer}"
+    );
+    let health = run(vec![
+        "-plaintext".into(),
+        "-d".into(),
+        r#"{"service": "iris"}"#.into(),
+        addr.clone(),
+        "grpc.health.v1.Health/Check".into(),
+    ])
+    .await
+    .unwrap();
+    let health: Value = serde_json::from_slice(&health.stdout).unwrap();
+    assert_eq!(health["status"], "SERVING");
+    let refused = run(vec![
+        "-plaintext".into(),
+        "-d".into(),
+        r#"{"model_name": "nope"}"#.into(),
+        addr,
+        "inference.GRPCInferenceService/ModelInfer".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("NotFound") && said.contains("no model named 'nope'"),
+        "{said}"
+    );
 }
