@@ -5,6 +5,7 @@ mod import;
 mod keys;
 mod log;
 mod predict;
+mod probe_tls;
 mod progress;
 mod serve;
 mod train;
@@ -246,6 +247,10 @@ struct HealthcheckArgs {
     /// Seconds to wait for the answer
     #[arg(long, default_value_t = 3.0)]
     timeout_secs: f64,
+    /// Ask over TLS, trusting exactly the server's certificate in this file (as the server's
+    /// tls_cert_file)
+    #[arg(long, env = "MLSERVE_TLS_CERT_FILE", value_name = "FILE")]
+    tls_cert_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]

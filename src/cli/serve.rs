@@ -41,7 +41,8 @@ pub(super) fn run(flags: SettingsFlags) -> Result<ExitCode, Failure> {
             | ServeError::NoRepository(_)
             | ServeError::Keys(_)
             | ServeError::NoKeys(_)
-            | ServeError::Store(_)),
+            | ServeError::Store(_)
+            | ServeError::Tls(_)),
         ) => {
             tracing::error!(%error, "cannot start");
             Err(Failure::usage(error))
@@ -67,7 +68,12 @@ pub(super) fn healthcheck(args: &HealthcheckArgs) -> Result<ExitCode, Failure> {
     let timeout = std::time::Duration::try_from_secs_f64(args.timeout_secs)
         .unwrap_or(std::time::Duration::from_secs(3))
         .max(std::time::Duration::from_millis(1));
-    match probe(args.addr, &args.path, timeout) {
+    match probe(
+        args.addr,
+        &args.path,
+        args.tls_cert_file.as_deref(),
+        timeout,
+    ) {
         Ok(200) => Ok(ExitCode::SUCCESS),
         Ok(status) => {
             eprintln!("{}{}: {status}", args.addr, args.path);
@@ -80,12 +86,14 @@ pub(super) fn healthcheck(args: &HealthcheckArgs) -> Result<ExitCode, Failure> {
     }
 }
 
-/// Asks a running server for `path` over plain HTTP/1.0 and returns the status code: the
-/// container health check (`mlserve healthcheck`), which needs neither curl nor a shell. A
-/// server listening on every address (`0.0.0.0`, `::`) is asked on loopback.
+/// Asks a running server for `path` over HTTP/1.0 (over TLS when the server's certificate file
+/// is given) and returns the status code: the container health check (`mlserve healthcheck`),
+/// which needs neither curl nor a shell. A server listening on every address (`0.0.0.0`, `::`)
+/// is asked on loopback.
 fn probe(
     addr: std::net::SocketAddr,
     path: &str,
+    tls_cert_file: Option<&std::path::Path>,
     timeout: std::time::Duration,
 ) -> std::io::Result<u16> {
     use std::io::{BufRead, Write};
@@ -99,9 +107,16 @@ fn probe(
     let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut status_line = String::new();
-    std::io::BufReader::new(stream).read_line(&mut status_line)?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let status_line = match tls_cert_file {
+        Some(cert_file) => super::probe_tls::status_line(stream, cert_file, &request)?,
+        None => {
+            stream.write_all(request.as_bytes())?;
+            let mut line = String::new();
+            std::io::BufReader::new(stream).read_line(&mut line)?;
+            line
+        }
+    };
     status_line
         .split_whitespace()
         .nth(1)

@@ -10,8 +10,10 @@
 //! without those two it is the merge of two tables, which the toml crate gives.
 
 mod grpc_addr;
+mod tls;
 
 pub use grpc_addr::GrpcAddr;
+pub use tls::TlsFiles;
 
 use crate::model::UnknownFields;
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,12 @@ pub struct Settings {
     /// Also serve gRPC on the HTTP port (HTTP/2 without TLS, "h2c", beside HTTP/1.1), for
     /// platforms that give a container one port (Knative, KServe serverless).
     pub grpc_on_http_port: bool,
+    /// TLS for both listeners: the certificate chain (PEM), read again when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS: the private key (PEM), read again when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
     /// Model repository folder.
     pub models: PathBuf,
     /// Largest accepted request body, in bytes.
@@ -128,6 +136,8 @@ impl Default for Settings {
             grpc_addr: GrpcAddr::default(),
             grpc_max_message_bytes: 16 * 1024 * 1024,
             grpc_on_http_port: false,
+            tls_cert_file: None,
+            tls_key_file: None,
             models: PathBuf::from("models"),
             max_body_bytes: 2 * 1024 * 1024,
             max_batch_rows: 1000,
@@ -185,6 +195,12 @@ pub struct SettingsFlags {
     /// Also serve gRPC on the HTTP port, as HTTP/2 without TLS (h2c), for one-port platforms such as Knative [default: false]
     #[arg(long, env = "MLSERVE_GRPC_ON_HTTP_PORT", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub grpc_on_http_port: Option<bool>,
+    /// TLS for REST and gRPC: the certificate chain, PEM (with --tls-key-file; re-read when it changes) [default: none]
+    #[arg(long, env = "MLSERVE_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS: the private key, PEM [default: none]
+    #[arg(long, env = "MLSERVE_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
     /// Model repository folder [default: models]
     #[arg(long, env = "MLSERVE_MODELS", value_name = "DIR")]
     pub models: Option<PathBuf>,
@@ -418,6 +434,16 @@ impl Settings {
                 &format!("{} is addr too: give gRPC a port of its own", self.addr),
             );
         }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return invalid(
+                if self.tls_cert_file.is_some() {
+                    "tls_key_file"
+                } else {
+                    "tls_cert_file"
+                },
+                "TLS needs both tls_cert_file and tls_key_file",
+            );
+        }
         if !(1024..=i32::MAX as usize).contains(&self.grpc_max_message_bytes) {
             return invalid(
                 "grpc_max_message_bytes",
@@ -537,6 +563,17 @@ impl Settings {
             max_age: crate::store::retention::parse_duration(&self.prediction_log_retention)
                 .unwrap_or(std::time::Duration::from_secs(30 * 86_400)),
             max_bytes: self.prediction_log_max_bytes,
+        }
+    }
+
+    /// The TLS files, when TLS is on.
+    pub fn tls(&self) -> Option<TlsFiles> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
         }
     }
 

@@ -28,6 +28,7 @@ pub mod request_scope;
 pub mod rows;
 mod server;
 pub mod state;
+pub mod tls;
 pub mod ui;
 pub mod v1;
 pub mod v2;
@@ -74,6 +75,9 @@ pub enum ServeError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
     /// The gRPC server cannot start or failed while running.
     #[error("gRPC server: {0}")]
     Grpc(String),

@@ -136,6 +136,10 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
             settings.models.display().to_string(),
         ));
     }
+    let certificate = match settings.tls() {
+        Some(files) => Some(super::tls::Certificate::load(files)?),
+        None => None,
+    };
     let grpc_listener = match settings.grpc_addr.addr() {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -191,6 +195,22 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     };
     let app = App::with(repository.clone(), settings, log.clone(), auth);
     let mut background = Vec::new();
+    let tls = match &certificate {
+        Some(certificate) => {
+            background.push(tokio::spawn(certificate.clone().follow_files()));
+            // HTTP/2 by ALPN only where gRPC shares the HTTP port.
+            let http: &[&[u8]] = if app.settings.grpc_on_http_port {
+                &[b"h2", b"http/1.1"]
+            } else {
+                &[b"http/1.1"]
+            };
+            Some(Tls {
+                http: certificate.acceptor(http)?,
+                grpc: certificate.acceptor(&[b"h2"])?,
+            })
+        }
+        None => None,
+    };
     if let Some(log) = &app.log {
         background.push(tokio::spawn(refresh_quality_gauges(app.clone())));
         background.push(tokio::spawn(enforce_retention(
@@ -209,8 +229,14 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     let limits = connections::ConnectionLimits::from_settings(&app.settings);
     let (sender, receiver) = tokio::sync::watch::channel(false);
     let (grpc, h2c) = if grpc_listener.is_some() || app.settings.grpc_on_http_port {
-        let (server, routes) =
-            start_grpc(&app, grpc_listener, receiver.clone(), &mut background).await?;
+        let (server, routes) = start_grpc(
+            &app,
+            grpc_listener,
+            tls.as_ref().map(|tls| tls.grpc.clone()),
+            receiver.clone(),
+            &mut background,
+        )
+        .await?;
         let h2c = app
             .settings
             .grpc_on_http_port
@@ -222,12 +248,20 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     let grpc_addr = grpc.as_ref().and_then(|(addr, _)| *addr);
     let grace = app.settings.request_timeout();
     let http_app = app.clone();
+    let http_tls = tls.map(|tls| tls.http);
     let task = tokio::spawn(async move {
-        connections::serve(listener, router(http_app), h2c, limits, stopped(receiver))
+        let routes = router(http_app);
+        connections::serve(listener, routes, h2c, http_tls, limits, stopped(receiver))
             .await
             .map_err(ServeError::Io)
     });
-    tracing::info!(%addr, max_connections = limits.max_connections, grpc_on_http_port = grpc.is_some() && app.settings.grpc_on_http_port, "listening");
+    tracing::info!(
+        %addr,
+        max_connections = limits.max_connections,
+        grpc_on_http_port = grpc.is_some() && app.settings.grpc_on_http_port,
+        tls = certificate.is_some(),
+        "listening"
+    );
     Ok(RunningServer {
         addr,
         grpc_addr,
@@ -242,6 +276,12 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     })
 }
 
+/// The TLS acceptors of the two listeners (they differ in the protocols ALPN offers).
+struct Tls {
+    http: tokio_rustls::TlsAcceptor,
+    grpc: tokio_rustls::TlsAcceptor,
+}
+
 /// Resolves once the stop flag is raised (or its sender is gone).
 async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
@@ -252,6 +292,7 @@ async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
 async fn start_grpc(
     app: &App,
     listener: Option<tokio::net::TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: tokio::sync::watch::Receiver<bool>,
     background: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<((Option<SocketAddr>, GrpcServer), tonic::service::Routes), ServeError> {
@@ -266,7 +307,9 @@ async fn start_grpc(
         Some(listener) => {
             let addr = listener.local_addr()?;
             tracing::info!(%addr, "gRPC listening");
-            let task = tokio::spawn(grpc::serve(listener, routes.clone(), stopped(stop)));
+            let handshake = app.settings.header_read_timeout();
+            let served = grpc::serve(listener, routes.clone(), tls, handshake, stopped(stop));
+            let task = tokio::spawn(served);
             (Some(addr), Some(task))
         }
         None => (None, None),

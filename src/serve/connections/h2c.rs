@@ -40,11 +40,13 @@ pub(super) async fn opens_with_preface(stream: &TcpStream, wait: Duration) -> bo
 
 /// Serves one HTTP/2 connection with `router` until it ends, or until `stopped` turns true
 /// (then it finishes its streams in flight and closes).
-pub(super) async fn serve(
-    stream: TcpStream,
+pub(super) async fn serve<S>(
+    stream: S,
     router: axum::Router,
     mut stopped: tokio::sync::watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service =
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             tower::ServiceExt::oneshot(router.clone(), request.map(axum::body::Body::new))

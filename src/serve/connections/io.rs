@@ -9,26 +9,26 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
-/// The client's socket, noting when bytes arrive (the start of a request's headers).
-pub(super) struct WatchedStream {
-    inner: TcpStream,
+/// The client's connection (a socket, or TLS over it), noting when bytes arrive (the start of
+/// a request's headers).
+pub(super) struct WatchedStream<S> {
+    inner: S,
     state: Arc<ConnectionState>,
 }
 
-impl WatchedStream {
-    pub(super) fn new(inner: TcpStream, state: Arc<ConnectionState>) -> Self {
+impl<S> WatchedStream<S> {
+    pub(super) fn new(inner: S, state: Arc<ConnectionState>) -> Self {
         WatchedStream { inner, state }
     }
 
-    /// The socket back, for a lingering close.
-    pub(super) fn into_inner(self) -> TcpStream {
+    /// The connection back, for a lingering close.
+    pub(super) fn into_inner(self) -> S {
         self.inner
     }
 }
 
-impl AsyncRead for WatchedStream {
+impl<S: AsyncRead + Unpin> AsyncRead for WatchedStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -43,7 +43,7 @@ impl AsyncRead for WatchedStream {
     }
 }
 
-impl AsyncWrite for WatchedStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for WatchedStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -35,6 +35,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -105,11 +106,14 @@ fn descriptor_room() -> Option<usize> {
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then lets every
 /// request in flight finish, closes idle connections and returns. With `h2c`, a connection
-/// that opens with HTTP/2's preface is served by that router as HTTP/2 instead ([`h2c`]).
+/// that opens with HTTP/2's preface (or, with `tls`, one that chose `h2` by ALPN) is served by
+/// that router as HTTP/2 instead ([`h2c`]). With `tls`, every connection is TLS, its handshake
+/// due within the header read timeout.
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     h2c: Option<axum::Router>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
@@ -156,24 +160,16 @@ pub async fn serve(
             registry: registry.clone(),
             stopped: stopped.clone(),
         };
-        match &h2c {
-            Some(h2c_router) => {
-                let h2c_router = h2c_router.clone();
-                let wait = limits.header_read_timeout;
-                tokio::spawn(async move {
-                    if h2c::opens_with_preface(&stream, wait).await {
-                        let _ = stream.set_nodelay(true);
-                        let _permit = permit;
-                        h2c::serve(stream, h2c_router, connection.stopped).await;
-                    } else {
-                        connection.run(stream, peer, permit).await;
-                    }
-                });
-            }
-            None => {
-                tokio::spawn(connection.run(stream, peer, permit));
-            }
-        }
+        let served = accepted(
+            stream,
+            peer,
+            permit,
+            connection,
+            h2c.clone(),
+            tls.clone(),
+            limits,
+        );
+        tokio::spawn(served);
     }
     drop(listener);
     let _ = stop.send(true);
@@ -182,6 +178,53 @@ pub async fn serve(
     let _ = slots.acquire_many(all).await;
     sweeper.abort();
     Ok(())
+}
+
+/// Serves one accepted connection: TLS first when on, then HTTP/2 when the client chose it
+/// (ALPN `h2`, or HTTP/2's preface without TLS) and `h2c` serves it, HTTP/1.1 otherwise.
+async fn accepted(
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    connection: Connection,
+    h2c: Option<axum::Router>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: ConnectionLimits,
+) {
+    // Answers are small and written whole: waiting to coalesce them only adds latency.
+    let _ = stream.set_nodelay(true);
+    let wait = limits.header_read_timeout;
+    match tls {
+        Some(acceptor) => {
+            let stream = match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    metrics::counter!("mlserve_tls_handshake_failures_total").increment(1);
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    metrics::counter!("mlserve_tls_handshake_failures_total").increment(1);
+                    return;
+                }
+            };
+            let chose_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            match h2c {
+                Some(router) if chose_h2 => {
+                    let _permit = permit;
+                    h2c::serve(stream, router, connection.stopped).await;
+                }
+                _ => connection.run(stream, peer, permit).await,
+            }
+        }
+        None => match h2c {
+            Some(router) if h2c::opens_with_preface(&stream, wait).await => {
+                let _permit = permit;
+                h2c::serve(stream, router, connection.stopped).await;
+            }
+            _ => connection.run(stream, peer, permit).await,
+        },
+    }
 }
 
 /// Closes connections past their deadlines, every [`SWEEP_EVERY`].
@@ -202,9 +245,10 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(mut self, stream: TcpStream, peer: SocketAddr, _permit: OwnedSemaphorePermit) {
-        // Answers are small and written whole: waiting to coalesce them only adds latency.
-        let _ = stream.set_nodelay(true);
+    async fn run<S>(mut self, stream: S, peer: SocketAddr, _permit: OwnedSemaphorePermit)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let (id, state) = self.registry.add();
         let open = metrics::gauge!("mlserve_connections_open");
         open.increment(1.0);
@@ -307,7 +351,7 @@ fn count_close(state: &ConnectionState, peer: SocketAddr) {
 /// answer given before the request body was read (413 for a body past the limit, say) then
 /// reaches the client: closing a socket with unread input would reset the connection, and a
 /// reset makes the client's system drop an answer it has not read yet.
-async fn linger(mut stream: TcpStream) {
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     if stream.shutdown().await.is_err() {
         return;

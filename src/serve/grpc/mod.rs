@@ -15,6 +15,7 @@ mod pb;
 mod service;
 pub mod status;
 mod tensors;
+mod tls_incoming;
 
 use crate::serve::state::App;
 use std::future::Future;
@@ -60,14 +61,25 @@ pub async fn routes(
 
 /// Serves `routes` on `listener` (TCP_NODELAY on every connection: without it a 1,000-row
 /// answer waits on Nagle's algorithm and the client's delayed ACK, 44 ms instead of 0.1 ms)
-/// until `stop` resolves, then lets calls in flight finish.
+/// until `stop` resolves, then lets calls in flight finish. With `tls`, every connection is
+/// TLS (ALPN `h2`), its handshake due within `handshake_timeout`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     routes: Routes,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handshake_timeout: std::time::Duration,
     stop: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop)
-        .await
+    let mut server = tonic::transport::Server::builder();
+    let router = server.add_routes(routes);
+    match tls {
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, stop).await
+        }
+        Some(acceptor) => {
+            let incoming = tls_incoming::TlsIncoming::new(listener, acceptor, handshake_timeout);
+            router.serve_with_incoming_shutdown(incoming, stop).await
+        }
+    }
 }
