@@ -175,3 +175,140 @@ async fn grpcurl_lists_calls_and_checks_health_through_reflection() {
         "{said}"
     );
 }
+
+fn iris_call() -> pb::ModelInferRequest {
+    pb::ModelInferRequest {
+        model_name: "iris".into(),
+        inputs: vec![pb::model_infer_request::InferInputTensor {
+            name: "input".into(),
+            datatype: "FP64".into(),
+            shape: vec![1, 4],
+            parameters: Default::default(),
+            contents: Some(pb::InferTensorContents {
+                fp64_contents: vec![5.1, 3.5, 1.4, 0.2],
+                ..Default::default()
+            }),
+        }],
+        ..Default::default()
+    }
+}
+
+async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// An idle HTTP/2 connection on the HTTP port is closed after the keep-alive timeout, as an
+/// idle HTTP/1.1 one is; and a health Watch stream open on that port does not hold shutdown
+/// past the grace period.
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_on_the_http_port_is_timed_out_when_idle_and_drained_at_shutdown() {
+    let repo = demo_repository();
+    let mut settings = test_settings(repo.path());
+    settings.grpc_addr = mlserve::config::GrpcAddr::Off;
+    settings.grpc_on_http_port = true;
+    settings.keep_alive_timeout_secs = 1.0;
+    settings.request_timeout_secs = 2.0;
+    let server = TestServer::start(settings).await;
+    let addr = server.server.addr;
+    let before = server
+        .metric("mlserve_connections_timed_out_total", &[])
+        .await;
+    let mut client =
+        pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(channel(addr).await);
+    client.model_infer(iris_call()).await.unwrap();
+    let closed = common::eventually(std::time::Duration::from_secs(5), async || {
+        server
+            .metric("mlserve_connections_timed_out_total", &[])
+            .await
+            > before
+    })
+    .await;
+    assert!(closed, "the idle HTTP/2 connection was closed");
+    // tonic's channel reconnects by itself: the next call works.
+    client.model_infer(iris_call()).await.unwrap();
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel(addr).await);
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(watch.message().await.unwrap().is_some());
+    let started = std::time::Instant::now();
+    server.server.shutdown().await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(watch);
+}
+
+/// Admission comes before the message is read: a call without credentials is refused as
+/// UNAUTHENTICATED even when its message is past the size limit, and a rate-limited call says
+/// when to come back.
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_are_admitted_before_their_message_is_read() {
+    let repo = demo_repository();
+    let dir = tempfile::tempdir().unwrap();
+    let keys_path = dir.path().join("keys.toml");
+    let mut keys = mlserve::serve::auth::keys::KeysFile::default();
+    let key = keys
+        .create_key("ci", mlserve::serve::auth::keys::Role::Predict)
+        .unwrap();
+    keys.save(&keys_path).unwrap();
+    let mut settings = test_settings(repo.path());
+    settings.auth = true;
+    settings.keys_file = keys_path;
+    settings.grpc_max_message_bytes = 64 * 1024;
+    settings.rate_limit_per_sec = 0.01;
+    settings.rate_limit_burst = 1;
+    let server = TestServer::start(settings).await;
+    let mut client = pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(
+        channel(server.server.grpc_addr.unwrap()).await,
+    );
+    let mut large = iris_call();
+    let contents = large.inputs[0].contents.as_mut().unwrap();
+    contents.fp64_contents = vec![1.0; 4 * 4000];
+    large.inputs[0].shape = vec![4000, 4];
+    let refused = client.model_infer(large).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    assert!(refused.metadata().get("x-request-id").is_some());
+
+    let with_key = || {
+        let mut request = tonic::Request::new(iris_call());
+        request
+            .metadata_mut()
+            .insert("x-api-key", key.parse().unwrap());
+        request
+    };
+    client.model_infer(with_key()).await.unwrap();
+    let limited = client.model_infer(with_key()).await.unwrap_err();
+    assert_eq!(
+        limited.code(),
+        tonic::Code::ResourceExhausted,
+        "{limited:?}"
+    );
+    let retry_after: u32 = limited
+        .metadata()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let counted = server
+        .metric(
+            "mlserve_grpc_requests_total",
+            &[("method", "ModelInfer"), ("code", "UNAUTHENTICATED")],
+        )
+        .await;
+    assert_eq!(counted, 1.0);
+}

@@ -30,24 +30,43 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, and waits for the end.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
-        if let Some(grpc) = &self.grpc {
+        // First, so readiness's follower cannot set a health status back to SERVING while the
+        // listeners drain.
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        let grpc = self.grpc.take();
+        if let Some(grpc) = &grpc {
             // Health Watch streams hear it before the listeners close.
             grpc::health::stop_serving(&grpc.reporter, &grpc.app).await;
         }
         if let Some(sender) = self.shutdown.take() {
             let _ = sender.send(true);
         }
-        let served = match (&mut self.task).await {
-            Ok(result) => result,
-            Err(error) => Err(ServeError::Io(std::io::Error::other(error))),
+        // Both listeners drain at once, each for at most the grace period: a stream that stays
+        // open (a health Watch) must not hold the process past it.
+        let grace = self.grace;
+        let http = async {
+            match tokio::time::timeout(grace, &mut self.task).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(error)) => Err(ServeError::Io(std::io::Error::other(error))),
+                Err(_) => {
+                    self.task.abort();
+                    tracing::warn!(
+                        grace_secs = grace.as_secs_f64(),
+                        "HTTP requests or streams still open after the grace period: closed"
+                    );
+                    Ok(())
+                }
+            }
         };
-        let grpc_served = match self.grpc.take() {
-            Some(grpc) => grpc.finish(self.grace).await,
-            None => Ok(()),
+        let grpc_finished = async {
+            match grpc {
+                Some(grpc) => grpc.finish(grace).await,
+                None => Ok(()),
+            }
         };
-        for task in self.background.drain(..) {
-            task.abort();
-        }
+        let (served, grpc_served) = tokio::join!(http, grpc_finished);
         // Every answered request has queued its records by now; write them before exiting.
         if let Some(log) = self.log.take() {
             log.shutdown().await;

@@ -3,6 +3,8 @@
 //! first bytes are HTTP/2's preface is served as HTTP/2; any other stays HTTP/1.1. The bytes
 //! are peeked, not read, so an HTTP/1.1 connection loses nothing.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -38,22 +40,82 @@ pub(super) async fn opens_with_preface(stream: &TcpStream, wait: Duration) -> bo
     }
 }
 
-/// Serves one HTTP/2 connection with `router` until it ends, or until `stopped` turns true
-/// (then it finishes its streams in flight and closes).
+/// Streams one HTTP/2 connection may have open at once.
+const MAX_STREAMS: u32 = 256;
+
+/// How often an HTTP/2 connection looks whether it has been idle too long.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// The calls in flight on one connection, and when the last one ended.
+#[derive(Default)]
+struct Activity {
+    active: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Marks a call in flight until dropped.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn enter(activity: &Arc<Activity>) -> Busy {
+        activity.active.fetch_add(1, Ordering::AcqRel);
+        Busy(activity.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Activity {
+    /// Whether no call is in flight and none has been for `idle` (counted from `opened` when
+    /// none has come yet).
+    fn idle_for(&self, idle: Duration, opened: Instant) -> bool {
+        let last = self
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(opened);
+        self.active.load(Ordering::Acquire) == 0 && last.elapsed() >= idle
+    }
+}
+
+/// Serves one HTTP/2 connection with `router` until it ends, until it has had no call for
+/// `idle` (the keep-alive timeout of HTTP/1.1 connections), or until `stopped` turns true; then
+/// it finishes its streams in flight and closes. Keep-alive pings drop a peer that is gone.
 pub(super) async fn serve<S>(
     stream: S,
     router: axum::Router,
+    idle: Duration,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let activity = Arc::new(Activity::default());
+    let calls = activity.clone();
     let service =
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            tower::ServiceExt::oneshot(router.clone(), request.map(axum::body::Body::new))
+            let busy = Busy::enter(&calls);
+            let request = request.map(axum::body::Body::new);
+            let answer = tower::ServiceExt::oneshot(router.clone(), request);
+            async move {
+                let answered = answer.await;
+                drop(busy);
+                answered
+            }
         });
     let connection = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_concurrent_streams(MAX_STREAMS)
         .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     tokio::pin!(connection);
+    let opened = Instant::now();
+    let mut checks = tokio::time::interval(IDLE_CHECK);
     let mut closing = *stopped.borrow();
     if closing {
         connection.as_mut().graceful_shutdown();
@@ -68,6 +130,13 @@ pub(super) async fn serve<S>(
             }
             changed = stopped.changed(), if !closing => {
                 if changed.is_err() || *stopped.borrow() {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+            _ = checks.tick(), if !closing => {
+                if activity.idle_for(idle, opened) {
+                    metrics::counter!("mlserve_connections_timed_out_total").increment(1);
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }

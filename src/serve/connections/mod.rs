@@ -212,7 +212,13 @@ async fn accepted(
             match h2c {
                 Some(router) if chose_h2 => {
                     let _permit = permit;
-                    h2c::serve(stream, router, connection.stopped).await;
+                    h2c::serve(
+                        stream,
+                        router,
+                        limits.keep_alive_timeout,
+                        connection.stopped,
+                    )
+                    .await;
                 }
                 _ => connection.run(stream, peer, permit).await,
             }
@@ -220,7 +226,13 @@ async fn accepted(
         None => match h2c {
             Some(router) if h2c::opens_with_preface(&stream, wait).await => {
                 let _permit = permit;
-                h2c::serve(stream, router, connection.stopped).await;
+                h2c::serve(
+                    stream,
+                    router,
+                    limits.keep_alive_timeout,
+                    connection.stopped,
+                )
+                .await;
             }
             _ => connection.run(stream, peer, permit).await,
         },

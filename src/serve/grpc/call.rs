@@ -1,30 +1,38 @@
-//! What every gRPC call gets that REST's middleware gives a request: a request id (the
-//! caller's `x-request-id` metadata when plain, else a new UUID v7, answered in the response's
-//! metadata either way), the in-flight limit shared with REST, credentials from metadata with
-//! the same roles and rate limits, the request timeout, `mlserve_grpc_requests_total` and
-//! `mlserve_grpc_request_duration_seconds`, and one access log line.
+//! What every gRPC call gets that REST's middleware gives a request: the request id, the
+//! in-flight limit and the credentials (decided by [`super::admit`] before the message is read,
+//! and handed over here in [`Admitted`]), the request timeout, `mlserve_grpc_requests_total`
+//! and `mlserve_grpc_request_duration_seconds`, and one access log line; the request id is
+//! answered in the response's metadata either way.
 
+use super::admit::REQUEST_ID;
 use super::status::code_of;
-use crate::serve::auth::{self, Access, Denied};
-use crate::serve::middleware::plain_request_id;
+use crate::serve::auth::Denied;
 use crate::serve::predict::Asked;
 use crate::serve::request_scope::{ModelTag, REQUEST, RequestScope};
 use crate::serve::state::App;
 use axum::http::StatusCode;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Response, Status};
 
-/// The metadata key of the request id, both ways.
-const REQUEST_ID: &str = "x-request-id";
+/// What admission decided of a call, in its extensions.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The request id.
+    pub id: String,
+    /// When the call arrived.
+    pub started: Instant,
+    /// The key or user that asked, when auth is on.
+    pub caller: Option<Arc<str>>,
+}
 
-/// Runs one call of `rpc` (the method's name, for the metrics and the log) that needs
-/// `access`: `handler` gets who asked and the message, within the request timeout.
+/// Runs one admitted call of `rpc` (the method's name, for the metrics and the log): `handler`
+/// gets who asked and the message, within the request timeout.
 pub async fn call<T, R, F, Fut>(
     app: &App,
     rpc: &'static str,
-    access: Access,
     request: Request<T>,
     handler: F,
 ) -> Result<Response<R>, Status>
@@ -32,19 +40,35 @@ where
     F: FnOnce(Asked, T) -> Fut,
     Fut: Future<Output = Result<R, Status>>,
 {
-    let started = Instant::now();
-    let id = request
-        .metadata()
-        .get(REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .and_then(plain_request_id)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let Some(admitted) = request.extensions().get::<Admitted>().cloned() else {
+        // Every route passes admission (grpc::routes): a call without it is a server fault,
+        // never let through unchecked.
+        return Err(Status::internal("the call was not admitted"));
+    };
+    let Admitted {
+        id,
+        started,
+        caller,
+    } = admitted;
     let scope = RequestScope {
         id: id.clone(),
         answered_by: std::sync::OnceLock::new(),
     };
+    let asked = Asked {
+        request_id: id.clone(),
+        started,
+        caller,
+    };
+    let timeout = app.settings.request_timeout();
     let answered = REQUEST.scope(scope, async {
-        let outcome = admitted(app, access, &id, started, request, handler).await;
+        let outcome = tokio::time::timeout(timeout, handler(asked, request.into_inner()))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(format!(
+                    "the request took longer than {:.1} s and was stopped (setting request_timeout_secs)",
+                    timeout.as_secs_f64()
+                )))
+            });
         let answered_by = REQUEST.with(|scope| scope.answered_by.get().cloned());
         (outcome, answered_by)
     });
@@ -61,61 +85,25 @@ where
     outcome
 }
 
-/// The call past the in-flight limit, its credentials and the timeout.
-async fn admitted<T, R, F, Fut>(
-    app: &App,
-    access: Access,
-    id: &str,
-    started: Instant,
-    request: Request<T>,
-    handler: F,
-) -> Result<R, Status>
-where
-    F: FnOnce(Asked, T) -> Fut,
-    Fut: Future<Output = Result<R, Status>>,
-{
-    // Probes are never shed nor asked for credentials, as on REST.
-    let _slot = match access {
-        Access::Open => None,
-        _ => Some(auth::take_slot(app).map_err(Status::unavailable)?),
-    };
-    let caller = match (&app.auth, access) {
-        (Some(state), Access::Predict | Access::Admin) => {
-            let headers = request.metadata().clone().into_headers();
-            let principal = auth::admit(state, &headers, false, access, id, "grpc")
-                .await
-                .map_err(denied)?;
-            Some(principal.name)
-        }
-        _ => None,
-    };
-    let asked = Asked {
-        request_id: id.to_string(),
-        started,
-        caller,
-    };
-    let timeout = app.settings.request_timeout();
-    tokio::time::timeout(timeout, handler(asked, request.into_inner()))
-        .await
-        .map_err(|_| {
-            Status::deadline_exceeded(format!(
-                "the request took longer than {:.1} s and was stopped (setting request_timeout_secs)",
-                timeout.as_secs_f64()
-            ))
-        })?
-}
-
-fn denied(denied: Denied) -> Status {
+/// The status of a refused credential: the same metadata keys as REST's headers
+/// (`authorization`, `x-api-key`); a rate-limited call says in `retry-after` metadata when to
+/// come back, as REST's Retry-After does.
+pub fn denied(denied: Denied) -> Status {
     match denied {
-        // The same metadata keys as REST's headers: `authorization`, `x-api-key`.
         Denied::Unauthenticated(detail) => Status::new(code_of(StatusCode::UNAUTHORIZED), detail),
         Denied::Forbidden(detail) => Status::permission_denied(detail),
-        Denied::RateLimited(detail, _) => Status::resource_exhausted(detail),
+        Denied::RateLimited(detail, retry_after) => {
+            let mut status = Status::resource_exhausted(detail);
+            status
+                .metadata_mut()
+                .insert("retry-after", MetadataValue::from(retry_after));
+            status
+        }
     }
 }
 
 /// The call's metrics and access log line.
-fn record(rpc: &'static str, code: Code, tag: Option<&ModelTag>, id: &str, started: Instant) {
+pub fn record(rpc: &'static str, code: Code, tag: Option<&ModelTag>, id: &str, started: Instant) {
     let seconds = started.elapsed().as_secs_f64();
     let (model, version) = tag.map_or(("", ""), |t| (t.model.as_str(), t.version.as_str()));
     metrics::counter!(
@@ -141,7 +129,7 @@ fn record(rpc: &'static str, code: Code, tag: Option<&ModelTag>, id: &str, start
 }
 
 /// The gRPC name of a code, as `grpc-status` documents them (OK, INVALID_ARGUMENT, …).
-fn code_name(code: Code) -> &'static str {
+pub fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

@@ -8,6 +8,7 @@
 //! the request id, in-flight limit, credentials, rate limit, timeout, metrics and access log
 //! REST's middleware gives a request, and [`status`] maps refusals to gRPC codes.
 
+mod admit;
 mod call;
 pub mod health;
 mod limits;
@@ -23,6 +24,9 @@ use tonic::codec::CompressionEncoding;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
+
+/// Streams one HTTP/2 connection may have open at once (gRPC's own servers default to 100).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// The gRPC services of `app`, and the reporter of their health (NOT_SERVING until
 /// [`health::follow_readiness`] says otherwise). Fails only if the descriptor sets built into
@@ -41,7 +45,7 @@ pub async fn routes(
     .accept_compressed(CompressionEncoding::Gzip)
     .accept_compressed(CompressionEncoding::Deflate)
     .accept_compressed(CompressionEncoding::Zstd);
-    let inference = limits::MessageLimit::new(inference, limit);
+    let inference = limits::MessageLimit::new(admit::Admission::new(inference, app.clone()), limit);
     let (reporter, health_service) = tonic_health::server::health_reporter();
     // Until the models are loaded, as REST's readiness answers 503 until then.
     health::stop_serving(&reporter, app).await;
@@ -70,7 +74,12 @@ pub async fn serve(
     handshake_timeout: std::time::Duration,
     stop: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    let mut server = tonic::transport::Server::builder();
+    // Keep-alive pings drop dead peers; a cap on streams per connection bounds what one client
+    // holds open (the in-flight limit bounds the calls being answered).
+    let mut server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let router = server.add_routes(routes);
     match tls {
         None => {

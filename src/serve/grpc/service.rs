@@ -12,7 +12,6 @@ use super::pb::{
 use super::status::invalid;
 use super::tensors::{input_tensors, request_header, response};
 use crate::model::LoadedModel;
-use crate::serve::auth::Access;
 use crate::serve::protocol_error::ProtocolError;
 use crate::serve::state::App;
 use crate::serve::v2::answer::answer;
@@ -67,13 +66,9 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<ServerLiveRequest>,
     ) -> Result<Response<ServerLiveResponse>, Status> {
-        call(
-            &self.app,
-            "ServerLive",
-            Access::Open,
-            request,
-            |_, _| async { Ok(ServerLiveResponse { live: true }) },
-        )
+        call(&self.app, "ServerLive", request, |_, _| async {
+            Ok(ServerLiveResponse { live: true })
+        })
         .await
     }
 
@@ -83,7 +78,7 @@ impl GrpcInferenceService for InferenceService {
         request: Request<ServerReadyRequest>,
     ) -> Result<Response<ServerReadyResponse>, Status> {
         let app = &self.app;
-        call(app, "ServerReady", Access::Open, request, |_, _| async {
+        call(app, "ServerReady", request, |_, _| async {
             let readiness = app.repository.readiness(app.settings.strict_readiness);
             Ok(ServerReadyResponse {
                 ready: readiness.is_ready(),
@@ -99,21 +94,15 @@ impl GrpcInferenceService for InferenceService {
         request: Request<ModelReadyRequest>,
     ) -> Result<Response<ModelReadyResponse>, Status> {
         let app = &self.app;
-        call(
-            app,
-            "ModelReady",
-            Access::Predict,
-            request,
-            |_, message| async move {
-                match find(app, &message.name, &message.version) {
-                    Ok(_) => Ok(ModelReadyResponse { ready: true }),
-                    Err(status) if status.code() == tonic::Code::Unavailable => {
-                        Ok(ModelReadyResponse { ready: false })
-                    }
-                    Err(status) => Err(status),
+        call(app, "ModelReady", request, |_, message| async move {
+            match find(app, &message.name, &message.version) {
+                Ok(_) => Ok(ModelReadyResponse { ready: true }),
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    Ok(ModelReadyResponse { ready: false })
                 }
-            },
-        )
+                Err(status) => Err(status),
+            }
+        })
         .await
     }
 
@@ -121,19 +110,13 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<ServerMetadataRequest>,
     ) -> Result<Response<ServerMetadataResponse>, Status> {
-        call(
-            &self.app,
-            "ServerMetadata",
-            Access::Predict,
-            request,
-            |_, _| async {
-                Ok(ServerMetadataResponse {
-                    name: v2::SERVER_NAME.to_string(),
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    extensions: EXTENSIONS.iter().map(|e| e.to_string()).collect(),
-                })
-            },
-        )
+        call(&self.app, "ServerMetadata", request, |_, _| async {
+            Ok(ServerMetadataResponse {
+                name: v2::SERVER_NAME.to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                extensions: EXTENSIONS.iter().map(|e| e.to_string()).collect(),
+            })
+        })
         .await
     }
 
@@ -142,23 +125,17 @@ impl GrpcInferenceService for InferenceService {
         request: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
         let app = &self.app;
-        call(
-            app,
-            "ModelMetadata",
-            Access::Predict,
-            request,
-            |_, message| async move {
-                let model = find(app, &message.name, &message.version)?;
-                let metadata = metadata_of(app, &model);
-                Ok(ModelMetadataResponse {
-                    name: metadata.name,
-                    versions: metadata.versions,
-                    platform: metadata.platform.to_string(),
-                    inputs: tensor_metadata(metadata.inputs),
-                    outputs: tensor_metadata(metadata.outputs),
-                })
-            },
-        )
+        call(app, "ModelMetadata", request, |_, message| async move {
+            let model = find(app, &message.name, &message.version)?;
+            let metadata = metadata_of(app, &model);
+            Ok(ModelMetadataResponse {
+                name: metadata.name,
+                versions: metadata.versions,
+                platform: metadata.platform.to_string(),
+                inputs: tensor_metadata(metadata.inputs),
+                outputs: tensor_metadata(metadata.outputs),
+            })
+        })
         .await
     }
 
@@ -167,26 +144,20 @@ impl GrpcInferenceService for InferenceService {
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
         let app = &self.app;
-        call(
-            app,
-            "ModelInfer",
-            Access::Predict,
-            request,
-            |asked, message| async move {
-                let model = find(app, &message.model_name, &message.model_version)?;
-                let header = request_header(&message).map_err(invalid)?;
-                let tensors = input_tensors(&message).map_err(invalid)?;
-                // The inputs are decoded: drop the request's raw bytes before predicting.
-                drop(message);
-                let answered = answer(app, &model, &asked, &header, &tensors).await?;
-                Ok(response(
-                    model.name(),
-                    &model.version_label,
-                    header.id.as_deref(),
-                    answered,
-                ))
-            },
-        )
+        call(app, "ModelInfer", request, |asked, message| async move {
+            let model = find(app, &message.model_name, &message.model_version)?;
+            let header = request_header(&message).map_err(invalid)?;
+            let tensors = input_tensors(&message).map_err(invalid)?;
+            // The inputs are decoded: drop the request's raw bytes before predicting.
+            drop(message);
+            let answered = answer(app, &model, &asked, &header, &tensors).await?;
+            Ok(response(
+                model.name(),
+                &model.version_label,
+                header.id.as_deref(),
+                answered,
+            ))
+        })
         .await
     }
 }

@@ -115,7 +115,16 @@ fn input_tensor(input: &InferInputTensor, raw: Option<&Bytes>) -> Result<Tensor,
     let count = element_count(name, &shape)?;
     let elements = match (raw, &input.contents) {
         (Some(bytes), _) => binary_elements(name, datatype, bytes, count)?,
-        (None, Some(contents)) => typed_elements(name, datatype, contents)?,
+        (None, Some(contents)) => {
+            let given = field_length(datatype, contents);
+            if given != count {
+                // Before converting anything: the message's size, not the shape, bounds work.
+                return Err(format!(
+                    "input '{name}': shape {shape:?} holds {count} elements, the contents have {given}"
+                ));
+            }
+            typed_elements(name, datatype, contents)?
+        }
         (None, None) => {
             return Err(format!(
                 "input '{name}' has no data: set its contents or send raw_input_contents"
@@ -147,6 +156,20 @@ fn contents_field(datatype: DataType) -> &'static str {
         DataType::Fp32 => "fp32_contents",
         DataType::Fp64 => "fp64_contents",
         DataType::Bytes => "bytes_contents",
+    }
+}
+
+/// How many elements the field of `datatype` holds.
+fn field_length(datatype: DataType, contents: &InferTensorContents) -> usize {
+    match datatype {
+        DataType::Bool => contents.bool_contents.len(),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => contents.int_contents.len(),
+        DataType::Int64 => contents.int64_contents.len(),
+        DataType::Uint8 | DataType::Uint16 | DataType::Uint32 => contents.uint_contents.len(),
+        DataType::Uint64 => contents.uint64_contents.len(),
+        DataType::Fp32 => contents.fp32_contents.len(),
+        DataType::Fp64 => contents.fp64_contents.len(),
+        DataType::Bytes => contents.bytes_contents.len(),
     }
 }
 

@@ -283,7 +283,7 @@ pub(in crate::serve) fn binary_elements(
         DataType::Fp64 => {
             Elements::Numbers(chunks(8).map(|c| f64::from_le_bytes(eight(c))).collect())
         }
-        DataType::Bytes => Elements::Texts(length_prefixed(name, bytes)?),
+        DataType::Bytes => Elements::Texts(length_prefixed(name, bytes, count)?),
     })
 }
 
@@ -304,9 +304,16 @@ fn eight(chunk: &[u8]) -> [u8; 8] {
     array
 }
 
-fn length_prefixed(name: &str, mut bytes: &[u8]) -> Result<Vec<String>, String> {
+/// BYTES elements, each a 4-byte little-endian length and its UTF-8 bytes; more than `count`
+/// is refused as soon as it is seen, before the rest is decoded.
+fn length_prefixed(name: &str, mut bytes: &[u8], count: usize) -> Result<Vec<String>, String> {
     let mut texts = Vec::new();
     while !bytes.is_empty() {
+        if texts.len() == count {
+            return Err(format!(
+                "input '{name}': the shape holds {count} elements, the data has more"
+            ));
+        }
         if bytes.len() < 4 {
             return Err(format!("input '{name}': a BYTES element is cut short"));
         }
