@@ -116,6 +116,7 @@ fn input_tensor(input: &InferInputTensor, raw: Option<&Bytes>) -> Result<Tensor,
     let elements = match (raw, &input.contents) {
         (Some(bytes), _) => binary_elements(name, datatype, bytes, count)?,
         (None, Some(contents)) => {
+            check_field(name, datatype, contents)?;
             let given = field_length(datatype, contents);
             if given != count {
                 // Before converting anything: the message's size, not the shape, bounds work.
@@ -190,18 +191,27 @@ fn filled_fields(contents: &InferTensorContents) -> Vec<&'static str> {
     .collect()
 }
 
+/// Refuses elements in a field other than the datatype's.
+fn check_field(
+    name: &str,
+    datatype: DataType,
+    contents: &InferTensorContents,
+) -> Result<(), String> {
+    let field = contents_field(datatype);
+    match filled_fields(contents).into_iter().find(|f| *f != field) {
+        Some(other) => Err(format!(
+            "input '{name}' of datatype {} takes its elements in {field}, not {other}",
+            datatype.name()
+        )),
+        None => Ok(()),
+    }
+}
+
 fn typed_elements(
     name: &str,
     datatype: DataType,
     contents: &InferTensorContents,
 ) -> Result<Elements, String> {
-    let field = contents_field(datatype);
-    if let Some(other) = filled_fields(contents).into_iter().find(|f| *f != field) {
-        return Err(format!(
-            "input '{name}' of datatype {} takes its elements in {field}, not {other}",
-            datatype.name()
-        ));
-    }
     let in_range = |n: i128| {
         let (low, high) = integer_range(datatype);
         if n < low || n > high {
