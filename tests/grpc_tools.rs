@@ -312,3 +312,68 @@ async fn calls_are_admitted_before_their_message_is_read() {
         .await;
     assert_eq!(counted, 1.0);
 }
+
+/// A model whose only version failed to load: UNAVAILABLE to infer (a retry may succeed once
+/// it is fixed), `ready: false`, NOT_SERVING in the health service, and the server not ready,
+/// as REST's readiness says; the other models serve.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_that_cannot_serve_is_unavailable_and_not_serving() {
+    let repo = demo_repository();
+    let broken = repo.path().join("broken/1");
+    std::fs::create_dir_all(&broken).unwrap();
+    let manifest = std::fs::read_to_string(repo.path().join("iris/1/model.toml"))
+        .unwrap()
+        .replace("name = \"iris\"", "name = \"broken\"");
+    std::fs::write(broken.join("model.toml"), manifest).unwrap();
+    std::fs::write(broken.join("model.bin"), b"not a model at all").unwrap();
+    let server = TestServer::start(test_settings(repo.path())).await;
+    let grpc = channel(server.server.grpc_addr.unwrap()).await;
+    let mut client =
+        pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(grpc.clone());
+    let ready = client
+        .server_ready(pb::ServerReadyRequest {})
+        .await
+        .unwrap();
+    assert!(!ready.into_inner().ready);
+    let model_ready = client
+        .model_ready(pb::ModelReadyRequest {
+            name: "broken".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap();
+    assert!(!model_ready.into_inner().ready);
+    let mut call = iris_call();
+    call.model_name = "broken".into();
+    let refused = client.model_infer(call).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    let (_, _, rest) = server
+        .post_json(
+            "/v2/models/broken/infer",
+            &serde_json::json!({"inputs": []}),
+        )
+        .await;
+    assert_eq!(refused.message(), rest["error"].as_str().unwrap());
+    client.model_infer(iris_call()).await.unwrap();
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(grpc);
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    let check = async |health: &mut tonic_health::pb::health_client::HealthClient<_>,
+                       service: &str| {
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    };
+    let settled = common::eventually(std::time::Duration::from_secs(5), async || {
+        check(&mut health, "iris").await == serving
+    })
+    .await;
+    assert!(settled);
+    assert_ne!(check(&mut health, "broken").await, serving);
+    assert_ne!(check(&mut health, "").await, serving);
+}
