@@ -261,6 +261,18 @@ fn bad_settings_stop_start_up_with_a_clear_message() {
             "invalid value 'not-an-address'",
         ),
         (vec!["serve", "--addr", &taken_addr], "cannot listen on"),
+        (
+            vec![
+                "serve",
+                "--models",
+                ".",
+                "--addr",
+                "127.0.0.1:0",
+                "--grpc-addr",
+                &taken_addr,
+            ],
+            "for gRPC",
+        ),
     ];
     for (args, expected) in cases {
         let output = Command::new(env!("CARGO_BIN_EXE_mlserve"))

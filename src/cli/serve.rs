@@ -38,6 +38,7 @@ pub(super) fn run(flags: SettingsFlags) -> Result<ExitCode, Failure> {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(
             error @ (ServeError::Bind { .. }
+            | ServeError::GrpcBind { .. }
             | ServeError::NoRepository(_)
             | ServeError::Keys(_)
             | ServeError::NoKeys(_)

@@ -55,6 +55,16 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The gRPC address cannot be bound.
+    #[error(
+        "cannot listen on {addr} for gRPC: {source}; give --grpc-addr (MLSERVE_GRPC_ADDR) another address, port 0 for a free one, or off"
+    )]
+    GrpcBind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The model repository folder does not exist (a typo must not look like an empty
     /// repository, so it is never created here).
     #[error(

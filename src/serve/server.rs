@@ -163,7 +163,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| ServeError::Bind { addr, source })?,
+                .map_err(|source| ServeError::GrpcBind { addr, source })?,
         ),
         None => None,
     };
