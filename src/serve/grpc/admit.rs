@@ -4,7 +4,7 @@
 //! before calling a handler, so a call without credentials, or past the in-flight limit, must
 //! be refused here or it would cost the server its message's memory first.
 
-use super::call::{Admitted, code_name, denied, record};
+use super::call::{Admitted, REQUEST_ID, code_name, denied, record};
 use crate::serve::auth::{self, Access};
 use crate::serve::middleware::plain_request_id;
 use crate::serve::state::App;
@@ -16,9 +16,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tonic::Status;
 use tonic::server::NamedService;
-
-/// The metadata key of the request id, both ways.
-pub const REQUEST_ID: &str = "x-request-id";
 
 /// A gRPC service whose calls are admitted before their message is read.
 #[derive(Clone)]

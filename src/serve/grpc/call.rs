@@ -1,10 +1,9 @@
 //! What every gRPC call gets that REST's middleware gives a request: the request id, the
-//! in-flight limit and the credentials (decided by [`super::admit`] before the message is read,
-//! and handed over here in [`Admitted`]), the request timeout, `mlserve_grpc_requests_total`
-//! and `mlserve_grpc_request_duration_seconds`, and one access log line; the request id is
-//! answered in the response's metadata either way.
+//! in-flight limit and the credentials (decided by admission, `admit.rs`, before the message
+//! is read, and handed over here in [`Admitted`]), the request timeout,
+//! `mlserve_grpc_requests_total` and `mlserve_grpc_request_duration_seconds`, and one access
+//! log line; the request id is answered in the response's metadata either way.
 
-use super::admit::REQUEST_ID;
 use super::status::code_of;
 use crate::serve::auth::Denied;
 use crate::serve::predict::Asked;
@@ -16,6 +15,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Response, Status};
+
+/// The metadata key of the request id, both ways.
+pub const REQUEST_ID: &str = "x-request-id";
 
 /// What admission decided of a call, in its extensions.
 #[derive(Debug, Clone)]
