@@ -15,20 +15,12 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-#[allow(dead_code, missing_docs, clippy::all, clippy::pedantic)]
-mod pb {
-    tonic::include_proto!("inference");
-}
+mod grpc_common;
 
-use pb::grpc_inference_service_client::GrpcInferenceServiceClient;
-use pb::model_infer_request::InferInputTensor;
-use pb::{InferParameter, InferTensorContents, ModelInferRequest};
-
-const ROWS: [[f64; 4]; 3] = [
-    [5.1, 3.5, 1.4, 0.2],
-    [6.9, 3.1, 5.4, 2.1],
-    [5.9, 3.0, 4.2, 1.5],
-];
+use grpc_common::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
+use grpc_common::pb::model_infer_request::InferInputTensor;
+use grpc_common::pb::{InferTensorContents, ModelInferRequest};
+use grpc_common::{ROWS, channel, iris_request, predict_key};
 
 /// REST's V2 answer for a JSON inference request on iris: status and body.
 async fn rest_infer(server: &TestServer, model: &str, body: Value) -> (u16, Value) {
@@ -48,42 +40,6 @@ async fn grpc_client(server: &TestServer) -> GrpcInferenceServiceClient<tonic::t
     GrpcInferenceServiceClient::new(channel(addr).await)
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX)
-}
-
-async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-fn iris_request(rows: usize, explain: bool) -> ModelInferRequest {
-    let values: Vec<f64> = ROWS.iter().cycle().take(rows).flatten().copied().collect();
-    let mut parameters = std::collections::HashMap::new();
-    if explain {
-        parameters.insert(
-            "explain".to_string(),
-            InferParameter {
-                parameter_choice: Some(pb::infer_parameter::ParameterChoice::BoolParam(true)),
-            },
-        );
-    }
-    ModelInferRequest {
-        model_name: "iris".into(),
-        parameters,
-        inputs: vec![InferInputTensor {
-            name: "input".into(),
-            datatype: "FP64".into(),
-            shape: vec![rows as i64, 4],
-            parameters: Default::default(),
-            contents: Some(InferTensorContents {
-                fp64_contents: values,
-                ..Default::default()
-            }),
-        }],
-        ..Default::default()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -401,12 +357,7 @@ async fn next_status(stream: &mut tonic::Streaming<HealthCheckResponse>) -> Opti
 async fn credentials_roles_and_rate_limits_apply_to_grpc_calls() {
     let repo = demo_repository();
     let dir = tempfile::tempdir().unwrap();
-    let keys_path = dir.path().join("keys.toml");
-    let mut keys = mlserve::serve::auth::keys::KeysFile::default();
-    let key = keys
-        .create_key("ci", mlserve::serve::auth::keys::Role::Predict)
-        .unwrap();
-    keys.save(&keys_path).unwrap();
+    let (keys_path, key) = predict_key(dir.path());
     let mut settings = test_settings(repo.path());
     settings.auth = true;
     settings.keys_file = keys_path;

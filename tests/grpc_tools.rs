@@ -11,10 +11,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 
-#[allow(dead_code, missing_docs, clippy::all, clippy::pedantic)]
-mod pb {
-    tonic::include_proto!("inference");
-}
+mod grpc_common;
+
+use grpc_common::{channel, iris_request, pb, predict_key};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_rest_over_http1_and_rest_over_h2c_share_the_http_port() {
@@ -27,12 +26,8 @@ async fn grpc_rest_over_http1_and_rest_over_h2c_share_the_http_port() {
     let addr = server.server.addr;
 
     // gRPC from tonic and from grpcio, on the HTTP port.
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(channel);
+    let mut client =
+        pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(channel(addr).await);
     let ready = client
         .model_ready(pb::ModelReadyRequest {
             name: "iris".into(),
@@ -41,28 +36,12 @@ async fn grpc_rest_over_http1_and_rest_over_h2c_share_the_http_port() {
         .await
         .unwrap();
     assert!(ready.into_inner().ready);
-    let answer = client
-        .model_infer(pb::ModelInferRequest {
-            model_name: "iris".into(),
-            inputs: vec![pb::model_infer_request::InferInputTensor {
-                name: "input".into(),
-                datatype: "FP64".into(),
-                shape: vec![1, 4],
-                parameters: Default::default(),
-                contents: Some(pb::InferTensorContents {
-                    fp64_contents: vec![5.1, 3.5, 1.4, 0.2],
-                    ..Default::default()
-                }),
-            }],
-            outputs: vec![pb::model_infer_request::InferRequestedOutputTensor {
-                name: "label".into(),
-                parameters: Default::default(),
-            }],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut label_only = iris_request(1, false);
+    label_only.outputs = vec![pb::model_infer_request::InferRequestedOutputTensor {
+        name: "label".into(),
+        parameters: Default::default(),
+    }];
+    let answer = client.model_infer(label_only).await.unwrap().into_inner();
     // BYTES raw: a 4-byte little-endian length, then the text.
     assert_eq!(&answer.raw_output_contents[0][4..], b"setosa");
     let seen = run_python_client("triton_grpc.py", vec![addr.to_string(), "health".into()]).await;
@@ -176,31 +155,6 @@ async fn grpcurl_lists_calls_and_checks_health_through_reflection() {
     );
 }
 
-fn iris_call() -> pb::ModelInferRequest {
-    pb::ModelInferRequest {
-        model_name: "iris".into(),
-        inputs: vec![pb::model_infer_request::InferInputTensor {
-            name: "input".into(),
-            datatype: "FP64".into(),
-            shape: vec![1, 4],
-            parameters: Default::default(),
-            contents: Some(pb::InferTensorContents {
-                fp64_contents: vec![5.1, 3.5, 1.4, 0.2],
-                ..Default::default()
-            }),
-        }],
-        ..Default::default()
-    }
-}
-
-async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 /// An idle HTTP/2 connection on the HTTP port is closed after the keep-alive timeout, as an
 /// idle HTTP/1.1 one is; and a health Watch stream open on that port does not hold shutdown
 /// past the grace period.
@@ -219,7 +173,7 @@ async fn http2_on_the_http_port_is_timed_out_when_idle_and_drained_at_shutdown()
         .await;
     let mut client =
         pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(channel(addr).await);
-    client.model_infer(iris_call()).await.unwrap();
+    client.model_infer(iris_request(1, false)).await.unwrap();
     let closed = common::eventually(std::time::Duration::from_secs(5), async || {
         server
             .metric("mlserve_connections_timed_out_total", &[])
@@ -229,7 +183,7 @@ async fn http2_on_the_http_port_is_timed_out_when_idle_and_drained_at_shutdown()
     .await;
     assert!(closed, "the idle HTTP/2 connection was closed");
     // tonic's channel reconnects by itself: the next call works.
-    client.model_infer(iris_call()).await.unwrap();
+    client.model_infer(iris_request(1, false)).await.unwrap();
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel(addr).await);
     let mut watch = health
@@ -257,12 +211,7 @@ async fn http2_on_the_http_port_is_timed_out_when_idle_and_drained_at_shutdown()
 async fn calls_are_admitted_before_their_message_is_read() {
     let repo = demo_repository();
     let dir = tempfile::tempdir().unwrap();
-    let keys_path = dir.path().join("keys.toml");
-    let mut keys = mlserve::serve::auth::keys::KeysFile::default();
-    let key = keys
-        .create_key("ci", mlserve::serve::auth::keys::Role::Predict)
-        .unwrap();
-    keys.save(&keys_path).unwrap();
+    let (keys_path, key) = predict_key(dir.path());
     let mut settings = test_settings(repo.path());
     settings.auth = true;
     settings.keys_file = keys_path;
@@ -273,7 +222,7 @@ async fn calls_are_admitted_before_their_message_is_read() {
     let mut client = pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(
         channel(server.server.grpc_addr.unwrap()).await,
     );
-    let mut large = iris_call();
+    let mut large = iris_request(1, false);
     let contents = large.inputs[0].contents.as_mut().unwrap();
     contents.fp64_contents = vec![1.0; 4 * 4000];
     large.inputs[0].shape = vec![4000, 4];
@@ -282,7 +231,7 @@ async fn calls_are_admitted_before_their_message_is_read() {
     assert!(refused.metadata().get("x-request-id").is_some());
 
     let with_key = || {
-        let mut request = tonic::Request::new(iris_call());
+        let mut request = tonic::Request::new(iris_request(1, false));
         request
             .metadata_mut()
             .insert("x-api-key", key.parse().unwrap());
@@ -343,7 +292,7 @@ async fn a_model_that_cannot_serve_is_unavailable_and_not_serving() {
         .await
         .unwrap();
     assert!(!model_ready.into_inner().ready);
-    let mut call = iris_call();
+    let mut call = iris_request(1, false);
     call.model_name = "broken".into();
     let refused = client.model_infer(call).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
@@ -354,7 +303,7 @@ async fn a_model_that_cannot_serve_is_unavailable_and_not_serving() {
         )
         .await;
     assert_eq!(refused.message(), rest["error"].as_str().unwrap());
-    client.model_infer(iris_call()).await.unwrap();
+    client.model_infer(iris_request(1, false)).await.unwrap();
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(grpc);
     let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;

@@ -247,6 +247,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
     }
     let limits = connections::ConnectionLimits::from_settings(&app.settings);
     let (sender, receiver) = tokio::sync::watch::channel(false);
+    let rest = router(app.clone());
     let (grpc, h2c) = if grpc_listener.is_some() || app.settings.grpc_on_http_port {
         let (server, routes) = start_grpc(
             &app,
@@ -259,25 +260,23 @@ pub async fn start(settings: Settings) -> Result<RunningServer, ServeError> {
         let h2c = app
             .settings
             .grpc_on_http_port
-            .then(|| one_port(router(app.clone()), routes));
+            .then(|| one_port(rest.clone(), routes));
         (Some(server), h2c)
     } else {
         (None, None)
     };
     let grpc_addr = grpc.as_ref().and_then(|(addr, _)| *addr);
     let grace = app.settings.request_timeout();
-    let http_app = app.clone();
     let http_tls = tls.map(|tls| tls.http);
     let task = tokio::spawn(async move {
-        let routes = router(http_app);
-        connections::serve(listener, routes, h2c, http_tls, limits, stopped(receiver))
+        connections::serve(listener, rest, h2c, http_tls, limits, stopped(receiver))
             .await
             .map_err(ServeError::Io)
     });
     tracing::info!(
         %addr,
         max_connections = limits.max_connections,
-        grpc_on_http_port = grpc.is_some() && app.settings.grpc_on_http_port,
+        grpc_on_http_port = app.settings.grpc_on_http_port,
         tls = certificate.is_some(),
         "listening"
     );

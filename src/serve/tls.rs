@@ -138,6 +138,25 @@ impl Certificate {
     }
 }
 
+/// The TLS handshake of an accepted connection, due within `wait`; a failure is counted in
+/// `mlserve_tls_handshake_failures_total` and logged at debug level (a port scan or a client
+/// speaking plain text is not worth more).
+pub async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    wait: Duration,
+    peer: std::net::SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let failure = match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => return Some(stream),
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("not done within {:.1} s", wait.as_secs_f64()),
+    };
+    metrics::counter!("mlserve_tls_handshake_failures_total").increment(1);
+    tracing::debug!(%peer, failure, "TLS handshake failed");
+    None
+}
+
 /// Both files' contents as one fingerprint (None for a file that cannot be read).
 async fn fingerprint(files: &TlsFiles) -> [Option<[u8; 32]>; 2] {
     [

@@ -196,46 +196,41 @@ async fn accepted(
     let wait = limits.header_read_timeout;
     match tls {
         Some(acceptor) => {
-            let stream = match tokio::time::timeout(wait, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    metrics::counter!("mlserve_tls_handshake_failures_total").increment(1);
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    metrics::counter!("mlserve_tls_handshake_failures_total").increment(1);
-                    return;
-                }
+            let Some(stream) = super::tls::handshake(&acceptor, stream, wait, peer).await else {
+                return;
             };
             let chose_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-            match h2c {
-                Some(router) if chose_h2 => {
-                    let _permit = permit;
-                    h2c::serve(
-                        stream,
-                        router,
-                        limits.keep_alive_timeout,
-                        connection.stopped,
-                    )
-                    .await;
-                }
-                _ => connection.run(stream, peer, permit).await,
-            }
+            let http2 = h2c.filter(|_| chose_h2);
+            serve_as(stream, http2, connection, peer, permit, limits).await;
         }
-        None => match h2c {
-            Some(router) if h2c::opens_with_preface(&stream, wait).await => {
-                let _permit = permit;
-                h2c::serve(
-                    stream,
-                    router,
-                    limits.keep_alive_timeout,
-                    connection.stopped,
-                )
-                .await;
-            }
-            _ => connection.run(stream, peer, permit).await,
-        },
+        None => {
+            let http2 = match h2c {
+                Some(router) if h2c::opens_with_preface(&stream, wait).await => Some(router),
+                _ => None,
+            };
+            serve_as(stream, http2, connection, peer, permit, limits).await;
+        }
+    }
+}
+
+/// Serves a connection as HTTP/2 with `http2`'s router when given, as HTTP/1.1 otherwise.
+async fn serve_as<S>(
+    stream: S,
+    http2: Option<axum::Router>,
+    connection: Connection,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    limits: ConnectionLimits,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match http2 {
+        Some(router) => {
+            let _permit = permit;
+            let idle = limits.keep_alive_timeout;
+            h2c::serve(stream, router, idle, connection.stopped).await;
+        }
+        None => connection.run(stream, peer, permit).await,
     }
 }
 

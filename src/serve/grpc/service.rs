@@ -9,10 +9,8 @@ use super::pb::{
     ModelReadyRequest, ModelReadyResponse, ServerLiveRequest, ServerLiveResponse,
     ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
 };
-use super::status::invalid;
 use super::tensors::{input_tensors, request_header, response};
 use crate::model::LoadedModel;
-use crate::serve::protocol_error::ProtocolError;
 use crate::serve::state::App;
 use crate::serve::v2::answer::answer;
 use crate::serve::v2::{self, metadata_of};
@@ -43,10 +41,9 @@ fn version(text: &str) -> Option<&str> {
 
 fn find(app: &App, name: &str, version_text: &str) -> Result<Arc<LoadedModel>, Status> {
     if name.is_empty() {
-        return Err(invalid("the model name is empty".to_string()));
+        return Err(Status::invalid_argument("the model name is empty"));
     }
-    crate::serve::predict::resolve(app, name, version(version_text))
-        .map_err(|failure| Status::from(ProtocolError::from(failure)))
+    Ok(v2::find(app, name, version(version_text))?)
 }
 
 fn tensor_metadata(tensors: Vec<v2::TensorMetadata>) -> Vec<TensorMetadata> {
@@ -146,8 +143,8 @@ impl GrpcInferenceService for InferenceService {
         let app = &self.app;
         call(app, "ModelInfer", request, |asked, message| async move {
             let model = find(app, &message.model_name, &message.model_version)?;
-            let header = request_header(&message).map_err(invalid)?;
-            let tensors = input_tensors(&message).map_err(invalid)?;
+            let header = request_header(&message).map_err(Status::invalid_argument)?;
+            let tensors = input_tensors(&message).map_err(Status::invalid_argument)?;
             // The inputs are decoded: drop the request's raw bytes before predicting.
             drop(message);
             let answered = answer(app, &model, &asked, &header, &tensors).await?;

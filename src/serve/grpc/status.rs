@@ -32,11 +32,6 @@ impl From<ProtocolError> for Status {
     }
 }
 
-/// A client error: INVALID_ARGUMENT with this message.
-pub fn invalid(message: String) -> Status {
-    Status::invalid_argument(message)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

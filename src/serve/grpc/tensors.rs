@@ -116,8 +116,7 @@ fn input_tensor(input: &InferInputTensor, raw: Option<&Bytes>) -> Result<Tensor,
     let elements = match (raw, &input.contents) {
         (Some(bytes), _) => binary_elements(name, datatype, bytes, count)?,
         (None, Some(contents)) => {
-            check_field(name, datatype, contents)?;
-            let given = field_length(datatype, contents);
+            let given = typed_count(name, datatype, contents)?;
             if given != count {
                 // Before converting anything: the message's size, not the shape, bounds work.
                 return Err(format!(
@@ -160,51 +159,38 @@ fn contents_field(datatype: DataType) -> &'static str {
     }
 }
 
-/// How many elements the field of `datatype` holds.
-fn field_length(datatype: DataType, contents: &InferTensorContents) -> usize {
-    match datatype {
-        DataType::Bool => contents.bool_contents.len(),
-        DataType::Int8 | DataType::Int16 | DataType::Int32 => contents.int_contents.len(),
-        DataType::Int64 => contents.int64_contents.len(),
-        DataType::Uint8 | DataType::Uint16 | DataType::Uint32 => contents.uint_contents.len(),
-        DataType::Uint64 => contents.uint64_contents.len(),
-        DataType::Fp32 => contents.fp32_contents.len(),
-        DataType::Fp64 => contents.fp64_contents.len(),
-        DataType::Bytes => contents.bytes_contents.len(),
-    }
-}
-
-/// The fields of `contents` that hold elements.
-fn filled_fields(contents: &InferTensorContents) -> Vec<&'static str> {
+/// Each field of `contents` and how many elements it holds.
+fn field_lengths(contents: &InferTensorContents) -> [(&'static str, usize); 8] {
     [
-        ("bool_contents", contents.bool_contents.is_empty()),
-        ("int_contents", contents.int_contents.is_empty()),
-        ("int64_contents", contents.int64_contents.is_empty()),
-        ("uint_contents", contents.uint_contents.is_empty()),
-        ("uint64_contents", contents.uint64_contents.is_empty()),
-        ("fp32_contents", contents.fp32_contents.is_empty()),
-        ("fp64_contents", contents.fp64_contents.is_empty()),
-        ("bytes_contents", contents.bytes_contents.is_empty()),
+        ("bool_contents", contents.bool_contents.len()),
+        ("int_contents", contents.int_contents.len()),
+        ("int64_contents", contents.int64_contents.len()),
+        ("uint_contents", contents.uint_contents.len()),
+        ("uint64_contents", contents.uint64_contents.len()),
+        ("fp32_contents", contents.fp32_contents.len()),
+        ("fp64_contents", contents.fp64_contents.len()),
+        ("bytes_contents", contents.bytes_contents.len()),
     ]
-    .into_iter()
-    .filter_map(|(field, empty)| (!empty).then_some(field))
-    .collect()
 }
 
-/// Refuses elements in a field other than the datatype's.
-fn check_field(
+/// How many elements the datatype's field holds, refusing elements in any other field.
+fn typed_count(
     name: &str,
     datatype: DataType,
     contents: &InferTensorContents,
-) -> Result<(), String> {
+) -> Result<usize, String> {
     let field = contents_field(datatype);
-    match filled_fields(contents).into_iter().find(|f| *f != field) {
-        Some(other) => Err(format!(
+    let lengths = field_lengths(contents);
+    if let Some((other, _)) = lengths.iter().find(|(f, n)| *f != field && *n > 0) {
+        return Err(format!(
             "input '{name}' of datatype {} takes its elements in {field}, not {other}",
             datatype.name()
-        )),
-        None => Ok(()),
+        ));
     }
+    Ok(lengths
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map_or(0, |(_, n)| *n))
 }
 
 fn typed_elements(

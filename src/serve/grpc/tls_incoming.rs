@@ -2,6 +2,7 @@
 //! a task of its own (a slow or silent client holds no other back), within a deadline; those
 //! that complete are handed to tonic in the order they finish.
 
+use crate::serve::tls::handshake;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -61,17 +62,8 @@ async fn accept(
         let _ = stream.set_nodelay(true);
         let (acceptor, ready) = (acceptor.clone(), ready.clone());
         tokio::spawn(async move {
-            match tokio::time::timeout(wait, acceptor.accept(stream)).await {
-                Ok(Ok(connection)) => {
-                    let _ = ready.send(Ok(connection)).await;
-                }
-                Ok(Err(error)) => {
-                    metrics::counter!("mlserve_tls_handshake_failures_total").increment(1);
-                    tracing::debug!(%peer, %error, "gRPC TLS handshake failed");
-                }
-                Err(_) => {
-                    metrics::counter!("mlserve_tls_handshake_failures_total").increment(1);
-                }
+            if let Some(connection) = handshake(&acceptor, stream, wait, peer).await {
+                let _ = ready.send(Ok(connection)).await;
             }
         });
     }
