@@ -127,3 +127,50 @@ fn unknown_keys_and_bad_values_are_refused() {
             .contains("log_level")
     );
 }
+
+#[test]
+fn grpc_and_tls_settings_out_of_range_are_refused_by_name() {
+    let cases = [
+        (
+            "addr = \"127.0.0.1:9000\"\ngrpc_addr = \"127.0.0.1:9000\"\n",
+            "invalid setting grpc_addr: 127.0.0.1:9000 is addr too",
+        ),
+        (
+            "grpc_addr = \"9000\"\n",
+            "give HOST:PORT (port 0 for a free one) or off",
+        ),
+        (
+            "grpc_max_message_bytes = 100\n",
+            "invalid setting grpc_max_message_bytes: must be from 1024",
+        ),
+        (
+            "tls_cert_file = \"server.crt\"\n",
+            "invalid setting tls_key_file: TLS needs both tls_cert_file and tls_key_file",
+        ),
+        (
+            "tls_key_file = \"server.key\"\n",
+            "invalid setting tls_cert_file: TLS needs both",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("grpc.toml");
+    for (text, expected) in cases {
+        std::fs::write(&file, text).unwrap();
+        let flags = SettingsFlags {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let error = flags.resolve().unwrap_err().to_string();
+        assert!(error.contains(expected), "{text}: {error}");
+    }
+    std::fs::write(&file, "grpc_addr = \"off\"\ngrpc_on_http_port = true\n").unwrap();
+    let settings = SettingsFlags {
+        config: Some(file),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    assert_eq!(settings.grpc_addr, GrpcAddr::Off);
+    assert!(settings.grpc_on_http_port);
+    assert_eq!(settings.tls(), None);
+}
