@@ -511,7 +511,7 @@ async fn requests_beyond_the_in_flight_limit_are_shed_with_503() {
         .route("/health/live", axum::routing::get(|| async { "alive" }))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            mlserve::serve::auth::shed_load,
+            mlserve::serve::middleware::request_context,
         ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -174,7 +174,36 @@ impl Visit for Fields<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.key(field);
-        push_string(self.line, &format!("{value:?}"));
+        // Escaped as it is formatted: no string to allocate for every message.
+        self.line.push(b'"');
+        let _ = write!(EscapedText(self.line), "{value:?}");
+        self.line.push(b'"');
+    }
+}
+
+/// Text written into a JSON string's inside, escaped as JSON requires (RFC 8259 §7): quotes,
+/// backslashes and control characters; everything else, UTF-8 included, as it is.
+struct EscapedText<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for EscapedText<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        for &byte in text.as_bytes() {
+            match byte {
+                b'"' => self.0.extend_from_slice(b"\\\""),
+                b'\\' => self.0.extend_from_slice(b"\\\\"),
+                b'\n' => self.0.extend_from_slice(b"\\n"),
+                b'\r' => self.0.extend_from_slice(b"\\r"),
+                b'\t' => self.0.extend_from_slice(b"\\t"),
+                control if control < 0x20 => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    self.0.extend_from_slice(b"\\u00");
+                    self.0.push(HEX[usize::from(control >> 4)]);
+                    self.0.push(HEX[usize::from(control & 0xf)]);
+                }
+                other => self.0.push(other),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -212,6 +241,17 @@ mod tests {
         text.lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn formatted_text_is_escaped_as_json_requires() {
+        let tricky = "quote \" backslash \\ newline \n tab \t bell \u{7} nul \u{0} é 名 🙂";
+        let lines = lines_of(|| {
+            tracing::warn!(detail = ?tricky, "said {tricky}");
+        });
+        assert_eq!(lines[0]["message"], format!("said {tricky}"));
+        // A Debug field keeps Debug's own quotes and escapes, then is escaped for JSON.
+        assert_eq!(lines[0]["detail"], format!("{tricky:?}"));
     }
 
     #[test]

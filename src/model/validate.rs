@@ -126,9 +126,9 @@ impl Validator {
         let errors_before = errors.len();
         let mut values: Vec<Option<FeatureValue>> = vec![None; self.features.len()];
         let mut warnings = Vec::new();
-        for (name, raw) in fields {
+        for (index, (name, raw)) in fields.into_iter().enumerate() {
             let field = || format!("{prefix}{name}");
-            let Some(&position) = self.positions.get(name) else {
+            let Some(position) = self.position_of(index, name) else {
                 if unknown == UnknownFields::Reject {
                     errors.push(FieldError {
                         field: field(),
@@ -165,9 +165,25 @@ impl Validator {
             return None;
         }
         Some(ValidRow {
-            values: values.into_iter().flatten().collect(),
+            // Every value is there (checked above); mapping, unlike flattening, lets the
+            // vector be reused in place.
+            values: values
+                .into_iter()
+                .map(|value| value.unwrap_or(FeatureValue::Missing))
+                .collect(),
             warnings,
         })
+    }
+
+    /// The schema position of the field `name`, given as the `index`-th field of its row.
+    /// Clients mostly send features in schema order (the model's example, a pandas row), so
+    /// the name at that position is compared first and the hash table consulted only when
+    /// it differs.
+    fn position_of(&self, index: usize, name: &str) -> Option<usize> {
+        match self.names.get(index) {
+            Some(expected) if **expected == *name => Some(index),
+            _ => self.positions.get(name).copied(),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tower::{Layer, ServiceExt};
 
 /// The header that carries the request id both ways.
@@ -150,14 +150,16 @@ pub fn plain_request_id(text: &str) -> Option<String> {
     plain.then(|| text.to_string())
 }
 
-/// Assigns the request id, applies the timeout and the content codings, and logs the request
-/// when it is answered.
+/// Assigns the request id, sheds load beyond the in-flight limit ([`super::auth::shed_load`]),
+/// applies the timeout and the content codings, and logs the request when it is answered. One
+/// middleware for all of these: each layer a request passes costs it allocations and clones.
 pub async fn request_context(
-    State(timeout): State<Duration>,
+    State(app): State<super::App>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let timeout = app.settings.request_timeout();
     let id = request
         .headers()
         .get(&REQUEST_ID)
@@ -182,8 +184,15 @@ pub async fn request_context(
         answered_by: std::sync::OnceLock::new(),
     };
     let answered = super::request_scope::REQUEST.scope(scope, async {
-        // Content codings here rather than in a layer of their own: one layer less per request.
-        let answer = tokio::time::timeout(timeout, content_codings(request, next)).await;
+        let answer = match super::auth::shed_load(&app, &request) {
+            Ok(slot) => {
+                // Content codings here rather than in a layer of their own: one layer less.
+                let answer = tokio::time::timeout(timeout, content_codings(request, next)).await;
+                drop(slot);
+                answer
+            }
+            Err(detail) => Ok(Problem::unavailable(detail, 1).answer_for(path)),
+        };
         let answered_by =
             super::request_scope::REQUEST.with(|scope| scope.answered_by.get().cloned());
         (answer, answered_by)

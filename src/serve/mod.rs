@@ -140,7 +140,6 @@ async fn root(State(app): State<App>, headers: axum::http::HeaderMap) -> Respons
 
 /// The complete router.
 pub fn router(app: App) -> Router {
-    let timeout = app.settings.request_timeout();
     let body_limit = app.settings.max_body_bytes;
     let upload_limit = app.settings.max_upload_bytes;
     let swagger: Router = utoipa_swagger_ui::SwaggerUi::new("/docs")
@@ -234,10 +233,9 @@ pub fn router(app: App) -> Router {
         routes
     };
     routes
-        .layer(axum::middleware::from_fn_with_state(app, auth::shed_load))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
-            timeout,
+            app,
             middleware::request_context,
         ))
 }

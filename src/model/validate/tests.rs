@@ -242,3 +242,36 @@ fn unknown_fields_can_be_ignored() {
     );
     assert!(errors.is_empty());
 }
+
+#[test]
+fn fields_in_schema_order_or_not_and_repeated_ones_are_told_apart() {
+    let (x, n, b, c) = (json!(2.5), json!(3), json!(true), json!("red"));
+    let validate = |fields: &[(&'static str, &serde_json::Value)]| {
+        let mut errors = Vec::new();
+        let row = validator().validate(
+            fields.iter().map(|&(k, v)| (k, RawValue::Json(v))),
+            UnknownFields::Reject,
+            "",
+            &mut errors,
+        );
+        (row.map(|r| r.values), messages(errors))
+    };
+    let expected = vec![
+        FeatureValue::Number(2.5),
+        FeatureValue::Number(3.0),
+        FeatureValue::Number(1.0),
+        FeatureValue::Category("red".into()),
+    ];
+    let in_order = validate(&[("x", &x), ("n", &n), ("b", &b), ("c", &c)]);
+    assert_eq!(in_order, (Some(expected.clone()), vec![]));
+    let shuffled = validate(&[("n", &n), ("c", &c), ("x", &x), ("b", &b)]);
+    assert_eq!(shuffled, (Some(expected), vec![]));
+    // A repeat found by the schema-order guess (the second "n" comes at n's own place) and
+    // one found by the name lookup (the second "x" comes where "n" belongs).
+    let (row, errors) = validate(&[("n", &n), ("n", &n), ("x", &x), ("b", &b), ("c", &c)]);
+    assert_eq!(row, None);
+    assert_eq!(errors, ["n: given more than once"]);
+    let (row, errors) = validate(&[("x", &x), ("x", &x), ("n", &n), ("b", &b), ("c", &c)]);
+    assert_eq!(row, None);
+    assert_eq!(errors, ["x: given more than once"]);
+}

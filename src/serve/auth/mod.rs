@@ -339,18 +339,16 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
     next.run(request).await
 }
 
-/// Refuses requests beyond the in-flight limit with 503 and Retry-After, so an overloaded
-/// server answers fast instead of queueing until every request times out. Health probes are
-/// always answered.
-pub async fn shed_load(State(app): State<App>, request: Request, next: Next) -> Response {
+/// A place among the requests in flight for this request, or why it is refused: beyond the
+/// in-flight limit the request gets 503 with Retry-After, so an overloaded server answers fast
+/// instead of queueing until every request times out. Health probes are always answered
+/// (`Ok(None)`). Called by [`super::middleware::request_context`], inside the request's scope.
+pub fn shed_load(app: &App, request: &Request) -> Result<Option<Slot>, String> {
     let path = request.uri().path();
-    if super::health::is_probe(path) || super::middleware::is_root_liveness(&request) {
-        return next.run(request).await;
+    if super::health::is_probe(path) || super::middleware::is_root_liveness(request) {
+        return Ok(None);
     }
-    match take_slot(&app) {
-        Ok(_slot) => next.run(request).await,
-        Err(detail) => Problem::unavailable(detail, 1).answer_for(path),
-    }
+    take_slot(app).map(Some)
 }
 
 /// A place among the requests in flight, given back when dropped.
