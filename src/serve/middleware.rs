@@ -1,5 +1,6 @@
 //! Per-request plumbing: the request id, the timeout, and one log line per request.
 
+use super::auth::slots::{Slot, take_slot};
 use super::problem::Problem;
 use super::request_metrics::InFlight;
 use super::request_scope::RequestScope;
@@ -150,7 +151,18 @@ pub fn plain_request_id(text: &str) -> Option<String> {
     plain.then(|| text.to_string())
 }
 
-/// Assigns the request id, sheds load beyond the in-flight limit ([`super::auth::shed_load`]),
+/// A place among the requests in flight for this request, or why it is refused: beyond
+/// `max_concurrent_requests` the request gets 503 with Retry-After, so an overloaded server
+/// answers fast instead of queueing until every request times out. Health probes are always
+/// answered (`Ok(None)`).
+fn shed_load(app: &super::App, request: &Request) -> Result<Option<Slot>, String> {
+    if super::health::is_probe(request.uri().path()) || is_root_liveness(request) {
+        return Ok(None);
+    }
+    take_slot(app).map(Some)
+}
+
+/// Assigns the request id, sheds load beyond the in-flight limit ([`shed_load`]),
 /// applies the timeout and the content codings, and logs the request when it is answered. One
 /// middleware for all of these: each layer a request passes costs it allocations and clones.
 pub async fn request_context(
@@ -184,7 +196,7 @@ pub async fn request_context(
         answered_by: std::sync::OnceLock::new(),
     };
     let answered = super::request_scope::REQUEST.scope(scope, async {
-        let answer = match super::auth::shed_load(&app, &request) {
+        let answer = match shed_load(&app, &request) {
             Ok(slot) => {
                 // Content codings here rather than in a layer of their own: one layer less.
                 let answer = tokio::time::timeout(timeout, content_codings(request, next)).await;

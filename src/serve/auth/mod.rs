@@ -8,8 +8,10 @@
 
 pub mod check;
 pub mod keys;
+pub mod slots;
 
 pub use check::{AuthState, Authenticator, Credential, Principal, RateLimiter, Refusal};
+pub use slots::{Slot, take_slot};
 
 use super::middleware::{Caller, RequestId};
 use super::problem::Problem;
@@ -21,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use keys::{KeysFile, Role};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The cookie that keeps a web UI sign-in (the credential itself, HttpOnly and SameSite=Strict).
 pub const SESSION_COOKIE: &str = "mlserve_session";
@@ -337,42 +338,6 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
             .await;
     }
     next.run(request).await
-}
-
-/// A place among the requests in flight for this request, or why it is refused: beyond the
-/// in-flight limit the request gets 503 with Retry-After, so an overloaded server answers fast
-/// instead of queueing until every request times out. Health probes are always answered
-/// (`Ok(None)`). Called by [`super::middleware::request_context`], inside the request's scope.
-pub fn shed_load(app: &App, request: &Request) -> Result<Option<Slot>, String> {
-    let path = request.uri().path();
-    if super::health::is_probe(path) || super::middleware::is_root_liveness(request) {
-        return Ok(None);
-    }
-    take_slot(app).map(Some)
-}
-
-/// A place among the requests in flight, given back when dropped.
-pub struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A place among the `max_concurrent_requests` in flight (shared by every transport), or the
-/// message refusing the request (counted in `mlserve_requests_shed_total`) when there is none.
-pub fn take_slot(app: &App) -> Result<Slot, String> {
-    let limit = app.settings.max_concurrent_requests;
-    let in_flight = app.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
-    let slot = Slot(app.in_flight.clone());
-    if in_flight > limit {
-        metrics::counter!("mlserve_requests_shed_total").increment(1);
-        return Err(format!(
-            "the server is at its limit of {limit} requests in flight (setting max_concurrent_requests)"
-        ));
-    }
-    Ok(slot)
 }
 
 #[cfg(test)]
