@@ -143,7 +143,12 @@ impl Browser {
         let path = self.downloads.path().join(name);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(text) = std::fs::read_to_string(&path) {
+            // Chromium may create the file under its final name before it writes the bytes
+            // (into a `.crdownload` beside it): done once that is gone and the file holds data.
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && !text.is_empty()
+                && !self.download_in_progress()
+            {
                 return text;
             }
             assert!(
@@ -156,6 +161,15 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether Chromium is still writing a download (a `.crdownload` file exists).
+    fn download_in_progress(&self) -> bool {
+        std::fs::read_dir(self.downloads.path()).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".crdownload"))
+        })
     }
 
     /// Ends the session and the driver.
