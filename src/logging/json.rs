@@ -125,8 +125,42 @@ fn write_timestamp(line: &mut Vec<u8>, date: &mut Date, now: SystemTime) {
 
 /// A JSON string, escaped.
 fn push_string(line: &mut Vec<u8>, text: &str) {
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *line, text);
+    line.push(b'"');
+    escape_into(line, text);
+    line.push(b'"');
+}
+
+/// Appends `text` as the inside of a JSON string, escaped as JSON requires (RFC 8259 §7) and as
+/// serde_json writes it: quotes, backslashes and control characters (short forms where JSON has
+/// them); everything else, UTF-8 included, as it is, copied in runs.
+fn escape_into(line: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
+    let mut clean_from = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let short: Option<&[u8]> = match byte {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0x08 => Some(b"\\b"),
+            0x0c => Some(b"\\f"),
+            control if control < 0x20 => None,
+            _ => continue,
+        };
+        line.extend_from_slice(&bytes[clean_from..at]);
+        clean_from = at + 1;
+        match short {
+            Some(escaped) => line.extend_from_slice(escaped),
+            None => {
+                line.extend_from_slice(b"\\u00");
+                line.push(HEX[usize::from(byte >> 4)]);
+                line.push(HEX[usize::from(byte & 0xf)]);
+            }
+        }
+    }
+    line.extend_from_slice(&bytes[clean_from..]);
 }
 
 /// Writes each field as `,"name":value`: numbers and booleans as JSON numbers and booleans
@@ -181,28 +215,12 @@ impl Visit for Fields<'_> {
     }
 }
 
-/// Text written into a JSON string's inside, escaped as JSON requires (RFC 8259 §7): quotes,
-/// backslashes and control characters; everything else, UTF-8 included, as it is.
+/// Formatted text written into a JSON string's inside, escaped ([`escape_into`]).
 struct EscapedText<'a>(&'a mut Vec<u8>);
 
 impl std::fmt::Write for EscapedText<'_> {
     fn write_str(&mut self, text: &str) -> std::fmt::Result {
-        for &byte in text.as_bytes() {
-            match byte {
-                b'"' => self.0.extend_from_slice(b"\\\""),
-                b'\\' => self.0.extend_from_slice(b"\\\\"),
-                b'\n' => self.0.extend_from_slice(b"\\n"),
-                b'\r' => self.0.extend_from_slice(b"\\r"),
-                b'\t' => self.0.extend_from_slice(b"\\t"),
-                control if control < 0x20 => {
-                    const HEX: &[u8; 16] = b"0123456789abcdef";
-                    self.0.extend_from_slice(b"\\u00");
-                    self.0.push(HEX[usize::from(control >> 4)]);
-                    self.0.push(HEX[usize::from(control & 0xf)]);
-                }
-                other => self.0.push(other),
-            }
-        }
+        escape_into(self.0, text);
         Ok(())
     }
 }
@@ -241,6 +259,16 @@ mod tests {
         text.lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn strings_are_escaped_byte_for_byte_as_serde_json_escapes_them() {
+        let every_ascii: String = (0u8..=0x7f).map(char::from).collect();
+        for text in ["", "plain", "é 名 🙂 \u{2028}", every_ascii.as_str()] {
+            let mut ours = Vec::new();
+            push_string(&mut ours, text);
+            assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
     }
 
     #[test]
