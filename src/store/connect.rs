@@ -58,7 +58,27 @@ fn migrations(backend: Backend) -> Vec<Migration> {
         .collect()
 }
 
-/// A pool to the database at `url` with its migrations applied.
+/// The settings of every connection to a SQLite log, the writer's own included.
+pub(super) fn sqlite_pragmas() -> [String; 6] {
+    [
+        // WAL: readers never block the writer. NORMAL: a committed batch survives a crash of
+        // the process (not of the machine), at a fraction of FULL's cost.
+        "PRAGMA journal_mode = WAL".into(),
+        "PRAGMA synchronous = NORMAL".into(),
+        "PRAGMA busy_timeout = 5000".into(),
+        // A checkpoint cuts the write-ahead log back to this, so a burst of writes or deletes
+        // does not leave a file that size behind for good.
+        format!("PRAGMA journal_size_limit = {}", retention::WAL_LIMIT_BYTES),
+        // 2 MiB of page cache per connection: rows and index entries are appended in time
+        // order, so the pages the writer touches (the ends of the indexes) are few, and the
+        // connections cannot hold more than a few MiB.
+        "PRAGMA cache_size = -2048".into(),
+        // No memory map: each connection mapped up to 256 MiB of the file, which stayed
+        // resident as the log grew.
+        "PRAGMA mmap_size = 0".into(),
+    ]
+}
+
 /// What a pool is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Access {
@@ -68,7 +88,6 @@ pub(super) enum Access {
     Read,
 }
 
-/// A pool to the database at `url`; for [`Access::Write`], with its migrations applied.
 /// A pool of PostgreSQL's own driver, for the writer's inserts of typed arrays (which sqlx's
 /// `Any` driver cannot bind): one connection, made when first used, with the same URL and
 /// acquire timeout as the other pool.
@@ -80,6 +99,7 @@ pub(super) fn postgres_writer_pool(url: &str) -> Result<sqlx::PgPool, StoreError
         .connect_lazy_with(options))
 }
 
+/// A pool to the database at `url`; for [`Access::Write`], with its migrations applied.
 pub(super) async fn connect(url: &str, access: Access) -> Result<(AnyPool, Backend), StoreError> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of(url).ok_or_else(|| StoreError::UnsupportedUrl(redact(url)))?;
@@ -115,26 +135,9 @@ pub(super) async fn connect(url: &str, access: Access) -> Result<(AnyPool, Backe
         .after_connect(move |connection, _| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
-                    // WAL: readers never block the writer. NORMAL: a committed batch survives a
-                    // crash of the process (not of the machine), at a fraction of FULL's cost.
-                    connection.execute("PRAGMA journal_mode = WAL").await?;
-                    connection.execute("PRAGMA synchronous = NORMAL").await?;
-                    connection.execute("PRAGMA busy_timeout = 5000").await?;
-                    // A checkpoint cuts the write-ahead log back to this, so a burst of
-                    // writes or deletes does not leave a file that size behind for good.
-                    connection
-                        .execute(Store::sql(format!(
-                            "PRAGMA journal_size_limit = {}",
-                            retention::WAL_LIMIT_BYTES
-                        )))
-                        .await?;
-                    // 2 MiB of page cache per connection: rows and index entries are
-                    // appended in time order, so the pages the writer touches (the ends of
-                    // the indexes) are few, and four connections cannot hold more than 8 MiB.
-                    connection.execute("PRAGMA cache_size = -2048").await?;
-                    // No memory map: each connection mapped up to 256 MiB of the file, which
-                    // stayed resident as the log grew.
-                    connection.execute("PRAGMA mmap_size = 0").await?;
+                    for pragma in sqlite_pragmas() {
+                        connection.execute(Store::sql(pragma)).await?;
+                    }
                 }
                 Ok(())
             })

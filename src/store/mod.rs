@@ -3,7 +3,9 @@
 //!
 //! One code path for both: sqlx's `Any` driver with runtime queries written in the SQL both
 //! understand (`$1` placeholders, `ON CONFLICT`). Only the schema differs (column types), so
-//! each has its own migrations, applied at start. Rows are compact (see [`record`]): numbers
+//! each has its own migrations, applied at start. The writer's inserts, the one statement run
+//! for every prediction, go through each database's own driver instead ([`sqlite_writer`],
+//! PostgreSQL's in [`insert`]). Rows are compact (see [`record`]): numbers
 //! and bytes, read back by the model version's schema stored once in `log_schemas`.
 
 mod connect;
@@ -17,6 +19,7 @@ mod queries;
 pub mod record;
 pub mod residuals;
 pub mod retention;
+mod sqlite_writer;
 mod upgrade;
 mod writer;
 
@@ -162,6 +165,17 @@ impl Store {
             Backend::Sqlite => Ok(None),
             Backend::Postgres => connect::postgres_writer_pool(&self.url).map(Some),
         }
+    }
+
+    /// The path of the SQLite file the log is in; `None` on PostgreSQL and for an in-memory
+    /// database (whose file identity is unknown).
+    pub(super) fn sqlite_file_path(&self) -> Option<std::path::PathBuf> {
+        let opened = self
+            .file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        opened.then(|| connect::sqlite_path(&self.url).into())
     }
 
     /// The connection pool (the current one: a SQLite file that was deleted or replaced gets a

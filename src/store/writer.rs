@@ -6,6 +6,7 @@ use super::insert::{SchemaIds, StoredRow, Version, insert_rows, rows};
 use super::live::LiveCounts;
 use super::policy::InputPolicy;
 use super::record::PredictionRecord;
+use super::sqlite_writer::{SqliteWriteError, SqliteWriter};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -127,7 +128,27 @@ pub(super) fn transient(error: &sqlx::Error) -> bool {
 /// so a database that is down, slow or hung cannot hold the process past its grace period.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
-fn count_dropped(rows: usize, why: &str, error: &sqlx::Error) {
+/// Why a batch was not written: through sqlx (PostgreSQL, an in-memory SQLite database) or
+/// through the writer's own SQLite connection.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Sqlite(#[from] SqliteWriteError),
+}
+
+impl WriteError {
+    /// Whether a later attempt may succeed, so the batch waits rather than being dropped.
+    fn transient(&self) -> bool {
+        match self {
+            WriteError::Database(error) => transient(error),
+            WriteError::Sqlite(error) => error.transient(),
+        }
+    }
+}
+
+fn count_dropped(rows: usize, why: &str, error: &WriteError) {
     tracing::error!(%error, rows, "prediction log: {why}");
     metrics::counter!("mlserve_prediction_log_dropped_total").increment(rows as u64);
 }
@@ -151,7 +172,7 @@ async fn write_with_retry(writer: &mut Writer, batch: &[PredictionRecord]) {
         };
         writer.ids.forget();
         let attempt = backoff.failed();
-        if !transient(&error) && attempt >= 2 {
+        if !error.transient() && attempt >= 2 {
             for record in batch.chunks(1) {
                 if let Err(error) = writer.write(record).await {
                     count_dropped(1, "the database refused a row", &error);
@@ -196,6 +217,9 @@ struct Writer {
     store: Store,
     /// PostgreSQL's own driver, for the inserts (`None` on SQLite).
     postgres: Option<sqlx::PgPool>,
+    /// SQLite's own API, for the inserts into a SQLite file (`None` on PostgreSQL and for an
+    /// in-memory database, which only the pool's connections can reach).
+    sqlite: Option<SqliteWriter>,
     ids: SchemaIds,
     policy: InputPolicy,
     live: Arc<LiveCounts>,
@@ -210,6 +234,9 @@ impl Writer {
             Ok(false) => true,
             Ok(true) => {
                 self.ids.forget();
+                if let Some(sqlite) = &mut self.sqlite {
+                    sqlite.reconnect();
+                }
                 self.live.clear();
                 metrics::counter!("mlserve_prediction_log_reopened_total").increment(1);
                 tracing::error!(
@@ -226,18 +253,19 @@ impl Writer {
     }
 
     /// Writes records in one transaction, and counts what committed in the live metrics.
-    async fn write(&mut self, batch: &[PredictionRecord]) -> Result<(), sqlx::Error> {
+    async fn write(&mut self, batch: &[PredictionRecord]) -> Result<(), WriteError> {
         let versions = self.ids.versions(&self.store, batch, &self.policy).await?;
         let rows = rows(batch, &versions);
-        let inserted = match &self.postgres {
-            Some(pool) => super::insert::insert_rows_postgres(pool, &rows).await?,
-            None => write_batch(&self.store, &rows).await?,
+        let inserted = match (&self.postgres, &mut self.sqlite) {
+            (Some(pool), _) => super::insert::insert_rows_postgres(pool, &rows).await?,
+            (None, Some(sqlite)) => sqlite.write(&rows).await?,
+            (None, None) => write_batch(&self.store, &rows).await?,
         };
         count_written(batch.len(), inserted);
         let logged = if inserted == batch.len() as u64 {
             vec![true; batch.len()]
         } else {
-            self.which_were_logged(batch).await
+            which_were_logged(&self.store, batch).await
         };
         self.live.add(|pending| {
             for ((record, version), logged) in batch.iter().zip(&versions).zip(logged) {
@@ -248,27 +276,26 @@ impl Writer {
         });
         Ok(())
     }
+}
 
-    /// Which records of a batch that met rows already logged under their request id and row
-    /// (a client reusing an `x-request-id`) are the ones in the log, so that the live counts
-    /// count what the log holds. Rare, so one lookup a record; a record that cannot be looked
-    /// up is counted.
-    async fn which_were_logged(&self, batch: &[PredictionRecord]) -> Vec<bool> {
-        let mut logged = Vec::with_capacity(batch.len());
-        for record in batch {
-            let stored = self
-                .store
-                .logged_time(&record.request_id.to_bytes(), record.row_index)
-                .await;
-            logged.push(match stored {
-                Ok(Some((at, latency))) => {
-                    at == record.created_at_ms && latency == i64::from(record.latency_us)
-                }
-                Ok(None) | Err(_) => true,
-            });
-        }
-        logged
+/// Which records of a batch that met rows already logged under their request id and row
+/// (a client reusing an `x-request-id`) are the ones in the log, so that the live counts
+/// count what the log holds. Rare, so one lookup a record; a record that cannot be looked
+/// up is counted.
+async fn which_were_logged(store: &Store, batch: &[PredictionRecord]) -> Vec<bool> {
+    let mut logged = Vec::with_capacity(batch.len());
+    for record in batch {
+        let stored = store
+            .logged_time(&record.request_id.to_bytes(), record.row_index)
+            .await;
+        logged.push(match stored {
+            Ok(Some((at, latency))) => {
+                at == record.created_at_ms && latency == i64::from(record.latency_us)
+            }
+            Ok(None) | Err(_) => true,
+        });
     }
+    logged
 }
 
 /// Adds a committed row to the live counts: drift bins for the features kept as values, and
@@ -342,6 +369,7 @@ pub(super) async fn run_writer(
     let mut writer = Writer {
         store: store.clone(),
         postgres,
+        sqlite: store.sqlite_file_path().map(SqliteWriter::new),
         ids: SchemaIds::default(),
         policy: settings.policy.clone(),
         live: live.clone(),
