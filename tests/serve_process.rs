@@ -317,4 +317,20 @@ fn log_dir_gets_daily_files_of_json_lines() {
         .collect();
     assert_eq!(access.len(), 1, "{text}");
     assert_eq!(access[0]["status"], 200);
+    // The console has every line the file has, byte for byte (each is formatted once for both);
+    // the process has ended, so its stderr reader ends too.
+    let console: Vec<String> = server
+        .start_up_lines
+        .iter()
+        .cloned()
+        .chain(server.log_lines.iter())
+        .collect();
+    let file_lines: Vec<&str> = text.lines().collect();
+    assert!(file_lines.len() >= 3, "{text}");
+    for line in &file_lines {
+        assert!(
+            console.iter().any(|c| c == line),
+            "{line} not on the console"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 //! one line per request: that formatter goes through serde's map machinery and checks every
 //! small piece it writes for UTF-8, which made the access log line cost ~2 µs of a ~24 µs
 //! single-row prediction request. This writes each line into one reused buffer, reformats the
-//! date once a second, and escapes strings with serde_json. Events of crates that log through
+//! date once a second, and escapes strings as serde_json does. Events of crates that log through
 //! the `log` crate keep their own target and level, as there. Spans are not written: the server
 //! opens none (ONNX Runtime's `ort` opens trace-level ones, which only their own events show).
 
@@ -130,34 +130,45 @@ fn push_string(line: &mut Vec<u8>, text: &str) {
     line.push(b'"');
 }
 
-/// Appends `text` as the inside of a JSON string, escaped as JSON requires (RFC 8259 §7) and as
-/// serde_json writes it: quotes, backslashes and control characters (short forms where JSON has
-/// them); everything else, UTF-8 included, as it is, copied in runs.
+/// What JSON writes instead of each byte inside a string (RFC 8259 §7), as serde_json writes
+/// it: 0 the byte itself, `u` a `\u00XX` escape, otherwise the letter after the backslash of a
+/// short escape. A table rather than a `match`: under callgrind the match cost about 3,200
+/// instructions an access log line, the table 2,200.
+const ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = b'u';
+        byte += 1;
+    }
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[0x08] = b'b';
+    table[0x0c] = b'f';
+    table
+};
+
+/// Appends `text` as the inside of a JSON string, escaped by [`ESCAPES`]; everything else,
+/// UTF-8 included, as it is, copied in runs.
 fn escape_into(line: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
     let mut clean_from = 0;
     for (at, &byte) in bytes.iter().enumerate() {
-        let short: Option<&[u8]> = match byte {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            0x08 => Some(b"\\b"),
-            0x0c => Some(b"\\f"),
-            control if control < 0x20 => None,
-            _ => continue,
-        };
+        let escape = ESCAPES[usize::from(byte)];
+        if escape == 0 {
+            continue;
+        }
         line.extend_from_slice(&bytes[clean_from..at]);
         clean_from = at + 1;
-        match short {
-            Some(escaped) => line.extend_from_slice(escaped),
-            None => {
-                line.extend_from_slice(b"\\u00");
-                line.push(HEX[usize::from(byte >> 4)]);
-                line.push(HEX[usize::from(byte & 0xf)]);
-            }
+        if escape == b'u' {
+            let (high, low) = (usize::from(byte >> 4), usize::from(byte & 0xf));
+            line.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[high], HEX[low]]);
+        } else {
+            line.extend_from_slice(&[b'\\', escape]);
         }
     }
     line.extend_from_slice(&bytes[clean_from..]);

@@ -146,6 +146,42 @@ fn filter(level: &str) -> Result<EnvFilter, LoggingError> {
         .map_err(|_| LoggingError::Filter(level.to_string()))
 }
 
+/// A layer writing JSON lines to `writer`, for events at `level` and above.
+fn json_layer<S, W>(writer: W, level: &str) -> Result<Box<dyn Layer<S> + Send + Sync>, LoggingError>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'a> fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    Ok(fmt::layer()
+        .event_format(JsonLines)
+        .with_writer(writer)
+        .with_filter(filter(level)?)
+        .boxed())
+}
+
+/// The console and the file, written the same lines.
+#[derive(Clone)]
+struct Both(BatchedWriter, BatchedWriter);
+
+impl Write for Both {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(bytes)?;
+        self.1.write_all(bytes)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> fmt::MakeWriter<'a> for Both {
+    type Writer = Both;
+    fn make_writer(&'a self) -> Both {
+        self.clone()
+    }
+}
+
 /// Installs the global subscriber: console in `format`, plus JSON files rotated daily in `dir`.
 pub fn init(level: &str, format: LogFormat, dir: Option<&Path>) -> Result<LogGuard, LoggingError> {
     let json = match format {
@@ -154,34 +190,34 @@ pub fn init(level: &str, format: LogFormat, dir: Option<&Path>) -> Result<LogGua
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
     let (console_writer, console_guard) = BatchedWriter::start(std::io::stderr());
-    let console = if json {
-        fmt::layer()
-            .event_format(JsonLines)
-            .with_writer(console_writer)
-            .with_filter(filter(level)?)
-            .boxed()
-    } else {
-        fmt::layer()
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(console_writer)
-            .with_filter(filter(level)?)
-            .boxed()
-    };
-    let (file_layer, file_guard) = match dir {
+    let file = match dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|source| LoggingError::Folder {
                 path: dir.to_path_buf(),
                 source,
             })?;
-            let (writer, guard) =
-                BatchedWriter::start(tracing_appender::rolling::daily(dir, "mlserve.log"));
-            let layer = fmt::layer()
-                .event_format(JsonLines)
-                .with_writer(writer)
-                .with_filter(filter(level)?);
-            (Some(layer), Some(guard))
+            Some(BatchedWriter::start(tracing_appender::rolling::daily(
+                dir,
+                "mlserve.log",
+            )))
         }
-        None => (None, None),
+        None => None,
+    };
+    let (file_writer, file_guard) = file.unzip();
+    let (console, file_layer) = match (json, file_writer) {
+        // Both JSON lines: each line is formatted once and written to both.
+        (true, Some(file_writer)) => (json_layer(Both(console_writer, file_writer), level)?, None),
+        (true, None) => (json_layer(console_writer, level)?, None),
+        (false, file_writer) => (
+            fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(console_writer)
+                .with_filter(filter(level)?)
+                .boxed(),
+            file_writer
+                .map(|writer| json_layer(writer, level))
+                .transpose()?,
+        ),
     };
     // A second init (tests start several servers in one process) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
