@@ -6,7 +6,9 @@
 //! threshold). Numeric features use the training deciles stored in the manifest; categorical
 //! features their training shares; booleans the share of `true`.
 
-use super::record::Raw;
+use super::log_schema::LogSchema;
+use super::policy::Kept;
+use super::record::{Raw, read_raw};
 use crate::data::ColumnKind;
 use crate::model::FeatureSchema;
 use serde::Serialize;
@@ -82,6 +84,117 @@ pub fn bin_of(feature: &FeatureSchema, value: Raw<'_>) -> Option<usize> {
             (index < feature.categories.as_ref()?.len()).then_some(index)
         }
         _ => None,
+    }
+}
+
+/// How a model version's logged inputs are counted in drift bins ([`bin_of`]'s bins),
+/// worked out once per version from its features and the schema its rows are written in, so
+/// that counting a row only decodes its values and finds their bins. (Working it out for every
+/// value cost about 4,100 instructions a logged 30-feature row.)
+#[derive(Debug, Clone, Default)]
+pub struct DriftBins {
+    /// One step per written value, in the order the row holds them.
+    steps: Vec<Step>,
+    /// The number of bins of each feature (0 for a feature without a baseline).
+    sizes: Vec<usize>,
+}
+
+/// One written value: how to read it and, if it is counted, where.
+#[derive(Debug, Clone)]
+struct Step {
+    kind: ColumnKind,
+    categories: usize,
+    /// The feature's place in the counts.
+    feature: usize,
+    counted: Counted,
+}
+
+#[derive(Debug, Clone)]
+enum Counted {
+    /// Read past only: no baseline, or kept as a hash.
+    Not,
+    /// A number, binned by its training histogram's edges.
+    Number(Vec<f64>),
+    /// A boolean: bin 0 false, 1 true.
+    Boolean,
+    /// A category index below this many categories.
+    Category(usize),
+}
+
+impl DriftBins {
+    /// The binning of rows written as `schema` says, by the baselines of `features` (which
+    /// the schema was made from, in the same order). No features: nothing is counted.
+    pub fn of(features: &[FeatureSchema], schema: &LogSchema) -> DriftBins {
+        let mut steps = Vec::with_capacity(features.len());
+        for (feature, (written, logged)) in features.iter().zip(&schema.features).enumerate() {
+            let Some(kind) = logged.kind_as_written() else {
+                continue;
+            };
+            let counted = if logged.kept == Kept::Value {
+                counted_as(written)
+            } else {
+                Counted::Not
+            };
+            steps.push(Step {
+                kind,
+                categories: logged.categories.as_ref().map_or(0, Vec::len),
+                feature,
+                counted,
+            });
+        }
+        DriftBins {
+            steps,
+            sizes: features
+                .iter()
+                .map(|f| expected_shares(f).map_or(0, |e| e.len()))
+                .collect(),
+        }
+    }
+
+    /// Whether no feature is counted (rows are counted as predictions only).
+    pub fn is_empty(&self) -> bool {
+        self.sizes.is_empty()
+    }
+
+    /// Zero counts, one list per feature.
+    pub fn zeros(&self) -> Vec<Vec<i64>> {
+        self.sizes.iter().map(|&n| vec![0; n]).collect()
+    }
+
+    /// Adds the bins of one row's inputs (written as [`super::record`] says) to `counts`
+    /// ([`DriftBins::zeros`]'s shape). Missing values are not counted; bytes that do not
+    /// fit stop the counting there.
+    pub fn count(&self, counts: &mut [Vec<i64>], mut inputs: &[u8]) {
+        for step in &self.steps {
+            let Some(raw) = read_raw(step.kind, step.categories, &mut inputs) else {
+                break;
+            };
+            let bin = match (&step.counted, raw) {
+                (Counted::Number(edges), Raw::Number(v)) => edges.partition_point(|edge| *edge < v),
+                (Counted::Boolean, Raw::Number(v)) => usize::from(v != 0.0),
+                (Counted::Category(n), Raw::Category(index)) if index < *n => index,
+                _ => continue,
+            };
+            if let Some(count) = counts.get_mut(step.feature).and_then(|c| c.get_mut(bin)) {
+                *count += 1;
+            }
+        }
+    }
+}
+
+/// How [`bin_of`] bins a feature's values.
+fn counted_as(feature: &FeatureSchema) -> Counted {
+    match feature.kind {
+        ColumnKind::Number | ColumnKind::Integer => feature
+            .baseline
+            .as_ref()
+            .map_or(Counted::Not, |b| Counted::Number(b.edges.clone())),
+        ColumnKind::Boolean if feature.mean.is_some() => Counted::Boolean,
+        ColumnKind::Categorical => match (&feature.categories, &feature.frequencies) {
+            (Some(categories), Some(_)) => Counted::Category(categories.len()),
+            _ => Counted::Not,
+        },
+        _ => Counted::Not,
     }
 }
 
@@ -194,6 +307,98 @@ mod tests {
         assert_eq!(calm.values, 500);
         let moved = &feature_drift(std::slice::from_ref(&feature), &[shifted], 0.2)[0];
         assert!(moved.psi.unwrap() > 1.0 && moved.drifted, "{moved:?}");
+    }
+
+    #[test]
+    fn rows_are_counted_in_the_bins_bin_of_gives_each_value() {
+        use crate::model::FeatureValue;
+        use crate::store::policy::InputPolicy;
+        use crate::store::record::encode_inputs;
+        let training: Vec<f64> = (0..100).map(f64::from).collect();
+        let mut flag = number("flag", &[]);
+        (flag.kind, flag.mean) = (ColumnKind::Boolean, Some(0.3));
+        let mut plan = number("plan", &[]);
+        plan.kind = ColumnKind::Categorical;
+        plan.categories = Some(vec!["a".into(), "b".into(), "c".into()]);
+        plan.frequencies = Some([("a".into(), 0.5), ("b".into(), 0.5)].into());
+        let mut note = number("note", &[]);
+        note.kind = ColumnKind::String;
+        let mut unbinned = number("unbinned", &[]);
+        unbinned.baseline = None;
+        let mut secret = plan.clone();
+        secret.name = "secret".into();
+        let features = vec![
+            number("x", &training),
+            flag,
+            plan,
+            note,
+            number("dropped", &training),
+            unbinned,
+            secret,
+            number("y", &training),
+        ];
+        let policy = InputPolicy::new(&["dropped".into()], &["secret".into()], "key");
+        let schema = LogSchema::of(&features, &[], &policy);
+        let bins = DriftBins::of(&features, &schema);
+        let rows = [
+            [
+                FeatureValue::Number(42.5),
+                FeatureValue::Number(1.0),
+                FeatureValue::Category("c".into()),
+                FeatureValue::Text("hello".into()),
+                FeatureValue::Number(7.0),
+                FeatureValue::Number(3.0),
+                FeatureValue::Category("b".into()),
+                FeatureValue::Number(99.0),
+            ],
+            [
+                FeatureValue::Missing,
+                FeatureValue::Number(0.0),
+                FeatureValue::Category("a".into()),
+                FeatureValue::Missing,
+                FeatureValue::Missing,
+                FeatureValue::Missing,
+                FeatureValue::Missing,
+                FeatureValue::Number(-5.0),
+            ],
+        ];
+        let mut counts = bins.zeros();
+        for row in &rows {
+            bins.count(&mut counts, &encode_inputs(&features, row, &policy));
+        }
+        // The same counts, value by value through bin_of; the excluded and hashed features
+        // and those without a baseline count nothing.
+        let mut expected: Vec<Vec<i64>> = features
+            .iter()
+            .map(|f| vec![0; expected_shares(f).map_or(0, |e| e.len())])
+            .collect();
+        for row in &rows {
+            for (i, (feature, value)) in features.iter().zip(row).enumerate() {
+                let raw = match value {
+                    FeatureValue::Number(v) => Raw::Number(*v),
+                    FeatureValue::Category(c) => {
+                        let categories = feature.categories.as_ref().unwrap();
+                        Raw::Category(categories.iter().position(|x| x == c).unwrap())
+                    }
+                    _ => Raw::Missing,
+                };
+                if ["dropped", "secret"].contains(&feature.name.as_str()) {
+                    continue;
+                }
+                if let Some(bin) = bin_of(feature, raw) {
+                    expected[i][bin] += 1;
+                }
+            }
+        }
+        assert_eq!(counts, expected);
+        assert_eq!(counts[0].iter().sum::<i64>(), 1, "one x, one missing");
+        assert_eq!(counts[1], vec![1, 1]);
+        assert_eq!(counts[2], vec![1, 0, 1]);
+        assert!(counts[4].iter().all(|&n| n == 0) && counts[5].is_empty());
+        assert!(counts[6].iter().all(|&n| n == 0));
+        assert_eq!(counts[7].iter().sum::<i64>(), 2);
+        // No features: nothing to count in bins.
+        assert!(DriftBins::default().is_empty());
     }
 
     #[test]

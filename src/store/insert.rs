@@ -1,6 +1,7 @@
 //! Inserting rows: the compact rows of a batch, their versions' schemas, and the SQL of each
 //! database.
 
+use super::drift::DriftBins;
 use super::log_schema::LogSchema;
 use super::policy::InputPolicy;
 use super::record::PredictionRecord;
@@ -206,13 +207,13 @@ pub(super) async fn ensure_schema(
     .await
 }
 
-/// A model version as the writer writes it: its schema's id and the schema.
+/// A model version as the writer writes it: its schema's id, and how its inputs are counted.
 #[derive(Debug, Clone)]
 pub(super) struct Version {
     /// Its id in `log_schemas`.
     pub id: i64,
-    /// What its rows hold.
-    pub schema: Arc<LogSchema>,
+    /// How its rows' inputs are counted in drift bins.
+    pub drift: Arc<DriftBins>,
 }
 
 /// The schemas of the model versions the writer has seen, by the address of their loaded
@@ -246,7 +247,7 @@ impl SchemaIds {
         self.versions.retain(|_, (seen, _)| seen.strong_count() > 0);
         let version = Version {
             id,
-            schema: Arc::new(schema),
+            drift: Arc::new(DriftBins::of(&manifest.features, &schema)),
         };
         self.versions
             .insert(key, (Arc::downgrade(model), version.clone()));

@@ -15,13 +15,10 @@
 //! in minutes, up to 48 hours in hours, beyond in days. Erasing a request leaves its counts
 //! (they say nothing about a person); retention deletes buckets older than the log.
 
-use super::log_schema::LogSchema;
-use super::policy::Kept;
+use super::drift::DriftBins;
 use super::queries::{FoundPrediction, Truth};
-use super::record::read_raw;
 use super::residuals::Residuals;
 use super::{Store, StoreError};
-use crate::model::FeatureSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
@@ -172,28 +169,18 @@ impl Pending {
         all
     }
 
-    /// Counts one prediction and the drift bins of its inputs (written as `schema` says, binned
-    /// by the training baselines of `features`; none when `features` is empty).
-    pub fn add_prediction(
-        &mut self,
-        schema_id: i64,
-        at_ms: i64,
-        features: &[FeatureSchema],
-        schema: &LogSchema,
-        inputs: &[u8],
-    ) {
+    /// Counts one prediction and the drift bins of its inputs (binned as `bins` says; none
+    /// when it is empty).
+    pub fn add_prediction(&mut self, schema_id: i64, at_ms: i64, bins: &DriftBins, inputs: &[u8]) {
         let stats = self.minute(schema_id, at_ms);
         stats.predictions += 1;
-        if features.is_empty() {
+        if bins.is_empty() {
             return;
         }
         if stats.bins.is_empty() {
-            stats.bins = features
-                .iter()
-                .map(|f| vec![0; super::drift::expected_shares(f).map_or(0, |e| e.len())])
-                .collect();
+            stats.bins = bins.zeros();
         }
-        count_bins(&mut stats.bins, features, schema, inputs);
+        bins.count(&mut stats.bins, inputs);
     }
 
     /// Counts a predicted value of a model that predicts a number in bin `bin` of the `bins`
@@ -325,31 +312,6 @@ impl LiveCounts {
                 self.add(|unwritten| unwritten.restore(pending));
                 Err(error)
             }
-        }
-    }
-}
-
-/// Adds one to the drift bin of each input of a row, as [`super::drift::bin_of`] places it
-/// (`bins[i]` for `features[i]`); none for a missing value or a feature left out or hashed.
-fn count_bins(
-    bins: &mut [Vec<i64>],
-    features: &[FeatureSchema],
-    schema: &LogSchema,
-    mut inputs: &[u8],
-) {
-    for (counts, (feature, logged)) in bins.iter_mut().zip(features.iter().zip(&schema.features)) {
-        let Some(kind) = logged.kind_as_written() else {
-            continue;
-        };
-        let categories = logged.categories.as_ref().map_or(0, Vec::len);
-        let Some(raw) = read_raw(kind, categories, &mut inputs) else {
-            break;
-        };
-        if logged.kept != Kept::Value {
-            continue;
-        }
-        if let Some(count) = super::drift::bin_of(feature, raw).and_then(|b| counts.get_mut(b)) {
-            *count += 1;
         }
     }
 }

@@ -9,6 +9,7 @@
 //! takes its feature's kind from the version's other rows, so that rows that differ only in
 //! which values are missing share one schema. Everything reads back exactly as it was written.
 
+use super::drift::DriftBins;
 use super::insert::{StoredRow, ensure_schema, insert_rows};
 use super::live::Pending;
 use super::log_schema::{LogFeature, LogSchema};
@@ -211,11 +212,11 @@ async fn move_chunk(
     transaction.commit().await?;
     let mut pending = Pending::default();
     for row in &stored {
+        // Moved rows are counted as predictions; their drift bins are not counted.
         pending.add_prediction(
             row.schema_id,
             row.created_at_ms,
-            &[],
-            &LogSchema::default(),
+            &DriftBins::default(),
             &row.inputs,
         );
     }

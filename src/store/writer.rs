@@ -306,8 +306,7 @@ fn count_live(pending: &mut super::live::Pending, record: &PredictionRecord, ver
     pending.add_prediction(
         version.id,
         record.created_at_ms,
-        &manifest.features,
-        &version.schema,
+        &version.drift,
         record.inputs(),
     );
     let target_bins = manifest
