@@ -89,8 +89,9 @@ pub fn bin_of(feature: &FeatureSchema, value: Raw<'_>) -> Option<usize> {
 
 /// How a model version's logged inputs are counted in drift bins ([`bin_of`]'s bins),
 /// worked out once per version from its features and the schema its rows are written in, so
-/// that counting a row only decodes its values and finds their bins. (Working it out for every
-/// value cost about 4,100 instructions a logged 30-feature row.)
+/// that counting a row only decodes its values and finds their bins: about 3,600 instructions
+/// for a 30-feature row, where looking up each feature's kind, policy and baseline as well
+/// cost about 3,900.
 #[derive(Debug, Clone, Default)]
 pub struct DriftBins {
     /// One step per written value, in the order the row holds them.
