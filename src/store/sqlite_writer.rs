@@ -95,7 +95,7 @@ fn insert_sql(rows: usize) -> String {
 }
 
 /// Rows per insert statement. Many rows to a statement: SQLite opens its cursors on the table
-/// and its two indexes once per statement, and a statement a row cost 6% more instructions a
+/// and its two indexes once per statement, and a statement a row cost 7% more instructions a
 /// logged request than sqlx's 100-row inserts did. Fixed sizes keep the statements few, each
 /// prepared once and then taken from the connection's cache.
 const CHUNKS: [usize; 3] = [100, 10, 1];
@@ -113,8 +113,7 @@ pub(super) enum SqliteWriteError {
 
 impl SqliteWriteError {
     /// Whether a later attempt may succeed: the file is busy or locked, its disk full, read-only,
-    /// missing or failing, or memory ran out (the same kinds [`super::writer::transient`]
-    /// retries through sqlx).
+    /// missing or failing, or memory ran out (the kinds the writer retries through sqlx too).
     pub fn transient(&self) -> bool {
         use rusqlite::ErrorCode::*;
         match self {
