@@ -10,7 +10,7 @@ use super::log_schema::LogSchema;
 use super::policy::Kept;
 use super::record::{Raw, read_raw};
 use crate::data::ColumnKind;
-use crate::model::FeatureSchema;
+use crate::model::{FeatureSchema, Histogram};
 use serde::Serialize;
 
 /// Shares below this count as this, so an empty bin does not make the index infinite.
@@ -71,20 +71,7 @@ pub fn expected_shares(feature: &FeatureSchema) -> Option<Vec<f64>> {
 /// The bin of one logged value among [`expected_shares`]'s bins; `None` for a missing value,
 /// or when the feature has no bins.
 pub fn bin_of(feature: &FeatureSchema, value: Raw<'_>) -> Option<usize> {
-    match (feature.kind, value) {
-        (ColumnKind::Number | ColumnKind::Integer, Raw::Number(v)) => {
-            Some(feature.baseline.as_ref()?.bin(v))
-        }
-        (ColumnKind::Boolean, Raw::Number(v)) => {
-            feature.mean?;
-            Some(usize::from(v != 0.0))
-        }
-        (ColumnKind::Categorical, Raw::Category(index)) => {
-            feature.frequencies.as_ref()?;
-            (index < feature.categories.as_ref()?.len()).then_some(index)
-        }
-        _ => None,
-    }
+    counted_as(feature).bin(value)
 }
 
 /// How a model version's logged inputs are counted in drift bins ([`bin_of`]'s bins),
@@ -114,8 +101,8 @@ struct Step {
 enum Counted {
     /// Read past only: no baseline, or kept as a hash.
     Not,
-    /// A number, binned by its training histogram's edges.
-    Number(Vec<f64>),
+    /// A number, binned by its training histogram.
+    Number(Histogram),
     /// A boolean: bin 0 false, 1 true.
     Boolean,
     /// A category index below this many categories.
@@ -170,11 +157,8 @@ impl DriftBins {
             let Some(raw) = read_raw(step.kind, step.categories, &mut inputs) else {
                 break;
             };
-            let bin = match (&step.counted, raw) {
-                (Counted::Number(edges), Raw::Number(v)) => edges.partition_point(|edge| *edge < v),
-                (Counted::Boolean, Raw::Number(v)) => usize::from(v != 0.0),
-                (Counted::Category(n), Raw::Category(index)) if index < *n => index,
-                _ => continue,
+            let Some(bin) = step.counted.bin(raw) else {
+                continue;
             };
             if let Some(count) = counts.get_mut(step.feature).and_then(|c| c.get_mut(bin)) {
                 *count += 1;
@@ -183,13 +167,26 @@ impl DriftBins {
     }
 }
 
-/// How [`bin_of`] bins a feature's values.
+impl Counted {
+    /// The bin of a value; `None` for a missing value or one not counted.
+    fn bin(&self, value: Raw<'_>) -> Option<usize> {
+        match (self, value) {
+            (Counted::Number(histogram), Raw::Number(v)) => Some(histogram.bin(v)),
+            (Counted::Boolean, Raw::Number(v)) => Some(usize::from(v != 0.0)),
+            (Counted::Category(n), Raw::Category(index)) => (index < *n).then_some(index),
+            _ => None,
+        }
+    }
+}
+
+/// How a feature's values are binned: its training histogram's edges for a number, false and
+/// true for a boolean, the categories of a categorical feature; nothing without a baseline.
 fn counted_as(feature: &FeatureSchema) -> Counted {
     match feature.kind {
         ColumnKind::Number | ColumnKind::Integer => feature
             .baseline
             .as_ref()
-            .map_or(Counted::Not, |b| Counted::Number(b.edges.clone())),
+            .map_or(Counted::Not, |b| Counted::Number(b.clone())),
         ColumnKind::Boolean if feature.mean.is_some() => Counted::Boolean,
         ColumnKind::Categorical => match (&feature.categories, &feature.frequencies) {
             (Some(categories), Some(_)) => Counted::Category(categories.len()),

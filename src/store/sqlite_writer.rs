@@ -5,13 +5,14 @@
 //! the `Any` arguments of a 100-row insert (about 2,600 on the writer task) and converting,
 //! binding and stepping them on its connection thread (about 3,500), a quarter of what the log
 //! cost a request. Here a batch is packed into one buffer, moved to a blocking thread with the
-//! connection, and written with prepared multi-row statements, bound straight from the buffer. Everything else (schemas, live counts, retention, reads) stays on the sqlx pool.
+//! connection, and written with the same multi-row statements as the sqlx path
+//! ([`super::insert::sqlite_insert`]), prepared once and bound straight from the buffer. Everything else (schemas, live counts, retention, reads) stays on the sqlx pool.
 //!
 //! A failure drops the connection (SQLite rolls back and releases its locks when a connection
 //! closes), and the next batch opens a new one: no lock is ever held across a failure.
 
 use super::connect::sqlite_pragmas;
-use super::insert::StoredRow;
+use super::insert::{COLUMNS, StoredRow, sqlite_chunks, sqlite_insert};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -78,27 +79,6 @@ impl PackedRows {
         String::from_utf8_lossy(self.bytes(range))
     }
 }
-
-/// Columns of a row, in the order of [`insert_sql`]'s placeholders.
-const COLUMNS: usize = 10;
-
-/// The insert of `rows` rows. A row whose request id and row index are already logged (a
-/// client reusing an `x-request-id`, or a batch retried after a failed commit) is left out.
-fn insert_sql(rows: usize) -> String {
-    let row = format!("({})", ["?"; COLUMNS].join(", "));
-    format!(
-        "INSERT INTO predictions (request_id, row_index, created_at_ms, schema_id, label, \
-         value, inputs, probabilities, latency_us, key_name) VALUES {} \
-         ON CONFLICT (request_id, row_index) DO NOTHING",
-        vec![row; rows].join(", ")
-    )
-}
-
-/// Rows per insert statement. Many rows to a statement: SQLite opens its cursors on the table
-/// and its two indexes once per statement, and a statement a row cost 7% more instructions a
-/// logged request than sqlx's 100-row inserts did. Fixed sizes keep the statements few, each
-/// prepared once and then taken from the connection's cache.
-const CHUNKS: [usize; 3] = [100, 10, 1];
 
 /// What SQLite's API reports, or the blocking thread ending without an answer.
 #[derive(Debug, thiserror::Error)]
@@ -220,15 +200,8 @@ fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
 fn insert(connection: &mut Connection, rows: &PackedRows) -> rusqlite::Result<u64> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut inserted = 0;
-    let mut rest = &rows.rows[..];
-    while !rest.is_empty() {
-        let size = CHUNKS
-            .into_iter()
-            .find(|&size| size <= rest.len())
-            .unwrap_or(1);
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        let mut statement = transaction.prepare_cached(&insert_sql(size))?;
+    for chunk in sqlite_chunks(&rows.rows) {
+        let mut statement = transaction.prepare_cached(&sqlite_insert(chunk.len()))?;
         for (i, row) in chunk.iter().enumerate() {
             bind_row(&mut statement, i * COLUMNS, rows, row)?;
         }
@@ -311,12 +284,17 @@ mod tests {
         connection
     }
 
-    #[tokio::test]
-    async fn rows_are_written_once_and_read_back_as_packed() {
+    /// A log file with the table, a connection reading it, and a writer of it.
+    fn log_file() -> (tempfile::TempDir, Connection, SqliteWriter) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.db");
         let reader = table(&path);
-        let mut writer = SqliteWriter::new(path);
+        (dir, reader, SqliteWriter::new(path))
+    }
+
+    #[tokio::test]
+    async fn rows_are_written_once_and_read_back_as_packed() {
+        let (_dir, reader, mut writer) = log_file();
         let rows = [row(1, Some("alice")), row(2, None)];
         assert_eq!(writer.write(&rows).await.unwrap(), 2);
         // The same request ids again: nothing new, and the batch does not fail.
@@ -336,10 +314,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_of_any_size_is_cut_into_the_prepared_statements_sizes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.db");
-        let reader = table(&path);
-        let mut writer = SqliteWriter::new(path);
+        let (_dir, reader, mut writer) = log_file();
         // 123 = 100 + 2 x 10 + 3 x 1.
         let rows: Vec<StoredRow<'_>> = (0..123).map(|i| row(i, None)).collect();
         assert_eq!(writer.write(&rows).await.unwrap(), 123);
@@ -369,10 +344,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_writes_nothing_and_holds_no_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.db");
-        let reader = table(&path);
-        let mut writer = SqliteWriter::new(path);
+        let (_dir, reader, mut writer) = log_file();
         assert_eq!(writer.write(&[row(1, None)]).await.unwrap(), 1);
         // A row the table refuses (a NOT NULL column) fails the whole batch, not as transient.
         let mut bad = row(3, None);
