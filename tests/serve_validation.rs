@@ -178,6 +178,27 @@ async fn malformed_bodies_and_wrong_content_types() {
             .contains("not valid JSON"),
         "{problem}"
     );
+    // Bytes that are not UTF-8, in a name and in a value: 400, saying where.
+    for body in [
+        &b"{\"sepal_length\": 5.1, \"sepal_\xffwidth\": 3.5}"[..],
+        &b"{\"sepal_length\": \"5.\xc3\"}"[..],
+    ] {
+        let response = server
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let (status, headers, problem) = common::split(response).await;
+        assert_problem(status, &headers, &problem, 400);
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("not valid JSON") && detail.contains("column"),
+            "{problem}"
+        );
+    }
     let (status, headers, problem) = common::split(send(None, "{}").await.unwrap()).await;
     assert_problem(status, &headers, &problem, 415);
     let (status, headers, problem) =

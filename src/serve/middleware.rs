@@ -16,13 +16,21 @@ use tower::{Layer, ServiceExt};
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id of the current request: the caller's `x-request-id` when it is sane, else a new
-/// time-ordered UUID (version 7).
+/// time-ordered UUID (version 7). An extractor: handlers take it from the request's scope
+/// (empty outside the request context middleware, which every served route passes).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// When the request arrived, for latencies measured by handlers.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestStart(pub Instant);
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        _: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(RequestId(current_request_id().unwrap_or_default()))
+    }
+}
 
 /// Who asked: the API key's or user's name, set by authentication.
 #[derive(Debug, Clone)]
@@ -167,7 +175,7 @@ fn shed_load(app: &super::App, request: &Request) -> Result<Option<Slot>, String
 /// middleware for all of these: each layer a request passes costs it allocations and clones.
 pub async fn request_context(
     State(app): State<super::App>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
@@ -189,10 +197,11 @@ pub async fn request_context(
         .cloned();
     let route = matched.as_ref().map_or("unmatched", |m| m.as_str());
     let in_flight = InFlight::enter();
-    request.extensions_mut().insert(RequestId(id.clone()));
-    request.extensions_mut().insert(RequestStart(started));
+    // The id and arrival time go in the task's scope, not in extensions: each extension
+    // costs the request a hash-table insert, and the first allocates the table.
     let scope = RequestScope {
         id: id.clone(),
+        started,
         answered_by: std::sync::OnceLock::new(),
     };
     let answered = super::request_scope::REQUEST.scope(scope, async {
@@ -226,12 +235,7 @@ pub async fn request_context(
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     drop(in_flight);
-    if let Some(tag) = answered_by
-        && response.extensions().get::<ModelTag>().is_none()
-    {
-        response.extensions_mut().insert(tag);
-    }
-    let tag = response.extensions().get::<ModelTag>();
+    let tag = answered_by.as_ref();
     let seconds = started.elapsed().as_secs_f64();
     super::request_metrics::record(route, &method, response.status(), tag, seconds);
     tracing::info!(

@@ -4,7 +4,7 @@
 //! request pays. A new protocol gets metrics and the log by calling [`predict`]; the web UI's
 //! CSV upload, which streams, gets the same through [`StreamedPredictions`].
 
-use super::middleware::{Caller, RequestId, RequestStart};
+use super::middleware::Caller;
 use super::state::App;
 use crate::model::explain::Cancel;
 use crate::model::{
@@ -135,16 +135,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Asked {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let extensions = &parts.extensions;
+        // Inside the request context (every served route) the scope has both.
+        let (request_id, started) = super::request_scope::current_request()
+            .unwrap_or_else(|| (String::new(), Instant::now()));
         Ok(Asked {
-            request_id: extensions
-                .get::<RequestId>()
-                .map(|id| id.0.clone())
-                .unwrap_or_default(),
-            started: extensions
-                .get::<RequestStart>()
-                .map_or_else(Instant::now, |start| start.0),
-            caller: extensions.get::<Caller>().map(|c| c.0.clone()),
+            request_id,
+            started,
+            caller: parts.extensions.get::<Caller>().map(|c| c.0.clone()),
         })
     }
 }

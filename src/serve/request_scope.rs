@@ -32,6 +32,8 @@ impl ModelTag {
 pub(super) struct RequestScope {
     /// The request id.
     pub(super) id: String,
+    /// When the request arrived, for the latency the prediction log records.
+    pub(super) started: std::time::Instant,
     /// The model that answers, once known.
     pub(super) answered_by: std::sync::OnceLock<ModelTag>,
 }
@@ -46,13 +48,17 @@ pub fn current_request_id() -> Option<String> {
     REQUEST.try_with(|scope| scope.id.clone()).ok()
 }
 
+/// The id and arrival time of the request being answered, inside the request context.
+pub(super) fn current_request() -> Option<(String, std::time::Instant)> {
+    REQUEST
+        .try_with(|scope| (scope.id.clone(), scope.started))
+        .ok()
+}
+
 /// Records the model that answers the current request, for the access log and the request
 /// metrics; the first one recorded wins. Outside a request it does nothing.
 pub fn answered_by(model: &crate::model::LoadedModel) {
     let _ = REQUEST.try_with(|scope| {
-        scope
-            .answered_by
-            .get_or_init(|| ModelTag::of(model))
-            .clone()
+        scope.answered_by.get_or_init(|| ModelTag::of(model));
     });
 }

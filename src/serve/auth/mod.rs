@@ -13,7 +13,7 @@ pub mod slots;
 pub use check::{AuthState, Authenticator, Credential, Principal, RateLimiter, Refusal};
 pub use slots::{Slot, take_slot};
 
-use super::middleware::{Caller, RequestId};
+use super::middleware::Caller;
 use super::problem::Problem;
 use super::state::App;
 use axum::extract::{Request, State};
@@ -309,11 +309,7 @@ pub async fn authorize(State(app): State<App>, mut request: Request, next: Next)
     if access == Access::Open || (access == Access::Metrics && !auth.metrics_auth) {
         return next.run(request).await;
     }
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.0.clone())
-        .unwrap_or_default();
+    let request_id = super::middleware::current_request_id().unwrap_or_default();
     let ui = is_ui_path(&path);
     let ui_target = (ui && request.method() == Method::GET).then_some(path.as_str());
     let principal = match admit(&auth, request.headers(), ui, access, &request_id, &path).await {

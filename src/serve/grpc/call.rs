@@ -54,6 +54,7 @@ where
     } = admitted;
     let scope = RequestScope {
         id: id.clone(),
+        started,
         answered_by: std::sync::OnceLock::new(),
     };
     let asked = Asked {

@@ -14,7 +14,7 @@ use crate::serve::state::App;
 use crate::store::PredictionLog;
 use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -292,7 +292,7 @@ fn batch_failed(error: &dyn std::fmt::Display) -> Response {
 pub async fn batch_upload(
     State(app): State<App>,
     target: ModelRef,
-    Extension(rid): Extension<RequestId>,
+    rid: RequestId,
     asked: Asked,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,

@@ -18,7 +18,7 @@ use crate::serve::body::parse_query;
 use crate::serve::middleware::RequestId;
 use crate::serve::state::App;
 use axum::body::Bytes;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use std::collections::HashMap;
@@ -345,7 +345,7 @@ pub(super) fn error_views(
 pub(super) async fn model_predict(
     State(app): State<App>,
     target: ModelRef,
-    Extension(rid): Extension<RequestId>,
+    rid: RequestId,
     asked: crate::serve::predict::Asked,
     headers: HeaderMap,
     body: Bytes,

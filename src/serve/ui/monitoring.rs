@@ -9,7 +9,7 @@ use crate::model::{HeldOutMetrics, Task};
 use crate::serve::middleware::RequestId;
 use crate::serve::monitoring::{LiveQuality, held_out_of};
 use crate::serve::state::App;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -27,7 +27,7 @@ pub(super) async fn monitoring_page(
     State(app): State<App>,
     target: ModelRef,
     Query(query): Query<WindowQuery>,
-    Extension(rid): Extension<RequestId>,
+    rid: RequestId,
 ) -> Result<Response, PageError> {
     let (catalog, model) = find_model(&app, &target)?;
     let choice = query.window.unwrap_or_else(|| "24h".to_string());

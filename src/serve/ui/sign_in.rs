@@ -9,7 +9,7 @@ use crate::serve::body::parse_query;
 use crate::serve::middleware::RequestId;
 use crate::serve::state::App;
 use axum::body::Bytes;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -50,11 +50,7 @@ pub async fn offer_sign_in(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.0.clone())
-        .unwrap_or_default();
+    let request_id = crate::serve::middleware::current_request_id().unwrap_or_default();
     let response = next.run(request).await;
     let Some(asked) = response.extensions().get::<SignInRequired>().cloned() else {
         return response;
@@ -88,7 +84,7 @@ pub(super) async fn sign_in_form(headers: HeaderMap, Query(query): Query<NextQue
 /// cookie, sent back only to UI pages.
 pub(super) async fn sign_in(
     State(app): State<App>,
-    Extension(rid): Extension<RequestId>,
+    rid: RequestId,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

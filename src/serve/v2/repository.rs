@@ -6,7 +6,7 @@ use crate::serve::protocol_error::error;
 use crate::serve::state::App;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -63,7 +63,7 @@ fn index_request(body: &[u8]) -> Result<bool, String> {
 pub async fn repository_load(
     State(app): State<App>,
     Path(name): Path<String>,
-    Extension(rid): Extension<RequestId>,
+    rid: RequestId,
 ) -> Response {
     let repository = app.repository.clone();
     let target = name.clone();
