@@ -18,24 +18,9 @@ for tool in wrk valgrind callgrind_control callgrind_annotate; do
 done
 cargo build --release --quiet --bin mlserve --example bare_json
 bin="$PWD/target/release/mlserve"
-work="$(mktemp -d)"
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-(cd "$work" && "$bin" train --dataset breast-cancer --algorithm logistic-regression --name breast_cancer --quiet >/dev/null)
-python3 - "$work/models/breast_cancer" "$work/body.json" <<'PY'
-import json, pathlib, sys, tomllib
-version = sorted(p for p in pathlib.Path(sys.argv[1]).iterdir() if p.is_dir())[-1]
-manifest = tomllib.loads((version / "model.toml").read_text())
-json.dump({f["name"]: f["example"] for f in manifest["features"]}, open(sys.argv[2], "w"))
-PY
-cat >"$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$work/body.json"); wrk.body = f:read("*a"); f:close()
-LUA
+source scripts/bench-common.sh
+bench_workspace KILL
+bench_breast_cancer_request "$bin"
 
 # measure NAME URL_PATH READY_CHECK COMMAND... -> prints "NAME requests instructions"
 measure() {

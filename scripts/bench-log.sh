@@ -17,17 +17,9 @@ rounds="${2:-3}"
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 2; }
 cargo build --release --quiet --bin mlserve --example bare_json
 bin="$PWD/target/release/mlserve"
-work="$(mktemp -d)"
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-pg_base="${MLSERVE_TEST_POSTGRES_URL:-$(scripts/test-postgres.sh)}"
-pg_db="mlserve_bench_$$"
-psql -q "$pg_base" -c "CREATE DATABASE $pg_db" >/dev/null
-pg_url="${pg_base%/*}/$pg_db"
-trap 'cleanup; psql -q "$pg_base" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+source scripts/bench-common.sh
+bench_workspace
+bench_postgres_database "mlserve_bench_$$"
 
 # The demo models, trained once.
 (cd "$work" && "$bin" train --dataset breast-cancer --algorithm logistic-regression --name breast_cancer --quiet >/dev/null)

@@ -32,30 +32,10 @@ cpus="$(nproc)"
 server_cpu=$((cpus - 1))
 cargo build --release --quiet --bin mlserve --example bare_json
 bin="$PWD/target/release/mlserve"
-work="$(mktemp -d)"
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-pg_base="${MLSERVE_TEST_POSTGRES_URL:-$(scripts/test-postgres.sh)}"
-pg_db="mlserve_paired_$$"
-psql -q "$pg_base" -c "CREATE DATABASE $pg_db" >/dev/null
-pg_url="${pg_base%/*}/$pg_db"
-trap 'cleanup; psql -q "$pg_base" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-
-(cd "$work" && "$bin" train --dataset breast-cancer --algorithm logistic-regression --name breast_cancer --quiet >/dev/null)
-python3 - "$work/models/breast_cancer" "$work/body.json" <<'PY'
-import json, pathlib, sys, tomllib
-version = sorted(p for p in pathlib.Path(sys.argv[1]).iterdir() if p.is_dir())[-1]
-manifest = tomllib.loads((version / "model.toml").read_text())
-json.dump({f["name"]: f["example"] for f in manifest["features"]}, open(sys.argv[2], "w"))
-PY
-cat >"$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$work/body.json"); wrk.body = f:read("*a"); f:close()
-LUA
+source scripts/bench-common.sh
+bench_workspace
+bench_postgres_database "mlserve_paired_$$"
+bench_breast_cancer_request "$bin"
 
 declare -A port pid path
 start() { # name ready-path command... : started pinned to the server CPU
